@@ -1,0 +1,1 @@
+"""Where data lives and comes from: schema, stores, world loading, generators, feeds."""

@@ -1,0 +1,1 @@
+"""One module per map layer: World/LiveState -> dash-leaflet components and payloads."""

@@ -1,0 +1,1 @@
+"""Pure, vectorised geometry and rules: no I/O, no Dash, no SQL."""
