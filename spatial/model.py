@@ -13,9 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields as dataclass_fields
 from typing import Literal
 
+import hashlib
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 FieldKind = Literal["str", "int", "float", "bool", "datetime", "strlist"]
 
@@ -193,6 +196,17 @@ class World:
         out = {n: len(t) for n, t in self.tables().items()}
         out["active_waybills"] = int((self.waybills["status"] == "active").sum()) if len(self.waybills) else 0
         return out
+
+    def fingerprint(self) -> str:
+        """A short content hash: changes whenever any table changes (used to version layer URLs)."""
+        digest = hashlib.sha1()
+        for name, table in self.tables().items():
+            digest.update(name.encode())
+            attrs = pd.DataFrame(table).drop(columns="geometry", errors="ignore").astype(str)
+            digest.update(pd.util.hash_pandas_object(attrs, index=False).to_numpy().tobytes())
+            if isinstance(table, gpd.GeoDataFrame):
+                digest.update(b"".join(shapely.to_wkb(table.geometry.to_numpy())))
+        return digest.hexdigest()[:12]
 
     @classmethod
     def empty(cls, chemicals: pd.DataFrame | None = None) -> "World":

@@ -1,0 +1,235 @@
+"""`hazmap` command line: the composition root that wires settings, store, world and screen."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from app.settings import Settings
+
+log = logging.getLogger("hazmap")
+
+cli = typer.Typer(help="hazmap — hazardous-chemicals safety command centre.", no_args_is_help=True)
+db_cli = typer.Typer(help="The database: migrations and schema version.", no_args_is_help=True)
+world_cli = typer.Typer(help="The world: build the demo, import, export, count.", no_args_is_help=True)
+jt808_cli = typer.Typer(help="JT/T 808: the BeiDou terminal protocol.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+cli.add_typer(world_cli, name="world")
+cli.add_typer(jt808_cli, name="jt808")
+
+
+class UserError(Exception):
+    """An error the operator can fix; printed without a traceback."""
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    return ctx.find_root().obj
+
+
+@cli.callback()
+def _root(ctx: typer.Context, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if ctx.obj is None:
+        ctx.obj = Settings()
+
+
+def _open_store(settings: Settings, *, upgrade: bool = False):
+    from data.store import Store
+
+    return Store.open(settings.resolved_database_url, upgrade=upgrade)
+
+
+def _load_world(settings: Settings):
+    from data.reference import load_chemicals
+
+    store = _open_store(settings)
+    try:
+        world = store.load_world(chemicals=load_chemicals())
+    finally:
+        store.close()
+    if not len(world.districts):
+        raise UserError("the store holds no world yet: run `hazmap world build` or `hazmap world import DIR`")
+    return world
+
+
+# --- db -----------------------------------------------------------------------------------
+@db_cli.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Create or migrate the database to the schema this hazmap needs."""
+    store = _open_store(_settings(ctx), upgrade=True)
+    typer.echo(f"{store.url}: at revision {store.current_revision()}")
+    store.close()
+
+
+@db_cli.command("status")
+def db_status(ctx: typer.Context) -> None:
+    """Show the database's schema revision against the one hazmap needs."""
+    from data.store import Store
+
+    settings = _settings(ctx)
+    try:
+        store = Store.open(settings.resolved_database_url)
+    except Exception as exc:  # the message says what is behind and how to fix it
+        raise UserError(str(exc)) from exc
+    typer.echo(f"{store.url}: revision {store.current_revision()} (needed {store.head_revision()})")
+    store.close()
+
+
+# --- world --------------------------------------------------------------------------------
+@world_cli.command("build")
+def world_build(
+    ctx: typer.Context,
+    seed: Annotated[int | None, typer.Option(help="seed; same seed, same world")] = None,
+    scale: Annotated[float | None, typer.Option(help="fraction of Ningbo's real counts (0 < F ≤ 1)")] = None,
+) -> None:
+    """Generate the Ningbo demo world and store it (replacing the world there)."""
+    from data.demo_world import build_world
+    from data.reference import load_chemicals
+
+    settings = _settings(ctx)
+    seed = settings.world_seed if seed is None else seed
+    scale = settings.world_scale if scale is None else scale
+    if not 0 < scale <= 1:
+        raise UserError(f"--scale must be in (0, 1], got {scale}")
+    world = build_world(seed=seed, scale=scale, chemicals=load_chemicals())
+    store = _open_store(settings, upgrade=True)
+    try:
+        store.replace_world(world)
+    finally:
+        store.close()
+    typer.echo(json.dumps(world.counts(), ensure_ascii=False))
+
+
+@world_cli.command("export")
+def world_export(ctx: typer.Context, out: Annotated[Path, typer.Option("--out", help="folder to write")]) -> None:
+    """Write the stored world as hazmap's exchange format: one GeoJSON per layer (WGS-84)."""
+    from data.exchange import export_world
+
+    paths = export_world(_load_world(_settings(ctx)), out)
+    typer.echo(f"wrote {len(paths)} files to {out}")
+
+
+@world_cli.command("import")
+def world_import(
+    ctx: typer.Context,
+    source: Annotated[Path, typer.Argument(help="folder of <layer>.geojson / .csv / .xlsx files")],
+    crs: Annotated[str, typer.Option(help="datum of the files: wgs84 or gcj02")] = "wgs84",
+) -> None:
+    """Validate a folder in the exchange format and replace the stored world with it (all or nothing)."""
+    from data.exchange import import_world
+    from data.reference import load_chemicals
+
+    if crs not in ("wgs84", "gcj02"):
+        raise UserError(f"--crs must be wgs84 or gcj02, got {crs!r}")
+    crs_name: Literal["wgs84", "gcj02"] = crs  # type: ignore[assignment]
+    world = import_world(source, crs=crs_name, chemicals=load_chemicals())
+    store = _open_store(_settings(ctx), upgrade=True)
+    try:
+        store.replace_world(world)
+    finally:
+        store.close()
+    typer.echo(json.dumps(world.counts(), ensure_ascii=False))
+
+
+@world_cli.command("stats")
+def world_stats(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Count every layer of the stored world."""
+    store = _open_store(_settings(ctx))
+    try:
+        counts = store.counts()
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps(counts))
+    else:
+        width = max(map(len, counts))
+        for name, n in counts.items():
+            typer.echo(f"{name:<{width}}  {n:>8,}")
+
+
+# --- screen -------------------------------------------------------------------------------
+def _serve(settings: Settings, host: str | None, port: int | None) -> None:
+    from app.webapp import create_app
+
+    world = _load_world(settings)
+    web = create_app(settings, world, world_version=world.fingerprint())
+    host = host or settings.host
+    port = port or settings.port
+    log.info("hazmap at http://%s:%d", host, port)
+    web.run(host=host, port=port, debug=False)
+
+
+@cli.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="listen address")] = None,
+    port: Annotated[int | None, typer.Option(help="listen port")] = None,
+) -> None:
+    """Start the wall-screen app on the stored world."""
+    _serve(_settings(ctx), host, port)
+
+
+@cli.command()
+def demo(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="listen address")] = None,
+    port: Annotated[int | None, typer.Option(help="listen port")] = None,
+) -> None:
+    """Build the demo world if the store has none, then start the app."""
+    settings = _settings(ctx)
+    store = _open_store(settings, upgrade=True)
+    try:
+        empty = store.counts().get("districts", 0) == 0
+    finally:
+        store.close()
+    if empty:
+        log.info("no world in %s: building the demo world (seed %d, scale %g)",
+                 settings.resolved_database_url, settings.world_seed, settings.world_scale)
+        ctx.invoke(world_build, ctx=ctx, seed=None, scale=None)
+    _serve(settings, host, port)
+
+
+@cli.command("settings")
+def show_settings(ctx: typer.Context) -> None:
+    """Print the settings in force (defaults <- hazmap.toml <- HAZMAP_* environment)."""
+    typer.echo(_settings(ctx).model_dump_json(indent=2))
+
+
+# --- jt808 --------------------------------------------------------------------------------
+@jt808_cli.command("decode")
+def jt808_decode(frame_hex: Annotated[str, typer.Argument(help="one frame as hex, spaces allowed")]) -> None:
+    """Decode one JT/T 808 frame and print it as JSON."""
+    from data.feeds.jt808 import Jt808Error, decode_hex
+
+    try:
+        typer.echo(json.dumps(decode_hex(frame_hex), ensure_ascii=False, indent=2))
+    except Jt808Error as exc:
+        raise UserError(f"not a valid JT/T 808 frame: {exc}") from exc
+
+
+def main() -> None:
+    from pydantic import ValidationError
+
+    try:
+        cli(standalone_mode=False)
+    except UserError as exc:
+        typer.echo(f"hazmap: {exc}", err=True)
+        sys.exit(2)
+    except ValidationError as exc:
+        typer.echo(f"hazmap: bad settings (HAZMAP_* environment or hazmap.toml):\n{exc}", err=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except Exception as exc:
+        # Known operator-facing errors carry a clear message of their own.
+        if type(exc).__name__ in {"SchemaBehindError", "StoreError", "ExchangeError"}:
+            typer.echo(f"hazmap: {exc}", err=True)
+            sys.exit(2)
+        raise
