@@ -90,7 +90,7 @@ def world_build(
     scale: Annotated[float | None, typer.Option(help="fraction of Ningbo's real counts (0 < F ≤ 1)")] = None,
 ) -> None:
     """Generate the Ningbo demo world and store it (replacing the world there)."""
-    from data.demo_world import build_world
+    from data.demo import build_world
     from data.reference import load_chemicals
 
     settings = _settings(ctx)
@@ -215,21 +215,22 @@ def jt808_decode(frame_hex: Annotated[str, typer.Argument(help="one frame as hex
 
 
 def main() -> None:
+    import click
     from pydantic import ValidationError
+
+    from data.exchange import ExchangeError
+    from data.store import SchemaBehindError, StoreError
 
     try:
         cli(standalone_mode=False)
-    except UserError as exc:
+    except click.ClickException as exc:  # usage errors: click prints them itself
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (UserError, SchemaBehindError, StoreError, ExchangeError) as exc:
         typer.echo(f"hazmap: {exc}", err=True)
         sys.exit(2)
     except ValidationError as exc:
         typer.echo(f"hazmap: bad settings (HAZMAP_* environment or hazmap.toml):\n{exc}", err=True)
         sys.exit(2)
-    except (typer.Abort, KeyboardInterrupt):
+    except (click.exceptions.Abort, KeyboardInterrupt):
         sys.exit(130)
-    except Exception as exc:
-        # Known operator-facing errors carry a clear message of their own.
-        if type(exc).__name__ in {"SchemaBehindError", "StoreError", "ExchangeError"}:
-            typer.echo(f"hazmap: {exc}", err=True)
-            sys.exit(2)
-        raise
