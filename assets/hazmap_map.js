@@ -1,0 +1,212 @@
+/*
+ * Clientside functions of hazmap's map (dash-leaflet functional props).
+ *
+ * Python passes them as {"variable": "hazmap.map.<name>"}; dash-leaflet calls each with the
+ * GeoJSON component's props as the last argument, so `context.hideout` holds the layer's
+ * classes and draw levels from layers/style.py. Nothing here knows a colour.
+ *
+ * Every feature is drawn on one canvas (preferCanvas): points as circle markers, never
+ * DOM markers. Leaflet's canvas draws, and hit-tests, paths in the order they were added,
+ * so a polygon layer loaded (or switched on) after the points would cover them and take
+ * their clicks. The patch below keeps the canvas's draw list sorted by a draw level set
+ * per feature (areas < lines < points < hazard sources): O(levels) per insertion.
+ */
+(function () {
+    "use strict";
+
+    var hazmap = (window.hazmap = window.hazmap || {});
+    var DEFAULT_LEVEL = 100; // paths hazmap did not create are drawn on top
+
+    // Sizes are set for a 1920x1080 wall; a 3840x2160 wall at the same zoom needs them twice as big.
+    function screenScale() {
+        return Math.max(1, Math.min(window.innerWidth / 1920, window.innerHeight / 1080));
+    }
+
+    function levelOf(layer) {
+        var level = layer.options.hazmapLevel;
+        return typeof level === "number" ? level : DEFAULT_LEVEL;
+    }
+
+    // Insert layer._order into the renderer's draw list: after the last path of the highest
+    // level <= its own (atBack: after the last path of a level strictly below its own).
+    function link(renderer, layer, atBack) {
+        var level = levelOf(layer);
+        var tails = renderer._hazmapTails || (renderer._hazmapTails = {});
+        var after = null;
+        var best = -Infinity;
+        for (var key in tails) {
+            var k = Number(key);
+            if (tails[key] && k > best && (atBack ? k < level : k <= level)) {
+                best = k;
+                after = tails[key];
+            }
+        }
+        var order = (layer._order = {layer: layer, level: level, prev: after, next: after ? after.next : renderer._drawFirst});
+        if (order.prev) { order.prev.next = order; } else { renderer._drawFirst = order; }
+        if (order.next) { order.next.prev = order; } else { renderer._drawLast = order; }
+        if (!atBack || !tails[level]) { tails[level] = order; } // levels stay contiguous: track each one's end
+    }
+
+    function unlink(renderer, layer) {
+        var order = layer._order;
+        if (!order) { return; }
+        var tails = renderer._hazmapTails || {};
+        if (tails[order.level] === order) {
+            tails[order.level] = order.prev && order.prev.level === order.level ? order.prev : null;
+        }
+        if (order.next) { order.next.prev = order.prev; } else { renderer._drawLast = order.prev; }
+        if (order.prev) { order.prev.next = order.next; } else { renderer._drawFirst = order.next; }
+    }
+
+    function patchCanvas(L) {
+        if (L.Canvas.prototype._hazmapLevels) { return; }
+        L.Canvas.include({
+            _hazmapLevels: true,
+            _initPath: function (layer) {
+                this._updateDashArray(layer);
+                this._layers[L.Util.stamp(layer)] = layer;
+                link(this, layer, false);
+            },
+            _removePath: function (layer) {
+                unlink(this, layer);
+                delete layer._order;
+                delete this._layers[L.Util.stamp(layer)];
+                this._requestRedraw(layer);
+            },
+            _bringToFront: function (layer) {
+                if (!layer._order) { return; }
+                unlink(this, layer);
+                link(this, layer, false);
+                this._requestRedraw(layer);
+            },
+            _bringToBack: function (layer) {
+                if (!layer._order) { return; }
+                unlink(this, layer);
+                link(this, layer, true);
+                this._requestRedraw(layer);
+            }
+        });
+        L.Map.addInitHook(function () {
+            hazmap.leafletMap = this; // for the browser tests and for debugging at the wall
+        });
+    }
+
+    if (window.L) {
+        patchCanvas(window.L);
+    } else {
+        console.error("hazmap: Leaflet (window.L) is not loaded before assets/hazmap_map.js");
+    }
+
+    function classStyle(feature, hideout) {
+        var classes = hideout.classes;
+        return classes[feature.properties.k] || classes.other;
+    }
+
+    function geometryKind(feature) {
+        var type = feature.geometry ? feature.geometry.type : "";
+        if (type.indexOf("Point") >= 0) { return "point"; }
+        if (type.indexOf("LineString") >= 0) { return "line"; }
+        return "area";
+    }
+
+    // Path options of one feature. Leaflet's GeoJSON applies the style function to every
+    // feature, circle markers included, so points are styled here too.
+    function featureStyle(feature, context) {
+        var c = classStyle(feature, context.hideout);
+        var scale = screenScale();
+        var kind = geometryKind(feature);
+        if (kind === "point") {
+            return {
+                radius: c.radius * scale, color: c.stroke, weight: c.weight * scale, opacity: 1,
+                fillColor: c.color, fillOpacity: c.fillOpacity, fill: true
+            };
+        }
+        var style = {color: c.color, weight: c.weight * scale, opacity: 0.95, dashArray: c.dashArray || null};
+        if (kind === "line") {
+            style.fill = false;
+        } else {
+            style.fill = true;
+            style.fillColor = c.color;
+            style.fillOpacity = c.fillOpacity;
+        }
+        return style;
+    }
+
+    function pointToLayer(feature, latlng, context) {
+        return L.circleMarker(latlng, featureStyle(feature, context));
+    }
+
+    // Runs once per feature before Leaflet adds it to the map: give every path its draw level.
+    function onEachFeature(feature, layer, context) {
+        var hideout = context.hideout;
+        var level = hideout.levels[geometryKind(feature)];
+        layer.options.hazmapLayer = hideout.layer;
+        if (layer.eachLayer) { // a GeometryCollection becomes a group of paths
+            layer.eachLayer(function (part) { part.options.hazmapLevel = level; });
+        } else {
+            layer.options.hazmapLevel = level;
+        }
+    }
+
+    // --- the base drawn whatever the tiles do --------------------------------------------
+    function landStyle(feature, context) {
+        return {stroke: false, fill: true, fillColor: context.hideout.fill, fillOpacity: 1};
+    }
+
+    function outlineStyle(feature, context) {
+        var h = context.hideout;
+        return {color: h.color, weight: h.weight * screenScale(), opacity: 0.9, fill: false};
+    }
+
+    function baseOnEachFeature(feature, layer, context) {
+        layer.options.hazmapLevel = context.hideout.level;
+        layer.options.hazmapLayer = "base";
+    }
+
+    function escapeHtml(s) {
+        return String(s).replace(/[&<>"']/g, function (ch) {
+            return {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;", "'": "&#39;"}[ch];
+        });
+    }
+
+    // Ten district names: the only DOM markers on the map.
+    function districtLabel(feature, latlng, context) {
+        var p = feature.properties;
+        var name = context.hideout.language === "en" ? p.name_en : p.name;
+        return L.marker(latlng, {
+            icon: L.divIcon({className: "hz-district-label", html: "<span>" + escapeHtml(name) + "</span>", iconSize: null}),
+            interactive: false,
+            keyboard: false
+        });
+    }
+
+    // Clientside callback: give every shown overlay its file URL (once set, kept, so a layer
+    // switched off and on again is not fetched twice). Overlays that start off have none.
+    function loadShownLayers(shownTitles, urls, files, ids) {
+        var shown = {};
+        (shownTitles || []).forEach(function (title) { shown[files.names[title]] = true; });
+        var changed = false;
+        var next = ids.map(function (id, i) {
+            if (!urls[i] && shown[id.name]) {
+                changed = true;
+                return files.urls[id.name];
+            }
+            return window.dash_clientside.no_update;
+        });
+        return changed ? next : window.dash_clientside.no_update;
+    }
+
+    window.dash_clientside = Object.assign({}, window.dash_clientside, {
+        hazmap: {loadShownLayers: loadShownLayers}
+    });
+
+    hazmap.map = {
+        pointToLayer: pointToLayer,
+        featureStyle: featureStyle,
+        onEachFeature: onEachFeature,
+        landStyle: landStyle,
+        outlineStyle: outlineStyle,
+        baseOnEachFeature: baseOnEachFeature,
+        districtLabel: districtLabel
+    };
+})();

@@ -1,0 +1,167 @@
+"""Chinese and English labels of every World field and of the coded values shown on screen."""
+
+from __future__ import annotations
+
+from layers.style import Text, text
+from spatial.model import (
+    CHILD_SPECS,
+    ENTITY_CATEGORIES_LICENSED,
+    ENTITY_CATEGORIES_UNLICENSED,
+    LAYER_SPECS,
+    MONITORING_POINT_KINDS,
+    SENSITIVE_SITE_KINDS,
+)
+
+FIELD_LABELS: dict[str, Text] = {
+    "id": ("编号", "ID"),
+    "name": ("名称", "Name"),
+    "name_en": ("英文名称", "English name"),
+    "adcode": ("行政区划代码", "Admin code"),
+    "district_adcode": ("所在区县", "District"),
+    "park_id": ("所在园区", "Chemical park"),
+    "licensed": ("持证", "Licensed"),
+    "category": ("类别", "Category"),
+    "entity_id": ("所属单位", "Entity"),
+    "people_500m": ("500米内人数", "People within 500 m"),
+    "alpha": ("校正系数α", "Correction factor α"),
+    "s_value": ("S值(Σq/Q)", "S (Σq/Q)"),
+    "r_value": ("R值", "R value"),
+    "grade": ("危险源等级", "Grade"),
+    "hazard_source_id": ("所属危险源", "Hazard source"),
+    "kind": ("类型", "Kind"),
+    "unit": ("单位", "Unit"),
+    "substance_un": ("介质UN号", "Substance UN"),
+    "low_low": ("低低报", "Low-low"),
+    "low": ("低报", "Low"),
+    "high": ("高报", "High"),
+    "high_high": ("高高报", "High-high"),
+    "range_min": ("量程下限", "Range min"),
+    "range_max": ("量程上限", "Range max"),
+    "plate": ("车牌号", "Plate"),
+    "carrier": ("承运单位", "Carrier"),
+    "body": ("车体类型", "Body"),
+    "approved_media": ("核准介质", "Approved media"),
+    "terminal_phone": ("终端号", "Terminal"),
+    "driver": ("驾驶员", "Driver"),
+    "escort": ("押运员", "Escort"),
+    "vehicle_id": ("车辆", "Vehicle"),
+    "status": ("状态", "Status"),
+    "loading_site_id": ("装货地", "Loading site"),
+    "unloading_site_id": ("卸货地", "Unloading site"),
+    "consignor": ("托运人", "Consignor"),
+    "consignee": ("收货人", "Consignee"),
+    "planned_departure": ("计划发车", "Planned departure"),
+    "planned_arrival": ("计划到达", "Planned arrival"),
+    "emergency_phone": ("应急电话", "Emergency phone"),
+    "road_class": ("道路等级", "Road class"),
+    "speed_limit_kmh": ("限速(km/h)", "Speed limit (km/h)"),
+    "capacity": ("车位数", "Capacity"),
+    "road_id": ("所在道路", "Road"),
+    "closed_from": ("限行开始", "Closed from"),
+    "closed_to": ("限行结束", "Closed to"),
+    "barred_classes": ("禁行类别", "Barred classes"),
+    # child tables
+    "un_number": ("UN号", "UN"),
+    "quantity_t": ("数量(吨)", "Quantity (t)"),
+    "seq": ("序号", "No."),
+    "hazard_class": ("危险类别", "Class"),
+    "packing_group": ("包装类别", "Packing group"),
+    "waybill_id": ("运单", "Waybill"),
+    # shown beside the fields
+    "lon_lat": ("经纬度", "Lon, lat"),
+    "chemical_name": ("化学品", "Chemical"),
+}
+
+CHILD_TITLES: dict[str, Text] = {
+    "hazard_source_chemicals": ("存储化学品", "Chemicals held"),
+    "waybill_goods": ("运输货物", "Goods carried"),
+}
+
+VALUE_LABELS: dict[str, dict[str, Text]] = {
+    "category": {
+        "production": ("生产", "Production"),
+        "use": ("使用", "Use"),
+        "trade": ("经营", "Trade"),
+        "transport": ("运输", "Transport"),
+        "disposal": ("处置", "Disposal"),
+        "school": ("学校", "School"),
+        "hospital": ("医院", "Hospital"),
+        "research": ("科研院所", "Research institute"),
+    },
+    "monitoring_kind": {
+        "level": ("液位", "Level"),
+        "temperature": ("温度", "Temperature"),
+        "pressure": ("压力", "Pressure"),
+        "combustible_gas": ("可燃气体", "Combustible gas"),
+        "toxic_gas": ("有毒气体", "Toxic gas"),
+    },
+    "site_kind": {
+        "school": ("学校", "School"),
+        "kindergarten": ("幼儿园", "Kindergarten"),
+        "hospital": ("医院", "Hospital"),
+        "elderly_home": ("养老院", "Elderly home"),
+        "residential": ("居民区", "Residential area"),
+        "water_protection": ("饮用水源保护区", "Drinking-water protection zone"),
+        "government": ("政府机关", "Government"),
+    },
+    "grade": {
+        "1": ("一级", "Grade 1"),
+        "2": ("二级", "Grade 2"),
+        "3": ("三级", "Grade 3"),
+        "4": ("四级", "Grade 4"),
+    },
+    "bool": {"True": ("是", "Yes"), "False": ("否", "No")},
+    "status": {
+        "active": ("在途", "Active"),
+        "planned": ("待发", "Planned"),
+        "done": ("已完成", "Done"),
+        "cancelled": ("已取消", "Cancelled"),
+    },
+    "road_class": {
+        "expressway": ("高速公路", "Expressway"),
+        "arterial": ("干线公路", "Arterial road"),
+        "urban": ("城市道路", "Urban road"),
+    },
+    "body": {"tank": ("罐式", "Tank"), "van": ("厢式", "Van")},
+    "zone_kind": {
+        "city_core": ("城区限时禁行区", "City core (closed at set hours)"),
+        "water_protection": ("饮用水源保护区", "Drinking-water protection zone"),
+        "tunnel": ("隧道", "Tunnel"),
+    },
+}
+
+# Which value vocabulary a (layer, field) uses.
+VALUE_VOCABULARY: dict[tuple[str, str], str] = {
+    ("entities", "category"): "category",
+    ("monitoring_points", "kind"): "monitoring_kind",
+    ("sensitive_sites", "kind"): "site_kind",
+    ("hazard_sources", "grade"): "grade",
+    ("waybills", "status"): "status",
+    ("roads", "road_class"): "road_class",
+    ("vehicles", "body"): "body",
+    ("restricted_zones", "kind"): "zone_kind",
+}
+
+
+def field_label(name: str, language: str) -> str:
+    return text(FIELD_LABELS[name], language) if name in FIELD_LABELS else name
+
+
+def _check_coverage() -> None:
+    """Every field of the World contract has a label and every model vocabulary its values:
+    fails at import, not on the wall, when the contract grows."""
+    names = {f.name for spec in (*LAYER_SPECS.values(), *CHILD_SPECS.values()) for f in spec.fields}
+    missing = sorted(names - FIELD_LABELS.keys())
+    if missing:
+        raise RuntimeError(f"layers.labels: no label for World fields {missing}")
+    for vocabulary, values in (
+        ("category", (*ENTITY_CATEGORIES_LICENSED, *ENTITY_CATEGORIES_UNLICENSED)),
+        ("monitoring_kind", MONITORING_POINT_KINDS),
+        ("site_kind", SENSITIVE_SITE_KINDS),
+    ):
+        unlabelled = sorted(set(values) - VALUE_LABELS[vocabulary].keys())
+        if unlabelled:
+            raise RuntimeError(f"layers.labels: no label for {vocabulary} values {unlabelled}")
+
+
+_check_coverage()
