@@ -2,7 +2,8 @@
 # Runs hazmap's whole test suite on a fresh machine: installs what the tests need (as root,
 # when missing: PostGIS, Chromium, Mosquitto, CJK fonts), creates the virtual environment,
 # starts PostgreSQL and Mosquitto when they are not already running, then runs pytest.
-# Extra arguments go to pytest (./test.sh -k store -x).
+# Extra arguments go to pytest (./test.sh -k store -x). HAZMAP_TEST_OWN_SERVICES=1 ignores
+# services already running and starts throwaway ones (what a machine without them gets).
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -62,7 +63,7 @@ pg_has_postgis() {  # $1 = port
     "select 1 from pg_available_extensions where name='postgis'" 2>/dev/null | grep -q 1
 }
 if [ -z "${HAZMAP_TEST_POSTGRES_URL:-}" ]; then
-  if command -v psql >/dev/null && pg_has_postgis 5432; then
+  if [ -z "${HAZMAP_TEST_OWN_SERVICES:-}" ] && command -v psql >/dev/null && pg_has_postgis 5432; then
     export HAZMAP_TEST_POSTGRES_URL="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
   elif [ -n "${pg_major:-}" ] && [ -x "/usr/lib/postgresql/$pg_major/bin/initdb" ]; then
     bin="/usr/lib/postgresql/$pg_major/bin"
@@ -84,7 +85,7 @@ fi
 
 # --- Mosquitto --------------------------------------------------------------------------
 if [ -z "${HAZMAP_TEST_MQTT_URL:-}" ]; then
-  if port_open 1883; then
+  if [ -z "${HAZMAP_TEST_OWN_SERVICES:-}" ] && port_open 1883; then
     export HAZMAP_TEST_MQTT_URL="mqtt://127.0.0.1:1883"
   elif command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ]; then
     port=$(free_port)

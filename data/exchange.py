@@ -104,6 +104,12 @@ def _positive(v: float) -> bool:
 
 
 # Range checks on single values: (table, field) -> (test, what the value must be).
+def _is_local_clock_time(value: str) -> bool:
+    """'HH:MM' in Asia/Shanghai time; '24:00' closes a window at midnight."""
+    match = re.fullmatch(r"(\d\d):(\d\d)", value)
+    return bool(match) and (int(match[1]), int(match[2])) <= (24, 0) and int(match[2]) < 60
+
+
 VALUE_RULES: dict[tuple[str, str], tuple[Any, str]] = {
     ("hazard_sources", "people_500m"): (_non_negative, "must be ≥ 0"),
     ("hazard_sources", "alpha"): (_positive, "must be > 0"),
@@ -113,6 +119,8 @@ VALUE_RULES: dict[tuple[str, str], tuple[Any, str]] = {
     ("parking_lots", "capacity"): (_non_negative, "must be ≥ 0"),
     ("roads", "speed_limit_kmh"): (_positive, "must be > 0"),
     ("restricted_zones", "speed_limit_kmh"): (_positive, "must be > 0"),
+    ("restricted_zones", "closed_from"): (_is_local_clock_time, "must be a local time HH:MM (00:00-24:00)"),
+    ("restricted_zones", "closed_to"): (_is_local_clock_time, "must be a local time HH:MM (00:00-24:00)"),
     ("hazard_source_chemicals", "quantity_t"): (_non_negative, "must be ≥ 0"),
     ("waybill_goods", "quantity_t"): (_non_negative, "must be ≥ 0"),
 }
