@@ -20,7 +20,9 @@ world_cli = typer.Typer(help="The world: build the demo, import, export, count."
 jt808_cli = typer.Typer(help="JT/T 808: the BeiDou terminal protocol.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(world_cli, name="world")
+bench_cli = typer.Typer(help="Benchmarks: figures against anchors measured in the same run.", no_args_is_help=True)
 cli.add_typer(jt808_cli, name="jt808")
+cli.add_typer(bench_cli, name="bench")
 
 
 class UserError(Exception):
@@ -212,6 +214,51 @@ def jt808_decode(frame_hex: Annotated[str, typer.Argument(help="one frame as hex
         typer.echo(json.dumps(decode_hex(frame_hex), ensure_ascii=False, indent=2))
     except Jt808Error as exc:
         raise UserError(f"not a valid JT/T 808 frame: {exc}") from exc
+
+
+@jt808_cli.command("serve")
+def jt808_serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="listen address")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port for terminals")] = None,
+) -> None:
+    """Run the JT/T 808 gateway: terminals register, authenticate and report; pings go to the store."""
+    from data.feeds.gateway import GatewaySettings, run_gateway
+
+    settings = _settings(ctx)
+    gateway_settings = GatewaySettings(
+        host=host or settings.jt808_host,
+        port=port or settings.jt808_port,
+        stats_port=settings.jt808_stats_port,
+        auth_secret=settings.jt808_auth_secret,
+    )
+    stats = run_gateway(settings.resolved_database_url, gateway_settings)
+    typer.echo(json.dumps(stats, ensure_ascii=False, default=str))
+
+
+@jt808_cli.command("stats")
+def jt808_stats(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Feed health of the running gateway: terminals, reports/s, rejections by reason, queues."""
+    from data.feeds.gateway import fetch_stats, format_stats
+
+    settings = _settings(ctx)
+    try:
+        stats = fetch_stats("127.0.0.1", settings.jt808_stats_port)
+    except OSError as exc:
+        raise UserError(f"no gateway answers on port {settings.jt808_stats_port}: {exc}") from exc
+    typer.echo(json.dumps(stats, ensure_ascii=False, default=str) if as_json else format_stats(stats))
+
+
+@bench_cli.command("ingest")
+def bench_ingest(
+    connections: Annotated[int, typer.Option(help="concurrent terminal connections")] = 2000,
+    reports_per_s: Annotated[float, typer.Option(help="total reports per second")] = 5000.0,
+    duration_s: Annotated[float, typer.Option(help="seconds of load")] = 60.0,
+) -> None:
+    """JT/T 808 ingest: a load generator in its own process against the gateway."""
+    from bench.ingest import run_ingest_bench
+
+    run_ingest_bench(connections=connections, reports_per_s=reports_per_s, duration_s=duration_s)
 
 
 def main() -> None:
