@@ -1,0 +1,156 @@
+"""The shape every rule shares, and what the engine hands it.
+
+A rule module holds a frozen settings dataclass (thresholds with units in their names, the
+regulation that sets each in its comment) and a rule class with
+
+    name: str
+    settings: <the frozen dataclass>
+    initial_state() -> state
+    step(state, batch: RuleBatch, world: RuleWorld) -> (state, list[Event])
+
+`step` must be streaming-correct: feeding the same pings in one batch or one at a time gives
+the same events. The engine guarantees each vehicle's pings reach the rules once, in strictly
+increasing time, after cleaning; a rule keeps whatever it needs from earlier batches in its
+state (per-vehicle arrays indexed by `RuleBatch.slot`, grown with `grow`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import pandas as pd
+
+from spatial.model import Event, World
+
+SEVERITY_HIGHEST, SEVERITY_HIGH, SEVERITY_MEDIUM, SEVERITY_LOW = 1, 2, 3, 4
+
+
+@dataclass(frozen=True)
+class RuleBatch:
+    """Cleaned pings released to the rules in one engine step, sorted by (slot, epoch_ms).
+
+    `slot` is the engine's stable integer for a vehicle: its row in `world.vehicles` for a
+    registered truck, a number past those for an unregistered one. `x`, `y` are EPSG:32651
+    metres. `speed_kmh` is the terminal's speed when it reported one, else derived from the
+    previous released ping of the same vehicle (`speed_derived` marks those; NaN for a
+    vehicle's very first ping). `waybill` is the row in `world.waybills` of the waybill active
+    at that ping (-1 none) and `loaded` whether the truck carries its goods then.
+    """
+
+    slot: np.ndarray  # int64
+    vehicle_id: np.ndarray  # object
+    epoch_ms: np.ndarray  # int64, UTC
+    lon: np.ndarray
+    lat: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    speed_kmh: np.ndarray
+    speed_derived: np.ndarray  # bool
+    heading: np.ndarray
+    alarm: np.ndarray  # uint32, JT/T 808 alarm bits
+    status: np.ndarray  # uint32, JT/T 808 status bits
+    waybill: np.ndarray  # int64
+    loaded: np.ndarray  # bool
+    # Stops the stop stage opened / closed in this step (see spatial/rules/stop.py for columns);
+    # rules about stops (near a sensitive site, parking, washing) read these, not the pings.
+    stops_opened: pd.DataFrame | None = None
+    stops_closed: pd.DataFrame | None = None
+
+    def __len__(self) -> int:
+        return len(self.slot)
+
+    def take(self, index) -> "RuleBatch":
+        """The pings at `index` (a boolean mask or integer positions), order kept; no stops."""
+        return RuleBatch(**{f.name: getattr(self, f.name)[index] for f in fields(self) if f.name in PING_COLUMNS})
+
+    def with_columns(self, **columns) -> "RuleBatch":
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(columns)
+        return RuleBatch(**values)
+
+    @classmethod
+    def empty(cls) -> "RuleBatch":
+        f64 = np.empty(0, "float64")
+        return cls(
+            slot=np.empty(0, "int64"), vehicle_id=np.empty(0, object), epoch_ms=np.empty(0, "int64"),
+            lon=f64, lat=f64, x=f64, y=f64, speed_kmh=f64, speed_derived=np.empty(0, bool), heading=f64,
+            alarm=np.empty(0, "uint32"), status=np.empty(0, "uint32"), waybill=np.empty(0, "int64"),
+            loaded=np.empty(0, bool),
+        )
+
+
+PING_COLUMNS = tuple(f.name for f in fields(RuleBatch) if not f.name.startswith("stops_"))
+
+
+class RuleWorld:
+    """The World as rules need it: metric geometry and lookup arrays, built once and cached.
+
+    Rules build their own indexes with `cached(key, builder)` (e.g. route corridors as cell
+    sets, site buffers in an STRtree) so nothing is built twice and nothing a rule does not use
+    is built at all.
+    """
+
+    def __init__(self, world: World):
+        self.world = world
+        self._cache: dict[str, Any] = {}
+        self.vehicle_ids = pd.Index(world.vehicles["id"].astype(object).to_numpy())
+        if not self.vehicle_ids.is_unique:
+            raise ValueError("world.vehicles has duplicate ids")
+
+    def cached(self, key: str, build: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]
+
+
+class Rule(Protocol):
+    name: str
+    settings: Any
+
+    def initial_state(self) -> Any: ...
+
+    def step(self, state: Any, batch: RuleBatch, world: RuleWorld) -> tuple[Any, list[Event]]: ...
+
+
+def grow(array: np.ndarray, size: int, fill) -> np.ndarray:
+    """`array` extended with `fill` to at least `size` entries (state arrays indexed by slot)."""
+    if len(array) >= size:
+        return array
+    out = np.full(max(size, 2 * len(array)), fill, dtype=array.dtype)
+    out[: len(array)] = array
+    return out
+
+
+def timestamp(epoch_ms: int | np.integer) -> pd.Timestamp:
+    return pd.Timestamp(int(epoch_ms), unit="ms", tz="UTC")
+
+
+def episode_id(rule: str, subject_id: str, start_ms: int | np.integer) -> str:
+    """Deterministic from what defines the episode, so batching cannot change it."""
+    return f"{rule}:{subject_id}:{int(start_ms)}"
+
+
+def make_event(
+    rule: str, subject_id: str, phase: str, start_ms, end_ms, lon: float, lat: float, severity: int, evidence: dict
+) -> Event:
+    return Event(
+        rule=rule,
+        subject_id=str(subject_id),
+        episode_id=episode_id(rule, subject_id, start_ms),
+        phase=phase,  # type: ignore[arg-type]
+        start=timestamp(start_ms),
+        end=None if end_ms is None else timestamp(end_ms),
+        lon=float(lon),
+        lat=float(lat),
+        severity=int(severity),
+        evidence=evidence,
+    )
+
+
+def run_starts(slot: np.ndarray) -> np.ndarray:
+    """Positions where a new vehicle's run begins in a (slot, time)-sorted batch."""
+    if not len(slot):
+        return np.empty(0, "int64")
+    return np.flatnonzero(np.r_[True, slot[1:] != slot[:-1]])
