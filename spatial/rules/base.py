@@ -16,7 +16,7 @@ state (per-vehicle arrays indexed by `RuleBatch.slot`, grown with `grow`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Protocol
 
 import numpy as np
@@ -25,6 +25,35 @@ import pandas as pd
 from spatial.model import Event, World
 
 SEVERITY_HIGHEST, SEVERITY_HIGH, SEVERITY_MEDIUM, SEVERITY_LOW = 1, 2, 3, 4
+
+# Columns of RuleBatch.stops_opened / stops_closed (one row per stop): the vehicle's slot and id,
+# the stop's episode id, its first ping's time, the time of the ping that confirmed it (opened),
+# its last stopped ping's time (closed; -1 while open), its median location (lon/lat and
+# EPSG:32651 x/y), and the waybill row / loaded flag at the confirming ping.
+STOP_COLUMNS = ("slot", "vehicle_id", "episode_id", "start_ms", "confirmed_ms", "end_ms",
+                "lon", "lat", "x", "y", "waybill", "loaded")
+
+
+def setting(default, unit: str, source: str):
+    """A threshold of a rule's frozen settings dataclass, with its unit and what sets it
+    (a regulation, DOMAIN.md, or '(engineering default)'); `hazmap rules settings` lists them."""
+    return field(default=default, metadata={"unit": unit, "source": source})
+
+
+def settings_rows(rule_name: str, settings) -> list[dict]:
+    """Every threshold of a settings dataclass as rows: rule, name, value, unit, source."""
+    return [
+        {"rule": rule_name, "name": f.name, "value": getattr(settings, f.name),
+         "unit": f.metadata.get("unit", ""), "source": f.metadata.get("source", "")}
+        for f in fields(settings)
+    ]
+
+
+def empty_stops() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object if c in ("vehicle_id", "episode_id") else
+                                      ("bool" if c == "loaded" else ("float64" if c in ("lon", "lat", "x", "y")
+                                                                     else "int64")))
+                         for c in STOP_COLUMNS})
 
 
 @dataclass(frozen=True)
