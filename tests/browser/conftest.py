@@ -75,7 +75,9 @@ def live_server(stored_world, tmp_path_factory) -> Iterator[LiveServer]:
         thread.join(timeout=10)
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API runs an asyncio loop in this thread while it lives;
+# stopping it when the browser tests end lets later tests (the gateway's) use asyncio.run.
+@pytest.fixture(scope="package")
 def chromium():
     executable = chromium_path()  # fails under CI=true when Chromium is missing, skips elsewhere
     from playwright.sync_api import sync_playwright
