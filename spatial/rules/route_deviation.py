@@ -1,0 +1,253 @@
+"""Route deviation: a truck on an active waybill that leaves the corridor around its planned route.
+
+Every ping on an active waybill is measured against *its own* waybill's planned route in
+EPSG:32651. A deviation opens once the truck has been farther than `corridor_m` from the
+route for at least `deviation_min_duration_s` and `deviation_min_pings` consecutive pings
+(its start is the first ping outside) and closes at the first ping back within
+`corridor_m - hysteresis_m` (`spatial.rules.episodes.scan_episodes`).
+
+An episode belongs to one waybill: a ping without an active waybill breaks a candidate and
+closes an open deviation (`closed_by="waybill_ended"`), and so does the switch from one
+waybill straight to another (`closed_by="waybill_changed"`; a new candidate may start on
+the new waybill's route at that very ping). Events are `open` (when confirmed) and `close`.
+
+Exactness: `shapely.dwithin` on the prepared metric route only *narrows* — pings surely
+inside the staying bound need no distance — and every remaining ping gets its exact
+`shapely.distance`; the narrowing bound sits a micrometre inside the staying bound, so no
+difference between GEOS's two distance paths can flip a ping on the boundary.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from spatial.crs import geometry_to_metric
+from spatial.model import Event, World
+from spatial.rules.base import (
+    SEVERITY_HIGH,
+    SEVERITY_MEDIUM,
+    RuleBatch,
+    RuleWorld,
+    grow,
+    make_event,
+    run_starts,
+    setting,
+    timestamp,
+)
+from spatial.rules.episodes import MARK_OPEN, EpisodeState, scan_episodes
+
+# The narrowing test stops this far inside the staying bound (see the module docstring).
+NARROWING_MARGIN_M = 1e-6
+
+
+@dataclass(frozen=True)
+class RouteDeviationSettings:
+    # The track must match the waybill's planned route (DOMAIN.md §4, electronic waybill;
+    # art. 48 of the 2019 measures for the classes below).
+    corridor_m: float = setting(500.0, "m", "issue 4 (engineering default): half-width of the route corridor")
+    hysteresis_m: float = setting(
+        100.0, "m", "issue 4 (engineering default): back within corridor_m - hysteresis_m ends a deviation")
+    deviation_min_duration_s: float = setting(120.0, "s", "issue 4 (engineering default)")
+    deviation_min_pings: int = setting(2, "pings", "issue 4 (engineering default)")
+    # Explosives, toxic gas, toxic and radioactive goods must keep to the route approved by
+    # public security (危险货物道路运输安全管理办法 2019 art. 48): leaving it is more serious.
+    approved_route_classes: tuple[str, ...] = setting(
+        ("1", "2.3", "6.1", "7"), "hazard class", "危险货物道路运输安全管理办法 (2019) art. 48")
+
+    def __post_init__(self):
+        if not (np.isfinite(self.corridor_m) and np.isfinite(self.hysteresis_m)
+                and 0 <= self.hysteresis_m < self.corridor_m):
+            raise ValueError(f"route_deviation needs 0 <= hysteresis_m < corridor_m, got hysteresis_m="
+                             f"{self.hysteresis_m!r}, corridor_m={self.corridor_m!r}")
+        if not (np.isfinite(self.deviation_min_duration_s) and self.deviation_min_duration_s >= 0):
+            raise ValueError(f"deviation_min_duration_s must be >= 0, got {self.deviation_min_duration_s!r}")
+        if int(self.deviation_min_pings) != self.deviation_min_pings or self.deviation_min_pings < 1:
+            raise ValueError(f"deviation_min_pings must be a whole number >= 1, got {self.deviation_min_pings!r}")
+
+    @property
+    def stay_m(self) -> float:
+        return self.corridor_m - self.hysteresis_m
+
+
+@dataclass(frozen=True)
+class RouteIndex:
+    """Per row of world.waybills: the planned route in EPSG:32651 (prepared), its id and the
+    severity of leaving it."""
+
+    route: np.ndarray  # shapely LineStrings, metric, prepared
+    waybill_id: np.ndarray  # object
+    severity: np.ndarray  # int64
+
+    @classmethod
+    def build(cls, world: World, approved_route_classes: tuple[str, ...]) -> RouteIndex:
+        waybills = world.waybills
+        geoms = np.asarray(waybills.geometry.to_numpy(), dtype=object) if len(waybills) else np.empty(0, object)
+        missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+        wrong = ~missing & (shapely.get_type_id(geoms) != shapely.GeometryType.LINESTRING)
+        if missing.any() or wrong.any():
+            bad = waybills["id"].to_numpy(dtype=object)[missing | wrong]
+            raise ValueError(f"waybills without a planned route LineString: {', '.join(map(str, bad[:10]))}"
+                             + (" …" if len(bad) > 10 else ""))
+        route = np.asarray(geometry_to_metric(geoms), dtype=object)
+        shapely.prepare(route)
+        ids = waybills["id"].to_numpy(dtype=object)
+        return cls(route, ids, _route_severity(world, ids, approved_route_classes))
+
+
+def _route_severity(world: World, waybill_ids: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
+    """SEVERITY_HIGH for waybills carrying any goods of an approved-route class (a class "1"
+    covers its divisions 1.1D, 1.4S…), SEVERITY_MEDIUM otherwise."""
+    goods = world.waybill_goods
+    severity = np.full(len(waybill_ids), SEVERITY_MEDIUM, "int64")
+    if not len(goods) or not classes:
+        return severity
+    pattern = re.compile("|".join(rf"{re.escape(c)}(?![0-9])" for c in classes))
+    strict = goods["hazard_class"].astype(str).str.match(pattern).to_numpy(bool)
+    strict_ids = pd.Index(goods.loc[strict, "waybill_id"].unique())
+    severity[strict_ids.get_indexer(waybill_ids) >= 0] = SEVERITY_HIGH
+    return severity
+
+
+@dataclass(frozen=True)
+class RouteDeviationState:
+    episodes: EpisodeState = field(default_factory=EpisodeState)
+    last_waybill: np.ndarray = field(default_factory=lambda: np.zeros(0, "int64"))  # per slot, -1 none
+
+
+def _previous(values: np.ndarray, slot: np.ndarray, carried: np.ndarray) -> np.ndarray:
+    """Each row's previous value for the same vehicle; a run's first row takes `carried[slot]`."""
+    prev = np.empty_like(values)
+    prev[1:] = values[:-1]
+    starts = run_starts(slot)
+    prev[starts] = carried[slot[starts]]
+    return prev
+
+
+def _iso(epoch_ms) -> str:
+    return timestamp(epoch_ms).isoformat()
+
+
+def _number(value) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class RouteDeviationRule:
+    settings: RouteDeviationSettings = field(default_factory=RouteDeviationSettings)
+    name: ClassVar[str] = "route_deviation"
+
+    def initial_state(self) -> RouteDeviationState:
+        return RouteDeviationState()
+
+    def routes(self, world: RuleWorld) -> RouteIndex:
+        return world.cached(
+            f"{self.name}:routes:{self.settings.approved_route_classes}",
+            lambda: RouteIndex.build(world.world, self.settings.approved_route_classes))
+
+    def distances(self, batch: RuleBatch, routes: RouteIndex) -> np.ndarray:
+        """Each ping's exact distance (m) to its own waybill's route where it exceeds the staying
+        bound; NaN for pings surely within it and for pings without an active waybill."""
+        distance = np.full(len(batch), np.nan)
+        on_waybill = np.flatnonzero(batch.waybill >= 0)
+        if not len(on_waybill):
+            return distance
+        route = routes.route[batch.waybill[on_waybill]]
+        points = shapely.points(batch.x[on_waybill], batch.y[on_waybill])
+        surely_inside = shapely.dwithin(route, points, self.settings.stay_m - NARROWING_MARGIN_M)
+        far = ~surely_inside
+        distance[on_waybill[far]] = shapely.distance(route[far], points[far])
+        return distance
+
+    def step(self, state: RouteDeviationState, batch: RuleBatch, world: RuleWorld
+             ) -> tuple[RouteDeviationState, list[Event]]:
+        if not len(batch):
+            return state, []
+        s = self.settings
+        routes = self.routes(world)
+        waybill = np.asarray(batch.waybill, "int64")
+        if (waybill >= len(routes.route)).any():
+            raise ValueError(f"RuleBatch.waybill holds row {int(waybill.max())}, world.waybills has "
+                             f"{len(routes.route)} rows")
+        slot = np.asarray(batch.slot, "int64")
+        n_slots = int(slot.max()) + 1
+        last_waybill = grow(state.last_waybill, n_slots, -1)
+        distance = self.distances(batch, routes)
+
+        # A switch from one waybill straight to another ends the episode: a break row (no
+        # waybill) goes in before the first ping of the new waybill.
+        prev = _previous(waybill, slot, last_waybill)
+        switch = np.flatnonzero((waybill >= 0) & (prev >= 0) & (waybill != prev))
+        origin = np.insert(np.arange(len(batch)), switch, switch)  # each row's ping
+        is_break = np.zeros(len(origin), bool)
+        is_break[switch + np.arange(len(switch))] = True
+        row_waybill = np.where(is_break, -1, waybill[origin])
+        row_prev = _previous(row_waybill, slot[origin], last_waybill)
+        row_distance = np.where(is_break, np.nan, distance[origin])
+
+        episodes, marks = scan_episodes(
+            state.episodes, slot[origin], batch.epoch_ms[origin],
+            enter=row_distance > s.corridor_m, stay=row_distance > s.stay_m, value=row_distance,
+            lon=batch.lon[origin], lat=batch.lat[origin],
+            min_duration_ms=round(s.deviation_min_duration_s * 1000), min_pings=int(s.deviation_min_pings),
+        )
+
+        runs_end = np.r_[run_starts(slot)[1:], len(slot)] - 1
+        new_last = last_waybill.copy()
+        new_last[slot[runs_end]] = waybill[runs_end]
+
+        events = []
+        ping = origin[marks.index]
+        # the episode's waybill: the opening ping's, or the last episode ping's for a close
+        episode_waybill = np.where(marks.kind == MARK_OPEN, row_waybill[marks.index], row_prev[marks.index])
+        closing_far = (marks.kind != MARK_OPEN) & (waybill[ping] >= 0) & ~is_break[marks.index]
+        closing_distance = distance[ping].copy()
+        if closing_far.any():  # the closing ping's exact distance, also where narrowing skipped it
+            closing_distance[closing_far] = shapely.distance(
+                routes.route[waybill[ping[closing_far]]],
+                shapely.points(batch.x[ping[closing_far]], batch.y[ping[closing_far]]))
+        for k in range(len(marks)):  # one iteration per event, not per ping
+            wb = int(episode_waybill[k])
+            i = int(ping[k])
+            common = {
+                "waybill_id": str(routes.waybill_id[wb]),
+                "peak_distance_m": float(marks.peak[k]),
+                "corridor_m": float(s.corridor_m),
+                "hysteresis_m": float(s.hysteresis_m),
+                "first_outside": _iso(marks.start_ms[k]),
+                "pings": int(marks.pings[k]),
+            }
+            severity = int(routes.severity[wb])
+            if marks.kind[k] == MARK_OPEN:
+                evidence = {
+                    **common,
+                    "distance_m": float(distance[i]),
+                    "confirmed": _iso(batch.epoch_ms[i]),
+                    "duration_s": (int(batch.epoch_ms[i]) - int(marks.start_ms[k])) / 1000.0,
+                    "min_duration_s": float(s.deviation_min_duration_s),
+                    "min_pings": int(s.deviation_min_pings),
+                }
+                events.append(make_event(self.name, batch.vehicle_id[i], "open", marks.start_ms[k], None,
+                                         batch.lon[i], batch.lat[i], severity, evidence))
+            else:
+                closed_by = ("waybill_changed" if is_break[marks.index[k]]
+                             else "waybill_ended" if waybill[i] < 0 else "back_in_corridor")
+                evidence = {
+                    **common,
+                    "last_outside": _iso(marks.end_ms[k]),
+                    "duration_s": (int(marks.end_ms[k]) - int(marks.start_ms[k])) / 1000.0,
+                    "closed_by": closed_by,
+                    "closed": _iso(batch.epoch_ms[i]),
+                    "closing_distance_m": _number(closing_distance[k]),
+                }
+                events.append(make_event(self.name, batch.vehicle_id[i], "close", marks.start_ms[k],
+                                         marks.end_ms[k], marks.last_lon[k], marks.last_lat[k], severity, evidence))
+        return RouteDeviationState(episodes, new_last), events
+
+
