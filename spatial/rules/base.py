@@ -156,6 +156,38 @@ def timestamp(epoch_ms: int | np.integer) -> pd.Timestamp:
     return pd.Timestamp(int(epoch_ms), unit="ms", tz="UTC")
 
 
+def iso_times(epoch_ms: np.ndarray, tz: str = "UTC") -> np.ndarray:
+    """ISO-8601 strings with the zone's UTC offset ('2026-11-02T21:30:00.000+08:00'), vectorised:
+    the one time format of every event's evidence."""
+    utc = np.asarray(epoch_ms, "int64").astype("datetime64[ms]")
+    if not len(utc):
+        return np.empty(0, dtype=object)
+    local = pd.DatetimeIndex(utc).tz_localize("UTC").tz_convert(tz).tz_localize(None).to_numpy("datetime64[ms]")
+    offsets, which = np.unique((local - utc).astype("int64") // 60_000, return_inverse=True)  # minutes; a few
+    suffix = np.array([f"{'-' if m < 0 else '+'}{abs(m) // 60:02d}:{abs(m) % 60:02d}" for m in offsets.tolist()])
+    return np.char.add(np.datetime_as_string(local, unit="ms").astype(str), suffix[which]).astype(object)
+
+
+def iso_time(epoch_ms: int | np.integer, tz: str = "UTC") -> str:
+    return str(iso_times(np.array([epoch_ms]), tz)[0])
+
+
+def finite_or_none(value) -> float | None:
+    """A number for an event's evidence: None, never NaN, so events compare equal."""
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def previous_in_run(values: np.ndarray, slot: np.ndarray, carried: np.ndarray) -> np.ndarray:
+    """Each row's previous value for the same vehicle in a (slot, time)-sorted batch; a vehicle's
+    first row takes `carried[slot]` (what the state kept from earlier batches)."""
+    prev = np.empty_like(values)
+    prev[1:] = values[:-1]
+    starts = run_starts(slot)
+    prev[starts] = carried[slot[starts]]
+    return prev
+
+
 def episode_id(rule: str, subject_id: str, start_ms: int | np.integer) -> str:
     """Deterministic from what defines the episode, so batching cannot change it."""
     return f"{rule}:{subject_id}:{int(start_ms)}"

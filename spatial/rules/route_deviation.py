@@ -34,11 +34,13 @@ from spatial.rules.base import (
     SEVERITY_MEDIUM,
     RuleBatch,
     RuleWorld,
+    finite_or_none,
     grow,
+    iso_time,
     make_event,
+    previous_in_run,
     run_starts,
     setting,
-    timestamp,
 )
 from spatial.rules.episodes import MARK_OPEN, EpisodeState, scan_episodes
 
@@ -120,22 +122,7 @@ class RouteDeviationState:
     last_waybill: np.ndarray = field(default_factory=lambda: np.zeros(0, "int64"))  # per slot, -1 none
 
 
-def _previous(values: np.ndarray, slot: np.ndarray, carried: np.ndarray) -> np.ndarray:
-    """Each row's previous value for the same vehicle; a run's first row takes `carried[slot]`."""
-    prev = np.empty_like(values)
-    prev[1:] = values[:-1]
-    starts = run_starts(slot)
-    prev[starts] = carried[slot[starts]]
-    return prev
 
-
-def _iso(epoch_ms) -> str:
-    return timestamp(epoch_ms).isoformat()
-
-
-def _number(value) -> float | None:
-    value = float(value)
-    return value if np.isfinite(value) else None
 
 
 @dataclass(frozen=True)
@@ -182,13 +169,13 @@ class RouteDeviationRule:
 
         # A switch from one waybill straight to another ends the episode: a break row (no
         # waybill) goes in before the first ping of the new waybill.
-        prev = _previous(waybill, slot, last_waybill)
+        prev = previous_in_run(waybill, slot, last_waybill)
         switch = np.flatnonzero((waybill >= 0) & (prev >= 0) & (waybill != prev))
         origin = np.insert(np.arange(len(batch)), switch, switch)  # each row's ping
         is_break = np.zeros(len(origin), bool)
         is_break[switch + np.arange(len(switch))] = True
         row_waybill = np.where(is_break, -1, waybill[origin])
-        row_prev = _previous(row_waybill, slot[origin], last_waybill)
+        row_prev = previous_in_run(row_waybill, slot[origin], last_waybill)
         row_distance = np.where(is_break, np.nan, distance[origin])
 
         episodes, marks = scan_episodes(
@@ -220,7 +207,7 @@ class RouteDeviationRule:
                 "peak_distance_m": float(marks.peak[k]),
                 "corridor_m": float(s.corridor_m),
                 "hysteresis_m": float(s.hysteresis_m),
-                "first_outside": _iso(marks.start_ms[k]),
+                "first_outside": iso_time(marks.start_ms[k]),
                 "pings": int(marks.pings[k]),
             }
             severity = int(routes.severity[wb])
@@ -228,7 +215,7 @@ class RouteDeviationRule:
                 evidence = {
                     **common,
                     "distance_m": float(distance[i]),
-                    "confirmed": _iso(batch.epoch_ms[i]),
+                    "confirmed": iso_time(batch.epoch_ms[i]),
                     "duration_s": (int(batch.epoch_ms[i]) - int(marks.start_ms[k])) / 1000.0,
                     "min_duration_s": float(s.deviation_min_duration_s),
                     "min_pings": int(s.deviation_min_pings),
@@ -240,11 +227,11 @@ class RouteDeviationRule:
                              else "waybill_ended" if waybill[i] < 0 else "back_in_corridor")
                 evidence = {
                     **common,
-                    "last_outside": _iso(marks.end_ms[k]),
+                    "last_outside": iso_time(marks.end_ms[k]),
                     "duration_s": (int(marks.end_ms[k]) - int(marks.start_ms[k])) / 1000.0,
                     "closed_by": closed_by,
-                    "closed": _iso(batch.epoch_ms[i]),
-                    "closing_distance_m": _number(closing_distance[k]),
+                    "closed": iso_time(batch.epoch_ms[i]),
+                    "closing_distance_m": finite_or_none(closing_distance[k]),
                 }
                 events.append(make_event(self.name, batch.vehicle_id[i], "close", marks.start_ms[k],
                                          marks.end_ms[k], marks.last_lon[k], marks.last_lat[k], severity, evidence))

@@ -36,9 +36,10 @@ from spatial.rules.base import (
     SEVERITY_MEDIUM,
     RuleBatch,
     RuleWorld,
+    finite_or_none,
+    iso_time,
     make_event,
     setting,
-    timestamp,
 )
 from spatial.rules.episodes import MARK_OPEN, EpisodeState, scan_episodes
 
@@ -158,13 +159,6 @@ class SpeedingState:
     derived: EpisodeState = field(default_factory=EpisodeState)
 
 
-def _iso(epoch_ms) -> str:
-    return timestamp(epoch_ms).isoformat()
-
-
-def _number(value) -> float | None:
-    value = float(value)
-    return value if np.isfinite(value) else None
 
 
 @dataclass(frozen=True)
@@ -222,7 +216,7 @@ class SpeedingRule:
                 "any_speed_derived": bool(derived_marks.peak[k] > 0),
                 "tolerance_kmh": float(s.speed_tolerance_kmh),
                 "hysteresis_kmh": float(s.speeding_hysteresis_kmh),
-                "first_ping": _iso(marks.start_ms[k]),
+                "first_ping": iso_time(marks.start_ms[k]),
                 "pings": int(marks.pings[k]),
             }
             if marks.kind[k] == MARK_OPEN:
@@ -235,7 +229,7 @@ class SpeedingRule:
                     "road_id": None if road[i] < 0 else str(index.road_id[road[i]]),
                     "zone_id": None if zone[i] < 0 else str(index.zone_id[zone[i]]),
                     "speed_derived": bool(batch.speed_derived[i]),
-                    "confirmed": _iso(batch.epoch_ms[i]),
+                    "confirmed": iso_time(batch.epoch_ms[i]),
                     "duration_s": (int(batch.epoch_ms[i]) - int(marks.start_ms[k])) / 1000.0,
                     "min_duration_s": float(s.speeding_min_duration_s),
                     "min_pings": int(s.speeding_min_pings),
@@ -245,10 +239,10 @@ class SpeedingRule:
             else:
                 evidence = {
                     **common,
-                    "last_ping": _iso(marks.end_ms[k]),
+                    "last_ping": iso_time(marks.end_ms[k]),
                     "duration_s": (int(marks.end_ms[k]) - int(marks.start_ms[k])) / 1000.0,
-                    "closed": _iso(batch.epoch_ms[i]),
-                    "closing_speed_kmh": _number(speed[i]),
+                    "closed": iso_time(batch.epoch_ms[i]),
+                    "closing_speed_kmh": finite_or_none(speed[i]),
                     "closing_limit_kmh": float(limit[i]),
                 }
                 events.append(make_event(self.name, batch.vehicle_id[i], "close", marks.start_ms[k], marks.end_ms[k],

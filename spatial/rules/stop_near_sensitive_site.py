@@ -70,6 +70,7 @@ from spatial.rules.base import (
     STOP_COLUMNS,
     RuleBatch,
     RuleWorld,
+    iso_times,
     make_event,
     setting,
 )
@@ -301,16 +302,6 @@ def _stop_frame(stops: pd.DataFrame | None, what: str) -> pd.DataFrame | None:
     return stops.reset_index(drop=True)
 
 
-def _iso_strings(epoch_ms: np.ndarray, tz: str = "UTC") -> np.ndarray:
-    """ISO-8601 strings with the zone's UTC offset ('2026-11-02T21:30:00.000+08:00'), vectorised."""
-    utc = np.asarray(epoch_ms, "int64").astype("datetime64[ms]")
-    if not len(utc):
-        return np.empty(0, dtype=object)
-    local = pd.DatetimeIndex(utc).tz_localize("UTC").tz_convert(tz).tz_localize(None).to_numpy("datetime64[ms]")
-    offsets, which = np.unique((local - utc).astype("int64") // 60_000, return_inverse=True)  # minutes; a few
-    suffix = np.array([f"{'-' if m < 0 else '+'}{abs(m) // 60:02d}:{abs(m) % 60:02d}" for m in offsets.tolist()])
-    return np.char.add(np.datetime_as_string(local, unit="ms").astype(str), suffix[which]).astype(object)
-
 
 class StopNearSensitiveSiteRule:
     """A truck's stop within the radius of a sensitive site (see the module docstring)."""
@@ -343,7 +334,7 @@ class StopNearSensitiveSiteRule:
         if closed is not None and open_now:
             mine = closed[closed["episode_id"].isin(list(open_now))]  # stops that raised an incident
             episodes, end_ms = mine["episode_id"].to_numpy(dtype=object), mine["end_ms"].to_numpy("int64")
-            end_text, end_stamp = _iso_strings(end_ms), pd.to_datetime(end_ms, unit="ms", utc=True)
+            end_text, end_stamp = iso_times(end_ms), pd.to_datetime(end_ms, unit="ms", utc=True)
             for k, stop_episode in enumerate(episodes):  # one turn per closing incident
                 opening = open_now.pop(stop_episode)
                 start_ms = int(opening.start.value // 1_000_000)
@@ -420,9 +411,9 @@ class StopNearSensitiveSiteRule:
         incident = stop_i[np.r_[True, stop_i[1:] != stop_i[:-1]]] if len(stop_i) else np.empty(0, "int64")
         start_text = np.empty(len(stops), dtype=object)
         confirmed_text, confirmed_local = start_text.copy(), start_text.copy()
-        start_text[incident] = _iso_strings(start_ms[incident])
-        confirmed_text[incident] = _iso_strings(confirmed_ms[incident])
-        confirmed_local[incident] = _iso_strings(confirmed_ms[incident], LOCAL_TZ)
+        start_text[incident] = iso_times(start_ms[incident])
+        confirmed_text[incident] = iso_times(confirmed_ms[incident])
+        confirmed_local[incident] = iso_times(confirmed_ms[incident], LOCAL_TZ)
         out = []
         bounds = np.flatnonzero(np.r_[True, stop_i[1:] != stop_i[:-1], True]) if len(stop_i) else []
         for a, b in pairwise(bounds):  # one loop turn per incident

@@ -110,14 +110,14 @@ def summary(events) -> list[tuple]:
         ev = e.evidence
         start = int(e.start.value // 1_000_000)
         assert e.episode_id == f"route_deviation:{e.subject_id}:{start}"
-        assert ev["first_outside"] == e.start.isoformat()
+        assert pd.Timestamp(ev["first_outside"]) == e.start
         if e.phase == "open":
             confirmed = int(pd.Timestamp(ev["confirmed"]).value // 1_000_000)
             assert e.end is None and ev["duration_s"] == (confirmed - start) / 1000
             out.append(("open", e.subject_id, start, confirmed, round(ev["peak_distance_m"], 6), ev["pings"],
                         ev["waybill_id"], round(ev["distance_m"], 6), e.severity))
         else:
-            assert ev["last_outside"] == e.end.isoformat()
+            assert pd.Timestamp(ev["last_outside"]) == e.end
             out.append(("close", e.subject_id, start, int(e.end.value // 1_000_000),
                         round(ev["peak_distance_m"], 6), ev["pings"], ev["waybill_id"], ev["closed_by"],
                         int(pd.Timestamp(ev["closed"]).value // 1_000_000), e.severity))

@@ -127,14 +127,14 @@ def summary(events) -> list[tuple]:
     for e in events:
         ev = e.evidence
         start = int(e.start.value // 1_000_000)
-        assert e.episode_id == f"speeding:{e.subject_id}:{start}" and ev["first_ping"] == e.start.isoformat()
+        assert e.episode_id == f"speeding:{e.subject_id}:{start}" and pd.Timestamp(ev["first_ping"]) == e.start
         common = (round(ev["peak_excess_kmh"], 9), round(ev["peak_speed_kmh"], 9), ev["any_speed_derived"], ev["pings"])
         if e.phase == "open":
             assert e.end is None and ev["excess_kmh"] == ev["speed_kmh"] - ev["limit_kmh"]
             out.append(("open", e.subject_id, start, ms(ev["confirmed"]), *common, round(ev["speed_kmh"], 9),
                         ev["limit_kmh"], ev["limit_source"], ev["road_id"], ev["zone_id"], e.severity))
         else:
-            assert ev["last_ping"] == e.end.isoformat()
+            assert pd.Timestamp(ev["last_ping"]) == e.end
             out.append(("close", e.subject_id, start, int(e.end.value // 1_000_000), *common, ms(ev["closed"]),
                         e.severity))
     return sorted(out, key=repr)
