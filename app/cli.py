@@ -20,6 +20,8 @@ world_cli = typer.Typer(help="The world: build the demo, import, export, count."
 jt808_cli = typer.Typer(help="JT/T 808: the BeiDou terminal protocol.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(world_cli, name="world")
+rules_cli = typer.Typer(help="The rule engine: run it over a track file, list its thresholds.", no_args_is_help=True)
+cli.add_typer(rules_cli, name="rules")
 bench_cli = typer.Typer(help="Benchmarks: figures against anchors measured in the same run.", no_args_is_help=True)
 cli.add_typer(jt808_cli, name="jt808")
 cli.add_typer(bench_cli, name="bench")
@@ -249,6 +251,40 @@ def jt808_stats(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--jso
     typer.echo(json.dumps(stats, ensure_ascii=False, default=str) if as_json else format_stats(stats))
 
 
+@rules_cli.command("run")
+def rules_run(
+    ctx: typer.Context,
+    tracks: Annotated[Path, typer.Option("--tracks", help="CSV or Parquet: vehicle_id, time, lon, lat[, speed_kmh, heading, alarm]")],
+    out: Annotated[Path, typer.Option("--out", help="events file: .csv, .parquet or .jsonl")],
+) -> None:
+    """Run every rule over a track file against the stored world and write the events."""
+    from data.tracks import EVENT_SUFFIXES, read_tracks, write_events
+    from spatial.rules.engine import Engine
+
+    if out.suffix.lower() not in EVENT_SUFFIXES:
+        raise UserError(f"--out must end in one of {', '.join(sorted(EVENT_SUFFIXES))}, got {out.name!r}")
+    pings = read_tracks(tracks)
+    engine = Engine(_load_world(_settings(ctx)))
+    events = engine.run(pings)
+    write_events(events, out)
+    summary = {"pings": len(pings), "released": engine.released_count, "events": len(events),
+               "dropped": engine.drop_counts}
+    typer.echo(json.dumps(summary, ensure_ascii=False))
+
+
+@rules_cli.command("settings")
+def rules_settings(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every threshold of every rule, with its unit and the regulation or default behind it."""
+    from spatial.rules.engine import engine_settings_rows
+
+    rows = engine_settings_rows()
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
+    else:
+        for row in rows:
+            typer.echo(f"{row['rule']}.{row['name']} = {row['value']} {row['unit']}  — {row['source']}")
+
+
 @bench_cli.command("ingest")
 def bench_ingest(
     connections: Annotated[int, typer.Option(help="concurrent terminal connections")] = 2000,
@@ -267,13 +303,14 @@ def main() -> None:
 
     from data.exchange import ExchangeError
     from data.store import SchemaBehindError, StoreError
+    from data.tracks import TrackFileError
 
     try:
         cli(standalone_mode=False)
     except click.ClickException as exc:  # usage errors: click prints them itself
         exc.show()
         sys.exit(exc.exit_code)
-    except (UserError, SchemaBehindError, StoreError, ExchangeError) as exc:
+    except (UserError, SchemaBehindError, StoreError, ExchangeError, TrackFileError) as exc:
         typer.echo(f"hazmap: {exc}", err=True)
         sys.exit(2)
     except ValidationError as exc:

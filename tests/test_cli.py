@@ -91,3 +91,37 @@ def test_full_scale_world_has_ningbos_counts(tmp_path):
     assert stats["monitoring_points"] == 5196
     assert stats["vehicles"] == 3419
     assert stats["active_waybills"] == 3419
+
+
+def test_rules_run_over_a_track_file(tmp_path):
+    """A truck parks 10 minutes on its route, then a bad file is refused with its row and column."""
+    import geopandas as gpd
+    import pandas as pd
+
+    hazmap(tmp_path, "world", "build", "--seed", "5", "--scale", "0.01")
+    hazmap(tmp_path, "world", "export", "--out", "world")
+    waybills = gpd.read_file(tmp_path / "world" / "waybills.geojson")
+    active = waybills[waybills["status"] == "active"].iloc[0]
+    start = pd.Timestamp(active["planned_departure"])
+    lon, lat = active.geometry.coords[0]
+    times = [start + pd.Timedelta(seconds=30 * i) for i in range(25)]  # 12 minutes standing still
+    pd.DataFrame({"vehicle_id": active["vehicle_id"], "time": [t.isoformat() for t in times],
+                  "lon": lon, "lat": lat, "speed_kmh": 0.0}).to_csv(tmp_path / "tracks.csv", index=False)
+    summary = json.loads(hazmap(tmp_path, "rules", "run", "--tracks", "tracks.csv", "--out", "events.jsonl").stdout)
+    assert summary["pings"] == 25 and summary["released"] == 25
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    stops = [e for e in events if e["rule"] == "stop"]
+    assert [e["phase"] for e in stops] == ["open"] and stops[0]["subject_id"] == active["vehicle_id"]
+
+    (tmp_path / "bad.csv").write_text("vehicle_id,time,lon,lat\nVEH-1,2026-11-02T00:00:00Z,121.5,29.8\n"
+                                      "VEH-1,yesterday,121.5,29.8\n")
+    proc = hazmap(tmp_path, "rules", "run", "--tracks", "bad.csv", "--out", "events.csv", ok=False)
+    assert proc.returncode == 2 and "row 3" in proc.stderr and "time" in proc.stderr
+
+
+def test_rules_settings_list_every_threshold_with_unit_and_source(tmp_path):
+    rows = json.loads(hazmap(tmp_path, "rules", "settings", "--json").stdout)
+    names = {f"{r['rule']}.{r['name']}" for r in rows}
+    assert {"route_deviation.corridor_m", "speeding.speed_tolerance_kmh", "stop.stop_max_diameter_m",
+            "cleaning.max_plausible_kmh", "stop_near_sensitive_site.school_radius_m"} <= names
+    assert all(r["source"] for r in rows)

@@ -1,0 +1,290 @@
+"""Track cleaning, the engine's first stage (in the spirit of Traccar's FilterHandler).
+
+Pings arrive in row order. Each is dropped, and counted by reason, when it is
+
+- ``invalid_fix``: the terminal says its fix is not valid (JT/T 808 status bit 1 clear);
+- ``zero_position``: exactly (0, 0), what terminals send without a fix;
+- ``out_of_range``: not a lon/lat at all (NaN, |lat| > 90, |lon| > 180) or outside the service area;
+- ``future``: later than the live wall clock (`now_ms`, when given) by more than `max_future_s`;
+- ``duplicate``: the same vehicle and time as a ping already seen (within `duplicate_memory_s`);
+- ``out_of_order``: older than the engine clock at its arrival minus `reorder_window_s`;
+- ``teleport``: implying a speed above `max_plausible_kmh` from the vehicle's previous kept ping.
+
+The engine clock is the running maximum of the times of the pings that passed the first four
+tests, taken in arrival order. A ping is *held* until its time is at least `reorder_window_s`
+behind the clock, then released to the rules with its vehicle's other held pings, sorted by
+time; `flush` releases everything (the end of a file). Because a ping is late exactly when it
+is older than the clock minus the window, every released ping of a vehicle is later than all
+released before it, so the rules see each vehicle's kept pings once, in time order, whatever
+the batching: feeding the pings in one batch or one at a time releases the same pings with the
+same derived speeds, and counts the same drops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from spatial.crs import to_metric
+from spatial.model import PingBatch
+from spatial.rules.base import RuleBatch, RuleWorld, grow, setting
+
+DROP_REASONS = ("invalid_fix", "zero_position", "out_of_range", "future", "duplicate", "out_of_order", "teleport")
+NO_CLOCK = np.iinfo(np.int64).min
+_MS_PER_S = 1000
+
+
+@dataclass(frozen=True)
+class CleaningSettings:
+    # Traccar's filter.* options play the same roles; the values are hazmap's own.
+    reorder_window_s: float = setting(
+        30.0, "s", "(engineering default) one reporting interval while moving (JT/T 794: ≤ 30 s)")
+    max_future_s: float = setting(
+        300.0, "s", "(engineering default) terminal clock skew tolerated against the live wall clock")
+    max_plausible_kmh: float = setting(
+        250.0, "km/h", "(engineering default) far above any truck; a faster implied jump is a bad fix")
+    duplicate_memory_s: float = setting(
+        600.0, "s", "(engineering default) how far behind the clock a repeated (vehicle, time) is still "
+                    "recognised as a duplicate rather than counted out of order; at least the reorder window")
+    service_min_lon: float = setting(70.0, "deg", "(engineering default) China with a margin, as the exchange format")
+    service_max_lon: float = setting(140.0, "deg", "(engineering default) China with a margin, as the exchange format")
+    service_min_lat: float = setting(0.0, "deg", "(engineering default) China with a margin, as the exchange format")
+    service_max_lat: float = setting(56.0, "deg", "(engineering default) China with a margin, as the exchange format")
+
+    def __post_init__(self) -> None:
+        if not self.reorder_window_s >= 0:
+            raise ValueError(f"reorder_window_s must be >= 0, got {self.reorder_window_s}")
+        if not self.duplicate_memory_s >= self.reorder_window_s:
+            raise ValueError("duplicate_memory_s must be at least reorder_window_s "
+                             f"({self.duplicate_memory_s} < {self.reorder_window_s})")
+        if not self.max_plausible_kmh > 0 or not self.max_future_s >= 0:
+            raise ValueError("max_plausible_kmh must be > 0 and max_future_s >= 0")
+        if not (self.service_min_lon < self.service_max_lon and self.service_min_lat < self.service_max_lat):
+            raise ValueError("the service area box is empty")
+
+    @property
+    def reorder_window_ms(self) -> int:
+        return round(self.reorder_window_s * _MS_PER_S)
+
+    @property
+    def duplicate_memory_ms(self) -> int:
+        return round(self.duplicate_memory_s * _MS_PER_S)
+
+
+# The columns a held ping keeps until release (everything the released batch needs but x/y).
+_HELD_COLUMNS = ("slot", "vehicle_id", "epoch_ms", "lon", "lat", "speed_kmh", "heading", "alarm", "status")
+_HELD_DTYPES = {"slot": "int64", "vehicle_id": object, "epoch_ms": "int64", "lon": "float64", "lat": "float64",
+                "speed_kmh": "float64", "heading": "float64", "alarm": "uint32", "status": "uint32"}
+
+
+def _empty_held() -> dict[str, np.ndarray]:
+    return {c: np.empty(0, _HELD_DTYPES[c]) for c in _HELD_COLUMNS}
+
+
+@dataclass(frozen=True)
+class CleaningState:
+    """Everything cleaning carries between batches; never mutated (each call returns a new one)."""
+
+    clock_ms: int = NO_CLOCK
+    # unregistered vehicles, in order of first arrival: slot = len(world.vehicles) + position
+    extra_ids: pd.Index = field(default_factory=lambda: pd.Index([], dtype=object))
+    # (slot, time) of the pings seen no more than duplicate_memory_s behind the clock
+    seen_slot: np.ndarray = field(default_factory=lambda: np.empty(0, "int64"))
+    seen_ms: np.ndarray = field(default_factory=lambda: np.empty(0, "int64"))
+    held: dict = field(default_factory=_empty_held)
+    # per slot: the vehicle's last kept (released) ping, for teleports and derived speed
+    last_ms: np.ndarray = field(default_factory=lambda: np.empty(0, "int64"))
+    last_x: np.ndarray = field(default_factory=lambda: np.empty(0, "float64"))
+    last_y: np.ndarray = field(default_factory=lambda: np.empty(0, "float64"))
+
+    @property
+    def held_count(self) -> int:
+        return len(self.held["slot"])
+
+
+def initial_state() -> CleaningState:
+    return CleaningState()
+
+
+def zero_counts() -> dict[str, int]:
+    return dict.fromkeys(DROP_REASONS, 0)
+
+
+def slots_for(state: CleaningState, vehicle_ids: np.ndarray, world: RuleWorld) -> tuple[CleaningState, np.ndarray]:
+    """Each vehicle's stable slot: its row in world.vehicles, else one past them given in order
+    of first arrival (new unregistered vehicles are added to the state)."""
+    ids = np.asarray(vehicle_ids, dtype=object)
+    slot = world.vehicle_ids.get_indexer(ids).astype("int64")
+    unknown = slot < 0
+    if not unknown.any():
+        return state, slot
+    extra = state.extra_ids
+    unknown_ids = ids[unknown]
+    new_ids = pd.unique(unknown_ids[extra.get_indexer(unknown_ids) < 0])  # keeps order of first arrival
+    if len(new_ids):
+        extra = extra.append(pd.Index(new_ids, dtype=object))
+        state = _replace(state, extra_ids=extra)
+    slot[unknown] = len(world.vehicle_ids) + extra.get_indexer(unknown_ids)
+    return state, slot
+
+
+def clean(
+    state: CleaningState,
+    batch: PingBatch,
+    world: RuleWorld,
+    now_ms: int | None = None,
+    settings: CleaningSettings = CleaningSettings(),
+) -> tuple[CleaningState, RuleBatch, dict[str, int]]:
+    """Take a batch in arrival order; return the new state, the pings released to the rules
+    (sorted by slot and time) and how many pings were dropped for each reason."""
+    counts = zero_counts()
+    state, slot = slots_for(state, batch.vehicle_id, world)
+    t = np.asarray(batch.epoch_ms, "int64")
+    lon = np.asarray(batch.lon, "float64")
+    lat = np.asarray(batch.lat, "float64")
+
+    # 1. validity of the fix itself: each ping on its own, earliest reason wins
+    reason = np.full(len(batch), -1, "int8")
+    _mark(reason, (np.asarray(batch.status, "uint32") & PingBatch.STATUS_FIX_VALID) == 0, "invalid_fix")
+    _mark(reason, (lon == 0.0) & (lat == 0.0), "zero_position")
+    with np.errstate(invalid="ignore"):
+        off_earth = ~((np.abs(lat) <= 90.0) & (np.abs(lon) <= 180.0))  # NaN lands here too
+        outside = ~((lon >= settings.service_min_lon) & (lon <= settings.service_max_lon)
+                    & (lat >= settings.service_min_lat) & (lat <= settings.service_max_lat))
+    _mark(reason, off_earth | outside, "out_of_range")
+    if now_ms is not None:
+        _mark(reason, t > int(now_ms) + round(settings.max_future_s * _MS_PER_S), "future")
+    valid = reason < 0
+
+    # 2. the clock at each arrival: running max over valid pings, carried from earlier batches
+    clock_at = np.maximum.accumulate(np.where(valid, t, NO_CLOCK))
+    clock_at = np.maximum(clock_at, state.clock_ms)
+    clock_end = int(clock_at[-1]) if len(clock_at) else state.clock_ms
+
+    # 3. duplicates: a (slot, time) seen before, in memory or earlier in this batch. Only pings
+    #    within duplicate_memory_s of the clock are checked (and remembered), so the answer
+    #    does not depend on what an earlier batch boundary let the memory forget.
+    memory_from = _minus(clock_at, settings.duplicate_memory_ms)
+    recent = valid & (t >= memory_from)
+    n_seen = len(state.seen_slot)
+    key_slot = np.concatenate([state.seen_slot, slot[recent]])
+    key_ms = np.concatenate([state.seen_ms, t[recent]])
+    # sorted by (slot, time, position): a key equal to its predecessor repeats an earlier one
+    by_key = np.lexsort((np.arange(len(key_slot)), key_ms, key_slot))
+    sorted_slot, sorted_ms = key_slot[by_key], key_ms[by_key]
+    repeat_sorted = np.r_[False, (sorted_slot[1:] == sorted_slot[:-1]) & (sorted_ms[1:] == sorted_ms[:-1])]
+    repeat = np.empty(len(key_slot), bool)
+    repeat[by_key] = repeat_sorted
+    repeated = np.zeros(len(batch), bool)
+    repeated[recent] = repeat[n_seen:]
+    _mark(reason, repeated, "duplicate")
+
+    # 4. late: older than the clock (before this ping) minus the reorder window
+    late = valid & (t < _minus(clock_at, settings.reorder_window_ms))
+    _mark(reason, late, "out_of_order")
+    for code, name in enumerate(DROP_REASONS):
+        counts[name] = int(np.count_nonzero(reason == code))
+
+    remembered = ~repeat_sorted & (sorted_ms >= _minus(clock_end, settings.duplicate_memory_ms))
+    accepted = reason < 0
+    incoming = {
+        "slot": slot[accepted], "vehicle_id": np.asarray(batch.vehicle_id, object)[accepted], "epoch_ms": t[accepted],
+        "lon": lon[accepted], "lat": lat[accepted], "speed_kmh": np.asarray(batch.speed_kmh, "float64")[accepted],
+        "heading": np.asarray(batch.heading, "float64")[accepted], "alarm": np.asarray(batch.alarm, "uint32")[accepted],
+        "status": np.asarray(batch.status, "uint32")[accepted],
+    }
+    held = {c: np.concatenate([state.held[c], incoming[c]]) for c in _HELD_COLUMNS}
+    due = held["epoch_ms"] <= _minus(clock_end, settings.reorder_window_ms)
+    state = _replace(state, clock_ms=clock_end, seen_slot=sorted_slot[remembered],
+                     seen_ms=sorted_ms[remembered], held={c: v[~due] for c, v in held.items()})
+    state, released, teleports = _release(state, {c: v[due] for c, v in held.items()}, settings)
+    counts["teleport"] = teleports
+    return state, released, counts
+
+
+def flush(
+    state: CleaningState, world: RuleWorld, settings: CleaningSettings = CleaningSettings()
+) -> tuple[CleaningState, RuleBatch, dict[str, int]]:
+    """Release every held ping (the end of a file, or a shutdown)."""
+    held = state.held
+    state = _replace(state, held=_empty_held())
+    state, released, teleports = _release(state, held, settings)
+    counts = zero_counts()
+    counts["teleport"] = teleports
+    return state, released, counts
+
+
+def _mark(reason: np.ndarray, mask: np.ndarray, name: str) -> None:
+    """Give `name` to the pings in `mask` that have no reason yet (the first test failed wins)."""
+    reason[mask & (reason < 0)] = DROP_REASONS.index(name)
+
+
+def _minus(clock, window_ms: int):
+    """clock - window without wrapping below the NO_CLOCK sentinel."""
+    clock = np.asarray(clock, "int64")
+    out = np.where(clock == NO_CLOCK, NO_CLOCK, clock - window_ms)
+    return out if out.ndim else int(out)
+
+
+def _replace(state: CleaningState, **changes) -> CleaningState:
+    values = {f: getattr(state, f) for f in state.__dataclass_fields__}
+    values.update(changes)
+    return CleaningState(**values)
+
+
+def _release(
+    state: CleaningState, due: dict[str, np.ndarray], settings: CleaningSettings
+) -> tuple[CleaningState, RuleBatch, int]:
+    """Sort the due pings by (slot, time), drop teleports, derive speeds, project to metres."""
+    if not len(due["slot"]):
+        return state, RuleBatch.empty(), 0
+    order = np.lexsort((due["epoch_ms"], due["slot"]))
+    due = {c: v[order] for c, v in due.items()}
+    x, y = (np.asarray(a, "float64") for a in to_metric(due["lon"], due["lat"]))
+    n_slots = int(due["slot"].max()) + 1
+    last_ms = grow(state.last_ms, n_slots, NO_CLOCK).copy()
+    last_x = grow(state.last_x, n_slots, np.nan).copy()
+    last_y = grow(state.last_y, n_slots, np.nan).copy()
+    keep, derived = _teleport_scan(due["slot"], due["epoch_ms"], x, y, float(settings.max_plausible_kmh),
+                                   last_ms, last_x, last_y)
+    state = _replace(state, last_ms=last_ms, last_x=last_x, last_y=last_y)
+    reported = due["speed_kmh"][keep]
+    n = int(keep.sum())
+    batch = RuleBatch(
+        slot=due["slot"][keep], vehicle_id=due["vehicle_id"][keep], epoch_ms=due["epoch_ms"][keep],
+        lon=due["lon"][keep], lat=due["lat"][keep], x=x[keep], y=y[keep],
+        speed_kmh=np.where(np.isnan(reported), derived[keep], reported), speed_derived=np.isnan(reported),
+        heading=due["heading"][keep], alarm=due["alarm"][keep], status=due["status"][keep],
+        waybill=np.full(n, -1, "int64"), loaded=np.zeros(n, bool),
+    )
+    return state, batch, len(keep) - n
+
+
+@njit(cache=True, nogil=True)
+def _teleport_scan(slot, t, x, y, max_kmh, last_ms, last_x, last_y):  # pragma: no cover - numba
+    """Per vehicle, in time order: drop a ping whose implied speed from the previous kept ping
+    exceeds max_kmh; derive the speed (km/h) of every kept ping from its predecessor."""
+    n = slot.shape[0]
+    keep = np.ones(n, np.bool_)
+    derived = np.full(n, np.nan)
+    no_clock = np.iinfo(np.int64).min
+    for i in range(n):
+        s = slot[i]
+        if last_ms[s] != no_clock:
+            dt_ms = t[i] - last_ms[s]
+            dist_m = np.hypot(x[i] - last_x[s], y[i] - last_y[s])
+            if dt_ms > 0:
+                kmh = dist_m / dt_ms * 3600.0  # m/ms -> km/h
+            else:
+                kmh = np.inf
+            if kmh > max_kmh:
+                keep[i] = False
+                continue
+            derived[i] = kmh
+        last_ms[s] = t[i]
+        last_x[s] = x[i]
+        last_y[s] = y[i]
+    return keep, derived

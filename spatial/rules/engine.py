@@ -1,0 +1,233 @@
+"""The rule engine: cleaning, stops, waybills, then the rules, with state kept between batches.
+
+One `Engine.step(pings)` runs, in order:
+
+1. cleaning (spatial/rules/cleaning.py): drops bad pings by reason, holds the rest for the
+   reorder window and releases them sorted by (vehicle slot, time);
+2. the stop rule on the released pings; the stops it opened and closed become the
+   `stops_opened` / `stops_closed` frames (STOP_COLUMNS) the stop-based rules read;
+3. the waybill stage (spatial/rules/waybills.py): the stops just opened may end a waybill at
+   its unloading site, then every ping gets its waybill row and loaded flag, and so does every
+   stop (taken at its confirming ping);
+4. the other rules on the annotated batch.
+
+Events come out sorted by `event_order` (time, rule, subject, phase). Every stage is
+streaming-correct, so `run(pings)` equals any split of the same pings into `step`s followed
+by `flush`, event for event once both are sorted by `event_order`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from spatial.model import Event, PingBatch, World
+from spatial.rules import cleaning, waybills
+from spatial.rules.base import STOP_COLUMNS, RuleBatch, RuleWorld, empty_stops
+from spatial.rules.base import settings_rows as _rows
+from spatial.rules.cleaning import CleaningSettings
+from spatial.rules.route_deviation import RouteDeviationRule, RouteDeviationSettings
+from spatial.rules.speeding import SpeedingRule, SpeedingSettings
+from spatial.rules.stop import StopRule, StopSettings
+from spatial.rules.stop_near_sensitive_site import (
+    StopNearSensitiveSiteRule,
+    StopNearSensitiveSiteSettings,
+)
+from spatial.rules.waybills import WaybillSettings
+
+_PHASE_ORDER = {"open": 0, "update": 1, "close": 2}
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Every threshold of every stage and rule (the rule modules say what sets each)."""
+
+    cleaning: CleaningSettings = field(default_factory=CleaningSettings)
+    waybills: WaybillSettings = field(default_factory=WaybillSettings)
+    stop: StopSettings = field(default_factory=StopSettings)
+    route_deviation: RouteDeviationSettings = field(default_factory=RouteDeviationSettings)
+    stop_near_sensitive_site: StopNearSensitiveSiteSettings = field(default_factory=StopNearSensitiveSiteSettings)
+    speeding: SpeedingSettings = field(default_factory=SpeedingSettings)
+
+
+def engine_settings_rows(settings: EngineSettings = EngineSettings()) -> list[dict]:
+    """Every threshold as rows {rule, name, value, unit, source} (`hazmap rules settings`);
+    `rule` is the stage or rule name (cleaning, waybills, stop, route_deviation, …)."""
+    rows: list[dict] = []
+    for f in fields(settings):
+        rows.extend(_rows(f.name, getattr(settings, f.name)))
+    return rows
+
+
+def _ms(value: pd.Timestamp | None) -> int:
+    return -1 if value is None else int(pd.Timestamp(value).as_unit("ns").value // 1_000_000)
+
+
+def event_order(event: Event) -> tuple:
+    """The engine's order of events: by time (a close at its end, anything else at its start),
+    then rule, subject, episode and phase."""
+    time_ms = _ms(event.end) if event.phase == "close" and event.end is not None else _ms(event.start)
+    return time_ms, event.rule, event.subject_id, event.episode_id, _PHASE_ORDER.get(event.phase, 3)
+
+
+def sort_events(events: list[Event]) -> list[Event]:
+    return sorted(events, key=event_order)
+
+
+class Engine:
+    """Stateful: feed it batches of pings in arrival order; it returns the events they cause."""
+
+    def __init__(self, world: World, settings: EngineSettings = EngineSettings()):
+        self.settings = settings
+        self.world = RuleWorld(world)
+        self.stop_rule = StopRule(settings.stop)
+        # the rules that read the annotated batch (pings with waybills, and the stop frames)
+        self.rules = (
+            RouteDeviationRule(settings.route_deviation),
+            SpeedingRule(settings.speeding),
+            StopNearSensitiveSiteRule(settings.stop_near_sensitive_site),
+        )
+        self._cleaning = cleaning.initial_state()
+        self._waybills = waybills.initial_state()
+        self._stop_state = self.stop_rule.initial_state()
+        self._rule_states: list[Any] = [rule.initial_state() for rule in self.rules]
+        self._drop_counts = cleaning.zero_counts()
+        # stops open now, by stop episode id: their STOP_COLUMNS row as it was at confirmation
+        self._open_stops: dict[str, dict] = {}
+        self._released = 0
+        # one empty stop frame for every step without stops (building one costs more than a step)
+        self._no_stops = empty_stops()
+
+    # -- public ---------------------------------------------------------------------------
+
+    @property
+    def clock_ms(self) -> int | None:
+        """The latest valid ping time seen (None before the first)."""
+        clock = self._cleaning.clock_ms
+        return None if clock == cleaning.NO_CLOCK else int(clock)
+
+    @property
+    def drop_counts(self) -> dict[str, int]:
+        return dict(self._drop_counts)
+
+    @property
+    def held_count(self) -> int:
+        """Pings waiting out the reorder window."""
+        return self._cleaning.held_count
+
+    @property
+    def released_count(self) -> int:
+        """Pings that passed cleaning and reached the rules so far."""
+        return self._released
+
+    def settings_rows(self) -> list[dict]:
+        return engine_settings_rows(self.settings)
+
+    def step(self, pings: PingBatch, now_ms: int | None = None) -> list[Event]:
+        self._cleaning, released, counts = cleaning.clean(
+            self._cleaning, pings, self.world, now_ms, self.settings.cleaning)
+        return self._after_cleaning(released, counts)
+
+    def flush(self) -> list[Event]:
+        """Release every held ping (end of input) and return the events that causes."""
+        self._cleaning, released, counts = cleaning.flush(self._cleaning, self.world, self.settings.cleaning)
+        return self._after_cleaning(released, counts)
+
+    def run(self, pings: PingBatch) -> list[Event]:
+        """One batch, then flush: the events of a whole track file."""
+        return sort_events(self.step(pings) + self.flush())
+
+    # -- stages ---------------------------------------------------------------------------
+
+    def _after_cleaning(self, batch: RuleBatch, counts: dict[str, int]) -> list[Event]:
+        for reason, n in counts.items():
+            self._drop_counts[reason] += n
+        if not len(batch):
+            return []
+        self._released += len(batch)
+        self._stop_state, stop_events = self.stop_rule.step(self._stop_state, batch, self.world)
+        opened, closed_events = self._stops_opened(stop_events)
+        self._waybills, batch = waybills.annotate(self._waybills, batch, self.world, opened, self.settings.waybills)
+        if len(opened):
+            at = _ping_at_or_before(batch, opened["slot"].to_numpy("int64"), opened["confirmed_ms"].to_numpy("int64"))
+            found = at >= 0
+            opened["waybill"] = np.where(found, batch.waybill[np.maximum(at, 0)], -1).astype("int64")
+            opened["loaded"] = found & batch.loaded[np.maximum(at, 0)]
+            for row in opened.to_dict("records"):
+                self._open_stops[row["episode_id"]] = row
+        closed = self._stops_closed(closed_events)
+        batch = batch.with_columns(stops_opened=opened, stops_closed=closed)
+        events = list(stop_events)
+        for i, rule in enumerate(self.rules):
+            self._rule_states[i], rule_events = rule.step(self._rule_states[i], batch, self.world)
+            events.extend(rule_events)
+        return sort_events(events)
+
+    def _slots(self, vehicle_ids: np.ndarray) -> np.ndarray:
+        self._cleaning, slot = cleaning.slots_for(self._cleaning, vehicle_ids, self.world)
+        return slot
+
+    def _stops_opened(self, stop_events: list[Event]) -> tuple[pd.DataFrame, list[Event]]:
+        """The stop rule's open events as STOP_COLUMNS rows (waybill/loaded filled later), and
+        its close events."""
+        opens = [e for e in stop_events if e.phase == "open"]
+        closes = [e for e in stop_events if e.phase == "close"]
+        if not opens:
+            return self._no_stops, closes
+        ids = np.array([e.subject_id for e in opens], dtype=object)
+        frame = pd.DataFrame({
+            "slot": self._slots(ids),
+            "vehicle_id": ids,
+            "episode_id": np.array([e.episode_id for e in opens], dtype=object),
+            "start_ms": np.array([_ms(e.start) for e in opens], "int64"),
+            "confirmed_ms": np.array([int(e.evidence["confirmed_ms"]) for e in opens], "int64"),
+            "end_ms": np.full(len(opens), -1, "int64"),
+            **_medians(opens),
+            "waybill": np.full(len(opens), -1, "int64"),
+            "loaded": np.zeros(len(opens), bool),
+        })
+        return frame[list(STOP_COLUMNS)], closes
+
+    def _stops_closed(self, closes: list[Event]) -> pd.DataFrame:
+        if not closes:
+            return self._no_stops
+        rows = []
+        for e in closes:  # one per stop that ended in this step: few, not per ping
+            opened = self._open_stops.pop(e.episode_id, None)
+            if opened is None:
+                raise RuntimeError(f"stop rule closed {e.episode_id!r}, which it never opened")
+            # the closed stop's median is over all its pings; waybill/loaded stay as confirmed
+            rows.append({**opened, "end_ms": _ms(e.end), **{k: v[0] for k, v in _medians([e]).items()}})
+        frame = pd.DataFrame(rows, columns=list(STOP_COLUMNS))
+        return frame.astype({"slot": "int64", "start_ms": "int64", "confirmed_ms": "int64", "end_ms": "int64",
+                             "waybill": "int64", "loaded": bool,
+                             "lon": "float64", "lat": "float64", "x": "float64", "y": "float64"})
+
+
+def _medians(stop_events: list[Event]) -> dict[str, np.ndarray]:
+    """The stop rule's median location (evidence median_lon/lat/x/y) as STOP_COLUMNS arrays."""
+    return {column: np.array([float(e.evidence[f"median_{column}"]) for e in stop_events], "float64")
+            for column in ("lon", "lat", "x", "y")}
+
+
+def _ping_at_or_before(batch: RuleBatch, slot: np.ndarray, t_ms: np.ndarray) -> np.ndarray:
+    """Position in the (slot, time)-sorted batch of each (slot, time)'s last ping at or before
+    that time; -1 when the vehicle has none in the batch. Bisection over all queries at once."""
+    lo = np.zeros(len(slot), "int64")
+    hi = np.full(len(slot), len(batch), "int64")
+    while True:
+        searching = lo < hi
+        if not searching.any():
+            break
+        mid = np.minimum((lo + hi) // 2, max(len(batch) - 1, 0))
+        s_mid, t_mid = batch.slot[mid], batch.epoch_ms[mid]
+        after = (s_mid > slot) | ((s_mid == slot) & (t_mid > t_ms))
+        hi = np.where(searching & after, mid, hi)
+        lo = np.where(searching & ~after, mid + 1, lo)
+    at = lo - 1
+    ok = at >= 0
+    ok[ok] = batch.slot[at[ok]] == slot[ok]
+    return np.where(ok, at, -1)
