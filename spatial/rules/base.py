@@ -86,6 +86,10 @@ class RuleBatch:
     # rules about stops (near a sensitive site, parking, washing) read these, not the pings.
     stops_opened: pd.DataFrame | None = None
     stops_closed: pd.DataFrame | None = None
+    # The engine clock after this step (latest valid ping time seen, or the live wall clock when
+    # the monitor advances it), -1 before any; rules about silence (offline) read it. The engine
+    # also steps the rules with an empty batch when only the clock moved.
+    clock_ms: int = -1
 
     def __len__(self) -> int:
         return len(self.slot)
@@ -110,7 +114,7 @@ class RuleBatch:
         )
 
 
-PING_COLUMNS = tuple(f.name for f in fields(RuleBatch) if not f.name.startswith("stops_"))
+PING_COLUMNS = tuple(f.name for f in fields(RuleBatch) if f.name not in ("stops_opened", "stops_closed", "clock_ms"))
 
 
 class RuleWorld:

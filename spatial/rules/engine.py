@@ -159,7 +159,7 @@ class Engine:
             for row in opened.to_dict("records"):
                 self._open_stops[row["episode_id"]] = row
         closed = self._stops_closed(closed_events)
-        batch = batch.with_columns(stops_opened=opened, stops_closed=closed)
+        batch = batch.with_columns(stops_opened=opened, stops_closed=closed, clock_ms=self.clock_ms or -1)
         events = list(stop_events)
         for i, rule in enumerate(self.rules):
             self._rule_states[i], rule_events = rule.step(self._rule_states[i], batch, self.world)
