@@ -159,15 +159,37 @@ def world_stats(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--jso
 
 
 # --- screen -------------------------------------------------------------------------------
+def _gateway_settings(settings: Settings, host: str | None = None, port: int | None = None):
+    from data.feeds.gateway import GatewaySettings
+
+    return GatewaySettings(
+        host=host or settings.jt808_host,
+        port=port or settings.jt808_port,
+        stats_port=settings.jt808_stats_port,
+        auth_secret=settings.jt808_auth_secret,
+    )
+
+
 def _serve(settings: Settings, host: str | None, port: int | None) -> None:
+    from app.live import LiveMonitor
     from app.webapp import create_app
 
     world = _load_world(settings)
     web = create_app(settings, world, world_version=world.fingerprint())
+    monitor = None
+    if settings.jt808_in_serve:
+        try:
+            monitor = LiveMonitor(world, settings.resolved_database_url, _gateway_settings(settings)).start()
+        except RuntimeError as exc:
+            raise UserError(f"{exc} (set HAZMAP_JT808_PORT, or HAZMAP_JT808_IN_SERVE=false to run without it)") from exc
     host = host or settings.host
     port = port or settings.port
     log.info("hazmap at http://%s:%d", host, port)
-    web.run(host=host, port=port, debug=False)
+    try:
+        web.run(host=host, port=port, debug=False)
+    finally:
+        if monitor is not None:
+            monitor.stop()
 
 
 @cli.command()
@@ -225,16 +247,10 @@ def jt808_serve(
     port: Annotated[int | None, typer.Option(help="TCP port for terminals")] = None,
 ) -> None:
     """Run the JT/T 808 gateway: terminals register, authenticate and report; pings go to the store."""
-    from data.feeds.gateway import GatewaySettings, run_gateway
+    from data.feeds.gateway import run_gateway
 
     settings = _settings(ctx)
-    gateway_settings = GatewaySettings(
-        host=host or settings.jt808_host,
-        port=port or settings.jt808_port,
-        stats_port=settings.jt808_stats_port,
-        auth_secret=settings.jt808_auth_secret,
-    )
-    stats = run_gateway(settings.resolved_database_url, gateway_settings)
+    stats = run_gateway(settings.resolved_database_url, _gateway_settings(settings, host, port))
     typer.echo(json.dumps(stats, ensure_ascii=False, default=str))
 
 
