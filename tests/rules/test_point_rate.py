@@ -1,0 +1,79 @@
+"""point_rate: boundary table (a rate exactly at the limit, the window edge) and an oracle.
+
+Oracle: for each reading, the earliest earlier reading of the point at most 300 s older;
+rate = (v - v_ref) * 60000 / dt per minute; |rate| > 0.10 x span opens, > 0.08 x span stays.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spatial.rules.point_rate import PointRateRule, PointRateSettings
+from tests.rules.test_point_kit import at_times, events_of, point, point_world, split
+from tests.tracks import T0_MS
+
+P = "MP-000001"
+WORLD = point_world(point(P, "level", low=1.0, high=85.0, high_high=95.0, range_max=100.0))  # limit 10 /min
+
+
+def run(times_s, values, cuts=()):
+    batch = at_times(P, [T0_MS + s * 1000 for s in times_s], values)
+    return [(e.phase, (int(e.start.value // 1_000_000) - T0_MS) // 1000,
+             None if e.end is None else (int(e.end.value // 1_000_000) - T0_MS) // 1000)
+            for e in events_of(WORLD, (PointRateRule(),), split(batch, cuts))]
+
+
+@pytest.mark.parametrize("times_s, values, expected", [
+    ([0, 60, 120], [50, 60, 70], []),                                    # exactly 10 /min: not above
+    ([0, 60, 120, 180], [50, 60, 70.5, 70.5], [("open", 120, None), ("close", 120, 120)]),
+    # the window reaches back 300 s inclusive: at 300 the reference is the reading at 0
+    ([0, 300], [50, 100.0], []),                                           # 10 /min over 300 s
+    ([0, 300], [50, 100.5], [("open", 300, None)]),
+    ([0, 301], [50, 100.5], []),                                           # no reading in the window
+    # falling counts too; hysteresis keeps 9 /min open (> 8), 8 /min closes
+    ([0, 60, 120, 180, 240], [50, 39, 30, 22, 22], [("open", 60, None), ("close", 60, 180)]),
+])
+def test_boundaries(times_s, values, expected):
+    assert run(times_s, values) == expected
+
+
+def test_evidence():
+    events = events_of(WORLD, (PointRateRule(),), [at_times(P, [T0_MS, T0_MS + 60_000], [10.0, 40.0])])
+    ev = events[0].evidence
+    assert ev["rate_per_min"] == 30.0 and ev["threshold"] == 10.0 and ev["reference_value"] == 10.0
+    assert ev["rate_fraction_per_min"] == 0.3 and ev["unit"] == "m"
+    with pytest.raises(ValueError, match="rate_hysteresis"):
+        PointRateSettings(max_rate_fraction_per_min=0.01, rate_hysteresis_fraction_per_min=0.02)
+
+
+def oracle(times_s, values):
+    out, open_since, last_fast = [], None, None
+    for i, (t, v) in enumerate(zip(times_s, values)):
+        ref = next((j for j in range(i) if times_s[j] >= t - 300), None)
+        rate = math.nan if ref is None else (v - values[ref]) * 60000 / ((t - times_s[ref]) * 1000)
+        speed = abs(rate)
+        if open_since is not None:
+            if speed > 10.0 - 2.0:
+                last_fast = t
+                continue
+            out.append(("close", open_since, last_fast))
+            open_since = None
+        if speed > 10.0:
+            open_since = last_fast = t
+            out.append(("open", t, None))
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 200), st.integers(-3, 3)), min_size=1, max_size=25), st.integers(0, 25))
+def test_random_sequences_match_the_oracle_in_any_chunking(steps, cut):
+    times = list(__import__("itertools").accumulate(s for s, _ in steps))
+    values, level = [], 50.0
+    for _, d in steps:
+        level += 4.5 * d
+        values.append(level)
+    assert run(times, values, [cut]) == oracle(times, values)
