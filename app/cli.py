@@ -292,8 +292,9 @@ def rules_run(
 def rules_settings(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every threshold of every rule, with its unit and the regulation or default behind it."""
     from spatial.rules.engine import engine_settings_rows
+    from spatial.rules.points import point_settings_rows
 
-    rows = engine_settings_rows()
+    rows = engine_settings_rows() + point_settings_rows()
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
     else:
