@@ -36,7 +36,7 @@ from spatial.rules.base import (
     RuleWorld,
     finite_or_none,
     grow,
-    iso_time,
+    iso_times,
     make_event,
     previous_in_run,
     run_starts,
@@ -199,6 +199,8 @@ class RouteDeviationRule:
             closing_distance[closing_far] = shapely.distance(
                 routes.route[waybill[ping[closing_far]]],
                 shapely.points(batch.x[ping[closing_far]], batch.y[ping[closing_far]]))
+        # evidence times formatted for all events at once (one call per event costs more than the step)
+        start_text, ping_text, end_text = (iso_times(ms) for ms in (marks.start_ms, batch.epoch_ms[ping], marks.end_ms))
         for k in range(len(marks)):  # one iteration per event, not per ping
             wb = int(episode_waybill[k])
             i = int(ping[k])
@@ -207,7 +209,7 @@ class RouteDeviationRule:
                 "peak_distance_m": float(marks.peak[k]),
                 "corridor_m": float(s.corridor_m),
                 "hysteresis_m": float(s.hysteresis_m),
-                "first_outside": iso_time(marks.start_ms[k]),
+                "first_outside": start_text[k],
                 "pings": int(marks.pings[k]),
             }
             severity = int(routes.severity[wb])
@@ -215,7 +217,7 @@ class RouteDeviationRule:
                 evidence = {
                     **common,
                     "distance_m": float(distance[i]),
-                    "confirmed": iso_time(batch.epoch_ms[i]),
+                    "confirmed": ping_text[k],
                     "duration_s": (int(batch.epoch_ms[i]) - int(marks.start_ms[k])) / 1000.0,
                     "min_duration_s": float(s.deviation_min_duration_s),
                     "min_pings": int(s.deviation_min_pings),
@@ -227,10 +229,10 @@ class RouteDeviationRule:
                              else "waybill_ended" if waybill[i] < 0 else "back_in_corridor")
                 evidence = {
                     **common,
-                    "last_outside": iso_time(marks.end_ms[k]),
+                    "last_outside": end_text[k],
                     "duration_s": (int(marks.end_ms[k]) - int(marks.start_ms[k])) / 1000.0,
                     "closed_by": closed_by,
-                    "closed": iso_time(batch.epoch_ms[i]),
+                    "closed": ping_text[k],
                     "closing_distance_m": finite_or_none(closing_distance[k]),
                 }
                 events.append(make_event(self.name, batch.vehicle_id[i], "close", marks.start_ms[k],

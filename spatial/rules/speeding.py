@@ -27,6 +27,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 import shapely
+from numba import njit
 from shapely import STRtree
 
 from spatial.crs import geometry_to_metric
@@ -37,7 +38,7 @@ from spatial.rules.base import (
     RuleBatch,
     RuleWorld,
     finite_or_none,
-    iso_time,
+    iso_times,
     make_event,
     setting,
 )
@@ -143,6 +144,122 @@ class LimitIndex:
         return limit, source, road, zone
 
 
+# The limit lookup grid (narrowing only): a cell whose every point provably gets the same answer
+# from the exact rule answers for its pings; any other ping takes the exact STRtree path.
+LIMIT_GRID_CELL_M = 20.0
+_GRID_MARGIN_M = 1e-3  # far above GEOS' and this grid's rounding (~1e-9 m), far below any road gap
+_GRID_DEFAULT, _GRID_EXACT = 0, 255  # codes; 1 + k: the limit of road class k
+
+
+@dataclass(frozen=True)
+class LimitGrid:
+    """Square cells over the roads and speed-limited zones, each coded: 0 no road within
+    `road_match_m` of any of its points (default limit), 1 + k every point is within
+    `road_match_m` of a road and every road that near any of its points has limit
+    `class_limit[k]` (that limit, whichever road is nearest), 255 anything else (a zone, a
+    road edge, roads of different limits): ask the exact lookup. Points outside the grid are
+    farther than `road_match_m` from every road and outside every zone: default limit."""
+
+    x0: float
+    y0: float
+    nx: int
+    ny: int
+    cell_m: float
+    code: np.ndarray  # uint8, row-major (ny, nx)
+    class_limit: np.ndarray
+
+    @classmethod
+    def build(cls, index: LimitIndex, road_match_m: float, cell_m: float = LIMIT_GRID_CELL_M) -> LimitGrid:
+        roads = np.asarray(index.roads.geometries, dtype=object)
+        zones = np.asarray(index.zones.geometries, dtype=object)
+        class_limit, road_class = np.unique(index.road_limit, return_inverse=True)
+        if len(class_limit) > 250:  # more distinct limits than codes: the grid only answers "default"
+            road_class = np.full(len(roads), 250)
+        parts, part_road = shapely.get_parts(roads, return_index=True)
+        coords, owner = shapely.get_coordinates(parts, return_index=True)
+        is_seg = owner[1:] == owner[:-1]
+        a, b = coords[:-1][is_seg], coords[1:][is_seg]
+        seg_class = road_class[part_road[owner[1:][is_seg]]].astype("int64")
+        half_diagonal = cell_m * np.sqrt(0.5)
+        reach = road_match_m + half_diagonal + _GRID_MARGIN_M
+        boxes = [shapely.total_bounds(g) for g in (roads, zones) if len(g)]
+        if not boxes:
+            return cls(0.0, 0.0, 0, 0, cell_m, np.zeros(0, "uint8"), class_limit)
+        box = np.array(boxes)
+        x0 = np.floor((np.nanmin(box[:, 0]) - reach - cell_m) / cell_m) * cell_m
+        y0 = np.floor((np.nanmin(box[:, 1]) - reach - cell_m) / cell_m) * cell_m
+        nx = int(np.ceil((np.nanmax(box[:, 2]) + reach + cell_m - x0) / cell_m)) + 1
+        ny = int(np.ceil((np.nanmax(box[:, 3]) + reach + cell_m - y0) / cell_m)) + 1
+        code = np.zeros(ny * nx, "uint8")
+        covered = np.zeros(ny * nx, bool)
+        _raster_roads(a[:, 0].copy(), a[:, 1].copy(), b[:, 0].copy(), b[:, 1].copy(), seg_class, x0, y0, nx, ny,
+                      cell_m, reach, road_match_m - half_diagonal - _GRID_MARGIN_M, code, covered)
+        code[(code != _GRID_DEFAULT) & ~covered] = _GRID_EXACT
+        del covered
+        for zx0, zy0, zx1, zy1 in shapely.bounds(zones):  # a handful of zones: every cell they may touch
+            i0, i1 = int((zx0 - x0) // cell_m) - 1, int((zx1 - x0) // cell_m) + 2
+            j0, j1 = int((zy0 - y0) // cell_m) - 1, int((zy1 - y0) // cell_m) + 2
+            code.reshape(ny, nx)[max(j0, 0):min(j1, ny), max(i0, 0):min(i1, nx)] = _GRID_EXACT
+        return cls(float(x0), float(y0), nx, ny, float(cell_m), code, class_limit.astype("float64"))
+
+    def lookup(self, x: np.ndarray, y: np.ndarray, default_limit_kmh: float) -> np.ndarray:
+        """Each point's limit where the grid is sure of it, NaN where the exact lookup must decide."""
+        limit = np.full(len(x), float(default_limit_kmh))
+        if not self.nx:
+            return limit
+        i = np.floor((x - self.x0) / self.cell_m)
+        j = np.floor((y - self.y0) / self.cell_m)
+        inside = (i >= 0) & (i < self.nx) & (j >= 0) & (j < self.ny)
+        code = np.zeros(len(x), "uint8")
+        code[inside] = self.code[j[inside].astype("int64") * self.nx + i[inside].astype("int64")]
+        road = (code != _GRID_DEFAULT) & (code != _GRID_EXACT)
+        limit[road] = self.class_limit[code[road].astype("int64") - 1]
+        limit[code == _GRID_EXACT] = np.nan
+        # anything not finite (NaN coordinates) goes to the exact path as well
+        limit[~(np.isfinite(x) & np.isfinite(y))] = np.nan
+        return limit
+
+
+@njit(cache=True, nogil=True)
+def _raster_roads(ax, ay, bx, by, seg_class, x0, y0, nx, ny, cell, reach, cover,
+                  code, covered):  # pragma: no cover - numba
+    """Mark every cell whose centre lies within `reach` of a road segment with the segment's
+    class (255 once two classes meet), and `covered` where a segment is within `cover`."""
+    for s in range(ax.shape[0]):
+        dx = bx[s] - ax[s]
+        dy = by[s] - ay[s]
+        length2 = dx * dx + dy * dy
+        pieces = int(np.ceil(np.sqrt(length2) / cell)) + 1
+        mark = np.uint8(seg_class[s] + 1)
+        for p in range(pieces + 1):  # walk the segment a cell at a time, visiting the cells around
+            f = min(p / pieces, 1.0)
+            px = ax[s] + f * dx
+            py = ay[s] + f * dy
+            i0 = max(int(np.floor((px - reach - x0) / cell)), 0)
+            i1 = min(int(np.floor((px + reach - x0) / cell)), nx - 1)
+            j0 = max(int(np.floor((py - reach - y0) / cell)), 0)
+            j1 = min(int(np.floor((py + reach - y0) / cell)), ny - 1)
+            for j in range(j0, j1 + 1):
+                cy = y0 + (j + 0.5) * cell
+                for i in range(i0, i1 + 1):
+                    cx = x0 + (i + 0.5) * cell
+                    if length2 > 0.0:
+                        t = ((cx - ax[s]) * dx + (cy - ay[s]) * dy) / length2
+                        t = min(max(t, 0.0), 1.0)
+                    else:
+                        t = 0.0
+                    d = np.hypot(cx - (ax[s] + t * dx), cy - (ay[s] + t * dy))
+                    if d > reach:
+                        continue
+                    k = j * nx + i
+                    if code[k] == 0:
+                        code[k] = mark
+                    elif code[k] != mark:
+                        code[k] = 255
+                    if d <= cover:
+                        covered[k] = True
+
+
 def _lowest_per_ping(ping: np.ndarray, limit: np.ndarray, row: np.ndarray) -> np.ndarray:
     """Positions (into the pair arrays) of each ping's lowest limit, ties to the lowest row."""
     order = np.lexsort((row, limit, ping))
@@ -188,8 +305,14 @@ class SpeedingRule:
         fast = np.flatnonzero(speed - index.lowest_limit_kmh(s.default_limit_kmh) > stay_over_kmh)
         limit, source, road, zone = (np.full(len(batch), np.nan), np.full(len(batch), LIMIT_DEFAULT, "int8"),
                                      np.full(len(batch), -1, "int64"), np.full(len(batch), -1, "int64"))
-        limit[fast], source[fast], road[fast], zone[fast] = index.limits(
-            batch.x[fast], batch.y[fast], s.road_match_m, s.default_limit_kmh)
+        # the grid answers most pings; the rest (and, below, the evidence of opening pings) get
+        # the exact STRtree lookup
+        grid = world.cached(f"{self.name}:limit_grid:{s.road_match_m}",
+                            lambda: LimitGrid.build(index, s.road_match_m))
+        limit[fast] = grid.lookup(batch.x[fast], batch.y[fast], s.default_limit_kmh)
+        ask = fast[np.isnan(limit[fast])]
+        limit[ask], source[ask], road[ask], zone[ask] = index.limits(
+            batch.x[ask], batch.y[ask], s.road_match_m, s.default_limit_kmh)
         excess = speed - limit  # NaN where the speed is unknown or slow: neither enters nor stays
         enter = excess > s.speed_tolerance_kmh
         stay = excess > stay_over_kmh
@@ -203,9 +326,18 @@ class SpeedingRule:
         speed_state, speed_marks = scan(state.speed, speed)
         derived_state, derived_marks = scan(state.derived, np.asarray(batch.speed_derived, "float64"))
 
+        opening = marks.index[marks.kind == MARK_OPEN]  # the exact match for their evidence
+        if len(opening):
+            exact = index.limits(batch.x[opening], batch.y[opening], s.road_match_m, s.default_limit_kmh)
+            if not np.array_equal(exact[0], limit[opening]):
+                raise AssertionError("speeding: the limit grid disagrees with the exact lookup")
+            limit[opening], source[opening], road[opening], zone[opening] = exact
         closing = marks.index[np.isnan(limit[marks.index])]  # slow closing pings: their limit for the evidence
         if len(closing):
             limit[closing] = index.limits(batch.x[closing], batch.y[closing], s.road_match_m, s.default_limit_kmh)[0]
+        # evidence times formatted for all events at once (one call per event costs more than the step)
+        start_text, ping_text, end_text = (iso_times(ms) for ms in (
+            marks.start_ms, batch.epoch_ms[marks.index], marks.end_ms))
         events = []
         for k in range(len(marks)):  # one iteration per event, not per ping
             i = int(marks.index[k])
@@ -216,7 +348,7 @@ class SpeedingRule:
                 "any_speed_derived": bool(derived_marks.peak[k] > 0),
                 "tolerance_kmh": float(s.speed_tolerance_kmh),
                 "hysteresis_kmh": float(s.speeding_hysteresis_kmh),
-                "first_ping": iso_time(marks.start_ms[k]),
+                "first_ping": start_text[k],
                 "pings": int(marks.pings[k]),
             }
             if marks.kind[k] == MARK_OPEN:
@@ -229,7 +361,7 @@ class SpeedingRule:
                     "road_id": None if road[i] < 0 else str(index.road_id[road[i]]),
                     "zone_id": None if zone[i] < 0 else str(index.zone_id[zone[i]]),
                     "speed_derived": bool(batch.speed_derived[i]),
-                    "confirmed": iso_time(batch.epoch_ms[i]),
+                    "confirmed": ping_text[k],
                     "duration_s": (int(batch.epoch_ms[i]) - int(marks.start_ms[k])) / 1000.0,
                     "min_duration_s": float(s.speeding_min_duration_s),
                     "min_pings": int(s.speeding_min_pings),
@@ -239,9 +371,9 @@ class SpeedingRule:
             else:
                 evidence = {
                     **common,
-                    "last_ping": iso_time(marks.end_ms[k]),
+                    "last_ping": end_text[k],
                     "duration_s": (int(marks.end_ms[k]) - int(marks.start_ms[k])) / 1000.0,
-                    "closed": iso_time(batch.epoch_ms[i]),
+                    "closed": ping_text[k],
                     "closing_speed_kmh": finite_or_none(speed[i]),
                     "closing_limit_kmh": float(limit[i]),
                 }

@@ -115,24 +115,33 @@ class StopState:
     length: np.ndarray = field(default_factory=lambda: np.zeros(0, "int64"))
     capacity: np.ndarray = field(default_factory=lambda: np.zeros(0, "int64"))
     box: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))  # min x, max x, min y, max y
+    # a stopped segment's convex hull (relative to its first point) once the kernel had to work it
+    # out; a ping strictly inside leaves the hull, hence the decision, unchanged (hull_n 0: none)
+    hull: np.ndarray = field(default_factory=lambda: np.zeros((0, _HULL_MAX, 2)))
+    hull_n: np.ndarray = field(default_factory=lambda: np.zeros(0, "int64"))
     pool: _Pool = field(default_factory=_Pool)
     pool_version: int = 0
 
     def sized(self, n_slots: int) -> StopState:
         """A copy with per-slot arrays for at least n_slots (the pool is handled by the step)."""
-        box = self.box
+        box, hull = self.box, self.hull
         if len(box) < n_slots:
             box = np.vstack([box, np.zeros((max(n_slots, 2 * len(box)) - len(box), 4))])
+        if len(hull) < n_slots:
+            hull = np.concatenate([hull, np.zeros((max(n_slots, 2 * len(hull)) - len(hull), _HULL_MAX, 2))])
         return StopState(
             stopped=grow(self.stopped, n_slots, False).copy(),
             confirmed_ms=grow(self.confirmed_ms, n_slots, -1).copy(),
             offset=grow(self.offset, n_slots, 0).copy(), length=grow(self.length, n_slots, 0).copy(),
             capacity=grow(self.capacity, n_slots, 0).copy(), box=box.copy(),
+            hull=hull.copy(), hull_n=grow(self.hull_n, n_slots, 0).copy(),
             pool=self.pool, pool_version=self.pool_version,
         )
 
 
 OPENED, CLOSED = 1, 2
+_HULL_MAX = 48  # hull vertices kept per stopped segment (a parked truck's jitter: ~20)
+_HULL_INSIDE_M2 = 1e-6  # strictly inside: every edge's cross product above this (rounding ~1e-12)
 _POOL_FULL = -2
 _CERTAIN_NO, _CERTAIN_YES, _ASK_SHAPELY = 0, 1, -1
 # How far GEOS' minimum rotated rectangle can be from the exact one: it builds the sides as
@@ -270,8 +279,59 @@ def _diameter(x, y, a, b):  # pragma: no cover - numba
 
 
 @njit(cache=True, nogil=True)
+def _hull_into(x, y, a, b, out):  # pragma: no cover - numba
+    """The convex hull of points a..b relative to point a (counter-clockwise, collinear points
+    dropped: the chain `_diagonal_range` builds) into `out`; its size, or 0 when it has fewer
+    than three vertices or more than `out` holds."""
+    n = b - a + 1
+    px = np.empty(n)
+    py = np.empty(n)
+    for k in range(n):
+        px[k] = x[a + k] - x[a]
+        py[k] = y[a + k] - y[a]
+    order = np.argsort(py, kind="mergesort")
+    order = order[np.argsort(px[order], kind="mergesort")]
+    hx = np.empty(2 * n + 1)
+    hy = np.empty(2 * n + 1)
+    h = 0
+    for k in range(n):
+        qx = px[order[k]]
+        qy = py[order[k]]
+        while h >= 2 and _cross(hx[h - 2], hy[h - 2], hx[h - 1], hy[h - 1], qx, qy) <= 0.0:
+            h -= 1
+        hx[h] = qx
+        hy[h] = qy
+        h += 1
+    lower = h + 1
+    for k in range(n - 2, -1, -1):
+        qx = px[order[k]]
+        qy = py[order[k]]
+        while h >= lower and _cross(hx[h - 2], hy[h - 2], hx[h - 1], hy[h - 1], qx, qy) <= 0.0:
+            h -= 1
+        hx[h] = qx
+        hy[h] = qy
+        h += 1
+    h -= 1
+    if h < 3 or h > out.shape[0]:
+        return 0
+    for k in range(h):
+        out[k, 0] = hx[k]
+        out[k, 1] = hy[k]
+    return h
+
+
+@njit(cache=True, nogil=True)
+def _strictly_inside(px, py, hull, n):  # pragma: no cover - numba
+    for k in range(n):
+        k1 = k + 1 if k + 1 < n else 0
+        if not _cross(hull[k, 0], hull[k, 1], hull[k1, 0], hull[k1, 1], px, py) > _HULL_INSIDE_M2:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
 def _scan(slot, t, x, y, run_end, cursor, pending, answer, pool_t, pool_x, pool_y, used,
-          stopped, confirmed_ms, offset, length, capacity, box, min_ms, max_d,
+          stopped, confirmed_ms, offset, length, capacity, box, hull, hull_n, min_ms, max_d,
           out_kind, out_row, out_first, out_last, out_confirmed, out_median_x, out_median_y, out_diameter,
           n_out, ask_run):  # pragma: no cover - numba
     """Advance every run (one vehicle's pings in the batch) from its cursor to its end, or to a
@@ -330,7 +390,16 @@ def _scan(slot, t, x, y, run_end, cursor, pending, answer, pool_t, pool_x, pool_
                 capacity[s] -= a - offset[s]
                 offset[s] = a
                 length[s] = j - a + 1
-                decision = _decide(pool_x, pool_y, a, j, max_d, box[s, 0], box[s, 1], box[s, 2], box[s, 3])
+                if stopped[s] and hull_n[s] > 0 and _strictly_inside(
+                        pool_x[j] - pool_x[a], pool_y[j] - pool_y[a], hull[s], hull_n[s]):
+                    decision = _CERTAIN_YES  # same hull, same rectangles, same decision as before
+                else:
+                    decision = _decide(pool_x, pool_y, a, j, max_d, box[s, 0], box[s, 1], box[s, 2], box[s, 3])
+                    hull_n[s] = 0
+                    # worth keeping when deciding took the hull (not the bounding box alone)
+                    if decision == _CERTAIN_YES and j - a + 1 >= 8 and math.hypot(
+                            box[s, 1] - box[s, 0], box[s, 3] - box[s, 2]) * _SQRT2 >= max_d * (1 - 1e-6):
+                        hull_n[s] = _hull_into(pool_x, pool_y, a, j, hull[s])
                 if decision == _ASK_SHAPELY:
                     pending[r] = True
                     ask_run[n_ask] = r
@@ -449,6 +518,7 @@ class StopRule:
                 slot, np.ascontiguousarray(batch.epoch_ms, "int64"), np.ascontiguousarray(batch.x, "float64"),
                 np.ascontiguousarray(batch.y, "float64"), end, cursor, pending, answer, pool.t, pool.x, pool.y,
                 used, new.stopped, new.confirmed_ms, new.offset, new.length, new.capacity, new.box,
+                new.hull, new.hull_n,
                 self.settings.min_duration_ms, max_d, *out, n_out, ask_run)
             if status >= 0:
                 raise ValueError(f"stop: pings of vehicle {batch.vehicle_id[status]!r} are not strictly increasing "

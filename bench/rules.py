@@ -1,0 +1,352 @@
+"""Rules benchmark: the engine on a day of the demo fleet, against GeoPandas and MovingPandas.
+
+Figures, measured in the same run, one name=value a line at the end:
+
+- ``pings_per_s_per_core``: the demo fleet's day (data/fleet_day.py: every truck at 30 s for
+  24 h) through `Engine.step` in chunks of `chunk_s` with the full rule set; CPU time of this
+  process around the steps only (generation excluded), so the figure is per core;
+- ``pings_per_s_per_core_10x``: the same with the fleet replicated `copies` times (unregistered
+  copies: stops and speeding only), streamed chunk by chunk;
+- ``ratio_vs_geopandas``: an idiomatic GeoPandas/shapely 2 pipeline (EPSG:32651,
+  `GeoSeries.distance` of each ping to its own route, `sjoin_nearest` against roads and sites,
+  the episode logic in pandas/Python per truck) for route deviation, speeding and stops near
+  sensitive sites on `subsample_trucks` trucks × 24 h, CPU time ÷ the engine's CPU time for the
+  full rule set on the same pings. The pipeline is handed MovingPandas' stops (timed
+  separately, below), so it does less work than the engine;
+- ``events_identical``: both pipelines give the same (rule, vehicle, episode, phase) events;
+- ``ratio_vs_movingpandas``: MovingPandas' TrajectoryStopDetector on the subsample ÷ the
+  engine's full run, with ``stops_identical`` (same start, end and vehicle for every stop);
+- ``peak_rss_mb``: the process' peak resident set (getrusage) after the Ningbo-scale fleet day;
+  ``peak_rss_mb_10x`` after the 10× run, ``peak_rss_mb_whole_run`` at the end (MovingPandas and
+  GeoPandas on the subsample included).
+
+    python -m bench.rules [--hours 24] [--copies 10] [--copies-hours 6] [--subsample-trucks 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from itertools import pairwise
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from data.demo import build_world
+from data.fleet_day import fleet_day, fleet_day_chunks, plan_fleet_day
+from spatial.crs import METRIC_CRS
+from spatial.model import PingBatch, World
+from spatial.rules.engine import Engine, EngineSettings
+
+
+def _cpu_s() -> float:
+    return time.process_time()
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def engine_throughput(world: World, plan, chunk_s: int = 600, copies: int = 1, hours: float = 24.0,
+                      settings: EngineSettings | None = None) -> dict:
+    """Stream the day through one Engine; CPU seconds spent inside step/flush only."""
+    settings = settings or EngineSettings()
+    engine = Engine(world, settings)
+    pings = events = 0
+    cpu = 0.0
+    started = time.perf_counter()
+    for chunk in fleet_day_chunks(plan, chunk_s=chunk_s, copies=copies, hours=hours):
+        before = _cpu_s()
+        events += len(engine.step(chunk))
+        cpu += _cpu_s() - before
+        pings += len(chunk)
+    before = _cpu_s()
+    events += len(engine.flush())
+    cpu += _cpu_s() - before
+    return {"pings": pings, "events": events, "cpu_s": cpu, "wall_s": time.perf_counter() - started,
+            "pings_per_s_per_core": pings / cpu if cpu else float("nan"), "released": engine.released_count}
+
+
+# -- the GeoPandas / MovingPandas pipelines -------------------------------------------------------
+
+
+def _episodes(frame: pd.DataFrame, enter: np.ndarray, stay: np.ndarray, min_duration_ms: int, min_pings: int,
+              rule: str) -> list[tuple]:
+    """(rule, vehicle, episode id, phase) of the hysteresis episodes, truck by truck (the plain
+    pandas way: one Python walk per truck over its pings)."""
+    out = []
+    vehicle = frame["vehicle_id"].to_numpy(object)
+    t = frame["epoch_ms"].to_numpy("int64")
+    bounds = np.flatnonzero(np.r_[True, vehicle[1:] != vehicle[:-1], True])
+    for a, b in pairwise(bounds):
+        phase, start = 0, 0
+        pings = 0
+        for i in range(a, b):
+            if phase == 2:
+                if stay[i] or enter[i]:
+                    continue
+                out.append((rule, vehicle[i], f"{rule}:{vehicle[i]}:{start}", "close"))
+                phase = 0
+            if enter[i]:
+                if phase == 0:
+                    phase, start, pings = 1, t[i], 0
+                pings += 1
+                if t[i] - start >= min_duration_ms and pings >= min_pings:
+                    phase = 2
+                    out.append((rule, vehicle[i], f"{rule}:{vehicle[i]}:{start}", "open"))
+            else:
+                phase = 0
+    return out
+
+
+def movingpandas_stops(pings: PingBatch, settings: EngineSettings | None = None) -> pd.DataFrame:
+    """MovingPandas' stops of every truck: vehicle_id, start_ms, end_ms."""
+    settings = settings or EngineSettings()
+    import warnings
+
+    import movingpandas as mpd
+
+    warnings.filterwarnings("ignore", module="movingpandas")  # it drops the UTC zone, on purpose here
+
+    frame = pings.to_frame()
+    gdf = gpd.GeoDataFrame(frame[["vehicle_id", "time"]], geometry=gpd.points_from_xy(frame["lon"], frame["lat"]),
+                           crs="EPSG:4326").to_crs(METRIC_CRS).set_index("time")
+    collection = mpd.TrajectoryCollection(gdf, "vehicle_id")
+    stops = mpd.TrajectoryStopDetector(collection).get_stop_points(
+        max_diameter=settings.stop.stop_max_diameter_m, min_duration=timedelta(seconds=settings.stop.stop_min_duration_s))
+    out = pd.DataFrame({"vehicle_id": stops["traj_id"].astype(object).to_numpy(),
+                        "start_ms": pd.to_datetime(stops["start_time"], utc=True).dt.as_unit("ms").astype("int64"),
+                        "end_ms": pd.to_datetime(stops["end_time"], utc=True).dt.as_unit("ms").astype("int64")})
+    return out.sort_values(["vehicle_id", "start_ms"]).reset_index(drop=True)
+
+
+def geopandas_events(world: World, pings: PingBatch, stops: pd.DataFrame,
+                     settings: EngineSettings | None = None) -> list[tuple]:
+    """Route deviation, speeding and stop-near-site events by an idiomatic GeoPandas pipeline."""
+    settings = settings or EngineSettings()
+    frame = pings.to_frame().sort_values(["vehicle_id", "epoch_ms"], kind="stable").reset_index(drop=True)
+    points = gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(frame["lon"], frame["lat"]),
+                              crs="EPSG:4326").to_crs(METRIC_CRS)
+    # confirmed time of each stop: its first ping at least min_duration after its start
+    min_ms = settings.stop.min_duration_ms
+    stop_pings = stops.merge(frame[["vehicle_id", "epoch_ms"]], on="vehicle_id")
+    stop_pings = stop_pings[stop_pings["epoch_ms"] >= stop_pings["start_ms"] + min_ms]
+    confirmed = stop_pings.groupby(["vehicle_id", "start_ms"], as_index=False)["epoch_ms"].min()
+    stops = stops.merge(confirmed.rename(columns={"epoch_ms": "confirmed_ms"}), on=["vehicle_id", "start_ms"])
+    stop_xy = _stop_medians(points, stops)
+
+    # waybills: the latest departed one, active until the unloading stop or arrival + after_arrival_s
+    wb = world.waybills.reset_index(drop=True).assign(row=lambda d: np.arange(len(d)))
+    wb["dep_ms"] = pd.to_datetime(wb["planned_departure"], utc=True).dt.as_unit("ms").astype("int64")
+    wb["limit_ms"] = (pd.to_datetime(wb["planned_arrival"], utc=True).dt.as_unit("ms").astype("int64")
+                      + round(settings.waybills.after_arrival_s * 1000))
+    sites = world.entities.set_index("id").geometry.to_crs(METRIC_CRS)
+    wb["site"] = gpd.GeoSeries(sites.reindex(wb["unloading_site_id"]).to_numpy(), crs=METRIC_CRS)
+    on_stop = pd.merge_asof(stop_xy.sort_values("confirmed_ms"), wb[["vehicle_id", "dep_ms", "row"]].sort_values("dep_ms"),
+                            left_on="confirmed_ms", right_on="dep_ms", by="vehicle_id")
+    on_stop = on_stop.dropna(subset=["row"]).astype({"row": "int64"})
+    near = gpd.GeoSeries(on_stop["geometry"].to_numpy(), crs=METRIC_CRS).distance(
+        gpd.GeoSeries(wb["site"].to_numpy()[on_stop["row"]], crs=METRIC_CRS)).to_numpy() <= settings.waybills.site_match_m
+    ends = on_stop[near & (on_stop["confirmed_ms"].to_numpy() <= wb["limit_ms"].to_numpy()[on_stop["row"]])]
+    unload = ends.groupby("row")["confirmed_ms"].min()
+    wb["wb_end_ms"] = np.minimum(wb["limit_ms"], unload.reindex(wb["row"]).fillna(2.0 ** 62).to_numpy("int64"))
+
+    def annotate(frame_t: pd.DataFrame, time_col: str) -> pd.DataFrame:
+        tagged = pd.merge_asof(frame_t.reset_index().sort_values(time_col),
+                               wb[["vehicle_id", "dep_ms", "row", "wb_end_ms"]].sort_values("dep_ms"),
+                               left_on=time_col, right_on="dep_ms", by="vehicle_id").set_index("index").sort_index()
+        active = tagged["row"].notna() & (tagged[time_col] <= tagged["wb_end_ms"])
+        return tagged.assign(waybill=np.where(active, tagged["row"].fillna(-1), -1).astype("int64"))
+
+    points = gpd.GeoDataFrame(annotate(points, "epoch_ms"), geometry="geometry", crs=METRIC_CRS)
+    events = []
+
+    # route deviation: each ping's distance to its own waybill's route
+    rd = settings.route_deviation
+    routes = world.waybills.geometry.to_crs(METRIC_CRS).to_numpy()
+    on = points["waybill"].to_numpy() >= 0
+    distance = np.full(len(points), np.nan)
+    distance[on] = points.geometry[on].distance(
+        gpd.GeoSeries(routes[points["waybill"].to_numpy()[on]], index=points.index[on], crs=METRIC_CRS)).to_numpy()
+    events += _episodes(points, distance > rd.corridor_m, distance > rd.stay_m,
+                        round(rd.deviation_min_duration_s * 1000), int(rd.deviation_min_pings), "route_deviation")
+
+    # speeding: the nearest road within road_match_m (ties: lowest limit), zones lower it
+    sp = settings.speeding
+    roads = world.roads.to_crs(METRIC_CRS)[["speed_limit_kmh", "geometry"]].reset_index(drop=True)
+    matched = gpd.sjoin_nearest(points[["geometry"]], roads, how="left", max_distance=sp.road_match_m)
+    road_limit = matched["speed_limit_kmh"].groupby(level=0).min().reindex(points.index)
+    limit = road_limit.fillna(sp.default_limit_kmh)
+    zones = world.restricted_zones.to_crs(METRIC_CRS)
+    zones = zones[zones["speed_limit_kmh"].notna()][["speed_limit_kmh", "geometry"]]
+    if len(zones):
+        inside = gpd.sjoin(points[["geometry"]], zones, how="inner", predicate="intersects")
+        zone_limit = inside["speed_limit_kmh"].groupby(level=0).min().reindex(points.index)
+        limit = np.fmin(limit, zone_limit)
+    excess = (points["speed_kmh"] - limit).to_numpy()
+    events += _episodes(points, excess > sp.speed_tolerance_kmh,
+                        excess > sp.speed_tolerance_kmh - sp.speeding_hysteresis_kmh,
+                        round(sp.speeding_min_duration_s * 1000), int(sp.speeding_min_pings), "speeding")
+
+    # stops near sensitive sites: the kind's radius, widened to the cargo's ERG distance
+    events += _stop_near_site_events(world, annotate(stop_xy, "confirmed_ms"), settings)
+    return events
+
+
+def _stop_medians(points: gpd.GeoDataFrame, stops: pd.DataFrame) -> gpd.GeoDataFrame:
+    """Each stop's median metric location over its pings up to its confirmation (where the
+    rule decides)."""
+    x, y = points.geometry.x.rename("x"), points.geometry.y.rename("y")
+    xy = pd.concat([points[["vehicle_id", "epoch_ms"]], x, y], axis=1)
+    within = stops.merge(xy, on="vehicle_id")
+    within = within[(within["epoch_ms"] >= within["start_ms"]) & (within["epoch_ms"] <= within["confirmed_ms"])]
+    medians = within.groupby(["vehicle_id", "start_ms"], as_index=False)[["x", "y"]].median()
+    out = stops.merge(medians, on=["vehicle_id", "start_ms"])
+    return gpd.GeoDataFrame(out, geometry=gpd.points_from_xy(out["x"], out["y"]), crs=METRIC_CRS)
+
+
+def _stop_near_site_events(world: World, stops: pd.DataFrame, settings: EngineSettings) -> list[tuple]:
+    s = settings.stop_near_sensitive_site
+    sites = world.sensitive_sites.to_crs(METRIC_CRS).reset_index(drop=True)
+    radius = sites["kind"].map(s.kind_radius_m)
+    widened = sites["kind"].isin(s.erg_widened_kinds)
+    # ERG distance per waybill: the largest over its goods, day or night, isolation as fallback
+    chem = world.chemicals
+    goods = world.waybill_goods.merge(chem[["erg_day_m", "erg_night_m", "erg_isolation_m"]],
+                                      left_on="un_number", right_index=True, how="left")
+    goods["day"] = goods["erg_day_m"].fillna(goods["erg_isolation_m"])
+    goods["night"] = goods["erg_night_m"].fillna(goods["erg_isolation_m"])
+    erg = goods.groupby("waybill_id")[["day", "night"]].max().reindex(world.waybills["id"].to_numpy())
+    stops = gpd.GeoDataFrame(stops.reset_index(drop=True), geometry="geometry", crs=METRIC_CRS)
+    hour = pd.to_datetime(stops["confirmed_ms"], unit="ms", utc=True).dt.tz_convert("Asia/Shanghai").dt.hour
+    day = (hour >= s.day_starts_local_hour) & (hour < s.night_starts_local_hour)
+    loaded = stops["waybill"].to_numpy() >= 0
+    row = np.maximum(stops["waybill"].to_numpy(), 0)
+    erg_m = np.where(loaded, np.where(day, erg["day"].to_numpy()[row], erg["night"].to_numpy()[row]), np.nan)
+    reach = float(np.nanmax(np.r_[radius.max(), erg_m])) + 1.0
+    pairs = gpd.sjoin_nearest(stops[["geometry"]], sites[["geometry"]], how="inner", max_distance=reach,
+                              distance_col="distance_m")
+    pairs = pairs.rename(columns={"index_right": "site"})
+    # sjoin_nearest keeps only the nearest site; any site within its radius also counts
+    near_any = gpd.sjoin(stops[["geometry"]], sites[["geometry"]], how="inner", predicate="dwithin", distance=reach)
+    near_any = near_any.rename(columns={"index_right": "site"})
+    near_any["distance_m"] = stops.geometry.loc[near_any.index].distance(
+        sites.geometry.loc[near_any["site"]].set_axis(near_any.index), align=False).to_numpy()
+    candidates = pd.concat([pairs, near_any])
+    stop_i = candidates.index.to_numpy()
+    site_j = candidates["site"].to_numpy()
+    r = np.where(widened.to_numpy()[site_j] & (erg_m[stop_i] > radius.to_numpy()[site_j]), erg_m[stop_i],
+                 radius.to_numpy()[site_j])
+    hit = np.unique(stop_i[candidates["distance_m"].to_numpy() <= r])
+    out = []
+    for i in hit:  # one per incident
+        vehicle, start = stops.at[i, "vehicle_id"], int(stops.at[i, "start_ms"])
+        key = f"stop_near_sensitive_site:{vehicle}:{start}"
+        out.append(("stop_near_sensitive_site", vehicle, key, "open"))
+        if stops.at[i, "closed"]:
+            out.append(("stop_near_sensitive_site", vehicle, key, "close"))
+    return out
+
+
+def compare_on_subsample(world: World, plan, trucks: int = 200, seed: int = 0,
+                         settings: EngineSettings | None = None) -> dict:
+    settings = settings or EngineSettings()
+    chosen = np.sort(np.random.default_rng(seed).choice(len(plan), min(trucks, len(plan)), replace=False))
+    pings = fleet_day(plan, trucks=chosen)
+    # the world's constant indexes (prepared routes, road tree, sites) are built once per world
+    # and kept for the life of the monitor: timed apart, then shared by the timed engine
+    cold = Engine(world, settings)
+    before = _cpu_s()
+    cold.run(fleet_day(plan, trucks=chosen[:5], hours=12.0))
+    index_cpu = _cpu_s() - before
+    engine = Engine(world, settings)
+    engine.world = cold.world
+    before = _cpu_s()
+    events = engine.run(pings)
+    engine_cpu = _cpu_s() - before
+
+    before = _cpu_s()
+    stops = movingpandas_stops(pings, settings)
+    mpd_cpu = _cpu_s() - before
+    last_ms = pd.Series(pings.epoch_ms).groupby(pings.vehicle_id).max()
+    stops["closed"] = stops["end_ms"].to_numpy() < last_ms.reindex(stops["vehicle_id"]).to_numpy()
+
+    before = _cpu_s()
+    gpd_events = geopandas_events(world, pings, stops, settings)
+    gpd_cpu = _cpu_s() - before
+
+    mine = {(e.rule, e.subject_id, e.episode_id, e.phase) for e in events if e.rule != "stop"}
+    theirs = set(gpd_events)
+    engine_stops = {(e.subject_id, int(e.start.value // 1_000_000)): int(e.end.value // 1_000_000)
+                    for e in events if e.rule == "stop" and e.phase == "close"}
+    engine_open = {(e.subject_id, int(e.start.value // 1_000_000)) for e in events if e.rule == "stop" and e.phase == "open"}
+    mpd_closed = {(v, s): e for v, s, e, c in stops[["vehicle_id", "start_ms", "end_ms", "closed"]].itertuples(index=False) if c}
+    mpd_all = {(v, s) for v, s in stops[["vehicle_id", "start_ms"]].itertuples(index=False)}
+    return {
+        "subsample_pings": len(pings), "engine_cpu_s": engine_cpu, "index_build_cpu_s": index_cpu, "geopandas_cpu_s": gpd_cpu,
+        "movingpandas_cpu_s": mpd_cpu, "engine_events": len(mine), "geopandas_events": len(theirs),
+        "events_only_engine": sorted(mine - theirs)[:5], "events_only_geopandas": sorted(theirs - mine)[:5],
+        "events_identical": mine == theirs,
+        "stops": len(mpd_all), "stops_identical": engine_stops == mpd_closed and engine_open == mpd_all,
+        "ratio_vs_geopandas": gpd_cpu / engine_cpu, "ratio_vs_movingpandas": mpd_cpu / engine_cpu,
+    }
+
+
+def run_rules_bench(seed: int = 7, scale: float = 1.0, hours: float = 24.0, copies: int = 10,
+                    copies_hours: float = 6.0, subsample_trucks: int = 200, chunk_s: int = 600,
+                    out: Callable[[str], None] = print) -> dict:
+    """Run every part, print the figures and end with one name=value line each; return them."""
+    world = build_world(seed, scale)
+    plan = plan_fleet_day(world, seed=seed)
+    out(f"world seed={seed} scale={scale}: {len(plan)} trucks on active waybills, a ping every "
+        f"{plan.interval_s} s, {len(plan.speeders)} speeders, {len(plan.deviators)} detours, {len(plan.resters)} rests")
+    fleet = engine_throughput(world, plan, chunk_s=chunk_s, hours=hours)
+    rss_fleet = peak_rss_mb()  # Ningbo scale: world, generator and engine for the whole fleet
+    out(f"fleet day: {fleet['pings']:,} pings, {fleet['events']:,} events, {fleet['cpu_s']:.1f} s CPU "
+        f"({fleet['wall_s']:.1f} s wall incl. generation): {fleet['pings_per_s_per_core']:,.0f} pings/s/core")
+    figures = {"pings": fleet["pings"], "pings_per_s_per_core": round(fleet["pings_per_s_per_core"])}
+    if copies > 1 and copies_hours > 0:
+        big = engine_throughput(world, plan, chunk_s=chunk_s, copies=copies, hours=copies_hours)
+        out(f"{copies}x fleet, {copies_hours:g} h streamed: {big['pings']:,} pings, {big['events']:,} events, "
+            f"{big['cpu_s']:.1f} s CPU: {big['pings_per_s_per_core']:,.0f} pings/s/core")
+        figures["pings_per_s_per_core_10x"] = round(big["pings_per_s_per_core"])
+        figures["peak_rss_mb_10x"] = round(peak_rss_mb())
+    if subsample_trucks > 0:
+        cmp = compare_on_subsample(world, plan, subsample_trucks, seed)
+        out(f"subsample {subsample_trucks} trucks x 24 h: {cmp['subsample_pings']:,} pings; engine "
+            f"{cmp['engine_cpu_s']:.2f} s (world indexes built once: {cmp['index_build_cpu_s']:.2f} s), GeoPandas {cmp['geopandas_cpu_s']:.2f} s, MovingPandas stops "
+            f"{cmp['movingpandas_cpu_s']:.2f} s CPU; events engine {cmp['engine_events']} / GeoPandas "
+            f"{cmp['geopandas_events']}; stops {cmp['stops']}")
+        if not cmp["events_identical"]:
+            out(f"  only engine: {cmp['events_only_engine']}  only GeoPandas: {cmp['events_only_geopandas']}")
+        figures.update(ratio_vs_geopandas=round(cmp["ratio_vs_geopandas"], 1),
+                       events_identical=cmp["events_identical"],
+                       ratio_vs_movingpandas=round(cmp["ratio_vs_movingpandas"], 1),
+                       stops_identical=cmp["stops_identical"])
+    figures["peak_rss_mb"] = round(rss_fleet)
+    figures["peak_rss_mb_whole_run"] = round(peak_rss_mb())  # MovingPandas on the subsample included
+    for name, value in figures.items():
+        out(f"{name}={str(value).lower() if isinstance(value, bool) else value}")
+    return figures
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--hours", type=float, default=24.0)
+    parser.add_argument("--copies", type=int, default=10)
+    parser.add_argument("--copies-hours", type=float, default=6.0)
+    parser.add_argument("--subsample-trucks", type=int, default=200)
+    parser.add_argument("--chunk-s", type=int, default=600)
+    args = parser.parse_args(argv)
+    run_rules_bench(args.seed, args.scale, args.hours, args.copies, args.copies_hours, args.subsample_trucks,
+                    args.chunk_s)
+
+
+if __name__ == "__main__":
+    main()
