@@ -314,6 +314,19 @@ def bench_ingest(
     run_ingest_bench(connections=connections, reports_per_s=reports_per_s, duration_s=duration_s)
 
 
+@bench_cli.command("rules")
+def bench_rules(
+    seed: Annotated[int, typer.Option(help="demo world and fleet-day seed")] = 7,
+    scale: Annotated[float, typer.Option(help="fraction of Ningbo's fleet")] = 1.0,
+    hours: Annotated[float, typer.Option(help="hours of the fleet day")] = 24.0,
+    copies: Annotated[int, typer.Option(help="fleet multiple streamed in chunks")] = 10,
+) -> None:
+    """The rule engine: pings/s/core on a fleet day, ratios against GeoPandas and MovingPandas, memory."""
+    from bench.rules import run_rules_bench
+
+    run_rules_bench(seed=seed, scale=scale, hours=hours, copies=copies)
+
+
 def main() -> None:
     import click
     from pydantic import ValidationError

@@ -192,6 +192,24 @@ def previous_in_run(values: np.ndarray, slot: np.ndarray, carried: np.ndarray) -
     return prev
 
 
+_PHASE_ORDER = {"open": 0, "update": 1, "close": 2}
+
+
+def _epoch_ms(value: pd.Timestamp | None) -> int:
+    return -1 if value is None else int(pd.Timestamp(value).as_unit("ns").value // 1_000_000)
+
+
+def event_order(event: Event) -> tuple:
+    """The engine's order of events: by time (a close at its end, anything else at its start),
+    then rule, subject, episode and phase."""
+    time_ms = _epoch_ms(event.end) if event.phase == "close" and event.end is not None else _epoch_ms(event.start)
+    return time_ms, event.rule, event.subject_id, event.episode_id, _PHASE_ORDER.get(event.phase, 3)
+
+
+def sort_events(events: list[Event]) -> list[Event]:
+    return sorted(events, key=event_order)
+
+
 def episode_id(rule: str, subject_id: str, start_ms: int | np.integer) -> str:
     """Deterministic from what defines the episode, so batching cannot change it."""
     return f"{rule}:{subject_id}:{int(start_ms)}"

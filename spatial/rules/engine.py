@@ -26,9 +26,21 @@ import pandas as pd
 
 from spatial.model import Event, PingBatch, World
 from spatial.rules import cleaning, waybills
-from spatial.rules.base import STOP_COLUMNS, RuleBatch, RuleWorld, empty_stops
+from spatial.rules.base import STOP_COLUMNS, RuleBatch, RuleWorld, empty_stops, sort_events
+from spatial.rules.base import event_order  # noqa: F401  (re-exported: callers sort events the engine way)
 from spatial.rules.base import settings_rows as _rows
 from spatial.rules.cleaning import CleaningSettings
+from spatial.rules.fatigue import FatigueRule, FatigueSettings
+from spatial.rules.illegal_parking import IllegalParkingRule, IllegalParkingSettings
+from spatial.rules.media_change_unwashed import MediaChangeUnwashedRule, MediaChangeUnwashedSettings
+from spatial.rules.mixed_loading import (
+    MixedLoadingRule,
+    MixedLoadingSettings,
+    UnapprovedMediumRule,
+    UnapprovedMediumSettings,
+)
+from spatial.rules.offline import OfflineRule, OfflineSettings
+from spatial.rules.restricted_zone import RestrictedZoneRule, RestrictedZoneSettings
 from spatial.rules.route_deviation import RouteDeviationRule, RouteDeviationSettings
 from spatial.rules.speeding import SpeedingRule, SpeedingSettings
 from spatial.rules.stop import StopRule, StopSettings
@@ -36,9 +48,10 @@ from spatial.rules.stop_near_sensitive_site import (
     StopNearSensitiveSiteRule,
     StopNearSensitiveSiteSettings,
 )
+from spatial.rules.suspected_washing import SuspectedWashingRule, SuspectedWashingSettings
+from spatial.rules.terminal_alarm import TerminalAlarmRule, TerminalAlarmSettings
 from spatial.rules.waybills import WaybillSettings
 
-_PHASE_ORDER = {"open": 0, "update": 1, "close": 2}
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,15 @@ class EngineSettings:
     route_deviation: RouteDeviationSettings = field(default_factory=RouteDeviationSettings)
     stop_near_sensitive_site: StopNearSensitiveSiteSettings = field(default_factory=StopNearSensitiveSiteSettings)
     speeding: SpeedingSettings = field(default_factory=SpeedingSettings)
+    illegal_parking: IllegalParkingSettings = field(default_factory=IllegalParkingSettings)
+    suspected_washing: SuspectedWashingSettings = field(default_factory=SuspectedWashingSettings)
+    media_change_unwashed: MediaChangeUnwashedSettings = field(default_factory=MediaChangeUnwashedSettings)
+    restricted_zone: RestrictedZoneSettings = field(default_factory=RestrictedZoneSettings)
+    fatigue: FatigueSettings = field(default_factory=FatigueSettings)
+    offline: OfflineSettings = field(default_factory=OfflineSettings)
+    terminal_alarm: TerminalAlarmSettings = field(default_factory=TerminalAlarmSettings)
+    mixed_loading: MixedLoadingSettings = field(default_factory=MixedLoadingSettings)
+    unapproved_medium: UnapprovedMediumSettings = field(default_factory=UnapprovedMediumSettings)
 
 
 def engine_settings_rows(settings: EngineSettings = EngineSettings()) -> list[dict]:
@@ -66,17 +88,6 @@ def _ms(value: pd.Timestamp | None) -> int:
     return -1 if value is None else int(pd.Timestamp(value).as_unit("ns").value // 1_000_000)
 
 
-def event_order(event: Event) -> tuple:
-    """The engine's order of events: by time (a close at its end, anything else at its start),
-    then rule, subject, episode and phase."""
-    time_ms = _ms(event.end) if event.phase == "close" and event.end is not None else _ms(event.start)
-    return time_ms, event.rule, event.subject_id, event.episode_id, _PHASE_ORDER.get(event.phase, 3)
-
-
-def sort_events(events: list[Event]) -> list[Event]:
-    return sorted(events, key=event_order)
-
-
 class Engine:
     """Stateful: feed it batches of pings in arrival order; it returns the events they cause."""
 
@@ -89,6 +100,15 @@ class Engine:
             RouteDeviationRule(settings.route_deviation),
             SpeedingRule(settings.speeding),
             StopNearSensitiveSiteRule(settings.stop_near_sensitive_site),
+            IllegalParkingRule(settings.illegal_parking),
+            SuspectedWashingRule(settings.suspected_washing),
+            MediaChangeUnwashedRule(settings.media_change_unwashed),
+            RestrictedZoneRule(settings.restricted_zone),
+            FatigueRule(settings.fatigue),
+            OfflineRule(settings.offline, reorder_window_s=settings.cleaning.reorder_window_s),
+            TerminalAlarmRule(settings.terminal_alarm),
+            MixedLoadingRule(settings.mixed_loading),
+            UnapprovedMediumRule(settings.unapproved_medium),
         )
         self._cleaning = cleaning.initial_state()
         self._waybills = waybills.initial_state()
@@ -98,6 +118,7 @@ class Engine:
         # stops open now, by stop episode id: their STOP_COLUMNS row as it was at confirmation
         self._open_stops: dict[str, dict] = {}
         self._released = 0
+        self._rules_clock_ms: int | None = None  # the clock the rules last saw
         # one empty stop frame for every step without stops (building one costs more than a step)
         self._no_stops = empty_stops()
 
@@ -146,7 +167,12 @@ class Engine:
         for reason, n in counts.items():
             self._drop_counts[reason] += n
         if not len(batch):
-            return []
+            # Nothing released, but the clock may have moved: rules about silence (offline) care.
+            clock = self.clock_ms
+            if clock is None or clock == self._rules_clock_ms:
+                return []
+            empty = RuleBatch.empty().with_columns(stops_opened=self._no_stops, stops_closed=self._no_stops)
+            return self._run_rules(empty, [])
         self._released += len(batch)
         self._stop_state, stop_events = self.stop_rule.step(self._stop_state, batch, self.world)
         opened, closed_events = self._stops_opened(stop_events)
@@ -159,8 +185,12 @@ class Engine:
             for row in opened.to_dict("records"):
                 self._open_stops[row["episode_id"]] = row
         closed = self._stops_closed(closed_events)
-        batch = batch.with_columns(stops_opened=opened, stops_closed=closed, clock_ms=self.clock_ms or -1)
-        events = list(stop_events)
+        batch = batch.with_columns(stops_opened=opened, stops_closed=closed)
+        return self._run_rules(batch, list(stop_events))
+
+    def _run_rules(self, batch: RuleBatch, events: list[Event]) -> list[Event]:
+        self._rules_clock_ms = self.clock_ms
+        batch = batch.with_columns(clock_ms=self._rules_clock_ms or -1)
         for i, rule in enumerate(self.rules):
             self._rule_states[i], rule_events = rule.step(self._rule_states[i], batch, self.world)
             events.extend(rule_events)

@@ -30,7 +30,7 @@ from numba import njit
 
 from spatial.model import Event, ReadingBatch, World
 from spatial.rules.base import grow, setting, settings_rows
-from spatial.rules.engine import sort_events
+from spatial.rules.base import sort_events
 from spatial.rules.point_base import PointBatch, PointWorld
 from spatial.rules.point_interruption import (
     PointInterruptionRule,

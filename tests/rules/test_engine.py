@@ -139,6 +139,10 @@ def test_scripted_trip_raises_exactly_its_events():
         ("stop_near_sensitive_site", "open"): 1, ("stop_near_sensitive_site", "close"): 1,
         ("speeding", "open"): 1, ("speeding", "close"): 1,
         ("route_deviation", "open"): 1, ("route_deviation", "close"): 1,  # none after unloading
+        # the loaded truck stood > 10 min by the school, away from any lot or site
+        ("illegal_parking", "open"): 1, ("illegal_parking", "close"): 1,
+        # its waybill's goods are not among the media its tank is approved for
+        ("unapproved_medium", "open"): 1, ("unapproved_medium", "close"): 1,
     })
     near = next(e for e in events if e.rule == "stop_near_sensitive_site")
     # the engine handed the stop rule's episode and the waybill stage's loaded flag through
@@ -208,7 +212,8 @@ def test_a_teleport_raises_no_speeding_and_no_deviation():
     xy[5] = (xy[5][0], 5000)  # one fix 5 km off: 600 km/h out and back
     engine = Engine(WORLD)
     events = engine.run(track(A, xy, start_ms=T0_MS))
-    assert events == [] and engine.drop_counts["teleport"] == 1
+    # nothing from the pings (the waybill itself carries a medium the tank is not approved for)
+    assert [e.rule for e in events if e.rule != "unapproved_medium"] == [] and engine.drop_counts["teleport"] == 1
     # the control: with cleaning's speed test lifted, the derived 600 km/h out and back is speeding
     lax = EngineSettings(cleaning=type(EngineSettings().cleaning)(max_plausible_kmh=10_000))
     events = Engine(WORLD, lax).run(track(A, xy, start_ms=T0_MS))
@@ -360,7 +365,10 @@ def test_settings_rows_cover_every_threshold_with_unit_and_source():
     json.dumps(rows, ensure_ascii=False)  # what `hazmap rules settings --json` prints
     assert Engine(WORLD).settings_rows() == rows
     assert {r["rule"] for r in rows} == {"cleaning", "waybills", "stop", "route_deviation",
-                                         "stop_near_sensitive_site", "speeding"}
+                                         "stop_near_sensitive_site", "speeding", "illegal_parking",
+                                         "suspected_washing", "media_change_unwashed", "restricted_zone",
+                                         "fatigue", "offline", "terminal_alarm", "mixed_loading",
+                                         "unapproved_medium"}
     assert settings_rows("x", settings.cleaning)[0]["name"] == "reorder_window_s"
 
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from spatial.crs import to_metric
 from spatial.model import PingBatch
 from spatial.rules.base import RuleBatch, RuleWorld, settings_rows
-from spatial.rules.engine import Engine, sort_events
+from spatial.rules.engine import Engine, EngineSettings, sort_events
 from spatial.rules.fatigue import FatigueRule, FatigueSettings
 from tests.tracks import T0_MS, concat, layer, lonlat, rule_batch, tiny_world, vehicle
 
@@ -31,13 +31,9 @@ WORLD = tiny_world(vehicles=layer("vehicles", [vehicle(A), vehicle(B)]))
 MAX_MS, REST_MS, NEAR_M = 14_400_000, 1_200_000, 100.0
 
 
-class FatigueEngine(Engine):
-    """The engine with the fatigue rule appended (until the engine registers it)."""
-
-    def __init__(self, world, settings: FatigueSettings | None = None):
-        super().__init__(world)
-        self.rules = (*self.rules, FatigueRule(settings))
-        self._rule_states.append(self.rules[-1].initial_state())
+def FatigueEngine(world, settings: FatigueSettings | None = None) -> Engine:
+    """The engine with these fatigue settings (and every other rule at its defaults)."""
+    return Engine(world, EngineSettings(fatigue=settings or FatigueSettings()))
 
 
 def trip(vehicle_id: str, parts, start_ms: int = T0_MS, start_xy=(0.0, 0.0)) -> PingBatch:

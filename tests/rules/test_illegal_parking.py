@@ -27,7 +27,7 @@ from data.reference import load_chemicals
 from spatial.crs import from_metric, geometry_to_metric
 from spatial.model import PingBatch
 from spatial.rules.base import STOP_COLUMNS, RuleBatch, RuleWorld, settings_rows
-from spatial.rules.engine import Engine, sort_events
+from spatial.rules.engine import Engine, EngineSettings, sort_events
 from spatial.rules.illegal_parking import IllegalParkingRule, IllegalParkingSettings
 from tests.tracks import (
     ORIGIN_X,
@@ -430,13 +430,9 @@ def test_streaming_and_oracle_on_random_stops(stops, data):
 
 # --- through the engine --------------------------------------------------------------------------
 
-class EngineWith(Engine):
-    """The engine with extra rules appended (until they are registered in the engine)."""
-
-    def __init__(self, world, *rules):
-        super().__init__(world)
-        self.rules = (*self.rules, *rules)
-        self._rule_states = [*self._rule_states, *(r.initial_state() for r in rules)]
+def EngineWith(world, *rules) -> Engine:
+    """The engine with these rules' settings (the rest at their defaults)."""
+    return Engine(world, EngineSettings(**{rule.name: rule.settings for rule in rules}))
 
 
 def test_engine_parks_a_loaded_truck_on_the_open_road_and_at_a_lot():

@@ -409,11 +409,7 @@ def test_through_the_engine_the_waybill_stage_drives_the_episode():
     waybills["planned_arrival"] = [stamp(30), stamp(120), stamp(120), stamp(120)]
     world = tiny_world(vehicles=base.vehicles, waybills=waybills, waybill_goods=base.waybill_goods)
 
-    class WithDocumentRules(Engine):
-        def __init__(self, world):
-            super().__init__(world)
-            self.rules = (*self.rules, MixedLoadingRule(), UnapprovedMediumRule())
-            self._rule_states += [rule.initial_state() for rule in self.rules[-2:]]
+    WithDocumentRules = Engine  # both rules are registered in the engine
 
     xy = np.column_stack([np.arange(200) * 150.0, np.zeros(200)])  # 18 km/h, no stop
     pings = track(IDS[0], xy, start_ms=T0_MS - 10 * 60 * S, interval_s=30.0)

@@ -345,13 +345,9 @@ def test_random_fleets_match_the_oracle_in_any_chunking(case, min_share, close_s
 
 # --- through the engine --------------------------------------------------------------------------
 
-class OfflineEngine(Engine):
-    """The engine with the offline rule appended (until it is registered)."""
-
-    def __init__(self, world, settings: OfflineSettings):
-        super().__init__(world, EngineSettings())
-        self.rules = (*self.rules, OfflineRule(settings, self.settings.cleaning.reorder_window_s))
-        self._rule_states.append(self.rules[-1].initial_state())
+def OfflineEngine(world, settings: OfflineSettings) -> Engine:
+    """The engine with these offline settings (the rest at their defaults)."""
+    return Engine(world, EngineSettings(offline=settings))
 
 
 def engine_events(world, pings: PingBatch, settings: OfflineSettings, chunk: int | None):
