@@ -91,12 +91,14 @@ def _ms(value: pd.Timestamp | None) -> int:
 class Engine:
     """Stateful: feed it batches of pings in arrival order; it returns the events they cause."""
 
-    def __init__(self, world: World, settings: EngineSettings = EngineSettings()):
+    def __init__(self, world: World, settings: EngineSettings = EngineSettings(),
+                 rules: tuple[str, ...] | None = None):
+        """`rules` names the rules to run (None: all); cleaning, stops and waybills always run."""
         self.settings = settings
         self.world = RuleWorld(world)
         self.stop_rule = StopRule(settings.stop)
         # the rules that read the annotated batch (pings with waybills, and the stop frames)
-        self.rules = (
+        all_rules = (
             RouteDeviationRule(settings.route_deviation),
             SpeedingRule(settings.speeding),
             StopNearSensitiveSiteRule(settings.stop_near_sensitive_site),
@@ -110,6 +112,11 @@ class Engine:
             MixedLoadingRule(settings.mixed_loading),
             UnapprovedMediumRule(settings.unapproved_medium),
         )
+        if rules is not None:
+            unknown = set(rules) - {rule.name for rule in all_rules}
+            if unknown:
+                raise ValueError(f"unknown rules {sorted(unknown)}; the engine has {[r.name for r in all_rules]}")
+        self.rules = tuple(rule for rule in all_rules if rules is None or rule.name in rules)
         self._cleaning = cleaning.initial_state()
         self._waybills = waybills.initial_state()
         self._stop_state = self.stop_rule.initial_state()

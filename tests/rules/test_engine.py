@@ -378,3 +378,12 @@ def test_settings_reach_the_stages():
     assert rule_phases(Engine(WORLD).run(pings))[("stop", "open")] == 1
     longer = EngineSettings(stop=type(EngineSettings().stop)(stop_min_duration_s=600))
     assert rule_phases(Engine(WORLD, longer).run(pings))[("stop", "open")] == 0
+
+
+def test_a_chosen_subset_of_rules_runs_alone():
+    pings = track(A, scripted_trip(), start_ms=T0_MS)
+    only = Engine(WORLD, rules=("speeding",)).run(pings)
+    assert {e.rule for e in only} == {"stop", "speeding"}
+    assert [e for e in only if e.rule == "speeding"] == [e for e in Engine(WORLD).run(pings) if e.rule == "speeding"]
+    with pytest.raises(ValueError, match="unknown rules"):
+        Engine(WORLD, rules=("speding",))
