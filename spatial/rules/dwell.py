@@ -356,3 +356,29 @@ def step_dwells(
     new_state = DwellState(state.episode, state.slot, state.start_ms, state.due_ms, event, raised).take(keep)
     keyed.sort(key=lambda k: k[:3])
     return new_state, [k[3] for k in keyed]
+
+
+class DwellRule:
+    """The shape of the rules about a stop that lasts too long where it should not (illegal
+    parking, suspected washing): subclasses set `name`, `settings` and `min_setting` (the
+    settings field with the minimum dwell in s) and pick the qualifying stops in `_qualifying`."""
+
+    name: str
+    min_setting: str
+    settings: object
+
+    def initial_state(self) -> DwellState:
+        return DwellState()
+
+    def step(self, state: DwellState, batch, world) -> tuple[DwellState, list]:
+        opened = stop_frame(batch.stops_opened, "stops_opened", self.name)
+        closed = stop_frame(batch.stops_closed, "stops_closed", self.name)
+        if opened is None and not len(state):
+            return state, []
+        new_stops, drafts = self._qualifying(opened, world) if opened is not None else (None, [])
+        return step_dwells(self.name, getattr(self.settings, self.min_setting), self.min_setting, state, batch,
+                           new_stops, drafts, closed)
+
+    def _qualifying(self, stops, world):  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+

@@ -41,18 +41,17 @@ from spatial.model import Event, World
 from spatial.rules.base import (
     SEVERITY_HIGH,
     SEVERITY_MEDIUM,
-    RuleBatch,
     RuleWorld,
     iso_times,
     make_event,
     setting,
 )
 from spatial.rules.dwell import (
+    DwellRule,
     PLACE_MATCH_M,
     PLACE_MATCH_SOURCE,
     SITE_MATCH_M,
     SITE_MATCH_SOURCE,
-    DwellState,
     WaybillCargo,
     build_places,
     check_positive,
@@ -61,8 +60,6 @@ from spatial.rules.dwell import (
     nearest_places,
     place_evidence,
     places_key,
-    step_dwells,
-    stop_frame,
     stop_waybills,
     stop_xy,
     waybill_cargo,
@@ -123,25 +120,16 @@ def _waybill_sites(world: World) -> _Sites:
     return _Sites(*out)
 
 
-class IllegalParkingRule:
+class IllegalParkingRule(DwellRule):
     """A loaded truck's long stop outside lots, service areas, wash stations and its own sites."""
 
     name = RULE_NAME
+    min_setting = "parking_min_s"
 
     def __init__(self, settings: IllegalParkingSettings | None = None):
         self.settings = settings if settings is not None else IllegalParkingSettings()
 
-    def initial_state(self) -> DwellState:
-        return DwellState()
 
-    def step(self, state: DwellState, batch: RuleBatch, world: RuleWorld) -> tuple[DwellState, list[Event]]:
-        opened = stop_frame(batch.stops_opened, "stops_opened", RULE_NAME)
-        closed = stop_frame(batch.stops_closed, "stops_closed", RULE_NAME)
-        if opened is None and not len(state):
-            return state, []
-        new_stops, drafts = self._qualifying(opened, world) if opened is not None else (None, [])
-        return step_dwells(RULE_NAME, self.settings.parking_min_s, "parking_min_s", state, batch,
-                           new_stops, drafts, closed)
 
     def _qualifying(self, stops: pd.DataFrame, rw: RuleWorld) -> tuple[pd.DataFrame, list[Event]]:
         """The newly confirmed stops of loaded trucks outside every allowed place, with drafts."""

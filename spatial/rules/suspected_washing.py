@@ -43,20 +43,19 @@ from spatial.model import Event, World
 from spatial.rules.base import (
     SEVERITY_HIGH,
     SEVERITY_MEDIUM,
-    RuleBatch,
     RuleWorld,
     iso_times,
     make_event,
     setting,
 )
 from spatial.rules.dwell import (
+    DwellRule,
     PLACE_MATCH_M,
     PLACE_MATCH_SOURCE,
     QUERY_SLACK_M,
     QUERY_SLACK_REL,
     SITE_MATCH_M,
     SITE_MATCH_SOURCE,
-    DwellState,
     build_places,
     check_positive,
     is_tank,
@@ -65,8 +64,6 @@ from spatial.rules.dwell import (
     nearest_places,
     place_evidence,
     places_key,
-    step_dwells,
-    stop_frame,
     stop_waybills,
     stop_xy,
     tank_slots,
@@ -141,25 +138,16 @@ def nearest_water(water: _Water, x: np.ndarray, y: np.ndarray, within_m: float) 
     return row, dist
 
 
-class SuspectedWashingRule:
+class SuspectedWashingRule(DwellRule):
     """An empty tank truck's long stop outside stations, plants, lots and repair shops."""
 
     name = RULE_NAME
+    min_setting = "washing_min_s"
 
     def __init__(self, settings: SuspectedWashingSettings | None = None):
         self.settings = settings if settings is not None else SuspectedWashingSettings()
 
-    def initial_state(self) -> DwellState:
-        return DwellState()
 
-    def step(self, state: DwellState, batch: RuleBatch, world: RuleWorld) -> tuple[DwellState, list[Event]]:
-        opened = stop_frame(batch.stops_opened, "stops_opened", RULE_NAME)
-        closed = stop_frame(batch.stops_closed, "stops_closed", RULE_NAME)
-        if opened is None and not len(state):
-            return state, []
-        new_stops, drafts = self._qualifying(opened, world) if opened is not None else (None, [])
-        return step_dwells(RULE_NAME, self.settings.washing_min_s, "washing_min_s", state, batch,
-                           new_stops, drafts, closed)
 
     def _qualifying(self, stops: pd.DataFrame, rw: RuleWorld) -> tuple[pd.DataFrame, list[Event]]:
         s = self.settings
