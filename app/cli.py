@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
@@ -185,11 +186,15 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
     host = host or settings.host
     port = port or settings.port
     log.info("hazmap at http://%s:%d", host, port)
+    # SIGTERM (a service manager stopping hazmap) unwinds like Ctrl-C, so the gateway hands its
+    # last reports to the store before the process ends.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     try:
         web.run(host=host, port=port, debug=False)
     finally:
         if monitor is not None:
             monitor.stop()
+            log.info("JT/T 808 gateway stopped")
 
 
 @cli.command()

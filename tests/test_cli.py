@@ -125,3 +125,40 @@ def test_rules_settings_list_every_threshold_with_unit_and_source(tmp_path):
     assert {"route_deviation.corridor_m", "speeding.speed_tolerance_kmh", "stop.stop_max_diameter_m",
             "cleaning.max_plausible_kmh", "stop_near_sensitive_site.school_radius_m"} <= names
     assert all(r["source"] for r in rows)
+
+
+def test_serve_stops_cleanly_on_sigterm(tmp_path):
+    """A service manager's stop: the app and its gateway shut down, the process exits 143."""
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    hazmap(tmp_path, "world", "build", "--seed", "6", "--scale", "0.005")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HAZMAP_")}
+    env.update(HAZMAP_VAR_DIR=str(tmp_path / "var"), HAZMAP_PORT=str(port), HAZMAP_JT808_PORT="0",
+               HAZMAP_JT808_STATS_PORT="0")
+    proc = subprocess.Popen([HAZMAP, "serve"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as page:
+                    assert page.status == 200
+                    break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read()
+                time.sleep(0.5)
+        else:
+            raise AssertionError("hazmap serve did not answer within 120 s")
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, output
+    assert "JT/T 808 gateway stopped" in output
