@@ -129,8 +129,6 @@ class IllegalParkingRule(DwellRule):
     def __init__(self, settings: IllegalParkingSettings | None = None):
         self.settings = settings if settings is not None else IllegalParkingSettings()
 
-
-
     def _qualifying(self, stops: pd.DataFrame, rw: RuleWorld) -> tuple[pd.DataFrame, list[Event]]:
         """The newly confirmed stops of loaded trucks outside every allowed place, with drafts."""
         s = self.settings

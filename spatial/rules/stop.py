@@ -160,28 +160,21 @@ def _cross(ox, oy, ax, ay, bx, by):  # pragma: no cover - numba
 
 
 @njit(cache=True, nogil=True)
-def _diagonal_range(x, y, a, b):  # pragma: no cover - numba
-    """The lowest and highest diagonal among the rectangles GEOS may return as the minimum
-    rotated rectangle of points a..b (three or more).
-
-    The minimum-area enclosing rectangle has a side on a convex-hull edge, so GEOS' rectangle
-    is one of the hull-edge rectangles whose area is, to rounding, the minimum (exact ties
-    happen: a right isosceles triangle has two, with different diagonals). A collinear set
-    gives the segment between its extremes."""
+def _relative_hull(x, y, a, b):  # pragma: no cover - numba
+    """The convex hull of points a..b, relative to point a, by Andrew's monotone chain
+    (counter-clockwise, collinear points dropped): vertex arrays and their count."""
     n = b - a + 1
-    ox = x[a]
-    oy = y[a]
     px = np.empty(n)
     py = np.empty(n)
     for k in range(n):
-        px[k] = x[a + k] - ox
-        py[k] = y[a + k] - oy
+        px[k] = x[a + k] - x[a]
+        py[k] = y[a + k] - y[a]
     order = np.argsort(py, kind="mergesort")
     order = order[np.argsort(px[order], kind="mergesort")]  # lexicographic (x, y)
     hx = np.empty(2 * n + 1)
     hy = np.empty(2 * n + 1)
     h = 0
-    for k in range(n):  # Andrew's monotone chain, collinear points dropped
+    for k in range(n):
         qx = px[order[k]]
         qy = py[order[k]]
         while h >= 2 and _cross(hx[h - 2], hy[h - 2], hx[h - 1], hy[h - 1], qx, qy) <= 0.0:
@@ -198,7 +191,19 @@ def _diagonal_range(x, y, a, b):  # pragma: no cover - numba
         hx[h] = qx
         hy[h] = qy
         h += 1
-    h -= 1  # the last point repeats the first
+    return hx, hy, h - 1  # the last point repeats the first
+
+
+@njit(cache=True, nogil=True)
+def _diagonal_range(x, y, a, b):  # pragma: no cover - numba
+    """The lowest and highest diagonal among the rectangles GEOS may return as the minimum
+    rotated rectangle of points a..b (three or more).
+
+    The minimum-area enclosing rectangle has a side on a convex-hull edge, so GEOS' rectangle
+    is one of the hull-edge rectangles whose area is, to rounding, the minimum (exact ties
+    happen: a right isosceles triangle has two, with different diagonals). A collinear set
+    gives the segment between its extremes."""
+    hx, hy, h = _relative_hull(x, y, a, b)
     if h < 3:
         d = math.hypot(hx[h - 1] - hx[0], hy[h - 1] - hy[0]) if h >= 2 else 0.0
         return d, d
@@ -283,35 +288,7 @@ def _hull_into(x, y, a, b, out):  # pragma: no cover - numba
     """The convex hull of points a..b relative to point a (counter-clockwise, collinear points
     dropped: the chain `_diagonal_range` builds) into `out`; its size, or 0 when it has fewer
     than three vertices or more than `out` holds."""
-    n = b - a + 1
-    px = np.empty(n)
-    py = np.empty(n)
-    for k in range(n):
-        px[k] = x[a + k] - x[a]
-        py[k] = y[a + k] - y[a]
-    order = np.argsort(py, kind="mergesort")
-    order = order[np.argsort(px[order], kind="mergesort")]
-    hx = np.empty(2 * n + 1)
-    hy = np.empty(2 * n + 1)
-    h = 0
-    for k in range(n):
-        qx = px[order[k]]
-        qy = py[order[k]]
-        while h >= 2 and _cross(hx[h - 2], hy[h - 2], hx[h - 1], hy[h - 1], qx, qy) <= 0.0:
-            h -= 1
-        hx[h] = qx
-        hy[h] = qy
-        h += 1
-    lower = h + 1
-    for k in range(n - 2, -1, -1):
-        qx = px[order[k]]
-        qy = py[order[k]]
-        while h >= lower and _cross(hx[h - 2], hy[h - 2], hx[h - 1], hy[h - 1], qx, qy) <= 0.0:
-            h -= 1
-        hx[h] = qx
-        hy[h] = qy
-        h += 1
-    h -= 1
+    hx, hy, h = _relative_hull(x, y, a, b)
     if h < 3 or h > out.shape[0]:
         return 0
     for k in range(h):

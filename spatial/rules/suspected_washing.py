@@ -147,8 +147,6 @@ class SuspectedWashingRule(DwellRule):
     def __init__(self, settings: SuspectedWashingSettings | None = None):
         self.settings = settings if settings is not None else SuspectedWashingSettings()
 
-
-
     def _qualifying(self, stops: pd.DataFrame, rw: RuleWorld) -> tuple[pd.DataFrame, list[Event]]:
         s = self.settings
         radius_by_table = s.radius_by_table()
