@@ -1,7 +1,8 @@
 """The store's tables as the code sees them today (SQLAlchemy Core).
 
 Every World layer and child table of `spatial.model` (LAYER_SPECS, CHILD_SPECS) with the same
-names and columns, plus the live tables `pings` and `readings`. The database itself is built by
+names and columns, the live tables `pings` and `readings`, and `events` (what the rules said,
+in the order it was recorded). The database itself is built by
 the Alembic revisions in `data/migrations/versions` (the frozen history); this module declares the
 current state so queries and `alembic revision --autogenerate` have something to compare with.
 
@@ -9,7 +10,8 @@ Two backends, one declaration:
 - PostGIS: `geometry(<type>, 4326)` with GiST indexes, timestamptz, JSONB; pings and readings
   partitioned by range of `time`, one partition per UTC day, BRIN on `time`.
 - SQLite (embedded, no extension): geometry as a WKB blob, times as INTEGER microseconds since the
-  Unix epoch (UTC; sortable, exact, and fast to convert in bulk), string lists as JSON text.
+  Unix epoch (UTC; sortable, exact, and fast to convert in bulk), string lists and JSON documents
+  as JSON text.
 Point layers also carry `h3_cell` (spatial.h3cells.H3_RES_AREA_FILTER) so area filters work on
 both backends without a spatial extension.
 """
@@ -32,6 +34,8 @@ GEOMETRY_COLUMN = "geometry"
 H3_COLUMN = "h3_cell"
 PINGS = "pings"
 READINGS = "readings"
+EVENTS = "events"
+EVENT_PHASES = ("open", "update", "close")  # spatial.model.EventPhase
 PARTITIONED_TABLES = (PINGS, READINGS)
 # Column order of the live tables (as written and read by the store).
 PING_COLUMNS = ("vehicle_id", "time", "lon", "lat", "speed_kmh", "heading", "alarm", "status")
@@ -94,6 +98,29 @@ class StrList(TypeDecorator):
         if value is None:
             return None
         return value if dialect.name == "postgresql" else json.loads(value)
+
+
+class JsonDocument(TypeDecorator):
+    """A JSON object: JSONB on PostgreSQL, JSON text on SQLite. The store writes it already
+    serialised (strict JSON, see data.store); through this type a dict goes in and comes out."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(JSONB(none_as_null=True))
+        return dialect.type_descriptor(sa.Text())
+
+    def process_bind_param(self, value, dialect):
+        if value is None or dialect.name == "postgresql":
+            return value
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+    def process_result_value(self, value, dialect):
+        if value is None or dialect.name == "postgresql":
+            return value
+        return json.loads(value)
 
 
 def geometry_type(spec: TableSpec):
@@ -186,4 +213,45 @@ readings = sa.Table(
     sa.Column("value", sa.Double()),
     *_live_indexes(READINGS, "point_id"),
     postgresql_partition_by="RANGE (time)",
+)
+
+
+# What the rules said, one row per Event, append-only. `seq` is the order rows were recorded
+# (SQLite AUTOINCREMENT never reuses a value; on PostgreSQL the store serialises event writers so
+# seq order is commit order): a consumer that remembers the last seq it saw asks for everything
+# after it. `event_time` is the instant the event speaks for, as the engine orders events
+# (spatial.rules.base.event_order): `end_time` for a close, `start_time` for an open or an update
+# (an update carries its episode's start). Position may be unknown (lon, lat, geometry, h3_cell
+# all NULL). `recorded_at` is the UTC wall clock of the write.
+events = sa.Table(
+    EVENTS,
+    metadata,
+    # INTEGER on SQLite: only `INTEGER PRIMARY KEY` aliases the rowid (and takes AUTOINCREMENT)
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+    sa.Column("rule", sa.Text(), nullable=False),
+    sa.Column("subject_id", sa.Text(), nullable=False),
+    sa.Column("episode_id", sa.Text(), nullable=False),
+    sa.Column("phase", sa.Text(), nullable=False),
+    sa.Column("start_time", UtcDateTime(), nullable=False),
+    sa.Column("end_time", UtcDateTime()),
+    sa.Column("event_time", UtcDateTime(), nullable=False),
+    sa.Column("lon", sa.Double()),
+    sa.Column("lat", sa.Double()),
+    sa.Column("severity", sa.BigInteger(), nullable=False),
+    sa.Column("evidence", JsonDocument(), nullable=False),
+    sa.Column("recorded_at", UtcDateTime(), nullable=False),
+    sa.Column(
+        GEOMETRY_COLUMN,
+        Geometry(geometry_type="POINT", srid=SRID, spatial_index=False).with_variant(sa.LargeBinary(), "sqlite"),
+    ),
+    sa.Column(H3_COLUMN, sa.Text()),
+    sa.PrimaryKeyConstraint("seq", name="pk_events"),
+    sa.CheckConstraint("phase IN ('open', 'update', 'close')", name="ck_events_phase"),
+    sa.Index("ix_events_event_time", "event_time"),
+    sa.Index("ix_events_subject_id_event_time", "subject_id", "event_time"),
+    sa.Index("ix_events_rule_event_time", "rule", "event_time"),
+    sa.Index("ix_events_episode_id", "episode_id"),
+    sa.Index(f"ix_events_{GEOMETRY_COLUMN}", GEOMETRY_COLUMN, postgresql_using="gist").ddl_if(dialect="postgresql"),
+    sa.Index(f"ix_events_{H3_COLUMN}", H3_COLUMN),
+    sqlite_autoincrement=True,
 )

@@ -1,4 +1,5 @@
-"""The store: the World's layers and the live pings and readings, in PostGIS or embedded SQLite.
+"""The store: the World's layers, the live pings and readings, and the rules' events, in PostGIS
+or embedded SQLite.
 
 `Store.open(url)` picks the backend from the URL the caller passes (`HAZMAP_DATABASE_URL`):
 `postgresql+psycopg://…` for PostGIS, `sqlite:///path/file.sqlite` for the embedded file. It
@@ -12,6 +13,10 @@ binary COPY (the byte stream built column by column with numpy, through the SQLA
 connection's psycopg connection), after creating the partition of every UTC day the batch
 touches, and into SQLite by executemany; they come back by COPY … TO STDOUT (CSV, parsed by
 pandas) or one SELECT.
+
+Events (`write_events` / `read_events`) are few next to pings: an executemany in one transaction,
+evidence serialised to strict JSON first (numpy and pandas values unwrapped, NaN as null), so a
+value JSON cannot hold is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,9 +43,9 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.pool import StaticPool
 
 from data import schema
-from data.schema import GEOMETRY_COLUMN, H3_COLUMN, PINGS, READINGS, SRID
+from data.schema import EVENT_PHASES, GEOMETRY_COLUMN, H3_COLUMN, PINGS, READINGS, SRID
 from spatial.h3cells import cells_for_points
-from spatial.model import CHILD_SPECS, LAYER_SPECS, PingBatch, ReadingBatch, TableSpec, World
+from spatial.model import CHILD_SPECS, LAYER_SPECS, Event, Field, PingBatch, ReadingBatch, TableSpec, World
 
 MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
 DAY_MS = 86_400_000
@@ -51,6 +57,10 @@ COPY_CHUNK_ROWS = 250_000
 # Keys of pg_advisory_xact_lock: serialise migrations and partition creation across processes.
 _MIGRATION_LOCK_KEY = 0x4841_5A4D_0001
 _PARTITION_LOCK_KEY = 0x4841_5A4D_0002
+# Serialises event writers on PostgreSQL: a sequence hands out seq at INSERT, not at COMMIT, so two
+# concurrent writers could commit seq 11 before seq 10 and a reader following "after seq N" would
+# skip 10 for good. Holding this lock until commit makes seq order commit order.
+_EVENTS_LOCK_KEY = 0x4841_5A4D_0003
 _EPOCH_DATE = dt.date(1970, 1, 1)
 _FIRST_DAY = (dt.date.min - _EPOCH_DATE).days
 _LAST_DAY = (dt.date.max - _EPOCH_DATE).days - 1  # the day after must be a date too
@@ -59,6 +69,11 @@ _GEOMETRY_TYPE_IDS = {"Point": 0, "LineString": 1, "MultiPolygon": 6}
 _PG_NULL = r"\N"
 PING_FRAME_COLUMNS = ["vehicle_id", "epoch_ms", "lon", "lat", "speed_kmh", "heading", "alarm", "status", "time"]
 READING_FRAME_COLUMNS = ["point_id", "epoch_ms", "value", "time"]
+EVENT_FRAME_COLUMNS = [
+    "seq", "rule", "subject_id", "episode_id", "phase", "start", "end", "event_time",
+    "lon", "lat", "severity", "evidence", "recorded_at",
+]
+EVENT_SEVERITIES = (1, 2, 3, 4)  # spatial.model.Event: 1 highest ... 4 lowest
 
 
 class StoreError(ValueError):
@@ -243,6 +258,154 @@ def _layer_geometries(spec: TableSpec, frame: pd.DataFrame, row_ids: pd.Series) 
     if three_d.any():
         raise StoreError(f"{spec.name}: 3-D geometry (the store holds lon/lat only) for {_sample(row_ids, three_d)}")
     return geoms
+
+
+# --- events: checks and strict JSON evidence (a loop over events: a batch holds a few, not pings) ---
+
+
+def _event_json(value, path: str, where: str):
+    """`value` as plain JSON data: numpy/pandas scalars and arrays unwrapped, NaN and infinities
+    as null, aware times as ISO-8601, tuples as lists; anything else is refused, naming `path`."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if "\x00" in value:  # PostgreSQL's JSONB cannot hold it; refused on both backends alike
+            raise StoreError(f"{where}: evidence{path} holds a NUL character")
+        return str(value)  # numpy's str_ becomes a plain str
+    if isinstance(value, (bool, np.bool_)):  # before int: bool is an int
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" not in key:
+                name = str(key)
+            elif isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
+                name = str(int(key))  # as json.dumps would; it comes back a string
+            else:
+                raise StoreError(f"{where}: evidence{path} has the key {key!r}; keys must be strings (without NUL)")
+            out[name] = _event_json(item, f"{path}[{name!r}]", where)
+        return out
+    if value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, np.datetime64):  # numpy times carry no zone: UTC, as everywhere in hazmap
+        return None if np.isnat(value) else pd.Timestamp(value).tz_localize("UTC").isoformat()
+    if isinstance(value, dt.datetime):  # pd.Timestamp included
+        if value.tzinfo is None:
+            raise StoreError(f"{where}: evidence{path} is a naive datetime {value!r}; hazmap keeps aware times")
+        return pd.Timestamp(value).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return _event_json(value[()], path, where)
+    if isinstance(value, (list, tuple, np.ndarray, pd.Series, pd.Index, pd.api.extensions.ExtensionArray)):
+        return [_event_json(item, f"{path}[{i}]", where) for i, item in enumerate(value)]
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    raise StoreError(f"{where}: evidence{path} is a {type(value).__name__} ({shown}), which JSON cannot hold")
+
+
+def _event_label(index: int, event) -> str:
+    rule, episode = getattr(event, "rule", "?"), getattr(event, "episode_id", "?")
+    return f"event {index} (rule {rule!r}, episode {episode!r})"
+
+
+def _event_columns(events: list, dialect: str) -> dict[str, list]:
+    """Checks every event and returns the events table's columns, driver-ready (times as the
+    backend stores them: µs since the epoch on SQLite, aware datetimes on PostgreSQL)."""
+    n = len(events)
+    out: dict[str, list] = {
+        name: [None] * n
+        for name in ("rule", "subject_id", "episode_id", "phase", "start_time", "end_time", "event_time", "severity",
+                     "evidence")
+    }
+    lon, lat = np.full(n, np.nan), np.full(n, np.nan)
+    wire = _micros if dialect == "sqlite" else (lambda ts: ts.to_pydatetime())
+    for i, event in enumerate(events):
+        where = _event_label(i, event)
+        if not isinstance(event, Event):
+            raise StoreError(f"{where}: expected a spatial.model.Event, got {type(event).__name__}")
+        for name in ("rule", "subject_id", "episode_id"):
+            value = getattr(event, name)
+            if not isinstance(value, str) or not value or "\x00" in value:
+                raise StoreError(f"{where}: {name} must be a non-empty string without NUL, got {value!r}")
+            out[name][i] = str(value)
+        if event.phase not in EVENT_PHASES:
+            raise StoreError(f"{where}: phase {event.phase!r} is not one of {', '.join(EVENT_PHASES)}")
+        out["phase"][i] = str(event.phase)
+        start = _utc_timestamp(event.start, f"{where}: start")
+        end = None if event.end is None or event.end is pd.NaT else _utc_timestamp(event.end, f"{where}: end")
+        if end is not None and end < start:
+            raise StoreError(f"{where}: end {end} is before start {start}")
+        if event.phase == "close" and end is None:
+            raise StoreError(f"{where}: a close needs its end time")
+        out["start_time"][i] = wire(start)
+        out["end_time"][i] = None if end is None else wire(end)
+        out["event_time"][i] = wire(end if event.phase == "close" else start)
+        severity = event.severity
+        if isinstance(severity, (bool, np.bool_)) or not isinstance(severity, (int, np.integer)) \
+                or int(severity) not in EVENT_SEVERITIES:
+            raise StoreError(f"{where}: severity must be an integer 1 (highest) ... 4, got {severity!r}")
+        out["severity"][i] = int(severity)
+        try:
+            lon[i], lat[i] = float(event.lon), float(event.lat)
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"{where}: lon/lat are not numbers ({event.lon!r}, {event.lat!r})") from exc
+        if not isinstance(event.evidence, Mapping):
+            raise StoreError(f"{where}: evidence must be a dict, got {type(event.evidence).__name__}")
+        try:
+            plain = _event_json(event.evidence, "", where)
+        except RecursionError as exc:
+            raise StoreError(f"{where}: evidence nests too deep (does it contain itself?)") from exc
+        out["evidence"][i] = json.dumps(plain, ensure_ascii=False, allow_nan=False)
+    # NaN lon and lat together: position unknown (stored NULL); anything else must be a real place
+    unknown = np.isnan(lon) & np.isnan(lat)
+    bad = ~unknown & ~((np.abs(lon) <= 180) & (np.abs(lat) <= 90))  # NaN and ±inf fail the bounds
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise StoreError(
+            f"{_event_label(i, events[i])}: lon/lat ({lon[i]}, {lat[i]}) are not a WGS-84 position "
+            f"(both NaN for an unknown one); {int(bad.sum())} event(s) so"
+        )
+    known = ~unknown
+    wkb = np.full(n, None, dtype=object)
+    cells = np.full(n, None, dtype=object)
+    if known.any():
+        wkb[known] = shapely.to_wkb(shapely.points(lon[known], lat[known]), byte_order=1, output_dimension=2)
+        cells[known] = cells_for_points(lon[known], lat[known])
+    out["lon"] = _objects(lon, unknown)
+    out["lat"] = _objects(lat, unknown)
+    out[GEOMETRY_COLUMN] = wkb.tolist()
+    out[H3_COLUMN] = cells.tolist()
+    return out
+
+
+def events_from_frame(frame: pd.DataFrame) -> list[Event]:
+    """The rows of `Store.read_events` back as spatial.model.Event objects (a loop over rows:
+    for tests and small replays, not a hot path)."""
+    missing = [c for c in ("rule", "subject_id", "episode_id", "phase", "start", "end", "lon", "lat", "severity",
+                           "evidence") if c not in frame.columns]
+    if missing:
+        raise StoreError(f"not an events frame: missing column(s) {', '.join(missing)}")
+    return [
+        Event(
+            rule=str(row.rule),
+            subject_id=str(row.subject_id),
+            episode_id=str(row.episode_id),
+            phase=str(row.phase),  # type: ignore[arg-type]
+            start=pd.Timestamp(row.start),
+            end=None if pd.isna(row.end) else pd.Timestamp(row.end),
+            lon=float(row.lon),
+            lat=float(row.lat),
+            severity=int(row.severity),
+            evidence=row.evidence,
+        )
+        for row in frame.itertuples(index=False)
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -445,13 +608,14 @@ class Store:
             return pd.Series([None if v is None else json.loads(v) for v in values], dtype=object)
         raise StoreError(f"unknown field kind {kind!r}")  # pragma: no cover
 
-    def _in_values(self, column: sa.ColumnElement, values: Iterable[str]) -> sa.ColumnElement:
-        """`column IN values` for any number of values (bound as one array / one JSON text)."""
+    def _in_values(self, column: sa.ColumnElement, values: Iterable[str], name: str = "in_values") -> sa.ColumnElement:
+        """`column IN values` for any number of values (bound as one array / one JSON text, as
+        parameter `name`: distinct names for several in one statement)."""
         items = sorted({str(v) for v in values})
         if self.dialect == "postgresql":
-            return column == sa.func.any(sa.bindparam("in_values", items, type_=ARRAY(sa.Text())))
+            return column == sa.func.any(sa.bindparam(name, items, type_=ARRAY(sa.Text())))
         json_values = sa.select(sa.column("value")).select_from(
-            sa.func.json_each(sa.bindparam("in_values", json.dumps(items), type_=sa.Text()))
+            sa.func.json_each(sa.bindparam(name, json.dumps(items), type_=sa.Text()))
         )
         return column.in_(json_values.scalar_subquery())
 
@@ -627,6 +791,140 @@ class Store:
         frame["epoch_ms"] = frame["epoch_ms"].astype("int64")
         frame["time"] = pd.to_datetime(frame["epoch_ms"], unit="ms", utc=True)
         return frame
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def write_events(self, events: Iterable[Event]) -> int:
+        """Append rule events in ONE transaction (all or nothing); returns the number written.
+        Each gets the next `seq` and `recorded_at` = now (UTC, one instant for the call). Evidence
+        must be JSON-able once numpy/pandas values are unwrapped (NaN becomes null); see schema.events."""
+        if isinstance(events, Event) or not isinstance(events, Iterable):
+            raise StoreError(f"write_events needs a list of Events, got {type(events).__name__}")
+        events = list(events)
+        if not events:
+            return 0
+        columns = _event_columns(events, self.dialect)
+        recorded_at = pd.Timestamp.now(tz="UTC").floor("us")
+        columns["recorded_at"] = [_micros(recorded_at) if self.dialect == "sqlite" else recorded_at.to_pydatetime()] \
+            * len(events)
+        keys = [f"p_{name}" for name in columns]
+        records = [dict(zip(keys, row)) for row in zip(*columns.values())]
+        with self.engine.begin() as connection:
+            if self.dialect == "postgresql":
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _EVENTS_LOCK_KEY})
+            try:
+                connection.execute(self._events_insert(), records)
+            except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
+                raise StoreError(f"events: the database refused the batch, nothing was written: {exc.orig}") from exc
+        return len(events)
+
+    def _events_insert(self) -> sa.Insert:
+        if schema.EVENTS in self._insert_statements:
+            return self._insert_statements[schema.EVENTS]
+        postgres = self.dialect == "postgresql"
+        table = schema.events
+        values = {}
+        for column in table.columns:
+            if column.name == "seq":
+                continue
+            if isinstance(column.type, schema.UtcDateTime):
+                wire = self._wire_type("datetime")
+            elif column.name in ("evidence", H3_COLUMN, GEOMETRY_COLUMN):
+                wire = sa.LargeBinary() if column.name == GEOMETRY_COLUMN else sa.Text()
+            else:
+                wire = column.type
+            param = sa.bindparam(f"p_{column.name}", type_=wire)
+            if postgres and column.name == "evidence":
+                param = sa.cast(param, JSONB)
+            elif postgres and column.name == GEOMETRY_COLUMN:
+                param = sa.func.ST_GeomFromWKB(param, SRID)
+            values[column.name] = param
+        statement = sa.insert(table).values(values)
+        self._insert_statements[schema.EVENTS] = statement
+        return statement
+
+    def read_events(
+        self,
+        since=None,
+        until=None,
+        after_seq: int | None = None,
+        rule: str | Iterable[str] | None = None,
+        subject_id: str | Iterable[str] | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Stored events with since <= event_time < until, seq > after_seq, of some rule(s) and
+        subject(s) (each filter optional), ordered by event_time then seq. `limit` keeps the LAST
+        `limit` rows of that order (the newest). Columns EVENT_FRAME_COLUMNS: times as aware UTC
+        timestamps (`end` NaT while open), lon/lat NaN where unknown, evidence as dicts."""
+        table = schema.events
+        conditions = []
+        since_ts = None if since is None else _utc_timestamp(since, "since")
+        until_ts = None if until is None else _utc_timestamp(until, "until")
+        if since_ts is not None and until_ts is not None and until_ts < since_ts:
+            raise StoreError(f"until {until_ts} is before since {since_ts}")
+        if since_ts is not None:
+            conditions.append(table.c.event_time >= since_ts)
+        if until_ts is not None:
+            conditions.append(table.c.event_time < until_ts)
+        if after_seq is not None:
+            if isinstance(after_seq, (bool, np.bool_)) or not isinstance(after_seq, (int, np.integer)) or after_seq < 0:
+                raise StoreError(f"after_seq must be a non-negative integer, got {after_seq!r}")
+            conditions.append(table.c.seq > int(after_seq))
+        for name, wanted in (("rule", rule), ("subject_id", subject_id)):
+            if wanted is None:
+                continue
+            if isinstance(wanted, str):
+                conditions.append(table.c[name] == wanted)
+            elif isinstance(wanted, Iterable):
+                conditions.append(self._in_values(table.c[name], wanted, f"in_{name}"))
+            else:
+                raise StoreError(f"{name} must be a string or a collection of strings, got {wanted!r}")
+        if limit is not None and (
+            isinstance(limit, (bool, np.bool_)) or not isinstance(limit, (int, np.integer)) or limit < 0
+        ):
+            raise StoreError(f"limit must be a non-negative integer, got {limit!r}")
+
+        postgres = self.dialect == "postgresql"
+        time_type = self._wire_type("datetime")
+        selected = [
+            table.c.seq, table.c.rule, table.c.subject_id, table.c.episode_id, table.c.phase,
+            *(sa.type_coerce(table.c[c], time_type) for c in ("start_time", "end_time", "event_time")),
+            table.c.lon, table.c.lat, table.c.severity,
+            sa.cast(table.c.evidence, sa.Text()) if postgres else sa.type_coerce(table.c.evidence, sa.Text()),
+            sa.type_coerce(table.c.recorded_at, time_type),
+        ]
+        statement = sa.select(*selected).where(*conditions)
+        if limit is None:
+            statement = statement.order_by(table.c.event_time, table.c.seq)
+        else:  # the newest `limit`, turned back into ascending order below
+            statement = statement.order_by(table.c.event_time.desc(), table.c.seq.desc()).limit(int(limit))
+        with self.engine.connect() as connection:
+            rows = connection.execute(statement).all()
+        if limit is not None:
+            rows.reverse()
+        raw = list(zip(*rows)) if rows else [() for _ in selected]
+        values = dict(zip(EVENT_FRAME_COLUMNS, raw))
+        frame = pd.DataFrame({
+            "seq": pd.Series(values["seq"], dtype="int64"),
+            **{c: pd.Series(values[c], dtype="str") for c in ("rule", "subject_id", "episode_id", "phase")},
+            **{c: self._decode(Field(c, "datetime"), values[c]) for c in ("start", "end", "event_time")},
+            "lon": pd.Series(values["lon"], dtype="float64"),
+            "lat": pd.Series(values["lat"], dtype="float64"),
+            "severity": pd.Series(values["severity"], dtype="int64"),
+            # one JSON document per row: parsing is per row whatever the driver
+            "evidence": pd.Series([json.loads(text) for text in values["evidence"]], dtype=object),
+            "recorded_at": self._decode(Field("recorded_at", "datetime"), values["recorded_at"]),
+        })
+        return frame[EVENT_FRAME_COLUMNS]
+
+    def newest_event_time(self) -> pd.Timestamp | None:
+        """The latest event_time stored, or None when there are no events."""
+        column = sa.type_coerce(schema.events.c.event_time, self._wire_type("datetime"))
+        with self.engine.connect() as connection:
+            newest = connection.execute(sa.select(sa.func.max(column))).scalar()
+        if newest is None:
+            return None
+        return self._decode(Field("event_time", "datetime"), [newest]).iloc[0]
 
     # --- partitions (PostgreSQL) ----------------------------------------------------------------
 
