@@ -316,42 +316,137 @@ class Event:
 
 
 _POSITION_COLUMNS = ["epoch_ms", "lon", "lat", "speed_kmh", "heading", "alarm", "status"]
+_TRAIL_COLUMNS = ["vehicle_id", "epoch_ms", "lon", "lat", "speed_kmh"]
+_ALERT_COLUMNS = ["open_count", "severity", "rules", "lon", "lat"]
+NO_ALERT_SEVERITY = 9  # `alerts.severity` of a subject with no open episode (1 highest ... 4 lowest)
+
+
+@dataclass(frozen=True)
+class LiveChanges:
+    """What changed in a LiveState after some version: the rows whose `version` is newer.
+    A subject whose last episode closed is in `alerts` with open_count 0."""
+
+    version: int
+    positions: pd.DataFrame
+    readings: pd.DataFrame
+    alerts: pd.DataFrame
 
 
 @dataclass
 class LiveState:
-    """The newest position of every truck and the newest reading of every point, with a
-    version that grows with every change so the screen can ask what changed."""
+    """The live picture: the newest position of every truck and its trail over the last
+    `trail_s`, the newest reading of every point, and the open alert episodes of every
+    subject (truck or point). `version` grows with every change and each row of
+    `positions`, `readings` and `alerts` carries the version that last changed it, so the
+    screen can ask `changes_since(n)`.
 
-    positions: pd.DataFrame = field(
-        default_factory=lambda: pd.DataFrame(columns=_POSITION_COLUMNS, index=pd.Index([], name="vehicle_id"))
-    )
-    readings: pd.DataFrame = field(
-        default_factory=lambda: pd.DataFrame(columns=["epoch_ms", "value"], index=pd.Index([], name="point_id"))
-    )
+    The trail is a list of per-batch frames: appending is O(batch), and whole frames fall
+    off the front once they are older than `trail_s` behind the newest ping, so memory is
+    bounded by the fleet's report rate over `trail_s`, whatever the number of batches."""
+
+    positions: pd.DataFrame = field(default_factory=lambda: _empty_indexed("vehicle_id", _POSITION_COLUMNS))
+    readings: pd.DataFrame = field(default_factory=lambda: _empty_indexed("point_id", ["epoch_ms", "value"]))
+    alerts: pd.DataFrame = field(default_factory=lambda: _empty_indexed("subject_id", _ALERT_COLUMNS))
     version: int = 0
+    trail_s: float = 7200.0
+    _trail: list[pd.DataFrame] = field(default_factory=list, repr=False)
+    _open: dict[str, tuple[str, str, int, float, float]] = field(default_factory=dict, repr=False)
 
     def apply_pings(self, batch: PingBatch) -> None:
         if not len(batch):
             return
-        newest = _newest_per_key(batch.to_frame()[["vehicle_id", *_POSITION_COLUMNS]], "vehicle_id")
-        self.positions = _merge_newest(self.positions, newest)
+        frame = batch.to_frame()
+        newest = _newest_per_key(frame[["vehicle_id", *_POSITION_COLUMNS]], "vehicle_id")
         self.version += 1
+        self.positions = _merge_newest(self.positions, newest, self.version)
+        self._trail.append(frame[_TRAIL_COLUMNS].sort_values(["vehicle_id", "epoch_ms"], kind="stable"))
+        cutoff = int(self._trail_newest_ms()) - round(self.trail_s * 1000)
+        while self._trail and int(self._trail[0]["epoch_ms"].max()) < cutoff:
+            self._trail.pop(0)
 
     def apply_readings(self, batch: ReadingBatch) -> None:
         if not len(batch):
             return
         newest = _newest_per_key(batch.to_frame()[["point_id", "epoch_ms", "value"]], "point_id")
-        self.readings = _merge_newest(self.readings, newest)
         self.version += 1
+        self.readings = _merge_newest(self.readings, newest, self.version)
+
+    def apply_events(self, events: list[Event]) -> None:
+        """Track open episodes per subject: an `open` adds one, an `update` may change its
+        severity, a `close` ends it. Few events per batch: a loop over events, not pings."""
+        touched: set[str] = set()
+        for e in events:
+            if e.phase == "close":
+                if self._open.pop(e.episode_id, None) is not None:
+                    touched.add(e.subject_id)
+            else:
+                self._open[e.episode_id] = (e.subject_id, e.rule, int(e.severity), float(e.lon), float(e.lat))
+                touched.add(e.subject_id)
+        if not touched:
+            return
+        self.version += 1
+        per_subject: dict[str, list] = {s: [0, NO_ALERT_SEVERITY, [], np.nan, np.nan] for s in touched}
+        for subject, rule, severity, lon, lat in self._open.values():
+            row = per_subject.get(subject)
+            if row is None:
+                continue
+            row[0] += 1
+            if severity < row[1]:
+                row[1], row[3], row[4] = severity, lon, lat
+            if rule not in row[2]:
+                row[2].append(rule)
+        changed = pd.DataFrame.from_dict(per_subject, orient="index", columns=_ALERT_COLUMNS)
+        changed["rules"] = changed["rules"].map(lambda rules: ",".join(sorted(rules)))
+        changed["version"] = self.version
+        changed.index.name = "subject_id"
+        kept = self.alerts[~self.alerts.index.isin(changed.index)] if len(self.alerts) else None
+        self.alerts = changed if kept is None or kept.empty else pd.concat([kept, changed])
+
+    def changes_since(self, version: int) -> LiveChanges:
+        """Rows changed after `version` (all of them for version < 1)."""
+        def newer(df: pd.DataFrame) -> pd.DataFrame:
+            return df[df["version"].to_numpy() > version] if len(df) else df
+        return LiveChanges(self.version, newer(self.positions), newer(self.readings), newer(self.alerts))
+
+    def trail(self, vehicle_id: str | None = None) -> pd.DataFrame:
+        """Pings of the last `trail_s` (behind the newest ping), of one truck or all, by
+        vehicle and time."""
+        if not self._trail:
+            return pd.DataFrame(columns=_TRAIL_COLUMNS)
+        parts = self._trail if vehicle_id is None else [f[f["vehicle_id"].to_numpy() == vehicle_id] for f in self._trail]
+        out = pd.concat(parts, ignore_index=True)
+        out = out[out["epoch_ms"].to_numpy() >= int(self._trail_newest_ms()) - round(self.trail_s * 1000)]
+        return out.sort_values(["vehicle_id", "epoch_ms"], kind="stable").reset_index(drop=True)
+
+    def trail_rows(self) -> int:
+        """Rows held for trails (bounded by the report rate over `trail_s`)."""
+        return sum(len(f) for f in self._trail)
+
+    def open_episodes(self) -> int:
+        return len(self._open)
+
+    def copy(self) -> "LiveState":
+        """A copy safe to read while the original keeps changing (frames are never mutated
+        in place, so sharing them is enough)."""
+        return LiveState(self.positions, self.readings, self.alerts, self.version, self.trail_s,
+                         list(self._trail), dict(self._open))
+
+    def _trail_newest_ms(self) -> int:
+        return int(self.positions["epoch_ms"].max()) if len(self.positions) else 0
+
+
+def _empty_indexed(key: str, columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(columns=[*columns, "version"], index=pd.Index([], name=key))
 
 
 def _newest_per_key(df: pd.DataFrame, key: str) -> pd.DataFrame:
     return df.sort_values("epoch_ms", kind="stable").drop_duplicates(key, keep="last").set_index(key)
 
 
-def _merge_newest(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
-    """Keep, per key, whichever row is newer: a late ping never moves a truck backwards."""
+def _merge_newest(old: pd.DataFrame, new: pd.DataFrame, version: int) -> pd.DataFrame:
+    """Keep, per key, whichever row is newer (a late ping never moves a truck backwards);
+    rows taken from `new` get `version`."""
+    new = new.assign(version=version)
     if old.empty:
         return new
     both = pd.concat([old, new])

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spatial.model import CHILD_SPECS, LAYER_SPECS, LiveState, PingBatch, ReadingBatch, World
+from spatial.model import CHILD_SPECS, LAYER_SPECS, Event, LiveState, PingBatch, ReadingBatch, World
 
 
 def test_every_layer_has_an_id_with_a_prefix_and_a_geometry_type():
@@ -50,3 +50,58 @@ def test_live_state_keeps_the_newest_position_and_ignores_late_pings():
 def test_world_fingerprint_follows_content():
     a, b = World.empty(), World.empty()
     assert a.fingerprint() == b.fingerprint()
+
+
+def _event(subject, episode, phase, severity=2, rule="speeding"):
+    t = pd.Timestamp("2026-11-02 01:00", tz="UTC")
+    return Event(rule, subject, episode, phase, t, t if phase == "close" else None, 121.5, 29.8, severity, {})
+
+
+def test_live_state_trail_keeps_only_the_last_trail_s_behind_the_newest_ping():
+    live = LiveState(trail_s=600)
+    for minute in range(30):  # one batch a minute, two trucks
+        live.apply_pings(PingBatch.from_arrays(["VEH-1", "VEH-2"], [minute * 60_000] * 2, [1.0 + minute, 2.0], [4, 5]))
+    trail = live.trail("VEH-1")
+    assert trail["epoch_ms"].min() >= 29 * 60_000 - 600_000
+    assert list(trail["epoch_ms"]) == sorted(trail["epoch_ms"]) and len(trail) == 11
+    assert set(live.trail()["vehicle_id"]) == {"VEH-1", "VEH-2"}
+    assert live.trail_rows() <= 2 * 12  # whole old batches fell off the front
+
+
+def test_live_state_changes_since_a_version_carry_only_what_changed():
+    live = LiveState()
+    live.apply_pings(PingBatch.from_arrays(["VEH-1", "VEH-2"], [1_000, 1_000], [1, 2], [4, 5]))
+    seen = live.version
+    live.apply_pings(PingBatch.from_arrays(["VEH-2"], [2_000], [3], [6]))
+    live.apply_readings(ReadingBatch.from_arrays(["MP-1"], [2_000], [0.5]))
+    changes = live.changes_since(seen)
+    assert list(changes.positions.index) == ["VEH-2"] and list(changes.readings.index) == ["MP-1"]
+    assert changes.version == live.version
+    assert len(live.changes_since(0).positions) == 2
+    assert live.changes_since(live.version).positions.empty
+
+
+def test_live_state_alerts_follow_open_update_and_close():
+    live = LiveState()
+    live.apply_events([_event("VEH-1", "a", "open", 3), _event("VEH-1", "b", "open", 2, "fatigue")])
+    row = live.alerts.loc["VEH-1"]
+    assert (row["open_count"], row["severity"], row["rules"]) == (2, 2, "fatigue,speeding")
+    seen = live.version
+    live.apply_events([_event("VEH-1", "b", "close", 2, "fatigue")])
+    assert live.alerts.loc["VEH-1", "open_count"] == 1 and live.alerts.loc["VEH-1", "severity"] == 3
+    live.apply_events([_event("VEH-1", "a", "update", 1)])
+    assert live.alerts.loc["VEH-1", "severity"] == 1
+    live.apply_events([_event("VEH-1", "a", "close")])
+    changes = live.changes_since(seen)
+    assert changes.alerts.loc["VEH-1", "open_count"] == 0  # a closed subject is reported, not dropped
+    before = live.version
+    live.apply_events([_event("VEH-9", "never-opened", "close")])  # unknown close: nothing changes
+    assert live.version == before and live.open_episodes() == 0
+
+
+def test_live_state_copy_is_independent():
+    live = LiveState()
+    live.apply_pings(PingBatch.from_arrays(["VEH-1"], [1_000], [1], [4]))
+    copy = live.copy()
+    live.apply_pings(PingBatch.from_arrays(["VEH-2"], [2_000], [2], [5]))
+    assert list(copy.positions.index) == ["VEH-1"] and copy.version == 1 and len(copy.trail()) == 1
