@@ -171,30 +171,103 @@ def _gateway_settings(settings: Settings, host: str | None = None, port: int | N
     )
 
 
-def _serve(settings: Settings, host: str | None, port: int | None) -> None:
+def _monitor_settings(settings: Settings, *, gateway: bool, mqtt: bool):
+    from app.live import MonitorSettings
+
+    return MonitorSettings(
+        gateway=_gateway_settings(settings) if gateway else None,
+        mqtt_url=settings.mqtt_url if mqtt else None,
+        clock=settings.live_clock,
+        trail_s=settings.trail_s,
+    )
+
+
+def _sim_settings(settings: Settings, *, seed: int | None = None, start: str | None = None,
+                  hours: float | None = None, stage_share: float | None = None):
+    import pandas as pd
+
+    from data.sim.settings import DEMO_DAY, SimSettings
+
+    text = settings.sim_start if start is None else start
+    try:
+        begin = DEMO_DAY + pd.Timedelta(hours=6) if not text else pd.Timestamp(text)
+    except ValueError as exc:
+        raise UserError(f"--start / HAZMAP_SIM_START must be an ISO 8601 time, got {text!r}") from exc
+    if begin.tzinfo is None:
+        raise UserError(f"--start / HAZMAP_SIM_START needs a UTC offset (e.g. +08:00), got {text!r}")
+    share = settings.sim_stage_share if stage_share is None else stage_share
+    try:
+        return SimSettings(seed=settings.sim_seed if seed is None else seed, start=begin,
+                           hours=settings.sim_hours if hours is None else hours,
+                           stage_share=share, point_stage_share=share)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def _serve(settings: Settings, host: str | None, port: int | None, *, simulate: bool = False) -> None:
     from app.live import LiveMonitor
     from app.webapp import create_app
+    from data.feeds.mqtt import broker_available
 
     world = _load_world(settings)
-    web = create_app(settings, world, world_version=world.fingerprint())
-    monitor = None
-    if settings.jt808_in_serve:
-        try:
-            monitor = LiveMonitor(world, settings.resolved_database_url, _gateway_settings(settings)).start()
-        except RuntimeError as exc:
-            raise UserError(f"{exc} (set HAZMAP_JT808_PORT, or HAZMAP_JT808_IN_SERVE=false to run without it)") from exc
-    host = host or settings.host
-    port = port or settings.port
-    log.info("hazmap at http://%s:%d", host, port)
-    # SIGTERM (a service manager stopping hazmap) unwinds like Ctrl-C, so the gateway hands its
-    # last reports to the store before the process ends.
-    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    mqtt = settings.mqtt_in_serve
+    if mqtt and simulate and not broker_available(settings.mqtt_url):
+        # a fresh laptop has no broker: the demo feeds its own readings straight in (said once)
+        log.warning("no MQTT broker at %s: the simulated monitoring-point readings go to the monitor "
+                    "in-process", settings.mqtt_url)
+        mqtt = False
     try:
+        monitor = LiveMonitor(world, settings.resolved_database_url,
+                              _monitor_settings(settings, gateway=settings.jt808_in_serve, mqtt=mqtt)).start()
+    except RuntimeError as exc:
+        raise UserError(f"{exc} (set HAZMAP_JT808_PORT, or HAZMAP_JT808_IN_SERVE=false to run without it)") from exc
+    simulator = sender = None
+    try:
+        web = create_app(settings, world, world_version=world.fingerprint(), live=monitor)
+        if simulate:
+            simulator, sender = _start_simulation(settings, world, monitor, readings_via_mqtt=mqtt)
+        host = host or settings.host
+        port = port or settings.port
+        log.info("hazmap at http://%s:%d", host, port)
+        # SIGTERM (a service manager stopping hazmap) unwinds like Ctrl-C, so the gateway hands its
+        # last reports to the store before the process ends.
+        signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
         web.run(host=host, port=port, debug=False)
     finally:
-        if monitor is not None:
-            monitor.stop()
-            log.info("JT/T 808 gateway stopped")
+        if simulator is not None:
+            simulator.stop()
+        for s in sender or ():
+            s.close()
+        monitor.stop()
+        log.info("live monitor stopped")
+
+
+def _start_simulation(settings: Settings, world, monitor, *, readings_via_mqtt: bool):
+    """The demo's traffic: trucks through the app's own JT/T 808 gateway (in-process when the
+    gateway is off), readings through the broker (in-process without one)."""
+    from data.sim.fleet import plan_fleet
+    from data.sim.points import plan_points
+    from data.sim.runner import Simulator
+    from data.sim.senders import Jt808Sender, MqttReadingSender
+
+    sim = _sim_settings(settings)
+    fleet, points = plan_fleet(world, sim), plan_points(world, sim)
+    senders = []
+    ping_sink, reading_sink = monitor.submit_pings, monitor.submit_readings
+    if monitor.gateway is not None:
+        jt808 = Jt808Sender("127.0.0.1", monitor.gateway.port, world.vehicles).start(fleet.vehicle_ids)
+        senders.append(jt808)
+        ping_sink = lambda batch: jt808.send(batch, wait_acked=True)  # noqa: E731
+    if readings_via_mqtt:
+        mqtt = MqttReadingSender(settings.mqtt_url).start()
+        senders.append(mqtt)
+        reading_sink = mqtt.send
+    simulator = Simulator(fleet, points, ping_sink=ping_sink, reading_sink=reading_sink,
+                          time_factor=settings.sim_time_factor).start()
+    log.info("simulating %d trucks and %d points from %s at %g× (%d staged behaviours)", len(fleet.vehicle_ids),
+             len(points.point_ids), sim.start.tz_convert("Asia/Shanghai"), settings.sim_time_factor,
+             len(fleet.staged) + len(points.staged))
+    return simulator, senders
 
 
 @cli.command()
@@ -203,7 +276,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="listen address")] = None,
     port: Annotated[int | None, typer.Option(help="listen port")] = None,
 ) -> None:
-    """Start the wall-screen app on the stored world."""
+    """Start the wall-screen app on the stored world, with the live feeds and rules."""
     _serve(_settings(ctx), host, port)
 
 
@@ -213,7 +286,7 @@ def demo(
     host: Annotated[str | None, typer.Option(help="listen address")] = None,
     port: Annotated[int | None, typer.Option(help="listen port")] = None,
 ) -> None:
-    """Build the demo world if the store has none, then start the app."""
+    """Build the demo world if the store has none, then start the app with simulated traffic."""
     settings = _settings(ctx)
     store = _open_store(settings, upgrade=True)
     try:
@@ -224,7 +297,185 @@ def demo(
         log.info("no world in %s: building the demo world (seed %d, scale %g)",
                  settings.resolved_database_url, settings.world_seed, settings.world_scale)
         ctx.invoke(world_build, ctx=ctx, seed=None, scale=None)
-    _serve(settings, host, port)
+    _serve(settings, host, port, simulate=settings.sim_in_demo)
+
+
+@cli.command()
+def simulate(
+    ctx: typer.Context,
+    via: Annotated[Literal["jt808", "direct"], typer.Option(
+        help="jt808: trucks over TCP to a running gateway (hazmap serve / jt808 serve) and readings to the "
+             "MQTT broker; direct: straight into a live monitor in this process, events stored")] = "jt808",
+    time_factor: Annotated[float | None, typer.Option(help="simulated seconds per wall second")] = None,
+    lockstep: Annotated[bool, typer.Option(
+        "--lockstep", help="as fast as the gateway acknowledges (overrides --time-factor)")] = False,
+    hours: Annotated[float | None, typer.Option(help="simulated hours")] = None,
+    start: Annotated[str | None, typer.Option(help="simulated start, ISO 8601 with offset")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed of traffic and readings")] = None,
+    stage_share: Annotated[float | None, typer.Option(help="share of trucks/points staged per violation kind")] = None,
+    staged_out: Annotated[Path | None, typer.Option(help="write the staged behaviours (the ground truth) as CSV")] = None,
+) -> None:
+    """Drive the stored world's fleet along its waybills and publish sensor readings, staging violations."""
+    import pandas as pd
+
+    from data.sim.fleet import plan_fleet
+    from data.sim.points import plan_points
+    from data.sim.runner import Simulator
+
+    settings = _settings(ctx)
+    world = _load_world(settings)
+    sim = _sim_settings(settings, seed=seed, start=start, hours=hours, stage_share=stage_share)
+    fleet, points = plan_fleet(world, sim), plan_points(world, sim)
+    staged = pd.concat([fleet.staged, points.staged], ignore_index=True)
+    if staged_out is not None:
+        staged.to_csv(staged_out, index=False)
+    factor = None if lockstep else (settings.sim_time_factor if time_factor is None else time_factor)
+    if via == "direct":
+        _simulate_direct(settings, world, fleet, points, staged, factor)
+    else:
+        _simulate_jt808(settings, world, fleet, points, factor)
+
+
+def _simulate_jt808(settings: Settings, world, fleet, points, factor: float | None) -> None:
+    from data.feeds.mqtt import broker_available
+    from data.sim.runner import Simulator
+    from data.sim.senders import Jt808Sender, MqttReadingSender
+
+    if not broker_available(settings.mqtt_url):
+        raise UserError(f"no MQTT broker answers at {settings.mqtt_url} (HAZMAP_MQTT_URL); "
+                        "or run `hazmap simulate --via direct`")
+    host = "127.0.0.1" if settings.jt808_host in ("0.0.0.0", "") else settings.jt808_host
+    try:
+        jt808 = Jt808Sender(host, settings.jt808_port, world.vehicles).start(fleet.vehicle_ids)
+    except (OSError, RuntimeError) as exc:
+        raise UserError(f"no JT/T 808 gateway takes terminals at {host}:{settings.jt808_port} "
+                        f"(start `hazmap serve` or `hazmap jt808 serve`): {exc}") from exc
+    with jt808, MqttReadingSender(settings.mqtt_url).start() as mqtt:
+        simulator = Simulator(fleet, points, ping_sink=lambda b: jt808.send(b, wait_acked=True),
+                              reading_sink=mqtt.send, time_factor=factor)
+        progress = _run_reporting(simulator)
+        typer.echo(json.dumps({"pings": progress.pings, "readings": progress.readings,
+                               "finished": progress.finished, "jt808": jt808.stats(), "mqtt": mqtt.stats()},
+                              ensure_ascii=False, default=str))
+
+
+def _simulate_direct(settings: Settings, world, fleet, points, staged, factor: float | None) -> None:
+    from app.live import LiveMonitor
+    from data.sim.check import cleaned_expected, match_staged, summary
+    from data.sim.runner import Simulator
+
+    store = _open_store(settings)
+    after = store.read_events(limit=1)
+    store.close()
+    first_seq = int(after["seq"].iloc[-1]) if len(after) else 0
+    with LiveMonitor(world, settings.resolved_database_url,
+                     _monitor_settings(settings, gateway=False, mqtt=False)) as monitor:
+        simulator = Simulator(fleet, points, ping_sink=monitor.submit_pings, reading_sink=monitor.submit_readings,
+                              time_factor=factor)
+        progress = _run_reporting(simulator)
+        monitor.wait_idle(600)
+        dropped = monitor.drop_counts
+    store = _open_store(settings)
+    try:
+        events = store.read_events(after_seq=first_seq)
+    finally:
+        store.close()
+    matched = match_staged(staged, events)
+    table = summary(matched)
+    for row in table.itertuples():
+        typer.echo(f"{row.kind:<28} {row.rule:<26} staged {row.staged:>3}  found {row.found:>3}")
+    for reason, count in cleaned_expected(staged).items():
+        typer.echo(f"{reason:<28} {'(cleaned)':<26} staged {count:>3}  dropped {dropped.get(reason, 0):>3}")
+    typer.echo(json.dumps({"pings": progress.pings, "readings": progress.readings, "events": len(events),
+                           "finished": progress.finished}, ensure_ascii=False))
+
+
+def _run_reporting(simulator):
+    """Run in this thread, logging progress every ~10 s of wall time; Ctrl-C stops cleanly."""
+    import threading
+    import time
+
+    import pandas as pd
+
+    done = threading.Event()
+
+    def report():
+        while not done.wait(10.0):
+            p = simulator.progress
+            log.info("simulated up to %s: %d pings, %d readings",
+                     pd.Timestamp(p.sim_ms, unit="ms", tz="UTC").tz_convert("Asia/Shanghai"), p.pings, p.readings)
+
+    threading.Thread(target=report, daemon=True).start()
+    started = time.monotonic()
+    try:
+        simulator.start()
+        while not simulator.join(0.5):
+            pass
+    except KeyboardInterrupt:
+        simulator.stop()
+    finally:
+        done.set()
+    log.info("simulation ran %.1f s of wall time", time.monotonic() - started)
+    return simulator.progress
+
+
+@cli.command()
+def events(
+    ctx: typer.Context,
+    since: Annotated[str | None, typer.Option(
+        help="ISO 8601 time, or a duration (30m, 2h, 1d) back from the newest stored event")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO 8601 time (exclusive)")] = None,
+    rule: Annotated[str | None, typer.Option(help="only this rule")] = None,
+    subject: Annotated[str | None, typer.Option(help="only this truck or point id")] = None,
+    limit: Annotated[int, typer.Option(help="at most this many (the newest)")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line, evidence included")] = False,
+) -> None:
+    """The rules' events, oldest first, times in Asia/Shanghai."""
+    store = _open_store(_settings(ctx))
+    try:
+        since_ts = _since(since, store)
+        until_ts = _parse_time(until, "--until") if until else None
+        frame = store.read_events(since=since_ts, until=until_ts, rule=rule, subject_id=subject, limit=limit)
+    finally:
+        store.close()
+    for row in frame.to_dict("records"):
+        if as_json:
+            typer.echo(json.dumps({k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()},
+                                  ensure_ascii=False, default=str))
+        else:
+            when = row["event_time"].tz_convert("Asia/Shanghai").strftime("%Y-%m-%d %H:%M:%S")
+            typer.echo(f"{row['seq']:>7} {when} {row['phase']:<6} {row['rule']:<26} {row['subject_id']:<14} "
+                       f"sev {row['severity']}  {row['episode_id']}")
+    if not as_json:
+        typer.echo(f"{len(frame)} events", err=True)
+
+
+def _parse_time(text: str, option: str):
+    import pandas as pd
+
+    try:
+        ts = pd.Timestamp(text)
+    except ValueError as exc:
+        raise UserError(f"{option} must be an ISO 8601 time, got {text!r}") from exc
+    return ts.tz_localize("Asia/Shanghai") if ts.tzinfo is None else ts
+
+
+def _since(text: str | None, store):
+    """An ISO time, or a duration back from the newest stored event: the feed's clock, not the
+    wall clock (a simulated day runs on the demo world's date)."""
+    import re
+
+    import pandas as pd
+
+    if text is None:
+        return None
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd])", text.strip())
+    if match is None:
+        return _parse_time(text, "--since")
+    newest = store.newest_event_time()
+    if newest is None:
+        return None
+    return newest - pd.Timedelta(float(match.group(1)), unit=match.group(2))
 
 
 @cli.command("settings")

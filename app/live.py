@@ -1,96 +1,354 @@
-"""The live side of the one process that `hazmap serve` / `hazmap demo` run.
+"""The live monitor: feeds -> LiveState -> rule engines -> events, inside the app process.
 
-For now one process hosts feeds and screen (DESIGN.md §2): the JT/T 808 gateway runs on its
-own asyncio loop in a background thread, writes every report to the store through its
-bounded writer queue, and hands each batch to `LiveState` (the newest position per truck).
-The rule engine and the MQTT feed join here with the live-monitor issue.
+DESIGN.md §2/§3: for now one process (`hazmap serve` / `hazmap demo` / `hazmap simulate
+--via direct`) hosts feeds, engines and screen. The pieces, each on its own thread:
+
+    JT/T 808 gateway (asyncio loop thread) ─┐  PingBatch      (the gateway also writes every
+    MQTT reading feed (paho thread)  ───────┼─ ReadingBatch    report to the store itself)
+    in-process simulator (submit_*) ────────┘
+                       │  one bounded queue, arrival order kept
+                       ▼
+    the rules worker: LiveState.apply_* -> Engine / PointEngine .step -> events
+                      -> LiveState.apply_events, Store.write_events, readings to the store
+
+Why a queue and one worker: the engines keep per-vehicle and per-point state that must see
+batches in arrival order, one at a time; the gateway's callback runs on its event loop, where
+rule work would slow the wire (measured in session 1: a thread fighting the loop for the GIL is
+cheaper than rules on the loop). A full queue blocks the producer, which is back-pressure down
+to TCP and the broker, never a silent loss. The worker coalesces what queued up meanwhile into
+one engine step (the engines' per-step cost is fixed; a step per tiny gateway batch wastes it).
+
+The clock. `clock="feed"` (default) lets the data drive time: the engines' clocks are the
+newest valid ping / reading, so a simulated day (which runs on the demo world's 2026-11-02)
+and a replay behave like live traffic. `clock="wall"` is for real terminals: pings and
+readings later than the wall clock by more than the cleaning's `max_future_s` are dropped as
+`future`, and the point stage's silence rules advance with the wall clock even when every
+sensor is quiet (a tick every `advance_every_s`).
+
+`snapshot()` returns a copy of the LiveState that is safe to read from any thread (the
+screen's callbacks); `wait_idle()` lets tests and `hazmap simulate` wait for the worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
 
 from data.feeds.gateway import GatewaySettings, Jt808Gateway, vehicle_ids_by_phone
+from data.feeds.mqtt import MqttFeedSettings, MqttReadingFeed
 from data.store import Store
-from spatial.model import LiveState, PingBatch, World
+from spatial.model import Event, LiveState, PingBatch, ReadingBatch, World
+from spatial.rules.engine import Engine, EngineSettings
+from spatial.rules.points import PointEngine, PointEngineSettings
 
 log = logging.getLogger(__name__)
 
 _START_TIMEOUT_S = 30.0
+# The stop stage's own episodes are how the engine sees a truck stand still, not violations:
+# they feed the stop-based rules but stay out of the alerts and the stored event stream,
+# which the incident lifecycle reads.
+NOT_ALERTS = frozenset({"stop"})
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """How the monitor runs; the rules' own thresholds are in `engine` / `points`."""
+
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    points: PointEngineSettings = field(default_factory=PointEngineSettings)
+    gateway: GatewaySettings | None = None  # None: no JT/T 808 gateway (pings come by submit_pings)
+    mqtt_url: str | None = None  # None: no MQTT feed (readings come by submit_readings)
+    mqtt: MqttFeedSettings = field(default_factory=lambda: MqttFeedSettings(max_future_s=None))
+    clock: Literal["feed", "wall"] = "feed"
+    trail_s: float = 7200.0  # the trail LiveState keeps per truck (issue 7: 2 h)
+    queue_batches: int = 10_000  # batches waiting for the worker before producers block
+    readings_store_every_s: float = 2.0  # readings are written to the store in batches this often
+    advance_every_s: float = 10.0  # wall clock: how often the point stage is told time moved
+
+    def __post_init__(self) -> None:
+        if self.clock not in ("feed", "wall"):
+            raise ValueError(f"MonitorSettings.clock must be 'feed' or 'wall', got {self.clock!r}")
+        if not self.trail_s > 0 or self.queue_batches < 1:
+            raise ValueError("MonitorSettings: trail_s must be > 0 and queue_batches >= 1")
 
 
 class LiveMonitor:
-    """Feeds -> LiveState, in a background thread; `snapshot()` is safe from any thread."""
+    """Feeds -> LiveState -> engines -> events (stored); `snapshot()` is safe from any thread."""
 
-    def __init__(self, world: World, store_url: str, gateway_settings: GatewaySettings):
-        self._vehicle_by_phone = vehicle_ids_by_phone(world.vehicles)
+    def __init__(self, world: World, store_url: str, settings: MonitorSettings = MonitorSettings()):
+        self.world = world
+        self.settings = settings
         self._store_url = store_url
-        self._gateway_settings = gateway_settings
-        self._live = LiveState()
-        self._lock = threading.Lock()
+        self._live = LiveState(trail_s=settings.trail_s)
+        self._lock = threading.Lock()  # guards _live (the worker writes, the screen copies)
+        self._queue: queue.Queue = queue.Queue(maxsize=settings.queue_batches)
+        self._engine = Engine(world, settings.engine)
+        self._point_engine = PointEngine(world, settings.points)
+        self._events_by_rule: Counter = Counter()
+        self._busy = threading.Event()  # the worker holds items it has taken off the queue
+        self._stopping = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._worker_error: BaseException | None = None
+        self._pending_readings: list[ReadingBatch] = []
+        self._readings_written = 0
+        # the gateway's own asyncio loop thread
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._started = threading.Event()
-        self._start_error: BaseException | None = None
+        self._gateway_thread: threading.Thread | None = None
+        self._gateway_started = threading.Event()
+        self._gateway_error: BaseException | None = None
         self.gateway: Jt808Gateway | None = None
+        self.mqtt_feed: MqttReadingFeed | None = None
 
-    # -- public -----------------------------------------------------------------------------
+    # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> "LiveMonitor":
-        """Start the gateway; returns once it listens, or raises why it could not (port taken…)."""
-        self._thread = threading.Thread(target=self._run, name="hazmap-live", daemon=True)
-        self._thread.start()
-        if not self._started.wait(_START_TIMEOUT_S):
-            raise RuntimeError(f"the JT/T 808 gateway did not start within {_START_TIMEOUT_S:.0f} s")
-        if self._start_error is not None:
-            raise RuntimeError(f"the JT/T 808 gateway could not start: {self._start_error}") from self._start_error
+        """Start the worker, then the feeds; returns once the gateway listens, or raises why it
+        could not (port taken …). The MQTT feed starts even when the broker is down and keeps
+        trying (data/feeds/mqtt.py)."""
+        self._worker = threading.Thread(target=self._work, name="hazmap-rules", daemon=True)
+        self._worker.start()
+        if self.settings.gateway is not None:
+            self._start_gateway(self.settings.gateway)
+        if self.settings.mqtt_url is not None:
+            point_ids = self.world.monitoring_points["id"].astype(str)
+            self.mqtt_feed = MqttReadingFeed(self.settings.mqtt_url, point_ids, self.submit_readings,
+                                             settings=self.settings.mqtt).start()
         return self
 
     def stop(self) -> None:
-        """Close every connection, hand the last reports to the store, stop the thread."""
-        if self._loop is None or self._thread is None:
+        """Stop the feeds (the gateway hands its last reports to the store), let the worker
+        finish what is queued, write the last readings and stop."""
+        if self.mqtt_feed is not None:
+            self.mqtt_feed.stop()
+        self._stop_gateway()
+        if self._worker is not None and self._worker.is_alive():
+            self._stopping.set()
+            self._worker.join(timeout=120)
+
+    def __enter__(self) -> "LiveMonitor":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def submit_pings(self, batch: PingBatch) -> None:
+        """Hand a batch of pings to the worker (blocks while the queue is full)."""
+        if len(batch):
+            self._put(("pings", batch))
+
+    def submit_readings(self, batch: ReadingBatch) -> None:
+        if len(batch):
+            self._put(("readings", batch))
+
+    # -- output --------------------------------------------------------------------------------
+
+    def snapshot(self) -> LiveState:
+        """A copy of the live state (its `version` included), safe to read while feeds go on."""
+        with self._lock:
+            return self._live.copy()
+
+    def wait_idle(self, timeout_s: float = 60.0) -> bool:
+        """True once everything submitted so far has gone through the engines."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self._raise_worker_error()
+            if self._queue.unfinished_tasks == 0 and not self._busy.is_set():
+                return True
+            time.sleep(0.02)
+        return False
+
+    def stats(self) -> dict:
+        with self._lock:
+            version, positions, readings, open_episodes = (self._live.version, len(self._live.positions),
+                                                           len(self._live.readings), self._live.open_episodes())
+        return {
+            "version": version,
+            "trucks": positions,
+            "points": readings,
+            "open_episodes": open_episodes,
+            "queued_batches": self._queue.qsize(),
+            "engine": {"clock_ms": self._engine.clock_ms, "held": self._engine.held_count,
+                       "released": self._engine.released_count, "dropped": self._engine.drop_counts},
+            "points_engine": {"clock_ms": self._point_engine.clock_ms,
+                              "released": self._point_engine.released_count,
+                              "dropped": self._point_engine.drop_counts},
+            "events_by_rule": dict(self._events_by_rule),
+            "readings_stored": self._readings_written,
+            "gateway": self.gateway.stats() if self.gateway is not None else None,
+            "mqtt": self.mqtt_feed.stats() if self.mqtt_feed is not None else None,
+            "worker_error": None if self._worker_error is None else repr(self._worker_error),
+        }
+
+    @property
+    def drop_counts(self) -> dict[str, int]:
+        return self._engine.drop_counts
+
+    # -- the worker ----------------------------------------------------------------------------
+
+    def _put(self, item) -> None:
+        self._raise_worker_error()
+        if self._stopping.is_set():
+            raise RuntimeError("the live monitor is stopping: no more input is taken")
+        self._queue.put(item)
+
+    def _raise_worker_error(self) -> None:
+        if self._worker_error is not None:
+            raise RuntimeError(f"the live monitor's rules worker failed: {self._worker_error!r}") \
+                from self._worker_error
+
+    def _work(self) -> None:
+        store = Store.open(self._store_url)
+        last_store = last_advance = time.monotonic()
+        try:
+            while True:
+                items = self._take(timeout_s=0.2)
+                if items:
+                    self._busy.set()
+                    try:
+                        for kind, batch in _coalesce(items):
+                            self._process(store, kind, batch)
+                    finally:
+                        for _ in items:
+                            self._queue.task_done()
+                        self._busy.clear()
+                now = time.monotonic()
+                if self.settings.clock == "wall" and now - last_advance >= self.settings.advance_every_s:
+                    last_advance = now
+                    self._publish(store, self._point_engine.advance(_wall_ms()))
+                if self._pending_readings and (now - last_store >= self.settings.readings_store_every_s
+                                               or self._stopping.is_set()):
+                    last_store = now
+                    self._store_readings(store)
+                if self._stopping.is_set() and self._queue.empty():
+                    break
+        except BaseException as exc:  # surfaced by submit_*/wait_idle/stats, logged here
+            self._worker_error = exc
+            log.exception("the live monitor's rules worker stopped")
+        finally:
+            try:
+                if self._pending_readings and self._worker_error is None:
+                    self._store_readings(store)
+            finally:
+                store.close()
+
+    def _take(self, timeout_s: float) -> list:
+        try:
+            items = [self._queue.get(timeout=timeout_s)]
+        except queue.Empty:
+            return []
+        while len(items) < 1000:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
+    def _process(self, store: Store, kind: str, batch) -> None:
+        now_ms = _wall_ms() if self.settings.clock == "wall" else None
+        if kind == "pings":
+            with self._lock:
+                self._live.apply_pings(batch)
+            events = self._engine.step(batch, now_ms)
+        else:
+            with self._lock:
+                self._live.apply_readings(batch)
+            self._pending_readings.append(batch)
+            events = self._point_engine.step(batch, now_ms)
+        self._publish(store, events)
+
+    def _publish(self, store: Store, events: list[Event]) -> None:
+        events = [e for e in events if e.rule not in NOT_ALERTS]
+        if not events:
+            return
+        with self._lock:
+            self._live.apply_events(events)
+        store.write_events(events)
+        self._events_by_rule.update(e.rule for e in events if e.phase == "open")
+
+    def _store_readings(self, store: Store) -> None:
+        batches, self._pending_readings = self._pending_readings, []
+        merged = ReadingBatch.from_arrays(*(np.concatenate([getattr(b, f) for b in batches])
+                                            for f in ("point_id", "epoch_ms", "value")))
+        self._readings_written += store.write_readings(merged)
+
+    # -- the gateway thread --------------------------------------------------------------------
+
+    def _start_gateway(self, gateway_settings: GatewaySettings) -> None:
+        self._gateway_thread = threading.Thread(target=self._run_gateway, args=(gateway_settings,),
+                                                name="hazmap-jt808", daemon=True)
+        self._gateway_thread.start()
+        if not self._gateway_started.wait(_START_TIMEOUT_S):
+            raise RuntimeError(f"the JT/T 808 gateway did not start within {_START_TIMEOUT_S:.0f} s")
+        if self._gateway_error is not None:
+            self.stop()
+            raise RuntimeError(f"the JT/T 808 gateway could not start: {self._gateway_error}") \
+                from self._gateway_error
+
+    def _stop_gateway(self) -> None:
+        if self._loop is None or self._gateway_thread is None:
             return
         loop, gateway = self._loop, self.gateway
         if gateway is not None and loop.is_running():
             asyncio.run_coroutine_threadsafe(gateway.stop(), loop).result(timeout=60)
-        loop.call_soon_threadsafe(loop.stop)
-        self._thread.join(timeout=60)
+        if loop.is_running():
+            loop.call_soon_threadsafe(loop.stop)
+        self._gateway_thread.join(timeout=60)
+        self._gateway_thread = None
 
-    def snapshot(self) -> tuple[int, "LiveState"]:
-        """(version, a copy of the live state) — what the screen reads."""
-        with self._lock:
-            copy = LiveState(self._live.positions.copy(), self._live.readings.copy(), self._live.version)
-        return copy.version, copy
-
-    def stats(self) -> dict:
-        return self.gateway.stats() if self.gateway is not None else {}
-
-    # -- the thread -----------------------------------------------------------------------------
-
-    def _on_pings(self, batch: PingBatch) -> None:
-        with self._lock:
-            self._live.apply_pings(batch)
-
-    def _run(self) -> None:
+    def _run_gateway(self, gateway_settings: GatewaySettings) -> None:
         self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self._loop)
         store = None
         try:
             store = Store.open(self._store_url)
-            self.gateway = Jt808Gateway(self._vehicle_by_phone, self._on_pings, store, self._gateway_settings)
+            self.gateway = Jt808Gateway(vehicle_ids_by_phone(self.world.vehicles), self.submit_pings, store,
+                                        gateway_settings)
             self._loop.run_until_complete(self.gateway.start())
         except BaseException as exc:  # reported to start()'s caller
-            self._start_error = exc
-            self._started.set()
+            self._gateway_error = exc
+            self._gateway_started.set()
             if store is not None:
                 store.close()
             self._loop.close()
             return
-        self._started.set()
+        self._gateway_started.set()
         try:
             self._loop.run_forever()
         finally:
             self._loop.close()
             store.close()
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _coalesce(items: list[tuple[str, object]]) -> list[tuple[str, object]]:
+    """Consecutive batches of the same kind merged into one, arrival order kept."""
+    out: list[tuple[str, list]] = []
+    for kind, batch in items:  # a loop over queued batches (a few per tick), not over pings
+        if out and out[-1][0] == kind:
+            out[-1][1].append(batch)
+        else:
+            out.append((kind, [batch]))
+    merged = []
+    for kind, batches in out:
+        if len(batches) == 1:
+            merged.append((kind, batches[0]))
+        elif kind == "pings":
+            merged.append((kind, PingBatch(*(np.concatenate([getattr(b, f) for b in batches]) for f in (
+                "vehicle_id", "epoch_ms", "lon", "lat", "speed_kmh", "heading", "alarm", "status")))))
+        else:
+            merged.append((kind, ReadingBatch(*(np.concatenate([getattr(b, f) for b in batches])
+                                                for f in ("point_id", "epoch_ms", "value")))))
+    return merged

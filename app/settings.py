@@ -6,6 +6,7 @@ Created once by the CLI and passed down; no other module reads the environment.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -38,6 +39,25 @@ class Settings(BaseSettings):
     jt808_stats_port: int = Field(7809, description="port of the gateway's feed-health JSON (GET /stats)")
     jt808_auth_secret: str = Field(
         "", description="secret the terminals' auth codes derive from; empty: a new one per start (terminals re-register)"
+    )
+
+    mqtt_url: str = Field("mqtt://127.0.0.1:1883", description="MQTT broker the monitoring points publish to")
+    mqtt_in_serve: bool = Field(True, description="subscribe to the points' readings inside `hazmap serve` / `demo`")
+    live_clock: Literal["feed", "wall"] = Field(
+        "feed",
+        description="what moves the rules' clock: 'feed' (the newest report; simulations and replays) or 'wall' "
+        "(real terminals: reports from the future are dropped, silent sensors are noticed without any data)",
+    )
+    trail_s: float = Field(7200.0, gt=0, description="seconds of track the screen keeps per truck")
+    sim_in_demo: bool = Field(True, description="`hazmap demo` runs the traffic simulator")
+    sim_time_factor: float = Field(10.0, gt=0, description="simulated seconds per wall-clock second (demo, simulate)")
+    sim_seed: int = Field(1, description="seed of the simulated traffic and sensor readings")
+    sim_start: str = Field(
+        "", description="simulated start, ISO 8601 with offset; empty: 06:00 (Asia/Shanghai) on the demo world's day"
+    )
+    sim_hours: float = Field(18.0, gt=0, description="simulated hours")
+    sim_stage_share: float = Field(
+        0.01, ge=0, le=0.1, description="share of trucks (and of points) staged for each kind of violation"
     )
 
     @classmethod

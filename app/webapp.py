@@ -1,14 +1,23 @@
 """The Dash app factory: the wall-screen map of one World.
 
-`create_app(settings, world, world_version)` builds every layer's GeoJSON once (layers/),
+`create_app(settings, world, world_version, live)` builds every layer's GeoJSON once (layers/),
 serves each by URL from `/layers/<world_version>/<layer>.geojson` (gzip when the browser
 takes it, cached for good since the URL changes with the world), and lays out the map, the
 layers control, the legend and the details panel. Callbacks stay thin: formatting is in
 layers/details.py, colours in layers/style.py, drawing in assets/hazmap_map.js.
+
+With a live source (anything with `snapshot() -> LiveState`), two more routes feed the
+canvas layer of assets/hazmap_live.js (payloads: layers/live.py):
+`/live/<world_version>/static.json` (vehicle and point lists, once; cached for good) and
+`/live/<world_version>/state?since=<version>` (what changed since the screen's last
+version, or everything; never cached). The trucks and point statuses are two overlays,
+shown by default, and the header shows the feed's clock next to the wall clock.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import logging
 import re
 import time
@@ -31,8 +40,18 @@ from layers.catalog import (
     world_bounds,
 )
 from layers.details import FeatureDetails, FeatureDirectory
+from layers.live import (
+    FEED_TIME_LABEL,
+    LIVE_POINTS_TITLE,
+    LIVE_SECTION_TITLE,
+    LIVE_TRUCKS_TITLE,
+    LiveEncoder,
+    live_legend,
+    live_rows,
+    screen_config,
+)
 from layers.style import BASE_HIDEOUT, LANGUAGES, LegendGroup, layer_style, legend, text
-from spatial.model import World
+from spatial.model import LiveState, World
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +60,24 @@ LANGUAGE_COOKIE = "hazmap_language"
 _VERSION_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Versioned URLs never change content: let browsers keep them for a year.
 _LAYER_CACHE_CONTROL = "public, max-age=31536000, immutable"
+_SINCE_PATTERN = re.compile(r"[0-9]{1,18}")
+_LIVE_GZIP_LEVEL = 5  # a poll's payload is small: fast beats the last few per cent
 
 _js = Namespace("hazmap", "map")
 LAYER_ID_TYPE = "hz-layer"
 
 
-def create_app(settings: Settings, world: World, world_version: str) -> dash.Dash:
+def create_app(settings: Settings, world: World, world_version: str, live=None) -> dash.Dash:
     """The wall-screen app for `world`. `world_version` (a short hash or counter, letters,
     digits, `.`, `_`, `-`) goes into every layer URL, so a new world is never shown from a
-    browser's cache of the old one."""
+    browser's cache of the old one. `live`: the live source (`snapshot()` returns a copy of
+    the LiveState, safe to read), or None for a screen without live trucks."""
     if not _VERSION_PATTERN.fullmatch(world_version):
         raise ValueError(f"world_version must be 1-64 letters, digits, '.', '_' or '-', got {world_version!r}")
     if settings.language not in LANGUAGES:
         raise ValueError(f"settings.language must be one of {LANGUAGES}, got {settings.language!r}")
+    if live is not None and not callable(getattr(live, "snapshot", None)):
+        raise TypeError(f"live must have a snapshot() method returning a LiveState, got {type(live).__name__}")
 
     started = time.perf_counter()
     payloads = build_payloads(world)
@@ -71,8 +95,10 @@ def create_app(settings: Settings, world: World, world_version: str) -> dash.Das
         update_title=None,
         serve_locally=True,
     )
-    screen = _Screen(settings, world, world_version, web.config.requests_pathname_prefix)
+    encoder = LiveEncoder(world) if live is not None else None
+    screen = _Screen(settings, world, world_version, web.config.requests_pathname_prefix, live)
     _add_layer_route(web, world_version, payloads)
+    _add_live_routes(web, world_version, live, encoder)
     _add_language_route(web)
     web.layout = screen.layout
     _add_callbacks(web, screen)
@@ -82,8 +108,9 @@ def create_app(settings: Settings, world: World, world_version: str) -> dash.Das
 class _Screen:
     """Everything the layout and callbacks need from one World, computed once."""
 
-    def __init__(self, settings: Settings, world: World, world_version: str, url_prefix: str):
+    def __init__(self, settings: Settings, world: World, world_version: str, url_prefix: str, live=None):
         self.settings = settings
+        self.live = live
         self.url_prefix = url_prefix
         self.world_version = world_version
         self.directory = FeatureDirectory(world)
@@ -102,8 +129,19 @@ class _Screen:
     def layer_url(self, name: str) -> str:
         return f"{self.url_prefix}layers/{self.world_version}/{name}.geojson"
 
+    def live_url(self, name: str) -> str:
+        return f"{self.url_prefix}live/{self.world_version}/{name}"
+
+    def live_titles(self, language: str) -> list[str]:
+        """Titles of the live overlays (none without a live source)."""
+        if self.live is None:
+            return []
+        return [text(LIVE_TRUCKS_TITLE, language), text(LIVE_POINTS_TITLE, language)]
+
     def layout(self) -> html.Div:
         language = self.language()
+        live_stores = [] if self.live is None else [dcc.Store(id="hz-live-config", data=screen_config(
+            language, self.live_url("static.json"), self.live_url("state")))]
         return html.Div(
             className="hz-root",
             lang="zh-CN" if language == "zh" else "en",
@@ -115,6 +153,9 @@ class _Screen:
                     "names": {text(layer.title, language): layer.name for layer in LAYERS},
                     "urls": {layer.name: self.layer_url(layer.name) for layer in LAYERS},
                 }),
+                # A click on the live canvas ({layer, id}), set by assets/hazmap_live.js.
+                dcc.Store(id="hz-live-click"),
+                *live_stores,
                 self._header(language),
                 html.Main(
                     className="hz-main",
@@ -123,7 +164,8 @@ class _Screen:
                         html.Aside(
                             id="hz-legend",
                             className="hz-legend",
-                            children=_legend_children(self._legend(self._default_layers(), language), language),
+                            children=_legend_children(self.legend_for_titles(self._default_titles(language), language),
+                                                      language),
                         ),
                         html.Aside(
                             id="hz-panel",
@@ -157,6 +199,7 @@ class _Screen:
                 ]),
                 html.Div(className="hz-stats", children=stats),
                 html.Div(className="hz-header-right", children=[
+                    *self._feed_clock(language),
                     html.Span(ui("time_zone", language), className="hz-clock-label"),
                     html.Span(id="hz-clock", className="hz-clock"),
                     html.A(ui("switch_to", language), id="hz-language-switch", className="hz-language-switch",
@@ -165,8 +208,22 @@ class _Screen:
             ],
         )
 
+    def _feed_clock(self, language: str) -> list:
+        """The newest report's time (Asia/Shanghai), set by assets/hazmap_live.js: a simulated
+        or replayed feed runs on its own day, and a stopped feed shows as a clock standing still."""
+        if self.live is None:
+            return []
+        return [html.Span(text(FEED_TIME_LABEL, language), className="hz-clock-label"),
+                html.Span("—", id="hz-feed-clock", className="hz-clock hz-feed-clock")]
+
     def _map(self, language: str) -> dl.Map:
-        overlays = [
+        # The live overlays hold nothing: hazmap_live.js draws on its own canvas and follows
+        # their check boxes (through the control's `overlays`).
+        live_overlays = [
+            dl.Overlay(name=title, checked=True, children=dl.LayerGroup(id=f"hz-live-toggle-{i}"))
+            for i, title in enumerate(self.live_titles(language))
+        ]
+        overlays = live_overlays + [
             dl.Overlay(
                 name=text(layer.title, language),
                 checked=layer.shown_by_default,
@@ -210,21 +267,21 @@ class _Screen:
                     url=self.layer_url("district_labels"), pointToLayer=_js("districtLabel"), interactive=False,
                     hideout={**BASE_HIDEOUT["label"], "language": language})),
                 dl.LayersControl(overlays, id="hz-layers", collapsed=False, position="topleft",
-                                 overlays=[text(layer.title, language) for layer in self._default_layers()]),
+                                 overlays=self._default_titles(language)),
                 dl.ZoomControl(position="bottomright"),
                 dl.ScaleControl(position="bottomright", imperial=False, maxWidth=240),
             ],
         )
 
-    def _default_layers(self):
-        return [layer for layer in LAYERS if layer.shown_by_default]
-
-    def _legend(self, layers, language: str) -> list[LegendGroup]:
-        return legend([(layer.name, layer.title) for layer in layers], language, self.present_classes)
+    def _default_titles(self, language: str) -> list[str]:
+        return self.live_titles(language) + [text(layer.title, language) for layer in LAYERS if layer.shown_by_default]
 
     def legend_for_titles(self, titles: list[str], language: str) -> list[LegendGroup]:
         shown = set(titles)
-        return self._legend([layer for layer in LAYERS if text(layer.title, language) in shown], language)
+        live = [title in shown for title in self.live_titles(language)]
+        layers = [layer for layer in LAYERS if text(layer.title, language) in shown]
+        return (live_legend(language, *live) if live else []) + legend(
+            [(layer.name, layer.title) for layer in layers], language, self.present_classes)
 
 
 def _legend_children(groups: list[LegendGroup], language: str) -> list:
@@ -247,7 +304,7 @@ def _legend_children(groups: list[LegendGroup], language: str) -> list:
     return children
 
 
-def _panel_children(details: FeatureDetails) -> list:
+def _panel_children(details: FeatureDetails, live: list[tuple[str, str]], language: str) -> list:
     children = [
         html.Div(details.layer_title, className="hz-panel-layer"),
         html.H2(details.title, className="hz-panel-title"),
@@ -255,6 +312,13 @@ def _panel_children(details: FeatureDetails) -> list:
             html.Tr([html.Th(label), html.Td(value)]) for label, value in details.rows
         ])),
     ]
+    if live:
+        children += [
+            html.H3(text(LIVE_SECTION_TITLE, language)),
+            html.Table(className="hz-panel-fields hz-panel-live", children=html.Tbody([
+                html.Tr([html.Th(label), html.Td(value)]) for label, value in live
+            ])),
+        ]
     for table in details.tables:
         children += [
             html.H3(table.title),
@@ -277,24 +341,38 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
         prevent_initial_call=True,
     )
 
+    if screen.live is not None:
+        # Show and hide the live canvas with its overlays' check boxes (also at start-up).
+        web.clientside_callback(
+            ClientsideFunction(namespace="hazmap_live", function_name="liveSync"),
+            Input("hz-layers", "overlays"),
+            State("hz-live-config", "data"),
+        )
+
     @web.callback(
         Output("hz-panel-body", "children"),
         Output("hz-panel", "className"),
         Input({"type": LAYER_ID_TYPE, "name": ALL}, "clickData"),
+        Input("hz-live-click", "data"),
         Input("hz-panel-close", "n_clicks"),
         State("hz-language", "data"),
         prevent_initial_call=True,
     )
-    def show_details(_clicks, _close, language):
+    def show_details(_clicks, _live_click, _close, language):
         trigger = ctx.triggered_id
-        feature = ctx.triggered[0]["value"] if ctx.triggered else None
-        if not isinstance(trigger, dict) or not feature:
+        value = ctx.triggered[0]["value"] if ctx.triggered else None
+        if trigger == "hz-live-click" and value:
+            layer, feature_id = value["layer"], str(value["id"])
+        elif isinstance(trigger, dict) and value:
+            layer, feature_id = trigger["name"], str(value["properties"]["id"])
+        else:
             return [], "hz-panel"
         try:
-            details = screen.directory.describe(trigger["name"], str(feature["properties"]["id"]), language)
+            details = screen.directory.describe(layer, feature_id, language)
         except LookupError:
             return [html.P(ui("not_found", language))], "hz-panel hz-open"
-        return _panel_children(details), "hz-panel hz-open"
+        live = live_rows(_snapshot(screen.live), layer, feature_id, language) if screen.live is not None else []
+        return _panel_children(details, live, language), "hz-panel hz-open"
 
     @web.callback(
         Output("hz-legend", "children"),
@@ -330,6 +408,57 @@ def _add_layer_route(web: dash.Dash, world_version: str, payloads: dict[str, Pay
         endpoint="hazmap_layer_geojson",
         view_func=layer_geojson,
     )
+
+
+def _snapshot(live) -> LiveState:
+    state = live.snapshot()
+    if not isinstance(state, LiveState):
+        raise TypeError(f"live.snapshot() must return a LiveState, got {type(state).__name__}")
+    return state
+
+
+def _add_live_routes(web: dash.Dash, world_version: str, live, encoder: LiveEncoder | None) -> None:
+    """`static.json` (cached for good: it only depends on the world) and `state?since=N`."""
+    static_body = json.dumps(encoder.static(), ensure_ascii=False, separators=(",", ":")).encode() if encoder else b""
+    static_gzipped = gzip.compress(static_body, _LIVE_GZIP_LEVEL, mtime=0)
+
+    def check(version: str):
+        if live is None:
+            return flask.jsonify(error="this server runs without a live feed"), 404
+        if version != world_version:
+            message = f"world version {version!r} is not served; this server has {world_version!r}"
+            return flask.jsonify(error=message), 404
+        return None
+
+    def respond(body: bytes, cache_control: str, gzipped_body: bytes | None = None):
+        gzipped = flask.request.accept_encodings["gzip"] > 0
+        if gzipped and gzipped_body is None:
+            gzipped_body = gzip.compress(body, _LIVE_GZIP_LEVEL, mtime=0)
+        response = flask.Response(gzipped_body if gzipped else body, mimetype="application/json")
+        if gzipped:
+            response.headers["Content-Encoding"] = "gzip"
+        response.headers["Vary"] = "Accept-Encoding"
+        response.headers["Cache-Control"] = cache_control
+        return response
+
+    def live_static(version: str):
+        if (error := check(version)) is not None:
+            return error
+        return respond(static_body, _LAYER_CACHE_CONTROL, static_gzipped)
+
+    def live_state(version: str):
+        if (error := check(version)) is not None:
+            return error
+        since_text = flask.request.args.get("since", "0")
+        if not _SINCE_PATTERN.fullmatch(since_text):
+            return flask.jsonify(error=f"since must be a whole number >= 0 (the version of the last frame), "
+                                       f"got {since_text!r}"), 400
+        frame = encoder.frame(_snapshot(live), int(since_text))
+        return respond(json.dumps(frame, separators=(",", ":")).encode(), "no-store")
+
+    prefix = f"{web.config.routes_pathname_prefix}live/<version>/"
+    web.server.add_url_rule(prefix + "static.json", endpoint="hazmap_live_static", view_func=live_static)
+    web.server.add_url_rule(prefix + "state", endpoint="hazmap_live_state", view_func=live_state)
 
 
 def _add_language_route(web: dash.Dash) -> None:

@@ -226,6 +226,32 @@ LAYER_STYLES: dict[str, LayerStyle] = {
     ),
 }
 
+# The live layer (layers/live.py, assets/hazmap_live.js): one style per truck state and per
+# monitoring point status, keyed by the names in layers.live.TRUCK_STATES / POINT_STATUSES.
+# Fills are opaque: the browser tests read a truck's colour back from the canvas.
+LIVE_TRUCK_STYLES: dict[str, ClassStyle] = {
+    "parked": ClassStyle(("停驶", "Parked / still"), "#9fb3c8", radius_px=3.2, weight_px=1.0, stroke=SEA, fill_opacity=1),
+    "moving": ClassStyle(("行驶", "Moving"), "#3ddc84", radius_px=4.2, weight_px=1.0, stroke=SEA, fill_opacity=1),
+    "stale": ClassStyle(("失联（超20分钟无上报）", "No report > 20 min"), "#5c6b7d", radius_px=3.0, weight_px=1.0,
+                        stroke=SEA, fill_opacity=1),
+    "alert": ClassStyle(("告警（三、四级）", "Alert, severity 3-4"), "#ffb020", radius_px=5.5, weight_px=1.5, stroke="#1a1000",
+                        fill_opacity=1),
+    "alert_high": ClassStyle(("告警（一、二级）", "Alert, severity 1-2"), "#ff2d55", radius_px=6.5, weight_px=2.0,
+                             stroke="#ffffff", fill_opacity=1),
+}
+LIVE_POINT_STYLES: dict[str, ClassStyle] = {
+    "unknown": ClassStyle(("尚无数据", "No reading yet"), "#4a5a6e", radius_px=1.8, weight_px=0, fill_opacity=1),
+    "normal": ClassStyle(("正常", "Normal"), "#2f9e7a", radius_px=2.2, weight_px=0, fill_opacity=1),
+    "silent": ClassStyle(("数据中断", "Silent (no data)"), "#a29bfe", radius_px=3.0, weight_px=1.0, stroke=SEA,
+                         fill_opacity=1),
+    "fault": ClassStyle(("仪表故障", "Instrument fault"), "#f6e05e", radius_px=3.5, weight_px=1.0, stroke=SEA,
+                        fill_opacity=1),
+    "alarm": ClassStyle(("超限报警", "Level alarm"), "#ff8a1c", radius_px=5.0, weight_px=1.5, stroke="#ffffff",
+                        fill_opacity=1),
+    "alarm_high": ClassStyle(("超限报警（一级）", "Level alarm, severity 1"), "#ff3030", radius_px=6.0, weight_px=2.0,
+                             stroke="#ffffff", fill_opacity=1),
+}
+
 BASE_HIDEOUT = {  # the always-drawn base: land, district outlines and names
     "land": {"fill": LAND, "level": LEVEL_BASE_OUTLINE},
     "outline": {"color": DISTRICT_OUTLINE, "weight": 1.6, "level": LEVEL_BASE_OUTLINE},

@@ -161,4 +161,4 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 128 + signal.SIGTERM, output
-    assert "JT/T 808 gateway stopped" in output
+    assert "live monitor stopped" in output

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pandas as pd
 import pytest
 
-from app.live import LiveMonitor
+from app.live import LiveMonitor, MonitorSettings
 from data.demo import build_world
 from data.feeds.gateway import GatewaySettings
 from data.feeds.jt808 import LocationReport
@@ -38,17 +38,17 @@ async def _report(port: int, phone: str, report: LocationReport) -> None:
 def test_a_report_reaches_the_live_state_and_the_store(stored):
     world, url = stored
     vehicle = world.vehicles.iloc[0]
-    monitor = LiveMonitor(world, url, GatewaySettings(port=0, stats_port=None, store_interval_s=0.1)).start()
+    monitor = LiveMonitor(world, url, MonitorSettings(gateway=GatewaySettings(port=0, stats_port=None, store_interval_s=0.1))).start()
     try:
         sent = datetime(2026, 11, 2, 1, 30, tzinfo=timezone.utc)
         report = LocationReport(alarm=0, status=0b10, lat=29.87, lon=121.55, altitude_m=5, speed_kmh=42.0,
                                 direction=90, time=sent)
         asyncio.run(_report(monitor.gateway.port, vehicle["terminal_phone"], report))
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and vehicle["id"] not in monitor.snapshot()[1].positions.index:
+        while time.monotonic() < deadline and vehicle["id"] not in monitor.snapshot().positions.index:
             time.sleep(0.05)
-        version, live = monitor.snapshot()
-        assert version >= 1
+        live = monitor.snapshot()
+        assert live.version >= 1
         row = live.positions.loc[vehicle["id"]]
         assert (row["lon"], row["lat"], row["speed_kmh"]) == pytest.approx((121.55, 29.87, 42.0))
     finally:
@@ -61,10 +61,10 @@ def test_a_report_reaches_the_live_state_and_the_store(stored):
 
 def test_a_taken_port_is_refused_clearly(stored):
     world, url = stored
-    first = LiveMonitor(world, url, GatewaySettings(port=0, stats_port=None)).start()
+    first = LiveMonitor(world, url, MonitorSettings(gateway=GatewaySettings(port=0, stats_port=None))).start()
     try:
         taken = GatewaySettings(port=first.gateway.port, stats_port=None)
         with pytest.raises(RuntimeError, match="could not start"):
-            LiveMonitor(world, url, taken).start()
+            LiveMonitor(world, url, MonitorSettings(gateway=taken)).start()
     finally:
         first.stop()

@@ -1,0 +1,526 @@
+/*
+ * The live layer of hazmap's wall: trucks where the feed says they are, monitoring points
+ * coloured by their status, drawn from typed arrays on one canvas of their own (DESIGN.md §7:
+ * replacing a GeoJSON's data costs 180-770 ms a tick, a canvas fed from typed arrays tens).
+ *
+ * The server (layers/live.py) sends the vehicle and point lists once (static.json), then
+ * every `pollMs` what changed since the last version applied (state?since=N): per truck its
+ * index, lon/lat quantised to uint16 over a box, a state byte and a heading byte; per point
+ * its index and a status byte; base64, little-endian. Positions are projected once when they
+ * change (to Web Mercator at zoom 0); a pan or zoom redraws from those without fetching.
+ *
+ * The canvas is an L.Renderer (so Leaflet positions it, pads it and scales it through zoom
+ * animations like its own canvas), in a pane above the overlays, and takes no pointer
+ * events: clicks reach the map's own canvas, except where a live truck or point is drawn
+ * (a capture-phase listener hit-tests first and opens the details panel through the
+ * `hz-live-click` store). The two live overlays of the layers control show and hide it
+ * (the clientside callback `hazmap_live.liveSync`). Colours and sizes come from layers/style.py.
+ *
+ * window.hazmapLive: a read-only handle for the browser tests and for debugging at the wall.
+ */
+(function () {
+    "use strict";
+
+    var hazmap = (window.hazmap = window.hazmap || {});
+    if (!window.L) {
+        console.error("hazmap: Leaflet (window.L) is not loaded before assets/hazmap_live.js");
+        return;
+    }
+    var L = window.L;
+    var PANE = "hzlive";
+    var PANE_Z = 450; // above the overlay canvas (400), below the district names and popups
+    var ABSENT = 255; // state of a truck not drawn (no position, or off the map: the server's OFF_MAP)
+    var HIT_SLACK_PX = 3;
+    var STATS_KEPT = 120;
+
+    function screenScale() { // as assets/hazmap_map.js: sizes are set for a 1920x1080 wall
+        return Math.max(1, Math.min(window.innerWidth / 1920, window.innerHeight / 1080));
+    }
+
+    // --- decoding ----------------------------------------------------------------------------
+    function bytesOf(b64) {
+        var bin = atob(b64);
+        var n = bin.length;
+        var out = new Uint8Array(n);
+        for (var i = 0; i < n; i++) { out[i] = bin.charCodeAt(i); }
+        return out;
+    }
+
+    function u16(b64) { var b = bytesOf(b64); return new Uint16Array(b.buffer, 0, b.length >> 1); }
+    function u32(b64) { var b = bytesOf(b64); return new Uint32Array(b.buffer, 0, b.length >> 2); }
+    function indexArray(b64, bytes) { return bytes === 4 ? u32(b64) : u16(b64); }
+
+    // --- the feed: what the screen knows, per vehicle and point slot ---------------------------
+    var feed = {
+        config: null, stat: null, map: null,
+        version: 0, newestMs: null, polls: 0, failures: 0,
+        vehicleSlot: {}, pointSlot: {},
+        truckState: new Uint8Array(0), truckHeading: new Uint8Array(0),
+        truckQx: new Uint16Array(0), truckQy: new Uint16Array(0),
+        truckNx: new Float64Array(0), truckNy: new Float64Array(0),
+        pointStatus: new Uint8Array(0), pointNx: new Float64Array(0), pointNy: new Float64Array(0),
+        stats: {paintMs: [], decodeMs: [], payloadChars: [], changedTrucks: []}
+    };
+
+    function keep(list, value) {
+        list.push(value);
+        if (list.length > STATS_KEPT) { list.shift(); }
+    }
+
+    // Web Mercator (the map's CRS) at zoom 0, divided by its scale: x, y in [0, 1).
+    function projector() {
+        var crs = feed.map.options.crs;
+        var s0 = crs.scale(0);
+        var bbox = feed.stat.bbox, q = feed.stat.quant_max;
+        var dx = (bbox[2] - bbox[0]) / q, dy = (bbox[3] - bbox[1]) / q;
+        return function (qx, qy, out, k) {
+            var p = crs.latLngToPoint(L.latLng(bbox[1] + qy * dy, bbox[0] + qx * dx), 0);
+            out[0][k] = p.x / s0;
+            out[1][k] = p.y / s0;
+        };
+    }
+
+    function initStatic(stat) {
+        feed.stat = stat;
+        var nv = stat.vehicles.n, np = stat.points.n;
+        stat.vehicles.ids.forEach(function (id, i) { feed.vehicleSlot[id] = i; });
+        stat.points.ids.forEach(function (id, i) { feed.pointSlot[id] = i; });
+        feed.truckState = new Uint8Array(nv).fill(ABSENT);
+        feed.truckHeading = new Uint8Array(nv).fill(stat.heading_unknown);
+        feed.truckQx = new Uint16Array(nv);
+        feed.truckQy = new Uint16Array(nv);
+        feed.truckNx = new Float64Array(nv);
+        feed.truckNy = new Float64Array(nv);
+        feed.pointStatus = new Uint8Array(np);
+        feed.pointNx = new Float64Array(np);
+        feed.pointNy = new Float64Array(np);
+        var project = projector(), qx = u16(stat.points.lon), qy = u16(stat.points.lat);
+        var out = [feed.pointNx, feed.pointNy];
+        for (var i = 0; i < np; i++) { project(qx[i], qy[i], out, i); }
+    }
+
+    function applyFrame(frame) {
+        var t0 = performance.now();
+        if (frame.full) {
+            feed.truckState.fill(ABSENT);
+            feed.pointStatus.fill(0);
+        }
+        var t = frame.trucks, project = projector(), out = [feed.truckNx, feed.truckNy];
+        if (t.n) {
+            var idx = indexArray(t.idx, feed.stat.vehicles.index_bytes), qx = u16(t.lon), qy = u16(t.lat);
+            var state = bytesOf(t.state), heading = bytesOf(t.heading);
+            for (var i = 0; i < t.n; i++) {
+                var k = idx[i], was = feed.truckState[k];
+                feed.truckState[k] = state[i];
+                feed.truckHeading[k] = heading[i];
+                if (state[i] !== ABSENT && (was === ABSENT || feed.truckQx[k] !== qx[i] || feed.truckQy[k] !== qy[i])) {
+                    feed.truckQx[k] = qx[i];
+                    feed.truckQy[k] = qy[i];
+                    project(qx[i], qy[i], out, k);
+                }
+            }
+        }
+        var p = frame.points;
+        if (p.n) {
+            var pidx = indexArray(p.idx, feed.stat.points.index_bytes), status = bytesOf(p.status);
+            for (var j = 0; j < p.n; j++) { feed.pointStatus[pidx[j]] = status[j]; }
+        }
+        feed.version = frame.version;
+        feed.newestMs = frame.newest_ms;
+        keep(feed.stats.decodeMs, performance.now() - t0);
+        keep(feed.stats.changedTrucks, t.n);
+    }
+
+    // --- sprites: each glyph drawn once by the canvas, then stamped as pixels -------------------
+    var sprites = {}; // kind, code and scale -> [dot, arrow per heading step...], each built when first needed
+    var scratch = document.createElement("canvas");
+    var packed = new Uint32Array(1), packedBytes = new Uint8Array(packed.buffer); // endian-proof RGBA words
+
+    // The sprites of one style (`kind` "t" trucks, "p" points, and its code) at `scale`:
+    // slot 0 the dot, slot 1 + h the arrow of heading step h.
+    function spritesOf(kind, code, scale) {
+        var key = kind + code + "@" + scale;
+        return sprites[key] || (sprites[key] = []);
+    }
+
+    // Glyphs that do not keep their size (layers/live.py's `keepSize`) shrink at city-wide
+    // zooms, where 15,000 full-size arrows would bury the map: 60 % at zoom 9, full from 12,
+    // in five steps (each step's sprites are built once).
+    function zoomScale(zoom) {
+        return Math.min(1, Math.max(0.6, 0.6 + Math.round(((zoom - 9) * 4) / 3) / 10));
+    }
+
+    // A dot (heading < 0) or an arrow along `heading` (in the server's steps, clockwise from
+    // north), in style `c`: {dx, dy, color, alpha, rgb, r}, per pixel it covers.
+    function makeSprite(heading, c, scale) {
+        var r = c.radius * scale, weight = c.weight > 0 ? c.weight * scale : 0;
+        var reach = Math.ceil((heading < 0 ? r : 2.2 * r) + weight) + 1;
+        var size = 2 * reach + 1, centre = reach + 0.5;
+        scratch.width = scratch.height = size;
+        var ctx = scratch.getContext("2d", {willReadFrequently: true});
+        ctx.clearRect(0, 0, size, size);
+        ctx.beginPath();
+        if (heading < 0) {
+            ctx.arc(centre, centre, r, 0, 2 * Math.PI);
+        } else {
+            var a = (heading * feed.stat.heading_step_deg * Math.PI) / 180, dx = Math.sin(a), dy = -Math.cos(a);
+            var tip = 2.2 * r, back = 1.3 * r, half = 1.4 * r;
+            ctx.moveTo(centre + dx * tip, centre + dy * tip);
+            ctx.lineTo(centre - dx * back - dy * half, centre - dy * back + dx * half);
+            ctx.lineTo(centre - dx * back + dy * half, centre - dy * back - dx * half);
+            ctx.closePath();
+        }
+        ctx.globalAlpha = c.fillOpacity;
+        ctx.fillStyle = c.color;
+        ctx.fill();
+        ctx.globalAlpha = 1;
+        if (weight > 0) {
+            ctx.lineJoin = "round";
+            ctx.lineWidth = weight;
+            ctx.strokeStyle = c.stroke;
+            ctx.stroke();
+        }
+        var data = ctx.getImageData(0, 0, size, size).data;
+        var dxs = [], dys = [], colors = [], alphas = [], rgb = [];
+        for (var y = 0; y < size; y++) {
+            for (var x = 0; x < size; x++) {
+                var k = (y * size + x) * 4;
+                if (!data[k + 3]) { continue; }
+                packedBytes.set(data.subarray(k, k + 4));
+                dxs.push(x - reach); dys.push(y - reach); colors.push(packed[0]); alphas.push(data[k + 3]);
+                rgb.push(data[k], data[k + 1], data[k + 2]);
+            }
+        }
+        return {
+            dx: Int16Array.from(dxs), dy: Int16Array.from(dys), color: Uint32Array.from(colors),
+            alpha: Uint8Array.from(alphas), rgb: Uint8Array.from(rgb), r: reach
+        };
+    }
+
+    // --- the canvas ------------------------------------------------------------------------------
+    var LiveCanvas = L.Renderer.extend({
+        options: {padding: 0.1, pane: PANE},
+
+        initialize: function (options) {
+            L.Renderer.prototype.initialize.call(this, options);
+            this.showTrucks = true;
+            this.showPoints = true;
+            // Layer points where each truck / point was last drawn (NaN: not drawn): the hit-test's input.
+            this.truckXY = {x: new Float32Array(0), y: new Float32Array(0)};
+            this.pointXY = {x: new Float32Array(0), y: new Float32Array(0)};
+        },
+
+        _initContainer: function () {
+            var canvas = (this._container = document.createElement("canvas"));
+            canvas.className = "hz-live-canvas";
+            canvas.style.pointerEvents = "none";
+            this._ctx = canvas.getContext("2d");
+        },
+
+        _destroyContainer: function () {
+            L.Util.cancelAnimFrame(this._drawRequest);
+            this._drawRequest = null;
+            L.DomUtil.remove(this._container);
+            delete this._ctx;
+        },
+
+        _update: function () {
+            if (this._map._animatingZoom && this._bounds) { return; }
+            L.Renderer.prototype._update.call(this);
+            var b = this._bounds, size = b.getSize(), m = window.devicePixelRatio || 1, canvas = this._container;
+            L.DomUtil.setPosition(canvas, b.min);
+            canvas.width = Math.round(m * size.x);
+            canvas.height = Math.round(m * size.y);
+            canvas.style.width = size.x + "px";
+            canvas.style.height = size.y + "px";
+            this._draw();
+        },
+
+        requestDraw: function () {
+            if (this._map && !this._drawRequest) {
+                this._drawRequest = L.Util.requestAnimFrame(function () {
+                    this._drawRequest = null;
+                    if (this._map) { this._draw(); }
+                }, this);
+            }
+        },
+
+        _draw: function () {
+            if (!this._ctx || !feed.stat) { return; }
+            var t0 = performance.now();
+            var canvas = this._container, b = this._bounds, m = window.devicePixelRatio || 1;
+            var scale = this._map.options.crs.scale(this._zoom), origin = this._map.getPixelOrigin();
+            var view = {
+                scale: scale, ox: origin.x, oy: origin.y, s: screenScale(), m: m, zoomScale: zoomScale(this._zoom),
+                minX: b.min.x, minY: b.min.y, maxX: b.max.x, maxY: b.max.y
+            };
+            if (!this._image || this._image.width !== canvas.width || this._image.height !== canvas.height) {
+                this._image = this._ctx.createImageData(canvas.width, canvas.height);
+                this._pixels = new Uint32Array(this._image.data.buffer);
+            }
+            this._pixels.fill(0);
+            this.pointXY = this._layerPoints(feed.pointNx, feed.pointNy, this.showPoints, null, this.pointXY, view);
+            this.truckXY = this._layerPoints(feed.truckNx, feed.truckNy, this.showTrucks, feed.truckState,
+                this.truckXY, view);
+            var unknown = feed.stat.heading_unknown, none = new Uint8Array(0);
+            if (this.showPoints) {
+                this._stampAll(this.pointXY, feed.pointStatus, none, unknown, feed.config.pointStyles, "p", view);
+            }
+            if (this.showTrucks) {
+                this._stampAll(this.truckXY, feed.truckState, feed.truckHeading, unknown, feed.config.truckStyles, "t",
+                    view);
+            }
+            this._ctx.putImageData(this._image, 0, 0);
+            keep(feed.stats.paintMs, performance.now() - t0);
+        },
+
+        // Layer points of every slot, NaN where it is not drawn (hidden, absent, off the canvas).
+        _layerPoints: function (nx, ny, shown, states, xy, view) {
+            var n = nx.length;
+            if (xy.x.length !== n) { xy = {x: new Float32Array(n), y: new Float32Array(n)}; }
+            var xs = xy.x, ys = xy.y, margin = 12 * view.s;
+            for (var i = 0; i < n; i++) {
+                var x = nx[i] * view.scale - view.ox, y = ny[i] * view.scale - view.oy;
+                var off = !shown || (states !== null && states[i] === ABSENT) || x < view.minX - margin ||
+                    x > view.maxX + margin || y < view.minY - margin || y > view.maxY + margin;
+                xs[i] = off ? NaN : x;
+                ys[i] = off ? NaN : y;
+            }
+            return xy;
+        },
+
+        // Every drawn slot, code by code (higher codes, the alerts, on top): its sprite stamped at
+        // the canvas pixel that holds its position. Stamping pixels into one ImageData is ~4x
+        // cheaper than filling canvas paths (3,419 trucks and 5,196 points: 9 ms, 35 ms as paths).
+        _stampAll: function (xy, codes, headings, unknown, styles, kind, view) {
+            var xs = xy.x, ys = xy.y, n = codes.length, m = view.m, minX = view.minX, minY = view.minY;
+            for (var code = 0; code < styles.length; code++) {
+                var scale = view.s * view.m * (styles[code].keepSize ? 1 : view.zoomScale);
+                var table = spritesOf(kind, code, scale);
+                for (var i = 0; i < n; i++) {
+                    if (codes[i] !== code || xs[i] !== xs[i]) { continue; } // x !== x: NaN, not drawn
+                    var slot = i < headings.length && headings[i] !== unknown ? headings[i] + 1 : 0;
+                    var sprite = table[slot] || (table[slot] = makeSprite(slot - 1, styles[code], scale));
+                    this._stamp(sprite, Math.floor((xs[i] - minX) * m), Math.floor((ys[i] - minY) * m));
+                }
+            }
+        },
+
+        _stamp: function (sprite, bx, by) {
+            var image = this._image, w = image.width, h = image.height, pixels = this._pixels, bytes = image.data;
+            var dx = sprite.dx, dy = sprite.dy, color = sprite.color, alpha = sprite.alpha, n = dx.length;
+            var inside = bx - sprite.r >= 0 && by - sprite.r >= 0 && bx + sprite.r < w && by + sprite.r < h;
+            for (var j = 0; j < n; j++) {
+                var x = bx + dx[j], y = by + dy[j];
+                if (!inside && (x < 0 || y < 0 || x >= w || y >= h)) { continue; }
+                var at = y * w + x, a = alpha[j];
+                if (a === 255 || pixels[at] === 0) { pixels[at] = color[j]; continue; }
+                // An antialiased edge over something drawn: blend ("source over", straight alpha).
+                var k = at * 4, sa = a / 255, da = bytes[k + 3] / 255, oa = sa + da * (1 - sa);
+                var s = sprite.rgb, c = j * 3;
+                bytes[k] = (s[c] * sa + bytes[k] * da * (1 - sa)) / oa;
+                bytes[k + 1] = (s[c + 1] * sa + bytes[k + 1] * da * (1 - sa)) / oa;
+                bytes[k + 2] = (s[c + 2] * sa + bytes[k + 2] * da * (1 - sa)) / oa;
+                bytes[k + 3] = oa * 255;
+            }
+        },
+
+        // The topmost truck (else point) drawn within reach of a layer point: {layer, id} or null.
+        hitTest: function (x, y) {
+            var s = screenScale();
+            var hit = this._nearest(this.truckXY, feed.truckState, feed.config.truckStyles, x, y, s);
+            if (hit >= 0) { return {layer: "vehicles", id: feed.stat.vehicles.ids[hit]}; }
+            hit = this._nearest(this.pointXY, feed.pointStatus, feed.config.pointStyles, x, y, s);
+            if (hit >= 0) { return {layer: "monitoring_points", id: feed.stat.points.ids[hit]}; }
+            return null;
+        },
+
+        _nearest: function (xy, codes, styles, x, y, s) {
+            var xs = xy.x, ys = xy.y, best = -1, bestCode = -1, bestD = Infinity;
+            for (var i = 0; i < xs.length; i++) {
+                if (xs[i] !== xs[i]) { continue; }
+                var dx = xs[i] - x, dy = ys[i] - y, d = dx * dx + dy * dy;
+                var reach = (styles[codes[i]] ? styles[codes[i]].radius * 2.2 : 4) * s + HIT_SLACK_PX;
+                if (d > reach * reach) { continue; }
+                // What is drawn on top wins: a higher code, then the nearer.
+                if (codes[i] > bestCode || (codes[i] === bestCode && d < bestD)) {
+                    best = i; bestCode = codes[i]; bestD = d;
+                }
+            }
+            return best;
+        }
+    });
+
+    // --- wiring: map, overlays, polling, clicks --------------------------------------------------
+    var layer = null;
+    var started = false;
+    var feedClockFormat = new Intl.DateTimeFormat("zh-CN", {
+        timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit",
+        hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false
+    });
+
+    function showFeedClock(ok) {
+        var clock = document.getElementById("hz-feed-clock");
+        if (!clock) { return; }
+        clock.textContent = feed.newestMs == null ? "—"
+            : feedClockFormat.format(new Date(feed.newestMs)).replace(/\//g, "-");
+        clock.classList.toggle("hz-feed-failing", !ok);
+    }
+
+    function poll() {
+        var url = feed.config.stateUrl + "?since=" + feed.version;
+        fetch(url, {cache: "no-store"})
+            .then(function (response) {
+                return response.text().then(function (body) {
+                    if (!response.ok) { throw new Error(response.status + " " + body); }
+                    keep(feed.stats.payloadChars, body.length);
+                    return JSON.parse(body);
+                });
+            })
+            .then(function (frame) {
+                applyFrame(frame);
+                feed.polls += 1;
+                showFeedClock(true);
+                if (layer) { layer.requestDraw(); }
+            })
+            .catch(function (error) {
+                feed.failures += 1;
+                showFeedClock(false);
+                if (feed.failures === 1 || feed.failures % 30 === 0) {
+                    console.warn("hazmap live feed: " + error.message + " (" + feed.failures + " failed polls)");
+                }
+            })
+            .then(function () { setTimeout(poll, feed.config.pollMs); });
+    }
+
+    function whenMap(callback) {
+        if (hazmap.leafletMap) { callback(hazmap.leafletMap); return; }
+        setTimeout(function () { whenMap(callback); }, 50);
+    }
+
+    function onCapturedClick(event) {
+        if (!layer || !feed.map || !feed.stat) { return; }
+        var map = feed.map;
+        if (!map.getPane("mapPane").contains(event.target)) { return; } // a control, not the map
+        if (map.dragging && map.dragging.moved()) { return; } // the end of a drag
+        var point = map.containerPointToLayerPoint(map.mouseEventToContainerPoint(event));
+        var hit = layer.hitTest(point.x, point.y);
+        if (!hit) { return; }
+        event.stopPropagation(); // the map's own canvas must not also take this click
+        window.dash_clientside.set_props("hz-live-click", {data: {layer: hit.layer, id: hit.id, at: Date.now()}});
+    }
+
+    function onMouseMove(event) {
+        if (!layer || !feed.stat || layer._hoverRequest) { return; }
+        layer._hoverRequest = L.Util.requestAnimFrame(function () {
+            layer._hoverRequest = null;
+            var map = feed.map;
+            var point = map.containerPointToLayerPoint(map.mouseEventToContainerPoint(event));
+            var over = map.getPane("mapPane").contains(event.target) && layer.hitTest(point.x, point.y);
+            map.getContainer().classList.toggle("hz-live-hover", !!over);
+        });
+    }
+
+    function start(config) {
+        if (started) { return; }
+        started = true;
+        feed.config = config;
+        whenMap(function (map) {
+            feed.map = map;
+            if (!map.getPane(PANE)) { map.createPane(PANE).style.zIndex = PANE_Z; }
+            map.getContainer().addEventListener("click", onCapturedClick, true);
+            map.getContainer().addEventListener("mousemove", onMouseMove, true);
+            layer = new LiveCanvas();
+            syncLayer();
+            fetch(config.staticUrl)
+                .then(function (response) {
+                    if (!response.ok) { throw new Error(response.status + " " + config.staticUrl); }
+                    return response.json();
+                })
+                .then(function (stat) {
+                    initStatic(stat);
+                    poll();
+                })
+                .catch(function (error) { console.error("hazmap live layer could not start: " + error.message); });
+        });
+    }
+
+    var wanted = {trucks: true, points: true};
+
+    function syncLayer() {
+        if (!layer || !feed.map) { return; }
+        layer.showTrucks = wanted.trucks;
+        layer.showPoints = wanted.points;
+        var on = wanted.trucks || wanted.points;
+        if (on && !feed.map.hasLayer(layer)) {
+            feed.map.addLayer(layer);
+        } else if (!on && feed.map.hasLayer(layer)) {
+            feed.map.removeLayer(layer);
+        }
+        if (on) { layer.requestDraw(); }
+    }
+
+    // Clientside callback (app/webapp.py): the layers control's shown overlays -> the canvas.
+    function liveSync(shownTitles, config) {
+        if (!config) { return; }
+        var shown = shownTitles || [];
+        wanted = {trucks: shown.indexOf(config.trucksTitle) >= 0, points: shown.indexOf(config.pointsTitle) >= 0};
+        start(config);
+        syncLayer();
+    }
+
+    // A namespace of its own: assets/hazmap_map.js (loaded after this file) replaces `hazmap`.
+    window.dash_clientside = Object.assign({}, window.dash_clientside, {hazmap_live: {liveSync: liveSync}});
+
+    // --- the read-only handle ----------------------------------------------------------------------
+    function containerPoint(xy, slot) {
+        if (slot === undefined || !layer || !layer._map || xy.x[slot] !== xy.x[slot]) { return null; }
+        var p = layer._map.layerPointToContainerPoint(L.point(xy.x[slot], xy.y[slot]));
+        return [p.x, p.y];
+    }
+
+    function count(states) {
+        var n = 0;
+        for (var i = 0; i < states.length; i++) { if (states[i] !== ABSENT) { n++; } }
+        return n;
+    }
+
+    var handle = {
+        positionsOf: function (vehicleId) { // [lon, lat] as the screen holds it (quantised), or null
+            var k = feed.vehicleSlot[vehicleId];
+            if (k === undefined || feed.truckState[k] === ABSENT) { return null; }
+            var bbox = feed.stat.bbox, q = feed.stat.quant_max;
+            return [bbox[0] + (feed.truckQx[k] * (bbox[2] - bbox[0])) / q,
+                bbox[1] + (feed.truckQy[k] * (bbox[3] - bbox[1])) / q];
+        },
+        drawnPixel: function (vehicleId) { // [x, y] in the map container where the truck was last drawn
+            return layer ? containerPoint(layer.truckXY, feed.vehicleSlot[vehicleId]) : null;
+        },
+        pointPixel: function (pointId) {
+            return layer ? containerPoint(layer.pointXY, feed.pointSlot[pointId]) : null;
+        },
+        stateOf: function (vehicleId) { // a layers.live.TRUCK_STATES name, or null when not drawn
+            var k = feed.vehicleSlot[vehicleId];
+            return k === undefined || feed.truckState[k] === ABSENT ? null : feed.stat.truck_states[feed.truckState[k]];
+        },
+        statusOf: function (pointId) { // a layers.live.POINT_STATUSES name
+            var k = feed.pointSlot[pointId];
+            return k === undefined ? null : feed.stat.point_statuses[feed.pointStatus[k]];
+        },
+        hitAt: function (x, y) { // what a click at container point [x, y] opens: {layer, id} or null
+            if (!layer || !layer._map || !feed.stat) { return null; }
+            var p = layer._map.containerPointToLayerPoint(L.point(x, y));
+            return layer.hitTest(p.x, p.y);
+        },
+        canvas: function () { return layer && layer._map ? layer._container : null; },
+        stats: function () { return JSON.parse(JSON.stringify(feed.stats)); }
+    };
+    ["version", "newestMs", "polls", "failures"].forEach(function (name) {
+        Object.defineProperty(handle, name, {get: function () { return feed[name]; }, enumerable: true});
+    });
+    Object.defineProperty(handle, "trucks", {get: function () { return count(feed.truckState); }, enumerable: true});
+    Object.defineProperty(handle, "shown", {
+        get: function () { return {trucks: wanted.trucks, points: wanted.points}; }, enumerable: true
+    });
+    window.hazmapLive = Object.freeze(handle);
+})();
