@@ -35,7 +35,7 @@ def match_staged(staged: pd.DataFrame, events: pd.DataFrame, slack_before_s: flo
         out.loc[expected, "found"] = False
         return out
     # one merge of staged rows with the open events of the same (rule, subject): few rows each
-    pairs = out[expected].reset_index().merge(
+    pairs = out.loc[expected, ["subject_id", "rule", "start", "end"]].reset_index().merge(
         opens[["rule", "subject_id", "start", "seq", "episode_id"]].rename(columns={"start": "ev_start"}),
         on=["rule", "subject_id"], how="inner")
     lo = pd.to_datetime(pairs["start"], utc=True) - pd.Timedelta(seconds=slack_before_s)
