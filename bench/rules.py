@@ -211,6 +211,18 @@ def _stop_medians(points: gpd.GeoDataFrame, stops: pd.DataFrame) -> gpd.GeoDataF
 
 def _stop_near_site_events(world: World, stops: pd.DataFrame, settings: EngineSettings) -> list[tuple]:
     s = settings.stop_near_sensitive_site
+    if s.exempt_own_sites and len(stops):
+        # a stop on a waybill at its own loading / unloading site raises nothing (the rule's exemption)
+        stops = stops.reset_index(drop=True)
+        entities = world.entities.to_crs(METRIC_CRS).set_index("id").geometry
+        on_waybill = stops["waybill"].to_numpy() >= 0
+        waybills = world.waybills.iloc[np.maximum(stops["waybill"].to_numpy(), 0)]
+        points = gpd.GeoSeries(stops["geometry"].to_numpy(), crs=METRIC_CRS)
+        at_own_site = np.zeros(len(stops), bool)
+        for column in ("loading_site_id", "unloading_site_id"):
+            own = gpd.GeoSeries(entities.reindex(waybills[column].to_numpy()).to_numpy(), crs=METRIC_CRS)
+            at_own_site |= (points.distance(own, align=False) <= s.own_site_match_m).to_numpy()  # NaN: False
+        stops = stops[~(on_waybill & at_own_site)]
     sites = world.sensitive_sites.to_crs(METRIC_CRS).reset_index(drop=True)
     radius = sites["kind"].map(s.kind_radius_m)
     widened = sites["kind"].isin(s.erg_widened_kinds)

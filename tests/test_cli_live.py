@@ -110,6 +110,10 @@ def test_demo_builds_the_world_and_brings_the_city_to_life(tmp_path):
         base = f"http://127.0.0.1:{port}/live/{version}"
         static = _get_json(f"{base}/static.json")
         first = _get_json(f"{base}/state?since=0")
+        while first["newest_ms"] is None:  # the simulator's first slice is on its way
+            assert time.monotonic() < deadline, "no truck reported"
+            time.sleep(0.5)
+            first = _get_json(f"{base}/state?since=0")
         time.sleep(4)
         second = _get_json(f"{base}/state?since=0")
         assert second["version"] > first["version"] and second["newest_ms"] > first["newest_ms"]

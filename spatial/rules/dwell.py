@@ -10,6 +10,9 @@ asks whether a stop was at a wash station. The pieces:
   narrows the candidates, the exact `shapely.distance` decides (distance <= radius is "at").
 * `WaybillCargo` / `waybill_cargo`: per row of world.waybills its goods' UN numbers and hazard
   classes (the catalogue's class when the waybill line gives none).
+* `WaybillSites` / `waybill_sites` / `waybill_site_distances`: per row of world.waybills its
+  loading and unloading site (world.entities, EPSG:32651; None when missing) and the exact
+  distance of a stop to each (NaN for a missing site). Also used by stop_near_sensitive_site.
 * `DwellState` / `step_dwells`: the timing. A qualifying stop (decided by the rule when the stop
   stage confirms it, on the stop's median at confirmation) is kept in the state; the incident
   opens at the first ping of that vehicle whose time t satisfies t - stop start >= min and
@@ -224,6 +227,48 @@ def waybill_cargo(world: World) -> WaybillCargo:
                            np.split(g["cls"].to_numpy(), starts[1:])):  # once per world, per waybill
             un_numbers[r], classes[r] = tuple(u), tuple(c)
     return WaybillCargo(ids, un_numbers, classes)
+
+
+# --- a waybill's own sites ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WaybillSites:
+    """Per row of world.waybills: its loading / unloading site ids and EPSG:32651 geometries
+    (None when the site is not in world.entities, so it can excuse nothing)."""
+
+    loading_id: np.ndarray  # object
+    loading: np.ndarray  # shapely geometries or None
+    unloading_id: np.ndarray
+    unloading: np.ndarray
+
+
+def waybill_sites(world: World, rule: str) -> WaybillSites:
+    """The sites of every waybill row, looked up in world.entities (build once per world with
+    RuleWorld.cached; `rule` names the caller in errors about a bad entity geometry)."""
+    waybills = world.waybills
+    entity_ids, entity_geoms = metric_geometries(world, "entities", rule)
+    index = pd.Index(entity_ids)
+    out = []
+    for column in ("loading_site_id", "unloading_site_id"):
+        ids = waybills[column].astype(object).to_numpy() if len(waybills) else np.empty(0, object)
+        at = index.get_indexer(ids) if len(index) else np.full(len(ids), -1)
+        geoms = np.full(len(ids), None, dtype=object)
+        geoms[at >= 0] = entity_geoms[at[at >= 0]]
+        out += [ids, geoms]
+    return WaybillSites(*out)
+
+
+def waybill_site_distances(sites: WaybillSites, row: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each metric point's exact distance to its waybill row's loading and unloading site
+    (NaN where that site is not in world.entities). `row` must be valid rows (>= 0)."""
+    out = []
+    for site_geoms in (sites.loading, sites.unloading):
+        geoms = site_geoms[row]
+        known = ~shapely.is_missing(geoms)
+        d = np.full(len(row), np.nan)
+        d[known] = shapely.distance(points[known], geoms[known])
+        out.append(d)
+    return out[0], out[1]
 
 
 def tank_slots(world: World) -> np.ndarray:

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from spatial.model import Event, World
+from spatial.model import Event
 from spatial.rules.base import (
     SEVERITY_HIGH,
     SEVERITY_MEDIUM,
@@ -53,16 +53,18 @@ from spatial.rules.dwell import (
     SITE_MATCH_M,
     SITE_MATCH_SOURCE,
     WaybillCargo,
+    WaybillSites,
     build_places,
     check_positive,
     match_places,
-    metric_geometries,
     nearest_places,
     place_evidence,
     places_key,
     stop_waybills,
     stop_xy,
     waybill_cargo,
+    waybill_site_distances,
+    waybill_sites,
 )
 
 RULE_NAME = "illegal_parking"
@@ -95,31 +97,6 @@ def severe_classes(classes: tuple[str, ...]) -> list[str]:
     return [c for c in classes if c.startswith(SEVERE_CLASS_PREFIX) or c in SEVERE_CLASSES]
 
 
-@dataclass(frozen=True)
-class _Sites:
-    """Per row of world.waybills: its loading / unloading site ids and metric points (None when
-    the site is not in world.entities)."""
-
-    loading_id: np.ndarray
-    loading: np.ndarray  # shapely points or None
-    unloading_id: np.ndarray
-    unloading: np.ndarray
-
-
-def _waybill_sites(world: World) -> _Sites:
-    waybills = world.waybills
-    entity_ids, entity_geoms = metric_geometries(world, "entities", RULE_NAME)
-    index = pd.Index(entity_ids)
-    out = []
-    for column in ("loading_site_id", "unloading_site_id"):
-        ids = waybills[column].astype(object).to_numpy() if len(waybills) else np.empty(0, object)
-        at = index.get_indexer(ids) if len(index) else np.full(len(ids), -1)
-        points = np.full(len(ids), None, dtype=object)
-        points[at >= 0] = entity_geoms[at[at >= 0]]
-        out += [ids, points]
-    return _Sites(*out)
-
-
 class IllegalParkingRule(DwellRule):
     """A loaded truck's long stop outside lots, service areas, wash stations and its own sites."""
 
@@ -136,7 +113,7 @@ class IllegalParkingRule(DwellRule):
         places = rw.cached(places_key(RULE_NAME, radius_by_table),
                            lambda: build_places(rw.world, radius_by_table, RULE_NAME))
         cargo: WaybillCargo = rw.cached(f"{RULE_NAME}:cargo", lambda: waybill_cargo(rw.world))
-        sites: _Sites = rw.cached(f"{RULE_NAME}:sites", lambda: _waybill_sites(rw.world))
+        sites: WaybillSites = rw.cached(f"{RULE_NAME}:sites", lambda: waybill_sites(rw.world, RULE_NAME))
         x, y = stop_xy(stops, RULE_NAME)
         waybill = stop_waybills(stops, len(cargo.ids), RULE_NAME)
         loaded = np.flatnonzero(stops["loaded"].to_numpy(bool) & (waybill >= 0))
@@ -146,12 +123,7 @@ class IllegalParkingRule(DwellRule):
         points = shapely.points(x, y)
 
         at_place = match_places(places, x, y).at
-        site_distance = {}
-        for which, site_points in (("loading", sites.loading), ("unloading", sites.unloading)):
-            known = np.array([g is not None for g in site_points[row]], bool)
-            d = np.full(len(row), np.nan)
-            d[known] = shapely.distance(points[known], np.asarray(site_points[row][known], dtype=object))
-            site_distance[which] = d
+        site_distance = dict(zip(("loading", "unloading"), waybill_site_distances(sites, row, points)))
         at_site = (site_distance["loading"] <= s.waybill_site_match_m) | (
             site_distance["unloading"] <= s.waybill_site_match_m)  # NaN compares False
         outside = ~at_place & ~at_site

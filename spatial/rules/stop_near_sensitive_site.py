@@ -7,6 +7,17 @@ world's site order) and lists every other site within its radius in the evidence
 stops that raised an incident are remembered (by stop episode id); the close of any other stop,
 or of one opened before this rule's state began, passes silently.
 
+A stop the waybill plans raises nothing (`exempt_own_sites`, on by default): a stop on a
+waybill (waybill row >= 0 at its confirmation, loaded flag or not) whose median location lies
+within `own_site_match_m` (300 m, as illegal_parking's `waybill_site_match_m` and the waybill
+stage's unloading match) of that waybill's loading or unloading site (world.entities, exact
+EPSG:32651 distance, distance <= radius is "at"). Loading and unloading at a plant that lies
+near a school is the plant's siting, handled elsewhere (major-hazard grading), not the truck's
+doing. Only the waybill in force at confirmation counts: the waybill stage keeps the stop that
+unloads on the waybill it ends, so that stop is exempt, while a later stop of the then empty
+truck (no waybill) at the same place is not. A site missing from world.entities exempts
+nothing. The exemption drops the whole stop; a raised stop's evidence is unchanged.
+
 Radius of a site: its kind's setting (schools, kindergartens, hospitals, elderly homes 300 m;
 residential and government 200 m; drinking-water protection zones inside or within 100 m),
 measured from the site's geometry, so a stop inside a polygon is at distance 0. For a *loaded*
@@ -74,6 +85,14 @@ from spatial.rules.base import (
     make_event,
     setting,
 )
+from spatial.rules.dwell import (
+    SITE_MATCH_M,
+    SITE_MATCH_SOURCE,
+    WaybillSites,
+    check_positive,
+    waybill_site_distances,
+    waybill_sites,
+)
 
 RULE_NAME = "stop_near_sensitive_site"
 # Shown on screen and in reports in local time; China has had no DST since 1991.
@@ -128,8 +147,15 @@ class StopNearSensitiveSiteSettings:
         6, "h", "ERG 2016 'day' (sunrise to sunset) taken as 06:00 Asia/Shanghai, issue 4 (engineering default)")
     night_starts_local_hour: int = setting(
         20, "h", "ERG 2016 'night' (sunset to sunrise) taken from 20:00 Asia/Shanghai, issue 4 (engineering default)")
+    own_site_match_m: float = setting(SITE_MATCH_M, "m", SITE_MATCH_SOURCE)
+    exempt_own_sites: bool = setting(
+        True, "flag", "(engineering default) a stop the waybill plans (loading / unloading at its own sites) "
+        "is not a violation of the truck")
 
     def __post_init__(self):
+        check_positive("StopNearSensitiveSiteSettings", self, ("own_site_match_m",))
+        if not isinstance(self.exempt_own_sites, (bool, np.bool_)):
+            raise TypeError(f"{RULE_NAME}: exempt_own_sites must be True or False, got {self.exempt_own_sites!r}")
         for kind in SENSITIVE_SITE_KINDS:
             value = getattr(self, f"{kind}_radius_m")
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
@@ -289,6 +315,7 @@ def _prepare_cargo(world: World) -> _Cargo:
 
 _SITES_KEY = f"{RULE_NAME}:sites"
 _CARGO_KEY = f"{RULE_NAME}:cargo"
+_OWN_SITES_KEY = f"{RULE_NAME}:own_sites"
 
 
 # --- the rule -------------------------------------------------------------------------------
@@ -366,9 +393,22 @@ class StopNearSensitiveSiteRule:
                              f"world.waybills has {len(cargo.waybill_ids)} rows")
         if not len(sites.ids):
             return []
+        has_waybill = waybill >= 0
+        if s.exempt_own_sites and has_waybill.any():
+            # A stop the waybill plans (loading / unloading at its own sites) is not the truck's doing.
+            own_sites: WaybillSites = rw.cached(_OWN_SITES_KEY, lambda: waybill_sites(rw.world, RULE_NAME))
+            on = np.flatnonzero(has_waybill)
+            loading_m, unloading_m = waybill_site_distances(own_sites, waybill[on], shapely.points(x[on], y[on]))
+            at_own_site = (loading_m <= s.own_site_match_m) | (unloading_m <= s.own_site_match_m)  # NaN: False
+            if at_own_site.any():
+                keep = np.ones(len(stops), bool)
+                keep[on[at_own_site]] = False
+                stops, x, y, waybill = stops[keep].reset_index(drop=True), x[keep], y[keep], waybill[keep]
+                has_waybill = waybill >= 0
+                if not len(stops):
+                    return []
         confirmed_ms = stops["confirmed_ms"].to_numpy("int64")
         loaded_flag = stops["loaded"].to_numpy(bool)
-        has_waybill = waybill >= 0
         loaded = loaded_flag & has_waybill
         row = np.where(has_waybill, waybill, 0)
 

@@ -3,8 +3,9 @@
 The oracle below (`oracle_incidents`) does not import spatial.rules: it measures the exact
 shapely distance from every stop to every site in EPSG:32651 and re-implements the radius,
 day/night, cargo and severity rules plainly from the rule's documentation, one stop and one
-site at a time. Stops are given as the engine would hand them (DataFrames with the stop
-columns), placed in metre offsets so they graze every boundary.
+site at a time, and the exemption of a stop at its waybill's own loading / unloading site
+(world.entities) likewise. Stops are given as the engine would hand them (DataFrames with the
+stop columns), placed in metre offsets so they graze every boundary.
 """
 
 from __future__ import annotations
@@ -80,8 +81,20 @@ def site(site_id: str, kind: str, geometry_m, name: str | None = None) -> dict:
     return {"id": site_id, "name": name or f"{kind} {site_id}", "kind": kind, "geometry": metric_geometry(geometry_m)}
 
 
-def world_with(sites: list[dict], cargo: list[list[tuple[str, str]]] = (), chemicals=CHEMICALS) -> RuleWorld:
-    """A world with the given sites and one waybill per entry of `cargo` (a list of (UN, class))."""
+# Every waybill of world_with loads at ENT-1 and unloads at ENT-2; by default both lie far from
+# everything, so only the tests about the exemption put a stop at one of them.
+FAR_ENTITIES = {"ENT-1": shapely.Point(-20_000, 0), "ENT-2": shapely.Point(20_000, 0)}
+
+
+def entity(entity_id: str, geometry_m) -> dict:
+    return {"id": entity_id, "name": f"厂 {entity_id}", "licensed": True, "category": "production",
+            "district_adcode": "330212", "park_id": None, "geometry": metric_geometry(geometry_m)}
+
+
+def world_with(sites: list[dict], cargo: list[list[tuple[str, str]]] = (), chemicals=CHEMICALS,
+               entities: dict | None = None) -> RuleWorld:
+    """A world with the given sites, one waybill per entry of `cargo` (a list of (UN, class))
+    and the enterprises `entities` (id -> metric geometry; FAR_ENTITIES by default)."""
     departure = pd.Timestamp("2026-11-02 00:00", tz="UTC")
     waybills = layer("waybills", [
         {"id": f"WB-{i:06d}", "vehicle_id": f"VEH-{i:06d}", "status": "active", "loading_site_id": "ENT-1",
@@ -96,7 +109,9 @@ def world_with(sites: list[dict], cargo: list[list[tuple[str, str]]] = (), chemi
          for i, items in enumerate(cargo) for k, (un, cls) in enumerate(items)],
         columns=["waybill_id", "seq", "un_number", "name", "hazard_class", "packing_group", "quantity_t"],
     )
-    world = tiny_world(sensitive_sites=layer("sensitive_sites", sites), waybills=waybills, waybill_goods=goods)
+    entities = FAR_ENTITIES if entities is None else entities
+    world = tiny_world(sensitive_sites=layer("sensitive_sites", sites), waybills=waybills, waybill_goods=goods,
+                       entities=layer("entities", [entity(k, g) for k, g in entities.items()]))
     world.chemicals = chemicals
     return RuleWorld(world)
 
@@ -119,7 +134,25 @@ ORACLE_SEVERITY = {  # kind -> (acute cargo, other cargo, empty), as documented 
 }
 
 
-def oracle_incidents(stops: pd.DataFrame, world) -> dict[tuple[str, int], dict]:
+ORACLE_OWN_SITE_MATCH_M = 300
+
+
+def oracle_at_own_site(stop, world, match_m: float) -> bool:
+    """On a waybill and within match_m of its loading or unloading site (a site not in
+    world.entities cannot count)."""
+    if stop.waybill < 0:
+        return False
+    waybill = world.waybills.iloc[stop.waybill]
+    point = shapely.Point(stop.x, stop.y)
+    for site_id in (waybill["loading_site_id"], waybill["unloading_site_id"]):
+        found = world.entities[world.entities["id"] == site_id]
+        if len(found) and shapely.distance(point, geometry_to_metric(found.geometry.iloc[0])) <= match_m:
+            return True
+    return False
+
+
+def oracle_incidents(stops: pd.DataFrame, world, exempt_own_sites: bool = True,
+                     own_site_match_m: float = ORACLE_OWN_SITE_MATCH_M) -> dict[tuple[str, int], dict]:
     """(vehicle, stop start) -> {severity, primary site, every hit (site id, radius, distance)}."""
     sites = world.sensitive_sites
     site_geoms = [geometry_to_metric(g) for g in sites.geometry]
@@ -129,6 +162,8 @@ def oracle_incidents(stops: pd.DataFrame, world) -> dict[tuple[str, int], dict]:
     catalogue = world.chemicals
     found = {}
     for stop in stops.itertuples():
+        if exempt_own_sites and oracle_at_own_site(stop, world, own_site_match_m):
+            continue
         hour = pd.Timestamp(int(stop.confirmed_ms), unit="ms", tz="UTC").tz_convert(LOCAL).hour
         day = 6 <= hour < 20
         loaded = bool(stop.loaded) and stop.waybill >= 0
@@ -179,8 +214,8 @@ def incidents_of(events) -> dict[tuple[str, int], dict]:
     return out
 
 
-def assert_agrees_with_oracle(events, stops: pd.DataFrame, world: RuleWorld) -> None:
-    expected = oracle_incidents(stops, world.world)
+def assert_agrees_with_oracle(events, stops: pd.DataFrame, world: RuleWorld, **oracle_settings) -> None:
+    expected = oracle_incidents(stops, world.world, **oracle_settings)
     got = incidents_of(events)
     assert got.keys() == expected.keys()
     for key, want in expected.items():
@@ -260,6 +295,82 @@ def test_boundary_table(case, kind, geometry, dx, clock, cargo, loaded, expected
     assert (event.evidence["radius_m"], event.evidence["radius_source"], event.severity) == (radius, source, severity)
     assert event.evidence["distance_m"] <= radius
     assert event.evidence["site_id"] == "SITE-1" and event.evidence["site_kind"] == kind
+
+
+# --- a stop the waybill plans ------------------------------------------------------------------
+
+SCHOOL = site("SITE-1", "school", shapely.Point(0, 0))
+STOP_DX = 100.0  # every stop below lies 100 m from the school, well inside its 300 m
+OWN_SITE_CASES = [
+    # (case, entities (id -> metric geometry), stop on the waybill?, loaded, clock, settings, raised?)
+    ("loaded, at its own loading site", {"ENT-1": shapely.Point(STOP_DX, 0), "ENT-2": FAR_ENTITIES["ENT-2"]},
+     True, True, "10:00", {}, False),
+    ("loaded, at its own unloading site", {"ENT-1": FAR_ENTITIES["ENT-1"], "ENT-2": shapely.Point(STOP_DX + 50, 0)},
+     True, True, "10:00", {}, False),
+    ("loaded, 299.9 m from its own site", {"ENT-1": shapely.Point(STOP_DX, 299.9), "ENT-2": FAR_ENTITIES["ENT-2"]},
+     True, True, "10:00", {}, False),
+    ("loaded, 300.1 m from its own site", {"ENT-1": shapely.Point(STOP_DX, 300.1), "ENT-2": FAR_ENTITIES["ENT-2"]},
+     True, True, "10:00", {}, True),
+    ("loaded, 301 m from its own site", {"ENT-1": shapely.Point(STOP_DX + 301, 0), "ENT-2": FAR_ENTITIES["ENT-2"]},
+     True, True, "10:00", {}, True),
+    ("loaded, at another plant near the school", {**FAR_ENTITIES, "ENT-3": shapely.Point(STOP_DX, 0)},
+     True, True, "10:00", {}, True),
+    ("loaded, at its own site, exemption off", {"ENT-1": shapely.Point(STOP_DX, 0), "ENT-2": FAR_ENTITIES["ENT-2"]},
+     True, True, "10:00", {"exempt_own_sites": False}, True),
+    ("loaded, 400 m from its own site, match 500 m", {**FAR_ENTITIES, "ENT-1": shapely.Point(STOP_DX, 400)},
+     True, True, "10:00", {"own_site_match_m": 500.0}, False),
+    ("empty truck (no waybill) at a plant near the school", {"ENT-1": shapely.Point(STOP_DX, 0),
+                                                            "ENT-2": shapely.Point(STOP_DX, 0)},
+     False, False, "10:00", {}, True),
+    ("loaded flag without a waybill at a plant", {"ENT-1": shapely.Point(STOP_DX, 0), "ENT-2": FAR_ENTITIES["ENT-2"]},
+     False, True, "10:00", {}, True),
+    ("own loading site missing from entities", {"ENT-2": FAR_ENTITIES["ENT-2"],
+                                                "ENT-9": shapely.Point(STOP_DX, 0)},
+     True, True, "10:00", {}, True),
+    ("no entities at all", {}, True, True, "10:00", {}, True),
+    # chlorine at night widens the school's radius to 1,100 m: still exempt at its own site
+    ("chlorine at night, at its own site", {"ENT-1": shapely.Point(STOP_DX, 0), "ENT-2": FAR_ENTITIES["ENT-2"]},
+     True, True, "23:00", {}, False),
+]
+
+
+@pytest.mark.parametrize("case, entities, on_waybill, loaded, clock, overrides, raised", OWN_SITE_CASES,
+                         ids=[c[0] for c in OWN_SITE_CASES])
+def test_stop_at_its_own_site(case, entities, on_waybill, loaded, clock, overrides, raised):
+    world = world_with([SCHOOL], [CL], entities=entities)
+    row = stop_row("VEH-1", STOP_DX, confirmed_ms=local_ms(f"2026-11-02 {clock}"), waybill=0 if on_waybill else -1,
+                   loaded=loaded)
+    settings = StopNearSensitiveSiteSettings(**overrides)
+    _, events = run(StopNearSensitiveSiteRule(settings), world, [batch([row])])
+    assert_agrees_with_oracle(events, stops_frame([row]), world, exempt_own_sites=settings.exempt_own_sites,
+                              own_site_match_m=settings.own_site_match_m)
+    assert len(events) == (1 if raised else 0)
+    if raised:
+        assert events[0].evidence["site_id"] == "SITE-1" and events[0].evidence["distance_m"] == pytest.approx(STOP_DX)
+
+
+def test_exempt_stops_drop_out_of_a_mixed_batch():
+    """Exempt and raised stops in one batch: the others raise with their own evidence, and the
+    exempt stop's close passes silently."""
+    world = world_with([SCHOOL], [CL, [("1203", "3")]],
+                       entities={"ENT-1": shapely.Point(STOP_DX, 0), "ENT-2": FAR_ENTITIES["ENT-2"]})
+    # both waybills load at ENT-1, where VEH-1 and VEH-3 stop; VEH-2 stops 250 m from the school
+    # on its far side, 350 m from ENT-1
+    rows = [stop_row("VEH-1", STOP_DX, waybill=0, loaded=True, slot=0),
+            stop_row("VEH-2", -250, waybill=1, loaded=True, slot=1),
+            stop_row("VEH-3", STOP_DX, waybill=1, loaded=True, slot=2),
+            stop_row("VEH-4", STOP_DX, slot=3)]
+    rule = StopNearSensitiveSiteRule()
+    state, events = run(rule, world, [batch(rows), batch([], closed(rows))])
+    assert [(e.subject_id, e.phase) for e in events] == [("VEH-2", "open"), ("VEH-4", "open"),
+                                                         ("VEH-2", "close"), ("VEH-4", "close")]
+    assert state.open == {}
+    veh2, veh4 = events[0].evidence, events[1].evidence
+    assert (veh2["waybill_id"], veh2["goods_un_numbers"], veh2["cargo"], events[0].severity) == (
+        "WB-000001", ["1203"], "other", 2)
+    assert (veh4["waybill_id"], veh4["cargo"], events[1].severity) == (None, "empty", 3)
+    assert veh2["stop_episode_id"] == rows[1]["episode_id"] and veh4["stop_episode_id"] == rows[3]["episode_id"]
+    assert_agrees_with_oracle(events[:2], stops_frame(rows), world)
 
 
 def test_open_and_close_carry_the_evidence():
@@ -382,6 +493,9 @@ def test_settings_are_listed_with_units_and_sources():
         assert rows[f"{kind}_radius_m"]["value"] == metres and rows[f"{kind}_radius_m"]["unit"] == "m"
     assert all(r["source"] for r in rows.values())
     assert (rows["day_starts_local_hour"]["value"], rows["night_starts_local_hour"]["value"]) == (6, 20)
+    assert (rows["own_site_match_m"]["value"], rows["own_site_match_m"]["unit"]) == (ORACLE_OWN_SITE_MATCH_M, "m")
+    assert rows["exempt_own_sites"]["value"] is True
+    assert "waybill plans" in rows["exempt_own_sites"]["source"]
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -389,10 +503,14 @@ def test_settings_are_listed_with_units_and_sources():
     ({"water_protection_radius_m": float("nan")}, "water_protection_radius_m"),
     ({"erg_widened_kinds": ("school", "prison")}, "prison"),
     ({"day_starts_local_hour": 20, "night_starts_local_hour": 6}, "day_starts_local_hour"),
+    ({"own_site_match_m": 0.0}, "own_site_match_m"),
+    ({"own_site_match_m": float("inf")}, "own_site_match_m"),
 ])
 def test_bad_settings_are_refused(overrides, message):
     with pytest.raises(ValueError, match=message):
         StopNearSensitiveSiteSettings(**overrides)
+    with pytest.raises(TypeError, match="exempt_own_sites"):
+        StopNearSensitiveSiteSettings(exempt_own_sites="no")
 
 
 def test_bad_input_is_named():
@@ -422,19 +540,29 @@ def demo():
 
 
 def random_stops(draw, world: RuleWorld, n_max: int) -> list[dict]:
+    """Stops around sensitive sites and around waybills' own loading / unloading sites (some of
+    which lie near sensitive sites in the demo world), with or without that waybill."""
     sites = world.world.sensitive_sites
     anchors = geometry_to_metric(sites.geometry.representative_point().to_numpy())
+    waybills = world.world.waybills
+    entity_xy = dict(zip(world.world.entities["id"], geometry_to_metric(world.world.entities.geometry.to_numpy())))
     n = draw(st.integers(1, n_max))
     rows = []
     t0 = local_ms("2026-11-02 00:00")
     for k in range(n):
-        j = draw(st.integers(0, len(sites) - 1))
+        waybill = draw(st.integers(-1, len(waybills) - 1))
+        anchor_at = draw(st.sampled_from(["site", "site", "loading_site_id", "unloading_site_id"]))
+        if anchor_at == "site":
+            anchor = anchors[draw(st.integers(0, len(sites) - 1))]
+        else:  # an empty truck (-1) stops at some waybill's plant
+            anchor = entity_xy[waybills[anchor_at].iloc[waybill if waybill >= 0 else draw(
+                st.integers(0, len(waybills) - 1))]]
         distance = draw(st.one_of(
             st.sampled_from([0.0, 99.9, 100.1, 199.9, 200.1, 299.9, 300.1, 499.9, 500.1, 699.9, 1099.9, 1100.1]),
             st.floats(0, 2500)))
         angle = draw(st.floats(0, 2 * math.pi))
-        x = shapely.get_x(anchors[j]) + distance * math.cos(angle)
-        y = shapely.get_y(anchors[j]) + distance * math.sin(angle)
+        x = shapely.get_x(anchor) + distance * math.cos(angle)
+        y = shapely.get_y(anchor) + distance * math.sin(angle)
         lon, lat = from_metric(x, y)
         start_ms = t0 + draw(st.integers(0, 2 * 86_400_000))
         confirmed_ms = start_ms + draw(st.integers(300_000, 1_800_000))
@@ -443,7 +571,7 @@ def random_stops(draw, world: RuleWorld, n_max: int) -> list[dict]:
             "start_ms": start_ms, "confirmed_ms": confirmed_ms,
             "end_ms": confirmed_ms + draw(st.integers(0, 3_600_000)),
             "lon": float(lon), "lat": float(lat), "x": float(x), "y": float(y),
-            "waybill": draw(st.integers(-1, len(world.world.waybills) - 1)), "loaded": draw(st.booleans()),
+            "waybill": waybill, "loaded": draw(st.booleans()),
         })
     return rows
 
