@@ -41,6 +41,7 @@ def _root(ctx: typer.Context, verbose: Annotated[bool, typer.Option("--verbose",
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.captureWarnings(True)  # library warnings (a simulator's shortfall …) go to the log
     if ctx.obj is None:
         ctx.obj = Settings()
 
@@ -254,14 +255,19 @@ def _start_simulation(settings: Settings, world, monitor, *, readings_via_mqtt: 
     fleet, points = plan_fleet(world, sim), plan_points(world, sim)
     senders = []
     ping_sink, reading_sink = monitor.submit_pings, monitor.submit_readings
+    if readings_via_mqtt:  # first: connecting thousands of terminals below keeps the process busy
+        try:
+            mqtt = MqttReadingSender(settings.mqtt_url, timeout_s=30.0).start()
+        except ConnectionError as exc:
+            log.warning("the MQTT broker at %s took no publisher (%s): the simulated readings go to the "
+                        "monitor in-process", settings.mqtt_url, exc)
+        else:
+            senders.append(mqtt)
+            reading_sink = mqtt.send
     if monitor.gateway is not None:
         jt808 = Jt808Sender("127.0.0.1", monitor.gateway.port, world.vehicles).start(fleet.vehicle_ids)
         senders.append(jt808)
         ping_sink = lambda batch: jt808.send(batch, wait_acked=True)  # noqa: E731
-    if readings_via_mqtt:
-        mqtt = MqttReadingSender(settings.mqtt_url).start()
-        senders.append(mqtt)
-        reading_sink = mqtt.send
     simulator = Simulator(fleet, points, ping_sink=ping_sink, reading_sink=reading_sink,
                           time_factor=settings.sim_time_factor).start()
     log.info("simulating %d trucks and %d points from %s at %g× (%d staged behaviours)", len(fleet.vehicle_ids),
@@ -320,7 +326,6 @@ def simulate(
 
     from data.sim.fleet import plan_fleet
     from data.sim.points import plan_points
-    from data.sim.runner import Simulator
 
     settings = _settings(ctx)
     world = _load_world(settings)

@@ -77,8 +77,8 @@ class UtcDateTime(TypeDecorator):
         return value.astimezone(dt.timezone.utc)
 
 
-class StrList(TypeDecorator):
-    """A list of strings: JSONB on PostgreSQL, JSON text on SQLite. None stays SQL NULL."""
+class _Json(TypeDecorator):
+    """JSON: JSONB on PostgreSQL, JSON text on SQLite. None stays SQL NULL."""
 
     impl = sa.JSON
     cache_ok = True
@@ -87,6 +87,12 @@ class StrList(TypeDecorator):
         if dialect.name == "postgresql":
             return dialect.type_descriptor(JSONB(none_as_null=True))
         return dialect.type_descriptor(sa.Text())
+
+
+class StrList(_Json):
+    """A list of strings."""
+
+    cache_ok = True  # SQLAlchemy reads it from each class's own namespace
 
     def process_bind_param(self, value, dialect):
         if value is None:
@@ -100,17 +106,11 @@ class StrList(TypeDecorator):
         return value if dialect.name == "postgresql" else json.loads(value)
 
 
-class JsonDocument(TypeDecorator):
-    """A JSON object: JSONB on PostgreSQL, JSON text on SQLite. The store writes it already
-    serialised (strict JSON, see data.store); through this type a dict goes in and comes out."""
+class JsonDocument(_Json):
+    """A JSON object. The store writes it already serialised (strict JSON, see data.store);
+    through this type a dict goes in and comes out."""
 
-    impl = sa.JSON
     cache_ok = True
-
-    def load_dialect_impl(self, dialect):
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(JSONB(none_as_null=True))
-        return dialect.type_descriptor(sa.Text())
 
     def process_bind_param(self, value, dialect):
         if value is None or dialect.name == "postgresql":

@@ -9,7 +9,6 @@ import os
 import shutil
 import socket
 import subprocess
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from data.feeds.mqtt import (
     publish_readings,
 )
 from spatial.model import ReadingBatch
+from tests.collect import Batches
 from tests.services import missing_service
 
 POINTS = [f"MP-{i:06d}" for i in range(1, 41)]
@@ -208,29 +208,6 @@ def prefix() -> str:
     return f"hazmap-test/{uuid.uuid4().hex[:10]}/points"
 
 
-class Collector:
-    """on_readings for the tests: keeps every batch, lets a test wait for a reading count."""
-
-    def __init__(self) -> None:
-        self.batches: list[ReadingBatch] = []
-        self._changed = threading.Condition()
-
-    def __call__(self, batch: ReadingBatch) -> None:
-        with self._changed:
-            self.batches.append(batch)
-            self._changed.notify_all()
-
-    def count(self) -> int:
-        return sum(len(b) for b in self.batches)
-
-    def wait_for(self, n: int, timeout_s: float = 10.0) -> bool:
-        with self._changed:
-            return self._changed.wait_for(lambda: self.count() >= n, timeout_s)
-
-    def rows(self) -> list[tuple[str, int, float]]:
-        return sorted(row for b in self.batches for row in as_rows(b))
-
-
 def wait_until(predicate, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -241,7 +218,7 @@ def wait_until(predicate, timeout_s: float) -> bool:
 
 
 def test_round_trip_single_and_batch_forms(mqtt_url, prefix):
-    collector = Collector()
+    collector = Batches()
     single, batched = readings(150, seed=1), readings(400, seed=2)
     offsets = {  # hand-written ISO times with offsets, checked against the standard library
         "2026-05-01T16:00:00.250+08:00": 4.25, "2026-04-30T23:59:59.999-08:00": 5.5, "2026-05-01T08:00:01Z": 6.0,
@@ -268,7 +245,7 @@ def test_round_trip_single_and_batch_forms(mqtt_url, prefix):
 
 
 def test_bad_messages_counted_by_reason_while_good_readings_flow(mqtt_url, prefix):
-    collector = Collector()
+    collector = Batches()
     now = datetime.now(UTC).replace(microsecond=0)
     now_s = int(now.timestamp())
     good = ReadingBatch.from_arrays(POINTS[:20], [now_s * 1000] * 20, np.arange(20.0))
@@ -372,7 +349,7 @@ def own_broker(tmp_path):
 
 
 def test_feed_connects_late_and_reconnects_after_the_broker_restarts(own_broker):
-    collector = Collector()
+    collector = Batches()
     settings = MqttFeedSettings(topic_prefix="hazmap/points", **FAST)
     feed = MqttReadingFeed(own_broker.url, POINTS, collector, settings=settings)
     feed.start()  # broker not up yet: the feed keeps trying

@@ -41,6 +41,7 @@ from data.sim.senders import (
     phone_bcd,
 )
 from spatial.model import PingBatch, ReadingBatch
+from tests.collect import Batches
 from tests.services import missing_service
 
 HOST = "127.0.0.1"
@@ -167,34 +168,11 @@ def test_one_report_per_frame_when_asked_and_bad_values_are_named():
 # --- a real gateway -----------------------------------------------------------------------------------------
 
 
-class Sink:
-    """on_pings: keeps every batch in call order (runs on the gateway's loop thread)."""
-
-    def __init__(self) -> None:
-        self.batches: list[PingBatch] = []
-        self._changed = threading.Condition()
-
-    def __call__(self, batch: PingBatch) -> None:
-        with self._changed:
-            self.batches.append(batch)
-            self._changed.notify_all()
-
-    def count(self) -> int:
-        return sum(len(b) for b in self.batches)
-
-    def wait_for(self, n: int, timeout_s: float = 10.0) -> bool:
-        with self._changed:
-            return self._changed.wait_for(lambda: self.count() >= n, timeout_s)
-
-    def frame(self) -> pd.DataFrame:
-        return pd.concat([b.to_frame() for b in self.batches], ignore_index=True)
-
-
 class GatewayThread:
     """Jt808Gateway on a free loopback port, on its own loop in a thread (as `hazmap serve` runs it)."""
 
     def __init__(self, fleet: pd.DataFrame, store=None, **settings) -> None:
-        self.sink = Sink()
+        self.sink = Batches()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -438,25 +416,6 @@ def mqtt_url() -> str:
     return url
 
 
-class ReadingSink:
-    def __init__(self) -> None:
-        self.batches: list[ReadingBatch] = []
-        self._changed = threading.Condition()
-
-    def __call__(self, batch: ReadingBatch) -> None:
-        with self._changed:
-            self.batches.append(batch)
-            self._changed.notify_all()
-
-    def wait_for(self, n: int, timeout_s: float = 10.0) -> bool:
-        with self._changed:
-            return self._changed.wait_for(lambda: sum(len(b) for b in self.batches) >= n, timeout_s)
-
-    def rows(self) -> list:
-        return sorted((p, t, v) for b in self.batches
-                      for p, t, v in zip(b.point_id.tolist(), b.epoch_ms.tolist(), b.value.tolist()))
-
-
 @pytest.mark.parametrize("batch_form", [True, False], ids=["batch", "single"])
 def test_readings_round_trip_through_the_broker(mqtt_url, batch_form):
     prefix = f"hazmap-test/{uuid.uuid4().hex[:10]}/points"
@@ -465,7 +424,7 @@ def test_readings_round_trip_through_the_broker(mqtt_url, batch_form):
     batches = [ReadingBatch.from_arrays(np.array(points, dtype=object),
                                         BASE_MS + k * 60_000 + rng.integers(0, 60_000, 300),
                                         np.round(rng.normal(40, 15, 300), 4)) for k in range(3)]
-    sink = ReadingSink()
+    sink = Batches()
     settings = MqttFeedSettings(topic_prefix=prefix, tick_s=0.05, max_future_s=None)
     with MqttReadingFeed(mqtt_url, points, sink, settings=settings) as feed:
         assert feed.wait_ready(10)
