@@ -243,16 +243,24 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, simulate: 
         log.info("live monitor stopped")
 
 
+def _plan(world, sim):
+    from data.sim.fleet import plan_fleet
+    from data.sim.points import plan_points
+
+    try:
+        return plan_fleet(world, sim), plan_points(world, sim)
+    except ValueError as exc:  # the world cannot carry the simulation asked for
+        raise UserError(f"cannot simulate on this world: {exc}") from exc
+
+
 def _start_simulation(settings: Settings, world, monitor, *, readings_via_mqtt: bool):
     """The demo's traffic: trucks through the app's own JT/T 808 gateway (in-process when the
     gateway is off), readings through the broker (in-process without one)."""
-    from data.sim.fleet import plan_fleet
-    from data.sim.points import plan_points
     from data.sim.runner import Simulator
     from data.sim.senders import Jt808Sender, MqttReadingSender
 
     sim = _sim_settings(settings)
-    fleet, points = plan_fleet(world, sim), plan_points(world, sim)
+    fleet, points = _plan(world, sim)
     senders = []
     ping_sink, reading_sink = monitor.submit_pings, monitor.submit_readings
     if readings_via_mqtt:  # first: connecting thousands of terminals below keeps the process busy
@@ -324,13 +332,10 @@ def simulate(
     """Drive the stored world's fleet along its waybills and publish sensor readings, staging violations."""
     import pandas as pd
 
-    from data.sim.fleet import plan_fleet
-    from data.sim.points import plan_points
-
     settings = _settings(ctx)
     world = _load_world(settings)
     sim = _sim_settings(settings, seed=seed, start=start, hours=hours, stage_share=stage_share)
-    fleet, points = plan_fleet(world, sim), plan_points(world, sim)
+    fleet, points = _plan(world, sim)
     staged = pd.concat([fleet.staged, points.staged], ignore_index=True)
     if staged_out is not None:
         staged.to_csv(staged_out, index=False)

@@ -143,3 +143,66 @@ def test_demo_builds_the_world_and_brings_the_city_to_life(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM, output
     assert output.count("no MQTT broker at") == 1, output
     assert "live monitor stopped" in output
+
+
+def test_simulate_direct_prints_staged_against_found(tmp_path):
+    hazmap(tmp_path, "world", "build", "--seed", "7", "--scale", "0.05")
+    proc = hazmap(tmp_path, "simulate", "--via", "direct", "--lockstep", "--hours", "3",
+                  "--staged-out", str(tmp_path / "staged.csv"))
+    lines = [line.split() for line in proc.stdout.splitlines() if " staged " in line]
+    assert len(lines) >= 8, proc.stdout
+    for fields in lines:  # kind rule staged N found|dropped M
+        assert fields[-3] == fields[-1], f"{fields[0]}: staged {fields[-3]}, caught {fields[-1]}"
+    summary = json.loads(proc.stdout.splitlines()[-1])
+    assert summary["finished"] and summary["pings"] > 0 and summary["events"] > 0
+    staged = pd.read_csv(tmp_path / "staged.csv")
+    assert {"speeding", "teleport", "point_level_2"} <= set(staged["kind"])
+    events = hazmap(tmp_path, "events", "--rule", "speeding").stdout
+    assert all(vehicle in events for vehicle in staged.loc[staged["kind"] == "speeding", "subject_id"])
+
+
+def test_simulate_over_jt808_reaches_a_running_serve(tmp_path):
+    """`hazmap serve` in one process, `hazmap simulate` in another: trucks over TCP, readings
+    through the broker, events stored by the serving process."""
+    import signal
+
+    from tests.services import missing_service
+
+    broker = os.environ.get("HAZMAP_TEST_MQTT_URL", "")
+    if not broker:
+        missing_service("Mosquitto (HAZMAP_TEST_MQTT_URL)")
+    hazmap(tmp_path, "world", "build", "--seed", "7", "--scale", "0.05")
+    port, jt808 = _free_port(), _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HAZMAP_")}
+    env.update(HAZMAP_VAR_DIR=str(tmp_path / "var"), HAZMAP_PORT=str(port), HAZMAP_JT808_PORT=str(jt808),
+               HAZMAP_JT808_STATS_PORT="0", HAZMAP_MQTT_URL=broker)
+    serve = subprocess.Popen([HAZMAP, "serve"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).close()
+                break
+            except OSError:
+                assert serve.poll() is None and time.monotonic() < deadline, "hazmap serve did not come up"
+                time.sleep(0.5)
+        sim = subprocess.run([HAZMAP, "simulate", "--lockstep", "--hours", "2", "--staged-out", "staged.csv"],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert sim.returncode == 0, sim.stderr
+        summary = json.loads(sim.stdout.splitlines()[-1])
+        assert summary["finished"] and summary["jt808"]["acked"] == summary["pings"] > 0
+        staged = pd.read_csv(tmp_path / "staged.csv")
+        speeders = set(staged.loc[staged["kind"] == "speeding", "subject_id"])
+        found: set[str] = set()
+        while time.monotonic() < deadline + 120 and not speeders <= found:
+            rows = hazmap(tmp_path, "events", "--rule", "speeding", "--json").stdout.splitlines()
+            found = {json.loads(r)["subject_id"] for r in rows}
+            time.sleep(1)
+        assert speeders and speeders <= found
+        serve.send_signal(signal.SIGTERM)
+        output, _ = serve.communicate(timeout=120)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+    assert serve.returncode == 128 + signal.SIGTERM, output

@@ -37,6 +37,8 @@ reading back to normal.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -278,16 +280,19 @@ def plan_points(world: World, settings: SimSettings) -> PointSim:
                              f"(level stages need high/high_high thresholds with room below range_max)")
         want = max(1, round(settings.point_stage_share * n))
         chosen = np.sort(rng.choice(pool, min(want, len(pool)), replace=False))
-        free[chosen] = False
-        rows.append(_stage(kind, chosen, sim, pw, settings, rng))
+        staged_rows = _stage(kind, chosen, sim, pw, settings, rng)
+        if staged_rows is not None:
+            free[chosen] = False
+            rows.append(staged_rows)
     staged = pd.concat(rows, ignore_index=True) if rows else sim.staged
     sim.staged = staged.astype({"count": "int64"}) if len(staged) else staged
     return sim
 
 
 def _stage(kind: str, slots: np.ndarray, sim: PointSim, pw: PointWorld, settings: SimSettings,
-           rng: np.random.Generator) -> pd.DataFrame:
-    """Stage `kind` on `slots` (writing into sim's parameters); its STAGED_COLUMNS rows."""
+           rng: np.random.Generator) -> pd.DataFrame | None:
+    """Stage `kind` on `slots` (writing into sim's parameters); its STAGED_COLUMNS rows, or None
+    (with a warning) when the simulated span is too short for it."""
     p, step = sim._p, sim.interval_ms
     code = _STAGE_CODE[kind]
     span = pw.span[slots]
@@ -316,8 +321,11 @@ def _stage(kind: str, slots: np.ndarray, sim: PointSim, pw: PointWorld, settings
     latest = sim.end_ms - duration_ms - step  # room to snap onto the point's next reading
     short = latest < earliest
     if short.any():
-        raise ValueError(f"{kind} needs {duration_ms[short].max() / 60000:.0f} min after stage_margin_s "
-                         f"({settings.stage_margin_s:.0f} s) but the simulated span is {settings.hours} h")
+        # as the fleet does with kinds it cannot fit: stage none, say so, go on
+        warnings.warn(f"point simulator: {kind} needs {duration_ms[short].max() / 60000:.0f} min after "
+                      f"stage_margin_s ({settings.stage_margin_s:.0f} s) but the simulated span is "
+                      f"{settings.hours} h: not staged", stacklevel=3)
+        return None
     chosen = earliest + np.floor(rng.random(len(slots)) * (latest - earliest + 1)).astype("int64")
     phase = p["phase_ms"][slots]
     t0 = -((phase - chosen) // step) * step + phase  # the point's first reading at or after
