@@ -113,7 +113,8 @@ class LiveMonitor:
         """Start the worker, then the feeds; returns once the gateway listens, or raises why it
         could not (port taken …). The MQTT feed starts even when the broker is down and keeps
         trying (data/feeds/mqtt.py)."""
-        self._worker = threading.Thread(target=self._work, name="hazmap-rules", daemon=True)
+        store = Store.open(self._store_url)  # here, so a store that cannot be used fails the start
+        self._worker = threading.Thread(target=self._work, args=(store,), name="hazmap-rules", daemon=True)
         self._worker.start()
         if self.settings.gateway is not None:
             self._start_gateway(self.settings.gateway)
@@ -206,8 +207,7 @@ class LiveMonitor:
             raise RuntimeError(f"the live monitor's rules worker failed: {self._worker_error!r}") \
                 from self._worker_error
 
-    def _work(self) -> None:
-        store = Store.open(self._store_url)
+    def _work(self, store: Store) -> None:
         last_store = last_advance = time.monotonic()
         try:
             while True:

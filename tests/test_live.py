@@ -16,6 +16,7 @@ from data.feeds.jt808 import LocationReport
 from data.feeds.loadgen import SimTerminal, TerminalClient, register_and_authenticate
 from data.reference import load_chemicals
 from data.store import Store
+from spatial.model import ReadingBatch
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +69,74 @@ def test_a_taken_port_is_refused_clearly(stored):
             LiveMonitor(world, url, MonitorSettings(gateway=taken)).start()
     finally:
         first.stop()
+
+
+# --- the monitor's rules worker, fed in-process ---------------------------------------------------
+
+def test_the_monitor_raises_what_the_engines_raise_over_the_same_reports(tmp_path):
+    """Batches queued from feeds and coalesced by the worker reach the engines in arrival
+    order: the stored events equal one Engine/PointEngine run over the same slices (minus the
+    stop stage's own episodes, which are not alerts)."""
+    from app.live import NOT_ALERTS
+    from data.sim.fleet import plan_fleet
+    from data.sim.points import plan_points
+    from data.sim.settings import DEMO_DAY, SimSettings
+    from spatial.rules.engine import Engine, event_order
+    from spatial.rules.points import PointEngine
+
+    world = build_world(seed=7, scale=0.02, chemicals=load_chemicals())
+    url = f"sqlite:///{tmp_path / 'hazmap.sqlite'}"
+    with Store.open(url, upgrade=True) as store:
+        store.replace_world(world)
+    sim = SimSettings(seed=3, start=DEMO_DAY + pd.Timedelta(hours=7), hours=2.0, stage_margin_s=600,
+                      stage_kinds=("speeding", "route_deviation", "teleport"),
+                      point_stage_kinds=("point_level_2", "point_silent"))
+    fleet, points = plan_fleet(world, sim), plan_points(world, sim)
+    slices = range(sim.start_ms, sim.end_ms, 60_000)
+    engine, point_engine, expected = Engine(world), PointEngine(world), []
+    with LiveMonitor(world, url) as monitor:
+        for t0 in slices:
+            pings, readings = fleet.pings_between(t0, t0 + 60_000), points.readings_between(t0, t0 + 60_000)
+            monitor.submit_pings(pings)
+            monitor.submit_readings(readings)
+            expected += engine.step(pings) + point_engine.step(readings)
+        assert monitor.wait_idle(60)
+        live = monitor.snapshot()
+    expected = [e for e in expected if e.rule not in NOT_ALERTS]
+    with Store.open(url) as store:
+        stored = store.read_events()
+        readings_stored = store.read_readings(pd.Timestamp(sim.start_ms, unit="ms", tz="UTC"),
+                                              pd.Timestamp(sim.end_ms, unit="ms", tz="UTC"))
+    key = lambda rows: sorted(rows)  # noqa: E731
+    assert key(zip(stored["rule"], stored["subject_id"], stored["episode_id"], stored["phase"])) == \
+        key((e.rule, e.subject_id, e.episode_id, e.phase) for e in expected)
+    assert {"speeding", "route_deviation", "point_level", "point_interruption"} <= set(stored["rule"])
+    assert "stop" not in set(stored["rule"])
+    assert len(readings_stored) == sum(len(points.readings_between(t0, t0 + 60_000)) for t0 in slices)
+    assert live.version > 0 and len(live.positions) == len(set(fleet.vehicle_ids))
+    open_now = {e.episode_id for e in sorted(expected, key=event_order) if e.phase == "open"} - \
+        {e.episode_id for e in expected if e.phase == "close"}
+    assert live.open_episodes() == len(open_now)
+
+
+def test_a_store_the_monitor_cannot_use_fails_its_start(tmp_path):
+    world = build_world(seed=9, scale=0.005, chemicals=load_chemicals())
+    with pytest.raises(Exception, match="hazmap db upgrade"):
+        LiveMonitor(world, f"sqlite:///{tmp_path / 'empty.sqlite'}").start()  # no schema at all
+
+
+def test_a_failed_worker_is_never_silent(tmp_path):
+    """The worker dies (here: its store is closed under it): the next submit says why."""
+    world = build_world(seed=9, scale=0.005, chemicals=load_chemicals())
+    url = f"sqlite:///{tmp_path / 'hazmap.sqlite'}"
+    Store.open(url, upgrade=True).close()
+    monitor = LiveMonitor(world, url).start()
+    try:
+        monitor._publish = lambda store, events: (_ for _ in ()).throw(OSError("disk full"))  # the store fails
+        with pytest.raises(RuntimeError, match="rules worker failed.*disk full"):
+            for _ in range(200):
+                monitor.submit_readings(ReadingBatch.from_arrays(["MP-000001"], [1_000], [1.0]))
+                time.sleep(0.05)
+        assert "disk full" in monitor.stats()["worker_error"]
+    finally:
+        monitor.stop()
