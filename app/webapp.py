@@ -11,7 +11,10 @@ canvas layer of assets/hazmap_live.js (payloads: layers/live.py):
 `/live/<world_version>/static.json` (vehicle and point lists, once; cached for good) and
 `/live/<world_version>/state?since=<version>` (what changed since the screen's last
 version, or everything; never cached). The trucks and point statuses are two overlays,
-shown by default, and the header shows the feed's clock next to the wall clock.
+shown by default, and the header shows the feed's clock next to the wall clock. A truck
+opened in the details panel (from the live canvas or the vehicles layer) gets its trail of
+the last 2 h drawn from `/live/<world_version>/trail/<vehicle_id>` (never cached, re-fetched
+with every poll while it stays selected) until the panel shows something else or closes.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ _VERSION_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Versioned URLs never change content: let browsers keep them for a year.
 _LAYER_CACHE_CONTROL = "public, max-age=31536000, immutable"
 _SINCE_PATTERN = re.compile(r"[0-9]{1,18}")
+_VEHICLE_ID_PATTERN = re.compile(r"[\w.:-]{1,128}")  # letters of any script, digits, '.', '_', ':', '-'
 _LIVE_GZIP_LEVEL = 5  # a poll's payload is small: fast beats the last few per cent
 
 _js = Namespace("hazmap", "map")
@@ -141,7 +145,7 @@ class _Screen:
     def layout(self) -> html.Div:
         language = self.language()
         live_stores = [] if self.live is None else [dcc.Store(id="hz-live-config", data=screen_config(
-            language, self.live_url("static.json"), self.live_url("state")))]
+            language, self.live_url("static.json"), self.live_url("state"), self.live_url("trail/")))]
         return html.Div(
             className="hz-root",
             lang="zh-CN" if language == "zh" else "en",
@@ -348,6 +352,15 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
             Input("hz-layers", "overlays"),
             State("hz-live-config", "data"),
         )
+        # The selected truck's trail follows the details panel: a truck opened (live canvas or
+        # vehicles layer) draws its trail, anything else opened or the panel closed clears it.
+        web.clientside_callback(
+            ClientsideFunction(namespace="hazmap_live", function_name="trailSync"),
+            Input("hz-live-click", "data"),
+            Input({"type": LAYER_ID_TYPE, "name": ALL}, "clickData"),
+            Input("hz-panel-close", "n_clicks"),
+            prevent_initial_call=True,
+        )
 
     @web.callback(
         Output("hz-panel-body", "children"),
@@ -418,7 +431,8 @@ def _snapshot(live) -> LiveState:
 
 
 def _add_live_routes(web: dash.Dash, world_version: str, live, encoder: LiveEncoder | None) -> None:
-    """`static.json` (cached for good: it only depends on the world) and `state?since=N`."""
+    """`static.json` (cached for good: it only depends on the world), `state?since=N` and
+    `trail/<vehicle_id>` (never cached)."""
     static_body = json.dumps(encoder.static(), ensure_ascii=False, separators=(",", ":")).encode() if encoder else b""
     static_gzipped = gzip.compress(static_body, _LIVE_GZIP_LEVEL, mtime=0)
 
@@ -456,9 +470,22 @@ def _add_live_routes(web: dash.Dash, world_version: str, live, encoder: LiveEnco
         frame = encoder.frame(_snapshot(live), int(since_text))
         return respond(json.dumps(frame, separators=(",", ":")).encode(), "no-store")
 
+    def live_trail(version: str, vehicle_id: str):
+        if (error := check(version)) is not None:
+            return error
+        if not _VEHICLE_ID_PATTERN.fullmatch(vehicle_id):
+            return flask.jsonify(error=f"vehicle id must be 1-128 letters, digits, '.', '_', ':' or '-', "
+                                       f"got {vehicle_id[:140]!r}"), 400
+        try:
+            trail = encoder.trail(_snapshot(live), vehicle_id)
+        except LookupError as missing:
+            return flask.jsonify(error=str(missing.args[0])), 404
+        return respond(json.dumps(trail, separators=(",", ":")).encode(), "no-store")
+
     prefix = f"{web.config.routes_pathname_prefix}live/<version>/"
     web.server.add_url_rule(prefix + "static.json", endpoint="hazmap_live_static", view_func=live_static)
     web.server.add_url_rule(prefix + "state", endpoint="hazmap_live_state", view_func=live_state)
+    web.server.add_url_rule(prefix + "trail/<vehicle_id>", endpoint="hazmap_live_trail", view_func=live_trail)
 
 
 def _add_language_route(web: dash.Dash) -> None:

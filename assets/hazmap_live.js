@@ -16,6 +16,17 @@
  * `hz-live-click` store). The two live overlays of the layers control show and hide it
  * (the clientside callback `hazmap_live.liveSync`). Colours and sizes come from layers/style.py.
  *
+ * The selected truck's trail. A truck opened in the details panel (a click on the live canvas
+ * or on the vehicles layer: the clientside callback `hazmap_live.trailSync`) gets its pings of
+ * the last 2 h from `trailUrl + id` (same uint16 box, seconds, speed bytes, stops), fetched
+ * again after a poll whose frame moved that truck (or a full frame): it is the only change
+ * that adds to the trail, and LiveState.trail scans every batch of the last 2 h, so the server
+ * is asked every ~30 s, not every 2 s. The tail that ages out meanwhile is cut here, against
+ * the feed's clock. Drawn on this canvas *under* the trucks and points ("destination-over"
+ * after the stamped image): a dark casing, the line in one bright colour whose older parts
+ * fade in five age bands, hollow dots at stops, a ring round the truck. Anything else opened,
+ * or the panel closed, clears it.
+ *
  * window.hazmapLive: a read-only handle for the browser tests and for debugging at the wall.
  */
 (function () {
@@ -32,6 +43,9 @@
     var ABSENT = 255; // state of a truck not drawn (no position, or off the map: the server's OFF_MAP)
     var HIT_SLACK_PX = 3;
     var STATS_KEPT = 120;
+    var TRAIL_BANDS = 5; // age bands of the trail: full colour now, TRAIL_OLDEST_ALPHA at trail_s
+    var TRAIL_OLDEST_ALPHA = 0.25;
+    var TRAIL_WIDTH_PX = 3, TRAIL_CASING_PX = 2, TRAIL_STOP_PX = 3.5, TRAIL_RING_PX = 11;
 
     function screenScale() { // as assets/hazmap_map.js: sizes are set for a 1920x1080 wall
         return Math.max(1, Math.min(window.innerWidth / 1920, window.innerHeight / 1080));
@@ -53,13 +67,25 @@
     // --- the feed: what the screen knows, per vehicle and point slot ---------------------------
     var feed = {
         config: null, stat: null, map: null,
-        version: 0, newestMs: null, polls: 0, failures: 0,
+        version: 0, newestMs: null, staleAfterS: Infinity, polls: 0, failures: 0,
         vehicleSlot: {}, pointSlot: {},
         truckState: new Uint8Array(0), truckHeading: new Uint8Array(0),
         truckQx: new Uint16Array(0), truckQy: new Uint16Array(0),
         truckNx: new Float64Array(0), truckNy: new Float64Array(0),
         pointStatus: new Uint8Array(0), pointNx: new Float64Array(0), pointNy: new Float64Array(0),
-        stats: {paintMs: [], decodeMs: [], payloadChars: [], changedTrucks: []}
+        stats: {paintMs: [], decodeMs: [], payloadChars: [], changedTrucks: [], trailMs: [], trailDecodeMs: [],
+            trailChars: []}
+    };
+
+    // The selected truck's trail: its pings projected like the trucks, their times, the seconds
+    // between them (a gap longer than the stale time is not drawn as a line) and the pings where
+    // stops begin. `wanted`: the newest frame version that moved the truck (fetch until reached).
+    var trail = {
+        id: null, slot: -1, version: 0, wanted: 0, loaded: false, pending: null, failures: 0, n: 0, drawn: 0,
+        trailS: 7200,
+        nx: new Float64Array(0), ny: new Float64Array(0), ms: new Float64Array(0), gapS: new Uint32Array(0),
+        qx: new Uint16Array(0), qy: new Uint16Array(0), stops: new Uint32Array(0),
+        x: new Float64Array(0), y: new Float64Array(0)
     };
 
     function keep(list, value) {
@@ -104,6 +130,7 @@
         if (frame.full) {
             feed.truckState.fill(ABSENT);
             feed.pointStatus.fill(0);
+            trail.wanted = frame.version; // the feed (re)started: whatever the screen held is gone
         }
         var t = frame.trucks, project = projector(), out = [feed.truckNx, feed.truckNy];
         if (t.n) {
@@ -111,6 +138,7 @@
             var state = bytesOf(t.state), heading = bytesOf(t.heading);
             for (var i = 0; i < t.n; i++) {
                 var k = idx[i], was = feed.truckState[k];
+                if (k === trail.slot) { trail.wanted = frame.version; }
                 feed.truckState[k] = state[i];
                 feed.truckHeading[k] = heading[i];
                 if (state[i] !== ABSENT && (was === ABSENT || feed.truckQx[k] !== qx[i] || feed.truckQy[k] !== qy[i])) {
@@ -127,8 +155,85 @@
         }
         feed.version = frame.version;
         feed.newestMs = frame.newest_ms;
+        feed.staleAfterS = frame.stale_after_s;
         keep(feed.stats.decodeMs, performance.now() - t0);
         keep(feed.stats.changedTrucks, t.n);
+    }
+
+    function applyTrail(data) {
+        var t0 = performance.now(), n = data.n;
+        var qx = u16(data.lon), qy = u16(data.lat), ts = u32(data.t_s), project = projector();
+        var nx = new Float64Array(n), ny = new Float64Array(n), ms = new Float64Array(n), gap = new Uint32Array(n);
+        var out = [nx, ny];
+        for (var i = 0; i < n; i++) {
+            project(qx[i], qy[i], out, i);
+            ms[i] = data.t0_ms + ts[i] * 1000;
+            gap[i] = i ? ts[i] - ts[i - 1] : 0;
+        }
+        trail.nx = nx; trail.ny = ny; trail.ms = ms; trail.gapS = gap; trail.qx = qx; trail.qy = qy;
+        trail.trailS = data.trail_s;
+        trail.stops = u32(data.stops.idx);
+        trail.x = new Float64Array(n); trail.y = new Float64Array(n);
+        trail.n = n;
+        trail.version = data.version;
+        trail.loaded = true;
+        keep(feed.stats.trailDecodeMs, performance.now() - t0);
+    }
+
+    // Fetch the selected truck's trail until it is as new as the newest frame that moved the truck
+    // (one request at a time; a reply for a truck no longer selected is dropped, and the newly
+    // selected one is fetched after it; after a failure the next poll tries again).
+    function refreshTrail() {
+        var id = trail.id;
+        if (id === null || trail.pending !== null || !feed.stat) { return; }
+        if (trail.loaded && trail.version >= trail.wanted) { return; }
+        trail.slot = feed.vehicleSlot[id] === undefined ? -1 : feed.vehicleSlot[id];
+        trail.pending = id;
+        var ok = false;
+        fetch(feed.config.trailUrl + encodeURIComponent(id), {cache: "no-store"})
+            .then(function (response) {
+                return response.text().then(function (body) {
+                    if (!response.ok) { throw new Error(response.status + " " + body); }
+                    keep(feed.stats.trailChars, body.length);
+                    return JSON.parse(body);
+                });
+            })
+            .then(function (data) {
+                ok = true;
+                if (data.vehicle_id !== trail.id) { return; }
+                trail.failures = 0;
+                applyTrail(data);
+                if (layer) { layer.requestDraw(); }
+            })
+            .catch(function (error) {
+                trail.failures += 1;
+                if (trail.failures === 1 || trail.failures % 30 === 0) {
+                    console.warn("hazmap trail of " + id + ": " + error.message + " (" + trail.failures + " failed)");
+                }
+            })
+            .then(function () {
+                trail.pending = null;
+                if (trail.id !== null && (trail.id !== id || (ok && trail.version < trail.wanted))) { refreshTrail(); }
+            });
+    }
+
+    function selectTrail(id) {
+        if (id === trail.id) { return; }
+        trail.id = id;
+        trail.slot = feed.vehicleSlot[id] === undefined ? -1 : feed.vehicleSlot[id];
+        trail.loaded = false;
+        trail.n = trail.drawn = trail.version = trail.wanted = trail.failures = 0;
+        refreshTrail();
+        if (layer) { layer.requestDraw(); }
+    }
+
+    function clearTrail() {
+        if (trail.id === null) { return; }
+        trail.id = null;
+        trail.slot = -1;
+        trail.loaded = false;
+        trail.n = trail.drawn = trail.version = trail.wanted = 0;
+        if (layer) { layer.requestDraw(); }
     }
 
     // --- sprites: each glyph drawn once by the canvas, then stamped as pixels -------------------
@@ -271,7 +376,107 @@
                     view);
             }
             this._ctx.putImageData(this._image, 0, 0);
+            trail.drawn = 0;
+            if (this.showTrucks && trail.id !== null && trail.n) {
+                var t1 = performance.now();
+                this._drawTrail(view);
+                keep(feed.stats.trailMs, performance.now() - t1);
+            }
             keep(feed.stats.paintMs, performance.now() - t0);
+        },
+
+        // The selected truck's trail, drawn behind what is already on the canvas (the trucks and
+        // points stay on top): with "destination-over" what is drawn first lies above what follows,
+        // so the ring, the stop dots, the newest band ... the oldest band, then the casing. Pings
+        // older than trail_s behind the feed's clock are left out (the server cuts them at its next
+        // fetch; times are whole seconds, hence the second of slack).
+        _drawTrail: function (view) {
+            var ctx = this._ctx, s = view.s, n = trail.n, xs = trail.x, ys = trail.y, ms = trail.ms;
+            var gap = trail.gapS, stale = feed.staleAfterS, style = feed.config.trail;
+            var nowMs = Math.max(feed.newestMs || 0, ms[n - 1]), spanMs = trail.trailS * 1000;
+            var first = 0;
+            while (first < n - 1 && nowMs - ms[first] > spanMs + 1000) { first++; }
+            if (nowMs - ms[first] > spanMs + 1000) { return; } // all of it aged out
+            for (var i = first; i < n; i++) {
+                xs[i] = trail.nx[i] * view.scale - view.ox;
+                ys[i] = trail.ny[i] * view.scale - view.oy;
+            }
+            // Join the trail to the truck when the truck's position is at least as new as the trail
+            // (the trail and the frames are two requests: either may be a poll ahead).
+            var k = feed.vehicleSlot[trail.id], tx = NaN, ty = NaN;
+            if (k !== undefined && feed.truckState[k] !== ABSENT) {
+                tx = feed.truckNx[k] * view.scale - view.ox;
+                ty = feed.truckNy[k] * view.scale - view.oy;
+            }
+            var join = tx === tx && feed.version >= trail.version &&
+                (feed.truckQx[k] !== trail.qx[n - 1] || feed.truckQy[k] !== trail.qy[n - 1]);
+            ctx.save();
+            ctx.setTransform(view.m, 0, 0, view.m, -view.minX * view.m, -view.minY * view.m);
+            ctx.globalCompositeOperation = "destination-over";
+            ctx.lineJoin = "round";
+            ctx.lineCap = "round";
+            ctx.strokeStyle = style.color;
+            if (tx === tx) {
+                ctx.lineWidth = 2 * s;
+                ctx.beginPath();
+                ctx.arc(tx, ty, TRAIL_RING_PX * s, 0, 2 * Math.PI);
+                ctx.stroke();
+            }
+            if (trail.stops.length) {
+                ctx.beginPath();
+                for (var j = 0; j < trail.stops.length; j++) {
+                    var at = trail.stops[j];
+                    if (at < first) { continue; }
+                    ctx.moveTo(xs[at] + TRAIL_STOP_PX * s, ys[at]);
+                    ctx.arc(xs[at], ys[at], TRAIL_STOP_PX * s, 0, 2 * Math.PI);
+                }
+                ctx.lineWidth = 1.5 * s;
+                ctx.stroke();
+                ctx.fillStyle = style.casing;
+                ctx.fill();
+            }
+            // Newest first, backwards along the trail: ages only grow that way, so each band is one path.
+            var last = n - 1, band = 0;
+            function start() {
+                ctx.beginPath();
+                if (join) {
+                    ctx.moveTo(tx, ty);
+                    ctx.lineTo(xs[last], ys[last]);
+                } else {
+                    ctx.moveTo(xs[last], ys[last]);
+                }
+                if (last === first && !join) { ctx.lineTo(xs[last], ys[last]); } // one ping: a dot (the cap)
+            }
+            function back(i) { // the segment from ping i back to ping i - 1, unless a silent gap lies between
+                if (gap[i] > stale) { ctx.moveTo(xs[i - 1], ys[i - 1]); } else { ctx.lineTo(xs[i - 1], ys[i - 1]); }
+            }
+            ctx.lineWidth = TRAIL_WIDTH_PX * s;
+            start();
+            for (var i2 = last; i2 > first; i2--) {
+                var b = Math.min(TRAIL_BANDS - 1, Math.floor(((nowMs - ms[i2]) / spanMs) * TRAIL_BANDS));
+                if (b !== band) {
+                    this._strokeBand(ctx, band);
+                    band = b;
+                    ctx.beginPath();
+                    ctx.moveTo(xs[i2], ys[i2]);
+                }
+                back(i2);
+            }
+            this._strokeBand(ctx, band);
+            // The casing: the whole line once, wider and dark, under everything of the trail.
+            ctx.globalAlpha = 0.6;
+            ctx.strokeStyle = style.casing;
+            ctx.lineWidth = (TRAIL_WIDTH_PX + 2 * TRAIL_CASING_PX) * s;
+            start();
+            for (var i3 = last; i3 > first; i3--) { back(i3); }
+            ctx.stroke();
+            ctx.restore();
+            trail.drawn = n - first;
+        },
+
+        _strokeBand: function (ctx, band) {
+            ctx.globalAlpha = 1 - ((1 - TRAIL_OLDEST_ALPHA) * band) / (TRAIL_BANDS - 1);
+            ctx.stroke();
         },
 
         // Layer points of every slot, NaN where it is not drawn (hidden, absent, off the canvas).
@@ -382,6 +587,7 @@
                 feed.polls += 1;
                 showFeedClock(true);
                 if (layer) { layer.requestDraw(); }
+                refreshTrail(); // the trail follows its truck: fetched again once a frame moved it
             })
             .catch(function (error) {
                 feed.failures += 1;
@@ -469,8 +675,31 @@
         syncLayer();
     }
 
+    // Clientside callback (app/webapp.py): what the details panel was asked to show -> the trail.
+    // A truck (live canvas or vehicles layer) selects its trail; another feature, a live point or
+    // the close button clears it.
+    function trailSync() {
+        var context = window.dash_clientside.callback_context;
+        var trigger = context && context.triggered && context.triggered[0];
+        if (!trigger) { return; }
+        var prop = trigger.prop_id || "", value = trigger.value, source = prop.slice(0, prop.lastIndexOf("."));
+        if (source === "hz-live-click") {
+            if (value && value.layer === "vehicles") { selectTrail(String(value.id)); } else { clearTrail(); }
+        } else if (source.charAt(0) === "{") { // a layer's clickData: {"name": layer, "type": "hz-layer"}
+            var from = JSON.parse(source);
+            if (from.name === "vehicles" && value && value.properties) {
+                selectTrail(String(value.properties.id));
+            } else {
+                clearTrail();
+            }
+        } else {
+            clearTrail();
+        }
+    }
+
     // A namespace of its own: assets/hazmap_map.js (loaded after this file) replaces `hazmap`.
-    window.dash_clientside = Object.assign({}, window.dash_clientside, {hazmap_live: {liveSync: liveSync}});
+    window.dash_clientside = Object.assign({}, window.dash_clientside,
+        {hazmap_live: {liveSync: liveSync, trailSync: trailSync}});
 
     // --- the read-only handle ----------------------------------------------------------------------
     function containerPoint(xy, slot) {
@@ -511,6 +740,14 @@
             if (!layer || !layer._map || !feed.stat) { return null; }
             var p = layer._map.containerPointToLayerPoint(L.point(x, y));
             return layer.hitTest(p.x, p.y);
+        },
+        // The selected truck's trail: {id, n (pings held), drawn (pings in the last paint),
+        // stops, version (of the LiveState it came from), loaded}, or null when none is selected.
+        trailOf: function () {
+            return trail.id === null ? null : {
+                id: trail.id, n: trail.n, drawn: trail.drawn, stops: trail.stops.length, version: trail.version,
+                loaded: trail.loaded
+            };
         },
         canvas: function () { return layer && layer._map ? layer._container : null; },
         stats: function () { return JSON.parse(JSON.stringify(feed.stats)); }

@@ -18,6 +18,14 @@ behind it), which moves without the truck's own row changing. So the encoder rem
 the newest report time of every version it served (a bounded memo): a delta from version
 `since` also carries the trucks that went stale between that time and now, and a version
 it does not remember gets the full form, never a wrong delta.
+
+A third, **trail**, on demand for the one truck the duty officer selected (`trail_payload`):
+its pings of the last `LiveState.trail_s` as the same kind of typed arrays (lon/lat uint16
+over the same box, seconds after the first ping, speed bytes) plus its stops. Typed arrays
+rather than a GeoJSON LineString: the canvas projects them with the projector it already has
+for the trucks, a LineString has no per-vertex time or speed (the fading and the stops need
+both), and at 9 bytes a ping a 2 h trail (240 pings at 30 s) is 3.1 kB of JSON (2.1 kB
+gzipped) against 7.4 kB (3.0 kB) as a LineString with time and speed property arrays.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from layers.style import LIVE_POINT_STYLES, LIVE_TRUCK_STYLES, LegendEntry, LegendGroup, Text, text
+from layers.style import LIVE_POINT_STYLES, LIVE_TRUCK_STYLES, SEA, LegendEntry, LegendGroup, Text, text
 from spatial.model import NO_ALERT_SEVERITY, LiveState, World
 
 # Codes of the state byte; the screen draws the trucks in this order (alerts on top).
@@ -58,6 +66,14 @@ FEED_TIME_LABEL: Text = ("数据时间", "Feed time")
 LIVE_SECTION_TITLE: Text = ("实时", "Live")
 POLL_INTERVAL_MS = 2000
 
+# The trail's speed byte: km/h, clipped at 254; 255 when the terminal reported none.
+TRAIL_SPEED_UNKNOWN = 255
+TRAIL_SPEED_MAX_KMH = 254
+# The selected truck's trail on the wall: one bright colour over the dark theme, apart from
+# every state colour of layers/style.py (cyan is no state), with a dark casing under it.
+TRAIL_COLOR = "#00e5ff"
+TRAIL_CASING = SEA  # the line stays readable over light tiles
+
 _MEMO_VERSIONS = 1024  # versions whose newest report time is remembered (~35 min of 2 s polls)
 
 
@@ -76,9 +92,12 @@ class LiveEncodingSettings:
     # Episodes that are no alert on the screen: the stop rule reports every stop (severity 4)
     # for the rules built on stops; a stopped truck is drawn parked, not alerted.
     not_alert_rules: frozenset[str] = field(default_factory=lambda: frozenset({"stop"}))
+    # (engineering default) a still run of a trail shorter than this is a traffic light, not a
+    # stop worth a dot on the selected truck's trail.
+    trail_stop_min_s: float = 120.0
 
     def __post_init__(self) -> None:
-        for name in ("moving_min_speed_kmh", "stale_after_s", "bbox_margin_deg"):
+        for name in ("moving_min_speed_kmh", "stale_after_s", "bbox_margin_deg", "trail_stop_min_s"):
             value = getattr(self, name)
             if not (np.isfinite(value) and value >= 0):
                 raise ValueError(f"LiveEncodingSettings.{name} must be a finite number >= 0, got {value!r}")
@@ -192,6 +211,45 @@ def newest_report_ms(state: LiveState) -> int | None:
     return int(state.positions["epoch_ms"].to_numpy("int64").max())
 
 
+def trail_payload(trail: pd.DataFrame, bbox, moving_min_speed_kmh: float, stop_min_s: float) -> dict:
+    """One truck's trail (`LiveState.trail(vehicle_id)`: its pings, any order) as typed arrays:
+    `t0_ms` (its first ping) and per ping in time order `t_s` (whole seconds after `t0_ms`,
+    uint32), `lon`/`lat` (uint16 over `bbox`, as the trucks), `speed` (km/h byte, 255
+    unknown); pings off the box or without a position are left out (`outside` counts them).
+    `stops`: the runs of consecutive pings with a reported speed <= `moving_min_speed_kmh`
+    spanning >= `stop_min_s` (first to last still ping), each as the index of its first ping
+    (uint32) and its span (`duration_s`, uint32). A ping without a speed ends a run: a stop
+    is seen, not assumed."""
+    if trail["vehicle_id"].nunique() > 1:
+        raise ValueError(f"a trail payload is one truck's: got vehicles {sorted(trail['vehicle_id'].unique())[:5]}")
+    epoch_ms = trail["epoch_ms"].to_numpy("int64")
+    order = np.argsort(epoch_ms, kind="stable")
+    epoch_ms = epoch_ms[order]
+    qx, qy, inside = quantise(trail["lon"].to_numpy("float64")[order], trail["lat"].to_numpy("float64")[order], bbox)
+    speed = pd.to_numeric(trail["speed_kmh"], errors="coerce").to_numpy("float64")[order][inside]
+    epoch_ms, qx, qy = epoch_ms[inside], qx[inside], qy[inside]
+    t0_ms = int(epoch_ms[0]) if len(epoch_ms) else None
+    t_s = (epoch_ms - epoch_ms[:1].sum()) // 1000
+    speed_byte = np.where(np.isfinite(speed), np.clip(np.rint(np.nan_to_num(speed)), 0, TRAIL_SPEED_MAX_KMH),
+                          TRAIL_SPEED_UNKNOWN).astype("u1")
+    still = speed <= moving_min_speed_kmh  # NaN compares False
+    starts = np.flatnonzero(still & ~np.r_[False, still[:-1]])
+    ends = np.flatnonzero(still & ~np.r_[still[1:], False])
+    duration_s = (epoch_ms[ends] - epoch_ms[starts]) // 1000
+    long_enough = duration_s >= stop_min_s
+    return {
+        "n": int(len(epoch_ms)),
+        "t0_ms": t0_ms,
+        "t_s": b64(t_s.astype("<u4")),
+        "lon": b64(qx),
+        "lat": b64(qy),
+        "speed": b64(speed_byte),
+        "outside": int((~inside).sum()),
+        "stops": {"n": int(long_enough.sum()), "idx": b64(starts[long_enough].astype("<u4")),
+                  "duration_s": b64(duration_s[long_enough].astype("<u4"))},
+    }
+
+
 class LiveEncoder:
     """Payloads of one World's live layer. Thread-safe: the web server calls `frame` from
     many request threads."""
@@ -260,6 +318,19 @@ class LiveEncoder:
         out["points"] = self._points(state, changed_points)
         return out
 
+    # -- the selected truck -----------------------------------------------------------------
+
+    def trail(self, state: LiveState, vehicle_id: str) -> dict:
+        """The trail of one truck of this World (`trail_payload`), with the state's version,
+        its newest report time (what the trail's age is measured from) and `trail_s`. A
+        vehicle not in the World is a LookupError; one the feed has not heard from has n 0."""
+        if vehicle_id not in self.vehicle_ids:
+            raise LookupError(f"no vehicle {vehicle_id!r} in this world")
+        return {"vehicle_id": vehicle_id, "version": int(state.version), "newest_ms": newest_report_ms(state),
+                "trail_s": float(state.trail_s),
+                **trail_payload(state.trail(vehicle_id), self.bbox, self.settings.moving_min_speed_kmh,
+                                self.settings.trail_stop_min_s)}
+
     def _went_stale(self, state: LiveState, since: int, newest_then: int | None, newest_now: int | None) -> pd.Index:
         """Trucks unchanged since `since` whose staleness flipped as the fleet's newest report moved on."""
         if newest_now is None or newest_then is None or newest_now == newest_then:
@@ -323,13 +394,16 @@ if set(LIVE_TRUCK_STYLES) != set(TRUCK_STATES) or set(LIVE_POINT_STYLES) != set(
 _KEEP_SIZE = frozenset({"alert", "alert_high", "silent", "fault", "alarm", "alarm_high"})
 
 
-def screen_config(language: str, static_url: str, state_url: str) -> dict:
-    """What assets/hazmap_live.js needs: where to poll, how often, the overlay titles and the
-    colour of every state (from layers/style.py)."""
+def screen_config(language: str, static_url: str, state_url: str, trail_url: str) -> dict:
+    """What assets/hazmap_live.js needs: where to poll, how often, where a selected truck's
+    trail comes from (`trail_url` + the url-encoded vehicle id), the overlay titles and the
+    colour of every state (from layers/style.py) and of the trail."""
     return {
         "staticUrl": static_url,
         "stateUrl": state_url,
+        "trailUrl": trail_url,
         "pollMs": POLL_INTERVAL_MS,
+        "trail": {"color": TRAIL_COLOR, "casing": TRAIL_CASING, "speedUnknown": TRAIL_SPEED_UNKNOWN},
         "trucksTitle": text(LIVE_TRUCKS_TITLE, language),
         "pointsTitle": text(LIVE_POINTS_TITLE, language),
         # Alerts keep their size at city-wide zooms; the ordinary many shrink there.

@@ -318,6 +318,7 @@ class Event:
 _POSITION_COLUMNS = ["epoch_ms", "lon", "lat", "speed_kmh", "heading", "alarm", "status"]
 _TRAIL_COLUMNS = ["vehicle_id", "epoch_ms", "lon", "lat", "speed_kmh"]
 _ALERT_COLUMNS = ["open_count", "severity", "rules", "lon", "lat"]
+_TRAIL_COMPACT_EVERY = 64  # batches between foldings of the trail (a fold sorts the whole trail)
 NO_ALERT_SEVERITY = 9  # `alerts.severity` of a subject with no open episode (1 highest ... 4 lowest)
 
 
@@ -340,16 +341,20 @@ class LiveState:
     `positions`, `readings` and `alerts` carries the version that last changed it, so the
     screen can ask `changes_since(n)`.
 
-    The trail is a list of per-batch frames: appending is O(batch), and whole frames fall
-    off the front once they are older than `trail_s` behind the newest ping, so memory is
-    bounded by the fleet's report rate over `trail_s`, whatever the number of batches."""
+    The trail is one compacted frame sorted by (vehicle, time) with each vehicle's row range,
+    plus the per-batch frames that came since: appending is O(batch); every
+    `_TRAIL_COMPACT_EVERY` batches the recent frames are folded into the compacted one and what
+    is older than `trail_s` behind the newest ping is cut, so memory is bounded by the fleet's
+    report rate over `trail_s`, and one truck's trail is a slice plus a few small filters."""
 
     positions: pd.DataFrame = field(default_factory=lambda: _empty_indexed("vehicle_id", _POSITION_COLUMNS))
     readings: pd.DataFrame = field(default_factory=lambda: _empty_indexed("point_id", ["epoch_ms", "value"]))
     alerts: pd.DataFrame = field(default_factory=lambda: _empty_indexed("subject_id", _ALERT_COLUMNS))
     version: int = 0
     trail_s: float = 7200.0
-    _trail: list[pd.DataFrame] = field(default_factory=list, repr=False)
+    _trail: list[pd.DataFrame] = field(default_factory=list, repr=False)  # recent batches
+    _trail_sorted: pd.DataFrame | None = field(default=None, repr=False)  # compacted, by (vehicle, time)
+    _trail_ranges: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
     _open: dict[str, tuple[str, str, int, float, float]] = field(default_factory=dict, repr=False)
 
     def apply_pings(self, batch: PingBatch) -> None:
@@ -359,10 +364,9 @@ class LiveState:
         newest = _newest_per_key(frame[["vehicle_id", *_POSITION_COLUMNS]], "vehicle_id")
         self.version += 1
         self.positions = _merge_newest(self.positions, newest, self.version)
-        self._trail.append(frame[_TRAIL_COLUMNS].sort_values(["vehicle_id", "epoch_ms"], kind="stable"))
-        cutoff = int(self._trail_newest_ms()) - round(self.trail_s * 1000)
-        while self._trail and int(self._trail[0]["epoch_ms"].max()) < cutoff:
-            self._trail.pop(0)
+        self._trail.append(frame[_TRAIL_COLUMNS])
+        if len(self._trail) >= _TRAIL_COMPACT_EVERY:
+            self._compact_trail()
 
     def apply_readings(self, batch: ReadingBatch) -> None:
         if not len(batch):
@@ -411,16 +415,41 @@ class LiveState:
     def trail(self, vehicle_id: str | None = None) -> pd.DataFrame:
         """Pings of the last `trail_s` (behind the newest ping), of one truck or all, by
         vehicle and time."""
-        if not self._trail:
+        parts = list(self._trail)
+        if self._trail_sorted is not None:
+            if vehicle_id is None:
+                parts.insert(0, self._trail_sorted)
+            elif vehicle_id in self._trail_ranges:
+                start, stop = self._trail_ranges[vehicle_id]
+                parts.insert(0, self._trail_sorted.iloc[start:stop])
+        if vehicle_id is not None:  # the compacted slice is the truck's already; filter the recent batches
+            parts = parts[:1] + [f[f["vehicle_id"].to_numpy() == vehicle_id] for f in parts[1:]] \
+                if self._trail_sorted is not None and vehicle_id in self._trail_ranges \
+                else [f[f["vehicle_id"].to_numpy() == vehicle_id] for f in parts]
+        parts = [f for f in parts if len(f)]
+        if not parts:
             return pd.DataFrame(columns=_TRAIL_COLUMNS)
-        parts = self._trail if vehicle_id is None else [f[f["vehicle_id"].to_numpy() == vehicle_id] for f in self._trail]
         out = pd.concat(parts, ignore_index=True)
-        out = out[out["epoch_ms"].to_numpy() >= int(self._trail_newest_ms()) - round(self.trail_s * 1000)]
+        out = out[out["epoch_ms"].to_numpy() >= self._trail_cutoff_ms()]
         return out.sort_values(["vehicle_id", "epoch_ms"], kind="stable").reset_index(drop=True)
 
     def trail_rows(self) -> int:
         """Rows held for trails (bounded by the report rate over `trail_s`)."""
-        return sum(len(f) for f in self._trail)
+        compacted = 0 if self._trail_sorted is None else len(self._trail_sorted)
+        return compacted + sum(len(f) for f in self._trail)
+
+    def _compact_trail(self) -> None:
+        parts = ([] if self._trail_sorted is None else [self._trail_sorted]) + self._trail
+        merged = pd.concat(parts, ignore_index=True)
+        merged = merged[merged["epoch_ms"].to_numpy() >= self._trail_cutoff_ms()]
+        codes, uniques = pd.factorize(merged["vehicle_id"], sort=True)
+        order = np.lexsort((merged["epoch_ms"].to_numpy(), codes))
+        merged = merged.iloc[order].reset_index(drop=True)
+        codes = codes[order]
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.array([], "int64")
+        stops = np.r_[starts[1:], len(codes)]
+        self._trail_ranges = dict(zip(uniques[codes[starts]], zip(starts.tolist(), stops.tolist())))
+        self._trail_sorted, self._trail = merged, []
 
     def open_episodes(self) -> int:
         return len(self._open)
@@ -429,7 +458,11 @@ class LiveState:
         """A copy safe to read while the original keeps changing (frames are never mutated
         in place, so sharing them is enough)."""
         return LiveState(self.positions, self.readings, self.alerts, self.version, self.trail_s,
-                         list(self._trail), dict(self._open))
+                         _trail=list(self._trail), _trail_sorted=self._trail_sorted,
+                         _trail_ranges=self._trail_ranges, _open=dict(self._open))
+
+    def _trail_cutoff_ms(self) -> int:
+        return int(self._trail_newest_ms()) - round(self.trail_s * 1000)
 
     def _trail_newest_ms(self) -> int:
         return int(self.positions["epoch_ms"].max()) if len(self.positions) else 0

@@ -17,9 +17,11 @@ from layers.live import (
     POINT_STATUSES,
     QUANT_MAX,
     TRUCK_STATES,
+    TRAIL_SPEED_UNKNOWN,
     LiveEncoder,
     LiveEncodingSettings,
     live_rows,
+    trail_payload,
 )
 from spatial.model import Event, LiveState, PingBatch, ReadingBatch
 
@@ -294,6 +296,119 @@ def test_live_rows_describe_a_truck_and_a_point(world):
     assert live_rows(state, "entities", "ENT-1", "zh") == []
 
 
+# -- the selected truck's trail --------------------------------------------------------------
+
+
+def trail_of(payload: dict, encoder: LiveEncoder) -> pd.DataFrame:
+    """A trail payload as a table: epoch ms, lon/lat dequantised, speed byte."""
+    west, south, east, north = encoder.bbox
+    table = pd.DataFrame({
+        "epoch_ms": payload["t0_ms"] + decode(payload["t_s"], "<u4").astype("int64") * 1000 if payload["n"] else [],
+        "lon": west + decode(payload["lon"], "<u2") * (east - west) / QUANT_MAX,
+        "lat": south + decode(payload["lat"], "<u2") * (north - south) / QUANT_MAX,
+        "speed": decode(payload["speed"], "u1"),
+    })
+    assert len(table) == payload["n"]
+    return table
+
+
+def driven_trail(truck: str, encoder: LiveEncoder) -> tuple[PingBatch, dict]:
+    """2 h 30 min of 30 s pings of one truck driving east at 40 km/h, with a 5 min stop (11
+    pings at 0-2 km/h), a traffic light (one ping at 0), a ping without a speed inside another
+    still run, one ping off the box and one without a position; newest at T0_MS."""
+    n = 300
+    epoch = T0_MS - (n - 1 - np.arange(n)) * 30_000
+    west, south, east, north = encoder.bbox
+    lon = 121.3 + np.arange(n) * 0.003
+    lat = np.full(n, 29.9)
+    speed = np.full(n, 40.0)
+    speed[200:211] = [0, 1, 2, 0, 0, 0, 1, 0, 0, 2, 0]  # 5 min still: a stop
+    speed[230] = 0.0  # a traffic light: still for one ping, 0 s
+    speed[250:253] = [0.0, np.nan, 0.0]  # no speed: two runs of one ping each, not a 60 s run
+    speed[260] = 300.0  # a broken terminal: clipped to the byte
+    lon[270] = east + 1.0  # off the box
+    lat[280] = np.nan  # no position
+    batch = PingBatch.from_arrays(np.full(n, truck, object), epoch, lon, lat, speed, np.full(n, 90.0))
+    return batch, {"still_start": 200, "still_s": 300, "clipped": 260, "dropped": [270, 280]}
+
+
+def test_trail_payload_is_the_live_trail_of_the_truck_to_quantisation_precision(world, encoder):
+    truck, other = [str(v) for v in world.vehicles["id"].iloc[:2]]
+    batch, marks = driven_trail(truck, encoder)
+    state = LiveState()
+    state.apply_pings(batch)
+    state.apply_pings(pings([other], T0_MS, 121.5, 29.9, speed_kmh=30.0))  # another truck's ping: not in it
+    expected = state.trail(truck)
+    assert len(expected) == 241  # the last 2 h behind the newest ping
+
+    payload = encoder.trail(state, truck)
+    assert payload["vehicle_id"] == truck and payload["version"] == state.version
+    assert payload["newest_ms"] == T0_MS and payload["trail_s"] == state.trail_s
+    got = trail_of(payload, encoder)
+    kept = expected.drop(index=[i - 59 for i in marks["dropped"]]).reset_index(drop=True)  # trail row = ping - 59
+    assert payload["n"] == len(kept) == 239 and payload["outside"] == 2
+    assert (got["epoch_ms"].to_numpy() == kept["epoch_ms"].to_numpy()).all()
+    west, south, east, north = encoder.bbox
+    assert np.abs(got["lon"] - kept["lon"]).max() <= (east - west) / QUANT_MAX / 2 + 1e-12
+    assert np.abs(got["lat"] - kept["lat"]).max() <= (north - south) / QUANT_MAX / 2 + 1e-12
+    speed = kept["speed_kmh"].to_numpy()
+    plain = np.isfinite(speed) & (speed < 254)
+    assert (got["speed"].to_numpy()[plain] == np.rint(speed[plain])).all()
+    assert got["speed"][np.flatnonzero(np.isnan(speed))].tolist() == [TRAIL_SPEED_UNKNOWN]
+    assert got["speed"][np.flatnonzero(speed == 300.0)].tolist() == [254]
+    # 9 bytes a ping before base64: 4 seconds, 2 + 2 position, 1 speed.
+    raw = sum(len(base64.b64decode(payload[k])) for k in ("t_s", "lon", "lat", "speed"))
+    assert raw == 9 * payload["n"]
+
+    # One stop: the 5 min still run; the traffic light and the runs split by a missing speed are none.
+    stops = payload["stops"]
+    start = int(np.flatnonzero(kept["epoch_ms"].to_numpy() == batch.epoch_ms[marks["still_start"]])[0])
+    assert stops["n"] == 1
+    assert decode(stops["idx"], "<u4").tolist() == [start]
+    assert decode(stops["duration_s"], "<u4").tolist() == [marks["still_s"]]
+    json.dumps(payload)  # what the route sends
+
+
+def test_trail_stop_threshold_is_the_settings(world):
+    truck = str(world.vehicles["id"].iloc[0])
+    short = LiveEncoder(world, LiveEncodingSettings(trail_stop_min_s=0.0))
+    batch, _ = driven_trail(truck, short)
+    state = LiveState()
+    state.apply_pings(batch)
+    # With no minimum, the traffic light and the two single still pings beside the missing speed count.
+    assert short.trail(state, truck)["stops"]["n"] == 4
+
+
+def test_trail_of_a_truck_not_heard_from_is_empty_and_of_no_truck_a_lookup_error(world, encoder):
+    truck = str(world.vehicles["id"].iloc[3])
+    state = LiveState()
+    state.apply_pings(pings([str(world.vehicles["id"].iloc[0])], T0_MS, 121.5, 29.9))
+    payload = encoder.trail(state, truck)
+    assert payload["n"] == 0 and payload["t0_ms"] is None and payload["stops"]["n"] == 0
+    assert trail_of(payload, encoder).empty
+    assert encoder.trail(LiveState(), truck)["n"] == 0
+    with pytest.raises(LookupError, match="no vehicle 'VEH-NOPE' in this world"):
+        encoder.trail(state, "VEH-NOPE")
+
+
+def test_trail_payload_takes_one_truck_only(world, encoder):
+    ids = [str(v) for v in world.vehicles["id"].iloc[:2]]
+    state = LiveState()
+    state.apply_pings(pings(ids, T0_MS, 121.5, 29.9))
+    with pytest.raises(ValueError, match="one truck's"):
+        trail_payload(state.trail(), encoder.bbox, 5.0, 120.0)
+
+
+def test_trail_payload_sorts_by_time(world, encoder):
+    truck = str(world.vehicles["id"].iloc[0])
+    frame = pd.DataFrame({"vehicle_id": [truck] * 3, "epoch_ms": [T0_MS + 60_000, T0_MS, T0_MS + 30_000],
+                          "lon": [121.52, 121.50, 121.51], "lat": [29.9] * 3, "speed_kmh": [30.0, 10.0, 20.0]})
+    payload = trail_payload(frame, encoder.bbox, 5.0, 120.0)
+    got = trail_of(payload, encoder)
+    assert payload["t0_ms"] == T0_MS and got["speed"].tolist() == [10, 20, 30]
+    assert decode(payload["t_s"], "<u4").tolist() == [0, 30, 60]
+
+
 # -- the routes --------------------------------------------------------------------------------
 
 
@@ -353,6 +468,37 @@ def test_wrong_world_version_or_no_live_feed_is_a_404(served):
     assert response.status_code == 404 and "world version 'old-world' is not served" in response.json["error"]
     response = without.get(f"/live/{version}/state?since=0")
     assert response.status_code == 404 and "without a live feed" in response.json["error"]
+
+
+def test_trail_route_sends_the_trail_gzipped_never_cached(served, world):
+    client, _, version, _ = served
+    truck = str(world.vehicles["id"].iloc[2])
+    response = client.get(f"/live/{version}/trail/{truck}", headers={"Accept-Encoding": "gzip"})
+    assert response.status_code == 200
+    assert response.headers["Content-Encoding"] == "gzip" and response.headers["Cache-Control"] == "no-store"
+    payload = json.loads(gzip.decompress(response.data))
+    assert payload["vehicle_id"] == truck and payload["n"] == 1 and payload["t0_ms"] == T0_MS
+    plain = client.get(f"/live/{version}/trail/{truck}")  # a client without gzip gets it plain
+    assert "Content-Encoding" not in plain.headers and plain.json["n"] == 1
+
+
+def test_trail_route_unknown_vehicle_wrong_world_or_no_feed_is_a_404(served, world):
+    client, without, version, _ = served
+    response = client.get(f"/live/{version}/trail/VEH-NOT-IN-WORLD")
+    assert response.status_code == 404 and "no vehicle 'VEH-NOT-IN-WORLD' in this world" in response.json["error"]
+    truck = str(world.vehicles["id"].iloc[0])
+    response = client.get(f"/live/old-world/trail/{truck}")
+    assert response.status_code == 404 and "world version 'old-world' is not served" in response.json["error"]
+    response = without.get(f"/live/{version}/trail/{truck}")
+    assert response.status_code == 404 and "without a live feed" in response.json["error"]
+
+
+@pytest.mark.parametrize("bad_id", ["VEH%201", "VEH-1%3Cscript%3E", "V" * 129, "VEH%3B1"])
+def test_trail_route_bad_vehicle_id_is_a_400_naming_it(served, bad_id):
+    client, _, version, _ = served
+    response = client.get(f"/live/{version}/trail/{bad_id}")
+    assert response.status_code == 400
+    assert response.json["error"].startswith("vehicle id must be 1-128 letters, digits")
 
 
 def test_a_live_source_without_snapshot_is_refused(world, tmp_path):

@@ -59,13 +59,21 @@ def _event(subject, episode, phase, severity=2, rule="speeding"):
 
 def test_live_state_trail_keeps_only_the_last_trail_s_behind_the_newest_ping():
     live = LiveState(trail_s=600)
-    for minute in range(30):  # one batch a minute, two trucks
-        live.apply_pings(PingBatch.from_arrays(["VEH-1", "VEH-2"], [minute * 60_000] * 2, [1.0 + minute, 2.0], [4, 5]))
-    trail = live.trail("VEH-1")
-    assert trail["epoch_ms"].min() >= 29 * 60_000 - 600_000
-    assert list(trail["epoch_ms"]) == sorted(trail["epoch_ms"]) and len(trail) == 11
-    assert set(live.trail()["vehicle_id"]) == {"VEH-1", "VEH-2"}
-    assert live.trail_rows() <= 2 * 12  # whole old batches fell off the front
+    sent = []
+    for minute in range(200):  # one batch a minute, two trucks, VEH-3 only now and then
+        ids = ["VEH-1", "VEH-2"] + (["VEH-3"] if minute % 50 == 0 else [])
+        batch = PingBatch.from_arrays(ids, [minute * 60_000] * len(ids), [1.0 + minute] * len(ids), [4] * len(ids))
+        live.apply_pings(batch)
+        sent.append(batch.to_frame())
+        if minute in (10, 63, 64, 65, 150, 199):  # before, at and after a compaction
+            everything = pd.concat(sent)
+            recent = everything[everything["epoch_ms"] >= minute * 60_000 - 600_000]
+            for vehicle in ("VEH-1", "VEH-3", "VEH-9"):
+                trail = live.trail(vehicle)
+                assert list(trail["epoch_ms"]) == sorted(recent.loc[recent["vehicle_id"] == vehicle, "epoch_ms"])
+            assert len(live.trail()) == len(recent)
+    assert len(live.trail("VEH-1")) == 11
+    assert live.trail_rows() <= 3 * (11 + 64)  # bounded: old rows are cut at each compaction
 
 
 def test_live_state_changes_since_a_version_carry_only_what_changed():

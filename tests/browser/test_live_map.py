@@ -5,13 +5,15 @@ readings, alerts opened while the page watches).
 What a duty officer relies on: every truck with a position is drawn; a moving truck moves
 on the screen between polls; an alerted truck and point take their alert colours (read back
 from the canvas pixels, not only from the debug handle); a click on a live truck opens its
-details with its live state; the overlays hide the layer; the header shows the feed's clock;
-the console stays clean (unreachable tiles apart).
+details with its live state, and a click on a moving truck draws its trail of the last 2 h
+(following it while selected, gone when the panel closes); the overlays hide the layer; the
+header shows the feed's clock; the console stays clean (unreachable tiles apart).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from layers.live import LIVE_POINTS_TITLE, LIVE_TRUCKS_TITLE
+from layers.live import LIVE_POINTS_TITLE, LIVE_TRUCKS_TITLE, TRAIL_COLOR, LiveEncoder, dequantise, quantise
 from layers.style import LIVE_POINT_STYLES, LIVE_TRUCK_STYLES
 from spatial.model import Event, LiveState, PingBatch, ReadingBatch
 from tests.browser.conftest import UNREACHABLE_TILES
@@ -32,13 +34,17 @@ STEP_S = 0.5
 FEED_START = pd.Timestamp("2026-11-02T08:00:00+08:00")  # the simulator's day, not today
 CIRCLE_DEG = 0.01  # the moving trucks drive circles of ~1 km around their home
 LOAD_TIMEOUT_MS = 30_000
+HISTORY_PINGS = 240  # the moving trucks' 2 h before the feed starts, a ping every 30 s
+HISTORY_STOP = slice(100, 113)  # ... with a 6 min stop on the way
+HISTORY_FROM_DEG = (0.06, 0.04)  # ... driving in from here (relative to home)
 
 
 class ScriptedFeed:
     """A live source as the app's LiveMonitor is one: `snapshot()` copies a LiveState that a
-    background thread changes. Four trucks drive circles; one truck reported last 30 min
-    before the others (stale); every point but three has read; `open_alerts()` opens a
-    severity-1 alert on one truck and one point, as the rule engine would."""
+    background thread changes. Four trucks drive circles, after 2 h of driving in to their
+    home (a ping every 30 s, one 6 min stop); one truck reported last 30 min before the others
+    (stale); every point but three has read; `open_alerts()` opens a severity-1 alert on one
+    truck and one point, as the rule engine would; `pause()` holds the state still."""
 
     def __init__(self, world):
         vehicles = world.vehicles
@@ -54,8 +60,10 @@ class ScriptedFeed:
         self._state = LiveState()
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._paused = False
         self._step = 0
         t0 = int(FEED_START.value // 1_000_000)
+        history = self._history(t0)
         epoch = np.full(len(self.ids), t0)
         epoch[4] = t0 - 30 * 60_000
         still = PingBatch.from_arrays(self.ids, epoch, self.home[:, 0], self.home[:, 1], np.zeros(len(self.ids)),
@@ -63,9 +71,23 @@ class ScriptedFeed:
         read = self.point_ids[:-3]
         readings = ReadingBatch.from_arrays(read, np.full(len(read), t0), np.ones(len(read)))
         with self._lock:
+            self._state.apply_pings(history)
             self._state.apply_pings(still)
             self._state.apply_readings(readings)
         self._thread = threading.Thread(target=self._run, name="scripted-live-feed", daemon=True)
+
+    def _history(self, t0: int) -> PingBatch:
+        """The moving trucks' last 2 h: a straight drive in to home at 40 km/h, stopped a while."""
+        share = np.linspace(0.0, 1.0, HISTORY_PINGS, endpoint=False)
+        epoch = t0 - (HISTORY_PINGS - np.arange(HISTORY_PINGS)) * 30_000
+        speed = np.full(HISTORY_PINGS, 40.0)
+        speed[HISTORY_STOP] = 0.0
+        share[HISTORY_STOP] = share[HISTORY_STOP.start]  # standing still
+        home = self.home[:4]
+        lon = (home[:, :1] + HISTORY_FROM_DEG[0] * (1 - share)).ravel()
+        lat = (home[:, 1:] + HISTORY_FROM_DEG[1] * (1 - share)).ravel()
+        ids = np.repeat(self.moving, HISTORY_PINGS)
+        return PingBatch.from_arrays(ids, np.tile(epoch, 4), lon, lat, np.tile(speed, 4), np.zeros(len(ids)))
 
     def snapshot(self) -> LiveState:
         with self._lock:
@@ -78,6 +100,19 @@ class ScriptedFeed:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+    def pause(self) -> None:
+        """No more changes until `resume()` (a step under way finishes first)."""
+        with self._lock:
+            self._paused = True
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused = False
+
+    @property
+    def step(self) -> int:
+        return self._step
 
     def circle_position(self, vehicle_id: str, step: int) -> tuple[float, float]:
         home = self.home[list(self.ids).index(vehicle_id)]
@@ -95,15 +130,17 @@ class ScriptedFeed:
 
     def _run(self) -> None:
         while not self._stop.wait(STEP_S):
-            self._step += 1
-            k = self._step
-            lon, lat = zip(*(self.circle_position(v, k) for v in self.moving))  # four trucks: a tiny loop
-            heading = (np.degrees(-k * 0.4) + 360) % 360  # counter-clockwise round the circle
-            epoch = int(FEED_START.value // 1_000_000) + k * 1000
-            batch = PingBatch.from_arrays(self.moving, np.full(4, epoch), lon, lat, np.full(4, 40.0),
-                                          np.full(4, heading))
-            readings = ReadingBatch.from_arrays(self.point_ids[:5], np.full(5, epoch), np.full(5, 1.0 + k % 3))
             with self._lock:
+                if self._paused:
+                    continue
+                self._step += 1
+                k = self._step
+                lon, lat = zip(*(self.circle_position(v, k) for v in self.moving))  # four trucks: a tiny loop
+                heading = (np.degrees(-k * 0.4) + 360) % 360  # counter-clockwise round the circle
+                epoch = int(FEED_START.value // 1_000_000) + k * 1000
+                batch = PingBatch.from_arrays(self.moving, np.full(4, epoch), lon, lat, np.full(4, 40.0),
+                                              np.full(4, heading))
+                readings = ReadingBatch.from_arrays(self.point_ids[:5], np.full(5, epoch), np.full(5, 1.0 + k % 3))
                 self._state.apply_pings(batch)
                 self._state.apply_readings(readings)
 
@@ -285,4 +322,113 @@ def test_live_overlays_are_in_the_legend_and_hide_the_layer(page, live_app, cons
     assert LIVE_TRUCKS_TITLE[0] not in page.locator("#hz-legend").inner_text()
     label.click()
     page.wait_for_function("(id) => window.hazmapLive.drawnPixel(id) !== null", arg=truck, timeout=5_000)
+    assert console.unexpected() == [], "console errors besides unreachable tiles:\n" + "\n".join(console.unexpected())
+
+
+# Container pixels of lon/lat positions on the current view.
+CONTAINER_PIXELS_JS = """(positions) => positions.map(
+    ([lon, lat]) => { const p = window.hazmap.leafletMap.latLngToContainerPoint([lat, lon]); return [p.x, p.y]; })"""
+
+
+def click_truck(page, vehicle_id: str) -> None:
+    """Click where the screen last drew the truck (through the page, as an officer would)."""
+    x, y = page.evaluate("""(id) => {
+        const p = window.hazmapLive.drawnPixel(id);
+        const box = window.hazmap.leafletMap.getContainer().getBoundingClientRect();
+        return [box.left + p[0], box.top + p[1]];
+    }""", vehicle_id)
+    page.mouse.click(x, y)
+
+
+def is_trail_colour(rgba: list[int]) -> bool:
+    """The trail's colour at full strength (the newest part), to a rounding step or two."""
+    return rgba[3] >= 250 and all(abs(a - b) <= 3 for a, b in zip(rgba[:3], _rgb(TRAIL_COLOR)))
+
+
+def settled(page, feed: ScriptedFeed) -> int:
+    """Pause the feed and wait until the screen holds its last version (trucks stand still)."""
+    feed.pause()
+    version = feed.snapshot().version
+    page.wait_for_function("(v) => window.hazmapLive.version === v", arg=version, timeout=10_000, polling=100)
+    return version
+
+
+def wait_for_trail(page, vehicle_id: str, version: int) -> dict:
+    """The screen's trail of `vehicle_id` once it is of `version` and drawn."""
+    page.wait_for_function(
+        """([id, v]) => { const t = window.hazmapLive.trailOf();
+                          return t && t.id === id && t.version === v && t.drawn === t.n && t.n > 0; }""",
+        arg=[vehicle_id, version], timeout=10_000, polling=100)
+    return page.evaluate("window.hazmapLive.trailOf()")
+
+
+def test_clicking_a_moving_truck_draws_its_trail_until_the_panel_closes(page, live_app, console):
+    feed, world = live_app.feed, live_app.world
+    page.goto(live_app.url)
+    wait_for_trucks(page, len(world.vehicles))
+    mover = str(feed.moving[0])
+    centre_on(page, feed.home[0], zoom=15)
+    deadline = time.monotonic() + 15
+    while feed.step < 14 and time.monotonic() < deadline:  # most of a lap of its circle behind it
+        time.sleep(0.1)
+    try:
+        version = settled(page, feed)
+        state = feed.snapshot()
+        expected = state.trail(mover)
+        assert len(expected) > HISTORY_PINGS  # the 2 h in and the circle so far
+
+        # The circle it drove: its pings but the newest two, where nothing else is drawn, as the
+        # screen holds them (quantised like the trucks: ~3 m, most of a pixel at this zoom).
+        truck_px = np.array(page.evaluate("(id) => window.hazmapLive.drawnPixel(id)", mover))
+        bbox = LiveEncoder(world).bbox
+        recent = expected.iloc[-14:-2]
+        held = dequantise(*quantise(recent["lon"].to_numpy(), recent["lat"].to_numpy(), bbox)[:2], bbox)
+        pixels = page.evaluate(CONTAINER_PIXELS_JS, np.column_stack(held).tolist())
+        free = [px for px in pixels if np.hypot(*(np.array(px) - truck_px)) > 25
+                and page.evaluate("([x, y]) => window.hazmapLive.hitAt(x, y)", px) is None]
+        assert len(free) >= 6, f"too few of the truck's past positions are clear of other glyphs: {free}"
+        assert page.evaluate("window.hazmapLive.trailOf()") is None
+        assert not any(is_trail_colour(page.evaluate(CANVAS_PIXEL_JS, px)) for px in free)
+
+        click_truck(page, mover)
+        page.locator("#hz-panel.hz-open").wait_for(timeout=10_000)
+        shown = wait_for_trail(page, mover, version)
+        # The screen holds LiveState.trail of the truck, ping for ping; the 6 min stop is a dot.
+        assert shown["n"] == len(expected) and shown["stops"] == 1
+        colours = [page.evaluate(CANVAS_PIXEL_JS, px) for px in free]
+        assert all(is_trail_colour(c) for c in colours), f"not the trail's colour {TRAIL_COLOR}: {colours}"
+        # The truck itself stays on top of its trail.
+        assert page.evaluate(CANVAS_PIXEL_JS, truck_px.tolist()) == [*_rgb(LIVE_TRUCK_STYLES["moving"].color), 255]
+
+        # While selected the trail follows the truck: fetched again as the feed moves on.
+        feed.resume()
+        page.wait_for_function("(v) => window.hazmapLive.trailOf().version > v", arg=version, timeout=10_000,
+                               polling=100)
+        version = settled(page, feed)
+        shown = wait_for_trail(page, mover, version)
+        assert shown["n"] == len(feed.snapshot().trail(mover))
+        stats = page.evaluate("window.hazmapLive.stats()")
+        # Drawing the trail is a small part of a paint, far from a long task (50 ms).
+        assert stats["trailMs"] and max(stats["trailMs"]) < 50, stats["trailMs"]
+        print(f"\ntrail of {shown['n']} pings: draw ms {sorted(stats['trailMs'])}, "
+              f"decode ms {sorted(stats['trailDecodeMs'])}, payload chars {stats['trailChars'][-1]}, "
+              f"paint ms median {float(np.median(stats['paintMs'])):.1f}")
+
+        # Another truck clicked: its trail (one ping, it reported once) replaces the mover's.
+        other = feed.stale
+        centre_on(page, feed.home[list(feed.ids).index(other)], zoom=17)
+        click_truck(page, other)
+        shown = wait_for_trail(page, other, version)
+        assert shown["n"] == len(feed.snapshot().trail(other)) == 1
+
+        # The panel closed: no trail is selected or drawn.
+        centre_on(page, feed.home[0], zoom=15)
+        click_truck(page, mover)
+        wait_for_trail(page, mover, version)
+        page.locator("#hz-panel-close").click()
+        page.wait_for_function("() => window.hazmapLive.trailOf() === null", timeout=5_000)
+        page.wait_for_timeout(200)
+        assert not any(is_trail_colour(page.evaluate(CANVAS_PIXEL_JS, px)) for px in free)
+    finally:
+        feed.resume()
     assert console.unexpected() == [], "console errors besides unreachable tiles:\n" + "\n".join(console.unexpected())
