@@ -223,6 +223,20 @@ def _stop_near_site_events(world: World, stops: pd.DataFrame, settings: EngineSe
             own = gpd.GeoSeries(entities.reindex(waybills[column].to_numpy()).to_numpy(), crs=METRIC_CRS)
             at_own_site |= (points.distance(own, align=False) <= s.own_site_match_m).to_numpy()  # NaN: False
         stops = stops[~(on_waybill & at_own_site)]
+    if s.exempt_empty_at_places and len(stops):
+        # an empty truck (no waybill: the waybill stage counts a truck loaded exactly while one is
+        # active) within its match radius of any plant, lot, service area, wash station or repair
+        # shop raises nothing (the rule's exemption)
+        stops = stops.reset_index(drop=True)
+        points = gpd.GeoDataFrame(geometry=gpd.GeoSeries(stops["geometry"].to_numpy(), crs=METRIC_CRS))
+        at_place = np.zeros(len(stops), bool)
+        for table, match_m in s.empty_place_radius_by_table().items():  # five tables
+            places = world.table(table).to_crs(METRIC_CRS)[["geometry"]].reset_index(drop=True)
+            near = gpd.sjoin(points, places, how="inner", predicate="dwithin", distance=match_m + 1.0)
+            distance = points.geometry.loc[near.index].distance(
+                places.geometry.loc[near["index_right"]].set_axis(near.index), align=False)
+            at_place[np.unique(near.index[(distance <= match_m).to_numpy()])] = True
+        stops = stops[~((stops["waybill"].to_numpy() < 0) & at_place)]
     sites = world.sensitive_sites.to_crs(METRIC_CRS).reset_index(drop=True)
     radius = sites["kind"].map(s.kind_radius_m)
     widened = sites["kind"].isin(s.erg_widened_kinds)

@@ -8,6 +8,9 @@ asks whether a stop was at a wash station. The pieces:
   service areas, wash stations, repair shops, entities) projected once per world to EPSG:32651
   with a per-place match radius; an STRtree queried with the largest radius (plus slack) only
   narrows the candidates, the exact `shapely.distance` decides (distance <= radius is "at").
+  `cached_places` builds a place set once per world and radii (RuleWorld.cached) and
+  `empty_stops` says which stops are of an empty truck; together they decide where an empty
+  truck "may stand" for suspected_washing and stop_near_sensitive_site alike.
 * `WaybillCargo` / `waybill_cargo`: per row of world.waybills its goods' UN numbers and hazard
   classes (the catalogue's class when the waybill line gives none).
 * `WaybillSites` / `waybill_sites` / `waybill_site_distances`: per row of world.waybills its
@@ -40,7 +43,7 @@ import shapely
 
 from spatial.crs import geometry_to_metric
 from spatial.model import Event, World
-from spatial.rules.base import STOP_COLUMNS, RuleBatch, iso_time
+from spatial.rules.base import STOP_COLUMNS, RuleBatch, RuleWorld, iso_time
 
 # Engineering defaults (issue 5): a stop's median this close to a designated parking lot,
 # service area, wash station or repair shop is at it; 300 m for enterprise sites (loading and
@@ -82,6 +85,12 @@ def stop_xy(stops: pd.DataFrame, rule: str) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{rule}: stop {stops['episode_id'].iloc[int(np.flatnonzero(bad)[0])]!r} "
                          "has no finite metric location x/y")
     return x, y
+
+
+def empty_stops(stops: pd.DataFrame, waybill: np.ndarray) -> np.ndarray:
+    """Per stop: the truck is empty at confirmation, i.e. not (on a waybill, row >= 0, with the
+    loaded flag). The waybill stage counts a truck loaded exactly while a waybill is active."""
+    return ~(stops["loaded"].to_numpy(bool) & (np.asarray(waybill) >= 0))
 
 
 def stop_waybills(stops: pd.DataFrame, n_waybills: int, rule: str) -> np.ndarray:
@@ -138,6 +147,12 @@ def build_places(world: World, radius_by_table: Mapping[str, float], rule: str) 
 def places_key(rule: str, radius_by_table: Mapping[str, float]) -> str:
     """The RuleWorld cache key of a place set (the radii are part of it: settings may differ)."""
     return f"{rule}:places:" + ",".join(f"{t}={float(r)!r}" for t, r in radius_by_table.items())
+
+
+def cached_places(rw: RuleWorld, radius_by_table: Mapping[str, float], rule: str) -> Places:
+    """The place set of these tables and radii, built once per world (`rule` keys the cache and
+    names the caller in errors about a bad geometry)."""
+    return rw.cached(places_key(rule, radius_by_table), lambda: build_places(rw.world, radius_by_table, rule))
 
 
 @dataclass(frozen=True)

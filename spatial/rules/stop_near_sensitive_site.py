@@ -15,8 +15,22 @@ EPSG:32651 distance, distance <= radius is "at"). Loading and unloading at a pla
 near a school is the plant's siting, handled elsewhere (major-hazard grading), not the truck's
 doing. Only the waybill in force at confirmation counts: the waybill stage keeps the stop that
 unloads on the waybill it ends, so that stop is exempt, while a later stop of the then empty
-truck (no waybill) at the same place is not. A site missing from world.entities exempts
-nothing. The exemption drops the whole stop; a raised stop's evidence is unchanged.
+truck (no waybill) at the same place is not exempt by this one (but see the next). A site
+missing from world.entities exempts nothing.
+
+An empty truck standing where it may raises nothing (`exempt_empty_at_places`, on by default):
+a stop of an empty truck (not loaded: no waybill, or the loaded flag false at confirmation)
+whose median at confirmation lies within `entity_match_m` (300 m) of any enterprise site
+(world.entities, not only its own: an empty truck waits at the plant of its next loading or
+stands where it last unloaded) or within `*_match_m` (150 m) of any designated parking lot,
+service area, wash station or repair shop (suspected_washing's places plus service areas,
+where illegal_parking lets a loaded truck stop). Decided exactly as suspected_washing decides
+"outside every place it may" (spatial/rules/dwell.py `cached_places` / `match_places`: an
+STRtree narrows, the exact EPSG:32651 distance decides, distance <= radius is "at"). An empty
+truck stopped anywhere else near a site is raised as before, and a loaded truck is excused only
+at its own waybill's sites: a loaded truck near a school at some other plant is raised.
+
+Either exemption drops the whole stop; a raised stop's evidence is unchanged.
 
 Radius of a site: its kind's setting (schools, kindergartens, hospitals, elderly homes 300 m;
 residential and government 200 m; drinking-water protection zones inside or within 100 m),
@@ -86,10 +100,17 @@ from spatial.rules.base import (
     setting,
 )
 from spatial.rules.dwell import (
+    PLACE_MATCH_M,
+    PLACE_MATCH_SOURCE,
     SITE_MATCH_M,
     SITE_MATCH_SOURCE,
     WaybillSites,
+    cached_places,
     check_positive,
+    empty_stops,
+    match_places,
+    stop_waybills,
+    stop_xy,
     waybill_site_distances,
     waybill_sites,
 )
@@ -151,11 +172,23 @@ class StopNearSensitiveSiteSettings:
     exempt_own_sites: bool = setting(
         True, "flag", "(engineering default) a stop the waybill plans (loading / unloading at its own sites) "
         "is not a violation of the truck")
+    exempt_empty_at_places: bool = setting(
+        True, "flag", "(engineering default) an empty truck standing at a plant, a designated lot, a service "
+        "area, a wash station or a repair shop is where it may stand")
+    entity_match_m: float = setting(SITE_MATCH_M, "m", SITE_MATCH_SOURCE)
+    parking_lot_match_m: float = setting(PLACE_MATCH_M, "m", PLACE_MATCH_SOURCE)
+    service_area_match_m: float = setting(PLACE_MATCH_M, "m", PLACE_MATCH_SOURCE)
+    wash_station_match_m: float = setting(PLACE_MATCH_M, "m", PLACE_MATCH_SOURCE)
+    repair_shop_match_m: float = setting(PLACE_MATCH_M, "m", PLACE_MATCH_SOURCE)
 
     def __post_init__(self):
-        check_positive("StopNearSensitiveSiteSettings", self, ("own_site_match_m",))
-        if not isinstance(self.exempt_own_sites, (bool, np.bool_)):
-            raise TypeError(f"{RULE_NAME}: exempt_own_sites must be True or False, got {self.exempt_own_sites!r}")
+        check_positive("StopNearSensitiveSiteSettings", self, (
+            "own_site_match_m", "entity_match_m", "parking_lot_match_m", "service_area_match_m",
+            "wash_station_match_m", "repair_shop_match_m"))
+        for flag in ("exempt_own_sites", "exempt_empty_at_places"):
+            value = getattr(self, flag)
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{RULE_NAME}: {flag} must be True or False, got {value!r}")
         for kind in SENSITIVE_SITE_KINDS:
             value = getattr(self, f"{kind}_radius_m")
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
@@ -171,6 +204,12 @@ class StopNearSensitiveSiteSettings:
         if not (isinstance(day, int) and isinstance(night, int) and 0 <= day < night <= 24):
             raise ValueError(f"{RULE_NAME}: need whole hours 0 <= day_starts_local_hour < night_starts_local_hour "
                              f"<= 24, got {day!r} and {night!r}")
+
+    def empty_place_radius_by_table(self) -> dict[str, float]:
+        """Where an empty truck may stand: World table -> match radius (m)."""
+        return {"parking_lots": self.parking_lot_match_m, "service_areas": self.service_area_match_m,
+                "wash_stations": self.wash_station_match_m, "repair_shops": self.repair_shop_match_m,
+                "entities": self.entity_match_m}
 
     def kind_radius_m(self, kind: str) -> float:
         if kind not in SENSITIVE_SITE_KINDS:
@@ -376,37 +415,44 @@ class StopNearSensitiveSiteRule:
         keyed.sort(key=lambda k: k[:3])
         return StopNearSensitiveSiteState(open_now), [k[3] for k in keyed]
 
-    def _decide(self, stops: pd.DataFrame, rw: RuleWorld) -> list[tuple[str, int, Event]]:
-        """The incidents the given newly confirmed stops open: (stop episode id, confirmed_ms, event)."""
-        sites = rw.cached(_SITES_KEY, lambda: _prepare_sites(rw.world))
-        cargo = rw.cached(_CARGO_KEY, lambda: _prepare_cargo(rw.world))
+    def _exempt(self, stops: pd.DataFrame, x: np.ndarray, y: np.ndarray, waybill: np.ndarray,
+                rw: RuleWorld) -> np.ndarray:
+        """Per stop: exempt, i.e. a stop the waybill plans (at its own loading / unloading site) or
+        an empty truck standing where it may (see the module docstring)."""
         s = self.settings
-        x, y = stops["x"].to_numpy("float64"), stops["y"].to_numpy("float64")
-        bad = ~(np.isfinite(x) & np.isfinite(y))
-        if bad.any():
-            raise ValueError(f"{RULE_NAME}: stop {stops['episode_id'].iloc[int(np.flatnonzero(bad)[0])]!r} "
-                             "has no finite metric location x/y")
-        waybill = stops["waybill"].to_numpy("int64")
-        if ((waybill >= len(cargo.waybill_ids)) | (waybill < -1)).any():
-            i = int(np.flatnonzero((waybill >= len(cargo.waybill_ids)) | (waybill < -1))[0])
-            raise ValueError(f"{RULE_NAME}: stop {stops['episode_id'].iloc[i]!r} has waybill row {waybill[i]}, "
-                             f"world.waybills has {len(cargo.waybill_ids)} rows")
-        if not len(sites.ids):
-            return []
+        exempt = np.zeros(len(stops), bool)
         has_waybill = waybill >= 0
         if s.exempt_own_sites and has_waybill.any():
             # A stop the waybill plans (loading / unloading at its own sites) is not the truck's doing.
             own_sites: WaybillSites = rw.cached(_OWN_SITES_KEY, lambda: waybill_sites(rw.world, RULE_NAME))
             on = np.flatnonzero(has_waybill)
             loading_m, unloading_m = waybill_site_distances(own_sites, waybill[on], shapely.points(x[on], y[on]))
-            at_own_site = (loading_m <= s.own_site_match_m) | (unloading_m <= s.own_site_match_m)  # NaN: False
-            if at_own_site.any():
-                keep = np.ones(len(stops), bool)
-                keep[on[at_own_site]] = False
-                stops, x, y, waybill = stops[keep].reset_index(drop=True), x[keep], y[keep], waybill[keep]
-                has_waybill = waybill >= 0
-                if not len(stops):
-                    return []
+            exempt[on] = (loading_m <= s.own_site_match_m) | (unloading_m <= s.own_site_match_m)  # NaN: False
+        if s.exempt_empty_at_places:
+            # An empty truck at a plant, lot, service area, wash station or repair shop is where it
+            # may stand; decided as suspected_washing decides "outside every place it may".
+            empty = np.flatnonzero(empty_stops(stops, waybill) & ~exempt)
+            if len(empty):
+                places = cached_places(rw, s.empty_place_radius_by_table(), RULE_NAME)
+                exempt[empty] = match_places(places, x[empty], y[empty]).at
+        return exempt
+
+    def _decide(self, stops: pd.DataFrame, rw: RuleWorld) -> list[tuple[str, int, Event]]:
+        """The incidents the given newly confirmed stops open: (stop episode id, confirmed_ms, event)."""
+        sites = rw.cached(_SITES_KEY, lambda: _prepare_sites(rw.world))
+        cargo = rw.cached(_CARGO_KEY, lambda: _prepare_cargo(rw.world))
+        s = self.settings
+        x, y = stop_xy(stops, RULE_NAME)
+        waybill = stop_waybills(stops, len(cargo.waybill_ids), RULE_NAME)
+        if not len(sites.ids):
+            return []
+        exempt = self._exempt(stops, x, y, waybill, rw)
+        if exempt.any():
+            keep = ~exempt
+            stops, x, y, waybill = stops[keep].reset_index(drop=True), x[keep], y[keep], waybill[keep]
+            if not len(stops):
+                return []
+        has_waybill = waybill >= 0
         confirmed_ms = stops["confirmed_ms"].to_numpy("int64")
         loaded_flag = stops["loaded"].to_numpy(bool)
         loaded = loaded_flag & has_waybill

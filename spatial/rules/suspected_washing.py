@@ -56,14 +56,14 @@ from spatial.rules.dwell import (
     QUERY_SLACK_REL,
     SITE_MATCH_M,
     SITE_MATCH_SOURCE,
-    build_places,
+    cached_places,
     check_positive,
+    empty_stops,
     is_tank,
     match_places,
     metric_geometries,
     nearest_places,
     place_evidence,
-    places_key,
     stop_waybills,
     stop_xy,
     tank_slots,
@@ -149,14 +149,12 @@ class SuspectedWashingRule(DwellRule):
 
     def _qualifying(self, stops: pd.DataFrame, rw: RuleWorld) -> tuple[pd.DataFrame, list[Event]]:
         s = self.settings
-        radius_by_table = s.radius_by_table()
-        places = rw.cached(places_key(RULE_NAME, radius_by_table),
-                           lambda: build_places(rw.world, radius_by_table, RULE_NAME))
+        places = cached_places(rw, s.radius_by_table(), RULE_NAME)
         tanks = rw.cached(f"{RULE_NAME}:tanks", lambda: tank_slots(rw.world))
         water: _Water = rw.cached(f"{RULE_NAME}:water", lambda: _water(rw.world))
         x, y = stop_xy(stops, RULE_NAME)
         waybill = stop_waybills(stops, len(rw.world.waybills), RULE_NAME)
-        empty = ~(stops["loaded"].to_numpy(bool) & (waybill >= 0))
+        empty = empty_stops(stops, waybill)
         candidates = np.flatnonzero(empty & is_tank(tanks, stops["slot"].to_numpy("int64")))
         if not len(candidates):
             return stops.iloc[:0], []

@@ -3,8 +3,9 @@
 The oracle below (`oracle_incidents`) does not import spatial.rules: it measures the exact
 shapely distance from every stop to every site in EPSG:32651 and re-implements the radius,
 day/night, cargo and severity rules plainly from the rule's documentation, one stop and one
-site at a time, and the exemption of a stop at its waybill's own loading / unloading site
-(world.entities) likewise. Stops are given as the engine would hand them (DataFrames with the
+site at a time, and the exemptions likewise: a stop at its waybill's own loading / unloading
+site (world.entities), and an empty truck's stop within 300 m of any enterprise or 150 m of any
+parking lot, service area, wash station or repair shop. Stops are given as the engine would hand them (DataFrames with the
 stop columns), placed in metre offsets so they graze every boundary.
 """
 
@@ -92,9 +93,10 @@ def entity(entity_id: str, geometry_m) -> dict:
 
 
 def world_with(sites: list[dict], cargo: list[list[tuple[str, str]]] = (), chemicals=CHEMICALS,
-               entities: dict | None = None) -> RuleWorld:
-    """A world with the given sites, one waybill per entry of `cargo` (a list of (UN, class))
-    and the enterprises `entities` (id -> metric geometry; FAR_ENTITIES by default)."""
+               entities: dict | None = None, places: dict | None = None) -> RuleWorld:
+    """A world with the given sites, one waybill per entry of `cargo` (a list of (UN, class)),
+    the enterprises `entities` (id -> metric geometry; FAR_ENTITIES by default) and `places`
+    (World table, e.g. "parking_lots" -> {id -> metric point}; none by default)."""
     departure = pd.Timestamp("2026-11-02 00:00", tz="UTC")
     waybills = layer("waybills", [
         {"id": f"WB-{i:06d}", "vehicle_id": f"VEH-{i:06d}", "status": "active", "loading_site_id": "ENT-1",
@@ -111,7 +113,10 @@ def world_with(sites: list[dict], cargo: list[list[tuple[str, str]]] = (), chemi
     )
     entities = FAR_ENTITIES if entities is None else entities
     world = tiny_world(sensitive_sites=layer("sensitive_sites", sites), waybills=waybills, waybill_goods=goods,
-                       entities=layer("entities", [entity(k, g) for k, g in entities.items()]))
+                       entities=layer("entities", [entity(k, g) for k, g in entities.items()]),
+                       **{table: layer(table, [{"id": k, "name": k, "geometry": metric_geometry(g)}
+                                               for k, g in rows.items()])
+                          for table, rows in (places or {}).items()})
     world.chemicals = chemicals
     return RuleWorld(world)
 
@@ -151,8 +156,23 @@ def oracle_at_own_site(stop, world, match_m: float) -> bool:
     return False
 
 
+# Where an empty truck may stand, as documented: table -> match radius (m).
+ORACLE_EMPTY_PLACE_MATCH_M = {"entities": 300, "parking_lots": 150, "service_areas": 150, "wash_stations": 150,
+                              "repair_shops": 150}
+
+
+def oracle_empty_at_place(stop, places: list[tuple[object, float]]) -> bool:
+    """An empty truck (not: loaded flag on a waybill) within its radius of any (metric geometry,
+    radius) place."""
+    if stop.loaded and stop.waybill >= 0:
+        return False
+    point = shapely.Point(stop.x, stop.y)
+    return any(shapely.distance(point, geometry) <= radius for geometry, radius in places)
+
+
 def oracle_incidents(stops: pd.DataFrame, world, exempt_own_sites: bool = True,
-                     own_site_match_m: float = ORACLE_OWN_SITE_MATCH_M) -> dict[tuple[str, int], dict]:
+                     own_site_match_m: float = ORACLE_OWN_SITE_MATCH_M, exempt_empty_at_places: bool = True,
+                     empty_place_match_m: dict | None = None) -> dict[tuple[str, int], dict]:
     """(vehicle, stop start) -> {severity, primary site, every hit (site id, radius, distance)}."""
     sites = world.sensitive_sites
     site_geoms = [geometry_to_metric(g) for g in sites.geometry]
@@ -160,9 +180,15 @@ def oracle_incidents(stops: pd.DataFrame, world, exempt_own_sites: bool = True,
     for good in world.waybill_goods.itertuples():
         goods_by_waybill.setdefault(good.waybill_id, []).append(good)
     catalogue = world.chemicals
+    empty_places = [(geometry, radius)
+                    for table, radius in (empty_place_match_m or ORACLE_EMPTY_PLACE_MATCH_M).items()
+                    if len(world.table(table))
+                    for geometry in geometry_to_metric(world.table(table).geometry.to_numpy())]
     found = {}
     for stop in stops.itertuples():
         if exempt_own_sites and oracle_at_own_site(stop, world, own_site_match_m):
+            continue
+        if exempt_empty_at_places and oracle_empty_at_place(stop, empty_places):
             continue
         hour = pd.Timestamp(int(stop.confirmed_ms), unit="ms", tz="UTC").tz_convert(LOCAL).hour
         day = 6 <= hour < 20
@@ -319,11 +345,15 @@ OWN_SITE_CASES = [
      True, True, "10:00", {"exempt_own_sites": False}, True),
     ("loaded, 400 m from its own site, match 500 m", {**FAR_ENTITIES, "ENT-1": shapely.Point(STOP_DX, 400)},
      True, True, "10:00", {"own_site_match_m": 500.0}, False),
+    # an empty truck at any plant is where it may stand (the empty-truck exemption)
     ("empty truck (no waybill) at a plant near the school", {"ENT-1": shapely.Point(STOP_DX, 0),
                                                             "ENT-2": shapely.Point(STOP_DX, 0)},
-     False, False, "10:00", {}, True),
+     False, False, "10:00", {}, False),
     ("loaded flag without a waybill at a plant", {"ENT-1": shapely.Point(STOP_DX, 0), "ENT-2": FAR_ENTITIES["ENT-2"]},
-     False, True, "10:00", {}, True),
+     False, True, "10:00", {}, False),
+    ("empty truck at a plant, both exemptions off", {"ENT-1": shapely.Point(STOP_DX, 0),
+                                                    "ENT-2": FAR_ENTITIES["ENT-2"]},
+     False, False, "10:00", {"exempt_own_sites": False, "exempt_empty_at_places": False}, True),
     ("own loading site missing from entities", {"ENT-2": FAR_ENTITIES["ENT-2"],
                                                 "ENT-9": shapely.Point(STOP_DX, 0)},
      True, True, "10:00", {}, True),
@@ -342,16 +372,85 @@ def test_stop_at_its_own_site(case, entities, on_waybill, loaded, clock, overrid
                    loaded=loaded)
     settings = StopNearSensitiveSiteSettings(**overrides)
     _, events = run(StopNearSensitiveSiteRule(settings), world, [batch([row])])
-    assert_agrees_with_oracle(events, stops_frame([row]), world, exempt_own_sites=settings.exempt_own_sites,
-                              own_site_match_m=settings.own_site_match_m)
+    assert_agrees_with_oracle(events, stops_frame([row]), world, **oracle_settings(settings))
     assert len(events) == (1 if raised else 0)
     if raised:
         assert events[0].evidence["site_id"] == "SITE-1" and events[0].evidence["distance_m"] == pytest.approx(STOP_DX)
 
 
+def oracle_settings(settings: StopNearSensitiveSiteSettings) -> dict:
+    """The rule's exemption settings as the oracle's keyword arguments."""
+    return {"exempt_own_sites": settings.exempt_own_sites, "own_site_match_m": settings.own_site_match_m,
+            "exempt_empty_at_places": settings.exempt_empty_at_places,
+            "empty_place_match_m": {"entities": settings.entity_match_m,
+                                    "parking_lots": settings.parking_lot_match_m,
+                                    "service_areas": settings.service_area_match_m,
+                                    "wash_stations": settings.wash_station_match_m,
+                                    "repair_shops": settings.repair_shop_match_m}}
+
+
+# --- an empty truck standing where it may ------------------------------------------------------
+
+AT_SCHOOL = {"ENT-1": FAR_ENTITIES["ENT-1"], "ENT-2": FAR_ENTITIES["ENT-2"]}
+EMPTY_CASES = [
+    # (case, entities (id -> metric point), places (table -> {id -> metric point}), on a waybill?,
+    #  loaded, settings, raised?); every stop lies STOP_DX from the school, inside its 300 m
+    ("empty truck at a plant near the school", {**AT_SCHOOL, "ENT-3": shapely.Point(STOP_DX, 0)}, {},
+     False, False, {}, False),
+    ("empty truck 299.9 m from a plant", {**AT_SCHOOL, "ENT-3": shapely.Point(STOP_DX, 299.9)}, {},
+     False, False, {}, False),
+    ("empty truck at a parking lot near the school", AT_SCHOOL,
+     {"parking_lots": {"PL-1": shapely.Point(STOP_DX + 50, 0)}}, False, False, {}, False),
+    ("empty truck at a service area", AT_SCHOOL, {"service_areas": {"SA-1": shapely.Point(STOP_DX, 149.9)}},
+     False, False, {}, False),
+    ("empty truck at a wash station", AT_SCHOOL, {"wash_stations": {"WS-1": shapely.Point(STOP_DX, -100)}},
+     False, False, {}, False),
+    ("empty truck at a repair shop", AT_SCHOOL, {"repair_shops": {"RS-1": shapely.Point(STOP_DX - 10, 0)}},
+     False, False, {}, False),
+    ("on a waybill, loaded flag off, at another plant", {**AT_SCHOOL, "ENT-3": shapely.Point(STOP_DX, 0)}, {},
+     True, False, {}, False),
+    ("empty truck 301 m from a plant, 151 m from every place",
+     {**AT_SCHOOL, "ENT-3": shapely.Point(STOP_DX + 301, 0)},
+     {table: {f"{prefix}-1": shapely.Point(STOP_DX, -151)} for table, prefix in (
+         ("parking_lots", "PL"), ("service_areas", "SA"), ("wash_stations", "WS"), ("repair_shops", "RS"))},
+     False, False, {}, True),
+    ("empty truck 300.1 m from a plant", {**AT_SCHOOL, "ENT-3": shapely.Point(STOP_DX, 300.1)}, {},
+     False, False, {}, True),
+    ("empty truck 150.1 m from a parking lot", AT_SCHOOL, {"parking_lots": {"PL-1": shapely.Point(STOP_DX, 150.1)}},
+     False, False, {}, True),
+    ("loaded truck at another (not own) plant", {**AT_SCHOOL, "ENT-3": shapely.Point(STOP_DX, 0)}, {},
+     True, True, {}, True),
+    ("loaded truck at a parking lot near the school", AT_SCHOOL,
+     {"parking_lots": {"PL-1": shapely.Point(STOP_DX, 0)}}, True, True, {}, True),
+    ("empty truck at a plant, exempt_empty_at_places=False", {**AT_SCHOOL, "ENT-3": shapely.Point(STOP_DX, 0)}, {},
+     False, False, {"exempt_empty_at_places": False}, True),
+    ("empty truck at a parking lot, exempt_empty_at_places=False", AT_SCHOOL,
+     {"parking_lots": {"PL-1": shapely.Point(STOP_DX, 0)}}, False, False, {"exempt_empty_at_places": False}, True),
+    ("empty truck 250 m from a lot, parking_lot_match_m 300", AT_SCHOOL,
+     {"parking_lots": {"PL-1": shapely.Point(STOP_DX, 250)}}, False, False, {"parking_lot_match_m": 300.0}, False),
+    ("empty truck 250 m from a plant, entity_match_m 200", {**AT_SCHOOL, "ENT-3": shapely.Point(STOP_DX, 250)}, {},
+     False, False, {"entity_match_m": 200.0}, True),
+]
+
+
+@pytest.mark.parametrize("case, entities, places, on_waybill, loaded, overrides, raised", EMPTY_CASES,
+                         ids=[c[0] for c in EMPTY_CASES])
+def test_empty_truck_where_it_may_stand(case, entities, places, on_waybill, loaded, overrides, raised):
+    world = world_with([SCHOOL], [CL], entities=entities, places=places)
+    row = stop_row("VEH-1", STOP_DX, waybill=0 if on_waybill else -1, loaded=loaded)
+    settings = StopNearSensitiveSiteSettings(**overrides)
+    _, events = run(StopNearSensitiveSiteRule(settings), world, [batch([row])])
+    assert_agrees_with_oracle(events, stops_frame([row]), world, **oracle_settings(settings))
+    assert len(events) == (1 if raised else 0)
+    if raised:  # severity as before: the table's, by cargo
+        (event,) = events
+        assert event.evidence["site_id"] == "SITE-1" and event.evidence["distance_m"] == pytest.approx(STOP_DX)
+        assert (event.severity, event.evidence["cargo"]) == ((1, "acute") if loaded else (3, "empty"))
+
+
 def test_exempt_stops_drop_out_of_a_mixed_batch():
     """Exempt and raised stops in one batch: the others raise with their own evidence, and the
-    exempt stop's close passes silently."""
+    exempt stops' closes pass silently."""
     world = world_with([SCHOOL], [CL, [("1203", "3")]],
                        entities={"ENT-1": shapely.Point(STOP_DX, 0), "ENT-2": FAR_ENTITIES["ENT-2"]})
     # both waybills load at ENT-1, where VEH-1 and VEH-3 stop; VEH-2 stops 250 m from the school
@@ -359,7 +458,8 @@ def test_exempt_stops_drop_out_of_a_mixed_batch():
     rows = [stop_row("VEH-1", STOP_DX, waybill=0, loaded=True, slot=0),
             stop_row("VEH-2", -250, waybill=1, loaded=True, slot=1),
             stop_row("VEH-3", STOP_DX, waybill=1, loaded=True, slot=2),
-            stop_row("VEH-4", STOP_DX, slot=3)]
+            stop_row("VEH-4", -250, slot=3),
+            stop_row("VEH-5", STOP_DX, slot=4)]  # empty, at the plant: where it may stand
     rule = StopNearSensitiveSiteRule()
     state, events = run(rule, world, [batch(rows), batch([], closed(rows))])
     assert [(e.subject_id, e.phase) for e in events] == [("VEH-2", "open"), ("VEH-4", "open"),
@@ -496,6 +596,13 @@ def test_settings_are_listed_with_units_and_sources():
     assert (rows["own_site_match_m"]["value"], rows["own_site_match_m"]["unit"]) == (ORACLE_OWN_SITE_MATCH_M, "m")
     assert rows["exempt_own_sites"]["value"] is True
     assert "waybill plans" in rows["exempt_own_sites"]["source"]
+    assert rows["exempt_empty_at_places"]["value"] is True
+    assert "empty truck" in rows["exempt_empty_at_places"]["source"]
+    for table, metres in ORACLE_EMPTY_PLACE_MATCH_M.items():
+        name = {"entities": "entity_match_m", "parking_lots": "parking_lot_match_m",
+                "service_areas": "service_area_match_m", "wash_stations": "wash_station_match_m",
+                "repair_shops": "repair_shop_match_m"}[table]
+        assert (rows[name]["value"], rows[name]["unit"]) == (metres, "m"), name
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -505,12 +612,19 @@ def test_settings_are_listed_with_units_and_sources():
     ({"day_starts_local_hour": 20, "night_starts_local_hour": 6}, "day_starts_local_hour"),
     ({"own_site_match_m": 0.0}, "own_site_match_m"),
     ({"own_site_match_m": float("inf")}, "own_site_match_m"),
+    ({"entity_match_m": -1.0}, "entity_match_m"),
+    ({"parking_lot_match_m": 0.0}, "parking_lot_match_m"),
+    ({"service_area_match_m": float("nan")}, "service_area_match_m"),
+    ({"wash_station_match_m": True}, "wash_station_match_m"),
+    ({"repair_shop_match_m": "150"}, "repair_shop_match_m"),
 ])
 def test_bad_settings_are_refused(overrides, message):
     with pytest.raises(ValueError, match=message):
         StopNearSensitiveSiteSettings(**overrides)
     with pytest.raises(TypeError, match="exempt_own_sites"):
         StopNearSensitiveSiteSettings(exempt_own_sites="no")
+    with pytest.raises(TypeError, match="exempt_empty_at_places"):
+        StopNearSensitiveSiteSettings(exempt_empty_at_places=1)
 
 
 def test_bad_input_is_named():
@@ -540,25 +654,31 @@ def demo():
 
 
 def random_stops(draw, world: RuleWorld, n_max: int) -> list[dict]:
-    """Stops around sensitive sites and around waybills' own loading / unloading sites (some of
-    which lie near sensitive sites in the demo world), with or without that waybill."""
+    """Stops around sensitive sites, around waybills' own loading / unloading sites (some of
+    which lie near sensitive sites in the demo world) and around lots, service areas, wash
+    stations and repair shops, with or without a waybill."""
     sites = world.world.sensitive_sites
     anchors = geometry_to_metric(sites.geometry.representative_point().to_numpy())
     waybills = world.world.waybills
     entity_xy = dict(zip(world.world.entities["id"], geometry_to_metric(world.world.entities.geometry.to_numpy())))
+    places = geometry_to_metric(np.concatenate([world.world.table(t).geometry.to_numpy() for t in (
+        "parking_lots", "service_areas", "wash_stations", "repair_shops")]))
     n = draw(st.integers(1, n_max))
     rows = []
     t0 = local_ms("2026-11-02 00:00")
     for k in range(n):
         waybill = draw(st.integers(-1, len(waybills) - 1))
-        anchor_at = draw(st.sampled_from(["site", "site", "loading_site_id", "unloading_site_id"]))
+        anchor_at = draw(st.sampled_from(["site", "site", "loading_site_id", "unloading_site_id", "place"]))
         if anchor_at == "site":
             anchor = anchors[draw(st.integers(0, len(sites) - 1))]
+        elif anchor_at == "place":
+            anchor = places[draw(st.integers(0, len(places) - 1))]
         else:  # an empty truck (-1) stops at some waybill's plant
             anchor = entity_xy[waybills[anchor_at].iloc[waybill if waybill >= 0 else draw(
                 st.integers(0, len(waybills) - 1))]]
         distance = draw(st.one_of(
-            st.sampled_from([0.0, 99.9, 100.1, 199.9, 200.1, 299.9, 300.1, 499.9, 500.1, 699.9, 1099.9, 1100.1]),
+            st.sampled_from([0.0, 99.9, 100.1, 149.9, 150.1, 199.9, 200.1, 299.9, 300.1, 499.9, 500.1, 699.9, 1099.9,
+                             1100.1]),
             st.floats(0, 2500)))
         angle = draw(st.floats(0, 2 * math.pi))
         x = shapely.get_x(anchor) + distance * math.cos(angle)
