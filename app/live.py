@@ -22,8 +22,9 @@ The clock. `clock="feed"` (default) lets the data drive time: the engines' clock
 newest valid ping / reading, so a simulated day (which runs on the demo world's 2026-11-02)
 and a replay behave like live traffic. `clock="wall"` is for real terminals: pings and
 readings later than the wall clock by more than the cleaning's `max_future_s` are dropped as
-`future`, and the point stage's silence rules advance with the wall clock even when every
-sensor is quiet (a tick every `advance_every_s`).
+`future`, and both engines are told every `advance_every_s` that the wall clock moved, so
+held pings are released and silence (offline trucks, interrupted sensors) is noticed even
+when the whole feed is quiet.
 
 `snapshot()` returns a copy of the LiveState that is safe to read from any thread (the
 screen's callbacks); `wait_idle()` lets tests and `hazmap simulate` wait for the worker.
@@ -71,7 +72,7 @@ class MonitorSettings:
     trail_s: float = 7200.0  # the trail LiveState keeps per truck (issue 7: 2 h)
     queue_batches: int = 10_000  # batches waiting for the worker before producers block
     readings_store_every_s: float = 2.0  # readings are written to the store in batches this often
-    advance_every_s: float = 10.0  # wall clock: how often the point stage is told time moved
+    advance_every_s: float = 10.0  # wall clock: how often the engines are told time moved
 
     def __post_init__(self) -> None:
         if self.clock not in ("feed", "wall"):
@@ -224,7 +225,8 @@ class LiveMonitor:
                 now = time.monotonic()
                 if self.settings.clock == "wall" and now - last_advance >= self.settings.advance_every_s:
                     last_advance = now
-                    self._publish(store, self._point_engine.advance(_wall_ms()))
+                    now_ms = _wall_ms()
+                    self._publish(store, self._engine.advance(now_ms) + self._point_engine.advance(now_ms))
                 if self._pending_readings and (now - last_store >= self.settings.readings_store_every_s
                                                or self._stopping.is_set()):
                     last_store = now

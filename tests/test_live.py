@@ -6,6 +6,7 @@ import asyncio
 import time
 from datetime import datetime, timezone
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -16,7 +17,7 @@ from data.feeds.jt808 import LocationReport
 from data.feeds.loadgen import SimTerminal, TerminalClient, register_and_authenticate
 from data.reference import load_chemicals
 from data.store import Store
-from spatial.model import ReadingBatch
+from spatial.model import PingBatch, ReadingBatch
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +141,33 @@ def test_a_failed_worker_is_never_silent(tmp_path):
         assert "disk full" in monitor.stats()["worker_error"]
     finally:
         monitor.stop()
+
+
+def test_on_the_wall_clock_silence_is_noticed_without_data_and_the_future_is_refused(tmp_path):
+    """clock="wall" (real terminals): a truck that went quiet on its waybill is raised offline
+    by the wall clock alone; a report from an hour ahead is dropped as `future`."""
+    from app.live import MonitorSettings
+
+    world = build_world(seed=9, scale=0.005, chemicals=load_chemicals())
+    url = f"sqlite:///{tmp_path / 'hazmap.sqlite'}"
+    with Store.open(url, upgrade=True) as store:
+        store.replace_world(world)
+    waybill = world.waybills[world.waybills["status"] == "active"].iloc[0]
+    on_the_way_ms = int(pd.Timestamp(waybill["planned_departure"]).value // 1_000_000) + 600_000
+    lon, lat = waybill.geometry.coords[0]
+    times = on_the_way_ms + np.arange(3) * 30_000
+    now_ms = int(time.time() * 1000)
+    with LiveMonitor(world, url, MonitorSettings(clock="wall", advance_every_s=0.2)) as monitor:
+        monitor.submit_pings(PingBatch.from_arrays([waybill["vehicle_id"]] * 3, times, [lon] * 3, [lat] * 3,
+                                                   speed_kmh=[40.0] * 3))
+        monitor.submit_pings(PingBatch.from_arrays([waybill["vehicle_id"]], [now_ms + 3_600_000], [lon], [lat]))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not monitor.stats()["events_by_rule"].get("offline"):
+            time.sleep(0.1)
+        stats = monitor.stats()
+    assert stats["events_by_rule"].get("offline") == 1
+    assert stats["engine"]["dropped"]["future"] == 1
+    with Store.open(url) as store:
+        offline = store.read_events(rule="offline")
+    assert list(offline["subject_id"]) == [waybill["vehicle_id"]]
+    assert offline["start"].iloc[0] == pd.Timestamp(int(times[-1]), unit="ms", tz="UTC")

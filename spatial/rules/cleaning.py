@@ -6,18 +6,37 @@ Pings arrive in row order. Each is dropped, and counted by reason, when it is
 - ``zero_position``: exactly (0, 0), what terminals send without a fix;
 - ``out_of_range``: not a lon/lat at all (NaN, |lat| > 90, |lon| > 180) or outside the service area;
 - ``future``: later than the live wall clock (`now_ms`, when given) by more than `max_future_s`;
-- ``duplicate``: the same vehicle and time as a ping already seen (within `duplicate_memory_s`);
-- ``out_of_order``: older than the engine clock at its arrival minus `reorder_window_s`;
+- ``duplicate``: the same vehicle and time as a ping already seen (within `duplicate_memory_s`
+  of the clock);
+- ``out_of_order``: not later than its own vehicle's frontier: the latest time among that
+  vehicle's earlier arrivals that were at least `reorder_window_s` behind the clock when it came;
 - ``teleport``: implying a speed above `max_plausible_kmh` from the vehicle's previous kept ping.
 
-The engine clock is the running maximum of the times of the pings that passed the first four
-tests, taken in arrival order. A ping is *held* until its time is at least `reorder_window_s`
-behind the clock, then released to the rules with its vehicle's other held pings, sorted by
-time; `flush` releases everything (the end of a file). Because a ping is late exactly when it
-is older than the clock minus the window, every released ping of a vehicle is later than all
-released before it, so the rules see each vehicle's kept pings once, in time order, whatever
-the batching: feeding the pings in one batch or one at a time releases the same pings with the
-same derived speeds, and counts the same drops.
+The clock is the running maximum of the times of the pings that passed the first four tests,
+taken in arrival order (`advance` also moves it to the live wall clock). A ping is *held* until
+its time is at least `reorder_window_s` behind the clock, then released to the rules with the
+other due pings, sorted by (vehicle, time); `flush` releases everything (the end of a file).
+
+Lateness is judged per vehicle, so a terminal whose clock lags the fleet, or a JT/T 808 0x0704
+blind-area upload arriving minutes late, is kept: it is in order for its own vehicle. Formally
+p is late when t_p <= F_v(p), the largest t_q over the pings q of p's vehicle that arrived
+before p with t_q <= C(p) - W (C(p): the clock at p's arrival, W: the window). Why this holds:
+
+- every ping released before p's step had t_q <= C(step end) - W <= C(p) - W, so F_v(p) is at
+  least every released time of v and an accepted p is strictly later than all of them; pings
+  released in one step are sorted together. The rules see each vehicle's kept pings once, in
+  strictly increasing time (a repeat of a time beyond the duplicate memory is out of order);
+- F depends only on the arrival order, not on where batches are cut: pings released in earlier
+  steps count through the carried per-slot `frontier_ms`, held ones as arrivals before the
+  batch whose eligibility is computed like the batch's own, and a ping dropped as late or
+  duplicate never raises the max (its time is at most a counted one). So one batch, single
+  pings and any chunking release the same pings with the same derived speeds and count the
+  same drops.
+
+Each release also flags the pings that were already more than the window behind the clock when
+they arrived (`behind_clock`, what the fleet-wide test used to drop): they are released at once,
+into instants the rest of the fleet has already settled; the engine keeps them from the offline
+rule, which judges silence against the clock (spatial/rules/engine.py).
 """
 
 from __future__ import annotations
@@ -75,9 +94,13 @@ class CleaningSettings:
 
 
 # The columns a held ping keeps until release (everything the released batch needs but x/y).
-_HELD_COLUMNS = ("slot", "vehicle_id", "epoch_ms", "lon", "lat", "speed_kmh", "heading", "alarm", "status")
+# `behind_clock`: the ping was more than the window behind the clock when it arrived (so it is
+# due at once: a held ping never is).
+_HELD_COLUMNS = ("slot", "vehicle_id", "epoch_ms", "lon", "lat", "speed_kmh", "heading", "alarm", "status",
+                 "behind_clock")
 _HELD_DTYPES = {"slot": "int64", "vehicle_id": object, "epoch_ms": "int64", "lon": "float64", "lat": "float64",
-                "speed_kmh": "float64", "heading": "float64", "alarm": "uint32", "status": "uint32"}
+                "speed_kmh": "float64", "heading": "float64", "alarm": "uint32", "status": "uint32",
+                "behind_clock": bool}
 
 
 def _empty_held() -> dict[str, np.ndarray]:
@@ -99,6 +122,8 @@ class CleaningState:
     last_ms: np.ndarray = field(default_factory=lambda: np.empty(0, "int64"))
     last_x: np.ndarray = field(default_factory=lambda: np.empty(0, "float64"))
     last_y: np.ndarray = field(default_factory=lambda: np.empty(0, "float64"))
+    # per slot: the latest time released (teleports included), the floor of the vehicle's frontier
+    frontier_ms: np.ndarray = field(default_factory=lambda: np.empty(0, "int64"))
 
     @property
     def held_count(self) -> int:
@@ -139,9 +164,12 @@ def clean(
     world: RuleWorld,
     now_ms: int | None = None,
     settings: CleaningSettings = CleaningSettings(),
-) -> tuple[CleaningState, RuleBatch, dict[str, int]]:
+) -> tuple[CleaningState, RuleBatch, dict[str, int], np.ndarray]:
     """Take a batch in arrival order; return the new state, the pings released to the rules
-    (sorted by slot and time) and how many pings were dropped for each reason."""
+    (sorted by slot and time), how many pings were dropped for each reason, and which released
+    pings were already more than `reorder_window_s` behind the clock when they arrived (a
+    lagging terminal, a blind-area upload: the fleet-wide instants they fall in were final
+    before they came, which the offline rule relies on)."""
     counts = zero_counts()
     state, slot = slots_for(state, batch.vehicle_id, world)
     t = np.asarray(batch.epoch_ms, "int64")
@@ -184,8 +212,10 @@ def clean(
     repeated[recent] = repeat[n_seen:]
     _mark(reason, repeated, "duplicate")
 
-    # 4. late: older than the clock (before this ping) minus the reorder window
-    late = valid & (t < _minus(clock_at, settings.reorder_window_ms))
+    # 4. late: not later than the vehicle's frontier (see the module docstring)
+    threshold = _minus(clock_at, settings.reorder_window_ms)  # nondecreasing, as the clock
+    frontier = _frontier_at_arrival(state, slot, t, valid, threshold)
+    late = valid & (frontier != NO_CLOCK) & (t <= frontier)
     _mark(reason, late, "out_of_order")
     for code, name in enumerate(DROP_REASONS):
         counts[name] = int(np.count_nonzero(reason == code))
@@ -196,27 +226,92 @@ def clean(
         "slot": slot[accepted], "vehicle_id": np.asarray(batch.vehicle_id, object)[accepted], "epoch_ms": t[accepted],
         "lon": lon[accepted], "lat": lat[accepted], "speed_kmh": np.asarray(batch.speed_kmh, "float64")[accepted],
         "heading": np.asarray(batch.heading, "float64")[accepted], "alarm": np.asarray(batch.alarm, "uint32")[accepted],
-        "status": np.asarray(batch.status, "uint32")[accepted],
+        "status": np.asarray(batch.status, "uint32")[accepted], "behind_clock": (t < threshold)[accepted],
     }
     held = {c: np.concatenate([state.held[c], incoming[c]]) for c in _HELD_COLUMNS}
     due = held["epoch_ms"] <= _minus(clock_end, settings.reorder_window_ms)
     state = _replace(state, clock_ms=clock_end, seen_slot=sorted_slot[remembered],
                      seen_ms=sorted_ms[remembered], held={c: v[~due] for c, v in held.items()})
-    state, released, teleports = _release(state, {c: v[due] for c, v in held.items()}, settings)
+    state, released, teleports, behind_clock = _release(state, {c: v[due] for c, v in held.items()}, settings)
     counts["teleport"] = teleports
-    return state, released, counts
+    return state, released, counts, behind_clock
+
+
+def advance(
+    state: CleaningState, world: RuleWorld, now_ms: int, settings: CleaningSettings = CleaningSettings()
+) -> tuple[CleaningState, RuleBatch, dict[str, int], np.ndarray]:
+    """The live wall clock moved without pings: the clock becomes max(clock, now_ms) and the
+    held pings this makes due are released (returns like `flush`). Only a live caller, whose
+    clock is the wall clock, calls it; in a simulation or replay the clock is the data's own
+    time, and a wall clock would run ahead of it and release pings before their window passed."""
+    if isinstance(now_ms, (bool, np.bool_)) or not isinstance(now_ms, (int, np.integer)):
+        raise TypeError(f"advance: now_ms must be integer epoch milliseconds, got {now_ms!r}")
+    clock = max(state.clock_ms, int(now_ms))
+    held = state.held
+    due = held["epoch_ms"] <= _minus(clock, settings.reorder_window_ms)
+    # the duplicate memory forgets what no later ping can repeat any more (as at a step's end)
+    remembered = state.seen_ms >= _minus(clock, settings.duplicate_memory_ms)
+    state = _replace(state, clock_ms=clock, seen_slot=state.seen_slot[remembered], seen_ms=state.seen_ms[remembered],
+                     held={c: v[~due] for c, v in held.items()})
+    state, released, teleports, behind_clock = _release(state, {c: v[due] for c, v in held.items()}, settings)
+    counts = zero_counts()
+    counts["teleport"] = teleports
+    return state, released, counts, behind_clock
 
 
 def flush(
     state: CleaningState, world: RuleWorld, settings: CleaningSettings = CleaningSettings()
-) -> tuple[CleaningState, RuleBatch, dict[str, int]]:
-    """Release every held ping (the end of a file, or a shutdown)."""
+) -> tuple[CleaningState, RuleBatch, dict[str, int], np.ndarray]:
+    """Release every held ping (the end of a file, or a shutdown); returns like `clean`."""
     held = state.held
     state = _replace(state, held=_empty_held())
-    state, released, teleports = _release(state, held, settings)
+    state, released, teleports, behind_clock = _release(state, held, settings)
     counts = zero_counts()
     counts["teleport"] = teleports
-    return state, released, counts
+    return state, released, counts, behind_clock
+
+
+def _frontier_at_arrival(state: CleaningState, slot: np.ndarray, t: np.ndarray, valid: np.ndarray,
+                         threshold: np.ndarray) -> np.ndarray:
+    """F_v(p) for every ping of the batch (NO_CLOCK: none): the carried frontier of its slot and
+    the latest time of its vehicle's earlier arrivals (held ones, then this batch's valid ones)
+    that were at least the window behind the clock at p's arrival."""
+    n = len(t)
+    if not n:
+        return np.empty(0, "int64")
+    # threshold = clock at arrival - window grows along arrivals: a ping q counts for every
+    # arrival from the first whose threshold reaches t_q (and after q itself) on
+    held_slot, held_ms = state.held["slot"], state.held["epoch_ms"]
+    candidate = np.flatnonzero(valid)
+    eligible_from = np.concatenate([
+        np.searchsorted(threshold, held_ms, "left"),  # held: arrivals before this batch
+        np.maximum(candidate + 1, np.searchsorted(threshold, t[candidate], "left")),
+    ])
+    act_slot = np.concatenate([held_slot, slot[candidate]])
+    act_ms = np.concatenate([held_ms, t[candidate]])
+    soon = np.flatnonzero(eligible_from < n)  # the others count only from a later step on
+    soon = soon[np.argsort(eligible_from[soon], kind="stable")]
+    n_slots = max(len(state.frontier_ms), int(slot.max()) + 1, int(held_slot.max()) + 1 if len(held_slot) else 0)
+    frontier = grow(state.frontier_ms, n_slots, NO_CLOCK).copy()
+    return _frontier_scan(slot, eligible_from[soon], act_slot[soon], act_ms[soon], frontier)
+
+
+@njit(cache=True, nogil=True)
+def _frontier_scan(slot, act_from, act_slot, act_ms, frontier):  # pragma: no cover - numba
+    """Along the arrivals: raise each slot's frontier by the activations due at or before the
+    arrival (sorted by `act_from`), then read the arriving ping's slot. One pass, O(n + m)."""
+    n = slot.shape[0]
+    out = np.empty(n, np.int64)
+    k = 0
+    m = act_from.shape[0]
+    for i in range(n):
+        while k < m and act_from[k] <= i:
+            s = act_slot[k]
+            if act_ms[k] > frontier[s]:
+                frontier[s] = act_ms[k]
+            k += 1
+        out[i] = frontier[slot[i]]
+    return out
 
 
 def _mark(reason: np.ndarray, mask: np.ndarray, name: str) -> None:
@@ -239,20 +334,26 @@ def _replace(state: CleaningState, **changes) -> CleaningState:
 
 def _release(
     state: CleaningState, due: dict[str, np.ndarray], settings: CleaningSettings
-) -> tuple[CleaningState, RuleBatch, int]:
-    """Sort the due pings by (slot, time), drop teleports, derive speeds, project to metres."""
+) -> tuple[CleaningState, RuleBatch, int, np.ndarray]:
+    """Sort the due pings by (slot, time), drop teleports, derive speeds, project to metres;
+    also return the kept pings' `behind_clock` flags."""
     if not len(due["slot"]):
-        return state, RuleBatch.empty(), 0
+        return state, RuleBatch.empty(), 0, np.empty(0, bool)
     order = np.lexsort((due["epoch_ms"], due["slot"]))
     due = {c: v[order] for c, v in due.items()}
     x, y = (np.asarray(a, "float64") for a in to_metric(due["lon"], due["lat"]))
     n_slots = int(due["slot"].max()) + 1
+    # each slot's last due ping is its latest: the frontier floor (teleports too, as in the step)
+    frontier = grow(state.frontier_ms, n_slots, NO_CLOCK).copy()
+    run_end = np.flatnonzero(np.r_[due["slot"][1:] != due["slot"][:-1], True])
+    end_slot = due["slot"][run_end]
+    frontier[end_slot] = np.maximum(frontier[end_slot], due["epoch_ms"][run_end])
     last_ms = grow(state.last_ms, n_slots, NO_CLOCK).copy()
     last_x = grow(state.last_x, n_slots, np.nan).copy()
     last_y = grow(state.last_y, n_slots, np.nan).copy()
     keep, derived = _teleport_scan(due["slot"], due["epoch_ms"], x, y, float(settings.max_plausible_kmh),
                                    last_ms, last_x, last_y)
-    state = _replace(state, last_ms=last_ms, last_x=last_x, last_y=last_y)
+    state = _replace(state, last_ms=last_ms, last_x=last_x, last_y=last_y, frontier_ms=frontier)
     reported = due["speed_kmh"][keep]
     n = int(keep.sum())
     batch = RuleBatch(
@@ -262,7 +363,7 @@ def _release(
         heading=due["heading"][keep], alarm=due["alarm"][keep], status=due["status"][keep],
         waybill=np.full(n, -1, "int64"), loaded=np.zeros(n, bool),
     )
-    return state, batch, len(keep) - n
+    return state, batch, len(keep) - n, due["behind_clock"][keep]
 
 
 @njit(cache=True, nogil=True)

@@ -2,18 +2,28 @@
 
 One `Engine.step(pings)` runs, in order:
 
-1. cleaning (spatial/rules/cleaning.py): drops bad pings by reason, holds the rest for the
+1. cleaning (spatial/rules/cleaning.py): drops bad pings by reason (lateness is judged per
+   vehicle, so a lagging terminal or a blind-area upload is kept), holds the rest for the
    reorder window and releases them sorted by (vehicle slot, time);
 2. the stop rule on the released pings; the stops it opened and closed become the
    `stops_opened` / `stops_closed` frames (STOP_COLUMNS) the stop-based rules read;
 3. the waybill stage (spatial/rules/waybills.py): the stops just opened may end a waybill at
    its unloading site, then every ping gets its waybill row and loaded flag, and so does every
    stop (taken at its confirming ping);
-4. the other rules on the annotated batch.
+4. the other rules on the annotated batch. The offline rule judges silence against the clock
+   and treats every instant up to clock - reorder window as final, so it is not given the
+   pings that were already that far behind the clock when they arrived (cleaning flags them):
+   for it, a truck was silent while its blind-area backlog was on the way.
 
 Events come out sorted by `event_order` (time, rule, subject, phase). Every stage is
 streaming-correct, so `run(pings)` equals any split of the same pings into `step`s followed
-by `flush`, event for event once both are sorted by `event_order`.
+by `flush` (with any `advance` at the same places in the arrival order), event for event once
+both are sorted by `event_order`.
+
+A live caller (wall clock) also calls `advance(now_ms)` every few seconds: the clock moves to
+the wall clock without pings, the held pings this makes due are released and the rules run,
+so the offline rule sees time pass even when the whole feed is silent. A simulation or replay,
+whose clock is the data's own time, never calls it.
 """
 
 from __future__ import annotations
@@ -155,14 +165,25 @@ class Engine:
         return engine_settings_rows(self.settings)
 
     def step(self, pings: PingBatch, now_ms: int | None = None) -> list[Event]:
-        self._cleaning, released, counts = cleaning.clean(
+        """Pings in arrival order; `now_ms` (live only) is the wall clock for the future test."""
+        self._cleaning, released, counts, behind_clock = cleaning.clean(
             self._cleaning, pings, self.world, now_ms, self.settings.cleaning)
-        return self._after_cleaning(released, counts)
+        return self._after_cleaning(released, counts, behind_clock)
+
+    def advance(self, now_ms: int) -> list[Event]:
+        """The wall clock moved without pings (a live monitor calls this every few seconds): the
+        clock becomes max(clock, now_ms), the held pings this makes due are released and the
+        rules run, so silence is judged even when no terminal reports. A simulation or replay (the
+        clock is the data's time) does not call it."""
+        self._cleaning, released, counts, behind_clock = cleaning.advance(
+            self._cleaning, self.world, now_ms, self.settings.cleaning)
+        return self._after_cleaning(released, counts, behind_clock)
 
     def flush(self) -> list[Event]:
         """Release every held ping (end of input) and return the events that causes."""
-        self._cleaning, released, counts = cleaning.flush(self._cleaning, self.world, self.settings.cleaning)
-        return self._after_cleaning(released, counts)
+        self._cleaning, released, counts, behind_clock = cleaning.flush(
+            self._cleaning, self.world, self.settings.cleaning)
+        return self._after_cleaning(released, counts, behind_clock)
 
     def run(self, pings: PingBatch) -> list[Event]:
         """One batch, then flush: the events of a whole track file."""
@@ -170,7 +191,7 @@ class Engine:
 
     # -- stages ---------------------------------------------------------------------------
 
-    def _after_cleaning(self, batch: RuleBatch, counts: dict[str, int]) -> list[Event]:
+    def _after_cleaning(self, batch: RuleBatch, counts: dict[str, int], behind_clock: np.ndarray) -> list[Event]:
         for reason, n in counts.items():
             self._drop_counts[reason] += n
         if not len(batch):
@@ -179,7 +200,7 @@ class Engine:
             if clock is None or clock == self._rules_clock_ms:
                 return []
             empty = RuleBatch.empty().with_columns(stops_opened=self._no_stops, stops_closed=self._no_stops)
-            return self._run_rules(empty, [])
+            return self._run_rules(empty, [], behind_clock)
         self._released += len(batch)
         self._stop_state, stop_events = self.stop_rule.step(self._stop_state, batch, self.world)
         opened, closed_events = self._stops_opened(stop_events)
@@ -193,13 +214,16 @@ class Engine:
                 self._open_stops[row["episode_id"]] = row
         closed = self._stops_closed(closed_events)
         batch = batch.with_columns(stops_opened=opened, stops_closed=closed)
-        return self._run_rules(batch, list(stop_events))
+        return self._run_rules(batch, list(stop_events), behind_clock)
 
-    def _run_rules(self, batch: RuleBatch, events: list[Event]) -> list[Event]:
+    def _run_rules(self, batch: RuleBatch, events: list[Event], behind_clock: np.ndarray) -> list[Event]:
         self._rules_clock_ms = self.clock_ms
         batch = batch.with_columns(clock_ms=self._rules_clock_ms or -1)
+        # the offline rule has settled every instant up to clock - window (module docstring)
+        on_time = batch.take(~behind_clock).with_columns(clock_ms=batch.clock_ms) if behind_clock.any() else batch
         for i, rule in enumerate(self.rules):
-            self._rule_states[i], rule_events = rule.step(self._rule_states[i], batch, self.world)
+            rule_batch = on_time if isinstance(rule, OfflineRule) else batch
+            self._rule_states[i], rule_events = rule.step(self._rule_states[i], rule_batch, self.world)
             events.extend(rule_events)
         return sort_events(events)
 

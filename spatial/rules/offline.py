@@ -28,8 +28,10 @@ its end if still silent (`after_feed_outage`), and one that reported before is n
 Exactness and streaming. Every decision is a function of ping times and clock values only.
 Time is integer milliseconds, and the state at instant s depends on the pings strictly
 before s (so a gap of exactly `offline_after_s` is offline: at the instant the next ping
-comes the truck has been silent for the whole threshold). The engine drops a ping older than
-its clock minus the reorder window, so with `reorder_window_s` given, every ping before
+comes the truck has been silent for the whole threshold). The engine gives this rule no ping that
+arrived more than the reorder window behind its clock (cleaning keeps such pings for the other
+rules when they are in order for their own vehicle: a lagging terminal, a blind-area upload),
+so with `reorder_window_s` given, every ping before
 H = clock - window is known and every instant up to H is final: each step sweeps the instants
 (H_prev, H]. The tracked and silent counts change only where a truck starts or stops being
 tracked or silent, so the sweep visits those change points (few: a truck reporting every 30 s

@@ -1,7 +1,9 @@
 """The engine end to end: a scripted trip raises exactly the events it was made to raise,
-dropped pings raise none, and however the same arrivals are batched (one batch, one ping at a
-time, random chunks) the events are the same, event for event — on a small hand-made world
-(hypothesis) and on the demo world."""
+dropped pings raise none, a lagging terminal or a blind-area upload raises its events as if it
+had come on time, the wall clock advancing raises offline for a silent feed, and however the
+same arrivals are batched (one batch, one ping at a time, random chunks, with advances) the
+events are the same, event for event — on a small hand-made world (hypothesis) and on the
+demo world."""
 
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from spatial.rules.engine import (
 )
 from tests.tracks import (
     T0_MS,
+    concat,
     layer,
     lonlat,
     metric_geometry,
@@ -114,15 +117,21 @@ def canonical(events) -> list[tuple]:
              json.dumps(e.evidence, sort_keys=True, default=str)) for e in sort_events(events)]
 
 
-def run_chunks(world, pings: PingBatch, sizes: list[int]):
+def run_chunks(world, pings: PingBatch, sizes: list[int] | None, advances: dict[int, list[int]] | None = None):
+    """Step the pings in chunks of `sizes` (None: one batch), then flush. `advances` maps a row
+    position to wall clocks (epoch ms) the engine is advanced to just before that row (chunks
+    are cut there)."""
     engine = Engine(world)
     frame = pings.to_frame()
+    advances = advances or {}
+    bounds = sorted({0, len(pings), *np.cumsum(sizes or [len(pings)]).tolist(), *advances})
     events = []
-    start = 0
-    for size in sizes:
-        events += engine.step(PingBatch.from_frame(frame.iloc[start:start + size]))
-        start += size
-    assert start == len(pings)
+    for a, b in pairwise(bounds):
+        for now_ms in advances.get(a, []):
+            events += engine.advance(now_ms)
+        events += engine.step(PingBatch.from_frame(frame.iloc[a:b]))
+    for now_ms in advances.get(len(pings), []):
+        events += engine.advance(now_ms)
     events += engine.flush()
     return events, engine
 
@@ -234,13 +243,130 @@ def test_duplicates_and_late_arrivals_do_not_double_events():
     assert engine.drop_counts["out_of_order"] == len(repeated_ms) - recent > 0
 
 
+# -- lateness per vehicle: lagging terminals and blind-area uploads -------------------------
+
+
+def arriving(pings: PingBatch, arrival_ms) -> PingBatch:
+    """The same pings reordered by arrival time (stable)."""
+    frame = pings.to_frame()
+    return PingBatch.from_frame(frame.iloc[np.argsort(np.asarray(arrival_ms), kind="stable")])
+
+
+def behind_fleet_clock(pings: PingBatch) -> int:
+    """Pings the former fleet-wide test dropped: older than the running max time minus the
+    reorder window at arrival (the control that a scenario really is late)."""
+    clock = np.maximum.accumulate(pings.epoch_ms)
+    return int((pings.epoch_ms < clock - EngineSettings().cleaning.reorder_window_ms).sum())
+
+
+def b_on_the_side_road(n: int) -> PingBatch:
+    """B drives along the 60 km/h side road at 36 km/h, on no waybill: it raises nothing."""
+    return track(B, walk((-4000, 3000), [(300, 0)] * n), start_ms=T0_MS - 30_000)
+
+
+def test_a_terminal_lagging_5_min_raises_its_events_as_on_time():
+    a = track(A, scripted_trip(), start_ms=T0_MS)
+    b = b_on_the_side_road(len(a) + 12)
+    both = concat([a, b])
+    on_time = arriving(both, both.epoch_ms)
+    lagging = arriving(both, both.epoch_ms + np.where(both.vehicle_id == A, 300_000, 0))
+    assert behind_fleet_clock(lagging) >= len(a) - 1
+    reference = canonical(Engine(WORLD).run(on_time))
+    assert rule_phases(Engine(WORLD).run(on_time))[("speeding", "open")] == 1
+    for sizes in (None, [1] * len(lagging)):
+        events, engine = run_chunks(WORLD, lagging, sizes)
+        assert canonical(events) == reference, sizes
+        assert engine.drop_counts == dict.fromkeys(engine.drop_counts, 0)
+        assert engine.released_count == len(both)
+
+
+@pytest.mark.parametrize("live_first", [False, True])
+def test_a_blind_area_upload_raises_its_events_as_on_time(live_first):
+    """A loses the network for 20 pings (10 min) across the end of its stop by the school, its
+    fast stretch and the start of its detour; the JT/T 808 blind-area upload comes when it is
+    back, next to its first live ping (just before or just after), while B reports throughout."""
+    a = track(A, scripted_trip(), start_ms=T0_MS)
+    b = b_on_the_side_road(len(a) + 12)
+    both = concat([a, b])
+    k = np.flatnonzero(both.vehicle_id == A)
+    arrival = both.epoch_ms.astype("float64").copy()
+    back_ms = a.epoch_ms[50]
+    arrival[k[30:50]] = back_ms + (500 if live_first else -500)
+    uploaded = arriving(both, arrival)
+    assert behind_fleet_clock(uploaded) >= 18
+    reference = canonical(Engine(WORLD).run(arriving(both, both.epoch_ms)))
+    fives = [5] * (len(uploaded) // 5) + [len(uploaded) % 5] * (len(uploaded) % 5 > 0)
+    for sizes in (None, [1] * len(uploaded), fives):
+        events, engine = run_chunks(WORLD, uploaded, sizes)
+        assert canonical(events) == reference, sizes
+        assert engine.drop_counts == dict.fromkeys(engine.drop_counts, 0)
+    # the episodes inside the upload are there: the fast stretch, the detour, the stop's end
+    phases = rule_phases(events)
+    assert phases[("speeding", "open")] == phases[("route_deviation", "open")] == 1
+    assert phases[("stop_near_sensitive_site", "close")] == 1
+
+
+def test_an_own_ping_reordered_beyond_the_window_is_dropped_inside_it_is_sorted():
+    a = track(A, scripted_trip(), start_ms=T0_MS)
+    reference = canonical(Engine(WORLD).run(a))
+    order = np.arange(len(a))
+    inside = order.copy()
+    inside[[20, 21]] = inside[[21, 20]]  # 30 s late: within the window, sorted back
+    frame = a.to_frame()
+    events, engine = run_chunks(WORLD, PingBatch.from_frame(frame.iloc[inside]), [1] * len(a))
+    assert canonical(events) == reference and engine.drop_counts["out_of_order"] == 0
+    beyond = np.r_[order[:20], order[21:24], 20, order[24:]]  # 90 s late, after its later pings were released
+    events, engine = run_chunks(WORLD, PingBatch.from_frame(frame.iloc[beyond]), [1] * len(a))
+    assert engine.drop_counts["out_of_order"] == 1 and engine.released_count == len(a) - 1
+    assert canonical(events) == canonical(Engine(WORLD).run(PingBatch.from_frame(frame.drop(index=20))))
+
+
+# -- the wall clock advancing -----------------------------------------------------------------
+
+
+def test_advance_releases_held_pings_by_the_wall_clock():
+    engine = Engine(WORLD)
+    engine.step(track(A, walk((0, 0), [(300, 0)] * 2), start_ms=T0_MS))  # pings at 0 and 30 s
+    assert engine.held_count == 1 and engine.released_count == 1
+    assert engine.advance(T0_MS + 59_999) == [] and engine.held_count == 1
+    engine.advance(T0_MS + 60_000)
+    assert engine.held_count == 0 and engine.released_count == 2 and engine.clock_ms == T0_MS + 60_000
+    with pytest.raises(TypeError, match="now_ms"):
+        engine.advance(str(T0_MS))
+
+
+def test_advance_raises_offline_for_a_fully_silent_feed():
+    """A reports on its waybill for 5 min, then nothing arrives from anyone: only the wall clock
+    moves. A is raised offline once the clock is offline_after_s + outage_grace_s (no outage
+    began) + the reorder window past its last ping."""
+    a = track(A, walk((0, 0), [(300, 0)] * 10), start_ms=T0_MS)
+    last_ms = int(a.epoch_ms.max())
+    settings = EngineSettings()
+    due_ms = last_ms + round((settings.offline.offline_after_s + settings.offline.outage_grace_s
+                              + settings.cleaning.reorder_window_s) * 1000)
+    engine = Engine(WORLD)
+    events = engine.step(a)
+    for now_ms in range(last_ms, due_ms, 60_000):  # every minute of the silence, then just before
+        events += engine.advance(now_ms)
+    events += engine.advance(due_ms - 1)
+    assert [e for e in events if e.rule == "offline"] == []
+    raised = [e for e in engine.advance(due_ms) if e.rule == "offline"]
+    assert [(e.subject_id, e.phase) for e in raised] == [(A, "open")]
+    assert raised[0].start == pd.Timestamp(last_ms, unit="ms", tz="UTC")
+    assert raised[0].evidence["waybill_id"] == "WB-000001"
+    # the control: without the wall clock the data's own clock never moves past the last ping
+    assert [e for e in Engine(WORLD).run(a) if e.rule == "offline"] == []
+
+
 # -- streaming: any batching gives the same events -------------------------------------------
 
 
 @st.composite
 def fleet_arrivals(draw):
     """Random trips of two registered trucks and an unregistered one along and off A's route,
-    with stops, fast stretches and detours; then arrival noise (late, duplicated, invalid)."""
+    with stops, fast stretches and detours; then arrival noise: terminals whose clock lags the
+    fleet, blind-area uploads (a stretch of one truck's pings arriving together later), late
+    swaps, duplicates, invalid fixes; cut into chunks, with wall-clock advances."""
     frames = []
     for vid in (A, B, X):
         n_segments = draw(st.integers(1, 5))
@@ -262,7 +388,15 @@ def fleet_arrivals(draw):
         xy = walk(pos, moves)
         start = T0_MS + draw(st.integers(0, 20)) * 15_000
         frames.append(track(vid, xy, start_ms=start, interval_s=30.0).to_frame())
-    frame = pd.concat(frames, ignore_index=True).sort_values("epoch_ms", kind="stable").reset_index(drop=True)
+    frame = pd.concat(frames, ignore_index=True)
+    lag_ms = {vid: draw(st.sampled_from([0, 0, 0, 90_000, 300_000])) for vid in (A, B, X)}
+    arrival = frame["epoch_ms"].to_numpy() + frame["vehicle_id"].map(lag_ms).to_numpy()
+    for _ in range(draw(st.integers(0, 2))):  # a blind-area upload
+        mine = np.flatnonzero(frame["vehicle_id"].to_numpy() == draw(st.sampled_from([A, B, X])))
+        first = draw(st.integers(0, len(mine) - 1))
+        stretch = mine[first:first + draw(st.integers(1, 20))]
+        arrival[stretch] = arrival[stretch[-1]] + draw(st.sampled_from([0, 20_000, 60_000, 600_000]))
+    frame = frame.iloc[np.argsort(arrival, kind="stable")].reset_index(drop=True)
     status = frame["status"].to_numpy().copy()
     order = np.arange(len(frame))
     for _ in range(draw(st.integers(0, 6))):  # a late arrival: within the window or far beyond
@@ -277,17 +411,22 @@ def fleet_arrivals(draw):
     frame = pd.concat([frame, frame.iloc[repeats]], ignore_index=True)
     cuts = sorted(set(draw(st.lists(st.integers(1, len(frame) - 1), max_size=8)))) if len(frame) > 1 else []
     bounds = [0, *cuts, len(frame)]
-    return PingBatch.from_frame(frame), [b - a for a, b in pairwise(bounds)]
+    advances: dict[int, list[int]] = {}
+    for _ in range(draw(st.integers(0, 3))):  # the wall clock, near the data's own or far ahead
+        at = draw(st.integers(0, len(frame)))
+        advances.setdefault(at, []).append(int(frame["epoch_ms"].iloc[min(at, len(frame) - 1)])
+                                           + draw(st.sampled_from([-60_000, 0, 45_000, 1_800_000])))
+    return PingBatch.from_frame(frame), [b - a for a, b in pairwise(bounds)], advances
 
 
-@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(fleet_arrivals())
 def test_any_batching_gives_the_same_events(case):
-    pings, sizes = case
-    whole_engine = Engine(WORLD)
-    whole = canonical(whole_engine.run(pings))
-    chunked, chunk_engine = run_chunks(WORLD, pings, sizes)
-    single, single_engine = run_chunks(WORLD, pings, [1] * len(pings))
+    pings, sizes, advances = case
+    whole, whole_engine = run_chunks(WORLD, pings, None, advances)
+    whole = canonical(whole)
+    chunked, chunk_engine = run_chunks(WORLD, pings, sizes, advances)
+    single, single_engine = run_chunks(WORLD, pings, [1] * len(pings), advances)
     assert canonical(chunked) == whole
     assert canonical(single) == whole
     assert chunk_engine.drop_counts == single_engine.drop_counts == whole_engine.drop_counts
