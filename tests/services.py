@@ -31,6 +31,14 @@ def postgis_admin_url() -> str:
     return url
 
 
+def mqtt_broker_url() -> str:
+    """URL of the Mosquitto the tests publish to (each test picks its own topic prefix)."""
+    url = os.environ.get("HAZMAP_TEST_MQTT_URL", "")
+    if not url:
+        missing_service("Mosquitto (HAZMAP_TEST_MQTT_URL)")
+    return url
+
+
 def chromium_path() -> str:
     if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
         missing_service(f"Chromium ({CHROMIUM})")

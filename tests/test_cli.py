@@ -27,6 +27,23 @@ def hazmap(tmp: Path, *args: str, ok: bool = True) -> subprocess.CompletedProces
     return proc
 
 
+def wait_until_serving(proc: subprocess.Popen, port: int, timeout_s: float = 180.0) -> None:
+    """Until the app answers on `port`; fails with the process output if it died first."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as page:
+                assert page.status == 200
+                return
+        except OSError:
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, f"hazmap did not answer on port {port} within {timeout_s:.0f} s"
+            time.sleep(0.5)
+
+
 def test_fresh_database_is_reported_behind_with_the_fix(tmp_path):
     proc = hazmap(tmp_path, "db", "status", ok=False)
     assert proc.returncode == 2
@@ -131,8 +148,6 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path):
     """A service manager's stop: the app and its gateway shut down, the process exits 143."""
     import signal
     import socket
-    import time
-    import urllib.request
 
     hazmap(tmp_path, "world", "build", "--seed", "6", "--scale", "0.005")
     with socket.socket() as s:
@@ -144,17 +159,7 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path):
     proc = subprocess.Popen([HAZMAP, "serve"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as page:
-                    assert page.status == 200
-                    break
-            except OSError:
-                assert proc.poll() is None, proc.stdout.read()
-                time.sleep(0.5)
-        else:
-            raise AssertionError("hazmap serve did not answer within 120 s")
+        wait_until_serving(proc, port, 120)
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=60)
     finally:

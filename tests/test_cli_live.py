@@ -14,7 +14,7 @@ import pytest
 
 from data.store import Store
 from spatial.model import Event
-from tests.test_cli import HAZMAP, hazmap
+from tests.test_cli import HAZMAP, hazmap, wait_until_serving
 
 
 def _event(rule, subject, phase, start, end=None, severity=2):
@@ -95,16 +95,8 @@ def test_demo_builds_the_world_and_brings_the_city_to_life(tmp_path):
     proc = subprocess.Popen([HAZMAP, "demo"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
+        wait_until_serving(proc, port, 180)
         deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as page:
-                    assert page.status == 200
-                    break
-            except OSError:
-                assert proc.poll() is None, proc.stdout.read()
-                assert time.monotonic() < deadline, "hazmap demo did not answer within 180 s"
-                time.sleep(0.5)
         with Store.open(f"sqlite:///{tmp_path / 'var' / 'hazmap.sqlite'}") as store:
             version = store.load_world(chemicals=load_chemicals()).fingerprint()
         base = f"http://127.0.0.1:{port}/live/{version}"
@@ -166,11 +158,9 @@ def test_simulate_over_jt808_reaches_a_running_serve(tmp_path):
     through the broker, events stored by the serving process."""
     import signal
 
-    from tests.services import missing_service
+    from tests.services import mqtt_broker_url
 
-    broker = os.environ.get("HAZMAP_TEST_MQTT_URL", "")
-    if not broker:
-        missing_service("Mosquitto (HAZMAP_TEST_MQTT_URL)")
+    broker = mqtt_broker_url()
     hazmap(tmp_path, "world", "build", "--seed", "7", "--scale", "0.05")
     port, jt808 = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAZMAP_")}
@@ -179,14 +169,8 @@ def test_simulate_over_jt808_reaches_a_running_serve(tmp_path):
     serve = subprocess.Popen([HAZMAP, "serve"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     try:
+        wait_until_serving(serve, port, 120)
         deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).close()
-                break
-            except OSError:
-                assert serve.poll() is None and time.monotonic() < deadline, "hazmap serve did not come up"
-                time.sleep(0.5)
         sim = subprocess.run([HAZMAP, "simulate", "--lockstep", "--hours", "2", "--staged-out", "staged.csv"],
                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
         assert sim.returncode == 0, sim.stderr

@@ -9,7 +9,6 @@ next is written), so a few simulated hours take seconds and no report arrives la
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 
@@ -30,7 +29,7 @@ from data.sim.settings import DEMO_DAY, SimSettings
 from data.store import Store
 from spatial.rules.points import PointEngineSettings
 from spatial.rules.point_stuck import PointStuckSettings
-from tests.services import missing_service
+from tests.services import missing_service, mqtt_broker_url
 
 SIM = SimSettings(seed=5, start=DEMO_DAY + pd.Timedelta(hours=6), hours=6.0, stage_margin_s=1200.0,
                   stage_share=0.01, point_stage_share=0.01, stuck_after_s=3600.0)
@@ -38,9 +37,9 @@ SIM = SimSettings(seed=5, start=DEMO_DAY + pd.Timedelta(hours=6), hours=6.0, sta
 
 @pytest.fixture(scope="module")
 def broker_url():
-    url = os.environ.get("HAZMAP_TEST_MQTT_URL", "")
-    if not url or not broker_available(url):
-        missing_service("Mosquitto (HAZMAP_TEST_MQTT_URL)")
+    url = mqtt_broker_url()
+    if not broker_available(url):
+        missing_service(f"Mosquitto at {url}")
     return url
 
 

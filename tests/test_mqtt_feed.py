@@ -31,7 +31,7 @@ from data.feeds.mqtt import (
 )
 from spatial.model import ReadingBatch
 from tests.collect import Batches
-from tests.services import missing_service
+from tests.services import missing_service, mqtt_broker_url
 
 POINTS = [f"MP-{i:06d}" for i in range(1, 41)]
 BASE = datetime(2026, 5, 1, 8, 0, 0, tzinfo=UTC)
@@ -196,10 +196,7 @@ def test_parse_broker_url_refuses(url):
 
 @pytest.fixture
 def mqtt_url() -> str:
-    url = os.environ.get("HAZMAP_TEST_MQTT_URL", "")
-    if not url:
-        missing_service("Mosquitto (HAZMAP_TEST_MQTT_URL)")
-    return url
+    return mqtt_broker_url()
 
 
 @pytest.fixture

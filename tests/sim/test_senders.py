@@ -7,7 +7,6 @@ feed; unreachable services give clear errors."""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import threading
 import time
@@ -42,7 +41,7 @@ from data.sim.senders import (
 )
 from spatial.model import PingBatch, ReadingBatch
 from tests.collect import Batches
-from tests.services import missing_service
+from tests.services import mqtt_broker_url
 
 HOST = "127.0.0.1"
 BASE_MS = int(datetime(2026, 11, 2, 6, 0, tzinfo=timezone.utc).timestamp() * 1000)
@@ -410,10 +409,7 @@ def test_pacing_keeps_fast_lockstep_under_the_gateways_flood_limit():
 
 @pytest.fixture
 def mqtt_url() -> str:
-    url = os.environ.get("HAZMAP_TEST_MQTT_URL", "")
-    if not url:
-        missing_service("Mosquitto (HAZMAP_TEST_MQTT_URL)")
-    return url
+    return mqtt_broker_url()
 
 
 @pytest.mark.parametrize("batch_form", [True, False], ids=["batch", "single"])
