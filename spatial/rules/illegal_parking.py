@@ -54,12 +54,11 @@ from spatial.rules.dwell import (
     SITE_MATCH_SOURCE,
     WaybillCargo,
     WaybillSites,
-    build_places,
+    cached_places,
     check_positive,
     match_places,
     nearest_places,
     place_evidence,
-    places_key,
     stop_waybills,
     stop_xy,
     waybill_cargo,
@@ -110,8 +109,7 @@ class IllegalParkingRule(DwellRule):
         """The newly confirmed stops of loaded trucks outside every allowed place, with drafts."""
         s = self.settings
         radius_by_table = s.radius_by_table()
-        places = rw.cached(places_key(RULE_NAME, radius_by_table),
-                           lambda: build_places(rw.world, radius_by_table, RULE_NAME))
+        places = cached_places(rw, radius_by_table, RULE_NAME)
         cargo: WaybillCargo = rw.cached(f"{RULE_NAME}:cargo", lambda: waybill_cargo(rw.world))
         sites: WaybillSites = rw.cached(f"{RULE_NAME}:sites", lambda: waybill_sites(rw.world, RULE_NAME))
         x, y = stop_xy(stops, RULE_NAME)

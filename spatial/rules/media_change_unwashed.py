@@ -53,12 +53,11 @@ from spatial.rules.dwell import (
     PLACE_MATCH_M,
     PLACE_MATCH_SOURCE,
     WaybillCargo,
-    build_places,
+    cached_places,
     check_positive,
     first_at_or_after,
     is_tank,
     match_places,
-    places_key,
     stop_frame,
     stop_xy,
     tank_slots,
@@ -219,7 +218,7 @@ class MediaChangeUnwashedRule:
             return none
         stops = opened[tank]
         radius = {"wash_stations": self.settings.wash_station_match_m}
-        stations = rw.cached(places_key(RULE_NAME, radius), lambda: build_places(rw.world, radius, RULE_NAME))
+        stations = cached_places(rw, radius, RULE_NAME)
         x, y = stop_xy(stops, RULE_NAME)
         match = match_places(stations, x, y)
         slot = stops["slot"].to_numpy("int64")[match.at]
