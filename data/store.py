@@ -192,12 +192,16 @@ def _sample(ids: pd.Series, mask: np.ndarray, limit: int = 5) -> str:
 
 def _column_values(spec: TableSpec, frame: pd.DataFrame, row_ids: pd.Series, dialect: str) -> dict[str, list]:
     """Checks `frame` against the spec and converts every field into driver-ready lists."""
-    missing_columns = [c for c in spec.columns if c not in frame.columns]
+    # An optional column may be left out (all empty); a required one may not.
+    missing_columns = [f.name for f in spec.fields if f.required and f.name not in frame.columns]
     if missing_columns:
         raise StoreError(f"{spec.name}: missing column(s) {', '.join(missing_columns)}")
     out: dict[str, list] = {}
     for field in spec.fields:
         where = f"{spec.name}.{field.name}"
+        if field.name not in frame.columns:
+            out[field.name] = [None] * len(frame)
+            continue
         series = frame[field.name].reset_index(drop=True)
         missing = series.isna().to_numpy(dtype=bool)
         if field.required and missing.any():

@@ -90,7 +90,7 @@ LAYER_SPECS: dict[str, TableSpec] = {
             "vehicles",
             _f(
                 "id:str, plate:str, carrier:str, body:str, approved_media:strlist, terminal_phone:str, "
-                "driver:str, escort:str"
+                "driver:str, escort:str, carrier_id:str?"
             ),
             "Point",
             "VEH-",
@@ -100,7 +100,7 @@ LAYER_SPECS: dict[str, TableSpec] = {
             _f(
                 "id:str, vehicle_id:str, status:str, loading_site_id:str, unloading_site_id:str, consignor:str, "
                 "consignee:str, carrier:str, planned_departure:datetime, planned_arrival:datetime, "
-                "emergency_phone:str"
+                "emergency_phone:str, actual_departure:datetime?, actual_unloading:datetime?"
             ),
             "LineString",
             "WB-",
@@ -110,7 +110,7 @@ LAYER_SPECS: dict[str, TableSpec] = {
         TableSpec("parking_lots", _f("id:str, name:str, capacity:int"), "Point", "PL-"),
         TableSpec("service_areas", _f("id:str, name:str, road_id:str"), "Point", "SA-"),
         TableSpec("repair_shops", _f("id:str, name:str"), "Point", "RS-"),
-        TableSpec("sensitive_sites", _f("id:str, name:str, kind:str"), "Geometry", "SITE-"),
+        TableSpec("sensitive_sites", _f("id:str, name:str, kind:str, occupancy:int?"), "Geometry", "SITE-"),
         TableSpec(
             "restricted_zones",
             _f(

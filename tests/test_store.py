@@ -32,6 +32,13 @@ def _layer(rows: list[dict]) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(pd.DataFrame(rows), geometry="geometry", crs="EPSG:4326")
 
 
+def _layer_int_occupancy(rows: list[dict]) -> gpd.GeoDataFrame:
+    """An optional int column with a NULL comes back as pandas' nullable Int64."""
+    layer = _layer(rows)
+    layer["occupancy"] = layer["occupancy"].astype("Int64")
+    return layer
+
+
 def _square(lon: float, lat: float, size: float = 0.01) -> Polygon:
     return Polygon([(lon, lat), (lon + size, lat), (lon + size, lat + size), (lon, lat + size)])
 
@@ -78,20 +85,23 @@ def make_world(variant: int = 0) -> World:
         vehicles=_layer([
             {"id": "VEH-0001", "plate": "浙B12345", "carrier": "宁波危运", "body": "tank",
              "approved_media": ["UN1203", "UN1017", "苯"][: 3 - v], "terminal_phone": "013800000001",
-             "driver": "张三", "escort": "李四", "geometry": Point(121.6, 29.9)},
+             "driver": "张三", "escort": "李四", "carrier_id": "ENT-0002", "geometry": Point(121.6, 29.9)},
             {"id": "VEH-0000", "plate": "浙B00000", "carrier": "Carrier, Inc.", "body": "van", "approved_media": [],
-             "terminal_phone": "013800000000", "driver": "王五", "escort": "", "geometry": Point(121.61, 29.91)},
+             "terminal_phone": "013800000000", "driver": "王五", "escort": "", "carrier_id": None,
+             "geometry": Point(121.61, 29.91)},
         ]),
         waybills=_layer([
             {"id": "WB-0002", "vehicle_id": "VEH-0001", "status": "active", "loading_site_id": "ENT-0002",
              "unloading_site_id": "ENT-0001", "consignor": "A", "consignee": "B", "carrier": "宁波危运",
              "planned_departure": t0, "planned_arrival": t0 + pd.Timedelta(hours=2, microseconds=7),
-             "emergency_phone": "0574-1234567",
+             "emergency_phone": "0574-1234567", "actual_departure": t0 + pd.Timedelta(minutes=3 + v),
+             "actual_unloading": None,
              "geometry": LineString([(121.711, 30.011), (121.65, 29.95), (121.551, 29.871)])},
             {"id": "WB-0001", "vehicle_id": "VEH-0000", "status": "done" if v == 0 else "active",
              "loading_site_id": "ENT-0001", "unloading_site_id": "ENT-0003", "consignor": "C", "consignee": "D",
              "carrier": "Carrier, Inc.", "planned_departure": t0 - pd.Timedelta(days=1),
              "planned_arrival": t0 - pd.Timedelta(hours=20), "emergency_phone": "110",
+             "actual_departure": t0 - pd.Timedelta(hours=23), "actual_unloading": t0 - pd.Timedelta(hours=19, seconds=v),
              "geometry": LineString([(121.551, 29.871), (121.63, 29.91)])},
         ]),
         roads=_layer([
@@ -110,9 +120,9 @@ def make_world(variant: int = 0) -> World:
         repair_shops=_layer([
             {"id": "RS-1", "name": "修理厂", "geometry": Point(121.52, 29.86)},
         ]),
-        sensitive_sites=_layer([
-            {"id": "SITE-2", "name": "中心小学", "kind": "school", "geometry": Point(121.64, 29.92)},
-            {"id": "SITE-1", "name": "水源保护区", "kind": "water_protection",
+        sensitive_sites=_layer_int_occupancy([
+            {"id": "SITE-2", "name": "中心小学", "kind": "school", "occupancy": 1200 + v, "geometry": Point(121.64, 29.92)},
+            {"id": "SITE-1", "name": "水源保护区", "kind": "water_protection", "occupancy": None,
              "geometry": Polygon(_square(121.3, 29.7, 0.1).exterior.coords, [[(121.32, 29.72), (121.33, 29.72),
                                                                               (121.33, 29.73)]])},
         ]),
@@ -164,7 +174,8 @@ def test_migrations_create_every_table_as_declared(store):
     for name, table in schema.metadata.tables.items():
         assert name in tables, name
         columns = {c["name"]: c for c in inspector.get_columns(name)}
-        assert list(columns) == [c.name for c in table.columns], name
+        # Columns added by a later revision come after the geometry: compare names, not order.
+        assert sorted(columns) == sorted(c.name for c in table.columns), name
         for column in table.columns:
             assert columns[column.name]["nullable"] == column.nullable, (name, column.name)
     assert "h3_cell" in {c["name"] for c in inspector.get_columns("entities")}

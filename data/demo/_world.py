@@ -190,8 +190,10 @@ def _to_wgs_points(xy: np.ndarray) -> np.ndarray:
 
 def _layer(name: str, table: dict, geometry) -> gpd.GeoDataFrame:
     spec = LAYER_SPECS[name]
-    if set(table) != set(spec.columns):
+    required = {f.name for f in spec.fields if f.required}
+    if not required <= set(table) <= set(spec.columns):
         raise RuntimeError(f"{name}: generated columns {sorted(table)} differ from the spec {spec.columns}")
+    table = {c: table.get(c) for c in spec.columns}  # optional columns the generator leaves out: empty
     geoms = _to_wgs_points(geometry) if isinstance(geometry, np.ndarray) and geometry.dtype != object else (
         geometry_from_metric(np.asarray(geometry, dtype=object)))
     frame = pd.DataFrame({c: table[c] for c in spec.columns})
@@ -199,7 +201,7 @@ def _layer(name: str, table: dict, geometry) -> gpd.GeoDataFrame:
         if f.kind == "bool":
             frame[f.name] = frame[f.name].astype(bool)
         elif f.kind == "int":
-            frame[f.name] = frame[f.name].astype("int64")
+            frame[f.name] = frame[f.name].astype("int64" if f.required else "Int64")
         elif f.kind == "float":
             frame[f.name] = frame[f.name].astype("float64")
     return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84)
