@@ -33,7 +33,7 @@ import shapely
 import shapely.geometry
 
 from spatial.crs import WGS84, geometry_gcj02_to_wgs84
-from spatial.model import CHILD_SPECS, LAYER_SPECS, Field, TableSpec, World
+from spatial.model import CHILD_SPECS, LAYER_SPECS, WAYBILL_STATUSES, Field, TableSpec, World
 
 ExchangeCrs = Literal["wgs84", "gcj02"]
 EXCHANGE_CRS: tuple[str, ...] = ("wgs84", "gcj02")
@@ -128,7 +128,12 @@ VALUE_RULES: dict[tuple[str, str], tuple[Any, str]] = {
 ORDERED_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("monitoring_points", "range_min", "range_max"),
     ("waybills", "planned_departure", "planned_arrival"),
+    ("waybills", "actual_departure", "actual_unloading"),
 )
+# Fields that take one of a few words: (layer, field) -> the words.
+ENUMERATED_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("waybills", "status"): WAYBILL_STATUSES,
+}
 
 _KIND_WORDS = {
     "str": "a string",
@@ -507,6 +512,10 @@ def _check_record(spec: TableSpec, record: _Record, from_text: bool, file: str, 
         a, b = record.typed.get(lower), record.typed.get(upper)
         if a is not None and b is not None and b < a:
             report(upper, f"is before/below {lower} ({b} < {a})")
+    for (layer, name), words in ENUMERATED_FIELDS.items():
+        value = record.typed.get(name) if layer == spec.name else None
+        if value is not None and value not in words:
+            report(name, f"must be one of {', '.join(words)}, got {value!r}")
     for name, child in children.items():
         raw = record.values.get(name)
         if from_text and raw is not None:

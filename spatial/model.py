@@ -32,7 +32,8 @@ class Field:
 
 @dataclass(frozen=True)
 class TableSpec:
-    """A World table: a layer (with geometry and a prefixed string id) or a child table."""
+    """A World table: a layer (with geometry and a prefixed string id), a child table (rows of a
+    layer's feature), or a plain table (no geometry, no parent, a prefixed string id)."""
 
     name: str
     fields: tuple[Field, ...]
@@ -45,6 +46,14 @@ class TableSpec:
     @property
     def is_layer(self) -> bool:
         return self.geometry is not None
+
+    @property
+    def is_child(self) -> bool:
+        return self.parent is not None
+
+    @property
+    def is_plain(self) -> bool:
+        return self.geometry is None and self.parent is None
 
     @property
     def columns(self) -> list[str]:
@@ -143,15 +152,47 @@ CHILD_SPECS: dict[str, TableSpec] = {
     ]
 }
 
+# Plain tables: no geometry, no parent; rows keyed by a prefixed string id like a layer's.
+PLAIN_SPECS: dict[str, TableSpec] = {
+    s.name: s
+    for s in [
+        # Who acts on incidents: the city's departments, and one district office per district
+        # (kind "district_office", district_adcode set; city departments leave it empty).
+        TableSpec(
+            "departments",
+            _f("id:str, name:str, name_en:str, kind:str, district_adcode:str?, contact:str, phone:str, email:str?"),
+            id_prefix="DEPT-",
+        ),
+        # Incident routing (spatial/incidents/routing.py): a rule ('*': every rule) about a subject
+        # kind reaches `role` (a department kind, or district_office / carrier / plant) when the
+        # incident's severity is at most `max_severity` (1 red ... 4 blue; empty: every level).
+        TableSpec("routing", _f("id:str, rule:str, subject_kind:str, role:str, max_severity:int?"), id_prefix="RT-"),
+    ]
+}
+# Every World table by name, parents before children (the order stores write them in).
+WORLD_SPECS: dict[str, TableSpec] = {**LAYER_SPECS, **CHILD_SPECS, **PLAIN_SPECS}
+
 LAYER_NAMES: tuple[str, ...] = tuple(LAYER_SPECS)
 
 # Kinds of sensitive site (GB/T 37243-2019 protected targets, as the rules group them).
 SENSITIVE_SITE_KINDS = (
     "school", "kindergarten", "hospital", "elderly_home", "residential", "water_protection", "government",
 )
+# A waybill's status: not yet under way, under way, unloaded, called off (never in force).
+WAYBILL_STATUSES = ("planned", "active", "done", "cancelled")
 ENTITY_CATEGORIES_LICENSED = ("production", "use", "trade", "transport", "disposal")
 ENTITY_CATEGORIES_UNLICENSED = ("school", "hospital", "research")
 MONITORING_POINT_KINDS = ("level", "temperature", "pressure", "combustible_gas", "toxic_gas")
+# Department kinds (the city's safety committee members; DOMAIN.md §1 names 15 departments, not
+# which: this list is the demo's, not checked against a published roster). A routing role is one
+# of these, or a role resolved per incident.
+DEPARTMENT_KINDS = (
+    "emergency_management", "traffic_police", "transport", "ecology_environment", "market_supervision",
+    "fire_rescue", "public_security", "housing_construction", "economy_information", "commerce",
+    "health", "maritime", "port", "natural_resources", "urban_management", "district_office",
+)
+SUBJECT_KINDS = ("vehicle", "monitoring_point")
+ROUTING_ROLES_RESOLVED = ("district_office", "carrier", "plant")  # district of the place; the truck's; the point's
 
 
 def empty_table(spec: TableSpec) -> pd.DataFrame | gpd.GeoDataFrame:
@@ -183,14 +224,16 @@ class World:
     restricted_zones: gpd.GeoDataFrame
     hazard_source_chemicals: pd.DataFrame
     waybill_goods: pd.DataFrame
+    departments: pd.DataFrame = field(default_factory=lambda: empty_table(PLAIN_SPECS["departments"]))
+    routing: pd.DataFrame = field(default_factory=lambda: empty_table(PLAIN_SPECS["routing"]))
     chemicals: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def table(self, name: str) -> pd.DataFrame:
         return getattr(self, name)
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        """Every layer and child table by name (the catalogue excluded)."""
-        return {n: getattr(self, n) for n in (*LAYER_SPECS, *CHILD_SPECS)}
+        """Every layer, child and plain table by name (the catalogue excluded)."""
+        return {n: getattr(self, n) for n in WORLD_SPECS}
 
     def counts(self) -> dict[str, int]:
         out = {n: len(t) for n, t in self.tables().items()}
@@ -210,8 +253,7 @@ class World:
 
     @classmethod
     def empty(cls, chemicals: pd.DataFrame | None = None) -> "World":
-        specs = {**LAYER_SPECS, **CHILD_SPECS}
-        kwargs = {f.name: empty_table(specs[f.name]) for f in dataclass_fields(cls) if f.name in specs}
+        kwargs = {f.name: empty_table(WORLD_SPECS[f.name]) for f in dataclass_fields(cls) if f.name in WORLD_SPECS}
         return cls(**kwargs, chemicals=chemicals if chemicals is not None else pd.DataFrame())
 
 
@@ -222,7 +264,10 @@ def _as_array(values, dtype) -> np.ndarray:
 @dataclass(frozen=True)
 class PingBatch:
     """Truck positions, columnar. `epoch_ms` is UTC; `speed_kmh`/`heading` NaN when not
-    reported; `alarm`/`status` carry the JT/T 808 bit fields (status bit 1 = fix valid)."""
+    reported; `alarm`/`status` carry the JT/T 808 bit fields (status bit 1 = fix valid).
+    `arrival_ms` is when the gateway received the report (UTC ms on the gateway's clock), -1
+    when unknown (track files, the simulator's direct path): the offline rule judges silence
+    by it where it is known (spatial/rules/offline.py)."""
 
     vehicle_id: np.ndarray
     epoch_ms: np.ndarray
@@ -232,11 +277,18 @@ class PingBatch:
     heading: np.ndarray
     alarm: np.ndarray
     status: np.ndarray
+    arrival_ms: np.ndarray | None = None  # None: filled with -1 (unknown)
 
     STATUS_FIX_VALID = 0b10
+    NO_ARRIVAL = -1
+
+    def __post_init__(self):
+        if self.arrival_ms is None:  # optional: every constructor without it keeps working
+            object.__setattr__(self, "arrival_ms", np.full(len(self.vehicle_id), self.NO_ARRIVAL, "int64"))
 
     @classmethod
-    def from_arrays(cls, vehicle_id, epoch_ms, lon, lat, speed_kmh=None, heading=None, alarm=None, status=None):
+    def from_arrays(cls, vehicle_id, epoch_ms, lon, lat, speed_kmh=None, heading=None, alarm=None, status=None,
+                    arrival_ms=None):
         n = len(vehicle_id)
         nan = np.full(n, np.nan)
         batch = cls(
@@ -248,9 +300,20 @@ class PingBatch:
             heading=nan.copy() if heading is None else _as_array(heading, "float64"),
             alarm=np.zeros(n, "uint32") if alarm is None else _as_array(alarm, "uint32"),
             status=np.full(n, cls.STATUS_FIX_VALID, "uint32") if status is None else _as_array(status, "uint32"),
+            arrival_ms=None if arrival_ms is None else _as_array(arrival_ms, "int64"),
         )
         batch.check()
         return batch
+
+    @property
+    def has_arrival(self) -> bool:
+        """Whether any ping carries its arrival time."""
+        return bool(len(self.arrival_ms)) and bool((self.arrival_ms >= 0).any())
+
+    def without_arrival(self) -> "PingBatch":
+        """The same pings with their arrival times forgotten (a simulation's clock is the data's)."""
+        return PingBatch(self.vehicle_id, self.epoch_ms, self.lon, self.lat, self.speed_kmh, self.heading,
+                         self.alarm, self.status)
 
     def check(self) -> None:
         n = len(self.vehicle_id)
