@@ -1,6 +1,6 @@
 """The store's tables as the code sees them today (SQLAlchemy Core).
 
-Every World layer and child table of `spatial.model` (LAYER_SPECS, CHILD_SPECS) with the same
+Every World layer, child and plain table of `spatial.model` (LAYER_SPECS, CHILD_SPECS, PLAIN_SPECS) with the same
 names and columns, the live tables `pings` and `readings`, and `events` (what the rules said,
 in the order it was recorded). The database itself is built by
 the Alembic revisions in `data/migrations/versions` (the frozen history); this module declares the
@@ -27,7 +27,7 @@ from geoalchemy2 import Geometry
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
-from spatial.model import CHILD_SPECS, LAYER_SPECS, TableSpec
+from spatial.model import CHILD_SPECS, LAYER_SPECS, PLAIN_SPECS, TableSpec
 
 SRID = 4326
 GEOMETRY_COLUMN = "geometry"
@@ -176,9 +176,15 @@ def _child_table(spec: TableSpec) -> sa.Table:
     return sa.Table(spec.name, metadata, *columns, *extra)
 
 
+def _plain_table(spec: TableSpec) -> sa.Table:
+    columns = [sa.Column(f.name, column_type(f.kind), nullable=not f.required) for f in spec.fields]
+    return sa.Table(spec.name, metadata, *columns, sa.PrimaryKeyConstraint("id", name=f"pk_{spec.name}"))
+
+
 LAYER_TABLES: dict[str, sa.Table] = {name: _layer_table(spec) for name, spec in LAYER_SPECS.items()}
 CHILD_TABLES: dict[str, sa.Table] = {name: _child_table(spec) for name, spec in CHILD_SPECS.items()}
-WORLD_TABLES: dict[str, sa.Table] = {**LAYER_TABLES, **CHILD_TABLES}
+PLAIN_TABLES: dict[str, sa.Table] = {name: _plain_table(spec) for name, spec in PLAIN_SPECS.items()}
+WORLD_TABLES: dict[str, sa.Table] = {**LAYER_TABLES, **CHILD_TABLES, **PLAIN_TABLES}
 
 
 def _live_indexes(table: str, key: str) -> list[sa.Index]:

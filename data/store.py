@@ -45,7 +45,7 @@ from sqlalchemy.pool import StaticPool
 from data import schema
 from data.schema import EVENT_PHASES, GEOMETRY_COLUMN, H3_COLUMN, PINGS, READINGS, SRID
 from spatial.h3cells import cells_for_points
-from spatial.model import CHILD_SPECS, LAYER_SPECS, Event, Field, PingBatch, ReadingBatch, TableSpec, World
+from spatial.model import WORLD_SPECS, Event, Field, PingBatch, ReadingBatch, TableSpec, World
 
 MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
 DAY_MS = 86_400_000
@@ -64,7 +64,7 @@ _EVENTS_LOCK_KEY = 0x4841_5A4D_0003
 _EPOCH_DATE = dt.date(1970, 1, 1)
 _FIRST_DAY = (dt.date.min - _EPOCH_DATE).days
 _LAST_DAY = (dt.date.max - _EPOCH_DATE).days - 1  # the day after must be a date too
-_WORLD_ORDER = (*LAYER_SPECS, *CHILD_SPECS)  # parents before children
+_WORLD_ORDER = tuple(WORLD_SPECS)  # layers, children, plain tables: parents before children
 _GEOMETRY_TYPE_IDS = {"Point": 0, "LineString": 1, "MultiPolygon": 6}
 _PG_NULL = r"\N"
 PING_FRAME_COLUMNS = ["vehicle_id", "epoch_ms", "lon", "lat", "speed_kmh", "heading", "alarm", "status", "time"]
@@ -504,10 +504,10 @@ class Store:
                     raise StoreError(f"replace_world: {name} refused, nothing was changed: {exc.orig}") from exc
 
     def _world_records(self, name: str, frame: pd.DataFrame) -> list[dict]:
-        spec = {**LAYER_SPECS, **CHILD_SPECS}[name]
+        spec = WORLD_SPECS[name]
         if not isinstance(frame, pd.DataFrame):
             raise StoreError(f"{name}: expected a DataFrame, got {type(frame).__name__}")
-        key = "id" if spec.is_layer else spec.parent_key
+        key = spec.parent_key if spec.is_child else "id"
         row_ids = frame[key].reset_index(drop=True) if key in frame.columns else pd.Series(range(len(frame)))
         columns = {f"p_{c}": v for c, v in _column_values(spec, frame, row_ids, self.dialect).items()}
         if spec.is_layer:
@@ -522,7 +522,7 @@ class Store:
     def _insert_statement(self, name: str) -> sa.Insert:
         if name in self._insert_statements:
             return self._insert_statements[name]
-        spec = {**LAYER_SPECS, **CHILD_SPECS}[name]
+        spec = WORLD_SPECS[name]
         table = schema.WORLD_TABLES[name]
         postgres = self.dialect == "postgresql"
         values = {}
@@ -556,12 +556,12 @@ class Store:
         """One layer (GeoDataFrame) or child table (DataFrame). `h3_cells` (cells at
         spatial.h3cells.H3_RES_AREA_FILTER) keeps the features of a point layer in those cells."""
         if name not in schema.WORLD_TABLES:
-            raise StoreError(f"no layer or child table named {name!r}; known: {', '.join(_WORLD_ORDER)}")
+            raise StoreError(f"no World table named {name!r}; known: {', '.join(_WORLD_ORDER)}")
         with self.engine.connect() as connection:
             return self._read_table(connection, name, h3_cells)
 
     def _read_table(self, connection: sa.Connection, name: str, h3_cells: Iterable[str] | None = None):
-        spec = {**LAYER_SPECS, **CHILD_SPECS}[name]
+        spec = WORLD_SPECS[name]
         table = schema.WORLD_TABLES[name]
         postgres = self.dialect == "postgresql"
         selected = []
@@ -588,7 +588,7 @@ class Store:
             geoms = shapely.from_wkb(np.asarray(raw[-1], dtype=object)) if rows else np.array([], dtype=object)
             frame = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=f"EPSG:{SRID}"), crs=f"EPSG:{SRID}")
             frame = frame.rename_geometry(GEOMETRY_COLUMN) if frame.geometry.name != GEOMETRY_COLUMN else frame
-        keys = ["id"] if spec.is_layer else [f.name for f in spec.fields if f.kind != "strlist"]
+        keys = [f.name for f in spec.fields if f.kind != "strlist"] if spec.is_child else ["id"]
         return frame.sort_values(keys, kind="stable", ignore_index=True) if len(frame) else frame
 
     def _decode(self, field, values) -> pd.Series:

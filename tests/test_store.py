@@ -19,7 +19,7 @@ from shapely.geometry import LineString, MultiPolygon, Point, Polygon
 from data import schema
 from data.store import SchemaBehindError, Store, StoreError, _alembic_config
 from spatial.h3cells import H3_RES_AREA_FILTER, cells_for_points
-from spatial.model import CHILD_SPECS, LAYER_SPECS, PingBatch, ReadingBatch, World
+from spatial.model import CHILD_SPECS, LAYER_SPECS, WORLD_SPECS, PingBatch, ReadingBatch, World
 
 UTC = dt.timezone.utc
 DAY_MS = 86_400_000
@@ -146,15 +146,34 @@ def make_world(variant: int = 0) -> World:
             {"waybill_id": "WB-0001", "seq": 1, "un_number": "UN1017", "name": "Chlorine", "hazard_class": "2.3",
              "packing_group": None, "quantity_t": 1.5},
         ]),
+        departments=pd.DataFrame([
+            {"id": "DEPT-YZ", "name": "鄞州区应急管理局", "name_en": "Yinzhou district office",
+             "kind": "district_office", "district_adcode": "330212", "contact": "值班室", "phone": "0574-1",
+             "email": None},
+            {"id": "DEPT-EM", "name": "市应急管理局", "name_en": "Emergency Management", "kind": "emergency_management",
+             "district_adcode": None, "contact": "王, \"值班\"", "phone": f"0574-{v}", "email": "em@nb.gov.cn"},
+        ]),
+        routing=_routing([
+            {"id": "RT-2", "rule": "*", "subject_kind": "vehicle", "role": "carrier", "max_severity": None},
+            {"id": "RT-1", "rule": "speeding", "subject_kind": "vehicle", "role": "traffic_police",
+             "max_severity": 2 + v},
+        ]),
     )
+
+
+def _routing(rows: list[dict]) -> pd.DataFrame:
+    """The optional int max_severity, with a NULL, comes back as pandas' nullable Int64."""
+    frame = pd.DataFrame(rows)
+    frame["max_severity"] = frame["max_severity"].astype("Int64")
+    return frame
 
 
 def assert_worlds_equal(loaded: World, expected: World) -> None:
     for name, frame in expected.tables().items():
         got = loaded.table(name)
-        keys = ["id"] if name in LAYER_SPECS else [c for c in CHILD_SPECS[name].columns]
+        keys = [c for c in CHILD_SPECS[name].columns] if name in CHILD_SPECS else ["id"]
         want = frame.sort_values(keys, ignore_index=True)
-        spec_columns = (LAYER_SPECS.get(name) or CHILD_SPECS[name]).columns
+        spec_columns = WORLD_SPECS[name].columns
         assert list(got.columns) == spec_columns + (["geometry"] if name in LAYER_SPECS else []), name
         if name in LAYER_SPECS:
             assert got.crs == "EPSG:4326"
@@ -321,7 +340,7 @@ def test_replace_world_replaces_everything(store):
 def _broken_worlds():
     missing_required = make_world(1)
     missing_required.entities.loc[0, "name"] = None
-    duplicate_goods_line = make_world(1)  # the last table written: everything else was already replaced
+    duplicate_goods_line = make_world(1)  # the last child table written
     duplicate_goods_line.waybill_goods.loc[1, "seq"] = 2
     orphan_chemical = make_world(1)
     orphan_chemical.hazard_source_chemicals.loc[0, "hazard_source_id"] = "HS-9999"
@@ -335,6 +354,10 @@ def _broken_worlds():
     not_a_list.vehicles.at[0, "approved_media"] = "UN1203,UN1017"
     projected = make_world(1)
     projected.roads = projected.roads.to_crs("EPSG:32651")
+    duplicate_route = make_world(1)  # the last table written: everything else was already replaced
+    duplicate_route.routing.loc[1, "id"] = "RT-2"
+    department_without_phone = make_world(1)
+    department_without_phone.departments.loc[0, "phone"] = None
     return {
         "missing required": (missing_required, "entities.name is required but missing for ENT-0002"),
         "duplicate goods line": (duplicate_goods_line, "waybill_goods"),
@@ -344,6 +367,8 @@ def _broken_worlds():
         "naive time": (naive_time, "waybills.planned_arrival: naive datetimes"),
         "strlist as string": (not_a_list, "vehicles.approved_media: expected a list of strings"),
         "projected layer": (projected, "roads: geometries are in EPSG:32651"),
+        "duplicate routing id": (duplicate_route, "routing"),
+        "department without phone": (department_without_phone, "departments.phone is required but missing for DEPT-YZ"),
     }
 
 
@@ -370,7 +395,7 @@ def test_read_layer_filters_points_by_h3_cell(store):
     assert_geodataframe_equal(store.read_layer("sensitive_sites"), store.load_world().sensitive_sites)
     with pytest.raises(StoreError, match="not a point layer"):
         store.read_layer("roads", h3_cells=[cell])
-    with pytest.raises(StoreError, match="no layer or child table named 'trucks'"):
+    with pytest.raises(StoreError, match="no World table named 'trucks'"):
         store.read_layer("trucks")
 
 
