@@ -782,6 +782,14 @@ def _service_area_points(net: RoadNetwork, n: int):
     return xy, edges[k]
 
 
+# Synthetic occupancy of the demo's sensitive sites by kind (people: pupils, children, beds,
+# residents, staff); not from any statistic. A water protection zone holds nobody.
+SITE_OCCUPANCY_RANGE = {
+    "school": (800, 3000), "kindergarten": (150, 400), "hospital": (200, 2000), "elderly_home": (50, 400),
+    "residential": (2000, 15000), "water_protection": (0, 0), "government": (100, 800),
+}
+
+
 def _sensitive_sites(rng, counts, ent, parks, free_land, water_zones):
     town_xy, spread, weight, town_name = _town_arrays()
     table = ent["table"]
@@ -821,9 +829,15 @@ def _sensitive_sites(rng, counts, ent, parks, free_land, water_zones):
     geoms.append(np.asarray(water_zones, dtype=object))
 
     names_a = np.concatenate(names)
+    kinds_a = np.concatenate(kinds)
+    # Occupancy (pupils, beds, residents): synthetic, uniform in a plausible range per kind;
+    # drawn last from this generator so every draw above stays as it was.
+    low, high = np.array([SITE_OCCUPANCY_RANGE[k] for k in kinds_a]).T
+    occupancy = np.rint(low + rng.random(len(kinds_a)) * (high - low)).astype("int64")
     return {
         "geoms": np.concatenate(geoms),
-        "table": {"id": _names.numbered("SITE-", len(names_a)), "name": names_a, "kind": np.concatenate(kinds)},
+        "table": {"id": _names.numbered("SITE-", len(names_a)), "name": names_a, "kind": kinds_a,
+                  "occupancy": occupancy},
     }
 
 

@@ -1,0 +1,284 @@
+"""The risk score (spatial/risk.py): its parts, its properties (monotone, batch-split free,
+parents = sum of children), its bands, and the incremental grid against a full recount."""
+
+from __future__ import annotations
+
+import functools
+
+import h3
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings, strategies as st
+from shapely.geometry import Point
+
+from spatial.h3cells import (
+    H3_RES_GRID_FINEST,
+    RISK_GRID_RESOLUTIONS,
+    cell_ints,
+    parent_cells,
+)
+from spatial.model import World
+from spatial.risk import (
+    EXPOSURE,
+    PARTS,
+    SCORE_SCALE,
+    RiskGrid,
+    RiskWeights,
+    bands,
+    class_factors,
+    explain,
+    protective_distance_m,
+    score_rows,
+)
+
+LON0, LAT0 = 121.55, 29.87  # Ningbo
+M_PER_DEG_LAT = 111_000.0
+
+
+@functools.cache
+def _chemicals() -> pd.DataFrame:
+    from data.reference import load_chemicals
+
+    return load_chemicals()
+
+
+def small_world(sites=(), sources=()) -> World:
+    """A World with some sensitive sites [(id, kind, occupancy, lon, lat)] and hazard sources
+    [(id, grade, r, lon, lat, un)], the real chemical catalogue."""
+    import geopandas as gpd
+
+    world = World.empty(chemicals=_chemicals())
+    if sites:
+        world.sensitive_sites = gpd.GeoDataFrame({
+            "id": [s[0] for s in sites], "name": [s[0] for s in sites], "kind": [s[1] for s in sites],
+            "occupancy": pd.array([s[2] for s in sites], dtype="Int64"),
+        }, geometry=[Point(s[3], s[4]) for s in sites], crs="EPSG:4326")
+    if sources:
+        world.hazard_sources = gpd.GeoDataFrame({
+            "id": [s[0] for s in sources], "entity_id": "ENT-1", "name": "x", "people_500m": 10, "alpha": 1.0,
+            "s_value": 2.0, "r_value": [float(s[2]) for s in sources], "grade": [s[1] for s in sources],
+        }, geometry=[Point(s[3], s[4]) for s in sources], crs="EPSG:4326")
+        world.hazard_source_chemicals = pd.DataFrame({
+            "hazard_source_id": [s[0] for s in sources], "un_number": [s[5] for s in sources], "quantity_t": 10.0})
+    return world
+
+
+def trucks(rows) -> pd.DataFrame:
+    """[(vehicle_id, lon, lat, cargo_state, hazard_class, un_number)]"""
+    return pd.DataFrame(list(rows), columns=["vehicle_id", "lon", "lat", "cargo_state", "hazard_class", "un_number"])
+
+
+def subjects(rows) -> pd.DataFrame:
+    return pd.DataFrame(list(rows), columns=["subject_id", "lon", "lat", "severity"])
+
+
+def fixed(table: pd.DataFrame) -> pd.DataFrame:
+    """Scores as the exact integers they are summed in."""
+    return (table[list(PARTS)] * SCORE_SCALE).round().astype("int64")
+
+
+# -- h3 helpers --------------------------------------------------------------------------------
+
+def test_vectorised_cells_and_parents_agree_with_h3():
+    rng = np.random.default_rng(1)
+    lon, lat = rng.uniform(120.8, 122.3, 300), rng.uniform(28.9, 30.4, 300)
+    cells = cell_ints(lon, lat, H3_RES_GRID_FINEST)
+    assert [format(int(c), "x") for c in cells[:50]] == [
+        h3.latlng_to_cell(y, x, H3_RES_GRID_FINEST) for x, y in zip(lon[:50], lat[:50])]
+    for res in RISK_GRID_RESOLUTIONS:
+        assert [format(int(c), "x") for c in parent_cells(cells, res)] == [
+            h3.cell_to_parent(format(int(c), "x"), res) for c in cells]
+    assert cell_ints([np.nan], [30.0], 9).tolist() == [0]
+
+
+# -- the parts ---------------------------------------------------------------------------------
+
+def test_each_part_from_its_items():
+    world = small_world(sources=[("HS-1", 1, 120.0, LON0, LAT0, "1203")])
+    grid = RiskGrid(world)
+    grid.apply(trucks=trucks([("VEH-1", LON0 + 0.2, LAT0, "loaded", "2.3", "1017")]),
+               alarms=subjects([("MP-1", LON0 - 0.2, LAT0, 1)]),
+               incidents=subjects([("VEH-9", LON0, LAT0 + 0.2, 2)]))
+    w = RiskWeights()
+    table = grid.scores(H3_RES_GRID_FINEST)
+    cell = lambda lon, lat: cell_ints([lon], [lat], H3_RES_GRID_FINEST)[0]  # noqa: E731
+    assert table.loc[cell(LON0, LAT0), "hazard"] == pytest.approx(w.hazard_grade_pts[0] + w.hazard_per_r * 120)
+    assert table.loc[cell(LON0 + 0.2, LAT0), "trucks"] == pytest.approx(w.truck_cargo_pts["loaded"] * w.acute_factor)
+    assert table.loc[cell(LON0 - 0.2, LAT0), "alarms"] == w.alarm_pts[0]
+    assert table.loc[cell(LON0, LAT0 + 0.2), "incidents"] == w.incident_pts[1]
+    assert (table["score"] == table[list(PARTS)].sum(axis=1)).all()
+
+
+def test_class_factors_weigh_acute_cargo_most():
+    w = RiskWeights()
+    f = class_factors(["2.3", "6.1", "1.1D", "3", "2.1", "8", None, "9"], w)
+    assert f.tolist() == [w.acute_factor] * 3 + [w.flammable_factor] * 2 + [w.other_factor] * 3
+    assert w.acute_factor > w.flammable_factor > w.other_factor
+
+
+def test_protective_distance_from_the_catalogue():
+    from data.reference import load_chemicals
+
+    d = protective_distance_m(["1017", "1203", "9999", None], load_chemicals(), 100.0)
+    assert d[0] == 300  # chlorine: ERG small spill, day (DOMAIN.md §7)
+    assert d[2] == d[3] == 100.0  # unknown: the default
+
+
+def test_exposure_reaches_sites_within_the_cargos_protective_distance_weighted_by_people():
+    # chlorine: 300 m by day; a school 250 m away is reached, a hospital 400 m away is not
+    school = ("SITE-1", "school", 2000, LON0, LAT0 + 250 / M_PER_DEG_LAT)
+    hospital = ("SITE-2", "hospital", 1000, LON0, LAT0 - 400 / M_PER_DEG_LAT)
+    grid = RiskGrid(small_world(sites=[school, hospital]))
+    grid.apply(trucks=trucks([("VEH-1", LON0, LAT0, "loaded", "2.3", "1017")]))
+    rows = grid.rows()
+    exposure = rows[rows["part"] == EXPOSURE]
+    assert exposure["item_id"].tolist() == ["SITE-1"] and exposure["via"].tolist() == ["VEH-1"]
+    w = RiskWeights()
+    assert exposure["value"].iloc[0] / SCORE_SCALE == pytest.approx(w.exposure_pts * 2.0 * w.acute_factor)
+    # the exposure lies in the site's cell, where the people are
+    assert exposure["cell"].iloc[0] == cell_ints([school[3]], [school[4]], H3_RES_GRID_FINEST)[0]
+    # a clean empty truck threatens nobody and adds nothing
+    grid.apply(trucks=trucks([("VEH-1", LON0, LAT0, "empty_clean", "2.3", "1017")]))
+    assert grid.scores(8).empty
+
+
+def test_missing_occupancy_takes_the_kinds_default_and_water_zones_their_floor():
+    w = RiskWeights()
+    sites = [("SITE-1", "kindergarten", None, LON0, LAT0 + 0.0005), ("SITE-2", "water_protection", 0, LON0, LAT0 - 0.0005)]
+    grid = RiskGrid(small_world(sites=sites))
+    assert grid.sites.people.tolist() == [w.default_people["kindergarten"], w.floor_people["water_protection"]]
+
+
+# -- properties ----------------------------------------------------------------------------------
+
+coords = st.tuples(st.floats(LON0 - 0.05, LON0 + 0.05), st.floats(LAT0 - 0.05, LAT0 + 0.05))
+SITES = [("SITE-%d" % i, kind, occ, LON0 + dx, LAT0 + dy) for i, (kind, occ, dx, dy) in enumerate([
+    ("school", 1200, 0.0, 0.0), ("residential", 8000, 0.01, -0.02), ("hospital", None, -0.03, 0.02),
+    ("water_protection", 0, 0.02, 0.03)])]
+UNS = ["1017", "1203", "1005", "1230", "9999"]
+CLASSES = ["2.3", "3", "2.3", "3", "8"]
+truck_rows_st = st.lists(st.tuples(st.integers(0, 8), coords, st.sampled_from(
+    ["loaded", "empty_uncleaned", "empty_clean", "unknown"]), st.integers(0, 4)), max_size=30)
+
+
+def as_trucks(items) -> pd.DataFrame:
+    return trucks((f"VEH-{v}", lon, lat, state, CLASSES[c], UNS[c]) for v, (lon, lat), state, c in items)
+
+
+@settings(max_examples=40, deadline=None)
+@given(base=truck_rows_st, sources=st.lists(st.tuples(st.integers(1, 4), st.floats(0, 300), coords,
+                                                       st.integers(0, 4)), max_size=4),
+       added=st.one_of(
+           st.tuples(st.just("source"), st.integers(1, 4), st.floats(0, 300), coords, st.integers(0, 4)),
+           st.tuples(st.just("truck"), coords, st.sampled_from(["loaded", "empty_uncleaned"]), st.integers(0, 4)),
+           st.tuples(st.just("alarm"), coords, st.integers(1, 4)),
+           st.tuples(st.just("incident"), coords, st.integers(1, 4))))
+def test_adding_a_hazard_never_lowers_a_score(base, sources, added):
+    hs = [(f"HS-{i}", g, r, lon, lat, UNS[u]) for i, (g, r, (lon, lat), u) in enumerate(sources)]
+    before = RiskGrid(small_world(SITES, hs))
+    before.apply(trucks=as_trucks(base))
+    if added[0] == "source":
+        _, g, r, (lon, lat), u = added
+        after = RiskGrid(small_world(SITES, hs + [("HS-new", g, r, lon, lat, UNS[u])]))
+        after.apply(trucks=as_trucks(base))
+    else:
+        after = RiskGrid(small_world(SITES, hs))
+        after.apply(trucks=as_trucks(base))
+        if added[0] == "truck":
+            _, (lon, lat), state, c = added
+            after.apply(trucks=trucks([("VEH-new", lon, lat, state, CLASSES[c], UNS[c])]))
+        else:
+            _, (lon, lat), severity = added
+            after.apply(**{added[0] + "s": subjects([("X-new", lon, lat, severity)])})
+    for res in RISK_GRID_RESOLUTIONS:
+        old, new = before.scores(res)["score"], after.scores(res)["score"]
+        assert (new.reindex(old.index.union(new.index)).fillna(0)
+                >= old.reindex(old.index.union(new.index)).fillna(0)).all()
+        assert new.sum() > old.sum() or added[0] == "source" and not len(new)
+
+
+@settings(max_examples=40, deadline=None)
+@given(updates=truck_rows_st, cuts=st.lists(st.integers(0, 30), max_size=5),
+       alarms=st.lists(st.tuples(st.integers(0, 4), coords, st.one_of(st.integers(1, 4), st.just(9))), max_size=12))
+def test_the_same_score_whatever_the_batch_split(updates, cuts, alarms):
+    world = small_world(SITES, [("HS-1", 2, 60.0, LON0, LAT0, "1017")])
+    whole = RiskGrid(world)
+    whole.apply(trucks=as_trucks(updates), alarms=subjects((f"MP-{p}", lon, lat, s) for p, (lon, lat), s in alarms))
+    split = RiskGrid(world)
+    bounds = sorted({0, len(updates), *[c for c in cuts if c <= len(updates)]})
+    for a, b in zip(bounds, bounds[1:]):
+        split.apply(trucks=as_trucks(updates[a:b]))
+    for p, (lon, lat), s in alarms:  # one reading at a time
+        split.apply(alarms=subjects([(f"MP-{p}", lon, lat, s)]))
+    for res in RISK_GRID_RESOLUTIONS:
+        pd.testing.assert_frame_equal(whole.scores(res), split.scores(res))
+    # and the incremental grid equals a recount of its contributions
+    pd.testing.assert_frame_equal(split.scores(8), score_rows(split.rows(), 8))
+
+
+@settings(max_examples=30, deadline=None)
+@given(items=truck_rows_st)
+def test_a_parent_cells_score_is_the_sum_of_its_childrens(items):
+    grid = RiskGrid(small_world(SITES, [("HS-1", 1, 150.0, LON0 + 0.01, LAT0, "1005")]))
+    grid.apply(trucks=as_trucks(items))
+    for child_res, parent_res in zip(RISK_GRID_RESOLUTIONS[1:], RISK_GRID_RESOLUTIONS):
+        children = fixed(grid.scores(child_res))
+        summed = children.groupby(parent_cells(children.index.to_numpy("uint64"), parent_res)).sum()
+        summed.index.name = "cell"
+        pd.testing.assert_frame_equal(summed, fixed(grid.scores(parent_res)), check_names=False)
+
+
+# -- bands -------------------------------------------------------------------------------------
+
+def test_bands_follow_the_cut_points_per_res8_area():
+    w = RiskWeights()
+    yellow, orange, red = w.band_cuts
+    assert bands(np.array([0, 1, yellow, orange - 0.01, orange, red]), 8).tolist() == [
+        "", "blue", "yellow", "yellow", "orange", "red"]
+    # a res-7 cell covers ~7 res-8 cells: the same band at 7x the score
+    assert bands(np.array([red * 7 - 1, red * 7]), 7).tolist() == ["orange", "red"]
+
+
+# -- the incremental grid ------------------------------------------------------------------------
+
+def test_changes_since_hold_only_the_cells_that_changed_zeros_included():
+    grid = RiskGrid(small_world())
+    v1 = grid.apply(trucks=trucks([("VEH-1", LON0, LAT0, "loaded", "3", "1203"),
+                                   ("VEH-2", LON0 + 0.3, LAT0, "loaded", "3", "1203")]))
+    v2 = grid.apply(trucks=trucks([("VEH-1", LON0 + 0.1, LAT0, "loaded", "3", "1203")]))
+    assert v2 > v1
+    changed = grid.scores(8, since=v1)
+    old_cell, new_cell = cell_ints([LON0, LON0 + 0.1], [LAT0, LAT0], 8)
+    assert set(changed.index) == {old_cell, new_cell}
+    assert changed.loc[old_cell, "score"] == 0 and changed.loc[old_cell, "band"] == ""
+    assert grid.apply(trucks=trucks([("VEH-1", LON0 + 0.1, LAT0, "loaded", "3", "1203")])) == v2  # no change
+    assert len(grid.scores(8)) == 2
+
+
+def test_bad_live_input_is_refused_whole():
+    grid = RiskGrid(small_world())
+    grid.apply(trucks=trucks([("VEH-1", LON0, LAT0, "loaded", "3", "1203")]))
+    before = grid.scores(8)
+    with pytest.raises(ValueError, match="cargo_state"):
+        grid.apply(trucks=trucks([("VEH-1", LON0 + 0.1, LAT0, "full", "3", "1203")]))
+    with pytest.raises(ValueError, match="lacks columns"):
+        grid.apply(trucks=trucks([("VEH-1", LON0 + 0.1, LAT0, "loaded", "3", "1203")]),
+                   alarms=pd.DataFrame({"subject_id": ["MP-1"]}))
+    pd.testing.assert_frame_equal(grid.scores(8), before)
+
+
+def test_weights_must_not_be_negative():
+    with pytest.raises(ValueError, match="≥ 0"):
+        RiskWeights(hazard_per_r=-1)
+    with pytest.raises(ValueError, match="band_cuts"):
+        RiskWeights(band_cuts=(50.0, 20.0, 100.0))
+
+
+def test_explain_lists_a_cells_items():
+    grid = RiskGrid(small_world([SITES[0]], [("HS-1", 1, 100.0, LON0, LAT0, "1017")]))
+    cell = cell_ints([LON0], [LAT0], 8)[0]
+    items = explain(grid.rows(), cell, 8)
+    assert set(items["item_id"]) == {"HS-1", "SITE-0"}
+    assert items["points"].sum() == pytest.approx(grid.scores(8).loc[cell, "score"])
+    assert (items["part"].isin(PARTS)).all()
