@@ -3,7 +3,7 @@ vectorised check of every pair of goods on a waybill (JT/T 617.6-2018 follows AD
 
 A good's hazard class is written as on the waybill: the class or division, for class 1 the
 compatibility group ("1.1D", "1.4S"), then any subsidiary labels after "+" ("4.1+1",
-"5.2+1", "3+8", "6.1+3"). Its *labels* are the ADR 7.5.2.1 table's columns: "4.1+1" and
+"5.2+1", "3+8", "6.1+3"). Label "9A" (lithium batteries, ADR's table row "9, 9A") counts as 9. Its *labels* are the ADR 7.5.2.1 table's columns: "4.1+1" and
 "5.2+1" are columns of their own; other subsidiaries add their own column ("3+8" bears 3
 and 8). Two goods conflict when any label of one with any label of the other is not
 permitted:
@@ -14,10 +14,14 @@ permitted:
   group, may not travel with other classes);
 - note b: class 1 with life-saving appliances of class 9 (UN2990, UN3072, UN3268);
 - note c: 1.4G safety devices UN0503 with class 9 UN3268 (inside note b's set already);
-- note d: label 1 with the ammonium nitrate / inorganic nitrates of 5.1 (UN1942, UN2067,
-  UN3375) as DOMAIN.md §3 states it. ADR's own note d names the explosive side too
-  (ammonium nitrate explosives UN0082, UN0241, UN0331, UN0332): `nitrate_explosives_only`
-  applies that stricter reading;
+- note d (ADR 2025 7.5.2.1, DOMAIN.md §3): blasting explosives other than UN0083 (explosive,
+  blasting, type C) with ammonium nitrate (UN1942, UN2067), its emulsion/suspension/gel
+  (UN3375), the alkali-metal nitrates (UN1451, 2722, 1486, 1477, 1498) and the alkaline-earth
+  nitrates (UN1446, 2464, 1454, 1474, 1507). Only blasting explosives (BLASTING_EXPLOSIVES_UN):
+  detonators and every other label-1 good stay forbidden with 5.1. The note permits the pair
+  as a whole, so a nitrate's subsidiary label (beryllium nitrate, 5.1+6.1) does not undo it.
+  `nitrate_explosives_only` is a stricter reading that is *not* ADR's: only the blasting
+  explosives of types B and E (UN0082, 0241, 0331, 0332, those that hold ammonium nitrate);
 - "7.5.2.2": two class 1 goods are governed by their compatibility groups (ADR 7.5.2.1
   NOTE 2), whatever their labels: COMPATIBILITY below. Conditional cells of that table
   need facts a waybill does not carry, so they count as conflicts naming the condition:
@@ -100,8 +104,15 @@ COMPATIBILITY: dict[str, dict[str, str]] = {
 
 LIFE_SAVING_UN = frozenset({"2990", "3072", "3268"})  # ADR 7.5.2.1 note b
 NOTE_C_PAIR = ("0503", "3268")  # ADR 7.5.2.1 note c
-NITRATES_UN = frozenset({"1942", "2067", "3375"})  # ADR 7.5.2.1 note d, DOMAIN.md §3
-NITRATE_EXPLOSIVES_UN = frozenset({"0082", "0241", "0331", "0332"})  # ADR 7.5.2.1 note d, explosive side
+# ADR 2025 7.5.2.1 note d, DOMAIN.md §3: ammonium nitrate and its emulsions, the alkali-metal
+# nitrates (Cs, Li, K, Rb, Na) and the alkaline-earth nitrates (Ba, Be, Ca, Mg, Sr).
+NITRATES_UN = frozenset({"1942", "2067", "3375", "1451", "2722", "1486", "1477", "1498",
+                         "1446", "2464", "1454", "1474", "1507"})
+# Note d's explosive side: explosive, blasting, types A (0081), B (0082, 0331), D (0084) and
+# E (0241, 0332); type C (0083) is excluded by name, detonators are no blasting explosive.
+BLASTING_EXPLOSIVES_UN = frozenset({"0081", "0082", "0084", "0241", "0331", "0332"})
+# Not ADR's: a stricter engineering reading (types B and E only, which hold ammonium nitrate).
+NITRATE_EXPLOSIVES_UN = frozenset({"0082", "0241", "0331", "0332"})
 
 # 49 CFR 177.848 (optional): which UN numbers the stricter pairs name. Zone A: 49 CFR 172.101
 # special provision 1 (hazard zone A) for the common gases and 6.1 PG I liquids; cyanides and
@@ -117,7 +128,7 @@ CLAUSE_ADR_GROUPS = "ADR 7.5.2.2"
 CLAUSE_CFR_ZONE_A = "49 CFR 177.848 (zone A)"
 CLAUSE_CFR_CYANIDE = "49 CFR 177.848 (cyanides with acids)"
 
-_CLASS_RE = re.compile(r"^(?:1\.[1-6][A-HJLNS]?|1|2(?:\.[123])?|3|4\.[123]|5\.[12]|6\.[12]|7[ABCE]?|8|9)$")
+_CLASS_RE = re.compile(r"^(?:1\.[1-6][A-HJLNS]?|1|2(?:\.[123])?|3|4\.[123]|5\.[12]|6\.[12]|7[ABCE]?|8|9A?)$")
 
 
 @dataclass(frozen=True)
@@ -158,7 +169,7 @@ def parse_hazard_class(text: str) -> GoodLabels:
 def _label(part: str) -> str:
     if part.startswith("1"):
         return {"1.4": "1.4", "1.5": "1.5", "1.6": "1.6"}.get(part[:3], "1")
-    if part.startswith(("2", "7")):
+    if part.startswith(("2", "7", "9")):  # 2.x, 7A-7E and 9A share their class's column
         return part[0]
     return part
 
@@ -233,13 +244,15 @@ def pair_conflicts(goods: pd.DataFrame, options: SegregationOptions = Segregatio
     # note b (and c, whose pair lies inside b's set): class 1 with class 9 life-saving appliances
     nine_un = np.where(lab_a == "9", un_a, un_b)
     allowed |= ((cell == NOTE_B) | (cell == NOTE_ABC)) & np.isin(nine_un, list(LIFE_SAVING_UN))
-    # note d: label 1 with the 5.1 nitrates (and, strictly, only ammonium nitrate explosives)
-    nitrate_un = np.where(lab_a == "5.1", un_a, un_b)
-    explosive_un = np.where(lab_a == "5.1", un_b, un_a)
-    d_ok = np.isin(nitrate_un, list(NITRATES_UN))
-    if options.nitrate_explosives_only:
-        d_ok &= np.isin(explosive_un, list(NITRATE_EXPLOSIVES_UN))
-    allowed |= (cell == NOTE_D) & d_ok
+    # note d (the table's label-1 row): a blasting explosive (not UN0083) with a note-d nitrate.
+    # The note permits the two goods together, so every label pair of those two lines is
+    # allowed (beryllium nitrate, 5.1+6.1, keeps its 6.1 label)
+    explosive_un = np.where(lab_a == "1", un_a, un_b)
+    nitrate_un = np.where(lab_a == "1", un_b, un_a)
+    blasting = NITRATE_EXPLOSIVES_UN if options.nitrate_explosives_only else BLASTING_EXPLOSIVES_UN
+    d_ok = (cell == NOTE_D) & np.isin(explosive_un, list(blasting)) & np.isin(nitrate_un, list(NITRATES_UN))
+    allowed |= pd.Series(d_ok).groupby([pairs["good_a"].to_numpy(), pairs["good_b"].to_numpy()]).transform("any") \
+        .to_numpy(bool)
     # 7.5.2.2: two explosives, by compatibility group
     group_cell = np.array([COMPATIBILITY.get(a, {}).get(b, FORBIDDEN) for a, b in zip(grp_a, grp_b)], dtype=object)
     is_class1 = cell == CLASS1

@@ -50,8 +50,9 @@ from spatial.rules.base import (
 @dataclass(frozen=True)
 class MixedLoadingSettings:
     nitrate_explosives_only: bool = setting(
-        False, "flag", "ADR 7.5.2.1 note d: only ammonium nitrate explosives (UN0082/0241/0331/0332) may travel "
-                       "with the 5.1 nitrates; off follows DOMAIN.md §3 (any label-1 explosive)")
+        False, "flag", "engineering option, not ADR's: only blasting explosives of types B and E "
+                       "(UN0082/0241/0331/0332) may travel with the note-d nitrates; off follows ADR 2025 "
+                       "7.5.2.1 note d (DOMAIN.md §3: any blasting explosive but UN0083)")
     cfr_177_848: bool = setting(False, "flag", "49 CFR 177.848: the stricter optional pairs (DOMAIN.md §3), off by default")
     zone_a_un: tuple = setting(ZONE_A_UN, "UN numbers", "49 CFR 172.101 special provision 1 (inhalation hazard zone A)")
     cyanides_un: tuple = setting(CYANIDES_UN, "UN numbers", "49 CFR 177.848 (engineering list of inorganic cyanides)")

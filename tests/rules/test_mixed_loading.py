@@ -48,12 +48,17 @@ GOODS = [
     ("5.1", "1479"), ("5.2", "3105"), ("5.2+1", "3101"), ("6.1", "1689"), ("6.1", "1051"), ("6.2", "2814"),
     ("7", "2915"), ("8", "1830"), ("8", "1824"), ("9", "2990"), ("9", "3072"), ("9", "3268"), ("9", "3082"),
     ("3+8", "2924"), ("6.1+3", "1092"), ("8+3", "2920"),
+    # note d's explosive side (blasting types A-E, C excluded) and its nitrates; label 9A
+    ("1.1D", "0083"), ("1.1D", "0084"), ("1.1D", "0241"), ("5.1", "1486"), ("5.1", "1446"), ("5.1+6.1", "2464"),
+    ("9A", "3480"),
 ]
 
 EXPLOSIVE = {"1", "1.4", "1.5", "1.6"}
 LIFE_SAVING = {"2990", "3072", "3268"}
-NITRATES = {"1942", "2067", "3375"}
-AN_EXPLOSIVES = {"0082", "0241", "0331", "0332"}
+# ADR 2025 7.5.2.1 note d: ammonium nitrate, alkali-metal and alkaline-earth nitrates
+NITRATES = {"1942", "2067", "3375", "1451", "2722", "1486", "1477", "1498", "1446", "2464", "1454", "1474", "1507"}
+BLASTING = {"0081", "0082", "0084", "0241", "0331", "0332"}  # explosive, blasting, types A-E but C (0083)
+AN_EXPLOSIVES = {"0082", "0241", "0331", "0332"}  # the stricter option, not ADR's
 
 
 def plain_labels(cls: str) -> list[str]:
@@ -64,7 +69,7 @@ def plain_labels(cls: str) -> list[str]:
         return ["1.4" if div == "1.4" else "1.5" if div == "1.5" else "1.6" if div == "1.6" else "1"]
     if parts[1:] == ["1"]:
         return [main + "+1"]
-    return [main[0] if main[0] in "27" else main] + [p[0] if p[0] in "27" else p for p in parts[1:]]
+    return [main[0] if main[0] in "279" else main] + [p[0] if p[0] in "27" else p for p in parts[1:]]
 
 
 def plain_group(cls: str) -> str:
@@ -93,6 +98,11 @@ def plain_allowed(a, b, nitrate_explosives_only=False) -> bool:
     (ca, ua), (cb, ub) = a, b
     if ua == ub:
         return True
+    # note d permits the two goods, whatever other label the nitrate bears (5.1+6.1)
+    explosives = AN_EXPLOSIVES if nitrate_explosives_only else BLASTING
+    for (cx, ux), (cy, uy) in ((a, b), (b, a)):
+        if plain_labels(cx) == ["1"] and ux in explosives and "5.1" in plain_labels(cy) and uy in NITRATES:
+            return True
     for la in plain_labels(ca):
         for lb in plain_labels(cb):
             if la in EXPLOSIVE and lb in EXPLOSIVE:
@@ -104,9 +114,7 @@ def plain_allowed(a, b, nitrate_explosives_only=False) -> bool:
                 elif e == "1.4":
                     ok = plain_group(ce) == "S" or (o == "9" and uo in LIFE_SAVING)
                 else:
-                    ok = (o == "9" and uo in LIFE_SAVING) or (
-                        e == "1" and o == "5.1" and uo in NITRATES
-                        and (not nitrate_explosives_only or ue in AN_EXPLOSIVES))
+                    ok = o == "9" and uo in LIFE_SAVING
             elif "4.1+1" in (la, lb):
                 ok = la == lb
             elif "5.2+1" in (la, lb):
@@ -169,6 +177,13 @@ def test_every_pair_with_the_49_cfr_pairs():
     (("1.4S", "0012"), ("3", "1203"), False, None),
     (("1.4G", "0336"), ("3", "1203"), True, "ADR 7.5.2.1"),
     (("1.1D", "0081"), ("5.1", "1942"), False, None),          # ammonium nitrate, note d (DOMAIN.md)
+    (("1.1D", "0084"), ("5.1", "1486"), False, None),          # an alkali-metal nitrate, note d
+    (("1.1D", "0241"), ("5.1", "1446"), False, None),          # an alkaline-earth nitrate, note d
+    (("1.1D", "0081"), ("5.1+6.1", "2464"), False, None),      # beryllium nitrate keeps its 6.1 label
+    (("1.1D", "0083"), ("5.1", "1942"), True, "ADR 7.5.2.1"),  # type C is excluded by name
+    (("1.1B", "0029"), ("5.1", "1942"), True, "ADR 7.5.2.1"),  # detonators are no blasting explosive
+    (("9A", "3480"), ("3", "1203"), False, None),              # label 9A is ADR's row "9, 9A"
+    (("9A", "3480"), ("1.1D", "0081"), True, "ADR 7.5.2.1"),
     (("1.1D", "0081"), ("5.1", "1479"), True, "ADR 7.5.2.1"),  # another oxidiser
     (("1.1D", "0081"), ("9", "2990"), False, None),            # life-saving appliance, note b
     (("1.1D", "0081"), ("9", "3082"), True, "ADR 7.5.2.1"),
@@ -194,6 +209,9 @@ def test_the_strict_nitrate_reading_and_the_cfr_setting():
     strict = SegregationOptions(nitrate_explosives_only=True)
     assert len(conflicts_between("1.1D", "0081", "5.1", "1942", strict)) == 1
     assert len(conflicts_between("1.1D", "0082", "5.1", "1942", strict)) == 0
+    # the stricter list is an engineering option: its setting must not pass it off as ADR's
+    source = {r["name"]: r["source"] for r in settings_rows("mixed_loading", MixedLoadingSettings())}
+    assert "not ADR's" in source["nitrate_explosives_only"]
     cfr = SegregationOptions(cfr_177_848=True)
     assert list(conflicts_between("6.1", "1689", "8", "1830", cfr)["clause"]) == ["49 CFR 177.848 (cyanides with acids)"]
     assert list(conflicts_between("2.3", "1076", "3", "1203", cfr)["clause"]) == ["49 CFR 177.848 (zone A)"]
@@ -203,6 +221,7 @@ def test_the_strict_nitrate_reading_and_the_cfr_setting():
 @pytest.mark.parametrize("text, labels, group", [
     ("1.1D", ("1",), "D"), ("1.4S", ("1.4",), "S"), ("1.4", ("1.4",), ""), ("4.1+1", ("4.1+1",), ""),
     ("5.2+1", ("5.2+1",), ""), ("3+8", ("3", "8"), ""), ("2.3+8", ("2", "8"), ""), ("7A", ("7",), ""),
+    ("9A", ("9",), ""),
     (" 6.1 ", ("6.1",), ""),
 ])
 def test_parse_hazard_class(text, labels, group):
