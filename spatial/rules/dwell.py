@@ -303,6 +303,36 @@ def is_tank(tanks: np.ndarray, slot: np.ndarray) -> np.ndarray:
     return out
 
 
+# --- washing ------------------------------------------------------------------------------------
+
+# The one definition of a washing, for the cargo state (spatial/rules/waybills.py) and the washing
+# rules alike: a tank truck's stop whose median at confirmation lies within the match radius of an
+# approved wash station (DOMAIN.md §5: tanks are cleaned at approved stations), dated by its
+# confirming ping. suspected_washing's "at a wash station" is the same place test.
+WASH_STATION_MATCH_M = PLACE_MATCH_M
+
+
+def wash_visits(opened: pd.DataFrame | None, rw: RuleWorld, tanks: np.ndarray, match_m: float, rule: str
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tank trucks' stops confirmed at a wash station: (slot, confirmed_ms, station id), sorted
+    by (slot, confirmed_ms)."""
+    none = (np.empty(0, "int64"), np.empty(0, "int64"), np.empty(0, object))
+    if opened is None or not len(opened):
+        return none
+    tank = is_tank(tanks, opened["slot"].to_numpy("int64"))
+    if not tank.any():
+        return none
+    stops = opened[tank]
+    stations = cached_places(rw, {"wash_stations": float(match_m)}, f"{rule}:wash")
+    x, y = stop_xy(stops, rule)
+    match = match_places(stations, x, y)
+    slot = stops["slot"].to_numpy("int64")[match.at]
+    confirmed = stops["confirmed_ms"].to_numpy("int64")[match.at]
+    station = stations.ids[match.place[match.at]] if match.at.any() else np.empty(0, object)
+    order = np.lexsort((confirmed, slot))
+    return slot[order], confirmed[order], np.asarray(station, dtype=object)[order]
+
+
 # --- finding pings ------------------------------------------------------------------------------
 
 def first_at_or_after(batch_slot: np.ndarray, batch_ms: np.ndarray, slot: np.ndarray, t_ms: np.ndarray,

@@ -10,10 +10,13 @@ One `Engine.step(pings)` runs, in order:
 3. the waybill stage (spatial/rules/waybills.py): the stops just opened may end a waybill at
    its unloading site, then every ping gets its waybill row and loaded flag, and so does every
    stop (taken at its confirming ping);
-4. the other rules on the annotated batch. The offline rule judges silence against the clock
-   and treats every instant up to clock - reorder window as final, so it is not given the
-   pings that were already that far behind the clock when they arrived (cleaning flags them):
-   for it, a truck was silent while its blind-area backlog was on the way.
+4. the other rules on the annotated batch. The offline rule judges silence by arrival where the
+   gateway stamped it (`PingBatch.arrival_ms`): it is given each ping at cleaning's silence
+   instant and told the instant up to which every arrival is in (`cleaning.silence_horizon`),
+   so a lagging terminal or a blind-area upload counts as talking. Without stamps it judges
+   against the clock, treats every instant up to clock - reorder window as final, and is not
+   given the pings that were already that far behind the clock when they arrived: for it, a
+   truck was silent while its blind-area backlog was on the way.
 
 Events come out sorted by `event_order` (time, rule, subject, phase). Every stage is
 streaming-correct, so `run(pings)` equals any split of the same pings into `step`s followed
@@ -60,7 +63,7 @@ from spatial.rules.stop_near_sensitive_site import (
 )
 from spatial.rules.suspected_washing import SuspectedWashingRule, SuspectedWashingSettings
 from spatial.rules.terminal_alarm import TerminalAlarmRule, TerminalAlarmSettings
-from spatial.rules.waybills import WaybillSettings
+from spatial.rules.waybills import FleetStart, WaybillSettings
 
 
 
@@ -102,8 +105,10 @@ class Engine:
     """Stateful: feed it batches of pings in arrival order; it returns the events they cause."""
 
     def __init__(self, world: World, settings: EngineSettings = EngineSettings(),
-                 rules: tuple[str, ...] | None = None):
-        """`rules` names the rules to run (None: all); cleaning, stops and waybills always run."""
+                 rules: tuple[str, ...] | None = None, start: FleetStart | None = None):
+        """`rules` names the rules to run (None: all); cleaning, stops and waybills always run.
+        `start`: what the store knew of the fleet when an engine starts mid-day (waybills already
+        over, trucks washed; data/fleet_start.py); None: nothing before the first ping."""
         self.settings = settings
         self.world = RuleWorld(world)
         self.stop_rule = StopRule(settings.stop)
@@ -128,7 +133,7 @@ class Engine:
                 raise ValueError(f"unknown rules {sorted(unknown)}; the engine has {[r.name for r in all_rules]}")
         self.rules = tuple(rule for rule in all_rules if rules is None or rule.name in rules)
         self._cleaning = cleaning.initial_state()
-        self._waybills = waybills.initial_state()
+        self._waybills = waybills.initial_state(self.world, start)
         self._stop_state = self.stop_rule.initial_state()
         self._rule_states: list[Any] = [rule.initial_state() for rule in self.rules]
         self._drop_counts = cleaning.zero_counts()
@@ -136,6 +141,7 @@ class Engine:
         self._open_stops: dict[str, dict] = {}
         self._released = 0
         self._rules_clock_ms: int | None = None  # the clock the rules last saw
+        self._rules_settled_ms: int | None = None  # and the offline rule's settled instant
         # one empty stop frame for every step without stops (building one costs more than a step)
         self._no_stops = empty_stops()
 
@@ -166,24 +172,24 @@ class Engine:
 
     def step(self, pings: PingBatch, now_ms: int | None = None) -> list[Event]:
         """Pings in arrival order; `now_ms` (live only) is the wall clock for the future test."""
-        self._cleaning, released, counts, behind_clock = cleaning.clean(
+        self._cleaning, released, counts, silence_ms = cleaning.clean(
             self._cleaning, pings, self.world, now_ms, self.settings.cleaning)
-        return self._after_cleaning(released, counts, behind_clock)
+        return self._after_cleaning(released, counts, silence_ms)
 
     def advance(self, now_ms: int) -> list[Event]:
         """The wall clock moved without pings (a live monitor calls this every few seconds): the
         clock becomes max(clock, now_ms), the held pings this makes due are released and the
         rules run, so silence is judged even when no terminal reports. A simulation or replay (the
         clock is the data's time) does not call it."""
-        self._cleaning, released, counts, behind_clock = cleaning.advance(
+        self._cleaning, released, counts, silence_ms = cleaning.advance(
             self._cleaning, self.world, now_ms, self.settings.cleaning)
-        return self._after_cleaning(released, counts, behind_clock)
+        return self._after_cleaning(released, counts, silence_ms)
 
     def flush(self) -> list[Event]:
         """Release every held ping (end of input) and return the events that causes."""
-        self._cleaning, released, counts, behind_clock = cleaning.flush(
+        self._cleaning, released, counts, silence_ms = cleaning.flush(
             self._cleaning, self.world, self.settings.cleaning)
-        return self._after_cleaning(released, counts, behind_clock)
+        return self._after_cleaning(released, counts, silence_ms)
 
     def run(self, pings: PingBatch) -> list[Event]:
         """One batch, then flush: the events of a whole track file."""
@@ -191,16 +197,17 @@ class Engine:
 
     # -- stages ---------------------------------------------------------------------------
 
-    def _after_cleaning(self, batch: RuleBatch, counts: dict[str, int], behind_clock: np.ndarray) -> list[Event]:
+    def _after_cleaning(self, batch: RuleBatch, counts: dict[str, int], silence_ms: np.ndarray) -> list[Event]:
         for reason, n in counts.items():
             self._drop_counts[reason] += n
         if not len(batch):
-            # Nothing released, but the clock may have moved: rules about silence (offline) care.
+            # Nothing released, but the clock (or the arrivals) may have moved: offline cares.
             clock = self.clock_ms
-            if clock is None or clock == self._rules_clock_ms:
+            if clock is None or (clock == self._rules_clock_ms
+                                 and self._settled_ms() == self._rules_settled_ms):
                 return []
             empty = RuleBatch.empty().with_columns(stops_opened=self._no_stops, stops_closed=self._no_stops)
-            return self._run_rules(empty, [], behind_clock)
+            return self._run_rules(empty, [], silence_ms)
         self._released += len(batch)
         self._stop_state, stop_events = self.stop_rule.step(self._stop_state, batch, self.world)
         opened, closed_events = self._stops_opened(stop_events)
@@ -210,22 +217,43 @@ class Engine:
             found = at >= 0
             opened["waybill"] = np.where(found, batch.waybill[np.maximum(at, 0)], -1).astype("int64")
             opened["loaded"] = found & batch.loaded[np.maximum(at, 0)]
+            # an empty tank's last cargo until washed (cargo state; the stop-near-site rule reads it)
+            opened["residue"] = waybills.stop_residue(self._waybills, self.world, opened, self.settings.waybills)
             for row in opened.to_dict("records"):
                 self._open_stops[row["episode_id"]] = row
         closed = self._stops_closed(closed_events)
         batch = batch.with_columns(stops_opened=opened, stops_closed=closed)
-        return self._run_rules(batch, list(stop_events), behind_clock)
+        return self._run_rules(batch, list(stop_events), silence_ms)
 
-    def _run_rules(self, batch: RuleBatch, events: list[Event], behind_clock: np.ndarray) -> list[Event]:
+    def _settled_ms(self) -> int | None:
+        return cleaning.silence_horizon(self._cleaning, self.settings.cleaning)
+
+    def _run_rules(self, batch: RuleBatch, events: list[Event], silence_ms: np.ndarray) -> list[Event]:
         self._rules_clock_ms = self.clock_ms
+        self._rules_settled_ms = settled = self._settled_ms()
         batch = batch.with_columns(clock_ms=self._rules_clock_ms or -1)
-        # the offline rule has settled every instant up to clock - window (module docstring)
-        on_time = batch.take(~behind_clock).with_columns(clock_ms=batch.clock_ms) if behind_clock.any() else batch
+        offline_batch = self._offline_batch(batch, silence_ms)
         for i, rule in enumerate(self.rules):
-            rule_batch = on_time if isinstance(rule, OfflineRule) else batch
-            self._rule_states[i], rule_events = rule.step(self._rule_states[i], rule_batch, self.world)
+            if isinstance(rule, OfflineRule):
+                self._rule_states[i], rule_events = rule.step(self._rule_states[i], offline_batch, self.world,
+                                                              settled_ms=settled)
+            else:
+                self._rule_states[i], rule_events = rule.step(self._rule_states[i], batch, self.world)
             events.extend(rule_events)
         return sort_events(events)
+
+    def _offline_batch(self, batch: RuleBatch, silence_ms: np.ndarray) -> RuleBatch:
+        """The pings as the offline rule judges them: at their silence instants (arrivals where
+        stamped), without the hidden ones, sorted by (slot, instant) (module docstring)."""
+        given = silence_ms != cleaning.HIDDEN
+        if not self._cleaning.stamped_seen:  # today's track files and simulations: the ping times
+            return batch.take(given).with_columns(clock_ms=batch.clock_ms) if not given.all() else batch
+        offline = next((s for r, s in zip(self.rules, self._rule_states) if isinstance(r, OfflineRule)), None)
+        if offline is not None:  # an unstamped ping among stamped ones may fall before what is judged
+            given &= silence_ms >= offline.horizon_ms
+        at = np.flatnonzero(given)
+        at = at[np.lexsort((silence_ms[at], batch.slot[at]))]
+        return batch.take(at).with_columns(epoch_ms=silence_ms[at], clock_ms=batch.clock_ms)
 
     def _slots(self, vehicle_ids: np.ndarray) -> np.ndarray:
         self._cleaning, slot = cleaning.slots_for(self._cleaning, vehicle_ids, self.world)

@@ -50,17 +50,15 @@ from spatial.rules.base import (
     setting,
 )
 from spatial.rules.dwell import (
-    PLACE_MATCH_M,
     PLACE_MATCH_SOURCE,
+    WASH_STATION_MATCH_M,
     WaybillCargo,
-    cached_places,
     check_positive,
     first_at_or_after,
     is_tank,
-    match_places,
     stop_frame,
-    stop_xy,
     tank_slots,
+    wash_visits,
     waybill_cargo,
 )
 
@@ -70,7 +68,7 @@ _NEVER_SEEN = -2  # last_wb of a slot with no ping yet (-1 is "on no waybill")
 
 @dataclass(frozen=True)
 class MediaChangeUnwashedSettings:
-    wash_station_match_m: float = setting(PLACE_MATCH_M, "m", PLACE_MATCH_SOURCE)
+    wash_station_match_m: float = setting(WASH_STATION_MATCH_M, "m", PLACE_MATCH_SOURCE)
 
     def __post_init__(self):
         check_positive("MediaChangeUnwashedSettings", self, ("wash_station_match_m",))
@@ -208,24 +206,9 @@ class MediaChangeUnwashedRule:
 
     def _wash_visits(self, opened: pd.DataFrame | None, rw: RuleWorld, tanks: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Tank trucks' stops confirmed at a wash station: (slot, confirmed_ms, station id),
-        sorted by (slot, confirmed_ms)."""
-        none = (np.empty(0, "int64"), np.empty(0, "int64"), np.empty(0, object))
-        if opened is None:
-            return none
-        tank = is_tank(tanks, opened["slot"].to_numpy("int64"))
-        if not tank.any():
-            return none
-        stops = opened[tank]
-        radius = {"wash_stations": self.settings.wash_station_match_m}
-        stations = cached_places(rw, radius, RULE_NAME)
-        x, y = stop_xy(stops, RULE_NAME)
-        match = match_places(stations, x, y)
-        slot = stops["slot"].to_numpy("int64")[match.at]
-        confirmed = stops["confirmed_ms"].to_numpy("int64")[match.at]
-        station = stations.ids[match.place[match.at]] if match.at.any() else np.empty(0, object)
-        order = np.lexsort((confirmed, slot))
-        return slot[order], confirmed[order], np.asarray(station, dtype=object)[order]
+        """Tank trucks' stops confirmed at a wash station (dwell.wash_visits: the one definition
+        of a washing, shared with the waybill stage's cargo state)."""
+        return wash_visits(opened, rw, tanks, self.settings.wash_station_match_m, RULE_NAME)
 
     @staticmethod
     def _close(opening: Event, end_ms: int) -> tuple[int, str, int, Event]:

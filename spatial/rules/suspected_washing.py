@@ -56,6 +56,7 @@ from spatial.rules.dwell import (
     QUERY_SLACK_REL,
     SITE_MATCH_M,
     SITE_MATCH_SOURCE,
+    WASH_STATION_MATCH_M,
     cached_places,
     check_positive,
     empty_stops,
@@ -77,7 +78,7 @@ WATER_TABLES = ("sensitive_sites", "restricted_zones")
 @dataclass(frozen=True)
 class SuspectedWashingSettings:
     washing_min_s: float = setting(1800.0, "s", "DOMAIN.md §5 (engineering default): still >= 30 min")
-    wash_station_match_m: float = setting(PLACE_MATCH_M, "m", PLACE_MATCH_SOURCE)
+    wash_station_match_m: float = setting(WASH_STATION_MATCH_M, "m", PLACE_MATCH_SOURCE)
     parking_lot_match_m: float = setting(PLACE_MATCH_M, "m", PLACE_MATCH_SOURCE)
     repair_shop_match_m: float = setting(PLACE_MATCH_M, "m", PLACE_MATCH_SOURCE)
     entity_match_m: float = setting(SITE_MATCH_M, "m", SITE_MATCH_SOURCE)

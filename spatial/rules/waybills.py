@@ -1,16 +1,32 @@
-"""The waybill stage: which waybill each cleaned ping runs on, and whether the truck is loaded.
+"""The waybill stage: which waybill each cleaned ping runs on, whether the truck is loaded, and
+what an empty truck still carries.
 
-A waybill is active from its planned departure until the truck's first stop within
-`site_match_m` of its unloading site is confirmed (that stop's confirming ping is the last one
-on the waybill), or, when no such stop is seen, until `after_arrival_s` after its planned
-arrival. When a vehicle's waybills overlap, the one that departed last (at or before the
-ping) is the one in force. The waybills table carries no loading time and the truck is loaded
-before it departs, so a truck counts as loaded exactly while a waybill is active.
+A waybill is in force from its actual departure when the waybill gives one, else its planned
+departure, until the first of: its actual unloading (when given); the confirmation of the truck's
+first stop within `site_match_m` of its unloading site (that stop's confirming ping is the last
+one on the waybill); `after_arrival_s` after its planned arrival. A `cancelled` waybill is never in
+force; the other statuses (planned, active, done) leave the timing to the times and the track.
+When a vehicle's waybills overlap, the one that departed last (at or before the ping) is the one in
+force. The truck is loaded before it departs, so a truck counts as loaded exactly while a waybill
+is in force.
+
+Cargo state (ADR 1.1.3.6 and 4.3.2.4, DOMAIN.md §3: an empty tank not cleaned since it unloaded is
+still dangerous goods): *loaded* while a waybill is in force; a registered tank truck whose last
+waybill has ended is *empty-uncleaned*, carrying that waybill's cargo as residue, until a washing
+(dwell.wash_visits, the one definition the washing rules use too: a stop at an approved wash
+station) confirmed at or after that end makes it *empty-clean*. `stop_residue` gives each newly
+confirmed stop the waybill row of its residue (-1: loaded, clean, or not a tank).
+
+An engine started mid-day is given a `FleetStart` (data/fleet_start.py builds it from the store):
+the waybills already over before the start, with their end, and each truck's latest washing, so it
+does not treat a waybill unloaded before it started as in force until planned arrival + 2 h, nor an
+empty washed tank as uncleaned.
 
 Vectorised: each vehicle's waybills are sorted by departure once (cached on the RuleWorld)
 and every ping finds its candidate by a bisection over its vehicle's range. The unloading
-ends seen so far are carried in the state, so streaming gives the same answer as one batch:
-a stop confirmed at time c only changes pings after c, and those arrive with or after it.
+ends and washings seen so far are carried in the state, so streaming gives the same answer as
+one batch: a stop confirmed at time c only changes pings and stops after c, and those arrive
+with or after it.
 """
 
 from __future__ import annotations
@@ -23,9 +39,19 @@ import shapely
 
 from spatial.crs import to_metric
 from spatial.rules.base import RuleBatch, RuleWorld, grow, setting
+from spatial.rules.dwell import (
+    PLACE_MATCH_SOURCE,
+    WASH_STATION_MATCH_M,
+    first_at_or_after,
+    is_tank,
+    tank_slots,
+    wash_visits,
+)
 
 NEVER_MS = np.iinfo(np.int64).max
 _INDEX_KEY = "waybills.index"
+_TANKS_KEY = "waybills.tanks"
+CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)
@@ -34,29 +60,77 @@ class WaybillSettings:
         300.0, "m", "(engineering default) a stop whose median lies this close to the unloading site unloads there")
     after_arrival_s: float = setting(
         7200.0, "s", "(engineering default) a waybill with no unloading stop seen ends this long after planned arrival")
+    wash_station_match_m: float = setting(WASH_STATION_MATCH_M, "m", PLACE_MATCH_SOURCE)
 
     def __post_init__(self) -> None:
-        if not self.site_match_m >= 0 or not self.after_arrival_s >= 0:
-            raise ValueError("site_match_m and after_arrival_s must be >= 0")
+        if not self.site_match_m >= 0 or not self.after_arrival_s >= 0 or not self.wash_station_match_m > 0:
+            raise ValueError("WaybillSettings: site_match_m and after_arrival_s must be >= 0, "
+                             "wash_station_match_m > 0")
+
+
+@dataclass(frozen=True)
+class FleetStart:
+    """What an engine started at `at_ms` is told of the fleet (data/fleet_start.py builds it from
+    the store; ids the world does not know are ignored)."""
+
+    at_ms: int
+    ended_waybill_id: np.ndarray  # object: waybills over before at_ms …
+    ended_ms: np.ndarray  # int64: … and when they ended (<= at_ms)
+    washed_vehicle_id: np.ndarray  # object: trucks washed before at_ms …
+    washed_ms: np.ndarray  # int64: … and their latest washing (<= at_ms)
+
+    def __post_init__(self) -> None:
+        for ids, ms, what in ((self.ended_waybill_id, self.ended_ms, "ended"),
+                              (self.washed_vehicle_id, self.washed_ms, "washed")):
+            if len(ids) != len(ms):
+                raise ValueError(f"FleetStart: {len(ids)} {what} ids but {len(ms)} times")
+            if len(ms) and int(np.max(ms)) > self.at_ms:
+                raise ValueError(f"FleetStart: a {what} time lies after the start at_ms {self.at_ms}")
+
+    @classmethod
+    def empty(cls, at_ms: int) -> "FleetStart":
+        none = np.empty(0, object)
+        return cls(int(at_ms), none, np.empty(0, "int64"), none, np.empty(0, "int64"))
 
 
 @dataclass(frozen=True)
 class WaybillState:
     # per waybill row: the confirming time of the stop that unloaded it (NEVER_MS: none yet)
     unload_end_ms: np.ndarray = field(default_factory=lambda: np.empty(0, "int64"))
+    # per slot: the latest washing confirmed in earlier batches (-1: none seen)
+    washed_ms: np.ndarray = field(default_factory=lambda: np.empty(0, "int64"))
+    # the washings of the latest batch, sorted by (slot, time): a stop of that batch sees only
+    # those confirmed at or before it
+    visit_slot: np.ndarray = field(default_factory=lambda: np.empty(0, "int64"))
+    visit_ms: np.ndarray = field(default_factory=lambda: np.empty(0, "int64"))
 
 
-def initial_state() -> WaybillState:
-    return WaybillState()
+def initial_state(world: RuleWorld | None = None, start: FleetStart | None = None) -> WaybillState:
+    """A fresh state; with `start`, what the store knew when the engine started."""
+    if start is None:
+        return WaybillState()
+    if world is None:
+        raise ValueError("waybills.initial_state: a FleetStart needs the world")
+    waybill_ids = pd.Index(world.world.waybills["id"].astype(object).to_numpy())
+    unload_end = np.full(len(waybill_ids), NEVER_MS, "int64")
+    at = waybill_ids.get_indexer(np.asarray(start.ended_waybill_id, object)) if len(waybill_ids) else \
+        np.full(len(start.ended_waybill_id), -1)
+    np.minimum.at(unload_end, at[at >= 0], np.asarray(start.ended_ms, "int64")[at >= 0])
+    washed = np.full(len(world.vehicle_ids), -1, "int64")
+    slot = world.vehicle_ids.get_indexer(np.asarray(start.washed_vehicle_id, object))
+    np.maximum.at(washed, slot[slot >= 0], np.asarray(start.washed_ms, "int64")[slot >= 0])
+    return WaybillState(unload_end_ms=unload_end, washed_ms=washed)
 
 
 @dataclass(frozen=True)
 class WaybillIndex:
-    """World waybills of registered vehicles, sorted by (vehicle slot, planned departure)."""
+    """World waybills of registered vehicles (cancelled ones left out), sorted by (vehicle slot,
+    departure)."""
 
     row: np.ndarray  # position in world.waybills
-    departure_ms: np.ndarray
-    arrival_ms: np.ndarray
+    departure_ms: np.ndarray  # actual departure when known, else planned
+    arrival_ms: np.ndarray  # planned
+    unloaded_ms: np.ndarray  # actual unloading, NEVER_MS when unknown
     site_x: np.ndarray  # unloading site, EPSG:32651 (NaN when the site is not in world.entities)
     site_y: np.ndarray
     # the waybills of slot s are at positions offsets[s]:offsets[s + 1]
@@ -76,11 +150,19 @@ def build_index(world: RuleWorld) -> WaybillIndex:
     if len(waybills):
         slot = world.vehicle_ids.get_indexer(waybills["vehicle_id"].astype(object).to_numpy()).astype("int64")
         departure = _epoch_ms(waybills["planned_departure"])
+        if "actual_departure" in waybills.columns:  # in force from the actual departure when known
+            actual = _epoch_ms(waybills["actual_departure"])
+            departure = np.where(actual != NEVER_MS, actual, departure)
         arrival = _epoch_ms(waybills["planned_arrival"])
+        unloaded = _epoch_ms(waybills["actual_unloading"]) if "actual_unloading" in waybills.columns else \
+            np.full(len(waybills), NEVER_MS, "int64")
+        cancelled = waybills["status"].astype(object).to_numpy() == CANCELLED if "status" in waybills.columns else \
+            np.zeros(len(waybills), bool)
     else:
-        slot = departure = arrival = np.empty(0, "int64")
-    # waybills of vehicles not in world.vehicles, or with no departure, can never be in force
-    usable = np.flatnonzero((slot >= 0) & (departure != NEVER_MS))
+        slot = departure = arrival = unloaded = np.empty(0, "int64")
+        cancelled = np.empty(0, bool)
+    # waybills of vehicles not in world.vehicles, with no departure, or cancelled are never in force
+    usable = np.flatnonzero((slot >= 0) & (departure != NEVER_MS) & ~cancelled)
     order = usable[np.lexsort((departure[usable], slot[usable]))]
     entities = world.world.entities
     site_x = np.full(len(order), np.nan)
@@ -94,7 +176,7 @@ def build_index(world: RuleWorld) -> WaybillIndex:
         site_x[found], site_y[found] = px, py
     return WaybillIndex(
         row=order.astype("int64"), departure_ms=departure[order], arrival_ms=arrival[order],
-        site_x=site_x, site_y=site_y,
+        unloaded_ms=unloaded[order], site_x=site_x, site_y=site_y,
         offsets=np.searchsorted(slot[order], np.arange(n_slots + 1), side="left").astype("int64"),
     )
 
@@ -123,6 +205,19 @@ def latest_departed(index: WaybillIndex, slot: np.ndarray, t_ms: np.ndarray) -> 
     return np.where(lo > first, lo - 1, -1)
 
 
+def waybill_index(world: RuleWorld) -> WaybillIndex:
+    """The world's waybill index, built once per world."""
+    return world.cached(_INDEX_KEY, lambda: build_index(world))
+
+
+def _limit_ms(index: WaybillIndex, settings: WaybillSettings) -> np.ndarray:
+    """Per index position: the latest a waybill can stay in force (actual unloading, or planned
+    arrival + after_arrival_s)."""
+    after_ms = round(settings.after_arrival_s * 1000)
+    timed_out = np.where(index.arrival_ms == NEVER_MS, NEVER_MS, index.arrival_ms + after_ms)
+    return np.minimum(timed_out, index.unloaded_ms)
+
+
 def annotate(
     state: WaybillState,
     batch: RuleBatch,
@@ -130,13 +225,18 @@ def annotate(
     stops_opened: pd.DataFrame | None,
     settings: WaybillSettings = WaybillSettings(),
 ) -> tuple[WaybillState, RuleBatch]:
-    """Record the unloading stops among `stops_opened` (columns slot, confirmed_ms, x, y),
-    then give every ping its waybill row (-1 none) and loaded flag."""
-    index: WaybillIndex = world.cached(_INDEX_KEY, lambda: build_index(world))
+    """Record the unloading stops and washings among `stops_opened` (columns slot, confirmed_ms,
+    x, y), then give every ping its waybill row (-1 none) and loaded flag."""
+    index = waybill_index(world)
     unload_end = grow(state.unload_end_ms, len(world.world.waybills), NEVER_MS)
-    after_ms = round(settings.after_arrival_s * 1000)
-    limit_ms = np.where(index.arrival_ms == NEVER_MS, NEVER_MS, index.arrival_ms + after_ms)
+    limit_ms = _limit_ms(index, settings)
 
+    # the previous batch's washings are now history
+    washed = state.washed_ms
+    if len(state.visit_slot):
+        washed = grow(washed, int(state.visit_slot.max()) + 1, -1).copy()
+        np.maximum.at(washed, state.visit_slot, state.visit_ms)
+    visit_slot, visit_ms = np.empty(0, "int64"), np.empty(0, "int64")
     if stops_opened is not None and len(stops_opened):
         confirmed = stops_opened["confirmed_ms"].to_numpy("int64")
         j = latest_departed(index, stops_opened["slot"].to_numpy("int64"), confirmed)
@@ -149,7 +249,9 @@ def annotate(
         if ends.any():
             unload_end = unload_end.copy()
             np.minimum.at(unload_end, index.row[j_on[ends]], confirmed[on][ends])
-    state = WaybillState(unload_end_ms=unload_end)
+        tanks = world.cached(_TANKS_KEY, lambda: tank_slots(world.world))
+        visit_slot, visit_ms, _ = wash_visits(stops_opened, world, tanks, settings.wash_station_match_m, "waybills")
+    state = WaybillState(unload_end_ms=unload_end, washed_ms=washed, visit_slot=visit_slot, visit_ms=visit_ms)
 
     if not len(batch):
         return state, batch
@@ -160,3 +262,34 @@ def annotate(
     end_ms = np.minimum(limit_ms[j_safe], unload_end[row]) if len(index.row) else np.zeros(len(j), "int64")
     active = on & (batch.epoch_ms <= end_ms)
     return state, batch.with_columns(waybill=np.where(active, row, -1).astype("int64"), loaded=active.copy())
+
+
+def stop_residue(state: WaybillState, world: RuleWorld, stops: pd.DataFrame,
+                 settings: WaybillSettings = WaybillSettings()) -> np.ndarray:
+    """Per stop of the batch just annotated (columns slot, confirmed_ms): the waybill row whose
+    cargo the truck still carries as residue at the stop's confirmation (empty-uncleaned), or -1
+    (loaded, washed since, no waybill ended yet, or not a registered tank truck)."""
+    n = len(stops)
+    residue = np.full(n, -1, "int64")
+    if not n:
+        return residue
+    index = waybill_index(world)
+    slot = stops["slot"].to_numpy("int64")
+    t = stops["confirmed_ms"].to_numpy("int64")
+    tanks = world.cached(_TANKS_KEY, lambda: tank_slots(world.world))
+    j = latest_departed(index, slot, t)
+    ask = np.flatnonzero((j >= 0) & is_tank(tanks, slot))
+    if not len(ask):
+        return residue
+    j = j[ask]
+    row = index.row[j]
+    end = np.minimum(_limit_ms(index, settings)[j], grow(state.unload_end_ms, len(world.world.waybills), NEVER_MS)[row])
+    ended = t[ask] > end  # at the confirming ping the waybill is no longer in force
+    # the latest washing at or before the stop: earlier batches, or this batch up to the stop
+    washed = grow(state.washed_ms, int(slot.max()) + 1, -1)[slot[ask]]
+    k = first_at_or_after(state.visit_slot, state.visit_ms, slot[ask], t[ask] + 1, strictly_before=True)
+    washed = np.where(k >= 0, np.maximum(washed, state.visit_ms[np.maximum(k, 0)] if len(state.visit_ms) else -1),
+                      washed)
+    uncleaned = ended & (washed < end)
+    residue[ask[uncleaned]] = row[uncleaned]
+    return residue

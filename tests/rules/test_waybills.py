@@ -187,3 +187,114 @@ def test_latest_departed_matches_a_brute_force_search():
         mine = np.flatnonzero((veh == slot[k]) & (dep <= t[k]))
         expected = -1 if not len(mine) else int(mine[np.argmax(dep[mine])])
         assert (index.row[got[k]] if got[k] >= 0 else -1) == expected
+
+
+# --- status and actual times (issue 11) ---------------------------------------------------------
+
+def test_a_cancelled_waybill_is_never_in_force():
+    cancelled = {**waybill("WB-1", A, 1, 2), "status": "cancelled"}
+    _, wb, loaded = annotate(world(cancelled), [0.5, 1.0, 1.5, 3.0])
+    assert wb == [-1, -1, -1, -1] and not any(loaded)
+
+
+def test_a_cancelled_waybill_leaves_the_earlier_one_in_force():
+    rw = world(waybill("WB-1", A, 1, 2), {**waybill("WB-2", A, 1.5, 2.5), "status": "cancelled"})
+    _, wb, _ = annotate(rw, [1.2, 1.6, 3.9])
+    assert wb == [0, 0, 0]
+
+
+def _at(h: float) -> pd.Timestamp:
+    return pd.Timestamp(T0_MS + int(h * HOUR_MS), unit="ms", tz="UTC")
+
+
+def test_actual_departure_starts_the_waybill_instead_of_the_planned_one():
+    late = {**waybill("WB-1", A, 1, 2), "actual_departure": _at(1.5)}
+    _, wb, _ = annotate(world(late), [1.0, 1.4, 1.5, 2.0])
+    assert wb == [-1, -1, 0, 0]
+    early = {**waybill("WB-1", A, 1, 2), "actual_departure": _at(0.5)}
+    _, wb, _ = annotate(world(early), [0.4, 0.5, 0.9])
+    assert wb == [-1, 0, 0]
+
+
+def test_actual_unloading_ends_the_waybill():
+    done = {**waybill("WB-1", A, 1, 2), "status": "done", "actual_unloading": _at(1.75)}
+    _, wb, _ = annotate(world(done), [1.5, 1.75, 1.76, 3.0])
+    assert wb == [0, 0, -1, -1]
+    # an unloading stop seen earlier still ends it earlier
+    _, wb, _ = annotate(world(done), [1.5, 1.6, 1.7], [(0, 1.55, UNLOAD_XY)])
+    assert wb == [0, -1, -1]
+
+
+def test_a_fleet_start_ends_the_waybills_the_store_knows_are_over():
+    rw = world(waybill("WB-1", A, 1, 2), waybill("WB-2", B, 1, 2))
+    start = waybills.FleetStart(
+        at_ms=T0_MS + int(1.5 * HOUR_MS), ended_waybill_id=np.array(["WB-1", "WB-404"], object),
+        ended_ms=np.array([T0_MS + int(1.2 * HOUR_MS)] * 2, "int64"),
+        washed_vehicle_id=np.empty(0, object), washed_ms=np.empty(0, "int64"))
+    state = waybills.initial_state(rw, start)
+    _, wb, _ = annotate(rw, [1.5, 2.0], state=state)
+    assert wb == [-1, -1]  # without the start: in force until planned arrival + 2 h
+    _, wb, _ = annotate(rw, [1.5, 2.0], vehicle_id=B, state=state)
+    assert wb == [1, 1]
+    with pytest.raises(ValueError, match="after the start"):
+        waybills.FleetStart(at_ms=0, ended_waybill_id=np.array(["WB-1"], object), ended_ms=np.array([5]),
+                            washed_vehicle_id=np.empty(0, object), washed_ms=np.empty(0, "int64"))
+
+
+# --- cargo state: an empty tank carries its last cargo until washed ---------------------------
+
+WASH_XY = (2500.0, 3000.0)
+
+
+def wash_world(*rows: dict, body: str = "tank") -> RuleWorld:
+    return RuleWorld(tiny_world(
+        vehicles=layer("vehicles", [vehicle(A, body=body), vehicle(B, body=body)]),
+        entities=layer("entities", [entity("ENT-L", (0, 0)), entity("ENT-U", UNLOAD_XY)]),
+        waybills=layer("waybills", list(rows)),
+        wash_stations=layer("wash_stations", [{"id": "WS-1", "name": "w", "district_adcode": "330212",
+                                               "geometry": metric_geometry(shapely.Point(*WASH_XY))}]),
+    ))
+
+
+def residue(rw, batches, state=None):
+    """Feed (ping hours, stop rows) batches; the residue rows of each batch's stops."""
+    state = state or waybills.initial_state()
+    out = []
+    for hours, stop_rows in batches:
+        frame = stops(list(stop_rows))
+        batch = rule_batch(pings_at(A, hours), rw)
+        state, _ = waybills.annotate(state, batch, rw, frame)
+        out.append(list(waybills.stop_residue(state, rw, frame)))
+    return out
+
+
+def test_an_empty_tank_carries_its_last_cargo_until_washed():
+    rw = wash_world(waybill("WB-1", A, 1, 2))
+    far = (9000.0, 9000.0)
+    got = residue(rw, [
+        ([1.0, 1.5], [(0, 1.5, far)]),  # loaded: no residue
+        ([3.0, 4.5], [(0, 4.5, far)]),  # after arrival + 2 h: empty, uncleaned, WB-1's cargo
+        ([5.0], [(0, 5.0, WASH_XY)]),  # at the wash station: washed there
+        ([6.0], [(0, 6.0, far)]),  # clean from then on
+    ])
+    assert got == [[-1], [0], [-1], [-1]]
+
+
+def test_a_washing_counts_only_up_to_the_stop_and_after_the_unloading():
+    rw = wash_world(waybill("WB-1", A, 1, 2))
+    far = (9000.0, 9000.0)
+    # in one batch: a stop before the washing still carries residue, one after does not
+    assert residue(rw, [([4.1, 4.6, 5.0], [(0, 4.6, far), (0, 4.1, far), (0, 5.0, WASH_XY)])]) == [[0, 0, -1]]
+    # a washing before the waybill ended cleans nothing
+    assert residue(rw, [([0.5], [(0, 0.5, WASH_XY)]), ([4.5], [(0, 4.5, far)])]) == [[-1], [0]]
+
+
+def test_a_van_or_a_washed_start_carries_no_residue():
+    far = (9000.0, 9000.0)
+    assert residue(wash_world(waybill("WB-1", A, 1, 2), body="van"), [([4.5], [(0, 4.5, far)])]) == [[-1]]
+    rw = wash_world(waybill("WB-1", A, 1, 2))
+    start = waybills.FleetStart(at_ms=T0_MS + 5 * HOUR_MS, ended_waybill_id=np.empty(0, object),
+                                ended_ms=np.empty(0, "int64"), washed_vehicle_id=np.array([A], object),
+                                washed_ms=np.array([T0_MS + int(4.2 * HOUR_MS)], "int64"))
+    assert residue(rw, [([5.5], [(0, 5.5, far)])], state=waybills.initial_state(rw, start)) == [[-1]]
+    assert residue(rw, [([5.5], [(0, 5.5, far)])]) == [[0]]
