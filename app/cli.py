@@ -38,12 +38,11 @@ def _settings(ctx: typer.Context) -> Settings:
 
 @cli.callback()
 def _root(ctx: typer.Context, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.captureWarnings(True)  # library warnings (a simulator's shortfall …) go to the log
+    from app.server import configure_logging
+
     if ctx.obj is None:
         ctx.obj = Settings()
+    configure_logging(ctx.obj.log_format, verbose=verbose)  # text or JSON lines, with request ids
 
 
 def _open_store(settings: Settings, *, upgrade: bool = False):
@@ -207,6 +206,7 @@ def _sim_settings(settings: Settings, *, seed: int | None = None, start: str | N
 
 def _serve(settings: Settings, host: str | None, port: int | None, *, simulate: bool = False) -> None:
     from app.live import LiveMonitor
+    from app.server import serve as serve_wsgi
     from app.webapp import create_app
     from data.feeds.mqtt import broker_available
 
@@ -227,13 +227,12 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, simulate: 
         web = create_app(settings, world, world_version=world.fingerprint(), live=monitor)
         if simulate:
             simulator, sender = _start_simulation(settings, world, monitor, readings_via_mqtt=mqtt)
-        host = host or settings.host
-        port = port or settings.port
-        log.info("hazmap at http://%s:%d", host, port)
-        # SIGTERM (a service manager stopping hazmap) unwinds like Ctrl-C, so the gateway hands its
-        # last reports to the store before the process ends.
+        # SIGTERM (a service manager stopping hazmap) unwinds like Ctrl-C: the web server finishes
+        # the requests in flight, then the gateway hands its last reports to the store.
         signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
-        web.run(host=host, port=port, debug=False)
+        serve_wsgi(web.server, host=host or settings.host, port=settings.port if port is None else port,
+                   threads=settings.http_threads, connection_limit=settings.http_connection_limit,
+                   channel_timeout_s=settings.http_channel_timeout_s, trusted_proxy=settings.trusted_proxy)
     finally:
         if simulator is not None:
             simulator.stop()

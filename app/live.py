@@ -24,7 +24,10 @@ and a replay behave like live traffic. `clock="wall"` is for real terminals: pin
 readings later than the wall clock by more than the cleaning's `max_future_s` are dropped as
 `future`, and both engines are told every `advance_every_s` that the wall clock moved, so
 held pings are released and silence (offline trucks, interrupted sensors) is noticed even
-when the whole feed is quiet.
+when the whole feed is quiet. The gateway stamps each report's arrival on the wall clock; with
+`clock="wall"` the offline rule judges silence by it (a lagging terminal or a blind-area upload
+is talking), with `clock="feed"` the stamps are dropped: a simulated day's data time runs on
+another axis than the wall clock.
 
 `snapshot()` returns a copy of the LiveState that is safe to read from any thread (the
 screen's callbacks); `wait_idle()` lets tests and `hazmap simulate` wait for the worker.
@@ -45,6 +48,7 @@ import numpy as np
 
 from data.feeds.gateway import GatewaySettings, Jt808Gateway, vehicle_ids_by_phone
 from data.feeds.mqtt import MqttFeedSettings, MqttReadingFeed
+from app.metrics import LiveTimings
 from data.store import Store
 from spatial.model import Event, LiveState, PingBatch, ReadingBatch, World
 from spatial.rules.engine import Engine, EngineSettings
@@ -100,6 +104,10 @@ class LiveMonitor:
         self._worker_error: BaseException | None = None
         self._pending_readings: list[ReadingBatch] = []
         self._readings_written = 0
+        # for /metrics and /api/ready (app/ops.py): latencies, when input last arrived
+        self.timings = LiveTimings()
+        self._started_at = time.monotonic()
+        self._last_input_at: float | None = None
         # the gateway's own asyncio loop thread
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gateway_thread: threading.Thread | None = None
@@ -175,6 +183,9 @@ class LiveMonitor:
                                                            len(self._live.readings), self._live.open_episodes())
         return {
             "version": version,
+            "uptime_s": round(time.monotonic() - self._started_at, 3),
+            "last_input_s_ago": None if self._last_input_at is None
+            else round(time.monotonic() - self._last_input_at, 3),
             "trucks": positions,
             "points": readings,
             "open_episodes": open_episodes,
@@ -202,6 +213,7 @@ class LiveMonitor:
         if self._stopping.is_set():
             raise RuntimeError("the live monitor is stopping: no more input is taken")
         self._queue.put(item)
+        self._last_input_at = time.monotonic()
 
     def _raise_worker_error(self) -> None:
         if self._worker_error is not None:
@@ -260,12 +272,16 @@ class LiveMonitor:
         if kind == "pings":
             with self._lock:
                 self._live.apply_pings(batch)
-            events = self._engine.step(batch, now_ms)
+            if self.settings.clock == "feed" and batch.has_arrival:
+                batch = batch.without_arrival()  # arrival is wall time; the rules' clock is the data's
+            with self.timings.rule_step.labels("pings").time():
+                events = self._engine.step(batch, now_ms)
         else:
             with self._lock:
                 self._live.apply_readings(batch)
             self._pending_readings.append(batch)
-            events = self._point_engine.step(batch, now_ms)
+            with self.timings.rule_step.labels("points").time():
+                events = self._point_engine.step(batch, now_ms)
         self._publish(store, events)
 
     def _publish(self, store: Store, events: list[Event]) -> None:
@@ -274,14 +290,16 @@ class LiveMonitor:
             return
         with self._lock:
             self._live.apply_events(events)
-        store.write_events(events)
+        with self.timings.store_write.labels("events").time():
+            store.write_events(events)
         self._events_by_rule.update(e.rule for e in events if e.phase == "open")
 
     def _store_readings(self, store: Store) -> None:
         batches, self._pending_readings = self._pending_readings, []
         merged = ReadingBatch.from_arrays(*(np.concatenate([getattr(b, f) for b in batches])
                                             for f in ("point_id", "epoch_ms", "value")))
-        self._readings_written += store.write_readings(merged)
+        with self.timings.store_write.labels("readings").time():
+            self._readings_written += store.write_readings(merged)
 
     # -- the gateway thread --------------------------------------------------------------------
 
@@ -349,7 +367,7 @@ def _coalesce(items: list[tuple[str, object]]) -> list[tuple[str, object]]:
             merged.append((kind, batches[0]))
         elif kind == "pings":
             merged.append((kind, PingBatch(*(np.concatenate([getattr(b, f) for b in batches]) for f in (
-                "vehicle_id", "epoch_ms", "lon", "lat", "speed_kmh", "heading", "alarm", "status")))))
+                "vehicle_id", "epoch_ms", "lon", "lat", "speed_kmh", "heading", "alarm", "status", "arrival_ms")))))
         else:
             merged.append((kind, ReadingBatch(*(np.concatenate([getattr(b, f) for b in batches])
                                                 for f in ("point_id", "epoch_ms", "value")))))

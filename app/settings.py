@@ -59,6 +59,24 @@ class Settings(BaseSettings):
     sim_stage_share: float = Field(
         0.01, ge=0, le=0.1, description="share of trucks (and of points) staged for each kind of violation"
     )
+    # serving (app/server.py, app/ops.py, docs/deploy.md)
+    http_threads: int = Field(8, ge=1, le=256, description="web server threads: requests answered at once")
+    http_connection_limit: int = Field(
+        200, ge=1, description="web connections open at once; more wait in the listen backlog"
+    )
+    http_channel_timeout_s: float = Field(
+        120.0, gt=0, description="a web connection that sends or reads nothing for this long is closed"
+    )
+    trusted_proxy: str = Field(
+        "", description="address of the reverse proxy whose X-Forwarded-* headers are believed (127.0.0.1 "
+        "behind a local nginx); empty: none"
+    )
+    log_format: Literal["text", "json"] = Field("text", description="log lines as text or as one JSON object each")
+    log_requests: bool = Field(False, description="log one line per HTTP request (method, path, status, time)")
+    ready_feed_max_silence_s: float = Field(
+        300.0, ge=0, description="/api/ready fails when no report or reading arrived for this long while a feed "
+        "is configured; 0: never (a deliberately idle feed)"
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -24,7 +24,6 @@ import json
 import logging
 import re
 import time
-from pathlib import Path
 
 import dash
 import dash_leaflet as dl
@@ -33,7 +32,9 @@ from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html
 from dash_extensions.javascript import Namespace
 
 from app.i18n import COUNTED_LAYERS, other_language, ui
+from app.ops import add_ops_routes
 from app.settings import Settings
+from assets import ASSETS_DIR  # package data: found in a checkout and in an installed wheel alike
 from layers.catalog import (
     LAYERS,
     Payload,
@@ -58,7 +59,6 @@ from spatial.model import LiveState, World
 
 log = logging.getLogger(__name__)
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 LANGUAGE_COOKIE = "hazmap_language"
 _VERSION_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Versioned URLs never change content: let browsers keep them for a year.
@@ -104,6 +104,7 @@ def create_app(settings: Settings, world: World, world_version: str, live=None) 
     _add_layer_route(web, world_version, payloads)
     _add_live_routes(web, world_version, live, encoder)
     _add_language_route(web)
+    add_ops_routes(web, settings, world, live)  # /api/health, /api/ready, /metrics, request ids
     web.layout = screen.layout
     _add_callbacks(web, screen)
     return web
