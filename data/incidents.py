@@ -1,0 +1,800 @@
+"""The incident store: rule events -> incidents, recipients, transitions, inbox, outbox, exactly once.
+
+`IncidentStore(store, world, settings)` works on the Store's SQLAlchemy engine (both backends).
+Every call is ONE transaction that begins by bumping the cursor row's `version`: that write
+serialises incident writers (SQLite takes its write lock there, PostgreSQL the row lock) and
+stamps the rows the call changes, so a screen can ask for what changed since a version.
+
+The shape (DESIGN.md §3 step 3): events are applied in `seq` order (stored events) or file
+order; each event's key (rule, episode_id, phase, ordinal) goes into `incident_applied`, whose
+primary key makes a second application impossible; the incidents, their recipients, the
+append-only transition log and the outbox rows (deliveries for issue 13's sender) are written in
+the same transaction, and `apply_stored_events` records the last applied `seq` there too. A
+crash loses nothing acknowledged and doubles nothing. The inbox is a view of the recipients
+(pending rows of one recipient), not a copy.
+
+Lifecycle decisions are pure (spatial/incidents/lifecycle.py); routing is
+spatial/incidents/routing.py; KPIs spatial/incidents/kpis.py. Bulk writes go through the driver's
+executemany with times in the backend's wire form (µs since the epoch on SQLite, aware datetimes
+on PostgreSQL) and JSON as text, so a year of incidents is not converted value by value.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from data import schema
+from data.schema import JsonDocument, UtcDateTime
+from data.store import Store
+from spatial.incidents import kpis as kpi_logic
+from spatial.incidents.levels import level_keys, parse_level
+from spatial.incidents.lifecycle import (
+    EVENT_COLUMNS,
+    OUTCOMES,
+    STATES,
+    IncidentError,
+    IncidentSettings,
+    check_events,
+    check_transition,
+    escalation_due,
+    plan_events,
+)
+from spatial.incidents.routing import escalation_target, recipients_for
+from spatial.model import Event, World
+
+__all__ = ["ApplyResult", "EscalationResult", "IncidentError", "IncidentSettings", "IncidentStore", "OUTCOMES"]
+
+CURSOR = "events"  # the cursor row of the processor that follows the events table
+CHUNK_EVENTS = 5_000  # stored events applied per transaction by apply_stored_events
+
+# --- tables (declared on the store's metadata; migration 0005 is their frozen history) -----------
+_m = schema.metadata
+
+
+def _time(name: str, nullable: bool = True) -> sa.Column:
+    return sa.Column(name, UtcDateTime(), nullable=nullable)
+
+
+incidents = sa.Table(
+    "incidents", _m,
+    sa.Column("id", sa.Text(), nullable=False),
+    sa.Column("rule", sa.Text(), nullable=False),
+    sa.Column("subject_id", sa.Text(), nullable=False),
+    sa.Column("subject_kind", sa.Text(), nullable=False),
+    sa.Column("first_episode_id", sa.Text(), nullable=False),
+    sa.Column("last_episode_id", sa.Text(), nullable=False),
+    sa.Column("episodes", sa.BigInteger(), nullable=False),
+    sa.Column("state", sa.Text(), nullable=False),  # the rule side: active | ended
+    sa.Column("status", sa.Text(), nullable=False),  # handling: its least advanced recipient's state
+    sa.Column("severity", sa.BigInteger(), nullable=False),  # as the latest event says
+    sa.Column("peak_severity", sa.BigInteger(), nullable=False),
+    _time("first_time", False), _time("last_time", False), _time("end_time"), _time("closed_at"),
+    sa.Column("lon", sa.Double()), sa.Column("lat", sa.Double()),
+    sa.Column("district_adcode", sa.Text()),
+    sa.Column("evidence", JsonDocument(), nullable=False),  # the latest event's
+    sa.Column("source", sa.Text(), nullable=False),  # monitor | file | …
+    sa.Column("quick_close", sa.Boolean(), nullable=False),  # the rule closed it within minutes, unsigned
+    sa.Column("false_alarm", sa.Boolean(), nullable=False),  # a recipient disposed it as 误报
+    sa.Column("escalations", sa.BigInteger(), nullable=False),
+    sa.Column("version", sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint("id", name="pk_incidents"),
+    sa.Index("ix_incidents_rule_subject_id", "rule", "subject_id"),
+    sa.Index("ix_incidents_status", "status"),
+    sa.Index("ix_incidents_first_time", "first_time"),
+    sa.Index("ix_incidents_version", "version"),
+)
+
+incident_recipients = sa.Table(
+    "incident_recipients", _m,
+    sa.Column("incident_id", sa.Text(), nullable=False),
+    sa.Column("recipient_id", sa.Text(), nullable=False),  # DEPT-… | ENT-…
+    sa.Column("recipient_kind", sa.Text(), nullable=False),  # department | enterprise
+    sa.Column("role", sa.Text()),
+    sa.Column("district_adcode", sa.Text()),
+    sa.Column("state", sa.Text(), nullable=False),  # pushed | signed | disposed | closed
+    sa.Column("tier", sa.BigInteger(), nullable=False),  # 0 routed, 1.. escalated to
+    sa.Column("escalated_from", sa.Text()),
+    _time("pushed_at", False), _time("sign_deadline", False),
+    _time("signed_at"), sa.Column("signed_by", sa.Text()),
+    _time("disposed_at"), sa.Column("disposed_by", sa.Text()), sa.Column("measures", sa.Text()),
+    sa.Column("note", sa.Text()), sa.Column("outcome", sa.Text()),
+    _time("closed_at"), sa.Column("closed_by", sa.Text()),
+    _time("escalated_at"),  # when it was escalated past (once)
+    sa.Column("reminders", sa.BigInteger(), nullable=False), _time("last_reminded_at"),
+    sa.Column("supervised_by", sa.Text()), _time("supervised_at"), _time("supervision_deadline"),
+    sa.Column("supervision_note", sa.Text()),
+    sa.Column("version", sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint("incident_id", "recipient_id", name="pk_incident_recipients"),
+    sa.ForeignKeyConstraint(["incident_id"], ["incidents.id"], name="fk_incident_recipients_incidents",
+                            ondelete="CASCADE"),
+    sa.Index("ix_incident_recipients_recipient_id_state", "recipient_id", "state"),
+    sa.Index("ix_incident_recipients_state_sign_deadline", "state", "sign_deadline"),
+)
+
+incident_transitions = sa.Table(  # append-only: nothing updates or deletes a row
+    "incident_transitions", _m,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+    sa.Column("id", sa.Text(), nullable=False),
+    sa.Column("incident_id", sa.Text(), nullable=False),
+    sa.Column("recipient_id", sa.Text()),  # NULL: the incident's own (opened, updated, rule_closed …)
+    sa.Column("action", sa.Text(), nullable=False),
+    sa.Column("from_state", sa.Text()), sa.Column("to_state", sa.Text()),
+    sa.Column("actor", sa.Text(), nullable=False),  # a person's name, rule:<rule>, or system
+    _time("at", False),  # when it happened (the feed's clock in the demo)
+    sa.Column("note", sa.Text()),
+    sa.Column("details", JsonDocument()),
+    _time("recorded_at", False),
+    sa.PrimaryKeyConstraint("seq", name="pk_incident_transitions"),
+    sa.UniqueConstraint("id", name="uq_incident_transitions_id"),
+    sa.Index("ix_incident_transitions_incident_id", "incident_id"),
+    sqlite_autoincrement=True,
+)
+
+incident_outbox = sa.Table(  # deliveries for the sender (issue 13): one per recipient-facing transition
+    "incident_outbox", _m,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+    sa.Column("delivery_id", sa.Text(), nullable=False),
+    sa.Column("transition_id", sa.Text(), nullable=False),
+    sa.Column("incident_id", sa.Text(), nullable=False),
+    sa.Column("recipient_id", sa.Text(), nullable=False),
+    sa.Column("recipient_kind", sa.Text(), nullable=False),
+    sa.Column("action", sa.Text(), nullable=False),
+    sa.Column("payload", JsonDocument(), nullable=False),
+    _time("created_at", False),
+    sa.Column("attempts", sa.BigInteger(), nullable=False),
+    _time("sent_at"),
+    sa.Column("last_error", sa.Text()),
+    sa.PrimaryKeyConstraint("seq", name="pk_incident_outbox"),
+    sa.UniqueConstraint("delivery_id", name="uq_incident_outbox_delivery_id"),
+    sa.Index("ix_incident_outbox_sent_at", "sent_at"),
+    sqlite_autoincrement=True,
+)
+
+incident_applied = sa.Table(  # one row per applied event; the primary key is the exactly-once key
+    "incident_applied", _m,
+    sa.Column("rule", sa.Text(), nullable=False),
+    sa.Column("episode_id", sa.Text(), nullable=False),
+    sa.Column("phase", sa.Text(), nullable=False),
+    sa.Column("ordinal", sa.BigInteger(), nullable=False),
+    sa.Column("digest", sa.Text()),  # updates: what the update said (a replayed update is known by it)
+    sa.Column("incident_id", sa.Text(), nullable=False),
+    sa.Column("seq", sa.BigInteger()),  # the events table's seq (NULL: from a file)
+    sa.Column("source", sa.Text(), nullable=False),
+    _time("applied_at", False),
+    sa.PrimaryKeyConstraint("rule", "episode_id", "phase", "ordinal", name="pk_incident_applied"),
+    sa.Index("ix_incident_applied_episode_id", "episode_id"),
+    sa.Index("ix_incident_applied_incident_id", "incident_id"),
+)
+
+incident_cursor = sa.Table(  # the processor's last applied seq, and the store's change version
+    "incident_cursor", _m,
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("last_seq", sa.BigInteger(), nullable=False),
+    sa.Column("version", sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint("name", name="pk_incident_cursor"),
+)
+
+TABLES = (incidents, incident_recipients, incident_transitions, incident_outbox, incident_applied, incident_cursor)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    applied: int = 0
+    duplicates: int = 0
+    opened: int = 0
+    updated: int = 0
+    closed: int = 0
+    reopened: int = 0
+    last_seq: int | None = None  # apply_stored_events: the cursor after the call
+
+    def __add__(self, other: "ApplyResult") -> "ApplyResult":
+        return ApplyResult(*(getattr(self, f) + getattr(other, f) for f in
+                             ("applied", "duplicates", "opened", "updated", "closed", "reopened")),
+                           last_seq=other.last_seq if other.last_seq is not None else self.last_seq)
+
+
+@dataclass(frozen=True)
+class EscalationResult:
+    escalated: int = 0
+    reminded: int = 0
+
+
+def _now() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC").floor("us")
+
+
+def _at(value, what: str = "at") -> pd.Timestamp:
+    if value is None:
+        return _now()
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise IncidentError(f"{what}: not a time: {value!r}") from exc
+    if ts is pd.NaT or ts.tzinfo is None:
+        raise IncidentError(f"{what}: {value!r} is not a timezone-aware time")
+    return ts.tz_convert("UTC")
+
+
+def _events_frame(events) -> pd.DataFrame:
+    """A list of Events or a frame (EVENT_COLUMNS, `seq` optional) as one checked frame."""
+    if isinstance(events, pd.DataFrame):
+        frame = events
+    else:
+        from data.tracks import events_frame  # plain JSON evidence (numpy values unwrapped), as stored
+
+        events = list(events)
+        bad = [i for i, e in enumerate(events) if not isinstance(e, Event)]
+        if bad:
+            raise IncidentError(f"event {bad[0]}: expected a spatial.model.Event, got {type(events[bad[0]]).__name__}")
+        frame = events_frame(events)
+    return check_events(frame)
+
+
+class IncidentStore:
+    """Incidents on a Store's engine; see the module docstring. Every call is one transaction."""
+
+    def __init__(self, store: Store, world: World | None = None, settings: IncidentSettings = IncidentSettings()):
+        self.store = store
+        self.engine = store.engine
+        self.dialect = store.dialect
+        self.world = world
+        self.settings = settings
+
+    # --- the transaction and the wire ------------------------------------------------------
+
+    def _begin(self, connection: sa.Connection) -> tuple[int, int]:
+        """Take the incident write lock and the next version: (last_seq, version)."""
+        row = connection.execute(
+            sa.update(incident_cursor).where(incident_cursor.c.name == CURSOR)
+            .values(version=incident_cursor.c.version + 1)
+            .returning(incident_cursor.c.last_seq, incident_cursor.c.version)
+        ).first()
+        if row is None:
+            raise IncidentError("the incident tables have no cursor row: run `hazmap db upgrade`")
+        return int(row[0]), int(row[1])
+
+    def _wire_times(self, values) -> list:
+        times = pd.to_datetime(pd.Series(values, dtype=object), utc=True)
+        if self.dialect == "sqlite":
+            raw = times.dt.as_unit("us").array.asi8
+            out = np.asarray(raw, dtype=object)
+        else:
+            out = np.array(times.dt.to_pydatetime(), dtype=object)
+        out[times.isna().to_numpy()] = None
+        return out.tolist()
+
+    def _insert(self, connection: sa.Connection, table: sa.Table, columns: dict[str, Iterable],
+                conflict: tuple[str, ...] | None = None, update: Iterable[str] = ()) -> None:
+        """executemany of `columns` (name -> values) into `table` through the driver; with
+        `conflict`, an upsert that sets `update` from the new row."""
+        names = list(columns)
+        n = len(next(iter(columns.values()))) if names else 0
+        if not n:
+            return
+        postgres = self.dialect == "postgresql"
+        values = []
+        placeholders = []
+        for name in names:
+            column_type = table.c[name].type
+            raw = columns[name]
+            if isinstance(column_type, UtcDateTime):
+                values.append(self._wire_times(raw))
+            elif isinstance(column_type, JsonDocument):
+                values.append([None if v is None else json.dumps(v, ensure_ascii=False, default=str) for v in raw])
+            else:
+                array = np.asarray(raw, dtype=object)
+                values.append([None if (v is None or (isinstance(v, float) and np.isnan(v))) else
+                               (v.item() if isinstance(v, np.generic) else v) for v in array])
+            mark = "%s" if postgres else "?"
+            placeholders.append(f"{mark}::jsonb" if postgres and isinstance(column_type, JsonDocument) else mark)
+        sql = f'INSERT INTO {table.name} ({", ".join(names)}) VALUES ({", ".join(placeholders)})'
+        if conflict:
+            sets = ", ".join(f"{c} = excluded.{c}" for c in update)
+            sql += f' ON CONFLICT ({", ".join(conflict)}) DO UPDATE SET {sets}'
+        rows = list(zip(*values))
+        driver = connection.connection.driver_connection
+        if postgres:
+            with driver.cursor() as cursor:
+                cursor.executemany(sql, rows)
+        else:
+            driver.executemany(sql, rows)
+
+    def _read(self, connection: sa.Connection, table: sa.Table, *conditions, columns=None,
+              order_by=None, limit=None) -> pd.DataFrame:
+        """Rows as a frame: times decoded in bulk to aware UTC, JSON parsed."""
+        cols = [table.c[c] for c in columns] if columns else list(table.columns)
+        postgres = self.dialect == "postgresql"
+        selected = []
+        for c in cols:
+            if isinstance(c.type, UtcDateTime):
+                selected.append(sa.type_coerce(c, sa.DateTime(timezone=True) if postgres else sa.BigInteger()))
+            elif isinstance(c.type, JsonDocument):
+                selected.append(sa.cast(c, sa.Text()) if postgres else sa.type_coerce(c, sa.Text()))
+            else:
+                selected.append(c)
+        statement = sa.select(*selected).where(*conditions)
+        if order_by is not None:
+            statement = statement.order_by(*order_by)
+        if limit is not None:
+            statement = statement.limit(int(limit))
+        rows = connection.execute(statement).all()
+        raw = list(zip(*rows)) if rows else [() for _ in cols]
+        data = {}
+        for c, values in zip(cols, raw):
+            if isinstance(c.type, UtcDateTime):
+                if self.dialect == "sqlite":
+                    data[c.name] = pd.Series(pd.to_datetime(pd.array(list(values), dtype="Int64"), unit="us", utc=True))
+                else:
+                    data[c.name] = pd.Series(pd.to_datetime(pd.Series(list(values), dtype=object), utc=True))
+                data[c.name] = data[c.name].astype("datetime64[us, UTC]")
+            elif isinstance(c.type, JsonDocument):
+                data[c.name] = pd.Series([None if v is None else json.loads(v) for v in values], dtype=object)
+            elif isinstance(c.type, sa.Boolean):
+                data[c.name] = pd.Series([bool(v) for v in values], dtype="bool")
+            else:
+                data[c.name] = pd.Series(list(values), dtype=object)
+        frame = pd.DataFrame(data, columns=[c.name for c in cols])
+        for c in cols:
+            if isinstance(c.type, sa.BigInteger) and not c.nullable:
+                frame[c.name] = frame[c.name].astype("int64")
+            elif isinstance(c.type, sa.Double):
+                frame[c.name] = frame[c.name].astype("float64")
+        return frame
+
+    # --- events -> incidents ------------------------------------------------------------------
+
+    def apply_events(self, events: list[Event] | pd.DataFrame, *, source: str = "file") -> ApplyResult:
+        """Apply events in the given order, in ONE transaction; those applied before are counted
+        as duplicates and change nothing. A malformed event refuses the whole batch."""
+        frame = _events_frame(events)
+        with self.engine.begin() as connection:
+            _, version = self._begin(connection)
+            return self._apply(connection, frame, source, version)
+
+    def apply_stored_events(self, limit: int | None = None, *, chunk: int = CHUNK_EVENTS) -> ApplyResult:
+        """Apply the events table after the last applied seq, in seq order, one transaction per
+        chunk (each also moves the cursor); `limit` caps the events taken in this call."""
+        total = ApplyResult(last_seq=self.last_applied_seq())
+        remaining = limit
+        while remaining is None or remaining > 0:
+            take = chunk if remaining is None else min(chunk, remaining)
+            with self.engine.begin() as connection:
+                last_seq, version = self._begin(connection)
+                frame = self._stored_events(connection, last_seq, take)
+                if not len(frame):
+                    break
+                result = self._apply(connection, check_events(frame), "monitor", version)
+                new_last = int(frame["seq"].iloc[-1])
+                connection.execute(sa.update(incident_cursor).where(incident_cursor.c.name == CURSOR)
+                                   .values(last_seq=new_last))
+            total = total + ApplyResult(**{**result.__dict__, "last_seq": new_last})
+            if remaining is not None:
+                remaining -= len(frame)
+            if len(frame) < take:
+                break
+        return total
+
+    def last_applied_seq(self) -> int:
+        with self.engine.connect() as connection:
+            value = connection.execute(sa.select(incident_cursor.c.last_seq)
+                                       .where(incident_cursor.c.name == CURSOR)).scalar()
+        return int(value or 0)
+
+    def version(self) -> int:
+        with self.engine.connect() as connection:
+            value = connection.execute(sa.select(incident_cursor.c.version)
+                                       .where(incident_cursor.c.name == CURSOR)).scalar()
+        return int(value or 0)
+
+    def _stored_events(self, connection: sa.Connection, after_seq: int, limit: int) -> pd.DataFrame:
+        t = schema.events
+        frame = self._read(connection, t, t.c.seq > after_seq,
+                           columns=["seq", "rule", "subject_id", "episode_id", "phase", "start_time", "end_time",
+                                    "lon", "lat", "severity", "evidence"],
+                           order_by=[t.c.seq], limit=limit)
+        return frame.rename(columns={"start_time": "start", "end_time": "end"})
+
+    def _apply(self, connection: sa.Connection, frame: pd.DataFrame, source: str, version: int) -> ApplyResult:
+        if not len(frame):
+            return ApplyResult()
+        episodes = frame["episode_id"].unique().tolist()
+        applied = self._read(connection, incident_applied,
+                             self.store._in_values(incident_applied.c.episode_id, episodes, "in_episodes"),
+                             columns=["rule", "episode_id", "phase", "ordinal", "digest", "incident_id"])
+        window_start = frame["start"].min() - pd.Timedelta(seconds=self.settings.reopen_window_s)
+        known_ids = applied["incident_id"].unique().tolist()
+        t = incidents
+        candidates = self._read(
+            connection, t,
+            sa.or_(
+                self.store._in_values(t.c.id, known_ids, "in_ids"),
+                sa.and_(self.store._in_values(t.c.subject_id, frame["subject_id"].unique().tolist(), "in_subjects"),
+                        sa.or_(t.c.state == "active", t.c.end_time >= window_start)),
+            ),
+        )
+        plan = plan_events(frame, applied, candidates, self.settings, source=source)
+        now = _now()
+        if len(plan.applied):
+            self._insert(connection, incident_applied, {
+                **{c: plan.applied[c].to_numpy() for c in ("rule", "episode_id", "phase", "ordinal", "digest",
+                                                            "incident_id", "seq")},
+                "source": [source] * len(plan.applied), "applied_at": [now] * len(plan.applied),
+            })
+        transitions = list(plan.transitions)
+        outbox: list[dict] = []
+        rows = plan.incidents
+        routed = None
+        if plan.opened:
+            routed, pushed_at, severity = self._route([rows[i] for i in plan.opened])
+            first = routed.dropna(subset=["district_adcode"]).drop_duplicates("incident_id")
+            for inc_id, adcode in zip(first["incident_id"], first["district_adcode"]):
+                rows[inc_id]["district_adcode"] = adcode
+        if rows:
+            columns = [c.name for c in incidents.columns if c.name != "closed_at"]
+            records = list(rows.values())
+            values = {c: [r.get(c) for r in records] for c in columns if c != "version"}
+            values["version"] = [version] * len(records)
+            self._insert(connection, incidents, values, conflict=("id",),
+                         update=[c for c in values if c not in ("id", "rule", "subject_id", "first_episode_id",
+                                                                 "first_time", "source")])
+        if routed is not None:
+            _, pushed, deliveries = self._push(connection, routed, pushed_at, severity,
+                                               tier=np.zeros(len(routed), "int64"),
+                                               escalated_from=[None] * len(routed), actor="system", version=version)
+            transitions += pushed
+            outbox += deliveries
+        self._log(connection, transitions, outbox, now)
+        c = plan.counts
+        return ApplyResult(applied=c["applied"], duplicates=plan.duplicates, opened=c["opened"],
+                           updated=c["updated"], closed=c["closed"], reopened=c["reopened"])
+
+    def _route(self, opened: list[dict]):
+        """Recipients of newly opened incidents (routing.recipients_for), with push times (the
+        incident's first event) and severities, row by row."""
+        frame = pd.DataFrame({
+            "incident_id": [r["id"] for r in opened], "rule": [r["rule"] for r in opened],
+            "subject_id": [r["subject_id"] for r in opened], "subject_kind": [r["subject_kind"] for r in opened],
+            "lon": [r["lon"] for r in opened], "lat": [r["lat"] for r in opened],
+            "level": [int(r["severity"]) for r in opened],
+        })
+        routed = recipients_for(frame, self.world)
+        routed = routed.drop_duplicates(["incident_id", "recipient_id"]).reset_index(drop=True)
+        first_time = pd.Series([r["first_time"] for r in opened], index=frame["incident_id"])
+        severity = pd.Series(frame["level"].to_numpy(), index=frame["incident_id"])
+        return (routed, first_time.reindex(routed["incident_id"]).to_numpy(),
+                severity.reindex(routed["incident_id"]).to_numpy())
+
+    def _push(self, connection, routed: pd.DataFrame, pushed_at, severity, *, tier, escalated_from, actor, version):
+        n = len(routed)
+        pushed_at = pd.to_datetime(pd.Series(pushed_at, dtype=object), utc=True)
+        deadline = pushed_at + pd.to_timedelta(self.settings.deadline_s(severity), unit="s")
+        if n:
+            self._insert(connection, incident_recipients, {
+                "incident_id": routed["incident_id"].to_numpy(), "recipient_id": routed["recipient_id"].to_numpy(),
+                "recipient_kind": routed["recipient_kind"].to_numpy(), "role": routed["role"].to_numpy(),
+                "district_adcode": routed["district_adcode"].to_numpy(), "state": ["pushed"] * n,
+                "tier": np.asarray(tier, dtype="int64"), "escalated_from": list(escalated_from),
+                "pushed_at": pushed_at, "sign_deadline": deadline, "reminders": [0] * n, "version": [version] * n,
+            })
+        transitions, deliveries = [], []
+        levels = level_keys(severity) if n else []
+        for i, row in enumerate(routed.itertuples(index=False)):
+            t = {"incident_id": row.incident_id, "recipient_id": row.recipient_id, "action": "pushed",
+                 "from_state": None, "to_state": "pushed", "actor": actor, "at": pushed_at.iloc[i], "note": None,
+                 "details": {"tier": int(tier[i]), "escalated_from": escalated_from[i], "role": row.role,
+                             "sign_deadline": deadline.iloc[i].isoformat()}}
+            transitions.append(t)
+            deliveries.append(self._delivery(t, row.recipient_kind, {"level": levels[i],
+                                                                     "sign_deadline": deadline.iloc[i].isoformat()}))
+        return routed, transitions, deliveries
+
+    @staticmethod
+    def _delivery(transition: dict, recipient_kind: str, extra: dict | None = None) -> dict:
+        transition.setdefault("id", "TR-" + uuid.uuid4().hex)
+        at = transition["at"]
+        return {"transition_id": transition["id"], "incident_id": transition["incident_id"],
+                "recipient_id": transition["recipient_id"], "recipient_kind": recipient_kind,
+                "action": transition["action"],
+                "payload": {"incident_id": transition["incident_id"], "action": transition["action"],
+                            "to_state": transition["to_state"], "at": pd.Timestamp(at).isoformat(),
+                            "note": transition["note"], **(extra or {})}}
+
+    def _log(self, connection, transitions: list[dict], outbox: list[dict], now: pd.Timestamp) -> None:
+        if transitions:
+            for t in transitions:
+                t.setdefault("id", "TR-" + uuid.uuid4().hex)
+            self._insert(connection, incident_transitions, {
+                **{c: [t[c] for t in transitions] for c in ("id", "incident_id", "recipient_id", "action",
+                                                             "from_state", "to_state", "actor", "at", "note",
+                                                             "details")},
+                "recorded_at": [now] * len(transitions),
+            })
+        if outbox:
+            self._insert(connection, incident_outbox, {
+                "delivery_id": ["DLV-" + uuid.uuid4().hex for _ in outbox],
+                **{c: [o[c] for o in outbox] for c in ("transition_id", "incident_id", "recipient_id",
+                                                        "recipient_kind", "action", "payload")},
+                "created_at": [now] * len(outbox), "attempts": [0] * len(outbox),
+            })
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def list(self, status: str | None = None, level=None, department: str | None = None,
+             recipient_id: str | None = None, since=None, limit: int | None = None) -> pd.DataFrame:
+        """Incidents, newest first (first_time), with their level key; filters optional. `level`
+        is a severity 1..4 or a level name (red, 重大 …); `department` and `recipient_id` keep the
+        incidents pushed to that recipient."""
+        t = incidents
+        conditions = []
+        if status is not None:
+            if status not in STATES:
+                raise IncidentError(f"status must be one of {', '.join(STATES)}, got {status!r}")
+            conditions.append(t.c.status == status)
+        if level is not None:
+            try:
+                conditions.append(t.c.severity == parse_level(level))
+            except ValueError as exc:
+                raise IncidentError(str(exc)) from exc
+        for who in (department, recipient_id):
+            if who is not None:
+                r = incident_recipients
+                conditions.append(t.c.id.in_(sa.select(r.c.incident_id).where(r.c.recipient_id == str(who))))
+        if since is not None:
+            conditions.append(t.c.first_time >= _at(since, "since"))
+        if limit is not None and (not isinstance(limit, (int, np.integer)) or limit < 0):
+            raise IncidentError(f"limit must be a non-negative integer, got {limit!r}")
+        with self.engine.connect() as connection:
+            frame = self._read(connection, t, *conditions, order_by=[t.c.first_time.desc(), t.c.id], limit=limit)
+        frame.insert(frame.columns.get_loc("severity") + 1, "level", level_keys(frame["severity"].to_numpy()))
+        return frame
+
+    def show(self, incident_id: str) -> dict:
+        """One incident: {"incident": row, "events": applied events (with the stored event rows
+        where they came from the events table), "recipients": rows, "history": transitions}."""
+        with self.engine.connect() as connection:
+            frame = self._read(connection, incidents, incidents.c.id == str(incident_id))
+            if not len(frame):
+                raise IncidentError(f"no incident {incident_id!r}")
+            applied = self._read(connection, incident_applied, incident_applied.c.incident_id == str(incident_id),
+                                 order_by=[incident_applied.c.applied_at, incident_applied.c.seq])
+            recipients = self._read(connection, incident_recipients,
+                                    incident_recipients.c.incident_id == str(incident_id),
+                                    order_by=[incident_recipients.c.tier, incident_recipients.c.recipient_id])
+            history = self._read(connection, incident_transitions,
+                                 incident_transitions.c.incident_id == str(incident_id),
+                                 order_by=[incident_transitions.c.seq])
+        row = frame.iloc[0].to_dict()
+        row["level"] = str(level_keys([row["severity"]])[0])
+        return {"incident": row, "events": applied, "recipients": recipients, "history": history}
+
+    def inbox(self, recipient_id: str, pending_only: bool = True) -> pd.DataFrame:
+        """What one recipient must act on: its rows (not closed, when pending_only) with the
+        incident's rule, subject, level and times; oldest deadline first."""
+        r, t = incident_recipients, incidents
+        conditions = [r.c.recipient_id == str(recipient_id)]
+        if pending_only:
+            conditions.append(r.c.state != "closed")
+        with self.engine.connect() as connection:
+            mine = self._read(connection, r, *conditions, order_by=[r.c.sign_deadline, r.c.incident_id])
+            info = self._read(connection, t, self.store._in_values(t.c.id, mine["incident_id"].tolist(), "in_ids"),
+                              columns=["id", "rule", "subject_id", "severity", "state", "status", "first_time",
+                                       "end_time"])
+        info = info.rename(columns={"id": "incident_id", "state": "rule_state", "status": "incident_status"})
+        out = mine.merge(info, on="incident_id", how="left")
+        out["level"] = level_keys(out["severity"].to_numpy()) if len(out) else pd.Series(dtype=object)
+        return out
+
+    # --- recipients act -----------------------------------------------------------------------
+
+    def _act(self, action: str, incident_ids: list[str], recipient_id: str | None, actor: str, at, *,
+             note=None, outcome=None, measures=None) -> pd.DataFrame:
+        """One transaction: check every (incident, recipient) first, then change them all."""
+        if not actor or not str(actor).strip():
+            raise IncidentError("who acts must be named (--as NAME)")
+        if isinstance(incident_ids, str):
+            incident_ids = [incident_ids]
+        ids = list(dict.fromkeys(str(i) for i in incident_ids))
+        if not ids:
+            raise IncidentError("no incident given")
+        at = _at(at)
+        r = incident_recipients
+        with self.engine.begin() as connection:
+            _, version = self._begin(connection)
+            info = self._read(connection, incidents, self.store._in_values(incidents.c.id, ids, "in_ids"),
+                              columns=["id", "severity", "state"])
+            unknown = sorted(set(ids) - set(info["id"]))
+            if unknown:
+                raise IncidentError(f"no incident {', '.join(unknown)}")
+            rows = self._read(connection, r, self.store._in_values(r.c.incident_id, ids, "in_ids"))
+            targets = []
+            for inc in ids:
+                mine = rows[rows["incident_id"] == inc]
+                if recipient_id is None:
+                    pending = mine[mine["state"] != "closed"]
+                    if len(pending) != 1:
+                        who = ", ".join(pending["recipient_id"]) or "none"
+                        raise IncidentError(f"{inc}: say for whom (--for RECIPIENT); pending recipients: {who}")
+                    target = pending.iloc[0]
+                else:
+                    match = mine[mine["recipient_id"] == str(recipient_id)]
+                    if not len(match):
+                        raise IncidentError(f"{inc} was not pushed to {recipient_id}")
+                    target = match.iloc[0]
+                sev, rule_state = info.set_index("id").loc[inc, ["severity", "state"]]
+                try:
+                    new_state = check_transition(action, target["state"], severity=int(sev), rule_state=rule_state,
+                                                 note=note, outcome=outcome, measures=measures)
+                except IncidentError as exc:
+                    raise IncidentError(f"{inc} ({target['recipient_id']}): {exc}") from None
+                targets.append((inc, target["recipient_id"], target["state"], new_state))
+            stamp = {"sign": ("signed_at", "signed_by"), "dispose": ("disposed_at", "disposed_by"),
+                     "close": ("closed_at", "closed_by")}[action]
+            values = {stamp[0]: at, stamp[1]: str(actor), "version": version}
+            if action == "dispose":
+                values.update(measures=measures, note=note, outcome=outcome)
+            transitions = []
+            for inc, who, before, after in targets:
+                connection.execute(sa.update(r).where(r.c.incident_id == inc, r.c.recipient_id == who)
+                                   .values(state=after, **values))
+                transitions.append({"incident_id": inc, "recipient_id": who, "action": action.replace(
+                    "sign", "signed").replace("dispose", "disposed").replace("close", "closed"),
+                    "from_state": before, "to_state": after, "actor": str(actor), "at": at, "note": note,
+                    "details": {"outcome": outcome, "measures": measures} if action == "dispose" else None})
+            self._refresh_status(connection, ids, version, at, false_alarm=(outcome == "false_alarm"))
+            self._log(connection, transitions, [], _now())
+        return pd.DataFrame(targets, columns=["incident_id", "recipient_id", "from_state", "to_state"])
+
+    def _refresh_status(self, connection, ids: list[str], version: int, at, *, false_alarm: bool = False) -> None:
+        r = incident_recipients
+        states = self._read(connection, r, self.store._in_values(r.c.incident_id, ids, "in_ids"),
+                            columns=["incident_id", "state"])
+        rank = states["state"].map({s: i for i, s in enumerate(STATES)})
+        least = rank.groupby(states["incident_id"]).min()
+        for inc in ids:
+            status = STATES[int(least.get(inc, 0))]
+            values = {"status": status, "version": version,
+                      "closed_at": at if status == "closed" else None}
+            if false_alarm:
+                values["false_alarm"] = True
+            connection.execute(sa.update(incidents).where(incidents.c.id == inc).values(**values))
+
+    def sign(self, incident_ids: list[str] | str, recipient_id: str | None, actor: str, at=None,
+             note: str | None = None) -> pd.DataFrame:
+        """签收: several incidents at once (all or none)."""
+        return self._act("sign", incident_ids, recipient_id, actor, at, note=note)
+
+    def dispose(self, incident_id: str, recipient_id: str | None, actor: str, measures: str | None,
+                note: str | None, outcome: str, at=None) -> pd.DataFrame:
+        """处置: measures taken, a note (required for red and orange), the outcome (OUTCOMES)."""
+        return self._act("dispose", [incident_id], recipient_id, actor, at, note=note, outcome=outcome,
+                         measures=measures)
+
+    def close(self, incident_id: str, recipient_id: str | None, actor: str, note: str | None = None,
+              at=None) -> pd.DataFrame:
+        """办结."""
+        return self._act("close", [incident_id], recipient_id, actor, at, note=note)
+
+    def supervise(self, incident_id: str, department_id: str, actor: str, deadline, note: str | None,
+                  at=None) -> int:
+        """督办: a department orders the incident's enterprise recipients to act by `deadline`;
+        returns the number of enterprise rows supervised."""
+        at = _at(at)
+        deadline = _at(deadline, "deadline")
+        if not str(department_id).startswith("DEPT-"):
+            raise IncidentError(f"a supervision order comes from a department (DEPT-…), not {department_id!r}")
+        if deadline <= at:
+            raise IncidentError(f"the supervision deadline {deadline} is not after {at}")
+        r = incident_recipients
+        with self.engine.begin() as connection:
+            _, version = self._begin(connection)
+            rows = self._read(connection, r, r.c.incident_id == str(incident_id))
+            if not len(rows):
+                raise IncidentError(f"no incident {incident_id!r} with recipients")
+            enterprises = rows[(rows["recipient_kind"] == "enterprise") & (rows["state"] != "closed")]
+            if not len(enterprises):
+                raise IncidentError(f"{incident_id} has no enterprise recipient left to supervise")
+            connection.execute(sa.update(r).where(r.c.incident_id == str(incident_id),
+                                                  r.c.recipient_id.in_(enterprises["recipient_id"].tolist()))
+                               .values(supervised_by=str(department_id), supervised_at=at,
+                                       supervision_deadline=deadline, supervision_note=note, version=version))
+            transitions, outbox = [], []
+            for who in enterprises["recipient_id"]:
+                t = {"incident_id": str(incident_id), "recipient_id": who, "action": "supervised",
+                     "from_state": None, "to_state": None, "actor": str(actor), "at": at, "note": note,
+                     "details": {"department_id": str(department_id), "deadline": deadline.isoformat()}}
+                transitions.append(t)
+                outbox.append(self._delivery(t, "enterprise", {"department_id": str(department_id),
+                                                               "deadline": deadline.isoformat()}))
+            connection.execute(sa.update(incidents).where(incidents.c.id == str(incident_id)).values(version=version))
+            self._log(connection, transitions, outbox, _now())
+        return len(enterprises)
+
+    def escalate_overdue(self, now=None) -> EscalationResult:
+        """Past its sign deadline a pushed recipient is reminded (once per deadline period) and
+        escalated once to the next recipient up (routing.escalation_target)."""
+        now = _at(now, "now")
+        r = incident_recipients
+        with self.engine.begin() as connection:
+            _, version = self._begin(connection)
+            rows = self._read(connection, r, r.c.state == "pushed", r.c.sign_deadline < now)
+            if not len(rows):
+                return EscalationResult()
+            sev = self._read(connection, incidents,
+                             self.store._in_values(incidents.c.id, rows["incident_id"].unique().tolist(), "in_ids"),
+                             columns=["id", "severity"]).set_index("id")["severity"]
+            rows["severity"] = sev.reindex(rows["incident_id"]).to_numpy()
+            escalate, remind = escalation_due(rows, now, self.settings)
+            transitions, outbox = [], []
+            up = rows[escalate]
+            targets = escalation_target(up[["incident_id", "recipient_kind", "recipient_id", "role",
+                                            "district_adcode"]].reset_index(drop=True), self.world)
+            existing = set(zip(*[self._read(connection, r, self.store._in_values(
+                r.c.incident_id, up["incident_id"].unique().tolist(), "in_ids"),
+                columns=["incident_id", "recipient_id"])[c] for c in ("incident_id", "recipient_id")]))
+            if len(up):
+                for inc, who in zip(up["incident_id"], up["recipient_id"]):
+                    connection.execute(sa.update(r).where(r.c.incident_id == inc, r.c.recipient_id == who)
+                                       .values(escalated_at=now, version=version))
+                    transitions.append({"incident_id": inc, "recipient_id": who, "action": "escalated",
+                                        "from_state": "pushed", "to_state": "pushed", "actor": "system", "at": now,
+                                        "note": None, "details": {"sign_overdue": True}})
+            new = targets[[(i, w) not in existing for i, w in zip(targets["incident_id"], targets["recipient_id"])]]
+            new = new.drop_duplicates(["incident_id", "recipient_id"]).reset_index(drop=True)
+            if len(new):
+                tier_of = dict(zip(zip(up["incident_id"], up["recipient_id"]), up["tier"]))
+                tiers = np.array([int(tier_of.get((i, f), 0)) + 1 for i, f in
+                                  zip(new["incident_id"], new["from_recipient_id"])], dtype="int64")
+                _, pushed, deliveries = self._push(
+                    connection, new, [now] * len(new), sev.reindex(new["incident_id"]).to_numpy(), tier=tiers,
+                    escalated_from=new["from_recipient_id"].tolist(), actor="system", version=version)
+                transitions += pushed
+                outbox += deliveries
+            escalated_ids = up["incident_id"].unique().tolist()
+            for inc in escalated_ids:
+                connection.execute(sa.update(incidents).where(incidents.c.id == inc)
+                                   .values(escalations=incidents.c.escalations + 1, version=version))
+            again = rows[remind]
+            for row in again.itertuples(index=False):
+                connection.execute(sa.update(r).where(r.c.incident_id == row.incident_id,
+                                                      r.c.recipient_id == row.recipient_id)
+                                   .values(reminders=r.c.reminders + 1, last_reminded_at=now, version=version))
+                t = {"incident_id": row.incident_id, "recipient_id": row.recipient_id, "action": "reminded",
+                     "from_state": "pushed", "to_state": "pushed", "actor": "system", "at": now, "note": None,
+                     "details": {"reminders": int(row.reminders) + 1}}
+                transitions.append(t)
+                outbox.append(self._delivery(t, row.recipient_kind, {"level": str(level_keys([row.severity])[0])}))
+            if len(new):
+                self._refresh_status(connection, new["incident_id"].unique().tolist(), version, now)
+            self._log(connection, transitions, outbox, _now())
+        return EscalationResult(escalated=int(len(up)), reminded=int(len(again)))
+
+    # --- KPIs ---------------------------------------------------------------------------------
+
+    def kpis(self, by: str = "department", since=None, until=None, now=None) -> pd.DataFrame:
+        """Handling figures per department | district | enterprise | rule | level | day
+        (spatial/incidents/kpis.py), over incidents first seen in [since, until)."""
+        if by not in kpi_logic.GROUPINGS:
+            raise IncidentError(f"--by must be one of {', '.join(kpi_logic.GROUPINGS)}, got {by!r}")
+        t, r = incidents, incident_recipients
+        conditions = []
+        if since is not None:
+            conditions.append(t.c.first_time >= _at(since, "since"))
+        if until is not None:
+            conditions.append(t.c.first_time < _at(until, "until"))
+        with self.engine.connect() as connection:
+            inc = self._read(connection, t, *conditions,
+                             columns=["id", "rule", "severity", "district_adcode", "first_time", "quick_close",
+                                      "false_alarm", "episodes", "escalations"])
+            rec_conditions = [r.c.incident_id.in_(sa.select(t.c.id).where(*conditions))] if conditions else []
+            rec = self._read(connection, r, *rec_conditions,
+                             columns=["incident_id", "recipient_id", "recipient_kind", "district_adcode", "state",
+                                      "tier", "pushed_at", "sign_deadline", "signed_at", "disposed_at", "outcome",
+                                      "escalated_at"])
+        return kpi_logic.kpis(inc, rec, by=by, now=_at(now, "now") if now is not None else _now())

@@ -1,0 +1,329 @@
+"""The incident lifecycle, pure: events -> incidents and their transitions, the noise window,
+the recipient state machine, deadlines and escalation decisions (DESIGN.md §3 step 3).
+
+An incident is one per (rule, subject, episode); an episode of the same rule and subject that
+opens within `reopen_window_s` of the previous incident's end joins it (noise: one incident,
+not two). Each event is applied once: its key is (rule, episode_id, phase, ordinal) where the
+ordinal is 0 for an open and a close and, for an update, the update's place among the
+episode's distinct updates (point_level sends several updates with one start). An update is
+recognised as already applied by its content digest, so a replayed day, a re-imported file or a
+re-run of the rules gives the same keys and doubles nothing (the store enforces the key).
+
+Recipients (departments `DEPT-…`, enterprises `ENT-…`) each move pushed -> signed (签收) ->
+disposed (处置) -> closed (办结); the incident's `status` is its least advanced recipient's state.
+Red and orange incidents need a disposal note even when the rule has closed them; a yellow or
+blue incident whose rule has ended may be closed once signed. Past the level's sign deadline a
+recipient is reminded (once per deadline period until it signs) and escalated once to the next
+recipient up (enterprise -> district -> city).
+
+`plan_events` loops over events (a monitor batch holds a handful; the year bench measures the
+loop at ~10^5 events/s): each event may depend on the one before it (a close then a reopening of
+the same subject in one batch), which a vectorised pass would have to chain anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+PHASES = ("open", "update", "close")
+STATES = ("pushed", "signed", "disposed", "closed")
+STATE_RANK = {s: i for i, s in enumerate(STATES)}
+OUTCOMES = ("resolved", "rectified", "penalised", "referred", "false_alarm")  # false_alarm: 误报
+RULE_STATES = ("active", "ended")
+NOTE_LEVELS = (1, 2)  # red and orange: a disposal note is required
+SUBJECT_KINDS = {"VEH-": "vehicle", "MP-": "monitoring_point", "HS-": "hazard_source", "ENT-": "entity"}
+EVENT_COLUMNS = ["rule", "subject_id", "episode_id", "phase", "start", "end", "lon", "lat", "severity", "evidence"]
+
+
+class IncidentError(ValueError):
+    """A request the incident store refuses (unknown id, illegal transition, bad input); nothing
+    was changed."""
+
+
+@dataclass(frozen=True)
+class IncidentSettings:
+    """Deadlines and noise thresholds. None is fixed by a regulation: engineering defaults."""
+
+    # seconds to sign for (签收) per level, red, orange, yellow, blue (engineering default)
+    sign_deadline_s: tuple[float, float, float, float] = (900.0, 1800.0, 7200.0, 86400.0)
+    reopen_window_s: float = 600.0  # an episode reopening this soon after the last joins its incident
+    quick_close_s: float = 300.0  # a rule close this soon after the open, nobody signed: counted as noise
+    max_tier: int = 2  # escalation steps: enterprise (0) -> district (1) -> city (2)
+
+    def __post_init__(self) -> None:
+        if len(self.sign_deadline_s) != 4 or not all(s > 0 for s in self.sign_deadline_s):
+            raise ValueError("IncidentSettings.sign_deadline_s: four positive seconds (red, orange, yellow, blue)")
+        if self.reopen_window_s < 0 or self.quick_close_s < 0 or self.max_tier < 0:
+            raise ValueError("IncidentSettings: reopen_window_s, quick_close_s and max_tier must be >= 0")
+
+    def deadline_s(self, severity) -> np.ndarray:
+        return np.asarray(self.sign_deadline_s, dtype="float64")[np.asarray(severity, dtype="int64") - 1]
+
+
+def subject_kinds(subject_ids) -> np.ndarray:
+    """vehicle | monitoring_point | … from the id prefix; 'other' when unknown."""
+    ids = pd.Series(subject_ids, dtype=object).astype(str)
+    out = np.full(len(ids), "other", dtype=object)
+    for prefix, kind in SUBJECT_KINDS.items():
+        out[ids.str.startswith(prefix).to_numpy()] = kind
+    return out
+
+
+def incident_id(rule: str, episode_id: str) -> str:
+    """Deterministic from the incident's first episode: a replay names it the same."""
+    return "INC-" + hashlib.blake2b(f"{rule}\x1f{episode_id}".encode(), digest_size=8).hexdigest()
+
+
+def event_digest(severity: int, end, evidence) -> str:
+    text = json.dumps([int(severity), None if end is None or pd.isna(end) else pd.Timestamp(end).isoformat(),
+                       evidence], sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
+
+
+def check_events(events: pd.DataFrame) -> pd.DataFrame:
+    """Events as a frame (EVENT_COLUMNS, times aware UTC), checked; raises IncidentError naming the
+    first bad row (0-based position in the input, in input order)."""
+    missing = [c for c in EVENT_COLUMNS if c not in events.columns]
+    if missing:
+        raise IncidentError(f"events: missing column(s) {', '.join(missing)}")
+    frame = events[EVENT_COLUMNS + [c for c in ("seq",) if c in events.columns]].reset_index(drop=True).copy()
+
+    def fail(mask, what):
+        row = int(np.flatnonzero(np.asarray(mask))[0])
+        raise IncidentError(f"event {row}: {what} (rule {frame['rule'].iloc[row]!r}, episode "
+                            f"{frame['episode_id'].iloc[row]!r}); {int(np.sum(mask))} event(s) so")
+
+    for name in ("rule", "subject_id", "episode_id"):
+        values = frame[name]
+        bad = values.isna() | (values.astype(str).str.len() == 0)
+        if bad.any():
+            fail(bad, f"{name} is missing")
+        frame[name] = values.astype(str)
+    bad = ~frame["phase"].isin(PHASES)
+    if bad.any():
+        fail(bad, f"phase must be one of {', '.join(PHASES)}")
+    try:
+        frame["start"] = pd.to_datetime(frame["start"], utc=True)
+        frame["end"] = pd.to_datetime(frame["end"], utc=True)
+    except (TypeError, ValueError) as exc:
+        raise IncidentError(f"events: start/end are not times ({exc})") from exc
+    if frame["start"].isna().any():
+        fail(frame["start"].isna(), "start is missing")
+    if ((frame["phase"] == "close") & frame["end"].isna()).any():
+        fail((frame["phase"] == "close") & frame["end"].isna(), "a close needs its end time")
+    if (frame["end"] < frame["start"]).any():
+        fail(frame["end"] < frame["start"], "end is before start")
+    severity = pd.to_numeric(frame["severity"], errors="coerce")
+    bad = ~severity.isin([1, 2, 3, 4])
+    if bad.any():
+        fail(bad, "severity must be 1 (highest) ... 4")
+    frame["severity"] = severity.astype("int64")
+    for name in ("lon", "lat"):
+        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    bad = ~frame["evidence"].map(lambda e: isinstance(e, dict))
+    if bad.any():
+        fail(bad, "evidence must be a JSON object")
+    frame["event_time"] = frame["end"].where(frame["phase"] == "close", frame["start"])
+    return frame
+
+
+@dataclass
+class Plan:
+    """What applying a batch of events changes (the store writes it in one transaction)."""
+
+    applied: pd.DataFrame  # rows of incident_applied to insert
+    incidents: dict[str, dict]  # full rows of the incidents created or changed
+    opened: list[str]  # incidents created (to be routed)
+    transitions: list[dict]  # incident-level transitions (opened, reopened, updated, rule_closed)
+    duplicates: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def plan_events(events: pd.DataFrame, applied: pd.DataFrame, incidents: pd.DataFrame,
+                settings: IncidentSettings, *, source: str) -> Plan:
+    """Apply checked `events` (check_events, in application order) to the known state.
+
+    applied: the incident_applied rows of the batch's episodes (rule, episode_id, phase, ordinal,
+        digest, incident_id);
+    incidents: the incidents holding those episodes and the latest incident of each of the batch's
+        (rule, subject) pairs (full rows).
+    """
+    # --- keys: ordinal 0 for open/close; updates by content digest --------------------------
+    ev = events.reset_index(drop=True)
+    is_update = (ev["phase"] == "update").to_numpy()
+    digest = np.full(len(ev), None, dtype=object)
+    if is_update.any():
+        idx = np.flatnonzero(is_update)
+        digest[idx] = [event_digest(s, e, d) for s, e, d in zip(
+            ev["severity"].to_numpy()[idx], ev["end"].iloc[idx], ev["evidence"].iloc[idx])]
+    ev = ev.assign(digest=digest, ordinal=0)
+    known_keys = set(zip(applied["rule"], applied["episode_id"], applied["phase"], applied["ordinal"]))
+    known_digests = {(r, e, d) for r, e, p, d in zip(applied["rule"], applied["episode_id"], applied["phase"],
+                                                      applied["digest"]) if p == "update"}
+    next_ordinal: dict[tuple[str, str], int] = {}
+    for r, e, p, o in zip(applied["rule"], applied["episode_id"], applied["phase"], applied["ordinal"]):
+        if p == "update":
+            next_ordinal[(r, e)] = max(next_ordinal.get((r, e), 0), int(o) + 1)
+    by_episode = {(r, e): i for r, e, i in zip(applied["rule"], applied["episode_id"], applied["incident_id"])}
+    rows: dict[str, dict] = {str(r["id"]): dict(r) for r in incidents.to_dict("records")}
+    latest: dict[tuple[str, str], str] = {}
+    for inc in sorted(rows.values(), key=lambda r: r["first_time"]):
+        latest[(inc["rule"], inc["subject_id"])] = inc["id"]
+
+    keep = np.zeros(len(ev), dtype=bool)
+    ordinals = np.zeros(len(ev), dtype="int64")
+    incident_of = np.full(len(ev), None, dtype=object)
+    changed: set[str] = set()
+    opened: list[str] = []
+    transitions: list[dict] = []
+    counts = {"opened": 0, "updated": 0, "closed": 0, "reopened": 0}
+    kinds = subject_kinds(ev["subject_id"])
+    actor_prefix = "rule:"
+    for i, e in enumerate(ev.itertuples(index=False)):
+        if e.phase == "update":
+            dkey = (e.rule, e.episode_id, e.digest)
+            if dkey in known_digests:
+                continue
+            ordinal = next_ordinal.get((e.rule, e.episode_id), 0)
+            next_ordinal[(e.rule, e.episode_id)] = ordinal + 1
+            known_digests.add(dkey)
+        else:
+            ordinal = 0
+            if (e.rule, e.episode_id, e.phase, 0) in known_keys:
+                continue
+            known_keys.add((e.rule, e.episode_id, e.phase, 0))
+        keep[i], ordinals[i] = True, ordinal
+        when = e.event_time
+        actor = actor_prefix + e.rule
+        inc_id = by_episode.get((e.rule, e.episode_id))
+        if inc_id is None:
+            previous = rows.get(latest.get((e.rule, e.subject_id), ""))
+            gap = None if previous is None or previous["end_time"] is None or pd.isna(previous["end_time"]) \
+                else (e.start - previous["end_time"]).total_seconds()
+            if previous is not None and previous["state"] == "ended" and previous["status"] != "closed" \
+                    and gap is not None and 0 <= gap <= settings.reopen_window_s:
+                inc = previous
+                inc_id = inc["id"]
+                inc.update(state="active", end_time=None, last_episode_id=e.episode_id, episodes=inc["episodes"] + 1)
+                counts["reopened"] += 1
+                transitions.append(_transition(inc_id, "reopened", "ended", "active", actor, when,
+                                               {"episode_id": e.episode_id, "gap_s": gap}))
+            else:
+                inc_id = incident_id(e.rule, e.episode_id)
+                inc = {
+                    "id": inc_id, "rule": e.rule, "subject_id": e.subject_id, "subject_kind": kinds[i],
+                    "first_episode_id": e.episode_id, "last_episode_id": e.episode_id, "episodes": 1,
+                    "state": "active", "status": "pushed", "severity": int(e.severity),
+                    "peak_severity": int(e.severity), "first_time": e.start, "last_time": when, "end_time": None,
+                    "lon": e.lon, "lat": e.lat, "district_adcode": None, "evidence": e.evidence, "source": source,
+                    "quick_close": False, "false_alarm": False, "escalations": 0,
+                }
+                rows[inc_id] = inc
+                opened.append(inc_id)
+                counts["opened"] += 1
+                transitions.append(_transition(inc_id, "opened", None, "active", actor, when,
+                                               {"episode_id": e.episode_id, "severity": int(e.severity)}))
+            by_episode[(e.rule, e.episode_id)] = inc_id
+            latest[(e.rule, e.subject_id)] = inc_id
+        inc = rows[inc_id]
+        incident_of[i] = inc_id
+        changed.add(inc_id)
+        if e.phase != "close" and not np.isnan(e.lon):
+            inc["lon"], inc["lat"] = e.lon, e.lat
+        inc["evidence"] = e.evidence
+        if when > inc["last_time"]:
+            inc["last_time"] = when
+        if e.phase == "update" or (e.phase == "open" and inc["first_episode_id"] != e.episode_id
+                                   and inc["last_episode_id"] != e.episode_id):
+            before = inc["severity"]
+            inc["severity"] = int(e.severity)
+            inc["peak_severity"] = min(int(inc["peak_severity"]), int(e.severity))
+            counts["updated"] += 1
+            transitions.append(_transition(inc_id, "updated", None, None, actor, when,
+                                           {"episode_id": e.episode_id, "severity_from": int(before),
+                                            "severity": int(e.severity)}))
+        elif e.phase == "open":
+            inc["peak_severity"] = min(int(inc["peak_severity"]), int(e.severity))
+            inc["severity"] = int(e.severity)
+        elif e.phase == "close":
+            inc["peak_severity"] = min(int(inc["peak_severity"]), int(e.severity))
+            if inc["state"] == "active" and inc["last_episode_id"] == e.episode_id:
+                inc["state"], inc["end_time"] = "ended", e.end
+                duration = (e.end - e.start).total_seconds()
+                inc["quick_close"] = bool(inc["quick_close"] or (
+                    duration <= settings.quick_close_s and inc["status"] == "pushed"))
+                counts["closed"] += 1
+                transitions.append(_transition(inc_id, "rule_closed", "active", "ended", actor, when,
+                                               {"episode_id": e.episode_id, "duration_s": duration}))
+    kept = ev[keep].assign(ordinal=ordinals[keep], incident_id=incident_of[keep])
+    applied_rows = pd.DataFrame({
+        "rule": kept["rule"].to_numpy(), "episode_id": kept["episode_id"].to_numpy(),
+        "phase": kept["phase"].to_numpy(), "ordinal": kept["ordinal"].to_numpy(dtype="int64"),
+        "digest": kept["digest"].to_numpy(), "incident_id": kept["incident_id"].to_numpy(),
+        "seq": kept["seq"].to_numpy() if "seq" in kept.columns else np.full(len(kept), None, dtype=object),
+    })
+    counts["applied"] = int(keep.sum())
+    return Plan(applied=applied_rows, incidents={i: rows[i] for i in changed}, opened=opened,
+                transitions=transitions, duplicates=int(len(ev) - keep.sum()), counts=counts)
+
+
+def _transition(incident_id: str, action: str, from_state, to_state, actor: str, at, details=None,
+                recipient_id=None, note=None) -> dict:
+    return {"incident_id": incident_id, "recipient_id": recipient_id, "action": action, "from_state": from_state,
+            "to_state": to_state, "actor": actor, "at": at, "note": note, "details": details}
+
+
+# --- recipients -------------------------------------------------------------------------------
+
+
+def check_transition(action: str, state: str, *, severity: int, rule_state: str, note: str | None,
+                     outcome: str | None = None, measures: str | None = None) -> str:
+    """The state after `action` (sign, dispose, close) from `state`; IncidentError when illegal."""
+    if action == "sign":
+        allowed = ("pushed",)
+    elif action == "dispose":
+        allowed = ("signed",)
+        if outcome not in OUTCOMES:
+            raise IncidentError(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
+        if severity in NOTE_LEVELS and not (note and note.strip()):
+            raise IncidentError("a red or orange incident needs a disposal note (--note)")
+    elif action == "close":
+        allowed = ("disposed",) if severity in NOTE_LEVELS or rule_state != "ended" else ("signed", "disposed")
+    else:
+        raise IncidentError(f"unknown action {action!r}")
+    if state not in allowed:
+        why = {"sign": "only a pushed incident can be signed for",
+               "dispose": "sign for it first" if state == "pushed" else "only a signed incident can be disposed",
+               "close": "dispose of it first (a red or orange incident, or one whose rule is still active, is "
+                        "closed after its disposal)" if state in ("pushed", "signed") else "it is closed already"}
+        raise IncidentError(f"cannot {action} an incident that is {state}: {why[action]}")
+    return {"sign": "signed", "dispose": "disposed", "close": "closed"}[action]
+
+
+def incident_status(states) -> str:
+    """The incident's status: its least advanced recipient's state ('pushed' without any)."""
+    ranks = [STATE_RANK[s] for s in states]
+    return STATES[min(ranks)] if ranks else "pushed"
+
+
+def escalation_due(recipients: pd.DataFrame, now: pd.Timestamp, settings: IncidentSettings
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(escalate, remind) masks over recipient rows (columns state, tier, severity, sign_deadline,
+    escalated_at, last_reminded_at): past its sign deadline a pushed recipient is escalated once
+    (while tier < max_tier) and reminded once per deadline period until it signs."""
+    if not len(recipients):
+        return np.zeros(0, bool), np.zeros(0, bool)
+    pushed = (recipients["state"] == "pushed").to_numpy()
+    overdue = pushed & (pd.to_datetime(recipients["sign_deadline"], utc=True) < now).to_numpy()
+    escalate = overdue & recipients["escalated_at"].isna().to_numpy() \
+        & (recipients["tier"].to_numpy(dtype="int64") < settings.max_tier)
+    period = pd.to_timedelta(settings.deadline_s(recipients["severity"].to_numpy()), unit="s")
+    last = pd.to_datetime(recipients["last_reminded_at"], utc=True)
+    since = pd.to_datetime(recipients["sign_deadline"], utc=True).where(last.isna(), last)
+    remind = overdue & ((now - since).to_numpy() >= np.where(last.isna().to_numpy(), pd.Timedelta(0), period))
+    return escalate, remind

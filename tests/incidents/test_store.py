@@ -1,0 +1,81 @@
+"""The incident tables of migration 0005 and the IncidentStore's exactly-once application, on
+both backends (the `store` fixture)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from data import incidents as incident_tables
+from data import schema
+from data.incidents import IncidentError, IncidentStore
+from tests.incidents.helpers import at, episode, ev
+
+
+def test_migration_0005_matches_the_declared_tables(store):
+    names = {t.name for t in incident_tables.TABLES}
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        diffs = [d for d in compare_metadata(context, schema.metadata) if any(n in repr(d) for n in names)]
+        assert diffs == []
+        cursor = connection.execute(sa.select(incident_tables.incident_cursor)).all()
+    assert [tuple(r) for r in cursor] == [("events", 0, 0)]
+
+
+def test_the_store_refuses_a_second_application_of_an_event_key(store):
+    """The exactly-once key is the table's primary key, not only the code's bookkeeping."""
+    incidents = IncidentStore(store)
+    incidents.apply_events(episode(0, 10))
+    row = {"rule": "speeding", "episode_id": ev("open", 0).episode_id, "phase": "open", "ordinal": 0,
+           "incident_id": "INC-x", "source": "file", "applied_at": at(0)}
+    with pytest.raises(sa.exc.IntegrityError):
+        with store.engine.begin() as connection:
+            connection.execute(sa.insert(incident_tables.incident_applied).values(**row))
+
+
+def test_applying_the_same_events_again_doubles_nothing(store):
+    incidents = IncidentStore(store)
+    events = [*episode(0, 10), ev("open", 30, severity=1, subject="VEH-0002"),
+              ev("update", 30, severity=1, subject="VEH-0002", evidence={"level": 2}),
+              ev("update", 30, severity=2, subject="VEH-0002", evidence={"level": 1})]
+    first = incidents.apply_events(events)
+    assert (first.applied, first.duplicates, first.opened, first.updated, first.closed) == (5, 0, 2, 2, 1)
+    before = _counts(store)
+    again = incidents.apply_events(events)
+    assert (again.applied, again.duplicates) == (0, 5)
+    assert _counts(store) == before
+    # a later file holding only the updates (as `hazmap events --since` would) changes nothing either
+    assert incidents.apply_events(events[3:]).duplicates == 2
+    assert _counts(store) == before
+
+
+def test_stored_events_apply_in_seq_order_once_and_move_the_cursor(store):
+    incidents = IncidentStore(store)
+    store.write_events(episode(0, 10))
+    store.write_events([ev("open", 5, subject="VEH-0002")])
+    result = incidents.apply_stored_events()
+    assert (result.applied, result.opened, result.last_seq) == (3, 2, 3)
+    assert incidents.last_applied_seq() == 3
+    assert incidents.apply_stored_events().applied == 0
+    # a second simulated day on the same store writes the same events again: seen, not doubled
+    store.write_events(episode(0, 10))
+    replay = incidents.apply_stored_events()
+    assert (replay.applied, replay.duplicates, replay.last_seq) == (0, 2, 5)
+    assert len(incidents.list()) == 2
+
+
+def test_a_malformed_event_refuses_the_whole_batch(store):
+    incidents = IncidentStore(store)
+    bad = ev("close", 0)  # a close without its end
+    with pytest.raises(IncidentError, match="event 1: a close needs its end time"):
+        incidents.apply_events([ev("open", 0), bad])
+    assert _counts(store)["incidents"] == 0
+
+
+def _counts(store) -> dict[str, int]:
+    with store.engine.connect() as connection:
+        return {t.name: connection.execute(sa.select(sa.func.count()).select_from(t)).scalar()
+                for t in incident_tables.TABLES}
