@@ -15,7 +15,9 @@ from data.reference import (
     ATTRIBUTION,
     CHEMICAL_COLUMNS,
     CHEMICALS_FILE,
+    catalogue_figures,
     load_chemicals,
+    parse_sources,
     load_districts,
 )
 from spatial.crs import geometry_to_metric, geometry_wgs84_to_gcj02
@@ -130,7 +132,24 @@ DOMAIN_FIGURES = [
     ("1075", "erg_isolation_m", 100), ("1075", "erg_large_spill_m", 800),
     ("1203", "erg_isolation_m", 50), ("1203", "erg_large_spill_m", 300), ("1203", "erg_fire_isolation_m", 800),
     ("1114", "erg_isolation_m", 50), ("1114", "erg_large_spill_m", 300), ("1114", "erg_fire_isolation_m", 800),
-    ("1230", "erg_isolation_m", 50), ("1230", "erg_large_spill_m", 300), ("1230", "erg_fire_isolation_m", 800),
+    ("1230", "erg_isolation_m", 50), ("1230", "erg_fire_isolation_m", 800),
+    # ERG 2016 Table 1 rows DOMAIN.md fills (issue 11): small spill, and large spill where Table 1 has it.
+    ("1016", "erg_isolation_m", 30), ("1016", "erg_day_m", 100), ("1016", "erg_night_m", 200),
+    ("1016", "erg_large_isolation_m", 200), ("1016", "erg_large_day_m", 1200), ("1016", "erg_large_night_m", 4400),
+    ("1040", "erg_isolation_m", 30), ("1040", "erg_day_m", 100), ("1040", "erg_night_m", 200),
+    ("1051", "erg_isolation_m", 60), ("1051", "erg_day_m", 200), ("1051", "erg_night_m", 900),
+    ("1051", "erg_large_isolation_m", 300), ("1051", "erg_large_day_m", 1100), ("1051", "erg_large_night_m", 2400),
+    ("1052", "erg_isolation_m", 30), ("1052", "erg_day_m", 100), ("1052", "erg_night_m", 400),
+    ("1053", "erg_large_isolation_m", 400), ("1053", "erg_large_day_m", 2100), ("1053", "erg_large_night_m", 5400),
+    ("1076", "erg_large_isolation_m", 500), ("1076", "erg_large_day_m", 3000), ("1076", "erg_large_night_m", 9000),
+    # ERG 2016 orange guides: large-spill evacuation and fire isolation.
+    ("1072", "erg_large_spill_m", 500), ("1072", "erg_fire_isolation_m", 800),  # oxygen, guide 122
+    ("1066", "erg_large_spill_m", 100), ("1066", "erg_fire_isolation_m", 800),  # nitrogen, guide 121
+    ("1942", "erg_large_spill_m", 100),  # ammonium nitrate, guide 140
+    ("3105", "erg_large_spill_m", 250),  # organic peroxide, guide 145
+    ("1381", "erg_large_spill_m", 300),  # white phosphorus, guide 136
+    ("1350", "erg_large_spill_m", 100),  # sulphur, guide 133
+    ("2990", "erg_fire_isolation_m", 800),  # guide 171
     # LEL (vol %) and GBZ 2.1-2019 OELs (mg/m³).
     ("1971", "lel_vol_pct", 5.0), ("1978", "lel_vol_pct", 2.1), ("1049", "lel_vol_pct", 4.0),
     ("1114", "lel_vol_pct", 1.2), ("1230", "lel_vol_pct", 6.0),
@@ -225,6 +244,19 @@ def _write_variant(tmp_path: Path, un: str, column: str, value: str) -> Path:
         ("1017", "gas_detector", "smoke", "gas_detector"),
         ("1971", "lel_vol_pct", "150", "lel_vol_pct"),
         ("1017", "name_en", "", "name_en"),
+        ("1053", "erg_large_night_m", "", "erg_large_night_m"),  # large day without night
+        ("1053", "erg_large_night_m", "2000", "erg_large_night_m"),  # large night shorter than its day
+        ("1053", "erg_large_day_m", "50", "erg_large_day_m"),  # a large spill closer than the small one
+        ("1203", "erg_large_day_m", "300", "erg_large_day_m"),  # Table 1 large spill on a non-TIH good
+        ("1053", "erg_large_spill_m", "300", "erg_large_spill_m"),  # guide evacuation beside Table 1's
+        ("1017", "highly_toxic", "maybe", "highly_toxic"),
+        ("1203", "highly_toxic", "yes", "source"),  # flagged without a source entry for it
+        ("1017", "highly_toxic", "yes", "source"),  # flagged, yet its entry says "no:"
+        ("1017", "lel_vol_pct", "5", "source"),  # a figure without a source entry
+        ("1017", "source", "Q: DOMAIN.md; colour: green", "source"),
+        ("1230", "erg_large_spill_m", "300", "source"),  # its source says 'none' for it
+        ("1203", "source", "Q: DOMAIN.md; beta: x; isolation: x; large_spill: x; fire: x; LEL: x; OEL: x; "
+                           "small_spill: x", "source"),  # an entry for a figure left empty
     ],
 )
 def test_loader_names_the_bad_row_and_column(tmp_path, un, column, value, reported_column):
@@ -245,6 +277,67 @@ def test_loader_refuses_missing_columns(tmp_path):
     table.to_csv(path, index=False)
     with pytest.raises(ValueError, match="columns must be exactly"):
         load_chemicals(path)
+
+
+def test_methanol_has_no_large_spill_figure(chemicals):
+    # ERG 2016 guide 131 gives none; the catalogue says so instead of inventing 300 m
+    assert math.isnan(chemicals.loc["1230", "erg_large_spill_m"])
+    (row,) = catalogue_figures(chemicals.loc[["1230"]]).query("figure == 'large_spill'").itertuples()
+    assert row.value is None and row.source.startswith("none") and "guide 131" in row.source
+
+
+def test_life_saving_appliances_take_guide_171(chemicals):
+    # guide 171: 50 m for liquids, 25 m for solids (an article counts as a solid); fire 800 m
+    assert chemicals.loc["2990", ["erg_isolation_m", "erg_fire_isolation_m"]].tolist() == [25, 800]
+    assert chemicals.loc["3082", ["erg_isolation_m", "erg_fire_isolation_m"]].tolist() == [50, 800]
+
+
+def test_toxic_by_inhalation_goods_of_class_6_1_and_8_have_table_1_rows(chemicals):
+    # HCN (6.1) and HF (8) are TIH: with their Table 1 figures the rules treat them as acute
+    tih = chemicals["erg_day_m"].notna()
+    assert {"1051", "1052"} <= set(chemicals.index[tih])
+    assert set(chemicals.loc[tih, "hazard_class"]) == {"2.3", "6.1", "8"}
+
+
+def test_highly_toxic_is_a_flag_of_the_chemical_not_of_its_class(chemicals):
+    # 剧毒化学品 (危险化学品目录 2015): HCN, phosgene and sodium cyanide among the catalogue's
+    # substances; chlorine, ammonia and the other 2.3 gases are toxic but not 剧毒
+    assert chemicals["highly_toxic"].dtype == bool
+    assert set(chemicals.index[chemicals["highly_toxic"]]) == {"1051", "1076", "1689"}
+    gases = chemicals[chemicals["hazard_class"] == "2.3"]
+    assert gases["highly_toxic"].any() and not gases["highly_toxic"].all()
+    figures = catalogue_figures(chemicals).set_index(["un_number", "figure"])
+    # the flag is cited where it is set, and marked not checked (no copy of the list's rows was at hand)
+    for un in ("1051", "1076", "1689"):
+        assert "剧毒" in figures.loc[(un, "highly_toxic"), "source"]
+
+
+def test_every_figure_names_its_source(chemicals):
+    figures = catalogue_figures(chemicals)
+    numeric = [c for c in chemicals.columns if c.endswith(("_t", "_beta", "_m", "_pct", "_m3"))]
+    given = {(un, c) for c in numeric for un in chemicals.index[chemicals[c].notna()]}
+    listed = figures[figures["value"].notna() & (figures["figure"] != "highly_toxic")]
+    assert given <= set(zip(listed["un_number"], listed["figure"]))
+    assert (listed["source"].str.len() > 0).all()
+    # what DOMAIN.md gives is marked as checked against it; the rest says "not checked"
+    by_figure = figures.set_index(["un_number", "figure"])
+    for un, column, _ in DOMAIN_FIGURES:
+        if column != "oel_kind":
+            assert by_figure.loc[(un, column), "checked"], (un, column)
+    unchecked = figures[~figures["checked"]]
+    assert (unchecked["source"].str.contains("not checked") | (unchecked["source"] == "")).all()
+    assert len(unchecked) and len(figures[figures["checked"]])
+    assert figures.loc[(figures["un_number"] == "1001") & (figures["figure"] == "lel_vol_pct"), "checked"].item() is \
+        False  # NIOSH, not DOMAIN.md
+
+
+def test_parse_sources_names_a_bad_entry():
+    assert parse_sources("Q: DOMAIN.md; fire: not checked (ERG 2016 guide 128)") == {
+        "Q": "DOMAIN.md", "fire": "not checked (ERG 2016 guide 128)"}
+    with pytest.raises(ValueError, match="'speed: fast'"):
+        parse_sources("Q: DOMAIN.md; speed: fast")
+    with pytest.raises(ValueError, match="given twice"):
+        parse_sources("Q: a; Q: b")
 
 
 def test_loader_reads_empty_figures_as_nan(chemicals):

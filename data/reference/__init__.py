@@ -77,11 +77,15 @@ CHEMICAL_NUMERIC_COLUMNS = (
     "erg_isolation_m",
     "erg_day_m",
     "erg_night_m",
+    "erg_large_isolation_m",
+    "erg_large_day_m",
+    "erg_large_night_m",
     "erg_large_spill_m",
     "erg_fire_isolation_m",
     "lel_vol_pct",
     "oel_mg_m3",
 )
+CHEMICAL_FLAG_COLUMNS = ("highly_toxic",)  # "yes" / "no" in the file, bool once loaded
 CHEMICAL_COLUMNS = (  # the file's columns, in order
     "un_number",
     "name_zh",
@@ -93,20 +97,42 @@ CHEMICAL_COLUMNS = (  # the file's columns, in order
     "erg_isolation_m",
     "erg_day_m",
     "erg_night_m",
+    "erg_large_isolation_m",
+    "erg_large_day_m",
+    "erg_large_night_m",
     "erg_large_spill_m",
     "erg_fire_isolation_m",
     "lel_vol_pct",
     "oel_mg_m3",
     "oel_kind",
     "gas_detector",
+    "highly_toxic",
     "source",
 )
+
+# The `source` cell is "key: where it comes from; key: …", one entry per group of figures.
+# Every figure given needs its entry; an entry for a group left empty starts with "none" and
+# says why. An entry that says "not checked" was not checked against the text DOMAIN.md gives.
+SOURCE_KEYS: dict[str, tuple[str, ...]] = {
+    "Q": ("gb18218_q_t",),
+    "beta": ("gb18218_beta",),
+    "isolation": ("erg_isolation_m",),
+    "small_spill": ("erg_day_m", "erg_night_m"),
+    "large_spill": ("erg_large_isolation_m", "erg_large_day_m", "erg_large_night_m", "erg_large_spill_m"),
+    "fire": ("erg_fire_isolation_m",),
+    "LEL": ("lel_vol_pct",),
+    "OEL": ("oel_mg_m3", "oel_kind"),
+    "highly_toxic": ("highly_toxic",),
+}
+NOT_CHECKED = "not checked"
+_ENTRY_RE = re.compile(r"\s*([A-Za-z_]+):\s*(\S.*?)\s*")
 
 # GB 6944 / UN classes and divisions; explosives carry their compatibility group (1.1D, 1.4S).
 HAZARD_CLASS_PATTERN = re.compile(r"1\.[1-6][A-HJKLNS]|2\.[123]|3|4\.[123]|5\.[12]|6\.[12]|7|8|9")
 PACKING_GROUPS = ("", "I", "II", "III")
 OEL_KINDS = ("", "MAC", "TWA")
 GAS_DETECTOR_KINDS = ("", "combustible", "toxic")
+FLAG_VALUES = {"yes": True, "no": False}
 
 
 class _RowErrors:
@@ -127,9 +153,24 @@ class _RowErrors:
             )
 
 
+def parse_sources(text: str) -> dict[str, str]:
+    """A `source` cell as {key: text}; ValueError naming the first entry that is not
+    "key: text" with a key of SOURCE_KEYS, or a key given twice."""
+    out: dict[str, str] = {}
+    for entry in str(text).split(";"):
+        match = _ENTRY_RE.fullmatch(entry)
+        if not match or match.group(1) not in SOURCE_KEYS:
+            raise ValueError(f"source entry {entry.strip()!r} is not 'key: text' with a key of {list(SOURCE_KEYS)}")
+        if match.group(1) in out:
+            raise ValueError(f"source entry {match.group(1)!r} is given twice")
+        out[match.group(1)] = match.group(2)
+    return out
+
+
 def load_chemicals(path: str | Path = CHEMICALS_FILE) -> pd.DataFrame:
     """The chemical catalogue indexed by UN number (a 4-digit string); the figure columns are
-    float, NaN where the source gives none. A malformed row raises ValueError naming it."""
+    float, NaN where the source gives none; `highly_toxic` (剧毒) is bool. A malformed row
+    raises ValueError naming it."""
     path = Path(path)
     raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
     if tuple(raw.columns) != CHEMICAL_COLUMNS:
@@ -148,6 +189,7 @@ def load_chemicals(path: str | Path = CHEMICALS_FILE) -> pd.DataFrame:
     check.fail_where(~raw["oel_kind"].isin(OEL_KINDS), "oel_kind", "must be MAC, TWA or empty")
     check.fail_where(~raw["gas_detector"].isin(GAS_DETECTOR_KINDS), "gas_detector",
                      "must be combustible, toxic or empty")
+    check.fail_where(~raw["highly_toxic"].isin(list(FLAG_VALUES)), "highly_toxic", "must be yes or no")
 
     figures = {}
     for column in CHEMICAL_NUMERIC_COLUMNS:
@@ -156,18 +198,88 @@ def load_chemicals(path: str | Path = CHEMICALS_FILE) -> pd.DataFrame:
         check.fail_where(values <= 0, column, "must be positive")
         figures[column] = values
     check.fail_where(figures["lel_vol_pct"] > 100, "lel_vol_pct", "is a volume percentage, at most 100")
-    # Figures that only make sense together.
+    # Figures that only make sense together. ERG Table 1 gives a large spill only beside the
+    # small one (TIH substances), and then the guide's large-spill evacuation does not apply.
+    for large in ("erg_large_isolation_m", "erg_large_day_m", "erg_large_night_m"):
+        check.fail_where(figures[large].notna() & figures["erg_day_m"].isna(), large,
+                         "a Table 1 large spill needs the small-spill distances")
     _pair(check, figures, "gb18218_q_t", "gb18218_beta")
     _pair(check, figures, "erg_day_m", "erg_night_m")
+    _pair(check, figures, "erg_large_day_m", "erg_large_night_m")
+    _pair(check, figures, "erg_large_day_m", "erg_large_isolation_m")
     has_oel = figures["oel_mg_m3"].notna()
     check.fail_where(has_oel != (raw["oel_kind"] != ""), "oel_kind", "must be given exactly when oel_mg_m3 is")
-    check.fail_where(figures["erg_night_m"] < figures["erg_day_m"], "erg_night_m",
-                     "ERG night protective distance is never shorter than the day one")
+    for prefix in ("erg", "erg_large"):
+        check.fail_where(figures[f"{prefix}_night_m"] < figures[f"{prefix}_day_m"], f"{prefix}_night_m",
+                         "ERG night protective distance is never shorter than the day one")
     check.fail_where(figures["erg_day_m"].notna() & figures["erg_isolation_m"].isna(), "erg_isolation_m",
                      "must be given with the protective-action distances")
+    check.fail_where(figures["erg_large_day_m"].notna() & figures["erg_large_spill_m"].notna(), "erg_large_spill_m",
+                     "is the guide's figure for non-TIH goods; a Table 1 large spill is given")
+    for small, large in (("erg_isolation_m", "erg_large_isolation_m"), ("erg_day_m", "erg_large_day_m"),
+                         ("erg_night_m", "erg_large_night_m")):
+        check.fail_where(figures[large] < figures[small], large, f"a large spill is never closer than {small}")
+    _check_sources(check, raw, figures)
 
-    out = raw[["un_number", *CHEMICAL_TEXT_COLUMNS]].assign(**figures)
+    flags = {column: raw[column].map(FLAG_VALUES).astype(bool) for column in CHEMICAL_FLAG_COLUMNS}
+    out = raw[["un_number", *CHEMICAL_TEXT_COLUMNS]].assign(**figures, **flags)
     return out.set_index("un_number")[list(CHEMICAL_COLUMNS[1:])]
+
+
+def _check_sources(check: _RowErrors, raw: pd.DataFrame, figures: dict[str, pd.Series]) -> None:
+    """Every figure given has its source entry; an entry for an empty group says "none"."""
+    parsed = []
+    for i, text in enumerate(raw["source"]):  # 37 rows, once per load
+        try:
+            parsed.append(parse_sources(text))
+        except ValueError as err:
+            check.fail_where(pd.Series(np.arange(len(raw)) == i), "source", str(err))
+    for key, columns in SOURCE_KEYS.items():
+        if key == "highly_toxic":
+            given = raw["highly_toxic"] == "yes"
+        else:
+            given = pd.concat([figures[c].notna() if c in figures else raw[c] != "" for c in columns], axis=1).any(axis=1)
+        entry = pd.Series([p.get(key) for p in parsed], index=raw.index, dtype=object)
+        check.fail_where(given & entry.isna(), "source", f"has no {key!r} entry for a figure that is given")
+        none = entry.fillna("").str.startswith("none")
+        check.fail_where(given & none, "source", f"says 'none' for {key!r}, yet the figure is given")
+        if key == "highly_toxic":  # its entry, where there is one, begins with the flag's value
+            agrees = pd.Series([e is None or e.startswith(f"{flag}:") for e, flag in zip(entry, raw["highly_toxic"])],
+                               index=raw.index)
+            check.fail_where(~agrees, "source",
+                             "its 'highly_toxic' entry must begin with the flag's value ('yes:' or 'no:')")
+        else:
+            check.fail_where(~given & entry.notna() & ~none, "source",
+                             f"has a {key!r} entry for an empty figure; begin it with 'none' and say why")
+
+
+def catalogue_figures(chemicals: pd.DataFrame) -> pd.DataFrame:
+    """Every figure of the catalogue with its source, one row per (UN number, figure):
+    un_number, name_zh, name_en, figure (the column), value, source, checked (False where the
+    source says "not checked"). A group of figures left empty shows as one row named by its
+    source key (e.g. "large_spill") with value None when its entry says why ("none: …"). A
+    figure without an entry (a highly_toxic "no" nobody cited) is not checked."""
+    rows = []
+
+    def add(un, row, figure, value, source):
+        rows.append({"un_number": un, "name_zh": row["name_zh"], "name_en": row["name_en"], "figure": figure,
+                     "value": value, "source": source, "checked": bool(source) and NOT_CHECKED not in source})
+
+    for un, row in chemicals.iterrows():  # 37 substances, for printing
+        sources = parse_sources(row["source"])
+        for key, columns in SOURCE_KEYS.items():
+            source = sources.get(key, "")
+            if key == "highly_toxic":
+                add(un, row, "highly_toxic", bool(row["highly_toxic"]), source)
+                continue
+            given = [c for c in columns if not (row[c] == "" or (isinstance(row[c], float) and np.isnan(row[c])))]
+            for column in given:
+                value = row[column]
+                add(un, row, column, (int(value) if value.is_integer() else value) if isinstance(value, float) else value,
+                    source)
+            if not given and source:
+                add(un, row, key, None, source)
+    return pd.DataFrame(rows, columns=["un_number", "name_zh", "name_en", "figure", "value", "source", "checked"])
 
 
 def _pair(check: _RowErrors, figures: dict[str, pd.Series], first: str, second: str) -> None:

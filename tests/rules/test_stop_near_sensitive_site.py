@@ -4,8 +4,10 @@ The oracle below (`oracle_incidents`) does not import spatial.rules: it measures
 shapely distance from every stop to every site in EPSG:32651 and re-implements the radius,
 day/night, cargo and severity rules plainly from the rule's documentation, one stop and one
 site at a time, and the exemptions likewise: a stop at its waybill's own loading / unloading
-site (world.entities), and an empty truck's stop within 300 m of any enterprise or 150 m of any
-parking lot, service area, wash station or repair shop. Stops are given as the engine would hand them (DataFrames with the
+site (world.entities), and an empty truck's stop within 150 m of any parking lot, service area,
+wash station or repair shop (never merely near some enterprise: issue 11). The exemption of an
+empty truck at its previous unloading / next loading site and the residue of an uncleaned tank
+have their own tables below. Stops are given as the engine would hand them (DataFrames with the
 stop columns), placed in metre offsets so they graze every boundary.
 """
 
@@ -157,8 +159,7 @@ def oracle_at_own_site(stop, world, match_m: float) -> bool:
 
 
 # Where an empty truck may stand, as documented: table -> match radius (m).
-ORACLE_EMPTY_PLACE_MATCH_M = {"entities": 300, "parking_lots": 150, "service_areas": 150, "wash_stations": 150,
-                              "repair_shops": 150}
+ORACLE_EMPTY_PLACE_MATCH_M = {"parking_lots": 150, "service_areas": 150, "wash_stations": 150, "repair_shops": 150}
 
 
 def oracle_empty_at_place(stop, places: list[tuple[object, float]]) -> bool:
@@ -297,6 +298,11 @@ CASES = [
     ("explosive 500.1 m", "hospital", shapely.Point(0, 0), 500.1, "12:00", [("0081", "1.1D")], True, None),
     ("gasoline 299.9 m", "school", shapely.Point(0, 0), 299.9, "12:00", [("1203", "3")], True, (300, "kind", 2)),
     ("LPG is acute", "kindergarten", shapely.Point(0, 0), 299.9, "12:00", [("1075", "2.1")], True, (300, "kind", 1)),
+    # TIH goods of class 6.1 and 8 (ERG Table 1 rows in the catalogue) are acute too
+    ("HCN (6.1, TIH) is acute", "school", shapely.Point(0, 0), 299.9, "12:00", [("1051", "6.1")], True,
+     (300, "kind", 1)),
+    ("HF (8, TIH) 399.9 m night", "school", shapely.Point(0, 0), 399.9, "23:00", [("1052", "8")], True,
+     (400, "erg", 1)),
     ("gasoline + chlorine", "school", shapely.Point(0, 0), 1000, "23:00", [("1203", "3"), ("1017", "2.3")], True,
      (1100, "erg", 1)),
     ("not in the catalogue 299.9 m", "school", shapely.Point(0, 0), 299.9, "23:00", [("9999", "3")], True,
@@ -345,12 +351,13 @@ OWN_SITE_CASES = [
      True, True, "10:00", {"exempt_own_sites": False}, True),
     ("loaded, 400 m from its own site, match 500 m", {**FAR_ENTITIES, "ENT-1": shapely.Point(STOP_DX, 400)},
      True, True, "10:00", {"own_site_match_m": 500.0}, False),
-    # an empty truck at any plant is where it may stand (the empty-truck exemption)
+    # near some plant is no business of an empty truck (issue 11: schools and hospitals are
+    # registered chemical users); only its own previous / next waybill's site is (tested below)
     ("empty truck (no waybill) at a plant near the school", {"ENT-1": shapely.Point(STOP_DX, 0),
                                                             "ENT-2": shapely.Point(STOP_DX, 0)},
-     False, False, "10:00", {}, False),
+     False, False, "10:00", {}, True),
     ("loaded flag without a waybill at a plant", {"ENT-1": shapely.Point(STOP_DX, 0), "ENT-2": FAR_ENTITIES["ENT-2"]},
-     False, True, "10:00", {}, False),
+     False, True, "10:00", {}, True),
     ("empty truck at a plant, both exemptions off", {"ENT-1": shapely.Point(STOP_DX, 0),
                                                     "ENT-2": FAR_ENTITIES["ENT-2"]},
      False, False, "10:00", {"exempt_own_sites": False, "exempt_empty_at_places": False}, True),
@@ -382,8 +389,7 @@ def oracle_settings(settings: StopNearSensitiveSiteSettings) -> dict:
     """The rule's exemption settings as the oracle's keyword arguments."""
     return {"exempt_own_sites": settings.exempt_own_sites, "own_site_match_m": settings.own_site_match_m,
             "exempt_empty_at_places": settings.exempt_empty_at_places,
-            "empty_place_match_m": {"entities": settings.entity_match_m,
-                                    "parking_lots": settings.parking_lot_match_m,
+            "empty_place_match_m": {"parking_lots": settings.parking_lot_match_m,
                                     "service_areas": settings.service_area_match_m,
                                     "wash_stations": settings.wash_station_match_m,
                                     "repair_shops": settings.repair_shop_match_m}}
@@ -396,9 +402,9 @@ EMPTY_CASES = [
     # (case, entities (id -> metric point), places (table -> {id -> metric point}), on a waybill?,
     #  loaded, settings, raised?); every stop lies STOP_DX from the school, inside its 300 m
     ("empty truck at a plant near the school", {**AT_SCHOOL, "ENT-3": shapely.Point(STOP_DX, 0)}, {},
-     False, False, {}, False),
+     False, False, {}, True),
     ("empty truck 299.9 m from a plant", {**AT_SCHOOL, "ENT-3": shapely.Point(STOP_DX, 299.9)}, {},
-     False, False, {}, False),
+     False, False, {}, True),
     ("empty truck at a parking lot near the school", AT_SCHOOL,
      {"parking_lots": {"PL-1": shapely.Point(STOP_DX + 50, 0)}}, False, False, {}, False),
     ("empty truck at a service area", AT_SCHOOL, {"service_areas": {"SA-1": shapely.Point(STOP_DX, 149.9)}},
@@ -408,7 +414,9 @@ EMPTY_CASES = [
     ("empty truck at a repair shop", AT_SCHOOL, {"repair_shops": {"RS-1": shapely.Point(STOP_DX - 10, 0)}},
      False, False, {}, False),
     ("on a waybill, loaded flag off, at another plant", {**AT_SCHOOL, "ENT-3": shapely.Point(STOP_DX, 0)}, {},
-     True, False, {}, False),
+     True, False, {}, True),
+    ("on a waybill, loaded flag off, at a wash station", AT_SCHOOL,
+     {"wash_stations": {"WS-1": shapely.Point(STOP_DX, 0)}}, True, False, {}, False),
     ("empty truck 301 m from a plant, 151 m from every place",
      {**AT_SCHOOL, "ENT-3": shapely.Point(STOP_DX + 301, 0)},
      {table: {f"{prefix}-1": shapely.Point(STOP_DX, -151)} for table, prefix in (
@@ -428,8 +436,6 @@ EMPTY_CASES = [
      {"parking_lots": {"PL-1": shapely.Point(STOP_DX, 0)}}, False, False, {"exempt_empty_at_places": False}, True),
     ("empty truck 250 m from a lot, parking_lot_match_m 300", AT_SCHOOL,
      {"parking_lots": {"PL-1": shapely.Point(STOP_DX, 250)}}, False, False, {"parking_lot_match_m": 300.0}, False),
-    ("empty truck 250 m from a plant, entity_match_m 200", {**AT_SCHOOL, "ENT-3": shapely.Point(STOP_DX, 250)}, {},
-     False, False, {"entity_match_m": 200.0}, True),
 ]
 
 
@@ -452,14 +458,15 @@ def test_exempt_stops_drop_out_of_a_mixed_batch():
     """Exempt and raised stops in one batch: the others raise with their own evidence, and the
     exempt stops' closes pass silently."""
     world = world_with([SCHOOL], [CL, [("1203", "3")]],
-                       entities={"ENT-1": shapely.Point(STOP_DX, 0), "ENT-2": FAR_ENTITIES["ENT-2"]})
+                       entities={"ENT-1": shapely.Point(STOP_DX, 0), "ENT-2": FAR_ENTITIES["ENT-2"]},
+                       places={"parking_lots": {"PL-1": shapely.Point(STOP_DX, 0)}})
     # both waybills load at ENT-1, where VEH-1 and VEH-3 stop; VEH-2 stops 250 m from the school
     # on its far side, 350 m from ENT-1
     rows = [stop_row("VEH-1", STOP_DX, waybill=0, loaded=True, slot=0),
             stop_row("VEH-2", -250, waybill=1, loaded=True, slot=1),
             stop_row("VEH-3", STOP_DX, waybill=1, loaded=True, slot=2),
             stop_row("VEH-4", -250, slot=3),
-            stop_row("VEH-5", STOP_DX, slot=4)]  # empty, at the plant: where it may stand
+            stop_row("VEH-5", STOP_DX, slot=4)]  # empty, at the parking lot: where it may stand
     rule = StopNearSensitiveSiteRule()
     state, events = run(rule, world, [batch(rows), batch([], closed(rows))])
     assert [(e.subject_id, e.phase) for e in events] == [("VEH-2", "open"), ("VEH-4", "open"),
@@ -550,8 +557,10 @@ def test_without_a_catalogue_the_kind_radius_stands():
 
 
 def test_substance_without_any_erg_figure_is_listed():
-    # carbon monoxide: TIH but its Table 1 distances are not in the catalogue
-    world = world_with([site("SITE-1", "school", shapely.Point(0, 0))], [[("1016", "2.3")]])
+    # carbon monoxide with its ERG distances taken out of the catalogue: a 2.3 gas without any figure
+    no_erg = CHEMICALS.copy()
+    no_erg.loc["1016", ["erg_isolation_m", "erg_day_m", "erg_night_m"]] = np.nan
+    world = world_with([site("SITE-1", "school", shapely.Point(0, 0))], [[("1016", "2.3")]], chemicals=no_erg)
     _, (event,) = run(StopNearSensitiveSiteRule(), world,
                       [batch([stop_row("VEH-1", 200, waybill=0, loaded=True, confirmed_ms=NIGHT_MS)])])
     assert event.evidence["goods_without_erg"] == ["1016"] and event.evidence["radius_source"] == "kind"
@@ -599,7 +608,7 @@ def test_settings_are_listed_with_units_and_sources():
     assert rows["exempt_empty_at_places"]["value"] is True
     assert "empty truck" in rows["exempt_empty_at_places"]["source"]
     for table, metres in ORACLE_EMPTY_PLACE_MATCH_M.items():
-        name = {"entities": "entity_match_m", "parking_lots": "parking_lot_match_m",
+        name = {"parking_lots": "parking_lot_match_m",
                 "service_areas": "service_area_match_m", "wash_stations": "wash_station_match_m",
                 "repair_shops": "repair_shop_match_m"}[table]
         assert (rows[name]["value"], rows[name]["unit"]) == (metres, "m"), name
@@ -612,7 +621,6 @@ def test_settings_are_listed_with_units_and_sources():
     ({"day_starts_local_hour": 20, "night_starts_local_hour": 6}, "day_starts_local_hour"),
     ({"own_site_match_m": 0.0}, "own_site_match_m"),
     ({"own_site_match_m": float("inf")}, "own_site_match_m"),
-    ({"entity_match_m": -1.0}, "entity_match_m"),
     ({"parking_lot_match_m": 0.0}, "parking_lot_match_m"),
     ({"service_area_match_m": float("nan")}, "service_area_match_m"),
     ({"wash_station_match_m": True}, "wash_station_match_m"),
@@ -625,6 +633,8 @@ def test_bad_settings_are_refused(overrides, message):
         StopNearSensitiveSiteSettings(exempt_own_sites="no")
     with pytest.raises(TypeError, match="exempt_empty_at_places"):
         StopNearSensitiveSiteSettings(exempt_empty_at_places=1)
+    with pytest.raises(TypeError, match="exempt_adjacent_sites"):
+        StopNearSensitiveSiteSettings(exempt_adjacent_sites=None)
 
 
 def test_bad_input_is_named():
@@ -770,3 +780,86 @@ def test_state_is_not_mutated_by_a_step():
     before = dict(state.open)
     rule.step(state, batch([], closed([row])), world)
     assert state.open == before
+
+
+# --- an empty truck where it has business: its previous unloading / next loading site -----------
+
+PREV_UNLOAD, NEXT_LOAD, PREV_LOAD = shapely.Point(STOP_DX, 0), shapely.Point(STOP_DX, 50), shapely.Point(STOP_DX, -40)
+
+
+def business_world(next_status: str = "active", other_vehicle: bool = False) -> RuleWorld:
+    """One truck VEH-000001 (slot 0) with two waybills: WB-A loads at ENT-A and unloads at ENT-B,
+    08:00-10:00 local; WB-B loads at ENT-C at 14:00 (status `next_status`). Every plant lies near
+    the school; ENT-D is nobody's."""
+    def wb(wb_id, load, unload, dep, arr, status="active", vehicle_id="VEH-000001"):
+        return {"id": wb_id, "vehicle_id": vehicle_id, "status": status, "loading_site_id": load,
+                "unloading_site_id": unload, "consignor": "甲", "consignee": "乙", "carrier": "丙",
+                "planned_departure": pd.Timestamp(local_ms(f"2026-11-02 {dep}"), unit="ms", tz="UTC"),
+                "planned_arrival": pd.Timestamp(local_ms(f"2026-11-02 {arr}"), unit="ms", tz="UTC"),
+                "emergency_phone": "110", "geometry": metric_geometry(shapely.LineString([(0, 0), (5000, 0)]))}
+    owner = "VEH-000002" if other_vehicle else "VEH-000001"
+    waybills = layer("waybills", [wb("WB-A", "ENT-A", "ENT-B", "06:00", "07:00", vehicle_id=owner),
+                                  wb("WB-B", "ENT-C", "ENT-F", "14:00", "15:00", next_status, vehicle_id=owner)])
+    entities = {"ENT-A": PREV_LOAD, "ENT-B": PREV_UNLOAD, "ENT-C": NEXT_LOAD, "ENT-D": shapely.Point(STOP_DX, 10),
+                "ENT-F": shapely.Point(20_000, 0)}
+    vehicles = layer("vehicles", [
+        {"id": v, "plate": v, "carrier": "丙", "body": "tank", "approved_media": ["1017"], "terminal_phone": v[-6:],
+         "driver": "张", "escort": "李", "geometry": metric_geometry(shapely.Point(0, 0))}
+        for v in ("VEH-000001", "VEH-000002")])
+    world = tiny_world(sensitive_sites=layer("sensitive_sites", [SCHOOL]), waybills=waybills, vehicles=vehicles,
+                       entities=layer("entities", [entity(k, g) for k, g in entities.items()]))
+    world.chemicals = CHEMICALS
+    return RuleWorld(world)
+
+
+BUSINESS_CASES = [
+    # (case, where the empty truck stands, confirmed local time, world options, settings, raised?)
+    ("at its previous unloading site", PREV_UNLOAD, "11:00", {}, {}, False),
+    ("at its next loading site, waiting", NEXT_LOAD, "11:00", {}, {}, False),
+    ("at its previous waybill's loading site", PREV_LOAD, "11:00", {}, {}, True),
+    ("at nobody's plant", shapely.Point(STOP_DX, 10), "11:00", {}, {}, True),
+    ("next waybill cancelled", NEXT_LOAD, "11:00", {"next_status": "cancelled"}, {}, True),
+    ("another truck's sites", PREV_UNLOAD, "11:00", {"other_vehicle": True}, {}, True),
+    ("before any waybill: the first one's loading site", PREV_LOAD, "05:00", {}, {}, False),
+    ("exemption off", PREV_UNLOAD, "11:00", {}, {"exempt_adjacent_sites": False}, True),
+    ("after its last waybill, at its unloading site", shapely.Point(20_000, 0), "23:00", {}, {}, False),
+]
+
+
+@pytest.mark.parametrize("case, where, clock, options, overrides, raised", BUSINESS_CASES,
+                         ids=[c[0] for c in BUSINESS_CASES])
+def test_empty_truck_where_it_has_business(case, where, clock, options, overrides, raised):
+    world = business_world(**options)
+    # the far unloading site of WB-B: put the school there too for the last case
+    if case.startswith("after its last"):
+        world = RuleWorld(world.world)
+        world.world.sensitive_sites = layer("sensitive_sites", [site("SITE-1", "school", shapely.Point(20_100, 0))])
+    row = stop_row("VEH-000001", float(where.x), float(where.y), confirmed_ms=local_ms(f"2026-11-02 {clock}"))
+    _, events = run(StopNearSensitiveSiteRule(StopNearSensitiveSiteSettings(**overrides)), world, [batch([row])])
+    assert len(events) == (1 if raised else 0)
+
+
+# --- cargo state: an uncleaned empty tank near a site -----------------------------------------------
+
+def with_residue(row: dict, residue: int) -> pd.DataFrame:
+    frame = stops_frame([row])
+    frame["residue"] = np.array([residue], "int64")
+    return frame
+
+
+@pytest.mark.parametrize("dx, clock, raised", [(250.0, "10:00", True), (700.0, "23:00", False)])
+def test_an_uncleaned_tank_counts_as_its_last_cargo_without_erg_widening(dx, clock, raised):
+    world = world_with([SCHOOL], [CL])
+    row = stop_row("VEH-1", dx, confirmed_ms=local_ms(f"2026-11-02 {clock}"))
+    _, events = run(StopNearSensitiveSiteRule(), world, [batch(with_residue(row, 0))])
+    assert len(events) == int(raised)  # chlorine loaded at night would reach 1,100 m: residue does not widen
+    if raised:
+        (event,) = events
+        # a school and "other cargo": 2 (an empty truck would be 3; chlorine loaded 1)
+        assert event.severity == 2
+        e = event.evidence
+        assert (e["cargo"], e["residue_waybill_id"], e["residue_un_numbers"], e["radius_source"]) == (
+            "residue", "WB-000000", ["1017"], "kind")
+    # without residue the same empty stop is severity 3
+    _, plain = run(StopNearSensitiveSiteRule(), world, [batch(with_residue(row, -1))])
+    assert [e.severity for e in plain] == ([3] if raised else [])
