@@ -3,7 +3,8 @@
 The gateway runs here (asyncio, a real store, LiveState.apply_pings as the live sink); the
 fleet runs in its own spawned process and connects over loopback. Figures, one name=value a
 line: the sustained reports/s, the latency from a frame being read to its batch being in
-the live state (p50/p99, measured in the gateway process), what was dropped, peak RSS, and
+the live state (p50/p99, measured in the gateway process), what was dropped (sent but never
+received, plus received and dropped or failed in a sink; `lost_in_transit` the first part), peak RSS, and
 the anchor measured in the same run: the codec alone (split, decode, batch) on the same kind
 of frames, with ratio = gateway reports/s / decode-only reports/s and the CPU the gateway
 spends per report against the codec's.
@@ -132,6 +133,7 @@ def run_ingest_bench(
     received = stats["reports_received"]
     gateway_rate = received / window_s
     sinks = stats["sinks"]
+    dropped, lost_in_transit = dropped_reports(load, stats)
     figures = {
         "connections": load["authenticated"],
         "connect_failures": load["failed"],
@@ -147,7 +149,8 @@ def run_ingest_bench(
         "p99_ms": stats["latency_p99_ms"],
         "terminal_rtt_p50_ms": load["rtt_p50_ms"],
         "terminal_rtt_p99_ms": load["rtt_p99_ms"],
-        "dropped": stats["dropped_reports"] + sinks["store"]["failed_reports"] + sinks["live"]["failed_reports"],
+        "dropped": dropped,
+        "lost_in_transit": lost_in_transit,
         "rejected": sum(stats["rejected"].values()),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "loadgen_peak_rss_mb": load["peak_rss_mb"],
@@ -168,6 +171,15 @@ def run_ingest_bench(
         for error in load["errors"][:5]:
             print_fn(f"# loadgen error: {error}")
     return figures
+
+
+def dropped_reports(load: dict, stats: dict) -> tuple[int, int]:
+    """(dropped, lost in transit): reports the terminals sent that the gateway never received,
+    plus those it received and dropped (full queue) or failed to deliver to a sink."""
+    lost_in_transit = max(int(load["sent_reports"]) - int(stats["reports_received"]), 0)
+    sinks = stats["sinks"]
+    return (lost_in_transit + stats["dropped_reports"] + sinks["store"]["failed_reports"]
+            + sinks["live"]["failed_reports"], lost_in_transit)
 
 
 def main() -> None:

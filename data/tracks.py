@@ -1,9 +1,11 @@
 """Track files in, event files out (for `hazmap rules run`).
 
 `read_tracks(path)` reads a CSV or Parquet file with the columns
-`vehicle_id, time, lon, lat[, speed_kmh, heading, alarm]` (time as UTC ISO-8601 text, an
-offset or `Z` allowed, or epoch seconds; a Parquet timestamp column also works) into a
-`PingBatch` in file order, which the engine takes as arrival order. Anything it cannot read
+`vehicle_id, time, lon, lat[, speed_kmh, heading, alarm, arrival_time]` (time as UTC ISO-8601
+text, an offset or `Z` allowed, or epoch seconds; a Parquet timestamp column also works) into a
+`PingBatch` in file order, which the engine takes as arrival order. `arrival_time` (same
+formats, blank where unknown) is when a gateway received the ping: the offline rule then judges
+silence by it; a file without it keeps judging by the pings' own times. Anything it cannot read
 raises one `TrackFileError` naming the row (1-based file row: a CSV's header is row 1, its
 first ping row 2; a Parquet file's first ping is row 1) and the column. Coordinates are only
 checked for being numbers: fixes that are out of range are the cleaning stage's to drop and
@@ -32,7 +34,7 @@ import pandas as pd
 from spatial.model import Event, PingBatch
 
 TRACK_COLUMNS = ("vehicle_id", "time", "lon", "lat")
-OPTIONAL_TRACK_COLUMNS = ("speed_kmh", "heading", "alarm")
+OPTIONAL_TRACK_COLUMNS = ("speed_kmh", "heading", "alarm", "arrival_time")
 EVENT_COLUMNS = ("rule", "subject_id", "episode_id", "phase", "start", "end", "lon", "lat", "severity", "evidence")
 TRACK_SUFFIXES = (".csv", ".parquet")
 EVENT_SUFFIXES = (".csv", ".parquet", ".jsonl")
@@ -91,6 +93,8 @@ def read_tracks(path: Path | str) -> PingBatch:
         heading=parse.numbers(frame["heading"], "heading", low=0.0, high=360.0) if "heading" in frame
         else np.full(n, np.nan),
         alarm=parse.alarms(frame["alarm"]) if "alarm" in frame else np.zeros(n, "uint32"),
+        arrival_ms=parse.times(frame["arrival_time"], "arrival_time", optional=True) if "arrival_time" in frame
+        else None,
     )
 
 
@@ -168,14 +172,17 @@ class _Parser:
         self.fail(fractional, "alarm", lambda v: f"{_show(v)} is not a whole number (JT/T 808 alarm bits)", raw)
         return np.nan_to_num(value, nan=0.0).astype("uint32")
 
-    def times(self, raw: pd.Series) -> np.ndarray:
-        what = "time"
+    def times(self, raw: pd.Series, what: str = "time", optional: bool = False) -> np.ndarray:
+        """Epoch ms; with `optional`, a blank cell is -1 (unknown) instead of an error."""
         if isinstance(raw.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(raw):
             stamps = pd.to_datetime(raw, utc=True)  # a naive Parquet timestamp is UTC
-            self.fail(stamps.isna().to_numpy(), what, lambda v: "empty time", raw)
-            return stamps.dt.as_unit("ms").astype("int64").to_numpy()
+            if not optional:
+                self.fail(stamps.isna().to_numpy(), what, lambda v: "empty time", raw)
+            return np.where(stamps.isna().to_numpy(), PingBatch.NO_ARRIVAL,
+                            stamps.dt.as_unit("ms").astype("int64").fillna(0).to_numpy("int64"))
         blank = self.blank(raw)
-        self.fail(blank, what, lambda v: "empty time", raw)
+        if not optional:
+            self.fail(blank, what, lambda v: "empty time", raw)
         seconds = pd.to_numeric(raw, errors="coerce").to_numpy("float64") \
             if not pd.api.types.is_bool_dtype(raw) else np.full(len(raw), np.nan)
         numeric = ~np.isnan(seconds)
@@ -184,7 +191,8 @@ class _Parser:
                       lambda v: f"{_show(v)} is out of range as epoch seconds", raw)
         ms = np.zeros(len(raw), "int64")
         ms[numeric] = np.floor(seconds[numeric] * 1000.0).astype("int64")
-        text = ~numeric
+        ms[blank] = PingBatch.NO_ARRIVAL  # only reached with `optional`
+        text = ~numeric & ~blank
         if text.any():
             stamps = pd.to_datetime(raw[text].astype("string").str.strip(), format="ISO8601", utc=True,
                                     errors="coerce")
@@ -312,7 +320,8 @@ def read_events(path: Path | str) -> pd.DataFrame:
 
 def write_tracks(pings: PingBatch, path: Path | str) -> Path:
     """Write pings as a track file (.csv or .parquet) that `read_tracks` reads back, atomically.
-    Times as UTC ISO-8601 with milliseconds; the status bits are not part of the format."""
+    Times as UTC ISO-8601 with milliseconds; the status bits are not part of the format; the
+    arrival times are written (blank where unknown) when any is known."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in TRACK_SUFFIXES:
@@ -323,8 +332,15 @@ def write_tracks(pings: PingBatch, path: Path | str) -> Path:
         "lon": pings.lon, "lat": pings.lat, "speed_kmh": pings.speed_kmh, "heading": pings.heading,
         "alarm": pings.alarm.astype("int64"),
     })
+    times = ["time"]
+    if pings.has_arrival:
+        frame["arrival_time"] = pd.to_datetime(np.where(pings.arrival_ms >= 0, pings.arrival_ms, np.nan), unit="ms",
+                                               utc=True)
+        times.append("arrival_time")
     if suffix == ".csv":
-        frame["time"] = frame["time"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ").str.slice(0, 23) + "Z"
+        for column in times:
+            text = frame[column].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ").str.slice(0, 23) + "Z"
+            frame[column] = text.where(frame[column].notna(), "")
         _atomically(path, lambda tmp: frame.to_csv(tmp, index=False, encoding="utf-8", float_format="%.17g"))
     else:
         _atomically(path, lambda tmp: frame.to_parquet(tmp, index=False))

@@ -33,10 +33,22 @@ before p with t_q <= C(p) - W (C(p): the clock at p's arrival, W: the window). W
   pings and any chunking release the same pings with the same derived speeds and count the
   same drops.
 
-Each release also flags the pings that were already more than the window behind the clock when
-they arrived (`behind_clock`, what the fleet-wide test used to drop): they are released at once,
-into instants the rest of the fleet has already settled; the engine keeps them from the offline
-rule, which judges silence against the clock (spatial/rules/engine.py).
+Each release also gives, per released ping, the instant the offline rule judges silence by
+(`silence_ms`, spatial/rules/offline.py):
+
+- where the gateway stamped the report's arrival (`PingBatch.arrival_ms`), its arrival: the
+  running maximum of the stamps in arrival order (so arrival never goes backwards), then per
+  vehicle the running maximum along its released pings (so each vehicle's instants increase).
+  A lagging terminal or a blind-area upload arrives now and shows the truck is talking; its old
+  ping times do not matter to silence;
+- without a stamp (track files, the simulator's direct path), the ping's own time, except for a
+  ping already more than the window behind the clock when it arrived (`HIDDEN`: it is released at
+  once into instants the rest of the fleet has settled, and the offline rule, judging silence
+  against the clock, treats those as final).
+
+`silence_horizon` is the latest instant at which every ping still to reach the rules is later:
+the clock minus the window for unstamped pings, and for stamped ones the arrival clock (a ping
+arriving later is stamped at least there) and the earliest arrival still held.
 """
 
 from __future__ import annotations
@@ -51,6 +63,7 @@ from spatial.crs import to_metric
 from spatial.model import PingBatch
 from spatial.rules.base import RuleBatch, RuleWorld, grow, setting
 
+HIDDEN = -1  # silence_ms of a ping the offline rule is not given
 DROP_REASONS = ("invalid_fix", "zero_position", "out_of_range", "future", "duplicate", "out_of_order", "teleport")
 NO_CLOCK = np.iinfo(np.int64).min
 _MS_PER_S = 1000
@@ -95,12 +108,12 @@ class CleaningSettings:
 
 # The columns a held ping keeps until release (everything the released batch needs but x/y).
 # `behind_clock`: the ping was more than the window behind the clock when it arrived (so it is
-# due at once: a held ping never is).
+# due at once: a held ping never is). `arrival_ms`: its effective arrival, -1 unstamped.
 _HELD_COLUMNS = ("slot", "vehicle_id", "epoch_ms", "lon", "lat", "speed_kmh", "heading", "alarm", "status",
-                 "behind_clock")
+                 "behind_clock", "arrival_ms")
 _HELD_DTYPES = {"slot": "int64", "vehicle_id": object, "epoch_ms": "int64", "lon": "float64", "lat": "float64",
                 "speed_kmh": "float64", "heading": "float64", "alarm": "uint32", "status": "uint32",
-                "behind_clock": bool}
+                "behind_clock": bool, "arrival_ms": "int64"}
 
 
 def _empty_held() -> dict[str, np.ndarray]:
@@ -124,10 +137,31 @@ class CleaningState:
     last_y: np.ndarray = field(default_factory=lambda: np.empty(0, "float64"))
     # per slot: the latest time released (teleports included), the floor of the vehicle's frontier
     frontier_ms: np.ndarray = field(default_factory=lambda: np.empty(0, "int64"))
+    # arrivals: the running max of the stamps (and of `advance`'s wall clock), whether stamped and
+    # unstamped pings came so far, and per slot the latest silence instant released
+    arrival_clock_ms: int = NO_CLOCK
+    stamped_seen: bool = False
+    unstamped_seen: bool = False
+    arrival_floor_ms: np.ndarray = field(default_factory=lambda: np.empty(0, "int64"))
 
     @property
     def held_count(self) -> int:
         return len(self.held["slot"])
+
+
+def silence_horizon(state: CleaningState, settings: CleaningSettings = CleaningSettings()) -> int | None:
+    """The latest instant before every silence instant still to be released (None: no clock
+    yet); see the module docstring. Before any stamped ping it is the clock minus the window."""
+    bounds = []
+    if state.clock_ms != NO_CLOCK and (state.unstamped_seen or not state.stamped_seen):
+        bounds.append(state.clock_ms - settings.reorder_window_ms)
+    if state.stamped_seen:
+        bounds.append(state.arrival_clock_ms - 1)
+        held = state.held["arrival_ms"]
+        held = held[held >= 0]
+        if len(held):
+            bounds.append(int(held.min()) - 1)
+    return int(min(bounds)) if bounds else None
 
 
 def initial_state() -> CleaningState:
@@ -166,10 +200,9 @@ def clean(
     settings: CleaningSettings = CleaningSettings(),
 ) -> tuple[CleaningState, RuleBatch, dict[str, int], np.ndarray]:
     """Take a batch in arrival order; return the new state, the pings released to the rules
-    (sorted by slot and time), how many pings were dropped for each reason, and which released
-    pings were already more than `reorder_window_s` behind the clock when they arrived (a
-    lagging terminal, a blind-area upload: the fleet-wide instants they fall in were final
-    before they came, which the offline rule relies on)."""
+    (sorted by slot and time), how many pings were dropped for each reason, and each released
+    ping's silence instant for the offline rule (`silence_ms`, HIDDEN: not given to it; see the
+    module docstring)."""
     counts = zero_counts()
     state, slot = slots_for(state, batch.vehicle_id, world)
     t = np.asarray(batch.epoch_ms, "int64")
@@ -193,6 +226,18 @@ def clean(
     clock_at = np.maximum.accumulate(np.where(valid, t, NO_CLOCK))
     clock_at = np.maximum(clock_at, state.clock_ms)
     clock_end = int(clock_at[-1]) if len(clock_at) else state.clock_ms
+    # arrivals: a running max, so a stamp never goes back (a gateway's clock step, two gateways)
+    stamp = np.asarray(batch.arrival_ms, "int64")
+    stamped = stamp >= 0
+    arrival_clock = state.arrival_clock_ms
+    if stamped.any():
+        eff = np.maximum(np.maximum.accumulate(np.where(stamped, stamp, NO_CLOCK)), arrival_clock)
+        arrival = np.where(stamped, eff, -1)
+        arrival_clock = int(eff[-1])
+    else:
+        arrival = np.full(len(batch), -1, "int64")
+    seen = {"arrival_clock_ms": arrival_clock, "stamped_seen": state.stamped_seen or bool(stamped.any()),
+            "unstamped_seen": state.unstamped_seen or bool(len(batch) and not stamped.all())}
 
     # 3. duplicates: a (slot, time) seen before, in memory or earlier in this batch. Only pings
     #    within duplicate_memory_s of the clock are checked (and remembered), so the answer
@@ -227,14 +272,15 @@ def clean(
         "lon": lon[accepted], "lat": lat[accepted], "speed_kmh": np.asarray(batch.speed_kmh, "float64")[accepted],
         "heading": np.asarray(batch.heading, "float64")[accepted], "alarm": np.asarray(batch.alarm, "uint32")[accepted],
         "status": np.asarray(batch.status, "uint32")[accepted], "behind_clock": (t < threshold)[accepted],
+        "arrival_ms": arrival[accepted],
     }
     held = {c: np.concatenate([state.held[c], incoming[c]]) for c in _HELD_COLUMNS}
     due = held["epoch_ms"] <= _minus(clock_end, settings.reorder_window_ms)
     state = _replace(state, clock_ms=clock_end, seen_slot=sorted_slot[remembered],
-                     seen_ms=sorted_ms[remembered], held={c: v[~due] for c, v in held.items()})
-    state, released, teleports, behind_clock = _release(state, {c: v[due] for c, v in held.items()}, settings)
+                     seen_ms=sorted_ms[remembered], held={c: v[~due] for c, v in held.items()}, **seen)
+    state, released, teleports, silence_ms = _release(state, {c: v[due] for c, v in held.items()}, settings)
     counts["teleport"] = teleports
-    return state, released, counts, behind_clock
+    return state, released, counts, silence_ms
 
 
 def advance(
@@ -251,12 +297,14 @@ def advance(
     due = held["epoch_ms"] <= _minus(clock, settings.reorder_window_ms)
     # the duplicate memory forgets what no later ping can repeat any more (as at a step's end)
     remembered = state.seen_ms >= _minus(clock, settings.duplicate_memory_ms)
+    # the wall clock is the arrival clock's own axis: a report stepped after this arrived now
     state = _replace(state, clock_ms=clock, seen_slot=state.seen_slot[remembered], seen_ms=state.seen_ms[remembered],
-                     held={c: v[~due] for c, v in held.items()})
-    state, released, teleports, behind_clock = _release(state, {c: v[due] for c, v in held.items()}, settings)
+                     held={c: v[~due] for c, v in held.items()},
+                     arrival_clock_ms=max(state.arrival_clock_ms, int(now_ms)))
+    state, released, teleports, silence_ms = _release(state, {c: v[due] for c, v in held.items()}, settings)
     counts = zero_counts()
     counts["teleport"] = teleports
-    return state, released, counts, behind_clock
+    return state, released, counts, silence_ms
 
 
 def flush(
@@ -265,10 +313,10 @@ def flush(
     """Release every held ping (the end of a file, or a shutdown); returns like `clean`."""
     held = state.held
     state = _replace(state, held=_empty_held())
-    state, released, teleports, behind_clock = _release(state, held, settings)
+    state, released, teleports, silence_ms = _release(state, held, settings)
     counts = zero_counts()
     counts["teleport"] = teleports
-    return state, released, counts, behind_clock
+    return state, released, counts, silence_ms
 
 
 def _frontier_at_arrival(state: CleaningState, slot: np.ndarray, t: np.ndarray, valid: np.ndarray,
@@ -336,9 +384,9 @@ def _release(
     state: CleaningState, due: dict[str, np.ndarray], settings: CleaningSettings
 ) -> tuple[CleaningState, RuleBatch, int, np.ndarray]:
     """Sort the due pings by (slot, time), drop teleports, derive speeds, project to metres;
-    also return the kept pings' `behind_clock` flags."""
+    also return the kept pings' silence instants (module docstring)."""
     if not len(due["slot"]):
-        return state, RuleBatch.empty(), 0, np.empty(0, bool)
+        return state, RuleBatch.empty(), 0, np.empty(0, "int64")
     order = np.lexsort((due["epoch_ms"], due["slot"]))
     due = {c: v[order] for c, v in due.items()}
     x, y = (np.asarray(a, "float64") for a in to_metric(due["lon"], due["lat"]))
@@ -353,7 +401,15 @@ def _release(
     last_y = grow(state.last_y, n_slots, np.nan).copy()
     keep, derived = _teleport_scan(due["slot"], due["epoch_ms"], x, y, float(settings.max_plausible_kmh),
                                    last_ms, last_x, last_y)
-    state = _replace(state, last_ms=last_ms, last_x=last_x, last_y=last_y, frontier_ms=frontier)
+    arrival = due["arrival_ms"][keep]
+    t_kept = due["epoch_ms"][keep]
+    silence = np.where(due["behind_clock"][keep], HIDDEN, t_kept)
+    floor = state.arrival_floor_ms
+    if (arrival >= 0).any():
+        floor = grow(floor, n_slots, NO_CLOCK).copy()
+        silence = np.where(arrival >= 0, _slot_running_max(due["slot"][keep], arrival, floor), silence)
+    state = _replace(state, last_ms=last_ms, last_x=last_x, last_y=last_y, frontier_ms=frontier,
+                     arrival_floor_ms=floor)
     reported = due["speed_kmh"][keep]
     n = int(keep.sum())
     batch = RuleBatch(
@@ -363,7 +419,26 @@ def _release(
         heading=due["heading"][keep], alarm=due["alarm"][keep], status=due["status"][keep],
         waybill=np.full(n, -1, "int64"), loaded=np.zeros(n, bool),
     )
-    return state, batch, len(keep) - n, due["behind_clock"][keep]
+    return state, batch, len(keep) - n, silence
+
+
+@njit(cache=True, nogil=True)
+def _slot_running_max(slot, arrival, floor):  # pragma: no cover - numba
+    """Along pings sorted by (slot, time): each stamped ping's arrival raised to the latest of its
+    slot so far (carried in `floor`, updated in place); unstamped pings (-1) are left as they are."""
+    n = slot.shape[0]
+    out = np.empty(n, np.int64)
+    for i in range(n):
+        a = arrival[i]
+        if a < 0:
+            out[i] = a
+            continue
+        s = slot[i]
+        if a < floor[s]:
+            a = floor[s]
+        floor[s] = a
+        out[i] = a
+    return out
 
 
 @njit(cache=True, nogil=True)

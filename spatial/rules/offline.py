@@ -1,4 +1,16 @@
-"""Offline trucks, and feed outages: silence judged against the engine clock.
+"""Offline trucks, and feed outages: silence judged by arrival where the feed stamps it.
+
+Which time a "ping" has here. Where the gateway stamped each report's arrival (live JT/T 808
+traffic), the rule is given the pings at their arrival instants (cleaning's `silence_ms`: never
+going backwards, per truck or fleet-wide) and judges silence up to the engine's settled instant
+(`settled_ms`: before every arrival still to be released). A terminal whose clock lags the fleet,
+or one uploading its blind-area backlog, is talking, so it is neither called offline nor lost
+from the counts; a truck from which nothing arrives for `offline_after_s` is offline, whatever
+times its late reports carry when they come. Without stamps (track files, the simulator's direct
+path, a simulation whose clock is the data's) the pings' own times are used, against the clock
+minus the reorder window; pings that were already more than the window behind the clock when they
+came are not given (for the rule, a truck was silent while its backlog was on the way). The
+evidence's times are those instants.
 
 **offline** (DOMAIN.md §4, engineering default): a truck whose last ping was on an active
 waybill (`batch.waybill >= 0` at that ping; a truck that goes quiet between trips is not
@@ -28,12 +40,9 @@ its end if still silent (`after_feed_outage`), and one that reported before is n
 Exactness and streaming. Every decision is a function of ping times and clock values only.
 Time is integer milliseconds, and the state at instant s depends on the pings strictly
 before s (so a gap of exactly `offline_after_s` is offline: at the instant the next ping
-comes the truck has been silent for the whole threshold). The engine gives this rule no ping that
-arrived more than the reorder window behind its clock (cleaning keeps such pings for the other
-rules when they are in order for their own vehicle: a lagging terminal, a blind-area upload),
-so with `reorder_window_s` given, every ping before
-H = clock - window is known and every instant up to H is final: each step sweeps the instants
-(H_prev, H]. The tracked and silent counts change only where a truck starts or stops being
+comes the truck has been silent for the whole threshold). Every ping up to the settled instant
+H (clock - window without stamps, `settled_ms` with them) is known and every instant up to H is
+final: each step sweeps the instants (H_prev, H]. The tracked and silent counts change only where a truck starts or stops being
 tracked or silent, so the sweep visits those change points (few: a truck reporting every 30 s
 makes none), derived vectorised from the gaps between consecutive pings and from each truck's
 last ping; the outage state along them is a forward fill. Change points past H from pings
@@ -198,12 +207,17 @@ class OfflineRule:
 
     # -- step -------------------------------------------------------------------------------
 
-    def step(self, state: OfflineState, batch: RuleBatch, world: RuleWorld) -> tuple[OfflineState, list[Event]]:
+    def step(self, state: OfflineState, batch: RuleBatch, world: RuleWorld,
+             settled_ms: int | None = None) -> tuple[OfflineState, list[Event]]:
+        """`settled_ms` (the engine's, when it judges by arrival): every ping with a time up to it
+        has been given; by default clock_ms - reorder_window_s."""
         s = self.settings
         after_ms, window_ms = round(s.offline_after_s * 1000), round(s.outage_window_s * 1000)
         grace_ms = round(s.outage_grace_s * 1000)
         h_prev = state.horizon_ms
-        h = h_prev if batch.clock_ms < 0 else max(h_prev, int(batch.clock_ms) - round(self.reorder_window_s * 1000))
+        if settled_ms is None and batch.clock_ms >= 0:
+            settled_ms = int(batch.clock_ms) - round(self.reorder_window_s * 1000)
+        h = h_prev if settled_ms is None else max(h_prev, int(settled_ms))
         if not len(batch) and h == h_prev:
             return state, []
         if len(batch) and int(batch.epoch_ms.min()) < h_prev:

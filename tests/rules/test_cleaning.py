@@ -46,11 +46,13 @@ def released_keys(batch) -> list[tuple[str, int]]:
     return [(v, int((t - T0_MS) // 1000)) for v, t in zip(batch.vehicle_id, batch.epoch_ms)]
 
 
-def run_clean(batch: PingBatch, now_ms=None, chunks=None, settings_=SETTINGS, advances=None, flags=None):
+def run_clean(batch: PingBatch, now_ms=None, chunks=None, settings_=SETTINGS, advances=None, flags=None,
+              silences=None):
     """Clean `batch` in the given chunk sizes (one batch by default) then flush; return the
     released pings in release order and the summed counts. `advances` maps a row position to
     wall clocks (s after T0) advanced to just before that row arrives (chunks are cut there);
-    `flags`, a list, receives each release's behind_clock flags."""
+    `flags`, a list, receives each release's hidden-from-offline flags (silence_ms HIDDEN), and
+    `silences`, a list, each release's silence instants."""
     state = cleaning.initial_state()
     out, counts = [], cleaning.zero_counts()
     advances = advances or {}
@@ -59,11 +61,13 @@ def run_clean(batch: PingBatch, now_ms=None, chunks=None, settings_=SETTINGS, ad
 
     def take(result):
         nonlocal state, counts
-        state, released, c, behind_clock = result
-        assert len(behind_clock) == len(released)
+        state, released, c, silence_ms = result
+        assert len(silence_ms) == len(released)
         out.append(released)
         if flags is not None:
-            flags.append(behind_clock)
+            flags.append(silence_ms == cleaning.HIDDEN)
+        if silences is not None:
+            silences.append(silence_ms)
         counts = {k: counts[k] + c[k] for k in counts}
 
     for a, b in pairwise(bounds):
@@ -302,8 +306,8 @@ def test_advance_releases_held_pings_by_the_wall_clock():
     assert len(out) == 0 and state.held_count == 2
     state, out, counts, flags = cleaning.advance(state, WORLD, T0_MS + 29_999)
     assert len(out) == 0 and state.held_count == 2 and state.clock_ms == T0_MS + 29_999
-    state, out, counts, flags = cleaning.advance(state, WORLD, np.int64(T0_MS + 30_000))
-    assert released_keys(out) == [(A, 0)] and state.held_count == 1 and list(flags) == [False]
+    state, out, counts, silence = cleaning.advance(state, WORLD, np.int64(T0_MS + 30_000))
+    assert released_keys(out) == [(A, 0)] and state.held_count == 1 and list(silence) == [T0_MS]
     assert counts == cleaning.zero_counts()
     # an earlier wall clock never moves the clock back
     state, out, _, _ = cleaning.advance(state, WORLD, T0_MS)
@@ -315,7 +319,7 @@ def test_advance_releases_held_pings_by_the_wall_clock():
     # within the window of the wall clock is held as usual
     state, out, counts, flags = cleaning.clean(state, pings([(A, 100, 100, 0), (B, 575, 100, 0), (A, 50, 0, 0)]),
                                                WORLD)
-    assert released_keys(out) == [(A, 100)] and list(flags) == [True] and state.held_count == 1
+    assert released_keys(out) == [(A, 100)] and list(flags) == [cleaning.HIDDEN] and state.held_count == 1
     assert counts == {**cleaning.zero_counts(), "out_of_order": 1}
 
 
@@ -483,3 +487,54 @@ def test_drop_reason_names_are_stable():
     # the CLI and the monitor report these names
     assert DROP_REASONS == ("invalid_fix", "zero_position", "out_of_range", "future", "duplicate",
                             "out_of_order", "teleport")
+
+
+# -- arrival stamps: the instants the offline rule judges silence by ----------------------------
+
+
+def stamped(rows: list[tuple]) -> PingBatch:
+    """Rows (vehicle, seconds after T0, arrival seconds after T0 or None) in arrival order."""
+    batch = pings([(v, s, 0, 0) for v, s, _ in rows])
+    arrival = [-1 if a is None else T0_MS + round(a * 1000) for _, _, a in rows]
+    return PingBatch(*(getattr(batch, f) for f in ("vehicle_id", "epoch_ms", "lon", "lat", "speed_kmh", "heading",
+                                                  "alarm", "status")), arrival_ms=np.array(arrival, "int64"))
+
+
+def test_silence_instants_are_arrivals_never_going_back():
+    # B's third stamp and A's second go back (a gateway clock step): they count as the running
+    # max; A lags 5 min. B's 400 s report arrives before its 390 s one, both within the window:
+    # released in time order, the later time keeps the later arrival (each vehicle's increase)
+    rows = [(A, 0, 300), (B, 0, 301), (B, 30, 331), (B, 60, 320), (A, 30, 330), (B, 400, 401), (B, 390, 405)]
+    for chunks in (None, [1] * len(rows), [2, 5]):
+        silences: list = []
+        out, counts = run_clean(stamped(rows), chunks=chunks, silences=silences)
+        got = sorted((v, t, int((s - T0_MS) // 1000)) for b, si in zip(out, silences)
+                     for (v, t), s in zip(released_keys(b), si))
+        assert got == [(A, 0, 300), (A, 30, 331), (B, 0, 301), (B, 30, 331), (B, 60, 331), (B, 390, 405),
+                       (B, 400, 405)], chunks
+        assert counts == cleaning.zero_counts()
+    # unstamped pings keep their own times, HIDDEN when they came more than the window late
+    silences = []
+    out, _ = run_clean(stamped([(A, 300, None), (B, 0, None), (B, 330, None)]), silences=silences)
+    got = sorted((v, t, int(s)) for b, si in zip(out, silences) for (v, t), s in zip(released_keys(b), si))
+    assert got == [(A, 300, T0_MS + 300_000), (B, 0, cleaning.HIDDEN), (B, 330, T0_MS + 330_000)]
+
+
+def test_silence_horizon_is_before_every_arrival_still_to_come():
+    state = cleaning.initial_state()
+    assert cleaning.silence_horizon(state) is None
+    # unstamped: the clock minus the window, as before
+    state, *_ = cleaning.clean(state, stamped([(A, 100, None)]), WORLD)
+    assert cleaning.silence_horizon(state) == T0_MS + 70_000
+    # stamped only: the arrival clock, or the earliest arrival still held
+    state, *_ = cleaning.clean(cleaning.initial_state(), stamped([(A, 100, 400), (B, 0, 405)]), WORLD)
+    assert state.held_count == 1  # A at 100 s waits for the window; B's lagging ping went through
+    assert cleaning.silence_horizon(state) == T0_MS + 400_000 - 1
+    state, *_ = cleaning.advance(state, WORLD, T0_MS + 130_000)
+    assert state.held_count == 0 and cleaning.silence_horizon(state) == T0_MS + 405_000 - 1
+    # the wall clock is the arrival clock's axis
+    state, *_ = cleaning.advance(state, WORLD, T0_MS + 500_000)
+    assert cleaning.silence_horizon(state) == T0_MS + 500_000 - 1
+    # an unstamped ping among stamped ones brings the clock's bound back
+    state, *_ = cleaning.clean(state, stamped([(A, 490, None)]), WORLD)
+    assert cleaning.silence_horizon(state) == T0_MS + 500_000 - 30_000

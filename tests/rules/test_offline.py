@@ -419,3 +419,98 @@ def test_an_empty_batch_without_a_clock_does_nothing():
     rule = OfflineRule()
     state, events = rule.step(rule.initial_state(), RuleBatch.empty(), RuleWorld(world))
     assert events == [] and state is not None
+
+
+# --- judged by arrival (issue 11) ----------------------------------------------------------------
+
+def stamped_pings(rows) -> PingBatch:
+    """Rows (vehicle, data time ms, arrival ms) -> a PingBatch in arrival order, each truck moving
+    200 m between its own pings, its arrival stamped."""
+    rows = sorted(rows, key=lambda r: (r[2], r[0], r[1]))
+    seen: dict[str, int] = {}
+    xy = []
+    for v, _, _ in rows:
+        xy.append((seen.setdefault(v, 0) * 200.0, 0.0))
+        seen[v] += 1
+    lon, lat = lonlat(np.array(xy))
+    return PingBatch.from_arrays([r[0] for r in rows], [r[1] for r in rows], lon, lat,
+                                 arrival_ms=[r[2] for r in rows])
+
+
+def through_engine(world, pings: PingBatch, settings: OfflineSettings):
+    """Offline events of one batch, single pings and chunks of 17, checked equal; returns one."""
+    runs = [canonical(engine_events(world, pings, settings, chunk)[0]) for chunk in (None, 1, 17)]
+    assert runs[0] == runs[1] == runs[2]
+    return engine_events(world, pings, settings, None)[0]
+
+
+def test_a_terminal_lagging_the_fleet_is_watched_by_arrival():
+    """A terminal whose reports arrive 5 min after their time talks all along, then goes quiet:
+    by arrival it is offline 20 min after its last report arrived. Without stamps its pings are
+    all behind the clock, kept from offline, and it is never watched (today's behaviour)."""
+    world, ids = fleet_world(3)
+    t0 = T0_MS + 10 * MIN
+    rows = [(v, t, t + 2 * S) for v in ids[1:] for t in range(t0, t0 + 60 * MIN + 1, 30 * S)]
+    lag = [(ids[0], t, t + 5 * MIN) for t in range(t0, t0 + 30 * MIN + 1, 30 * S)]
+    pings = stamped_pings(rows + lag)
+    settings = OfflineSettings(outage_min_vehicles=10)
+    last_arrival = t0 + 35 * MIN
+    got = brief(through_engine(world, pings, settings))
+    assert got == [("offline", ids[0], "open", last_arrival, None, last_arrival + 20 * MIN)]
+    assert brief(through_engine(world, pings.without_arrival(), settings)) == []
+
+
+def test_a_blind_area_upload_is_talking_not_offline():
+    """15 min without network, then the backlog uploaded over 10 min before live reports
+    resume: nothing arrived for 15 min only, so not offline. Without stamps the backlog is behind
+    the clock and kept from offline, which then sees a 24-min gap and raises it."""
+    world, ids = fleet_world(2)
+    t0 = T0_MS + 10 * MIN
+    on_time = [(ids[1], t, t + S) for t in range(t0, t0 + 60 * MIN + 1, 30 * S)]
+    live = [(ids[0], t, t + S) for t in range(t0, t0 + 10 * MIN + 1, 30 * S)]
+    backlog_t = range(t0 + 10 * MIN + 30 * S, t0 + 35 * MIN, 30 * S)  # 49 reports kept in the tunnel
+    backlog = [(ids[0], t, t0 + 25 * MIN + k * 12 * S) for k, t in enumerate(backlog_t)]
+    resumed = [(ids[0], t, t + S) for t in range(t0 + 35 * MIN, t0 + 60 * MIN + 1, 30 * S)]
+    pings = stamped_pings(on_time + live + backlog + resumed)
+    settings = OfflineSettings(outage_min_vehicles=10)
+    engine = OfflineEngine(world, settings)
+    engine.run(pings)
+    assert engine.drop_counts == dict.fromkeys(engine.drop_counts, 0)  # nothing lost either
+    assert through_engine(world, pings, settings) == []
+    control = brief(through_engine(world, pings.without_arrival(), settings))
+    assert [(r, s, p) for r, s, p, *_ in control] == [("offline", ids[0], "close"), ("offline", ids[0], "open")]
+
+
+def test_silence_by_arrival_is_raised_live_and_closed_at_the_next_arrival():
+    """The wall clock (advance) drives the arrival clock: a truck from which nothing arrives for
+    20 min is raised while the feed is quiet, and closed when its next report arrives, whatever
+    time that report carries."""
+    world, ids = fleet_world(1)
+    t0 = T0_MS + 10 * MIN
+    engine = OfflineEngine(world, OfflineSettings(outage_min_vehicles=10, outage_grace_s=0.0))
+    events = engine.step(stamped_pings([(ids[0], t, t + S) for t in range(t0, t0 + 5 * MIN + 1, 30 * S)]))
+    last = t0 + 5 * MIN + S
+    events += engine.advance(last + 20 * MIN - 1)
+    assert [e for e in events if e.rule == "offline"] == []
+    opened = [e for e in engine.advance(last + 20 * MIN + 31 * S) if e.rule == "offline"]
+    assert brief(opened) == [("offline", ids[0], "open", last, None, last + 20 * MIN)]
+    # a blind-area report of minute 6 arrives at minute 40: the truck talks again
+    back = t0 + 40 * MIN
+    closed = engine.step(stamped_pings([(ids[0], t0 + 6 * MIN, back)])) + engine.flush()
+    assert [(e.rule, e.phase, e.evidence["silent_s"]) for e in closed if e.rule == "offline"] == [
+        ("offline", "close", (back - last) / S)]
+
+
+def test_a_track_file_with_arrival_times_is_judged_by_them(tmp_path):
+    from data.tracks import read_tracks, write_tracks
+
+    world, ids = fleet_world(3)
+    t0 = T0_MS + 10 * MIN
+    rows = [(v, t, t + 2 * S) for v in ids[1:] for t in range(t0, t0 + 60 * MIN + 1, 30 * S)]
+    rows += [(ids[0], t, t + 5 * MIN) for t in range(t0, t0 + 30 * MIN + 1, 30 * S)]
+    pings = stamped_pings(rows)
+    settings = OfflineSettings(outage_min_vehicles=10)
+    for suffix in (".csv", ".parquet"):
+        back = read_tracks(write_tracks(pings, tmp_path / f"t{suffix}"))
+        assert np.array_equal(back.arrival_ms, pings.arrival_ms)
+        assert [e[:3] for e in brief(through_engine(world, back, settings))] == [("offline", ids[0], "open")]

@@ -83,6 +83,9 @@ class Jt808Gateway:
         self._pending_ids: list[str] = []
         self._pending_reports: list = []
         self._pending_received: list[float] = []
+        # arrival stamps are monotonic receive times on the wall clock's axis, fixed at start, so a
+        # wall-clock step (NTP) never makes a later report look earlier
+        self._wall_minus_monotonic_s = time.time() - time.monotonic()
         self._flush_now = asyncio.Event()
         # counters
         self.latencies = LatencyRing(settings.latency_samples)
@@ -254,8 +257,9 @@ class Jt808Gateway:
         """Turn the reports gathered since the last tick into one PingBatch for the sinks."""
         if not self._pending_reports:
             return 0
-        batch = reports_to_batch(self._pending_ids, self._pending_reports)
         received = np.asarray(self._pending_received, dtype="float64")
+        batch = reports_to_batch(self._pending_ids, self._pending_reports,
+                                 arrival_ms=np.rint((received + self._wall_minus_monotonic_s) * 1000).astype("int64"))
         self._pending_ids, self._pending_reports, self._pending_received = [], [], []
         newest = int(batch.epoch_ms.max())
         if self._newest_report_ms is None or newest > self._newest_report_ms:

@@ -269,11 +269,15 @@ def encode_time(when: datetime) -> bytes:
     return bytes.fromhex(local.strftime("%y%m%d%H%M%S"))
 
 
-def reports_to_batch(vehicle_ids: Sequence[str], reports: Sequence[LocationReport]) -> PingBatch:
+def reports_to_batch(vehicle_ids: Sequence[str], reports: Sequence[LocationReport],
+                     arrival_ms: np.ndarray | None = None) -> PingBatch:
     """Decoded reports (one vehicle id each) -> a columnar PingBatch; one pass pulls the
-    fields out, the unit work is done on whole columns."""
+    fields out, the unit work is done on whole columns. `arrival_ms` (the gateway's receive
+    time of each report, UTC ms) is carried as the batch's arrival column."""
     if len(vehicle_ids) != len(reports):
         raise ValueError(f"{len(vehicle_ids)} vehicle ids for {len(reports)} location reports")
+    if arrival_ms is not None and len(arrival_ms) != len(reports):
+        raise ValueError(f"{len(arrival_ms)} arrival times for {len(reports)} location reports")
     n = len(reports)
     columns = np.array(
         [(r.time.timestamp(), r.lon, r.lat, r.speed_kmh, r.direction) for r in reports], dtype="float64"
@@ -288,4 +292,5 @@ def reports_to_batch(vehicle_ids: Sequence[str], reports: Sequence[LocationRepor
         heading=columns[:, 4],
         alarm=bits[:, 0],
         status=bits[:, 1],
+        arrival_ms=arrival_ms,
     )
