@@ -11,6 +11,15 @@ closes an open deviation (`closed_by="waybill_ended"`), and so does the switch f
 waybill straight to another (`closed_by="waybill_changed"`; a new candidate may start on
 the new waybill's route at that very ping). Events are `open` (when confirmed) and `close`.
 
+Severity: leaving the route is SEVERITY_HIGH for a waybill that must keep to a route approved by
+public security (危险货物道路运输安全管理办法 2019 art. 48: civil explosives, fireworks, highly
+toxic chemicals and radioactive goods), SEVERITY_MEDIUM otherwise. Explosives and fireworks are
+class 1 and radioactive goods class 7 (`approved_route_classes`, by the goods' declared class);
+剧毒化学品 are a flag of the chemical, not a class: a good whose UN number the catalogue
+(world.chemicals) flags `highly_toxic` (HCN, phosgene, sodium cyanide), while chlorine, a 2.3
+gas, is not one. Without a catalogue no good is known to be highly toxic. The evidence names
+why (`approved_route`: "class 1", "class 7" or "highly toxic UN1051"; None when not).
+
 Exactness: `shapely.dwithin` on the prepared metric route only *narrows* — pings surely
 inside the staying bound need no distance — and every remaining ping gets its exact
 `shapely.distance`; the narrowing bound sits a micrometre inside the staying bound, so no
@@ -57,10 +66,14 @@ class RouteDeviationSettings:
         100.0, "m", "issue 4 (engineering default): back within corridor_m - hysteresis_m ends a deviation")
     deviation_min_duration_s: float = setting(120.0, "s", "issue 4 (engineering default)")
     deviation_min_pings: int = setting(2, "pings", "issue 4 (engineering default)")
-    # Explosives, toxic gas, toxic and radioactive goods must keep to the route approved by
-    # public security (危险货物道路运输安全管理办法 2019 art. 48): leaving it is more serious.
+    # Civil explosives, fireworks (class 1), radioactive goods (class 7) and highly toxic
+    # chemicals must keep to the route approved by public security: leaving it is more serious.
     approved_route_classes: tuple[str, ...] = setting(
-        ("1", "2.3", "6.1", "7"), "hazard class", "危险货物道路运输安全管理办法 (2019) art. 48")
+        ("1", "7"), "hazard class",
+        "危险货物道路运输安全管理办法 (2019) art. 48: civil explosives and fireworks (1), radioactive goods (7)")
+    approved_route_highly_toxic: bool = setting(
+        True, "flag", "危险货物道路运输安全管理办法 (2019) art. 48: highly toxic chemicals (剧毒化学品), "
+                      "by the catalogue's highly_toxic flag, not by class")
 
     def __post_init__(self):
         if not (np.isfinite(self.corridor_m) and np.isfinite(self.hysteresis_m)
@@ -79,15 +92,17 @@ class RouteDeviationSettings:
 
 @dataclass(frozen=True)
 class RouteIndex:
-    """Per row of world.waybills: the planned route in EPSG:32651 (prepared), its id and the
-    severity of leaving it."""
+    """Per row of world.waybills: the planned route in EPSG:32651 (prepared), its id, the
+    severity of leaving it and why (art. 48)."""
 
     route: np.ndarray  # shapely LineStrings, metric, prepared
     waybill_id: np.ndarray  # object
     severity: np.ndarray  # int64
+    approval: np.ndarray  # object: "class 1" | "class 7" | "highly toxic UN…" | None
 
     @classmethod
-    def build(cls, world: World, approved_route_classes: tuple[str, ...]) -> RouteIndex:
+    def build(cls, world: World, approved_route_classes: tuple[str, ...],
+              highly_toxic: bool = True) -> RouteIndex:
         waybills = world.waybills
         geoms = np.asarray(waybills.geometry.to_numpy(), dtype=object) if len(waybills) else np.empty(0, object)
         missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
@@ -99,21 +114,39 @@ class RouteIndex:
         route = np.asarray(geometry_to_metric(geoms), dtype=object)
         shapely.prepare(route)
         ids = waybills["id"].to_numpy(dtype=object)
-        return cls(route, ids, _route_severity(world, ids, approved_route_classes))
+        return cls(route, ids, *_route_approval(world, ids, approved_route_classes, highly_toxic))
 
 
-def _route_severity(world: World, waybill_ids: np.ndarray, classes: tuple[str, ...]) -> np.ndarray:
-    """SEVERITY_HIGH for waybills carrying any goods of an approved-route class (a class "1"
-    covers its divisions 1.1D, 1.4S…), SEVERITY_MEDIUM otherwise."""
+def _route_approval(world: World, waybill_ids: np.ndarray, classes: tuple[str, ...],
+                    highly_toxic: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per waybill: SEVERITY_HIGH when a good is of an approved-route class (a class "1" covers
+    its divisions 1.1D, 1.4S…) or, with `highly_toxic`, flagged 剧毒 by the catalogue, else
+    SEVERITY_MEDIUM; and the first such reason in goods order (None when there is none)."""
     goods = world.waybill_goods
     severity = np.full(len(waybill_ids), SEVERITY_MEDIUM, "int64")
-    if not len(goods) or not classes:
-        return severity
-    pattern = re.compile("|".join(rf"{re.escape(c)}(?![0-9])" for c in classes))
-    strict = goods["hazard_class"].astype(str).str.match(pattern).to_numpy(bool)
-    strict_ids = pd.Index(goods.loc[strict, "waybill_id"].unique())
-    severity[strict_ids.get_indexer(waybill_ids) >= 0] = SEVERITY_HIGH
-    return severity
+    approval = np.full(len(waybill_ids), None, dtype=object)
+    if not len(goods):
+        return severity, approval
+    cls = goods["hazard_class"].astype(str).str.strip()
+    reason = pd.Series(None, index=goods.index, dtype=object)
+    if classes:
+        pattern = re.compile("|".join(rf"{re.escape(c)}(?![0-9])" for c in classes))
+        by_class = cls.str.match(pattern).to_numpy(bool)
+        reason[by_class] = "class " + cls[by_class].str.extract(rf"^({pattern.pattern})", expand=False)
+    catalogue = world.chemicals
+    if highly_toxic and "highly_toxic" in catalogue.columns:
+        flags = catalogue.set_index("un_number")["highly_toxic"] if "un_number" in catalogue.columns \
+            else catalogue["highly_toxic"]
+        un = goods["un_number"].astype(str).str.strip()
+        toxic = flags.reindex(un.to_numpy()).eq(True).to_numpy() & reason.isna().to_numpy()
+        reason[toxic] = "highly toxic UN" + un[toxic]
+    flagged = goods.assign(reason=reason.to_numpy())
+    flagged = flagged[flagged["reason"].notna()].sort_values(["waybill_id", "seq"]).drop_duplicates("waybill_id")
+    row = pd.Index(waybill_ids).get_indexer(flagged["waybill_id"].to_numpy(dtype=object))
+    keep = row >= 0
+    severity[row[keep]] = SEVERITY_HIGH
+    approval[row[keep]] = flagged["reason"].to_numpy(dtype=object)[keep]
+    return severity, approval
 
 
 @dataclass(frozen=True)
@@ -134,9 +167,10 @@ class RouteDeviationRule:
         return RouteDeviationState()
 
     def routes(self, world: RuleWorld) -> RouteIndex:
+        s = self.settings
         return world.cached(
-            f"{self.name}:routes:{self.settings.approved_route_classes}",
-            lambda: RouteIndex.build(world.world, self.settings.approved_route_classes))
+            f"{self.name}:routes:{s.approved_route_classes}:{s.approved_route_highly_toxic}",
+            lambda: RouteIndex.build(world.world, s.approved_route_classes, s.approved_route_highly_toxic))
 
     def distances(self, batch: RuleBatch, routes: RouteIndex) -> np.ndarray:
         """Each ping's exact distance (m) to its own waybill's route where it exceeds the staying
@@ -211,6 +245,7 @@ class RouteDeviationRule:
                 "hysteresis_m": float(s.hysteresis_m),
                 "first_outside": start_text[k],
                 "pings": int(marks.pings[k]),
+                "approved_route": routes.approval[wb],
             }
             severity = int(routes.severity[wb])
             if marks.kind[k] == MARK_OPEN:

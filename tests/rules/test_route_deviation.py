@@ -15,6 +15,7 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from data.reference import load_chemicals
 from spatial.crs import from_metric, geometry_to_metric
 from spatial.model import PingBatch
 from spatial.rules.base import SEVERITY_HIGH, SEVERITY_MEDIUM, RuleWorld
@@ -40,19 +41,27 @@ NORTH = shapely.LineString([(0, -2000), (0, 30000)])
 CORRIDOR_M, HYSTERESIS_M, MIN_DURATION_MS, MIN_PINGS = 500.0, 100.0, 120_000, 2
 
 
-def goods(waybill_id: str, hazard_class: str) -> dict:
-    return {"waybill_id": waybill_id, "seq": 1, "un_number": "1017", "name": "货物", "hazard_class": hazard_class,
+CHEMICALS = load_chemicals()
+
+
+def goods(waybill_id: str, hazard_class: str, un_number: str = "1017") -> dict:
+    return {"waybill_id": waybill_id, "seq": 1, "un_number": un_number, "name": "货物", "hazard_class": hazard_class,
             "packing_group": None, "quantity_t": 10.0}
 
 
-def make_world(routes: list[shapely.LineString], classes: list[str] | None = None, vehicles=(VEH_A, VEH_B)):
-    """Waybill row k is WB-k with route routes[k] (metre offsets), carrying goods of classes[k]."""
+def make_world(routes: list[shapely.LineString], classes: list[str] | None = None, vehicles=(VEH_A, VEH_B),
+               un_numbers: list[str] | None = None, chemicals: pd.DataFrame = CHEMICALS):
+    """Waybill row k is WB-k with route routes[k] (metre offsets), carrying goods of classes[k]
+    (UN number un_numbers[k], chlorine by default); the shipped catalogue unless told."""
     classes = classes or ["3"] * len(routes)
+    un_numbers = un_numbers or ["1017"] * len(routes)
     wb = layer("waybills", [
         {"id": f"WB-{k}", "vehicle_id": vehicles[0], "status": "active", "geometry": metric_geometry(r)}
         for k, r in enumerate(routes)])
     world = tiny_world(vehicles=layer("vehicles", [vehicle(v) for v in vehicles]), waybills=wb,
-                       waybill_goods=pd.DataFrame([goods(f"WB-{k}", c) for k, c in enumerate(classes)]))
+                       waybill_goods=pd.DataFrame([goods(f"WB-{k}", c, u)
+                                                   for k, (c, u) in enumerate(zip(classes, un_numbers))]))
+    world.chemicals = chemicals
     return RuleWorld(world)
 
 
@@ -61,9 +70,11 @@ def make_world(routes: list[shapely.LineString], classes: list[str] | None = Non
 def oracle(batch, world: RuleWorld) -> list[tuple]:
     routes = np.asarray(geometry_to_metric(world.world.waybills.geometry.to_numpy()), dtype=object)
     ids = world.world.waybills["id"].to_numpy(dtype=object)
-    strict = {"1", "2.3", "6.1", "7"}
+    # art. 48: class 1 (explosives, fireworks), class 7, and the goods the catalogue flags 剧毒
     cls = world.world.waybill_goods
-    severe = set(cls.loc[cls["hazard_class"].map(lambda c: c in strict or c.split(".")[0] in {"1", "7"}),
+    chemicals = world.world.chemicals
+    toxic = set(chemicals.index[chemicals["highly_toxic"]]) if "highly_toxic" in chemicals.columns else set()
+    severe = set(cls.loc[cls["hazard_class"].map(lambda c: c[0] in "17") | cls["un_number"].isin(toxic),
                          "waybill_id"])
     points = shapely.points(batch.x, batch.y)
     distance = np.full(len(batch), np.nan)
@@ -184,7 +195,7 @@ def test_boundaries_agree_with_the_oracle(name):
 
 
 def test_open_and_close_carry_the_evidence():
-    world = make_world([EAST], ["2.3"])
+    world = make_world([EAST], ["2.3"], un_numbers=["1076"])  # phosgene
     ys = [0, 600, 700, 650, 450, 399.9]
     batch = rule_batch(track(VEH_A, offsets(ys), interval_s=60), world, waybill=0)
     opened, closed = run(RouteDeviationRule(), [batch], world)
@@ -193,7 +204,8 @@ def test_open_and_close_carry_the_evidence():
     assert opened.episode_id == closed.episode_id == f"route_deviation:{VEH_A}:{t[1]}"
     assert opened.start == closed.start == pd.Timestamp(t[1], unit="ms", tz="UTC")
     assert closed.end == pd.Timestamp(t[4], unit="ms", tz="UTC")  # the last ping beyond 400 m
-    assert opened.severity == closed.severity == SEVERITY_HIGH  # class 2.3: an approved route (art. 48)
+    assert opened.severity == closed.severity == SEVERITY_HIGH  # phosgene, 剧毒: an approved route (art. 48)
+    assert opened.evidence["approved_route"] == closed.evidence["approved_route"] == "highly toxic UN1076"
     assert opened.evidence["distance_m"] == pytest.approx(650, abs=1e-6)  # the confirming ping (t3)
     assert opened.evidence["peak_distance_m"] == pytest.approx(700, abs=1e-6)
     assert opened.evidence["pings"] == 3 and opened.evidence["duration_s"] == 120
@@ -206,15 +218,33 @@ def test_open_and_close_carry_the_evidence():
     assert shapely.distance(geometry_to_metric(metric_geometry(EAST)), shapely.Point(x, y)) == pytest.approx(450)
 
 
-@pytest.mark.parametrize("hazard_class, severity", [
-    ("3", SEVERITY_MEDIUM), ("8", SEVERITY_MEDIUM), ("2.1", SEVERITY_MEDIUM), ("2.3", SEVERITY_HIGH),
-    ("6.1", SEVERITY_HIGH), ("1.1D", SEVERITY_HIGH), ("1.4S", SEVERITY_HIGH), ("7", SEVERITY_HIGH),
+@pytest.mark.parametrize("hazard_class, un_number, severity, approval", [
+    ("3", "1203", SEVERITY_MEDIUM, None), ("8", "1830", SEVERITY_MEDIUM, None), ("2.1", "1075", SEVERITY_MEDIUM, None),
+    # toxic but not 剧毒: a 2.3 gas or a 6.1 good is not an approved-route good by its class
+    ("2.3", "1017", SEVERITY_MEDIUM, None), ("2.3", "1005", SEVERITY_MEDIUM, None), ("8", "1052", SEVERITY_MEDIUM, None),
+    # 剧毒化学品, flagged in the catalogue
+    ("2.3", "1076", SEVERITY_HIGH, "highly toxic UN1076"), ("6.1", "1051", SEVERITY_HIGH, "highly toxic UN1051"),
+    ("6.1", "1689", SEVERITY_HIGH, "highly toxic UN1689"),
+    # civil explosives and fireworks (class 1), radioactive goods (class 7)
+    ("1.1D", "0081", SEVERITY_HIGH, "class 1"), ("1.4S", "0012", SEVERITY_HIGH, "class 1"),
+    ("1.4G", "0336", SEVERITY_HIGH, "class 1"), ("7", "2915", SEVERITY_HIGH, "class 7"),
 ])
-def test_severity_follows_the_approved_route_classes(hazard_class, severity):
-    world = make_world([EAST], [hazard_class])
+def test_severity_follows_the_art_48_goods(hazard_class, un_number, severity, approval):
+    world = make_world([EAST], [hazard_class], un_numbers=[un_number])
     batch = rule_batch(track(VEH_A, offsets([0, 600, 600, 600]), interval_s=60), world, waybill=0)
     (event,) = run(RouteDeviationRule(), [batch], world)
-    assert event.severity == severity
+    assert (event.severity, event.evidence["approved_route"]) == (severity, approval)
+
+
+def test_highly_toxic_needs_the_catalogue_and_can_be_switched_off():
+    batch_of = lambda world: rule_batch(track(VEH_A, offsets([0, 600, 600, 600]), interval_s=60), world, waybill=0)
+    bare = make_world([EAST], ["6.1"], un_numbers=["1051"], chemicals=pd.DataFrame())
+    (event,) = run(RouteDeviationRule(), [batch_of(bare)], bare)
+    assert event.severity == SEVERITY_MEDIUM  # nothing says HCN is 剧毒 without a catalogue
+    world = make_world([EAST], ["6.1"], un_numbers=["1051"])
+    (event,) = run(RouteDeviationRule(RouteDeviationSettings(approved_route_highly_toxic=False)), [batch_of(world)],
+                   world)
+    assert event.severity == SEVERITY_MEDIUM
 
 
 def test_each_ping_is_measured_against_its_own_route():
@@ -261,6 +291,7 @@ def test_settings_are_checked_and_listed():
     rows = {r["name"]: r for r in settings_rows("route_deviation", RouteDeviationSettings())}
     assert rows["corridor_m"]["value"] == 500 and rows["corridor_m"]["unit"] == "m"
     assert rows["deviation_min_duration_s"]["value"] == 120 and "art. 48" in rows["approved_route_classes"]["source"]
+    assert rows["approved_route_classes"]["value"] == ("1", "7") and "剧毒" in rows["approved_route_highly_toxic"]["source"]
 
 
 def test_bad_world_and_batch_get_clear_errors():
