@@ -31,6 +31,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from scipy.spatial import cKDTree
 
 from spatial.crs import geometry_to_metric, to_metric
 from spatial.h3cells import H3_RES_GRID_FINEST, H3_RES_RISK_GRID, RISK_GRID_RESOLUTIONS, cell_ints, parent_cells
@@ -129,7 +130,12 @@ def _by_level(levels, table: tuple[float, ...], what: str) -> np.ndarray:
 
 def class_factors(hazard_class, weights: RiskWeights) -> np.ndarray:
     """Class factor of each dangerous-goods class (`1.1D` counts as class 1); missing: other."""
-    cls = pd.Series(np.asarray(hazard_class, dtype=object)).fillna("").astype(str).str.strip()
+    codes, uniq = pd.factorize(pd.Series(np.asarray(hazard_class, dtype=object)).fillna(""), use_na_sentinel=False)
+    return _class_factors_unique(pd.Series(np.asarray(uniq, dtype=object)), weights)[codes]
+
+
+def _class_factors_unique(cls: pd.Series, weights: RiskWeights) -> np.ndarray:
+    cls = cls.astype(str).str.strip()
     main = cls.str.extract(r"^(\d(?:\.\d)?)", expand=False).fillna("")
     top = main.str.split(".").str[0]  # "1.1" -> "1": a division counts as its class
     acute = (main.isin(weights.acute_classes) | top.isin(weights.acute_classes)).to_numpy()
@@ -141,7 +147,8 @@ def protective_distance_m(un_numbers, chemicals: pd.DataFrame, default_m: float)
     """Protective distance (m) per UN number from the catalogue: the ERG small-spill day
     protective action distance, else the large-spill distance, else the initial isolation, else
     `default_m` (an unknown or missing UN number too)."""
-    un = pd.Index(pd.Series(np.asarray(un_numbers, dtype=object)).fillna("").astype(str))
+    codes, uniq = pd.factorize(pd.Series(np.asarray(un_numbers, dtype=object)).fillna(""), use_na_sentinel=False)
+    un = pd.Index(np.asarray(uniq, dtype=object)).astype(str)
     out = np.full(len(un), np.nan)
     for column in ("erg_day_m", "erg_large_spill_m", "erg_isolation_m"):
         if column in chemicals.columns:
@@ -149,18 +156,26 @@ def protective_distance_m(un_numbers, chemicals: pd.DataFrame, default_m: float)
             values = values[~values.index.duplicated()]
             found = values.reindex(un).to_numpy("float64")
             out = np.where(np.isnan(out), found, out)
-    return np.where(np.isnan(out), default_m, out)
+    return np.where(np.isnan(out), default_m, out)[codes]
 
 
 def _rows(cell, part, value, kind, item_id, via=None) -> pd.DataFrame:
     n = len(cell)
+    # object columns, not pandas' Arrow strings: converting 15,000 ids costs more than the score
     return pd.DataFrame({
         "cell": np.asarray(cell, "uint64"), "part": np.full(n, part, "int8") if np.isscalar(part) else part,
         "value": np.asarray(value, "int64"),
-        "kind": np.full(n, kind, dtype=object) if isinstance(kind, str) else np.asarray(kind, dtype=object),
-        "item_id": np.asarray(item_id, dtype=object),
-        "via": np.full(n, "", dtype=object) if via is None else np.asarray(via, dtype=object),
+        "kind": pd.Series(np.full(n, kind, dtype=object) if isinstance(kind, str) else kind, dtype=object),
+        "item_id": pd.Series(np.asarray(item_id, dtype=object), dtype=object),
+        "via": pd.Series(np.full(n, "", dtype=object) if via is None else np.asarray(via, dtype=object), dtype=object),
     })
+
+
+def _lookup(values: np.ndarray, table: dict[str, float]) -> np.ndarray:
+    out = np.zeros(len(values), "float64")
+    for key, weight in table.items():  # a handful of states, not a loop over rows
+        out[values == key] = weight
+    return out
 
 
 def empty_rows() -> pd.DataFrame:
@@ -176,9 +191,10 @@ def _check_columns(frame: pd.DataFrame, columns, what: str) -> None:
 # -- the world's sites, once ------------------------------------------------------------------
 
 class Sites:
-    """Sensitive sites as the exposure part needs them: metric geometry in an STRtree, people
-    (occupancy, or the kind's default, at least the kind's floor) and the cell of each site's
-    representative point."""
+    """Sensitive sites as the exposure part needs them: people (occupancy, or the kind's
+    default, at least the kind's floor), the cell of each site's representative point, and
+    their metric geometry indexed for `reached`: point sites in a k-d tree (a point's distance
+    is exact there), other sites by their bounding circle, refined on exact geometry."""
 
     def __init__(self, sites: gpd.GeoDataFrame, weights: RiskWeights):
         _check_columns(sites, ("id", "kind"), "sensitive_sites")
@@ -192,21 +208,54 @@ class Sites:
         floor = kinds.map(weights.floor_people).fillna(0.0).to_numpy("float64")
         self.people = np.maximum(np.where(np.isnan(occupancy), default, occupancy), floor)
         geoms = sites.geometry.to_numpy()
-        self.metric = geometry_to_metric(geoms) if len(geoms) else np.zeros(0, dtype=object)
-        self.tree = shapely.STRtree(self.metric)
+        metric = geometry_to_metric(geoms) if len(geoms) else np.zeros(0, dtype=object)
         points = shapely.point_on_surface(geoms) if len(geoms) else np.zeros(0, dtype=object)
         self.cell = cell_ints(shapely.get_x(points), shapely.get_y(points), H3_RES_GRID_FINEST) \
             if len(geoms) else np.zeros(0, "uint64")
+        is_point = shapely.get_type_id(metric) == 0 if len(geoms) else np.zeros(0, bool)
+        self._point_index = np.flatnonzero(is_point)
+        xy = shapely.get_coordinates(metric[is_point]) if is_point.any() else np.zeros((0, 2))
+        self._point_tree = cKDTree(xy)
+        self._area_index = np.flatnonzero(~is_point)
+        self._areas = metric[~is_point]
+        if len(self._areas):
+            centre = shapely.get_coordinates(shapely.centroid(self._areas))
+            corners = shapely.bounds(self._areas)
+            self._area_radius = np.hypot(corners[:, 2] - corners[:, 0], corners[:, 3] - corners[:, 1]) / 2 \
+                + np.hypot(centre[:, 0] - (corners[:, 0] + corners[:, 2]) / 2, centre[:, 1] - (corners[:, 1] + corners[:, 3]) / 2)
+        else:
+            centre, self._area_radius = np.zeros((0, 2)), np.zeros(0)
+        self._area_tree = cKDTree(centre)
+        self._max_area_radius = float(self._area_radius.max()) if len(self._area_radius) else 0.0
 
     def reached(self, x: np.ndarray, y: np.ndarray, distance_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(threat index, site index) of every site within `distance_m` of a threat at metric
-        x, y (exact distance to the site's geometry)."""
+        x, y (exact distance to the site's geometry), ordered by threat then site."""
         ok = np.isfinite(x) & np.isfinite(y) & (distance_m > 0)
         if not ok.any() or not len(self.ids):
             return np.zeros(0, "int64"), np.zeros(0, "int64")
         index = np.flatnonzero(ok)
-        pairs = self.tree.query(shapely.points(x[ok], y[ok]), predicate="dwithin", distance=distance_m[ok])
-        return index[pairs[0]], pairs[1]
+        xy, d = np.column_stack([x[ok], y[ok]]), distance_m[ok]
+        threats = cKDTree(xy)
+        found_t, found_s = [], []
+        if len(self._point_index):
+            pairs = threats.sparse_distance_matrix(self._point_tree, float(d.max()), output_type="ndarray")
+            keep = pairs["v"] <= d[pairs["i"]]
+            found_t.append(pairs["i"][keep])
+            found_s.append(self._point_index[pairs["j"][keep]])
+        if len(self._area_index):
+            pairs = threats.sparse_distance_matrix(self._area_tree, float(d.max()) + self._max_area_radius,
+                                                   output_type="ndarray")
+            near = pairs["v"] <= d[pairs["i"]] + self._area_radius[pairs["j"]]
+            t, a = pairs["i"][near], pairs["j"][near]
+            if len(t):  # candidates only: exact distance to the outline
+                exact = shapely.distance(shapely.points(xy[t]), self._areas[a]) <= d[t]
+                found_t.append(t[exact])
+                found_s.append(self._area_index[a[exact]])
+        t = np.concatenate(found_t).astype("int64") if found_t else np.zeros(0, "int64")
+        s = np.concatenate(found_s).astype("int64") if found_s else np.zeros(0, "int64")
+        order = np.lexsort((s, t))
+        return index[t[order]], s[order]
 
 
 # -- contributions ----------------------------------------------------------------------------
@@ -245,21 +294,22 @@ def truck_rows(trucks: pd.DataFrame, sites: Sites, chemicals: pd.DataFrame, weig
     _check_columns(trucks, TRUCK_COLUMNS, "trucks")
     if not len(trucks):
         return empty_rows()
-    state = trucks["cargo_state"].fillna("unknown").astype(str).to_numpy(object)
+    state = trucks["cargo_state"].to_numpy(object)
+    state = np.where(pd.isna(state), "unknown", state).astype(object)
     bad = ~np.isin(state, CARGO_STATES)
     if bad.any():
         raise ValueError(f"trucks.cargo_state must be one of {CARGO_STATES}, got {sorted(set(state[bad]))[:5]}")
     lon = pd.to_numeric(trucks["lon"], errors="coerce").to_numpy("float64")
     lat = pd.to_numeric(trucks["lat"], errors="coerce").to_numpy("float64")
     here = np.isfinite(lon) & np.isfinite(lat)
-    ids = trucks["vehicle_id"].astype(str).to_numpy(object)
+    ids = trucks["vehicle_id"].to_numpy(object)
     factor = class_factors(trucks["hazard_class"].to_numpy(object), weights)
-    pts = pd.Series(state).map(weights.truck_cargo_pts).to_numpy("float64") * factor
+    pts = _lookup(state, weights.truck_cargo_pts) * factor
     cell = cell_ints(lon, lat, H3_RES_GRID_FINEST)
     keep = here & (pts > 0)
     own = _rows(cell[keep], TRUCKS, _fixed(pts[keep]), "vehicles", ids[keep])
 
-    threat = pd.Series(state).map(weights.exposure_truck_threat).to_numpy("float64") * factor
+    threat = _lookup(state, weights.exposure_truck_threat) * factor
     risky = here & (threat > 0)
     if not risky.any():
         return own
@@ -338,6 +388,45 @@ def explain(rows: pd.DataFrame, cell: int, resolution: int) -> pd.DataFrame:
 # -- the incremental grid ---------------------------------------------------------------------
 
 LIVE_KINDS = ("trucks", "alarms", "incidents")
+_HELD = ("cell", "part", "value", "kind", "item_id", "via")
+
+
+class _Held:
+    """The live contribution rows of one kind as plain arrays, each row tagged with the integer
+    code of its key (the truck or subject it came from): replacing a key's rows is a mask."""
+
+    def __init__(self):
+        self.keys = pd.Index([], dtype=object)
+        self.code = np.zeros(0, "int64")
+        self.cols = {c: np.zeros(0, dtype=d) for c, d in zip(_HELD, ("uint64", "int8", "int64", object, object, object))}
+
+    def codes_of(self, keys: np.ndarray) -> np.ndarray:
+        found = self.keys.get_indexer(keys)
+        if (found < 0).any():
+            fresh = pd.unique(keys[found < 0])
+            self.keys = self.keys.append(pd.Index(fresh, dtype=object))
+            found = self.keys.get_indexer(keys)
+        return found.astype("int64")
+
+    def replace(self, codes: np.ndarray, rows: pd.DataFrame, row_codes: np.ndarray) -> dict[str, np.ndarray]:
+        """Drop the rows of `codes`, add `rows`; returns the removed rows' cell, part, value."""
+        hit = np.zeros(len(self.keys), bool)
+        hit[codes] = True
+        gone = hit[self.code]
+        removed = {c: self.cols[c][gone] for c in ("cell", "part", "value")}
+        kept = ~gone
+        self.code = np.concatenate([self.code[kept], row_codes])
+        for c in _HELD:
+            self.cols[c] = np.concatenate([self.cols[c][kept], rows[c].to_numpy(self.cols[c].dtype)])
+        return removed
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame({c: pd.Series(v, dtype=v.dtype) for c, v in self.cols.items()})
+
+
+def _last_per_key(frame: pd.DataFrame, key: str) -> pd.DataFrame:
+    dup = pd.Index(frame[key].to_numpy(object)).duplicated(keep="last")
+    return frame[~dup] if dup.any() else frame
 
 
 class RiskGrid:
@@ -346,7 +435,7 @@ class RiskGrid:
     `apply(trucks=…, alarms=…, incidents=…)` takes, for each kind given, rows of the items
     that changed (a truck's whole current row; an alarm or incident with its current severity,
     NaN or > 4 when it is over); their old contributions are replaced. Every finest cell whose
-    total changed gets the new version, so `changes(resolution, since)` returns the cells at
+    total changed gets the new version, so `scores(resolution, since)` returns the cells at
     `resolution` with a changed child. Not thread-safe: callers hold a lock."""
 
     def __init__(self, world, weights: RiskWeights | None = None):
@@ -354,60 +443,68 @@ class RiskGrid:
         self.chemicals = world.chemicals
         self.sites = Sites(world.sensitive_sites, self.weights)
         self.static = hazard_source_rows(world, self.sites, self.weights)
-        self.live: dict[str, pd.DataFrame] = {k: empty_rows().assign(key=pd.Series(dtype=object))
-                                              for k in LIVE_KINDS}
+        self.live = {k: _Held() for k in LIVE_KINDS}
         self.version = 1
         self._cells = np.zeros(0, "uint64")  # finest cells ever touched, sorted
         self._sums = np.zeros((0, len(PARTS)), "int64")
         self._versions = np.zeros(0, "int64")
-        self._add(self.static, 1)
+        self._add(self.static["cell"].to_numpy("uint64"), self.static["part"].to_numpy("int64"),
+                  self.static["value"].to_numpy("int64"), 1)
+        self._static_cells = (self._cells, self._sums.copy(), self._versions.copy())
 
-    # the contribution rows of the whole grid (static and live)
+    def fresh(self) -> "RiskGrid":
+        """A grid of the same World with no live items, sharing the prepared world part."""
+        grid = object.__new__(RiskGrid)
+        grid.weights, grid.chemicals, grid.sites, grid.static = self.weights, self.chemicals, self.sites, self.static
+        grid.live = {k: _Held() for k in LIVE_KINDS}
+        grid.version = 1
+        grid._cells, grid._sums, grid._versions = self._static_cells
+        grid._static_cells = self._static_cells
+        return grid
+
     def rows(self) -> pd.DataFrame:
-        return pd.concat([self.static, *(f.drop(columns="key") for f in self.live.values())], ignore_index=True)
+        """The contribution rows of the whole grid (world and live)."""
+        return pd.concat([self.static, *(h.frame() for h in self.live.values())], ignore_index=True)
 
     def apply(self, trucks: pd.DataFrame | None = None, alarms: pd.DataFrame | None = None,
               incidents: pd.DataFrame | None = None) -> int:
-        """Upsert live items; returns the grid's version (unchanged when nothing changed)."""
-        new: dict[str, tuple[pd.DataFrame, np.ndarray]] = {}
+        """Upsert live items; returns the grid's version (unchanged when nothing changed).
+        Bad input raises before anything changes."""
+        new: dict[str, tuple[pd.DataFrame, np.ndarray, np.ndarray]] = {}
         if trucks is not None:
             _check_columns(trucks, TRUCK_COLUMNS, "trucks")
-            trucks = trucks.drop_duplicates("vehicle_id", keep="last")  # a batch's last word per truck
-            keys = trucks["vehicle_id"].astype(str).to_numpy(object)
+            trucks = _last_per_key(trucks, "vehicle_id")  # a batch's last word per truck
             rows = truck_rows(trucks, self.sites, self.chemicals, self.weights)
             # an exposure row's key is its truck (via), a truck row's its own id
-            rows["key"] = np.where(rows["part"].to_numpy() == EXPOSURE, rows["via"], rows["item_id"])
-            new["trucks"] = (rows, keys)
+            row_keys = np.where(rows["part"].to_numpy() == EXPOSURE, rows["via"].to_numpy(object),
+                                rows["item_id"].to_numpy(object))
+            new["trucks"] = (rows, trucks["vehicle_id"].to_numpy(object).astype(str).astype(object), row_keys)
         for kind, frame, part, table in (("alarms", alarms, ALARMS, self.weights.alarm_pts),
                                          ("incidents", incidents, INCIDENTS, self.weights.incident_pts)):
             if frame is not None:
                 _check_columns(frame, SUBJECT_COLUMNS, kind)
-                frame = frame.drop_duplicates("subject_id", keep="last")
+                frame = _last_per_key(frame, "subject_id")
                 rows = subject_rows(frame, part, kind if kind == "incidents" else "monitoring_points", table)
-                rows["key"] = rows["item_id"]
-                new[kind] = (rows, frame["subject_id"].astype(str).to_numpy(object))
-        if not new:
-            return self.version
-        deltas = []
-        for kind, (rows, keys) in new.items():
+                new[kind] = (rows, frame["subject_id"].to_numpy(object).astype(str).astype(object),
+                             rows["item_id"].to_numpy(object))
+        cells, parts, values = [], [], []
+        for kind, (rows, keys, row_keys) in new.items():
             held = self.live[kind]
-            gone = held["key"].isin(pd.unique(keys)).to_numpy() if len(held) else np.zeros(0, bool)
-            old = held[gone]
-            deltas += [rows, old.assign(value=-old["value"].to_numpy("int64"))]
-            self.live[kind] = pd.concat([held[~gone], rows], ignore_index=True) if len(rows) else held[~gone]
-        delta = pd.concat([d for d in deltas if len(d)], ignore_index=True) if any(len(d) for d in deltas) else None
-        if delta is None:
-            return self.version
-        self._add(delta, self.version + 1)
+            codes = held.codes_of(keys)
+            removed = held.replace(codes, rows, held.codes_of(row_keys) if len(row_keys) else np.zeros(0, "int64"))
+            cells += [rows["cell"].to_numpy("uint64"), removed["cell"]]
+            parts += [rows["part"].to_numpy("int64"), removed["part"].astype("int64")]
+            values += [rows["value"].to_numpy("int64"), -removed["value"]]
+        if cells:
+            self._add(np.concatenate(cells), np.concatenate(parts), np.concatenate(values), self.version + 1)
         return self.version
 
-    def _add(self, rows: pd.DataFrame, version: int) -> None:
-        if not len(rows):
+    def _add(self, cells: np.ndarray, parts: np.ndarray, values: np.ndarray, version: int) -> None:
+        if not len(cells):
             return
-        cells = rows["cell"].to_numpy("uint64")
         uniq, inverse = np.unique(cells, return_inverse=True)
         sums = np.zeros((len(uniq), len(PARTS)), "int64")
-        np.add.at(sums, (inverse, rows["part"].to_numpy("int64")), rows["value"].to_numpy("int64"))
+        np.add.at(sums, (inverse, parts), values)
         changed = sums.any(axis=1)
         uniq, sums = uniq[changed], sums[changed]
         if not len(uniq):
@@ -420,6 +517,8 @@ class RiskGrid:
             self._cells = cells[order]
             self._sums = np.concatenate([self._sums, np.zeros(((~known).sum(), len(PARTS)), "int64")])[order]
             self._versions = np.concatenate([self._versions, np.zeros((~known).sum(), "int64")])[order]
+        else:
+            self._sums, self._versions = self._sums.copy(), self._versions.copy()  # never mutate a shared array
         at = np.searchsorted(self._cells, uniq)
         self._sums[at] += sums
         self._versions[at] = version

@@ -1,0 +1,246 @@
+"""The wall's risk grid: `spatial/risk.py`'s scores as small, versioned payloads for the
+canvas layer in assets/hazmap_grid.js, and the live inputs the score takes, built from what the
+app holds (World + LiveState).
+
+Payload (`GridFeed.frame(res, since)`): the grid's version and, per cell that changed after
+`since` at resolution `res` (all cells for since 0, a version this grid never had, or a
+resolution asked for the first time: `full: true`), its H3 id (hex), score, band code and the
+five parts (points, one decimal). The browser draws each hexagon from its id with h3-js (its
+boundary never travels) and drops a cell whose score fell to 0. Only cells with a changed
+child travel, as the trucks do.
+
+The live inputs, built here because the app is what has them:
+- trucks: `LiveState.positions` with each truck's cargo from the World: a vehicle with an
+  active waybill is `loaded` with its most acute goods (class factor), any other `unknown`.
+  TODO(cargo state): take loaded / empty_uncleaned / empty_clean from the rules' waybill stage
+  when it publishes it.
+- alarms: monitoring points whose live status is a level alarm (layers.live.point_statuses),
+  severity 1 for high-high, else the open episode's severity;
+- incidents: every subject's open alert episodes at their worst severity and where that
+  episode is (`LiveState.alerts`), the stop rule's own episodes left out as on the live layer.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+
+from layers.live import (
+    P_ALARM,
+    P_ALARM_HIGH,
+    LiveEncodingSettings,
+    _alert_columns,
+    point_statuses,
+)
+from layers.style import RISK_BAND_STYLES, LegendEntry, LegendGroup, Text, text
+from spatial.h3cells import (
+    H3_RES_GRID_CITY,
+    H3_RES_GRID_DISTRICT,
+    H3_RES_GRID_STREET,
+    H3_RES_RISK_GRID,
+    RISK_GRID_RESOLUTIONS,
+    cell_hex,
+)
+from spatial.model import NO_ALERT_SEVERITY, LiveState, World
+from spatial.risk import BANDS, PARTS, TRUCK_COLUMNS, RiskGrid, RiskWeights, class_factors, explain
+
+GRID_TITLE: Text = ("风险网格", "Risk grid")
+PART_LABELS: dict[str, Text] = {
+    "hazard": ("重大危险源", "Hazard sources"),
+    "alarms": ("监测报警", "Point alarms"),
+    "trucks": ("在途危化车辆", "Trucks present"),
+    "exposure": ("敏感目标暴露", "Sites exposed"),
+    "incidents": ("未关闭告警", "Open alerts"),
+}
+SCORE_LABEL: Text = ("风险分值", "Risk score")
+CELL_LABEL: Text = ("网格", "Cell")
+CONTENTS_LABEL: Text = ("网格内", "In this cell")
+VIA_LABEL: Text = ("来自", "from")
+POLL_INTERVAL_MS = 2000
+# The map's zoom from which each resolution draws (the lowest first): ~3 km hexagons over the
+# city, ~0.17 km at street level. A zoom below the first still draws the first.
+ZOOM_RESOLUTIONS: tuple[tuple[float, int], ...] = (
+    (0.0, H3_RES_GRID_CITY), (10.5, H3_RES_GRID_DISTRICT), (12.0, H3_RES_RISK_GRID), (13.5, H3_RES_GRID_STREET))
+_ROUND = 1  # decimals of the points on the wire
+_MEMO_VERSIONS = 4096
+
+
+def resolution_for_zoom(zoom: float) -> int:
+    """The grid resolution drawn at a map zoom (ZOOM_RESOLUTIONS)."""
+    res = ZOOM_RESOLUTIONS[0][1]
+    for lowest, r in ZOOM_RESOLUTIONS:
+        if zoom >= lowest:
+            res = r
+    return res
+
+
+def cargo_by_vehicle(world: World, weights: RiskWeights | None = None) -> pd.DataFrame:
+    """Per vehicle of the World: cargo_state, hazard_class, un_number (see the module docstring)."""
+    weights = weights or RiskWeights()
+    ids = world.vehicles["id"].astype(str).to_numpy(object)
+    out = pd.DataFrame({"cargo_state": "unknown", "hazard_class": None, "un_number": None},
+                       index=pd.Index(ids, name="vehicle_id"))
+    wb, goods = world.waybills, world.waybill_goods
+    if not len(wb) or not len(goods):
+        return out
+    active = wb[wb["status"].astype(str) == "active"][["id", "vehicle_id"]].rename(columns={"id": "waybill_id"})
+    g = goods.merge(active, on="waybill_id")
+    if not len(g):
+        return out
+    g = g.assign(factor=class_factors(g["hazard_class"].to_numpy(object), weights))
+    worst = g.sort_values(["vehicle_id", "factor"], ascending=[True, False], kind="stable") \
+        .drop_duplicates("vehicle_id").set_index("vehicle_id")
+    worst = worst[worst.index.isin(out.index)]
+    out.loc[worst.index, "cargo_state"] = "loaded"
+    out.loc[worst.index, "hazard_class"] = worst["hazard_class"].astype(str)
+    out.loc[worst.index, "un_number"] = worst["un_number"].astype(str)
+    return out
+
+
+def trucks_frame(positions: pd.DataFrame, cargo: pd.DataFrame) -> pd.DataFrame:
+    """TRUCK_COLUMNS for positions (indexed by vehicle id); vehicles not in `cargo`: unknown."""
+    c = cargo.reindex(positions.index)
+    return pd.DataFrame({
+        "vehicle_id": positions.index.astype(str).to_numpy(object),
+        "lon": pd.to_numeric(positions["lon"], errors="coerce").to_numpy("float64"),
+        "lat": pd.to_numeric(positions["lat"], errors="coerce").to_numpy("float64"),
+        "cargo_state": c["cargo_state"].fillna("unknown").to_numpy(object),
+        "hazard_class": c["hazard_class"].to_numpy(object),
+        "un_number": c["un_number"].to_numpy(object),
+    })[list(TRUCK_COLUMNS)]
+
+
+def alarms_frame(point_ids: pd.Index, lonlat: pd.DataFrame, state: LiveState) -> pd.DataFrame:
+    """Subject rows of points (`lonlat` indexed by point id): severity 1 for a high-high
+    alarm, the episode's for another level alarm, NaN (no alarm) otherwise."""
+    status = point_statuses(point_ids, state.readings, state.alerts)
+    _, severity, _ = _alert_columns(state.alerts, point_ids)
+    sev = np.where(status == P_ALARM_HIGH, 1, np.where(status == P_ALARM, severity, np.nan)).astype("float64")
+    sev[sev >= NO_ALERT_SEVERITY] = np.nan
+    where = lonlat.reindex(point_ids)
+    return pd.DataFrame({"subject_id": point_ids.to_numpy(object), "lon": where["lon"].to_numpy("float64"),
+                         "lat": where["lat"].to_numpy("float64"), "severity": sev})
+
+
+def incidents_frame(alerts: pd.DataFrame, not_alert_rules: frozenset[str]) -> pd.DataFrame:
+    """Subject rows of `LiveState.alerts` rows: worst severity while open, NaN once closed."""
+    ids = alerts.index
+    open_count, severity, _ = _alert_columns(alerts, ids, not_alert_rules)
+    sev = np.where(open_count > 0, severity, np.nan).astype("float64")
+    sev[sev >= NO_ALERT_SEVERITY] = np.nan
+    return pd.DataFrame({"subject_id": ids.astype(str).to_numpy(object),
+                         "lon": pd.to_numeric(alerts["lon"], errors="coerce").to_numpy("float64"),
+                         "lat": pd.to_numeric(alerts["lat"], errors="coerce").to_numpy("float64"),
+                         "severity": sev})
+
+
+def cells_payload(table: pd.DataFrame) -> dict:
+    """Cells of a scores table (spatial.risk) as the screen takes them."""
+    band_code = pd.Series(table["band"].to_numpy(object)).map({b: i for i, b in enumerate(BANDS)}) \
+        .fillna(-1).astype("int64").to_numpy()
+    return {
+        "n": int(len(table)),
+        "ids": cell_hex(table.index.to_numpy("uint64")),
+        "score": np.round(table["score"].to_numpy("float64"), _ROUND).tolist(),
+        "band": band_code.tolist(),
+        "parts": np.round(table[list(PARTS)].to_numpy("float64"), _ROUND).tolist(),
+    }
+
+
+class GridFeed:
+    """The grid of one World kept in step with a live source (anything with `snapshot()`),
+    lazily: each request first applies what changed in the LiveState since the last one.
+    Thread-safe."""
+
+    def __init__(self, world: World, live=None, weights: RiskWeights | None = None,
+                 live_settings: LiveEncodingSettings | None = None):
+        self.weights = weights or RiskWeights()
+        self.live = live
+        self.live_settings = live_settings or LiveEncodingSettings()
+        self.grid = RiskGrid(world, self.weights)
+        self.cargo = cargo_by_vehicle(world, self.weights)
+        points = world.monitoring_points
+        self.point_ids = pd.Index(points["id"].astype(str).to_numpy(object))
+        self.point_lonlat = pd.DataFrame({"lon": points.geometry.x.to_numpy(), "lat": points.geometry.y.to_numpy()},
+                                         index=self.point_ids)
+        self._live_version = 0
+        self._versions: set[int] = {self.grid.version}
+        self._lock = threading.Lock()
+
+    def sync(self, state: LiveState | None = None) -> int:
+        """Apply the live changes since the last sync; returns the grid's version."""
+        with self._lock:
+            return self._sync(state)
+
+    def _sync(self, state: LiveState | None) -> int:
+        if state is None:
+            if self.live is None:
+                return self.grid.version
+            state = self.live.snapshot()
+        if state.version == self._live_version:
+            return self.grid.version
+        since = self._live_version if state.version > self._live_version else 0  # a restarted feed: all again
+        changes = state.changes_since(since)
+        trucks = trucks_frame(changes.positions, self.cargo) if len(changes.positions) else None
+        touched_points = self.point_ids.intersection(changes.readings.index.union(changes.alerts.index))
+        alarms = alarms_frame(touched_points, self.point_lonlat, state) if len(touched_points) else None
+        incidents = incidents_frame(changes.alerts, self.live_settings.not_alert_rules) if len(changes.alerts) \
+            else None
+        self.grid.apply(trucks=trucks, alarms=alarms, incidents=incidents)
+        self._live_version = state.version
+        self._versions.add(self.grid.version)
+        if len(self._versions) > _MEMO_VERSIONS:
+            self._versions = set(sorted(self._versions)[-_MEMO_VERSIONS:])
+        return self.grid.version
+
+    def frame(self, resolution: int, since: int = 0) -> dict:
+        """The cells at `resolution` changed after `since` (see the module docstring)."""
+        if resolution not in RISK_GRID_RESOLUTIONS:
+            raise ValueError(f"res must be one of {RISK_GRID_RESOLUTIONS}, got {resolution!r}")
+        if isinstance(since, bool) or not isinstance(since, (int, np.integer)) or since < 0:
+            raise ValueError(f"since must be a whole number >= 0 (a version this screen received), got {since!r}")
+        with self._lock:
+            version = self._sync(None)
+            full = since == 0 or since > version or since not in self._versions
+            table = self.grid.scores(resolution, 0 if full else since)
+        return {"version": int(version), "since": int(since), "full": bool(full), "res": int(resolution),
+                "cells": cells_payload(table)}
+
+    def cell(self, cell_hex_id: str, resolution: int) -> tuple[pd.Series | None, pd.DataFrame]:
+        """One cell's parts (None when it scores 0) and its contributions (spatial.risk.explain)."""
+        cell = np.uint64(int(cell_hex_id, 16))
+        with self._lock:
+            self._sync(None)
+            table = self.grid.scores(resolution)
+            items = explain(self.grid.rows(), cell, resolution)
+        return (table.loc[cell] if cell in table.index else None), items
+
+
+# -- the screen's texts and colours of the grid ---------------------------------------------------
+
+if set(RISK_BAND_STYLES) != set(BANDS):
+    raise RuntimeError("layers.style RISK_BAND_STYLES must style exactly spatial.risk BANDS")
+
+
+def screen_config(language: str, state_url: str) -> dict:
+    """What assets/hazmap_grid.js needs: where to poll, how often, which resolution at which
+    zoom, the band colours (layers/style.py) and the hover's texts."""
+    return {
+        "stateUrl": state_url,
+        "pollMs": POLL_INTERVAL_MS,
+        "title": text(GRID_TITLE, language),
+        "zoomResolutions": [[z, r] for z, r in ZOOM_RESOLUTIONS],
+        "bands": [{"name": b, "color": RISK_BAND_STYLES[b].color, "label": text(RISK_BAND_STYLES[b].label, language)}
+                  for b in BANDS],
+        "parts": list(PARTS),
+        "partLabels": [text(PART_LABELS[p], language) for p in PARTS],
+        "scoreLabel": text(SCORE_LABEL, language),
+    }
+
+
+def grid_legend(language: str) -> LegendGroup:
+    return LegendGroup("risk_grid", text(GRID_TITLE, language), tuple(
+        LegendEntry(text(RISK_BAND_STYLES[b].label, language), RISK_BAND_STYLES[b].color, "area")
+        for b in reversed(BANDS)))  # red first
