@@ -26,6 +26,8 @@ cli.add_typer(rules_cli, name="rules")
 bench_cli = typer.Typer(help="Benchmarks: figures against anchors measured in the same run.", no_args_is_help=True)
 cli.add_typer(jt808_cli, name="jt808")
 cli.add_typer(bench_cli, name="bench")
+from app.cli_incidents import incidents_cli  # noqa: E402  (imports app.cli only inside its commands)
+cli.add_typer(incidents_cli, name="incidents")
 
 
 class UserError(Exception):
@@ -488,8 +490,14 @@ def _since(text: str | None, store):
 
 
 @cli.command("settings")
-def show_settings(ctx: typer.Context) -> None:
+def show_settings(ctx: typer.Context, markdown: Annotated[bool, typer.Option(
+        "--markdown", help="the reference of every setting (docs/settings.md) instead")] = False) -> None:
     """Print the settings in force (defaults <- hazmap.toml <- HAZMAP_* environment)."""
+    if markdown:
+        from app.settings_doc import render
+
+        typer.echo(render(), nl=False)
+        return
     typer.echo(_settings(ctx).model_dump_json(indent=2))
 
 
