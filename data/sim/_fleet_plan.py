@@ -8,10 +8,10 @@ planned route driven from its planned departure (plus up to three minutes: termi
 step), moved when the route would take it into a restricted zone that bars its cargo while the
 zone is closed (later: it waits at the loading site; or earlier: it leaves before the waybill is
 in force); parked at the unloading site (long enough for the waybill stage to confirm the
-unloading stop and for the fatigue rule to count a rest); then to the next waybill's loading
-site by the quickest road route (around zones closed all day where it can), via the nearest
-wash station (a stop of 12-18 min) when a tank's next cargo is another medium; parked there
-until the next departure. A drive over 3.5 h is split by a 25-35 min rest half way. After the
+unloading stop and for the fatigue rule to count a rest); then straight on to the next waybill's
+loading site by the quickest road route (around zones closed all day where it can), via the nearest
+wash station (a stop of 12-18 min) when a tank's next cargo is another medium; parked there,
+waiting for its load, until the next departure. A drive over 3.5 h is split by a 25-35 min rest half way. After the
 last waybill the truck stays parked at its unloading site.
 
 When a truck's waybills leave too little time for all that, the stays shrink to what the rules
@@ -490,7 +490,9 @@ def build_base_plan(world: World, settings: SimSettings) -> Plan:
             ready_by = np.minimum(dep_s[j], depart[j])
             hold = np.where((arrive < 0) & (arr_s[i] + AFTER_ARRIVAL_S > 0),
                             np.minimum(arr_s[i] + AFTER_ARRIVAL_S + 1, FRESH_START_HOLD_S), arrive)
-            wanted = np.maximum(np.maximum(arrive + dwell[i], hold), ready_by - lead[i] - conn_total[mine])
+            # a truck waiting for its next load waits at that load's site (where it has business:
+            # stop_near_sensitive_site excuses an empty truck there), not where it unloaded
+            wanted = np.maximum(arrive + dwell[i], hold)
             # short of time: stay at each end only as long as the rules need (MIN_DWELL_S), or, when
             # the drives around stay short of the fatigue limit, just long enough to unload
             short_ok = trip_s[i] + conn_total[mine] + trip_s[j] + 2 * SHORT_DWELL_S <= SHORT_DWELL_DRIVE_S

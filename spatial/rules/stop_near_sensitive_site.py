@@ -14,21 +14,32 @@ stage's unloading match) of that waybill's loading or unloading site (world.enti
 EPSG:32651 distance, distance <= radius is "at"). Loading and unloading at a plant that lies
 near a school is the plant's siting, handled elsewhere (major-hazard grading), not the truck's
 doing. Only the waybill in force at confirmation counts: the waybill stage keeps the stop that
-unloads on the waybill it ends, so that stop is exempt, while a later stop of the then empty
-truck (no waybill) at the same place is not exempt by this one (but see the next). A site
-missing from world.entities exempts nothing.
+unloads on the waybill it ends, so that stop is exempt. A site missing from world.entities
+exempts nothing.
 
-An empty truck standing where it may raises nothing (`exempt_empty_at_places`, on by default):
-a stop of an empty truck (not loaded: no waybill, or the loaded flag false at confirmation)
-whose median at confirmation lies within `entity_match_m` (300 m) of any enterprise site
-(world.entities, not only its own: an empty truck waits at the plant of its next loading or
-stands where it last unloaded) or within `*_match_m` (150 m) of any designated parking lot,
-service area, wash station or repair shop (suspected_washing's places plus service areas,
-where illegal_parking lets a loaded truck stop). Decided exactly as suspected_washing decides
-"outside every place it may" (spatial/rules/dwell.py `cached_places` / `match_places`: an
-STRtree narrows, the exact EPSG:32651 distance decides, distance <= radius is "at"). An empty
-truck stopped anywhere else near a site is raised as before, and a loaded truck is excused only
-at its own waybill's sites: a loaded truck near a school at some other plant is raised.
+An empty truck is excused only where it has business (issue 11: an exemption as narrow as its
+reason). Schools, hospitals and research institutes are registered chemical users, so "near some
+enterprise" excused an empty truck at every school and hospital of the demo world; now:
+* `exempt_adjacent_sites` (on): a stop of an empty truck (not loaded: no waybill in force, or the
+  loaded flag false) within `own_site_match_m` of the unloading site of its previous waybill (the
+  latest that departed at or before the confirmation: it stands where it unloaded) or the loading
+  site of its next one (the first departing after: it waits for its next load), by the truck's
+  own waybills (spatial/rules/waybills.py's index: cancelled ones do not count);
+* `exempt_empty_at_places` (on): a stop of an empty truck within `*_match_m` (150 m) of a
+  designated parking lot, service area, wash station or repair shop (spatial/rules/dwell.py
+  `cached_places` / `match_places`: an STRtree narrows, the exact EPSG:32651 distance decides,
+  distance <= radius is "at"). Any other enterprise site, however near, excuses nothing.
+A loaded truck is excused only at its own waybill's sites.
+
+Measured on the demo world (seed 7, scale 0.05, the simulated fleet from 06:00 for 12 h, the
+engine's stop stage; tests/rules/test_cargo_state.py prints it): see docs/architecture.md,
+"stop near a sensitive site: what each exemption silences".
+
+Cargo state (ADR 1.1.3.6, 4.3.2.4; the waybill stage's `residue` column of the stops): an empty
+tank truck not washed since its last waybill ended still carries that cargo's residue; its stop
+near a site is judged as "other cargo" (severity of that column, `cargo` "residue" in the
+evidence, with `residue_waybill_id` and `residue_un_numbers`), never widened by the ERG distances
+(they are for a spill of a full load). A stop frame without the column carries no residue.
 
 Either exemption drops the whole stop; a raised stop's evidence is unchanged.
 
@@ -59,14 +70,14 @@ Severity (1 highest … 4), by site kind and cargo; the incident takes the most 
 
 "acute cargo": the loaded truck carries a good of class 1 (explosives), 2.1 (flammable gas) or
 2.3 (toxic gas), or a toxic-by-inhalation substance (one the catalogue gives ERG Table 1
-day/night distances for). "other cargo": loaded with anything else. A drinking-water zone fears
+day/night distances for). "other cargo": loaded with anything else, or an empty tank's uncleaned residue. A drinking-water zone fears
 a spill of any cargo alike, hence no acute/other split there.
 
 Evidence (plain JSON values): the leading site's `site_id`, `site_kind`, `site_name`,
 `distance_m`, `radius_m`, `radius_source` ("kind" or "erg") and `kind_radius_m`; `other_sites`
 (each with site_id, kind, name, distance_m, radius_m, radius_source, severity) and `site_count`;
 `loaded`, `waybill_id`, `goods_un_numbers`, `goods_not_in_catalogue`, `goods_without_erg`,
-`cargo` (acute | other | empty); for a loaded truck `erg_period` (day | night), `erg_radius_m`,
+`cargo` (acute | other | residue | empty), `residue_waybill_id`, `residue_un_numbers`; for a loaded truck `erg_period` (day | night), `erg_radius_m`,
 `erg_un_number` (the good that sets it) and `erg_figure` (protective_action | isolation);
 `stop_episode_id`, `stop_start`, `stop_confirmed`, `stop_confirmed_local`; a close adds
 `stop_end` and `duration_s`.
@@ -99,10 +110,12 @@ from spatial.rules.base import (
     make_event,
     setting,
 )
+from spatial.rules.waybills import adjacent_waybills
 from spatial.rules.dwell import (
     PLACE_MATCH_M,
     PLACE_MATCH_SOURCE,
     SITE_MATCH_M,
+    WASH_STATION_MATCH_M,
     SITE_MATCH_SOURCE,
     WaybillSites,
     cached_places,
@@ -172,20 +185,22 @@ class StopNearSensitiveSiteSettings:
     exempt_own_sites: bool = setting(
         True, "flag", "(engineering default) a stop the waybill plans (loading / unloading at its own sites) "
         "is not a violation of the truck")
+    exempt_adjacent_sites: bool = setting(
+        True, "flag", "(engineering default) an empty truck at its previous waybill's unloading site or its next "
+        "waybill's loading site has business there")
     exempt_empty_at_places: bool = setting(
-        True, "flag", "(engineering default) an empty truck standing at a plant, a designated lot, a service "
-        "area, a wash station or a repair shop is where it may stand")
-    entity_match_m: float = setting(SITE_MATCH_M, "m", SITE_MATCH_SOURCE)
+        True, "flag", "(engineering default) an empty truck standing at a designated lot, a service area, a wash "
+        "station or a repair shop is where it may stand")
     parking_lot_match_m: float = setting(PLACE_MATCH_M, "m", PLACE_MATCH_SOURCE)
     service_area_match_m: float = setting(PLACE_MATCH_M, "m", PLACE_MATCH_SOURCE)
-    wash_station_match_m: float = setting(PLACE_MATCH_M, "m", PLACE_MATCH_SOURCE)
+    wash_station_match_m: float = setting(WASH_STATION_MATCH_M, "m", PLACE_MATCH_SOURCE)
     repair_shop_match_m: float = setting(PLACE_MATCH_M, "m", PLACE_MATCH_SOURCE)
 
     def __post_init__(self):
         check_positive("StopNearSensitiveSiteSettings", self, (
-            "own_site_match_m", "entity_match_m", "parking_lot_match_m", "service_area_match_m",
+            "own_site_match_m", "parking_lot_match_m", "service_area_match_m",
             "wash_station_match_m", "repair_shop_match_m"))
-        for flag in ("exempt_own_sites", "exempt_empty_at_places"):
+        for flag in ("exempt_own_sites", "exempt_adjacent_sites", "exempt_empty_at_places"):
             value = getattr(self, flag)
             if not isinstance(value, (bool, np.bool_)):
                 raise TypeError(f"{RULE_NAME}: {flag} must be True or False, got {value!r}")
@@ -208,8 +223,7 @@ class StopNearSensitiveSiteSettings:
     def empty_place_radius_by_table(self) -> dict[str, float]:
         """Where an empty truck may stand: World table -> match radius (m)."""
         return {"parking_lots": self.parking_lot_match_m, "service_areas": self.service_area_match_m,
-                "wash_stations": self.wash_station_match_m, "repair_shops": self.repair_shop_match_m,
-                "entities": self.entity_match_m}
+                "wash_stations": self.wash_station_match_m, "repair_shops": self.repair_shop_match_m}
 
     def kind_radius_m(self, kind: str) -> float:
         if kind not in SENSITIVE_SITE_KINDS:
@@ -418,23 +432,39 @@ class StopNearSensitiveSiteRule:
     def _exempt(self, stops: pd.DataFrame, x: np.ndarray, y: np.ndarray, waybill: np.ndarray,
                 rw: RuleWorld) -> np.ndarray:
         """Per stop: exempt, i.e. a stop the waybill plans (at its own loading / unloading site) or
-        an empty truck standing where it may (see the module docstring)."""
+        an empty truck where it has business (see the module docstring)."""
         s = self.settings
         exempt = np.zeros(len(stops), bool)
         has_waybill = waybill >= 0
+        own_sites: WaybillSites | None = None
         if s.exempt_own_sites and has_waybill.any():
             # A stop the waybill plans (loading / unloading at its own sites) is not the truck's doing.
-            own_sites: WaybillSites = rw.cached(_OWN_SITES_KEY, lambda: waybill_sites(rw.world, RULE_NAME))
+            own_sites = rw.cached(_OWN_SITES_KEY, lambda: waybill_sites(rw.world, RULE_NAME))
             on = np.flatnonzero(has_waybill)
             loading_m, unloading_m = waybill_site_distances(own_sites, waybill[on], shapely.points(x[on], y[on]))
             exempt[on] = (loading_m <= s.own_site_match_m) | (unloading_m <= s.own_site_match_m)  # NaN: False
+        empty = empty_stops(stops, waybill)
+        if s.exempt_adjacent_sites and (empty & ~exempt).any():
+            # An empty truck where it unloaded last or waits for its next load.
+            own_sites = own_sites or rw.cached(_OWN_SITES_KEY, lambda: waybill_sites(rw.world, RULE_NAME))
+            ask = np.flatnonzero(empty & ~exempt)
+            previous, following = adjacent_waybills(rw, stops["slot"].to_numpy("int64")[ask],
+                                                    stops["confirmed_ms"].to_numpy("int64")[ask])
+            points = shapely.points(x[ask], y[ask])
+            near = np.zeros(len(ask), bool)
+            for rows, which in ((previous, 1), (following, 0)):  # unloading site of the previous, loading of the next
+                has = rows >= 0
+                if has.any():
+                    distances = waybill_site_distances(own_sites, rows[has], points[has])
+                    near[has] |= distances[which] <= s.own_site_match_m  # NaN: False
+            exempt[ask] = near
         if s.exempt_empty_at_places:
-            # An empty truck at a plant, lot, service area, wash station or repair shop is where it
-            # may stand; decided as suspected_washing decides "outside every place it may".
-            empty = np.flatnonzero(empty_stops(stops, waybill) & ~exempt)
-            if len(empty):
+            # A designated lot, service area, wash station or repair shop: decided as
+            # suspected_washing decides "outside every place it may".
+            ask = np.flatnonzero(empty & ~exempt)
+            if len(ask):
                 places = cached_places(rw, s.empty_place_radius_by_table(), RULE_NAME)
-                exempt[empty] = match_places(places, x[empty], y[empty]).at
+                exempt[ask] = match_places(places, x[ask], y[ask]).at
         return exempt
 
     def _decide(self, stops: pd.DataFrame, rw: RuleWorld) -> list[tuple[str, int, Event]]:
@@ -457,6 +487,10 @@ class StopNearSensitiveSiteRule:
         loaded_flag = stops["loaded"].to_numpy(bool)
         loaded = loaded_flag & has_waybill
         row = np.where(has_waybill, waybill, 0)
+        # an empty tank not washed since its last waybill still carries that cargo (ADR 1.1.3.6)
+        residue = (stops["residue"].to_numpy("int64") if "residue" in stops.columns
+                   else np.full(len(stops), -1, "int64"))
+        residue = np.where(loaded | (residue >= len(cargo.waybill_ids)), -1, residue)
 
         hour = pd.DatetimeIndex(pd.to_datetime(confirmed_ms, unit="ms", utc=True)).tz_convert(LOCAL_TZ).hour
         day = (np.asarray(hour) >= s.day_starts_local_hour) & (np.asarray(hour) < s.night_starts_local_hour)
@@ -465,7 +499,10 @@ class StopNearSensitiveSiteRule:
             acute = cargo.acute[row]
         else:
             erg_m, acute = np.full(len(stops), np.nan), np.zeros(len(stops), bool)
-        tier = np.where(~loaded, CARGO_EMPTY, np.where(acute, CARGO_ACUTE, CARGO_OTHER))
+        # residue: "other cargo" whatever it was, and no ERG widening (the distances are for a full load)
+        tier = np.where(loaded, np.where(acute, CARGO_ACUTE, CARGO_OTHER),
+                        np.where(residue >= 0, CARGO_OTHER, CARGO_EMPTY))
+        cargo_name = np.where(loaded | (residue < 0), np.array(CARGO_NAMES, dtype=object)[tier], "residue")
 
         kind_radius = np.array([s.kind_radius_m(k) for k in SENSITIVE_SITE_KINDS])
         kind_widened = np.isin(np.array(SENSITIVE_SITE_KINDS), s.erg_widened_kinds)
@@ -530,7 +567,9 @@ class StopNearSensitiveSiteRule:
                 "goods_un_numbers": list(cargo.goods_un[r]) if with_waybill else [],
                 "goods_not_in_catalogue": list(cargo.not_in_catalogue[r]) if with_waybill else [],
                 "goods_without_erg": list(cargo.without_erg[r]) if with_waybill else [],
-                "cargo": CARGO_NAMES[int(tier[i])],
+                "cargo": str(cargo_name[i]),
+                "residue_waybill_id": str(cargo.waybill_ids[residue[i]]) if residue[i] >= 0 else None,
+                "residue_un_numbers": list(cargo.goods_un[residue[i]]) if residue[i] >= 0 else [],
                 "erg_period": period if loaded[i] else None,
                 "erg_radius_m": float(erg_m[i]) if erg_known else None,
                 "erg_un_number": (cargo.day_un if day[i] else cargo.night_un)[r] if erg_known else None,

@@ -293,3 +293,20 @@ def stop_residue(state: WaybillState, world: RuleWorld, stops: pd.DataFrame,
     uncleaned = ended & (washed < end)
     residue[ask[uncleaned]] = row[uncleaned]
     return residue
+
+
+def adjacent_waybills(world: RuleWorld, slot: np.ndarray, t_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per (slot, time): the row in world.waybills of the vehicle's latest waybill departed at or
+    before the time, and of its first departing after it (-1 none; cancelled ones never count)."""
+    index = waybill_index(world)
+    slot = np.asarray(slot, "int64")
+    j = latest_departed(index, slot, t_ms)
+    registered = (slot >= 0) & (slot < len(index.offsets) - 1)
+    safe = np.where(registered, slot, 0)
+    first = index.offsets[safe] if len(index.offsets) > 1 else np.zeros(len(slot), "int64")
+    stop = index.offsets[np.minimum(safe + 1, len(index.offsets) - 1)] if len(index.offsets) > 1 else first
+    following = np.where(j >= 0, j + 1, first)
+    has_next = registered & (following < stop)
+    previous = np.where(j >= 0, index.row[np.maximum(j, 0)] if len(index.row) else -1, -1)
+    nxt = np.where(has_next, index.row[np.minimum(following, max(len(index.row) - 1, 0))] if len(index.row) else -1, -1)
+    return previous.astype("int64"), nxt.astype("int64")

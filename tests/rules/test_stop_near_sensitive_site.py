@@ -784,7 +784,9 @@ def test_state_is_not_mutated_by_a_step():
 
 # --- an empty truck where it has business: its previous unloading / next loading site -----------
 
-PREV_UNLOAD, NEXT_LOAD, PREV_LOAD = shapely.Point(STOP_DX, 0), shapely.Point(STOP_DX, 50), shapely.Point(STOP_DX, -40)
+# all within the school's 300 m, each more than 300 m (the match radius) from the others
+PREV_UNLOAD, NEXT_LOAD, PREV_LOAD, NOBODYS = (shapely.Point(0, 280), shapely.Point(280, 0), shapely.Point(0, -280),
+                                              shapely.Point(-280, 0))
 
 
 def business_world(next_status: str = "active", other_vehicle: bool = False) -> RuleWorld:
@@ -800,7 +802,7 @@ def business_world(next_status: str = "active", other_vehicle: bool = False) -> 
     owner = "VEH-000002" if other_vehicle else "VEH-000001"
     waybills = layer("waybills", [wb("WB-A", "ENT-A", "ENT-B", "06:00", "07:00", vehicle_id=owner),
                                   wb("WB-B", "ENT-C", "ENT-F", "14:00", "15:00", next_status, vehicle_id=owner)])
-    entities = {"ENT-A": PREV_LOAD, "ENT-B": PREV_UNLOAD, "ENT-C": NEXT_LOAD, "ENT-D": shapely.Point(STOP_DX, 10),
+    entities = {"ENT-A": PREV_LOAD, "ENT-B": PREV_UNLOAD, "ENT-C": NEXT_LOAD, "ENT-D": NOBODYS,
                 "ENT-F": shapely.Point(20_000, 0)}
     vehicles = layer("vehicles", [
         {"id": v, "plate": v, "carrier": "丙", "body": "tank", "approved_media": ["1017"], "terminal_phone": v[-6:],
@@ -817,7 +819,7 @@ BUSINESS_CASES = [
     ("at its previous unloading site", PREV_UNLOAD, "11:00", {}, {}, False),
     ("at its next loading site, waiting", NEXT_LOAD, "11:00", {}, {}, False),
     ("at its previous waybill's loading site", PREV_LOAD, "11:00", {}, {}, True),
-    ("at nobody's plant", shapely.Point(STOP_DX, 10), "11:00", {}, {}, True),
+    ("at nobody's plant", NOBODYS, "11:00", {}, {}, True),
     ("next waybill cancelled", NEXT_LOAD, "11:00", {"next_status": "cancelled"}, {}, True),
     ("another truck's sites", PREV_UNLOAD, "11:00", {"other_vehicle": True}, {}, True),
     ("before any waybill: the first one's loading site", PREV_LOAD, "05:00", {}, {}, False),
