@@ -17,13 +17,36 @@ import pandas as pd
 # Σ q/Q at or above which a unit is a major hazard source (GB 18218-2018 §4.1).
 MAJOR_HAZARD_MIN_S = 1.0
 
-# α by people within 500 m outside the plant (GB 18218-2018 table 4): lower bound of each
+# Where each table comes from (DOMAIN.md §2): β of the named toxic gases is table 3, β by
+# hazard category table 4 (both in the chemical catalogue), α table 5, the grades table 6.
+ALPHA_SOURCE = "GB 18218-2018 table 5"
+GRADE_SOURCE = "GB 18218-2018 table 6"
+
+# α by people within 500 m outside the plant (GB 18218-2018 table 5): lower bound of each
 # band, highest first, and its α; 0 people -> 0.5.
 ALPHA_BANDS: tuple[tuple[int, float], ...] = ((100, 2.0), (50, 1.5), (30, 1.2), (1, 1.0), (0, 0.5))
 
-# Lower bound of R for grades 1, 2, 3 (GB 18218-2018 table 5); below the last: grade 4.
+# Lower bound of R for grades 1, 2, 3 (GB 18218-2018 table 6); below the last: grade 4.
 GRADE_R_BOUNDS: tuple[tuple[float, int], ...] = ((100.0, 1), (50.0, 2), (10.0, 3))
 LOWEST_GRADE = 4
+
+
+def grading_tables() -> list[dict]:
+    """The α bands and the grade bounds as rows (table, band, value, source), for printing
+    beside the chemical catalogue."""
+    rows = []
+    upper = None
+    for lower, alpha in ALPHA_BANDS:
+        band = f"{lower}+" if upper is None else f"{lower}" if lower == upper - 1 else f"{lower}-{upper - 1}"
+        rows.append({"table": "alpha", "band": f"{band} people within 500 m", "value": alpha, "source": ALPHA_SOURCE})
+        upper = lower
+    upper = None
+    for lower, grade in GRADE_R_BOUNDS:
+        band = f"R >= {lower:g}" if upper is None else f"{lower:g} <= R < {upper:g}"
+        rows.append({"table": "grade", "band": band, "value": grade, "source": GRADE_SOURCE})
+        upper = lower
+    rows.append({"table": "grade", "band": f"R < {upper:g}", "value": LOWEST_GRADE, "source": GRADE_SOURCE})
+    return rows
 
 
 def alpha_for_people(people_500m):

@@ -11,6 +11,7 @@ from spatial.grading import (
     beta_for,
     grade_for_r,
     grade_sources,
+    grading_tables,
     r_value,
     s_value,
 )
@@ -177,3 +178,20 @@ def test_grade_sources_rejects_incomplete_input():
     no_q = pd.DataFrame({"hazard_source_id": ["HS-1", "HS-2"], "un_number": ["9999", "1017"], "quantity_t": [1.0, 9.0]})
     with pytest.raises(ValueError, match="critical quantity"):
         grade_sources(sources, no_q, CATALOGUE)
+
+
+def test_tables_cite_gb18218_table_5_for_alpha_and_table_6_for_grades():
+    # DOMAIN.md §2: α is GB 18218-2018 table 5, the grades table 6 (tables 3 and 4 are β)
+    rows = grading_tables()
+    alpha = [r for r in rows if r["table"] == "alpha"]
+    grades = [r for r in rows if r["table"] == "grade"]
+    assert {r["source"] for r in alpha} == {"GB 18218-2018 table 5"}
+    assert {r["source"] for r in grades} == {"GB 18218-2018 table 6"}
+    assert [(r["band"], r["value"]) for r in alpha] == [
+        ("100+ people within 500 m", 2.0), ("50-99 people within 500 m", 1.5), ("30-49 people within 500 m", 1.2),
+        ("1-29 people within 500 m", 1.0), ("0 people within 500 m", 0.5)]
+    assert [(r["band"], r["value"]) for r in grades] == [
+        ("R >= 100", 1), ("50 <= R < 100", 2), ("10 <= R < 50", 3), ("R < 10", 4)]
+    # the printed bands are the ones the functions apply
+    for r in alpha:
+        assert alpha_for_people(int(r["band"].split("+")[0].split("-")[0].split()[0])) == r["value"]
