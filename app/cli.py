@@ -26,6 +26,7 @@ cli.add_typer(rules_cli, name="rules")
 bench_cli = typer.Typer(help="Benchmarks: figures against anchors measured in the same run.", no_args_is_help=True)
 cli.add_typer(jt808_cli, name="jt808")
 cli.add_typer(bench_cli, name="bench")
+import app.cli_chemicals  # noqa: E402, F401  (adds `hazmap chemicals` to cli)
 from app.cli_incidents import incidents_cli  # noqa: E402  (imports app.cli only inside its commands)
 cli.add_typer(incidents_cli, name="incidents")
 
@@ -598,6 +599,9 @@ def bench_rules(
     from bench.rules import run_rules_bench
 
     run_rules_bench(seed=seed, scale=scale, hours=hours, copies=copies)
+
+
+import app.cli_grid  # noqa: E402,F401  (registers `hazmap grid` and `hazmap bench grid`)
 
 
 def main() -> None:

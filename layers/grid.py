@@ -76,8 +76,11 @@ def resolution_for_zoom(zoom: float) -> int:
     return res
 
 
-def cargo_by_vehicle(world: World, weights: RiskWeights | None = None) -> pd.DataFrame:
-    """Per vehicle of the World: cargo_state, hazard_class, un_number (see the module docstring)."""
+def cargo_by_vehicle(world: World, weights: RiskWeights | None = None, at: pd.Timestamp | None = None
+                     ) -> pd.DataFrame:
+    """Per vehicle of the World: cargo_state, hazard_class, un_number (see the module docstring).
+    With `at`, the waybills on the road at that time (planned departure at or before it, not
+    yet unloaded or arrived) instead of those whose status is active."""
     weights = weights or RiskWeights()
     ids = world.vehicles["id"].astype(str).to_numpy(object)
     out = pd.DataFrame({"cargo_state": "unknown", "hazard_class": None, "un_number": None},
@@ -85,7 +88,13 @@ def cargo_by_vehicle(world: World, weights: RiskWeights | None = None) -> pd.Dat
     wb, goods = world.waybills, world.waybill_goods
     if not len(wb) or not len(goods):
         return out
-    active = wb[wb["status"].astype(str) == "active"][["id", "vehicle_id"]].rename(columns={"id": "waybill_id"})
+    if at is None:
+        on_road = (wb["status"].astype(str) == "active").to_numpy()
+    else:
+        end = wb["actual_unloading"] if "actual_unloading" in wb.columns else pd.Series(pd.NaT, index=wb.index)
+        end = pd.to_datetime(end, utc=True).fillna(pd.to_datetime(wb["planned_arrival"], utc=True))
+        on_road = ((pd.to_datetime(wb["planned_departure"], utc=True) <= at) & (end > at)).to_numpy()
+    active = wb[on_road][["id", "vehicle_id"]].rename(columns={"id": "waybill_id"})
     g = goods.merge(active, on="waybill_id")
     if not len(g):
         return out
