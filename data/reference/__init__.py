@@ -257,8 +257,8 @@ def catalogue_figures(chemicals: pd.DataFrame) -> pd.DataFrame:
     """Every figure of the catalogue with its source, one row per (UN number, figure):
     un_number, name_zh, name_en, figure (the column), value, source, checked (False where the
     source says "not checked"). A group of figures left empty shows as one row named by its
-    source key (e.g. "large_spill") with value None when its entry says why ("none: …"). A
-    figure without an entry (a highly_toxic "no" nobody cited) is not checked."""
+    source key (e.g. "large_spill") with value None when its entry says why ("none: …"). The
+    highly_toxic flag shows where it is set or cited."""
     rows = []
 
     def add(un, row, figure, value, source):
@@ -269,8 +269,9 @@ def catalogue_figures(chemicals: pd.DataFrame) -> pd.DataFrame:
         sources = parse_sources(row["source"])
         for key, columns in SOURCE_KEYS.items():
             source = sources.get(key, "")
-            if key == "highly_toxic":
-                add(un, row, "highly_toxic", bool(row["highly_toxic"]), source)
+            if key == "highly_toxic":  # shown where flagged or cited; a bare "no" says nothing
+                if row["highly_toxic"] or source:
+                    add(un, row, "highly_toxic", bool(row["highly_toxic"]), source)
                 continue
             given = [c for c in columns if not (row[c] == "" or (isinstance(row[c], float) and np.isnan(row[c])))]
             for column in given:
