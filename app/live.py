@@ -45,10 +45,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 
 from data.feeds.gateway import GatewaySettings, Jt808Gateway, vehicle_ids_by_phone
 from data.feeds.mqtt import MqttFeedSettings, MqttReadingFeed
 from app.metrics import LiveTimings
+from data.incidents import IncidentSettings, IncidentStore
 from data.store import Store
 from spatial.model import Event, LiveState, PingBatch, ReadingBatch, World
 from spatial.rules.engine import Engine, EngineSettings
@@ -77,6 +79,9 @@ class MonitorSettings:
     queue_batches: int = 10_000  # batches waiting for the worker before producers block
     readings_store_every_s: float = 2.0  # readings are written to the store in batches this often
     advance_every_s: float = 10.0  # wall clock: how often the engines are told time moved
+    # the incident processor (data/incidents.py): stored events -> incidents after every write; None: off
+    incidents: IncidentSettings | None = field(default_factory=IncidentSettings)
+    escalate_every_s: float = 60.0  # overdue sign deadlines checked every N s of the monitor's clock
 
     def __post_init__(self) -> None:
         if self.clock not in ("feed", "wall"):
@@ -98,6 +103,9 @@ class LiveMonitor:
         self._engine = Engine(world, settings.engine)
         self._point_engine = PointEngine(world, settings.points)
         self._events_by_rule: Counter = Counter()
+        self._incidents: IncidentStore | None = None  # the worker's, on its store
+        self._incident_counts: Counter = Counter()
+        self._last_escalation_ms: int | None = None
         self._busy = threading.Event()  # the worker holds items it has taken off the queue
         self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
@@ -196,6 +204,7 @@ class LiveMonitor:
                               "released": self._point_engine.released_count,
                               "dropped": self._point_engine.drop_counts},
             "events_by_rule": dict(self._events_by_rule),
+            "incidents": dict(self._incident_counts),
             "readings_stored": self._readings_written,
             "gateway": self.gateway.stats() if self.gateway is not None else None,
             "mqtt": self.mqtt_feed.stats() if self.mqtt_feed is not None else None,
@@ -223,6 +232,9 @@ class LiveMonitor:
     def _work(self, store: Store) -> None:
         last_store = last_advance = time.monotonic()
         try:
+            if self.settings.incidents is not None:  # resume after the last applied event
+                self._incidents = IncidentStore(store, self.world, self.settings.incidents)
+                self._apply_incidents()
             while True:
                 items = self._take(timeout_s=0.2)
                 if items:
@@ -239,6 +251,7 @@ class LiveMonitor:
                     last_advance = now
                     now_ms = _wall_ms()
                     self._publish(store, self._engine.advance(now_ms) + self._point_engine.advance(now_ms))
+                    self._escalate(now_ms)
                 if self._pending_readings and (now - last_store >= self.settings.readings_store_every_s
                                                or self._stopping.is_set()):
                     last_store = now
@@ -283,6 +296,8 @@ class LiveMonitor:
             with self.timings.rule_step.labels("points").time():
                 events = self._point_engine.step(batch, now_ms)
         self._publish(store, events)
+        clocks = [c for c in (self._engine.clock_ms, self._point_engine.clock_ms) if c is not None]
+        self._escalate(now_ms if now_ms is not None else max(clocks, default=None))
 
     def _publish(self, store: Store, events: list[Event]) -> None:
         events = [e for e in events if e.rule not in NOT_ALERTS]
@@ -293,6 +308,26 @@ class LiveMonitor:
         with self.timings.store_write.labels("events").time():
             store.write_events(events)
         self._events_by_rule.update(e.rule for e in events if e.phase == "open")
+        self._apply_incidents()
+
+    def _apply_incidents(self) -> None:
+        """The stored events after the last applied seq -> incidents, one transaction per chunk
+        (DESIGN.md §3 step 3): a crash between the events' write and this loses nothing, the next
+        start resumes here."""
+        if self._incidents is not None:
+            result = self._incidents.apply_stored_events()
+            self._incident_counts.update({k: v for k, v in result.__dict__.items() if k != "last_seq"})
+
+    def _escalate(self, now_ms: int | None) -> None:
+        """Overdue sign deadlines, on the monitor's clock (the feed's in a simulation)."""
+        if self._incidents is None or now_ms is None or now_ms < 0:
+            return
+        last = self._last_escalation_ms
+        if last is not None and now_ms - last < self.settings.escalate_every_s * 1000:
+            return
+        self._last_escalation_ms = now_ms
+        result = self._incidents.escalate_overdue(pd.Timestamp(int(now_ms), unit="ms", tz="UTC"))
+        self._incident_counts.update(escalated=result.escalated, reminded=result.reminded)
 
     def _store_readings(self, store: Store) -> None:
         batches, self._pending_readings = self._pending_readings, []

@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     sim_stage_share: float = Field(
         0.01, ge=0, le=0.1, description="share of trucks (and of points) staged for each kind of violation"
     )
+    # incidents (spatial/incidents/lifecycle.py IncidentSettings; engineering defaults, docs/incidents.md)
+    incident_sign_deadlines_s: list[float] = Field(
+        [900.0, 1800.0, 7200.0, 86400.0], min_length=4, max_length=4,
+        description="seconds to sign for an incident, per level: red, orange, yellow, blue; past it: escalated")
+    incident_reopen_window_s: float = Field(600.0, ge=0, description="an episode reopening this soon joins its incident")
+    incident_quick_close_s: float = Field(300.0, ge=0, description="rule closes this soon, unsigned: counted as noise")
+    incident_escalate_every_s: float = Field(60.0, gt=0, description="monitor: overdue check every N s of its clock")
     # serving (app/server.py, app/ops.py, docs/deploy.md)
     http_threads: int = Field(8, ge=1, le=256, description="web server threads: requests answered at once")
     http_connection_limit: int = Field(

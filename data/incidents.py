@@ -222,7 +222,68 @@ def _at(value, what: str = "at") -> pd.Timestamp:
     return ts.tz_convert("UTC")
 
 
-def _events_frame(events) -> pd.DataFrame:
+def read_event_file(path) -> tuple[pd.DataFrame, list[str]]:
+    """An events file as `hazmap events --json` (.jsonl) or `hazmap rules run` (.csv, .parquet,
+    .jsonl) writes it -> (frame, a label per row naming its file line), unchecked beyond parsing:
+    apply_events(frame, labels=…) checks the values and names the line of the first bad one."""
+    from pathlib import Path
+
+    path = Path(path)
+    name, suffix = path.name, path.suffix.lower()
+    if suffix not in (".jsonl", ".csv", ".parquet"):
+        raise IncidentError(f"{name}: an events file is .jsonl, .csv or .parquet")
+    if not path.is_file():
+        raise IncidentError(f"{name}: no such file")
+    if suffix == ".jsonl":
+        records, labels = [], []
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise IncidentError(f"{name}, line {number}: not JSON ({exc.msg})") from None
+                if not isinstance(record, dict):
+                    raise IncidentError(f"{name}, line {number}: expected a JSON object")
+                records.append(record)
+                labels.append(f"{name}, line {number}")
+        frame = pd.DataFrame.from_records(records)
+    elif suffix == ".csv":
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (ValueError, pd.errors.ParserError) as exc:
+            raise IncidentError(f"{name}: not a CSV file ({exc})") from None
+        labels = [f"{name}, line {i + 2}" for i in range(len(frame))]  # line 1 is the header
+    else:
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises several kinds for a bad file
+            raise IncidentError(f"{name}: not a Parquet file ({exc})") from None
+        labels = [f"{name}, row {i + 1}" for i in range(len(frame))]
+    missing = [c for c in EVENT_COLUMNS if c not in frame.columns]
+    if missing and len(frame):
+        raise IncidentError(f"{name}: missing column(s) {', '.join(missing)}")
+    if not len(frame):
+        return pd.DataFrame(columns=EVENT_COLUMNS), []
+    frame = frame[EVENT_COLUMNS].copy()  # a file's seq (from `hazmap events`) is not this store's order
+    if suffix != ".jsonl":
+        texts = frame["evidence"].tolist()
+        parsed = []
+        for label, text in zip(labels, texts):
+            if isinstance(text, dict):
+                parsed.append(text)
+                continue
+            try:
+                parsed.append(json.loads(text) if text not in (None, "") else {})
+            except (TypeError, json.JSONDecodeError):
+                raise IncidentError(f"{label}: evidence is not JSON") from None
+        frame["evidence"] = parsed
+        frame["end"] = frame["end"].replace("", None)
+    return frame, labels
+
+
+def _events_frame(events, labels=None) -> pd.DataFrame:
     """A list of Events or a frame (EVENT_COLUMNS, `seq` optional) as one checked frame."""
     if isinstance(events, pd.DataFrame):
         frame = events
@@ -234,7 +295,7 @@ def _events_frame(events) -> pd.DataFrame:
         if bad:
             raise IncidentError(f"event {bad[0]}: expected a spatial.model.Event, got {type(events[bad[0]]).__name__}")
         frame = events_frame(events)
-    return check_events(frame)
+    return check_events(frame, labels)
 
 
 class IncidentStore:
@@ -350,10 +411,12 @@ class IncidentStore:
 
     # --- events -> incidents ------------------------------------------------------------------
 
-    def apply_events(self, events: list[Event] | pd.DataFrame, *, source: str = "file") -> ApplyResult:
+    def apply_events(self, events: list[Event] | pd.DataFrame, *, source: str = "file",
+                     labels: list[str] | None = None) -> ApplyResult:
         """Apply events in the given order, in ONE transaction; those applied before are counted
-        as duplicates and change nothing. A malformed event refuses the whole batch."""
-        frame = _events_frame(events)
+        as duplicates and change nothing. A malformed event refuses the whole batch (named by
+        `labels[row]` when given, e.g. a file's line)."""
+        frame = _events_frame(events, labels)
         with self.engine.begin() as connection:
             _, version = self._begin(connection)
             return self._apply(connection, frame, source, version)
@@ -617,7 +680,7 @@ class IncidentStore:
             for inc in ids:
                 mine = rows[rows["incident_id"] == inc]
                 if recipient_id is None:
-                    pending = mine[mine["state"] != "closed"]
+                    pending = mine[mine["state"] != "closed"] if len(mine) > 1 else mine
                     if len(pending) != 1:
                         who = ", ".join(pending["recipient_id"]) or "none"
                         raise IncidentError(f"{inc}: say for whom (--for RECIPIENT); pending recipients: {who}")

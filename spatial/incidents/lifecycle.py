@@ -85,9 +85,9 @@ def event_digest(severity: int, end, evidence) -> str:
     return hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
 
 
-def check_events(events: pd.DataFrame) -> pd.DataFrame:
+def check_events(events: pd.DataFrame, labels=None) -> pd.DataFrame:
     """Events as a frame (EVENT_COLUMNS, times aware UTC), checked; raises IncidentError naming the
-    first bad row (0-based position in the input, in input order)."""
+    first bad row: `labels[row]` when given (a file's "line 7"), else "event <0-based position>"."""
     missing = [c for c in EVENT_COLUMNS if c not in events.columns]
     if missing:
         raise IncidentError(f"events: missing column(s) {', '.join(missing)}")
@@ -95,7 +95,8 @@ def check_events(events: pd.DataFrame) -> pd.DataFrame:
 
     def fail(mask, what):
         row = int(np.flatnonzero(np.asarray(mask))[0])
-        raise IncidentError(f"event {row}: {what} (rule {frame['rule'].iloc[row]!r}, episode "
+        where = f"event {row}" if labels is None else str(labels[row])
+        raise IncidentError(f"{where}: {what} (rule {frame['rule'].iloc[row]!r}, episode "
                             f"{frame['episode_id'].iloc[row]!r}); {int(np.sum(mask))} event(s) so")
 
     for name in ("rule", "subject_id", "episode_id"):
@@ -107,11 +108,12 @@ def check_events(events: pd.DataFrame) -> pd.DataFrame:
     bad = ~frame["phase"].isin(PHASES)
     if bad.any():
         fail(bad, f"phase must be one of {', '.join(PHASES)}")
-    try:
-        frame["start"] = pd.to_datetime(frame["start"], utc=True)
-        frame["end"] = pd.to_datetime(frame["end"], utc=True)
-    except (TypeError, ValueError) as exc:
-        raise IncidentError(f"events: start/end are not times ({exc})") from exc
+    for name in ("start", "end"):
+        times = pd.to_datetime(frame[name], utc=True, errors="coerce", format="mixed")
+        given = frame[name].notna() & (frame[name].astype(str).str.strip() != "")
+        if (given & times.isna()).any():
+            fail(given & times.isna(), f"{name} is not a time")
+        frame[name] = times
     if frame["start"].isna().any():
         fail(frame["start"].isna(), "start is missing")
     if ((frame["phase"] == "close") & frame["end"].isna()).any():

@@ -1,0 +1,229 @@
+"""The incident lifecycle on both backends: episodes into incidents (the noise window, quick
+closes, several updates of one episode), the recipient state machine, deadlines, reminders and
+escalation, supervision orders, the outbox and the KPIs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+import data.incidents as store_module
+from data.incidents import IncidentError, IncidentSettings, IncidentStore, incident_outbox, incident_transitions
+from spatial.incidents.levels import LEVELS, level_keys, parse_level
+from spatial.incidents.lifecycle import check_transition, escalation_due
+from tests.incidents.helpers import at, episode, ev
+
+SETTINGS = IncidentSettings(sign_deadline_s=(600.0, 1200.0, 3600.0, 7200.0), reopen_window_s=600.0,
+                            quick_close_s=300.0)
+
+
+@pytest.fixture
+def incidents(store):
+    return IncidentStore(store, None, SETTINGS)
+
+
+@pytest.fixture
+def three_tier_routing(monkeypatch):
+    """Trucks' incidents go to their carrier ENT-C; above it the district office, then the city."""
+    def recipients_for(frame, world):
+        return pd.DataFrame({"incident_id": frame["incident_id"], "recipient_kind": "enterprise",
+                             "recipient_id": "ENT-C", "role": "carrier", "district_adcode": "330203"})
+
+    def escalation_target(rows, world):
+        up = {"ENT-C": ("DEPT-D330203", "district_office"), "DEPT-D330203": ("DEPT-EM", "emergency_management")}
+        rows = rows[rows["recipient_id"].isin(list(up))]
+        return pd.DataFrame({"incident_id": rows["incident_id"].to_numpy(),
+                             "from_recipient_id": rows["recipient_id"].to_numpy(), "recipient_kind": "department",
+                             "recipient_id": [up[r][0] for r in rows["recipient_id"]],
+                             "role": [up[r][1] for r in rows["recipient_id"]], "district_adcode": "330203"})
+
+    monkeypatch.setattr(store_module, "recipients_for", recipients_for)
+    monkeypatch.setattr(store_module, "escalation_target", escalation_target)
+
+
+# --- events into incidents -------------------------------------------------------------------
+
+
+def test_an_episode_reopening_within_the_window_joins_the_incident(incidents):
+    incidents.apply_events([*episode(0, 10), *episode(15, 30), *episode(45, 50)])  # gaps 5 min, 15 min
+    listed = incidents.list().sort_values("first_time")
+    assert len(listed) == 2
+    joined = listed.iloc[0]
+    assert (joined["episodes"], joined["state"], joined["end_time"]) == (2, "ended", at(30))
+    kpis = incidents.kpis(by="rule", now=at(60)).iloc[0]
+    assert (kpis["incidents"], kpis["reopens"]) == (2, 1)
+
+
+def test_an_incident_closed_by_hand_is_not_reopened(incidents):
+    incidents.apply_events(episode(0, 10, severity=3))
+    first = incidents.list().iloc[0]["id"]
+    incidents.sign([first], None, "Li", at=at(11))
+    incidents.close(first, None, "Li", at=at(12))  # yellow and ended: closed once signed
+    incidents.apply_events(episode(15, 30, severity=3))
+    assert len(incidents.list()) == 2
+
+
+def test_a_quick_unsigned_close_is_noise_and_a_signed_one_is_not(incidents):
+    incidents.apply_events([*episode(0, 3), *episode(0, 4, subject="VEH-0002"), ev("open", 0, subject="VEH-0003")])
+    signed = incidents.list().set_index("subject_id").loc["VEH-0003", "id"]
+    incidents.sign([signed], None, "Li", at=at(1))
+    incidents.apply_events([ev("close", 0, 2, subject="VEH-0003")])
+    quick = incidents.list().set_index("subject_id")["quick_close"]
+    assert quick.to_dict() == {"VEH-0001": True, "VEH-0002": True, "VEH-0003": False}
+
+
+def test_point_level_updates_with_one_start_all_move_the_incident(incidents):
+    kw = {"rule": "point_level", "subject": "MP-000001"}
+    events = [ev("open", 0, severity=2, evidence={"level": 1}, **kw),
+              ev("update", 0, severity=1, evidence={"level": 2, "time": "01:02"}, **kw),
+              ev("update", 0, severity=2, evidence={"level": 1, "time": "01:05"}, **kw),
+              ev("update", 0, severity=1, evidence={"level": 2, "time": "01:07"}, **kw),
+              ev("close", 0, 9, severity=1, evidence={"max_level": 2}, **kw)]
+    first = incidents.apply_events(events[:3])
+    rest = incidents.apply_events(events)  # the first three again, then the new two
+    assert (first.applied, rest.applied, rest.duplicates, first.updated + rest.updated) == (3, 2, 3, 3)
+    shown = incidents.show(incidents.list().iloc[0]["id"])
+    assert sorted(shown["events"]["ordinal"][shown["events"]["phase"] == "update"]) == [0, 1, 2]
+    row = shown["incident"]
+    assert (row["peak_severity"], row["level"], row["subject_kind"]) == (1, "red", "monitoring_point")
+
+
+# --- recipients ----------------------------------------------------------------------------------
+
+
+def test_sign_dispose_close_in_order_with_who_and_when(incidents):
+    incidents.apply_events(episode(0, 10, severity=1))
+    iid = incidents.list().iloc[0]["id"]
+    with pytest.raises(IncidentError, match="sign for it first"):
+        incidents.dispose(iid, None, "Li", "stopped the truck", "called", "resolved", at=at(2))
+    incidents.sign([iid], "DEPT-EM", "Li", at=at(2))
+    with pytest.raises(IncidentError, match="needs a disposal note"):
+        incidents.dispose(iid, None, "Li", "stopped the truck", None, "resolved", at=at(3))
+    with pytest.raises(IncidentError, match="dispose of it first"):  # red: closed after its disposal
+        incidents.close(iid, None, "Li", at=at(3))
+    incidents.dispose(iid, None, "Li", "stopped the truck", "driver warned", "false_alarm", at=at(4))
+    incidents.close(iid, None, "Zhang", note="done", at=at(5))
+    shown = incidents.show(iid)
+    assert shown["incident"]["status"] == "closed" and shown["incident"]["false_alarm"]
+    mine = shown["history"][shown["history"]["recipient_id"] == "DEPT-EM"]
+    assert mine[["action", "from_state", "to_state", "actor"]].values.tolist() == [
+        ["pushed", None, "pushed", "system"], ["signed", "pushed", "signed", "Li"],
+        ["disposed", "signed", "disposed", "Li"], ["closed", "disposed", "closed", "Zhang"]]
+    assert mine["at"].tolist()[1:] == [at(2), at(4), at(5)]
+    before = len(shown["history"])
+    with pytest.raises(IncidentError, match="cannot dispose an incident that is closed"):
+        incidents.dispose(iid, None, "Li", "again", "again", "resolved", at=at(6))
+    assert len(incidents.show(iid)["history"]) == before
+
+
+def test_signing_several_is_all_or_nothing(incidents):
+    incidents.apply_events([ev("open", 0), ev("open", 1, subject="VEH-0002")])
+    ids = incidents.list()["id"].tolist()
+    with pytest.raises(IncidentError, match="no incident INC-nope"):
+        incidents.sign([*ids, "INC-nope"], None, "Li", at=at(2))
+    assert set(incidents.list()["status"]) == {"pushed"}
+    done = incidents.sign(ids, None, "Li", at=at(2))
+    assert len(done) == 2 and set(incidents.list()["status"]) == {"signed"}
+    assert incidents.inbox("DEPT-EM")["state"].tolist() == ["signed", "signed"]
+
+
+def test_overdue_recipients_are_reminded_and_escalated_up_the_chain(incidents, three_tier_routing):
+    incidents.apply_events([ev("open", 0, severity=2)])  # orange: 20 min to sign
+    iid = incidents.list().iloc[0]["id"]
+    assert incidents.escalate_overdue(at(19)).escalated == 0
+    first = incidents.escalate_overdue(at(21))
+    assert (first.escalated, first.reminded) == (1, 1)
+    again = incidents.escalate_overdue(at(25))  # the carrier is not escalated twice, nor reminded yet
+    assert (again.escalated, again.reminded) == (0, 0)
+    later = incidents.escalate_overdue(at(42))  # a period after the reminder: the carrier again; district overdue
+    assert (later.escalated, later.reminded) == (1, 2)
+    recipients = incidents.show(iid)["recipients"].set_index("recipient_id")
+    assert recipients["tier"].to_dict() == {"DEPT-D330203": 1, "DEPT-EM": 2, "ENT-C": 0}
+    assert recipients.loc["ENT-C", "reminders"] == 2
+    incidents.sign([iid], "ENT-C", "carrier duty officer", at=at(43))
+    quiet = incidents.escalate_overdue(at(70))  # the city is not escalated further (max tier) but reminded
+    assert (quiet.escalated, quiet.reminded) == (0, 2)
+    assert incidents.list().iloc[0]["escalations"] == 2
+    by_enterprise = incidents.kpis(by="enterprise", now=at(70)).set_index("enterprise")
+    assert by_enterprise.loc["ENT-C", ["pushed", "signed", "overdue", "escalated"]].tolist() == [1, 1, 1, 1]
+
+
+def test_a_department_supervises_the_enterprise_and_the_order_goes_out(incidents, three_tier_routing, store):
+    incidents.apply_events([ev("open", 0)])
+    iid = incidents.list().iloc[0]["id"]
+    with pytest.raises(IncidentError, match="from a department"):
+        incidents.supervise(iid, "ENT-C", "Wang", at(60), "hurry", at=at(1))
+    assert incidents.supervise(iid, "DEPT-EM", "Wang", at(60), "report by noon", at=at(1)) == 1
+    row = incidents.show(iid)["recipients"].iloc[0]
+    assert (row["supervised_by"], row["supervision_deadline"]) == ("DEPT-EM", at(60))
+    with store.engine.connect() as connection:
+        outbox = connection.execute(sa.select(incident_outbox.c.action, incident_outbox.c.recipient_id,
+                                              incident_outbox.c.transition_id, incident_outbox.c.delivery_id)
+                                    .order_by(incident_outbox.c.seq)).all()
+        transition_ids = set(connection.execute(sa.select(incident_transitions.c.id)).scalars())
+    assert [(a, r) for a, r, _, _ in outbox] == [("pushed", "ENT-C"), ("supervised", "ENT-C")]
+    assert all(t in transition_ids for _, _, t, _ in outbox)
+    assert len({d for *_, d in outbox}) == 2
+
+
+def test_kpis_per_department_rule_level_and_day(incidents):
+    incidents.apply_events([ev("open", 0, severity=1), ev("open", 0, subject="VEH-0002", severity=3),
+                            ev("open", 0, subject="VEH-0003", severity=3)])
+    ids = incidents.list().set_index("subject_id")["id"]
+    incidents.sign([ids["VEH-0001"]], None, "Li", at=at(5))
+    incidents.sign([ids["VEH-0002"]], None, "Li", at=at(15))
+    incidents.dispose(ids["VEH-0002"], None, "Li", "checked", None, "false_alarm", at=at(30))
+    dept = incidents.kpis(by="department", now=at(120)).iloc[0]
+    assert dept["department"] == "DEPT-EM"
+    assert dept[["pushed", "signed", "disposed", "false_alarms"]].tolist() == [3, 2, 1, 1]
+    assert dept["sign_median_s"] == pytest.approx(600.0) and dept["handling_rate"] == pytest.approx(1 / 3)
+    assert dept["overdue"] == 1  # the red one: signed at 5 min, inside its 10; VEH-0003 never signed (60 min)
+    levels = incidents.kpis(by="level", now=at(120)).set_index("level")["incidents"].to_dict()
+    assert levels == {"red": 1, "yellow": 2}
+    assert incidents.kpis(by="day", now=at(120))["day"].tolist() == ["2026-11-02"]
+    with pytest.raises(IncidentError, match="--by"):
+        incidents.kpis(by="weekday")
+
+
+# --- pure ---------------------------------------------------------------------------------------
+
+
+def test_levels_come_from_one_table():
+    assert [l.key for l in LEVELS] == ["red", "orange", "yellow", "blue"]
+    assert [l.name_zh for l in LEVELS] == ["重大", "较大", "一般", "低"]
+    assert level_keys([4, 1]).tolist() == ["blue", "red"]
+    assert parse_level("重大") == parse_level("red") == parse_level("1") == 1
+    with pytest.raises(ValueError, match="unknown level"):
+        parse_level("purple")
+
+
+@pytest.mark.parametrize("action, state, severity, rule_state, note, ok", [
+    ("sign", "pushed", 3, "active", None, "signed"),
+    ("sign", "signed", 3, "active", None, None),
+    ("dispose", "signed", 2, "ended", None, None),  # orange needs a note, even when the rule closed it
+    ("dispose", "signed", 3, "ended", None, "disposed"),
+    ("close", "signed", 3, "ended", None, "closed"),  # yellow, rule ended: no disposal needed
+    ("close", "signed", 3, "active", None, None),
+    ("close", "signed", 2, "ended", None, None),
+    ("close", "closed", 3, "ended", None, None),
+])
+def test_the_recipient_state_machine(action, state, severity, rule_state, note, ok):
+    kwargs = {"severity": severity, "rule_state": rule_state, "note": note, "outcome": "resolved"}
+    if ok is None:
+        with pytest.raises(IncidentError):
+            check_transition(action, state, **kwargs)
+    else:
+        assert check_transition(action, state, **kwargs) == ok
+
+
+def test_escalation_due_is_per_row_and_once():
+    rows = pd.DataFrame({"state": ["pushed", "pushed", "signed", "pushed"], "tier": [0, 2, 0, 0],
+                         "severity": [2, 2, 2, 2], "sign_deadline": [at(20)] * 4,
+                         "escalated_at": [None, None, None, at(21)], "last_reminded_at": [None, None, None, at(21)]})
+    escalate, remind = escalation_due(rows, at(22), SETTINGS)
+    assert escalate.tolist() == [True, False, False, False]
+    assert remind.tolist() == [True, True, False, False]
+    assert escalation_due(rows, at(41), SETTINGS)[1].tolist() == [True, True, False, True]
+    assert np.all(~escalation_due(rows, at(19), SETTINGS)[0])
