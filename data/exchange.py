@@ -33,7 +33,10 @@ import shapely
 import shapely.geometry
 
 from spatial.crs import WGS84, geometry_gcj02_to_wgs84
-from spatial.model import CHILD_SPECS, LAYER_SPECS, WAYBILL_STATUSES, Field, TableSpec, World
+from spatial.model import (
+    CHILD_SPECS, DEPARTMENT_KINDS, LAYER_SPECS, PLAIN_SPECS, ROUTING_ROLES_RESOLVED, SUBJECT_KINDS,
+    WAYBILL_STATUSES, WORLD_SPECS, Field, TableSpec, World,
+)
 
 ExchangeCrs = Literal["wgs84", "gcj02"]
 EXCHANGE_CRS: tuple[str, ...] = ("wgs84", "gcj02")
@@ -90,6 +93,8 @@ REFERENCES: tuple[Reference, ...] = (
     Reference("waybills", "unloading_site_id", "entities"),
     Reference("wash_stations", "district_adcode", "districts", "adcode"),
     Reference("service_areas", "road_id", "roads"),
+    Reference("vehicles", "carrier_id", "entities"),
+    Reference("departments", "district_adcode", "districts", "adcode"),
 )
 # Columns other than `id` that must be unique within their layer (they are referenced).
 UNIQUE_COLUMNS: tuple[tuple[str, str], ...] = (("districts", "adcode"),)
@@ -123,6 +128,8 @@ VALUE_RULES: dict[tuple[str, str], tuple[Any, str]] = {
     ("restricted_zones", "closed_to"): (_is_local_clock_time, "must be a local time HH:MM (00:00-24:00)"),
     ("hazard_source_chemicals", "quantity_t"): (_non_negative, "must be ≥ 0"),
     ("waybill_goods", "quantity_t"): (_non_negative, "must be ≥ 0"),
+    ("routing", "max_severity"): (lambda v: 1 <= v <= 4, "must be 1 (red), 2, 3 or 4 (blue)"),
+    ("routing", "rule"): (lambda v: v.strip() == v and v != "", "must be a rule name or *"),
 }
 # Pairs within one feature: (layer, lower field, upper field); upper must not be below lower.
 ORDERED_FIELDS: tuple[tuple[str, str, str], ...] = (
@@ -184,9 +191,9 @@ class _Problems:
 
 def _file_ranks() -> dict[str, int]:
     ranks: dict[str, int] = {}
-    for i, layer in enumerate(LAYER_SPECS):
+    for i, table in enumerate((*LAYER_SPECS, *PLAIN_SPECS)):
         for suffix in (GEOJSON_SUFFIX, *TABLE_SUFFIXES):
-            ranks[layer + suffix] = i
+            ranks[table + suffix] = i
     return ranks
 
 
@@ -488,7 +495,7 @@ class _Layout:
 
 @lru_cache(maxsize=None)
 def _layout(layer: str) -> _Layout:
-    spec = LAYER_SPECS[layer]
+    spec = WORLD_SPECS[layer]
     children = {c.nested_as: c for c in _child_specs_of(layer)}
     return _Layout(children, frozenset([*spec.columns, *children]),
                    tuple((lo, up) for lay, lo, up in ORDERED_FIELDS if lay == layer))
@@ -685,17 +692,24 @@ def _read_table(path: Path, spec: TableSpec, file: str, problems: _Problems) -> 
         rows = _table_rows_xlsx(path, file, problems)
     if rows is None:
         return None
+    return _layer_from_rows(rows, spec, file, problems)
+
+
+def _layer_from_rows(rows: list[list[Any]], spec: TableSpec, file: str, problems: _Problems) -> _Layer | None:
+    """A point layer's table (lon, lat and its fields) or a plain table (its fields only)."""
+    position = [LON_COLUMN, LAT_COLUMN] if spec.is_layer else []
     # Spreadsheets keep empty trailing rows and columns: drop rows with nothing in them.
     numbered = [(i, row) for i, row in enumerate(rows, start=1) if any(c not in (None, "") for c in row)]
     if not numbered:
-        problems.add(file, "no header row (expected lon, lat and the layer's fields)")
+        problems.add(file, "no header row (expected lon, lat and the layer's fields)" if position else
+                     f"no header row (expected {', '.join(spec.columns)})")
         return None
     _, header_row = numbered[0]
     header = [("" if c is None else str(c)).strip() for c in header_row]
     while header and header[-1] == "":
         header.pop()
     children = [c.nested_as for c in _child_specs_of(spec.name)]
-    known = [LON_COLUMN, LAT_COLUMN, *spec.columns, *children]
+    known = [*position, *spec.columns, *children]
     header_ok = True
     for name in header:
         if name not in known:
@@ -704,7 +718,7 @@ def _read_table(path: Path, spec: TableSpec, file: str, problems: _Problems) -> 
     for name in sorted({n for n in header if header.count(n) > 1}):
         problems.add(file, f"column {name!r} appears more than once")
         header_ok = False
-    needed = [LON_COLUMN, LAT_COLUMN, *(f.name for f in spec.fields if f.required), *children]
+    needed = [*position, *(f.name for f in spec.fields if f.required), *children]
     for name in needed:
         if name not in header:
             problems.add(file, f"column {name!r} is missing (required)")
@@ -727,12 +741,15 @@ def _read_table(path: Path, spec: TableSpec, file: str, problems: _Problems) -> 
             except _Invalid as exc:
                 bad_cells.append((name, str(exc)))
                 values[name] = ""
-        lon_text, lat_text = values.pop(LON_COLUMN), values.pop(LAT_COLUMN)
+        lon_text, lat_text = (values.pop(LON_COLUMN), values.pop(LAT_COLUMN)) if position else ("", "")
         ident = values.get("id") or None
         record = _Record(number, where, ident, values)
         records.append(record)
         for name, what in bad_cells:
             problems.add(file, what, record=number, where=where, ident=ident, field_name=name)
+        if not position:
+            _check_record(spec, record, True, file, problems)
+            continue
         coords = []
         for name, text in ((LON_COLUMN, lon_text), (LAT_COLUMN, lat_text)):
             try:
@@ -757,12 +774,16 @@ def _discover(source_dir: Path, problems: _Problems) -> dict[str, Path]:
         if name.startswith("."):  # hidden files (.DS_Store, editors' swap files) are not data
             continue
         stem, suffix = entry.stem, entry.suffix
-        spec = LAYER_SPECS.get(stem)
+        spec = LAYER_SPECS.get(stem) or PLAIN_SPECS.get(stem)
         if not entry.is_file() or spec is None or suffix not in (GEOJSON_SUFFIX, *TABLE_SUFFIXES):
             problems.add(name, "unknown file (expected <layer>.geojson for the layers "
-                               f"{', '.join(LAYER_SPECS)}, or <layer>.csv / .xlsx for point layers)")
+                               f"{', '.join(LAYER_SPECS)}, or <layer>.csv / .xlsx for point layers; "
+                               f"<table>.csv / .xlsx for the tables {', '.join(PLAIN_SPECS)})")
             continue
-        if suffix in TABLE_SUFFIXES and spec.geometry != "Point":
+        if spec.is_plain and suffix == GEOJSON_SUFFIX:
+            problems.add(name, f"{stem} has no geometry: send {stem}.csv or {stem}.xlsx")
+            continue
+        if suffix in TABLE_SUFFIXES and spec.geometry not in ("Point", None):
             problems.add(name, f"only point layers may come as tables; send {stem}{GEOJSON_SUFFIX} "
                                f"({spec.geometry} geometry)")
             continue
@@ -780,6 +801,13 @@ def _discover(source_dir: Path, problems: _Problems) -> dict[str, Path]:
                                                  "FeatureCollection with no features, or a table with only its header)")
         else:
             files[layer] = paths[0]
+    for table in PLAIN_SPECS:  # optional: a folder from before they existed has none
+        paths = found.get(table, [])
+        if len(paths) > 1:
+            problems.add(paths[0].name, f"the {table} table comes in {len(paths)} files "
+                                        f"({', '.join(p.name for p in paths)}): keep one")
+        elif paths:
+            files[table] = paths[0]
     return files
 
 
@@ -889,6 +917,52 @@ def _check_references(layers: dict[str, _Layer], present: dict, un_numbers: set[
                                  record=record.number, where=record.where, ident=record.ident, field_name=name)
 
 
+def _check_routing(layers: dict[str, _Layer], problems: _Problems) -> None:
+    """Departments' kinds (one district office per district) and routing rows that can reach
+    someone: a known subject kind, and a role that is a resolved one or a kind some department has."""
+    departments, routing = layers.get("departments"), layers.get("routing")
+    kinds: set[str] = set()
+    if departments is not None:
+        offices: dict[str, _Record] = {}
+        for record in departments.records:
+            kind, adcode = record.typed.get("kind"), record.typed.get("district_adcode")
+
+            def report(name: str, what: str, record=record) -> None:
+                problems.add(departments.file, what, record=record.number, where=record.where, ident=record.ident,
+                             field_name=name)
+
+            if kind is None:
+                continue
+            kinds.add(kind)
+            if kind not in DEPARTMENT_KINDS:
+                report("kind", f"unknown department kind {kind!r} (expected one of {', '.join(DEPARTMENT_KINDS)})")
+            elif kind == "district_office":
+                if adcode is None:
+                    report("district_adcode", "a district office needs its district's adcode")
+                elif adcode in offices:
+                    report("district_adcode", f"district {adcode} has a district office already "
+                                              f"({offices[adcode].where})")
+                else:
+                    offices[adcode] = record
+    if routing is None:
+        return
+    for record in routing.records:
+        def report(name: str, what: str, record=record) -> None:
+            problems.add(routing.file, what, record=record.number, where=record.where, ident=record.ident,
+                         field_name=name)
+
+        subject, role = record.typed.get("subject_kind"), record.typed.get("role")
+        if subject is not None and subject not in SUBJECT_KINDS:
+            report("subject_kind", f"unknown subject kind {subject!r} (expected {', '.join(SUBJECT_KINDS)})")
+        if role is None:
+            continue
+        if role == "carrier" and subject == "monitoring_point" or role == "plant" and subject == "vehicle":
+            report("role", f"{role} does not apply to a {subject.replace('_', ' ')}")
+        elif role not in ROUTING_ROLES_RESOLVED and role not in kinds:
+            known = sorted(kinds | set(ROUTING_ROLES_RESOLVED))
+            report("role", f"no department of kind {role!r} (roles: {', '.join(known)})")
+
+
 def _typed_column(f: Field, values: list[Any]) -> pd.Series:
     """One column in the World's dtype for its kind (see docs/exchange-format.md)."""
     if f.kind == "int":
@@ -918,6 +992,9 @@ def _child_sort_keys(child: TableSpec) -> list[str]:
 
 def _build_world(layers: dict[str, _Layer], chemicals: Any) -> World:
     tables: dict[str, pd.DataFrame] = {}
+    for name, spec in PLAIN_SPECS.items():  # an absent plain-table file is an empty table
+        records = sorted(layers[name].records, key=lambda r: r.typed["id"]) if name in layers else []
+        tables[name] = _frame(spec, [r.typed for r in records], [])
     for name, spec in LAYER_SPECS.items():
         records = sorted(layers[name].records, key=lambda r: r.typed["id"])
         df = _frame(spec, [r.typed for r in records], [])
@@ -934,6 +1011,7 @@ def _world_from_layers(layers: dict[str, _Layer], crs: str, chemicals: Any, prob
     _check_geometries(layers, crs, problems)
     present = _check_keys(layers, problems)
     _check_references(layers, present, _catalogue_numbers(chemicals), problems)
+    _check_routing(layers, problems)
     return None if problems else _build_world(layers, chemicals)
 
 
@@ -954,7 +1032,7 @@ def import_world(source_dir: Path, crs: ExchangeCrs = "wgs84", chemicals: Any = 
     files = _discover(source_dir, problems)
     layers: dict[str, _Layer] = {}
     for layer, path in files.items():
-        spec = LAYER_SPECS[layer]
+        spec = WORLD_SPECS[layer]
         if path.suffix == GEOJSON_SUFFIX:
             text = _decode(path.read_bytes(), path.name, problems)
             loaded = None if text is None else _read_geojson_text(text, spec, path.name, problems)
@@ -1091,11 +1169,28 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
-EXPORT_FILE_NAMES: tuple[str, ...] = tuple(layer + GEOJSON_SUFFIX for layer in LAYER_SPECS)
+def _plain_text(world: World, name: str) -> str:
+    """A plain table as deterministic CSV text: a header of the spec's fields, rows by id,
+    empty cells for nulls, "\n" line ends."""
+    spec = PLAIN_SPECS[name]
+    rows = _records_of(world.table(name), spec.fields, name)
+    rows.sort(key=lambda row: (row["id"] is None, str(row["id"])))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(spec.columns)
+    for row in rows:
+        writer.writerow(["" if row[c] is None else (str(row[c]).lower() if isinstance(row[c], bool) else row[c])
+                         for c in spec.columns])
+    return out.getvalue()
+
+
+EXPORT_FILE_NAMES: tuple[str, ...] = (
+    *(layer + GEOJSON_SUFFIX for layer in LAYER_SPECS), *(table + ".csv" for table in PLAIN_SPECS))
 
 
 def export_world(world: World, out_dir: Path) -> list[Path]:
-    """Write every layer as `<layer>.geojson` into `out_dir`; returns the files written.
+    """Write every layer as `<layer>.geojson` and every plain table as `<table>.csv` into
+    `out_dir`; returns the files written.
 
     The files are validated exactly as `import_world` would read them (so every export
     imports) and written into a temporary sibling folder that then replaces `out_dir`: a
@@ -1103,13 +1198,19 @@ def export_world(world: World, out_dir: Path) -> list[Path]:
     previous export's files, never anything else (which would be lost).
     """
     out_dir = Path(out_dir)
-    texts = {layer: _layer_text(world, layer) for layer in LAYER_SPECS}
+    texts = {layer + GEOJSON_SUFFIX: _layer_text(world, layer) for layer in LAYER_SPECS}
+    texts.update({table + ".csv": _plain_text(world, table) for table in PLAIN_SPECS})
     problems = _Problems(_file_ranks())
     layers = {}
-    for layer, text in texts.items():
-        loaded = _read_geojson_text(text, LAYER_SPECS[layer], layer + GEOJSON_SUFFIX, problems)
+    for file, text in texts.items():
+        name = file.rsplit(".", 1)[0]
+        if file.endswith(GEOJSON_SUFFIX):
+            loaded = _read_geojson_text(text, LAYER_SPECS[name], file, problems)
+        else:
+            rows = _table_rows_csv(text.encode("utf-8"), file, problems)
+            loaded = None if rows is None else _layer_from_rows(rows, PLAIN_SPECS[name], file, problems)
         if loaded is not None:
-            layers[layer] = loaded
+            layers[name] = loaded
     _world_from_layers(layers, "wgs84", None, problems)
     if problems:
         lines = problems.lines()
@@ -1127,8 +1228,8 @@ def export_world(world: World, out_dir: Path) -> list[Path]:
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
         os.chmod(staging, 0o755)
-        for layer, text in texts.items():
-            _write_file(staging / (layer + GEOJSON_SUFFIX), text.encode("utf-8"))
+        for file, text in texts.items():
+            _write_file(staging / file, text.encode("utf-8"))
         if out_dir.exists():
             previous = staging.with_name(staging.name[: -len(".tmp")] + ".old")
             os.rename(out_dir, previous)

@@ -15,7 +15,7 @@ from data.demo import FIXED_COUNTS, REAL_COUNTS, build_world, scaled_count
 from data.reference import load_chemicals, load_districts
 from spatial.crs import geometry_to_metric
 from spatial.grading import grade_sources
-from spatial.model import CHILD_SPECS, LAYER_SPECS
+from spatial.model import DEPARTMENT_KINDS, LAYER_SPECS, WORLD_SPECS
 
 SEED = 20211
 SCALE = 0.04
@@ -93,7 +93,7 @@ def test_full_scale_counts_and_grades(full_world):
 
 def test_columns_and_ids_follow_the_spec(world):
     for name, table in world.tables().items():
-        spec = LAYER_SPECS.get(name) or CHILD_SPECS[name]
+        spec = WORLD_SPECS[name]
         expected = spec.columns + (["geometry"] if spec.is_layer else [])
         assert list(table.columns) == expected, name
         if spec.is_layer:
@@ -340,3 +340,22 @@ def test_bad_arguments_are_refused():
         build_world(1, 0)
     with pytest.raises(ValueError, match="gb18218_q_t"):
         build_world(1, 0.01, chemicals=load_chemicals().drop(columns="gb18218_q_t"))
+
+
+def test_departments_routing_and_carriers(world):
+    """The city's 15 departments and a district office per district; every vehicle's carrier is a
+    licensed transport enterprise; every routing role reaches a department kind the world has."""
+    departments = world.departments
+    assert departments["id"].is_unique and departments["id"].str.startswith("DEPT-").all()
+    city = departments[departments["district_adcode"].isna()]
+    assert len(city) == 15 and city["kind"].is_unique and "district_office" not in set(city["kind"])
+    assert set(departments["kind"]) <= set(DEPARTMENT_KINDS)
+    offices = departments[departments["kind"] == "district_office"]
+    assert sorted(offices["district_adcode"]) == sorted(world.districts["adcode"])
+    entities = world.entities.set_index("id")
+    carriers = entities.loc[world.vehicles["carrier_id"]]
+    assert carriers["licensed"].all() and (carriers["category"] == "transport").all()
+    assert (carriers["name"].to_numpy() == world.vehicles["carrier"].to_numpy()).all()
+    roles = set(world.routing["role"])
+    assert roles - {"carrier", "plant", "district_office"} <= set(city["kind"])
+    assert world.routing["id"].is_unique

@@ -20,7 +20,7 @@ from shapely.geometry import LineString, MultiPolygon, Point, Polygon
 from data import exchange
 from data.exchange import ExchangeError, export_world, import_world
 from spatial.crs import geometry_wgs84_to_gcj02, to_metric
-from spatial.model import CHILD_SPECS, LAYER_SPECS, World
+from spatial.model import CHILD_SPECS, DEPARTMENT_KINDS, LAYER_SPECS, PLAIN_SPECS, World
 
 UTC = "UTC"
 
@@ -44,7 +44,7 @@ def _layer(name: str, rows: list[dict], geometries: list) -> gpd.GeoDataFrame:
 
 
 def _child(name: str, rows: list[dict]) -> pd.DataFrame:
-    spec = CHILD_SPECS[name]
+    spec = CHILD_SPECS.get(name) or PLAIN_SPECS[name]
     return pd.DataFrame({f.name: exchange._typed_column(f, [row[f.name] for row in rows]) for f in spec.fields})
 
 
@@ -92,7 +92,7 @@ def build_test_world() -> World:
         vehicles=_layer("vehicles", [
             {"id": "VEH-0001", "plate": "浙B12345", "carrier": "甬运物流", "body": "tank",
              "approved_media": ["1203", "1230"], "terminal_phone": "013912345678", "driver": "张三",
-             "escort": "李四"},
+             "escort": "李四", "carrier_id": "ENT-003"},
             {"id": "VEH-0002", "plate": "浙B6789挂", "carrier": "甬运物流", "body": "van", "approved_media": [],
              "terminal_phone": "013987654321", "driver": "王五", "escort": "赵六"},
         ], [Point(121.50, 29.88), Point(121.55, 29.90)]),
@@ -145,6 +145,17 @@ def build_test_world() -> World:
             {"waybill_id": "WB-0002", "seq": 1, "un_number": "1075", "name": "液化石油气", "hazard_class": "2.1",
              "packing_group": None, "quantity_t": 9.9},
         ]),
+        departments=_child("departments", [
+            {"id": "DEPT-EM", "name": "宁波市应急管理局", "name_en": "Emergency Management", "kind": "emergency_management",
+             "district_adcode": None, "contact": "值班室, 24 h", "phone": "0574-87000000", "email": "yj@nb.gov.cn"},
+            {"id": "DEPT-HS", "name": "海曙区应急管理局", "name_en": "Haishu district office", "kind": "district_office",
+             "district_adcode": "330203", "contact": "\"值班\"", "phone": "0574-87100000", "email": None},
+        ]),
+        routing=_child("routing", [
+            {"id": "RT-01", "rule": "*", "subject_kind": "vehicle", "role": "carrier", "max_severity": None},
+            {"id": "RT-02", "rule": "point_level", "subject_kind": "monitoring_point", "role": "emergency_management",
+             "max_severity": 2},
+        ]),
         chemicals=CATALOGUE,
     )
 
@@ -155,7 +166,7 @@ def assert_world_equal(actual: World, expected: World) -> None:
         assert_geodataframe_equal(got, want, check_less_precise=False)
         # exact: the same vertices in the same order, to the last bit
         assert shapely.equals_exact(got.geometry.to_numpy(), want.geometry.to_numpy(), tolerance=0).all(), name
-    for name in CHILD_SPECS:
+    for name in (*CHILD_SPECS, *PLAIN_SPECS):
         assert_frame_equal(actual.table(name), expected.table(name), obj=name)
 
 
@@ -189,7 +200,7 @@ def folder(exported, tmp_path) -> Path:
 
 def test_export_writes_one_file_per_layer_in_spec_order(world, tmp_path):
     paths = export_world(world, tmp_path / "out")
-    assert [p.name for p in paths] == [f"{name}.geojson" for name in LAYER_SPECS]
+    assert [p.name for p in paths] == [f"{name}.geojson" for name in LAYER_SPECS] + [f"{n}.csv" for n in PLAIN_SPECS]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in paths)
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging folder left behind
 
@@ -241,7 +252,7 @@ def test_export_layout_is_the_documented_one(exported):
 
 def test_export_sorts_features_and_children_whatever_the_world_order(world, exported, tmp_path):
     shuffled = build_test_world()
-    for name in (*LAYER_SPECS, *CHILD_SPECS):
+    for name in (*LAYER_SPECS, *CHILD_SPECS, *PLAIN_SPECS):
         table = shuffled.table(name)
         setattr(shuffled, name, table.iloc[::-1].reset_index(drop=True))
     export_world(shuffled, tmp_path / "shuffled")
@@ -687,7 +698,7 @@ def test_all_problems_are_collected_in_file_then_feature_order(folder):
     problems = caught.value.problems
     assert [p.split(": field ")[0] for p in problems] == [
         "notes.txt: unknown file (expected <layer>.geojson for the layers " + ", ".join(LAYER_SPECS)
-        + ", or <layer>.csv / .xlsx for point layers)",
+        + ", or <layer>.csv / .xlsx for point layers; <table>.csv / .xlsx for the tables departments, routing)",
         "entities.geojson: feature 1 (id ENT-001)",
         "entities.geojson: feature 3 (id ENT-003)",
         "entities.geojson: feature 3 (id ENT-003)",
@@ -819,7 +830,7 @@ def test_export_never_replaces_a_folder_with_other_files(world, tmp_path):
     assert [p.name for p in target.iterdir()] == ["report.pdf"]
     target.joinpath("report.pdf").unlink()
     export_world(world, target)  # an empty folder is fine
-    assert len(list(target.iterdir())) == len(LAYER_SPECS)
+    assert len(list(target.iterdir())) == len(LAYER_SPECS) + len(PLAIN_SPECS)
 
 
 # --------------------------------------------------------------------------------------
@@ -841,8 +852,8 @@ def test_demo_world_round_trips_with_its_catalogue(tmp_path):
     imported = import_world(tmp_path / "a", chemicals=world.chemicals)
     export_world(imported, tmp_path / "b")
     assert _read_dir(tmp_path / "a") == _read_dir(tmp_path / "b")
-    for name, spec in {**LAYER_SPECS, **CHILD_SPECS}.items():
-        keys = ["id"] if name in LAYER_SPECS else exchange._child_sort_keys(spec)
+    for name, spec in {**LAYER_SPECS, **CHILD_SPECS, **PLAIN_SPECS}.items():
+        keys = exchange._child_sort_keys(spec) if name in CHILD_SPECS else ["id"]
         original = world.table(name).sort_values(keys, kind="stable", ignore_index=True)
         got = imported.table(name)
         assert len(got) == len(original) > 0, name
@@ -889,3 +900,81 @@ def test_the_documented_examples_pass_validation(tmp_path):
     loaded = exchange._read_table(path, LAYER_SPECS["entities"], path.name, problems)
     assert not problems, problems.lines()
     assert [r.typed["park_id"] for r in loaded.records] == ["CP-02", None]
+
+
+# --------------------------------------------------------------------------------------
+# plain tables: departments and routing (CSV, no geometry)
+
+
+def test_plain_tables_are_csv_with_a_header_and_rows_by_id(exported):
+    text = (exported / "routing.csv").read_text(encoding="utf-8")
+    assert text.split("\n") == [
+        "id,rule,subject_kind,role,max_severity",
+        "RT-01,*,vehicle,carrier,",
+        "RT-02,point_level,monitoring_point,emergency_management,2",
+        "",
+    ]
+    assert '"""值班"""' in (exported / "departments.csv").read_text(encoding="utf-8")
+
+
+def test_a_folder_without_plain_tables_imports_them_empty(folder):
+    (folder / "departments.csv").unlink()
+    (folder / "routing.csv").unlink()
+    imported = import_world(folder)
+    assert imported.departments.empty and list(imported.departments.columns) == PLAIN_SPECS["departments"].columns
+    assert imported.routing.empty
+
+
+def _write_lines(folder: Path, name: str, lines: list[str]) -> None:
+    (folder / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_bad_departments_and_routing_are_each_named_with_their_row(folder):
+    _write_lines(folder, "departments.csv", [
+        "id,name,name_en,kind,district_adcode,contact,phone,email",
+        "DEPT-EM,应急局,EM,emergency_management,,值班室,0574-1,",
+        "DEPT-X,某局,X,secret_police,,值班室,0574-2,",
+        "DEPT-HS,海曙,Haishu,district_office,330203,值班室,0574-3,",
+        "DEPT-HS2,海曙2,Haishu 2,district_office,330203,值班室,0574-4,",
+        "DEPT-Z,无区,No district,district_office,,值班室,0574-5,",
+        "DEPT-Q,外区,Elsewhere,district_office,339999,值班室,,",
+        "OFFICE-1,前缀,Prefix,transport,,值班室,0574-6,",
+    ])
+    _write_lines(folder, "routing.csv", [
+        "id,rule,subject_kind,role,max_severity",
+        "RT-1,*,vehicle,carrier,",
+        "RT-2,speeding,vehicle,traffic_police,",
+        "RT-3,point_level,monitoring_point,carrier,",
+        "RT-4,*,ship,plant,5",
+    ])
+    with pytest.raises(ExchangeError) as caught:
+        import_world(folder)
+    problems = caught.value.problems
+    assert problems == [
+        "departments.csv: row 3 (id DEPT-X): field kind: unknown department kind 'secret_police' (expected one of "
+        + ", ".join(DEPARTMENT_KINDS) + ")",
+        "departments.csv: row 5 (id DEPT-HS2): field district_adcode: district 330203 has a district office "
+        "already (row 4)",
+        "departments.csv: row 6 (id DEPT-Z): field district_adcode: a district office needs its district's adcode",
+        "departments.csv: row 7 (id DEPT-Q): field phone: empty cell, but the field is required",
+        "departments.csv: row 7 (id DEPT-Q): field district_adcode: '339999' is not the adcode of any feature in "
+        "districts.geojson",
+        "departments.csv: row 8 (id OFFICE-1): field id: must start with DEPT- followed by the rest of the id, "
+        "got 'OFFICE-1'",
+        "routing.csv: row 3 (id RT-2): field role: no department of kind 'traffic_police' (roles: carrier, "
+        "district_office, emergency_management, plant, secret_police, transport)",
+        "routing.csv: row 4 (id RT-3): field role: carrier does not apply to a monitoring point",
+        "routing.csv: row 5 (id RT-4): field max_severity: must be 1 (red), 2, 3 or 4 (blue), got '5'",
+        "routing.csv: row 5 (id RT-4): field subject_kind: unknown subject kind 'ship' (expected vehicle, "
+        "monitoring_point)",
+    ]
+
+
+def test_plain_table_as_geojson_and_unknown_carrier_are_refused(folder):
+    (folder / "routing.csv").rename(folder / "routing.geojson")
+    _edit("vehicles.geojson", "VEH-0001", _props(carrier_id="ENT-404"))(folder)
+    with pytest.raises(ExchangeError) as caught:
+        import_world(folder)
+    text = "\n".join(caught.value.problems)
+    assert "routing.geojson: routing has no geometry: send routing.csv or routing.xlsx" in text
+    assert "field carrier_id: 'ENT-404' is not the id of any feature in entities.geojson" in text

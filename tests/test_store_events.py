@@ -442,7 +442,8 @@ def test_upgrade_from_0001_adds_events_and_keeps_the_data(store_url):
     with Store.open(store_url, upgrade=True) as store:
         assert store.current_revision() == head
         assert_frame_equal(store.read_pings(*window), pings_before)
-        assert store.counts() == world.counts()
+        # the tables 0004 adds (departments, routing) went with the downgrade and come back empty
+        assert store.counts() == {**world.counts(), "departments": 0, "routing": 0}
         assert store.write_events([_event(), _event("offline", "VEH-0002", "close", 0, 5)]) == 2
         assert store.read_events()["seq"].tolist() == [1, 2]
     with Store.open(store_url) as store:  # at head now: opens without upgrading

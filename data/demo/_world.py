@@ -15,6 +15,7 @@ import shapely
 import shapely.ops
 
 from data.demo import _names
+from data.demo._departments import build_departments, build_routing
 from data.demo._geometry import as_multipolygon, blob, containing_index, jitter_within, sample_around, sample_in
 from data.demo._places import CHEMICAL_PARKS, CITY_CORE, RESERVOIRS, TOWNS, TUNNEL
 from data.demo._roads import RoadNetwork, build_network, shortest_paths
@@ -138,6 +139,8 @@ def build_world(seed: int, scale: float = 1.0, chemicals: pd.DataFrame | None = 
         restricted_zones=_layer("restricted_zones", zones["table"], zones["geoms"]),
         hazard_source_chemicals=_child("hazard_source_chemicals", hs_chem),
         waybill_goods=_child("waybill_goods", goods),
+        departments=build_departments(districts),
+        routing=build_routing(),
         chemicals=chemicals,
     )
 
@@ -667,6 +670,7 @@ def _transport(rng, n_veh, ent, land, net: RoadNetwork, blocked, zones, chemical
         "id": _names.numbered("VEH-", n_veh), "plate": plate, "carrier": carrier_name, "body": body,
         "approved_media": approved, "terminal_phone": phone, "driver": _names.person_names(rng, n_veh),
         "escort": _names.person_names(rng, n_veh),
+        "carrier_id": table["id"][carrier_of],  # the licensed transport enterprise (incidents reach it)
     }
     return {"table": vehicles, "xy": xy}, {"table": wb, "routes": routes}, goods
 
