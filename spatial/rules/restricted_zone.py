@@ -20,7 +20,13 @@ state, so the segment that straddles two batches is tested like any other.
 A segment *violates* a zone when all of these hold:
   * cargo: a ping at either end of the segment is loaded (loaded flag and a waybill) with a
     waybill whose goods include a class the zone bars (loading and unloading happen at rest,
-    so either end's cargo was on board while the truck moved between them);
+    so either end's cargo was on board while the truck moved between them), and the truck has
+    set off on that waybill (issue 11: a segment is loaded only while the truck moves loaded, not
+    while it stands at its loading site before departure): the waybill gives an actual departure
+    (the waybill stage starts it then), or some ping on it, this one or an earlier one, lay more
+    than `loading_site_match_m` (300 m, as the waybill stage's site match) from its loading site
+    (exact EPSG:32651 distance; a loading site missing from world.entities cannot hold the truck
+    back). Each vehicle's waybill it has set off on is carried in the state;
   * place: the segment intersects the zone's exact geometry (shapely `intersects` in
     EPSG:32651, boundary included);
   * time: the truck is inside the zone at a closed instant. The times it is inside are those of
@@ -86,6 +92,7 @@ from spatial.rules.base import (
     previous_in_run,
     setting,
 )
+from spatial.rules.dwell import SITE_MATCH_M, SITE_MATCH_SOURCE, waybill_sites
 from spatial.rules.episodes import MARK_OPEN, EpisodeState, scan_episodes
 
 RULE_NAME = "restricted_zone"
@@ -112,9 +119,11 @@ class RestrictedZoneSettings:
     # longer silence says nothing about where it drove.
     max_segment_gap_s: float = setting(
         1200.0, "s", "DOMAIN.md §4 offline threshold (engineering default): a longer gap counts as its end point")
+    loading_site_match_m: float = setting(SITE_MATCH_M, "m", f"{SITE_MATCH_SOURCE}: until this far from its "
+                                          "loading site the truck has not set off")
 
     def __post_init__(self):
-        for name in ("exit_margin_m", "max_segment_gap_s"):
+        for name in ("exit_margin_m", "max_segment_gap_s", "loading_site_match_m"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"RestrictedZoneSettings.{name} must be a finite number >= 0, got {value!r}")
@@ -301,6 +310,7 @@ class RestrictedZoneState:
     prev_y: np.ndarray = field(default_factory=lambda: np.zeros(0, "float64"))
     prev_loaded: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     prev_waybill: np.ndarray = field(default_factory=lambda: np.zeros(0, "int64"))
+    prev_set_off: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # the previous ping's waybill
     keys: np.ndarray = field(default_factory=lambda: np.zeros(0, "int64"))
     episodes: EpisodeState = field(default_factory=EpisodeState)
     open: dict = field(default_factory=dict)
@@ -308,6 +318,53 @@ class RestrictedZoneState:
 
 _ZONES_KEY = f"{RULE_NAME}:zones"
 _CARGO_KEY = f"{RULE_NAME}:cargo"
+_LOADING_KEY = f"{RULE_NAME}:loading"
+
+
+@dataclass(frozen=True)
+class _Loading:
+    """Per waybill row (plus one row at the end, for row -1): its loading site in EPSG:32651 (NaN
+    when unknown) and whether it gives an actual departure."""
+
+    x: np.ndarray
+    y: np.ndarray
+    departed: np.ndarray  # bool
+
+
+def _prepare_loading(world: World) -> _Loading:
+    sites = waybill_sites(world, RULE_NAME)
+    n = len(sites.loading)
+    x, y = np.full(n + 1, np.nan), np.full(n + 1, np.nan)
+    known = ~shapely.is_missing(sites.loading) if n else np.zeros(0, bool)
+    if known.any():
+        x[:n][known], y[:n][known] = shapely.get_x(sites.loading[known]), shapely.get_y(sites.loading[known])
+    departed = np.zeros(n + 1, bool)
+    if n and "actual_departure" in world.waybills.columns:
+        departed[:n] = pd.to_datetime(world.waybills["actual_departure"], utc=True).notna().to_numpy()
+    return _Loading(x, y, departed)
+
+
+def set_off(loading: _Loading, slot: np.ndarray, waybill: np.ndarray, x: np.ndarray, y: np.ndarray,
+            carried: np.ndarray, match_m: float) -> np.ndarray:
+    """Per ping of a (slot, time)-sorted batch on waybill row `waybill` (-1 none): whether the
+    truck has set off on it by then (see the module docstring). `carried[slot]`: the slot's
+    previous ping was on the same waybill and had set off."""
+    n = len(slot)
+    if not n:
+        return np.zeros(0, bool)
+    wb = np.where(waybill >= 0, waybill, len(loading.x) - 1)
+    away = (waybill >= 0) & (loading.departed[wb] | ~(np.hypot(x - loading.x[wb], y - loading.y[wb]) <= match_m))
+    # runs of one vehicle on one waybill; a run set off from its first ping that set off onwards
+    start = np.r_[True, (slot[1:] != slot[:-1]) | (waybill[1:] != waybill[:-1])]
+    run_first = np.maximum.accumulate(np.where(start, np.arange(n), 0))
+    last_away = np.maximum.accumulate(np.where(away, np.arange(n), -1))
+    out = last_away >= run_first
+    # a vehicle's first run continues the previous batch's when its waybill is the same
+    first_of_slot = np.r_[True, slot[1:] != slot[:-1]]
+    continues = np.zeros(n, bool)
+    continues[first_of_slot] = carried[slot[first_of_slot]]
+    continues = continues[run_first] & (run_first == np.maximum.accumulate(np.where(first_of_slot, np.arange(n), 0)))
+    return (out | continues) & (waybill >= 0)
 
 
 class RestrictedZoneRule:
@@ -348,9 +405,19 @@ class RestrictedZoneRule:
         prev_t, prev_x, prev_y = (grow(state.prev_t, n_slots, -1), grow(state.prev_x, n_slots, np.nan),
                                   grow(state.prev_y, n_slots, np.nan))
         prev_loaded, prev_waybill = grow(state.prev_loaded, n_slots, False), grow(state.prev_waybill, n_slots, -1)
+        prev_set_off = grow(state.prev_set_off, n_slots, False)
+        loading = world.cached(_LOADING_KEY, lambda: _prepare_loading(world.world))
+        # a loaded ping counts only once the truck has set off on its waybill
+        loaded_now = np.asarray(batch.loaded, bool) & (waybill >= 0)
+        carried = prev_set_off & (prev_waybill >= 0)
+        same_waybill = np.zeros(n_slots, bool)
+        firsts = np.r_[True, slot[1:] != slot[:-1]]
+        same_waybill[slot[firsts]] = prev_waybill[slot[firsts]] == waybill[firsts]
+        moving = set_off(loading, slot, np.where(loaded_now, waybill, -1), x1, y1, carried & same_waybill,
+                         float(s.loading_site_match_m))
         p_t = previous_in_run(t1, slot, prev_t)
         p_x, p_y = previous_in_run(x1, slot, prev_x), previous_in_run(y1, slot, prev_y)
-        p_loaded = previous_in_run(np.asarray(batch.loaded, bool), slot, prev_loaded)
+        p_loaded = previous_in_run(moving, slot, prev_set_off)
         p_waybill = previous_in_run(waybill, slot, prev_waybill)
         if ((p_t >= 0) & (p_t >= t1)).any():
             i = int(np.flatnonzero((p_t >= 0) & (p_t >= t1))[0])
@@ -361,18 +428,19 @@ class RestrictedZoneRule:
         line = (p_t >= 0) & (t1 - p_t <= round(s.max_segment_gap_s * 1000))
         t0 = np.where(line, p_t, t1)
         x0, y0 = np.where(line, p_x, x1), np.where(line, p_y, y1)
-        wb_end = np.where(np.asarray(batch.loaded, bool) & (waybill >= 0), waybill, -1)
+        wb_end = np.where(moving, waybill, -1)
         wb_start = np.where(line & p_loaded & (p_waybill >= 0), p_waybill, -1)
 
         events: list[Event] = []
         new_state = dataclasses.replace(
             state, prev_t=prev_t.copy(), prev_x=prev_x.copy(), prev_y=prev_y.copy(),
-            prev_loaded=prev_loaded.copy(), prev_waybill=prev_waybill.copy())
+            prev_loaded=prev_loaded.copy(), prev_waybill=prev_waybill.copy(), prev_set_off=prev_set_off.copy())
         last = np.r_[slot[1:] != slot[:-1], True]
         new_state.prev_t[slot[last]] = t1[last]
         new_state.prev_x[slot[last]], new_state.prev_y[slot[last]] = x1[last], y1[last]
         new_state.prev_loaded[slot[last]] = np.asarray(batch.loaded, bool)[last]
         new_state.prev_waybill[slot[last]] = waybill[last]
+        new_state.prev_set_off[slot[last]] = moving[last]
         if not len(zones):
             return new_state, events
 

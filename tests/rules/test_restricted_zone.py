@@ -322,8 +322,10 @@ def test_bad_settings_and_listing():
     with pytest.raises(ValueError, match="exit_margin_m"):
         RestrictedZoneSettings(exit_margin_m=-1)
     rows = settings_rows("restricted_zone", RestrictedZoneSettings())
-    assert {r["name"] for r in rows} == {"exit_margin_m", "max_segment_gap_s"} and all(r["unit"] and r["source"]
-                                                                                       for r in rows)
+    assert {r["name"] for r in rows} == {"exit_margin_m", "max_segment_gap_s", "loading_site_match_m"} and all(
+        r["unit"] and r["source"] for r in rows)
+    with pytest.raises(ValueError, match="loading_site_match_m"):
+        RestrictedZoneSettings(loading_site_match_m=float("nan"))
 
 
 # --- random tracks: the oracle and the streaming property -------------------------------------
@@ -420,3 +422,52 @@ def test_demo_world_zones_catch_a_truck_through_each():
                 if z.kind != "city_core" or (int(z.closed_from[:2]) <= hours[k] < int(z.closed_to[:2]))}
     assert opened == expected and len(expected) >= 6
     assert {e.severity for e in events if e.evidence["zone_kind"] == "water_protection"} == {1}
+
+
+# --- loaded only while it moves loaded (issue 11) ---------------------------------------------------
+
+CORE = shapely.box(-2000, -2000, 2000, 2000)  # a city core around the loading site at (0, 0)
+
+
+def loading_world(actual_departure: pd.Timestamp | None = None) -> RuleWorld:
+    rw = make_world([zone(1, CORE, kind="city_core", barred=("2",))], [CHLORINE])
+    rw.world.entities = layer("entities", [
+        {"id": k, "name": k, "licensed": True, "category": "production", "district_adcode": "330212",
+         "park_id": None, "geometry": metric_geometry(shapely.Point(*xy))}
+        for k, xy in (("ENT-1", (0, 0)), ("ENT-2", (5000, 0)))])
+    if actual_departure is not None:
+        rw.world.waybills["actual_departure"] = [actual_departure]
+    return rw
+
+
+def standing_then_leaving():
+    """20 min at the loading site (loaded: the waybill is in force), then out east at 300 m a ping."""
+    start = local_ms("2026-11-02 10:00")
+    xy = [(5.0 * (k % 2), 0.0) for k in range(40)] + [(150.0 * k, 0.0) for k in range(1, 20)]
+    return track(A, xy, start_ms=start)
+
+
+def test_standing_loaded_at_the_loading_site_is_not_moving_loaded():
+    world = loading_world()
+    pings = standing_then_leaving()
+    batch = rule_batch(pings, world, waybill=0, loaded=True)
+    _, events = run(RestrictedZoneRule(), world, [batch])
+    (opening,) = [e for e in events if e.phase == "open"]
+    # the entry is the start of the first segment that ends more than 300 m from the loading site
+    set_off_ms = int(batch.epoch_ms[np.flatnonzero(batch.x - batch.x[0] > 300.0)[0] - 1])
+    assert int(opening.start.value // 1_000_000) == set_off_ms
+    # the same pings one at a time: the state carries "set off"
+    _, one_by_one = run(RestrictedZoneRule(), world, [batch.take(np.array([i])) for i in range(len(batch))])
+    assert summary(one_by_one) == summary(events)
+    # standing only: nothing
+    _, quiet = run(RestrictedZoneRule(), world, [batch.take(np.arange(40))])
+    assert quiet == []
+
+
+def test_an_actual_departure_or_an_unknown_loading_site_counts_from_the_start():
+    pings = standing_then_leaving()
+    first_ms = int(pings.epoch_ms[0])
+    for world in (loading_world(pd.Timestamp(first_ms, unit="ms", tz="UTC")), make_world(
+            [zone(1, CORE, kind="city_core", barred=("2",))], [CHLORINE])):
+        _, events = run(RestrictedZoneRule(), world, [rule_batch(pings, world, waybill=0, loaded=True)])
+        assert [int(e.start.value // 1_000_000) for e in events if e.phase == "open"] == [first_ms]
