@@ -651,6 +651,7 @@ def _transport(rng, n_veh, ent, land, net: RoadNetwork, blocked, zones, chemical
         "consignor": table["name"][load], "consignee": table["name"][unload],
         "carrier": carrier_name[vehicle], "planned_departure": departure, "planned_arrival": arrival,
         "emergency_phone": carrier_phone[carrier_of][vehicle],
+        **_actual_times(status, departure, arrival),
     }
     seq = np.concatenate([np.ones(n_wb, int), np.full(len(goods_rows) - n_wb, 2)])
     order = np.lexsort((seq, goods_rows))
@@ -784,6 +785,22 @@ def _service_area_points(net: RoadNetwork, n: int):
     frac = np.clip(frac, 0.1, 0.9)
     xy = net.node_xy[u[k]] + (net.node_xy[v[k]] - net.node_xy[u[k]]) * frac[:, None]
     return xy, edges[k]
+
+
+# A done trip that was over before the demo day's traffic (05:00 local; the simulator starts at
+# 06:00) records when it really left and unloaded: a few minutes after plan (synthetic, no draw
+# from the generators, so every other value stays as it was). Later done trips are driven live.
+ACTUAL_BEFORE = pd.Timedelta(hours=5)
+
+
+def _actual_times(status: np.ndarray, departure: pd.DatetimeIndex, arrival: pd.DatetimeIndex) -> dict:
+    row = np.arange(len(status))
+    recorded = (status == "done") & np.asarray(arrival < BASE_DAY + ACTUAL_BEFORE)
+    late_departure = pd.to_timedelta((row * 7) % 16, unit="min")  # 0-15 min
+    late_unloading = pd.to_timedelta(10 + (row * 11) % 31, unit="min")  # 10-40 min
+    actual_departure = pd.Series(departure + late_departure).where(recorded)
+    actual_unloading = pd.Series(arrival + late_unloading).where(recorded)
+    return {"actual_departure": actual_departure.to_numpy(), "actual_unloading": actual_unloading.to_numpy()}
 
 
 # Synthetic occupancy of the demo's sensitive sites by kind (people: pupils, children, beds,

@@ -179,3 +179,14 @@ def measure(seed: int = 7, scale: float = 0.2, hours: float = 12.0) -> dict[str,
 
 if __name__ == "__main__":
     measure(*(t(a) for t, a in zip((int, float, float), sys.argv[1:])))
+
+
+def test_demo_done_trips_before_the_day_record_their_actual_times(demo):
+    wb = demo.waybills
+    recorded = wb["actual_unloading"].notna()
+    assert recorded.sum() > 0.2 * (wb["status"] == "done").sum()
+    assert (wb.loc[recorded, "status"] == "done").all()
+    assert (wb["actual_departure"].notna() == recorded).all()
+    assert (wb.loc[recorded, "actual_unloading"] >= wb.loc[recorded, "actual_departure"]).all()
+    # over before the simulated day starts (06:00 local), so the simulator need not drive them
+    assert (wb.loc[recorded, "actual_unloading"] < pd.Timestamp("2026-11-02 06:00", tz="Asia/Shanghai")).all()
