@@ -576,29 +576,26 @@ def rules_settings(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
             typer.echo(f"{row['rule']}.{row['name']} = {row['value']} {row['unit']}  — {row['source']}")
 
 
-@bench_cli.command("ingest")
-def bench_ingest(
-    connections: Annotated[int, typer.Option(help="concurrent terminal connections")] = 2000,
-    reports_per_s: Annotated[float, typer.Option(help="total reports per second")] = 5000.0,
-    duration_s: Annotated[float, typer.Option(help="seconds of load")] = 60.0,
-) -> None:
-    """JT/T 808 ingest: a load generator in its own process against the gateway."""
-    from bench.ingest import run_ingest_bench
-
-    run_ingest_bench(connections=connections, reports_per_s=reports_per_s, duration_s=duration_s)
+# The benches' options are defined once, by their own argparse parsers (`python -m bench.…`):
+# these commands hand every argument through, `--help` included.
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
 
-@bench_cli.command("rules")
-def bench_rules(
-    seed: Annotated[int, typer.Option(help="demo world and fleet-day seed")] = 7,
-    scale: Annotated[float, typer.Option(help="fraction of Ningbo's fleet")] = 1.0,
-    hours: Annotated[float, typer.Option(help="hours of the fleet day")] = 24.0,
-    copies: Annotated[int, typer.Option(help="fleet multiple streamed in chunks")] = 10,
-) -> None:
-    """The rule engine: pings/s/core on a fleet day, ratios against GeoPandas and MovingPandas, memory."""
-    from bench.rules import run_rules_bench
+@bench_cli.command("ingest", context_settings=_PASS_THROUGH, add_help_option=False)
+def bench_ingest(ctx: typer.Context) -> None:
+    """JT/T 808 ingest: a load generator in its own process against the gateway (options: --help)."""
+    from bench.ingest import main as ingest_main
 
-    run_rules_bench(seed=seed, scale=scale, hours=hours, copies=copies)
+    ingest_main(list(ctx.args), prog="hazmap bench ingest")
+
+
+@bench_cli.command("rules", context_settings=_PASS_THROUGH, add_help_option=False)
+def bench_rules(ctx: typer.Context) -> None:
+    """The rule engine: pings/s/core on a fleet day, ratios against GeoPandas and MovingPandas, memory
+    (options: --help)."""
+    from bench.rules import main as rules_main
+
+    rules_main(list(ctx.args), prog="hazmap bench rules")
 
 
 import app.cli_grid  # noqa: E402,F401  (registers `hazmap grid` and `hazmap bench grid`)

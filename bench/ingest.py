@@ -182,14 +182,19 @@ def dropped_reports(load: dict, stats: dict) -> tuple[int, int]:
             + sinks["live"]["failed_reports"], lost_in_transit)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--connections", type=int, default=2000)
-    parser.add_argument("--reports-per-s", type=float, default=5000.0)
-    parser.add_argument("--duration-s", type=float, default=60.0)
-    parser.add_argument("--store-url", default=None)
-    args = parser.parse_args()
-    run_ingest_bench(args.connections, args.reports_per_s, args.duration_s, args.store_url)
+def parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The bench's options, one definition for `python -m bench.ingest` and `hazmap bench ingest`."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    p.add_argument("--connections", type=int, default=2000, help="concurrent terminal connections")
+    p.add_argument("--reports-per-s", type=float, default=5000.0, help="total reports per second")
+    p.add_argument("--duration-s", type=float, default=60.0, help="seconds of load")
+    p.add_argument("--store-url", default=None, help="store to write to (default: a fresh SQLite file)")
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> dict:
+    args = parser(prog).parse_args(argv)
+    return run_ingest_bench(args.connections, args.reports_per_s, args.duration_s, args.store_url)
 
 
 if __name__ == "__main__":
