@@ -170,6 +170,11 @@ class Engine:
     def settings_rows(self) -> list[dict]:
         return engine_settings_rows(self.settings)
 
+    def fleet_start(self, at_ms: int) -> FleetStart:
+        """The waybills this engine saw unloaded and the trucks it saw washed, up to `at_ms`: the
+        start state of an engine started later (data/fleet_start.py)."""
+        return waybills.fleet_start(self._waybills, self.world, at_ms)
+
     def step(self, pings: PingBatch, now_ms: int | None = None) -> list[Event]:
         """Pings in arrival order; `now_ms` (live only) is the wall clock for the future test."""
         self._cleaning, released, counts, silence_ms = cleaning.clean(

@@ -310,3 +310,19 @@ def adjacent_waybills(world: RuleWorld, slot: np.ndarray, t_ms: np.ndarray) -> t
     previous = np.where(j >= 0, index.row[np.maximum(j, 0)] if len(index.row) else -1, -1)
     nxt = np.where(has_next, index.row[np.minimum(following, max(len(index.row) - 1, 0))] if len(index.row) else -1, -1)
     return previous.astype("int64"), nxt.astype("int64")
+
+
+def fleet_start(state: WaybillState, world: RuleWorld, at_ms: int) -> FleetStart:
+    """What a waybill state knows at `at_ms` as a FleetStart (the waybills its unloading stops
+    ended, each truck's latest washing), for an engine started later (data/fleet_start.py
+    replays the store's recent pings into a rules-less engine and hands this on)."""
+    waybill_ids = world.world.waybills["id"].astype(object).to_numpy()
+    ends = state.unload_end_ms[: len(waybill_ids)]
+    ended = np.flatnonzero((ends != NEVER_MS) & (ends <= at_ms))
+    washed = state.washed_ms
+    if len(state.visit_slot):
+        washed = grow(washed, int(state.visit_slot.max()) + 1, -1).copy()
+        np.maximum.at(washed, state.visit_slot, np.where(state.visit_ms <= at_ms, state.visit_ms, -1))
+    registered = np.flatnonzero((washed[: len(world.vehicle_ids)] >= 0) & (washed[: len(world.vehicle_ids)] <= at_ms))
+    return FleetStart(int(at_ms), waybill_ids[ended], ends[ended].astype("int64"),
+                      world.vehicle_ids.to_numpy()[registered].astype(object), washed[registered].astype("int64"))
