@@ -1,8 +1,11 @@
 """fatigue: boundary tables through the whole engine (the real stop stage supplies the stops), a
 plain-Python oracle that does not import spatial.rules, and the streaming property.
 
-The oracle re-states the rule from its documentation: per vehicle, a rest is a stop (as the
-stop stage reported it: start, confirmation, end) that has lasted 20 min at a ping inside it,
+The oracle re-states the rule from its documentation and derives everything from the pings
+alone (not from the engine's stop events, so a stop stage that found wrong stops cannot make
+the oracle agree): per vehicle, the stops are MovingPandas' (TrajectoryStopDetector, 100 m,
+5 min: the stop stage's documented semantics), each confirmed at its first ping 5 min after its
+start; a rest is such a stop that has lasted 20 min at a ping inside it,
 or a ping gap of ≥ 20 min whose ends lie within 100 m; a moving ping is one outside any stop and
 more than 100 m from the last moving ping; a fatigue episode opens at the first moving ping
 more than 4 h after the end of the last rest and closes when the next rest counts.
@@ -77,19 +80,41 @@ def fatigue(events):
 
 # --- the oracle --------------------------------------------------------------------------------
 
-def oracle(pings: PingBatch, events) -> list[tuple]:
-    """Fatigue episodes (phase, vehicle, start, end) from the pings and the engine's stop events."""
-    frame = pings.to_frame().drop_duplicates(["vehicle_id", "epoch_ms"]).sort_values(["vehicle_id", "epoch_ms"])
+STOP_DIAMETER_M, STOP_MIN_MS = 100.0, 300_000
+
+
+def pings_stops(frame: pd.DataFrame) -> dict[str, list]:
+    """Per vehicle, [start, confirmed, end] (ms) of MovingPandas' stops of these pings; confirmed
+    is the stop's first ping at least STOP_MIN_MS after its start (where a streaming detector can
+    first know it). A stop MovingPandas closes at the track's end may go on: its end is open."""
+    import warnings
+    from datetime import timedelta
+
+    import geopandas as gpd
+    import movingpandas as mpd
+
+    warnings.filterwarnings("ignore", module="movingpandas")  # it drops the UTC zone, on purpose here
+    gdf = gpd.GeoDataFrame(frame[["vehicle_id"]].assign(time=pd.to_datetime(frame["epoch_ms"], unit="ms")),
+                           geometry=gpd.points_from_xy(frame["lon"], frame["lat"]), crs="EPSG:4326")
+    gdf = gdf.to_crs("EPSG:32651").set_index("time")
+    found = mpd.TrajectoryStopDetector(mpd.TrajectoryCollection(gdf, "vehicle_id")).get_stop_points(
+        max_diameter=STOP_DIAMETER_M, min_duration=timedelta(milliseconds=STOP_MIN_MS))
+    last = frame.groupby("vehicle_id")["epoch_ms"].max()
     stops: dict[str, list] = {}
-    for e in events:
-        if e.rule == "stop" and e.phase == "open":
-            stops.setdefault(e.subject_id, []).append(
-                [int(e.start.value // 1_000_000), int(e.evidence["confirmed_ms"]), math.inf])
-    for e in events:
-        if e.rule == "stop" and e.phase == "close":
-            for s in stops[e.subject_id]:
-                if s[0] == int(e.start.value // 1_000_000):
-                    s[2] = int(e.end.value // 1_000_000)
+    if not len(found):  # no stop: MovingPandas' frame then lacks its columns
+        return stops
+    for v, start, end in zip(found["traj_id"], found["start_time"], found["end_time"]):
+        start_ms, end_ms = (int(pd.Timestamp(x).value // 1_000_000) for x in (start, end))
+        times = frame.loc[frame["vehicle_id"] == v, "epoch_ms"].to_numpy("int64")
+        confirmed = int(times[(times >= start_ms + STOP_MIN_MS) & (times <= end_ms)].min())
+        stops.setdefault(v, []).append([start_ms, confirmed, math.inf if end_ms == last[v] else end_ms])
+    return stops
+
+
+def oracle(pings: PingBatch) -> list[tuple]:
+    """Fatigue episodes (phase, vehicle, start, end) from the pings alone."""
+    frame = pings.to_frame().drop_duplicates(["vehicle_id", "epoch_ms"]).sort_values(["vehicle_id", "epoch_ms"])
+    stops = pings_stops(frame)
     out = []
     for v, rows in frame.groupby("vehicle_id"):
         x, y = to_metric(rows["lon"].to_numpy(), rows["lat"].to_numpy())
@@ -148,7 +173,19 @@ def test_boundary_table(name):
     pings = trip(A, parts)
     events = FatigueEngine(WORLD).run(pings)
     assert sum(e.phase == "open" for e in fatigue(events)) == opens
-    assert summary(events) == oracle(pings, events)
+    assert summary(events) == oracle(pings)
+
+
+def test_the_oracle_catches_a_stop_stage_that_misses_a_rest():
+    """The oracle finds the stops in the pings itself: an engine whose stop stage misses the
+    25 min stop (a 1 m diameter) keeps the episode open, and the oracle says it should close."""
+    from spatial.rules.stop import StopSettings
+
+    pings = trip(A, [("drive", 4 * H + MIN), ("stand", 25 * MIN), ("drive", H)])
+    blind = Engine(WORLD, EngineSettings(stop=StopSettings(stop_max_diameter_m=1.0))).run(pings)
+    assert [e.phase for e in fatigue(blind)] == ["open"]
+    assert [p for p, *_ in oracle(pings)] == ["close", "open"]
+    assert summary(blind) != oracle(pings)
 
 
 def test_open_and_close_carry_the_evidence():
@@ -241,7 +278,7 @@ def canonical(events):
 def test_random_trips_agree_with_the_oracle_however_batched(case):
     pings, sizes = case
     whole = FatigueEngine(WORLD).run(pings)
-    assert summary(whole) == oracle(pings, whole)
+    assert summary(whole) == oracle(pings)
     assert canonical(run_chunks(pings, sizes)) == canonical(whole)
 
 
@@ -253,5 +290,5 @@ def test_single_ping_batches_equal_one_batch():
     pings = PingBatch.from_frame(frame.reset_index(drop=True))
     whole = FatigueEngine(WORLD).run(pings)
     assert [(e.subject_id, e.phase) for e in fatigue(whole)] == [(A, "open"), (A, "close"), (B, "open")]
-    assert summary(whole) == oracle(pings, whole)
+    assert summary(whole) == oracle(pings)
     assert canonical(run_chunks(pings, [1])) == canonical(whole)
