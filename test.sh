@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs hazmap's whole test suite on a fresh machine: installs what the tests need (as root,
-# when missing: PostGIS, Chromium, Mosquitto, CJK fonts), creates the virtual environment,
+# when missing: PostGIS, Chromium, Mosquitto, CJK fonts, nginx), creates the virtual environment,
 # starts PostgreSQL and Mosquitto when they are not already running, then runs pytest.
 # Extra arguments go to pytest (./test.sh -k store -x). HAZMAP_TEST_OWN_SERVICES=1 ignores
 # services already running and starts throwaway ones (what a machine without them gets).
@@ -17,7 +17,7 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 if command -v dpkg-query >/dev/null; then
   pg_major=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1 || true)
   [ -n "$pg_major" ] || { need+=(postgresql); pg_major=""; }
-  for p in chromium mosquitto fonts-noto-cjk fonts-wqy-zenhei; do have_pkg "$p" || need+=("$p"); done
+  for p in chromium mosquitto fonts-noto-cjk fonts-wqy-zenhei nginx; do have_pkg "$p" || need+=("$p"); done
   if [ -n "$pg_major" ]; then
     have_pkg "postgresql-$pg_major-postgis-3" || need+=("postgresql-$pg_major-postgis-3")
   fi
