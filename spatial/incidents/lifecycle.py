@@ -110,7 +110,8 @@ def check_events(events: pd.DataFrame, labels=None) -> pd.DataFrame:
         fail(bad, f"phase must be one of {', '.join(PHASES)}")
     for name in ("start", "end"):
         times = pd.to_datetime(frame[name], utc=True, errors="coerce", format="mixed")
-        given = frame[name].notna() & (frame[name].astype(str).str.strip() != "")
+        # `hazmap events --json` writes an open's missing end as "NaT"
+        given = frame[name].notna() & ~frame[name].astype(str).str.strip().isin(["", "NaT", "None", "null", "nan"])
         if (given & times.isna()).any():
             fail(given & times.isna(), f"{name} is not a time")
         frame[name] = times
