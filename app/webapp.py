@@ -44,6 +44,8 @@ from layers.catalog import (
     world_bounds,
 )
 from layers.details import FeatureDetails, FeatureDirectory
+from layers.grid import GRID_ITEM_TYPE, GRID_TITLE, GridFeed, grid_legend, panel_children as grid_panel_children
+from layers.grid import screen_config as grid_screen_config
 from layers.live import (
     FEED_TIME_LABEL,
     LIVE_POINTS_TITLE,
@@ -101,8 +103,10 @@ def create_app(settings: Settings, world: World, world_version: str, live=None) 
     )
     encoder = LiveEncoder(world) if live is not None else None
     screen = _Screen(settings, world, world_version, web.config.requests_pathname_prefix, live)
+    screen.grid = GridFeed(world, live)  # the risk grid (layers/grid.py); live parts only with a live source
     _add_layer_route(web, world_version, payloads)
     _add_live_routes(web, world_version, live, encoder)
+    _add_grid_route(web, world_version, screen.grid)
     _add_language_route(web)
     add_ops_routes(web, settings, world, live)  # /api/health, /api/ready, /metrics, request ids
     web.layout = screen.layout
@@ -160,6 +164,10 @@ class _Screen:
                 }),
                 # A click on the live canvas ({layer, id}), set by assets/hazmap_live.js.
                 dcc.Store(id="hz-live-click"),
+                # The risk grid (assets/hazmap_grid.js) and a click on one of its cells ({cell, res}).
+                dcc.Store(id="hz-grid-config", data=grid_screen_config(
+                    language, f"{self.url_prefix}grid/{self.world_version}/state")),
+                dcc.Store(id="hz-grid-click"),
                 *live_stores,
                 self._header(language),
                 html.Main(
@@ -228,7 +236,9 @@ class _Screen:
             dl.Overlay(name=title, checked=True, children=dl.LayerGroup(id=f"hz-live-toggle-{i}"))
             for i, title in enumerate(self.live_titles(language))
         ]
-        overlays = live_overlays + [
+        grid_overlay = [dl.Overlay(name=text(GRID_TITLE, language), checked=True,
+                                   children=dl.LayerGroup(id="hz-grid-toggle"))]
+        overlays = grid_overlay + live_overlays + [
             dl.Overlay(
                 name=text(layer.title, language),
                 checked=layer.shown_by_default,
@@ -279,13 +289,14 @@ class _Screen:
         )
 
     def _default_titles(self, language: str) -> list[str]:
-        return self.live_titles(language) + [text(layer.title, language) for layer in LAYERS if layer.shown_by_default]
+        return [text(GRID_TITLE, language)] + self.live_titles(language) + [text(layer.title, language) for layer in LAYERS if layer.shown_by_default]
 
     def legend_for_titles(self, titles: list[str], language: str) -> list[LegendGroup]:
         shown = set(titles)
         live = [title in shown for title in self.live_titles(language)]
         layers = [layer for layer in LAYERS if text(layer.title, language) in shown]
-        return (live_legend(language, *live) if live else []) + legend(
+        grid = [grid_legend(language)] if text(GRID_TITLE, language) in shown else []
+        return grid + (live_legend(language, *live) if live else []) + legend(
             [(layer.name, layer.title) for layer in layers], language, self.present_classes)
 
 
@@ -346,6 +357,13 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
         prevent_initial_call=True,
     )
 
+    # Show and hide the risk grid's canvas with its overlay's check box (also at start-up).
+    web.clientside_callback(
+        ClientsideFunction(namespace="hazmap_grid", function_name="gridSync"),
+        Input("hz-layers", "overlays"),
+        State("hz-grid-config", "data"),
+    )
+
     if screen.live is not None:
         # Show and hide the live canvas with its overlays' check boxes (also at start-up).
         web.clientside_callback(
@@ -369,12 +387,22 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
         Input({"type": LAYER_ID_TYPE, "name": ALL}, "clickData"),
         Input("hz-live-click", "data"),
         Input("hz-panel-close", "n_clicks"),
+        Input("hz-grid-click", "data"),
+        Input({"type": GRID_ITEM_TYPE, "layer": ALL, "id": ALL, "n": ALL}, "n_clicks"),
         State("hz-language", "data"),
         prevent_initial_call=True,
     )
-    def show_details(_clicks, _live_click, _close, language):
+    def show_details(_clicks, _live_click, _close, _grid_click, _grid_items, language):
         trigger = ctx.triggered_id
         value = ctx.triggered[0]["value"] if ctx.triggered else None
+        if trigger == "hz-grid-click" and value:  # a risk-grid cell: its parts and contents
+            return grid_panel_children(screen.grid, str(value["cell"]), int(value["res"]), language), \
+                "hz-panel hz-open"
+        if isinstance(trigger, dict) and trigger.get("type") == GRID_ITEM_TYPE:
+            if not value:  # the links were just drawn, not clicked
+                raise dash.exceptions.PreventUpdate
+            value = {"layer": trigger["layer"], "id": trigger["id"]}
+            trigger = "hz-live-click"
         if trigger == "hz-live-click" and value:
             layer, feature_id = value["layer"], str(value["id"])
         elif isinstance(trigger, dict) and value:
@@ -487,6 +515,36 @@ def _add_live_routes(web: dash.Dash, world_version: str, live, encoder: LiveEnco
     web.server.add_url_rule(prefix + "static.json", endpoint="hazmap_live_static", view_func=live_static)
     web.server.add_url_rule(prefix + "state", endpoint="hazmap_live_state", view_func=live_state)
     web.server.add_url_rule(prefix + "trail/<vehicle_id>", endpoint="hazmap_live_trail", view_func=live_trail)
+
+
+def _add_grid_route(web: dash.Dash, world_version: str, grid: GridFeed) -> None:
+    """`/grid/<world_version>/state?res=R&since=N`: the risk grid's cells at resolution R
+    changed since version N (layers/grid.py), never cached."""
+
+    def grid_state(version: str):
+        if version != world_version:
+            message = f"world version {version!r} is not served; this server has {world_version!r}"
+            return flask.jsonify(error=message), 404
+        res_text, since_text = flask.request.args.get("res", ""), flask.request.args.get("since", "0")
+        if not _SINCE_PATTERN.fullmatch(since_text) or not res_text.isdigit():
+            return flask.jsonify(error=f"res and since must be whole numbers, got res={res_text!r} "
+                                       f"since={since_text!r}"), 400
+        try:
+            frame = grid.frame(int(res_text), int(since_text))
+        except ValueError as bad:
+            return flask.jsonify(error=str(bad)), 400
+        body = json.dumps(frame, separators=(",", ":")).encode()
+        gzipped = flask.request.accept_encodings["gzip"] > 0
+        response = flask.Response(gzip.compress(body, _LIVE_GZIP_LEVEL, mtime=0) if gzipped else body,
+                                  mimetype="application/json")
+        if gzipped:
+            response.headers["Content-Encoding"] = "gzip"
+        response.headers["Vary"] = "Accept-Encoding"
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    web.server.add_url_rule(f"{web.config.routes_pathname_prefix}grid/<version>/state", endpoint="hazmap_grid_state",
+                            view_func=grid_state)
 
 
 def _add_language_route(web: dash.Dash) -> None:

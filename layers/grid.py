@@ -241,8 +241,8 @@ def screen_config(language: str, state_url: str) -> dict:
         "pollMs": POLL_INTERVAL_MS,
         "title": text(GRID_TITLE, language),
         "zoomResolutions": [[z, r] for z, r in ZOOM_RESOLUTIONS],
-        "bands": [{"name": b, "color": RISK_BAND_STYLES[b].color, "label": text(RISK_BAND_STYLES[b].label, language)}
-                  for b in BANDS],
+        "bands": [{"name": b, "color": RISK_BAND_STYLES[b].color, "opacity": RISK_BAND_STYLES[b].fill_opacity,
+                   "label": text(RISK_BAND_STYLES[b].label, language)} for b in BANDS],
         "parts": list(PARTS),
         "partLabels": [text(PART_LABELS[p], language) for p in PARTS],
         "scoreLabel": text(SCORE_LABEL, language),
@@ -253,3 +253,59 @@ def grid_legend(language: str) -> LegendGroup:
     return LegendGroup("risk_grid", text(GRID_TITLE, language), tuple(
         LegendEntry(text(RISK_BAND_STYLES[b].label, language), RISK_BAND_STYLES[b].color, "area")
         for b in reversed(BANDS)))  # red first
+
+
+# -- the side panel of a clicked cell ---------------------------------------------------------------
+
+GRID_ITEM_TYPE = "hz-grid-item"  # pattern-matching id type of an entity link in the cell's panel
+ITEM_LAYERS = {"hazard_sources": "hazard_sources", "monitoring_points": "monitoring_points",
+               "vehicles": "vehicles", "sensitive_sites": "sensitive_sites"}
+KIND_LABELS: dict[str, Text] = {
+    "hazard_sources": ("重大危险源", "Hazard source"), "monitoring_points": ("监测点", "Monitoring point"),
+    "vehicles": ("车辆", "Truck"), "sensitive_sites": ("敏感目标", "Sensitive site"),
+    "incidents": ("告警对象", "Alerted subject"),
+}
+_SUBJECT_LAYERS = (("VEH-", "vehicles"), ("MP-", "monitoring_points"), ("HS-", "hazard_sources"),
+                   ("SITE-", "sensitive_sites"))
+PANEL_ITEMS_MAX = 40
+
+
+def _layer_of(kind: str, item_id: str) -> str | None:
+    if kind in ITEM_LAYERS:
+        return ITEM_LAYERS[kind]
+    return next((layer for prefix, layer in _SUBJECT_LAYERS if item_id.startswith(prefix)), None)
+
+
+def panel_children(feed: GridFeed, cell_hex_id: str, resolution: int, language: str) -> list:
+    """The side panel of one cell: its band and score, each part, and what lies in it (largest
+    contribution first), each a link that opens the entity."""
+    from dash import html
+
+    row, items = feed.cell(cell_hex_id, resolution)
+    score = 0.0 if row is None else float(row["score"])
+    band = "" if row is None else str(row["band"])
+    title = f"{text(CELL_LABEL, language)} {cell_hex_id} · res {resolution}"
+    head = [html.Div(text(GRID_TITLE, language), className="hz-panel-layer"), html.H2(title, className="hz-panel-title")]
+    band_text = text(RISK_BAND_STYLES[band].label, language) if band else "—"
+    fields = [(text(SCORE_LABEL, language), f"{score:.1f} · {band_text}")] + [
+        (text(PART_LABELS[p], language), f"{0.0 if row is None else float(row[p]):.1f}") for p in PARTS]
+    children = head + [html.Table(className="hz-panel-fields hz-grid-parts", children=html.Tbody([
+        html.Tr([html.Th(label), html.Td(value)]) for label, value in fields]))]
+    if len(items):
+        rows = []
+        for n, item in enumerate(items.head(PANEL_ITEMS_MAX).to_dict("records")):
+            layer = _layer_of(str(item["kind"]), str(item["item_id"]))
+            name = str(item["item_id"])
+            link = html.A(name, href="#", className="hz-grid-link",
+                          id={"type": GRID_ITEM_TYPE, "layer": layer, "id": name, "n": 2 * n}) if layer else name
+            via = str(item["via"])
+            via_layer = _layer_of("", via) if via else None
+            via_cell = [] if not via else [f" {text(VIA_LABEL, language)} ", html.A(
+                via, href="#", className="hz-grid-link",
+                id={"type": GRID_ITEM_TYPE, "layer": via_layer, "id": via, "n": 2 * n + 1})
+                if via_layer else via]
+            rows.append(html.Tr([html.Td(text(PART_LABELS[item["part"]], language)),
+                                 html.Td([link, *via_cell]), html.Td(f"{item['points']:.1f}")]))
+        children += [html.H3(f"{text(CONTENTS_LABEL, language)} ({len(items)})"),
+                     html.Table(className="hz-panel-children hz-grid-items", children=html.Tbody(rows))]
+    return children

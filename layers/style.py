@@ -255,10 +255,10 @@ LIVE_POINT_STYLES: dict[str, ClassStyle] = {
 # The risk grid's bands (spatial/risk.py BANDS): the Ministry of Emergency Management's four
 # warning colours (DOMAIN.md §10). Kept here until spatial/incidents/levels.py names them.
 RISK_BAND_STYLES: dict[str, ClassStyle] = {
-    "red": ClassStyle(("重大风险", "Major risk"), HAZARD_GRADE_COLORS["1"], fill_opacity=0.45),
-    "orange": ClassStyle(("较大风险", "Considerable risk"), HAZARD_GRADE_COLORS["2"], fill_opacity=0.4),
-    "yellow": ClassStyle(("一般风险", "Moderate risk"), HAZARD_GRADE_COLORS["3"], fill_opacity=0.32),
-    "blue": ClassStyle(("低风险", "Low risk"), HAZARD_GRADE_COLORS["4"], fill_opacity=0.25),
+    "red": ClassStyle(("重大风险", "Major risk"), HAZARD_GRADE_COLORS["1"], fill_opacity=0.55),
+    "orange": ClassStyle(("较大风险", "Considerable risk"), HAZARD_GRADE_COLORS["2"], fill_opacity=0.5),
+    "yellow": ClassStyle(("一般风险", "Moderate risk"), HAZARD_GRADE_COLORS["3"], fill_opacity=0.42),
+    "blue": ClassStyle(("低风险", "Low risk"), HAZARD_GRADE_COLORS["4"], fill_opacity=0.32),
 }
 
 BASE_HIDEOUT = {  # the always-drawn base: land, district outlines and names

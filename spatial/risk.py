@@ -72,7 +72,7 @@ class RiskWeights:
     flammable_factor: float = 1.5
     other_factor: float = 1.0
     # Exposure: points per 1,000 people of a site reached, times the threat's weight.
-    exposure_pts: float = 5.0
+    exposure_pts: float = 1.0
     # Threat weight of a hazard source by grade 1..4 (its R is in its own part).
     exposure_source_threat: tuple[float, float, float, float] = (2.0, 1.5, 1.0, 0.5)
     # Threat weight of a truck by cargo state (times its class factor).
@@ -90,9 +90,13 @@ class RiskWeights:
     default_protective_m: float = 100.0
     # An open alert by severity 1..4.
     incident_pts: tuple[float, float, float, float] = (60.0, 30.0, 15.0, 5.0)
-    # Band cut points (lower bounds of yellow, orange, red) on the score per res-8 cell area:
-    # a cell at resolution r is banded on score / 7^(8 - r) (H3 cells shrink ~7x a level).
+    # Band cut points (lower bounds of yellow, orange, red) for a res-8 cell. A cell at
+    # resolution r covers ~7^(8-r) res-8 cells; its cut points are these times
+    # 7^(band_level_exponent·(8-r)): with ½, √7 a level, between a sum (1: a coarse cell would
+    # never turn red where one of its children is) and a density (0: every coarse cell red),
+    # so a cluster stands out at city zoom.
     band_cuts: tuple[float, float, float] = (20.0, 50.0, 100.0)
+    band_level_exponent: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("hazard_grade_pts", "alarm_pts", "exposure_source_threat", "incident_pts"):
@@ -106,7 +110,7 @@ class RiskWeights:
                 self.acute_factor, self.flammable_factor, self.other_factor, self.exposure_pts,
                 *self.exposure_source_threat, *self.exposure_truck_threat.values(), *self.default_people.values(),
                 self.default_people_other, *self.floor_people.values(), self.default_protective_m,
-                *self.incident_pts, *self.band_cuts]
+                *self.incident_pts, *self.band_cuts, self.band_level_exponent]
         if not all(np.isfinite(v) and v >= 0 for v in flat):
             raise ValueError("every RiskWeights weight must be a finite number ≥ 0 (a negative weight would let "
                              "an added hazard lower a score)")
@@ -367,9 +371,9 @@ def _table(cells: np.ndarray, part: np.ndarray, value: np.ndarray, resolution: i
 
 def bands(score: np.ndarray, resolution: int, weights: RiskWeights | None = None) -> np.ndarray:
     """Band name of each score at `resolution` ('' for 0): blue > 0, then yellow, orange, red
-    from `band_cuts`, applied to score / 7^(8 - resolution)."""
+    from `band_cuts` × 7^(band_level_exponent · (8 - resolution))."""
     weights = weights or RiskWeights()
-    density = np.asarray(score, "float64") / 7.0 ** (H3_RES_RISK_GRID - resolution)
+    density = np.asarray(score, "float64") / 7.0 ** (weights.band_level_exponent * (H3_RES_RISK_GRID - resolution))
     code = np.searchsorted(np.asarray(weights.band_cuts), density, side="right")
     names = np.array(BANDS, dtype=object)[code]
     return np.where(density > 0, names, NO_BAND).astype(object)

@@ -236,8 +236,10 @@ def test_bands_follow_the_cut_points_per_res8_area():
     yellow, orange, red = w.band_cuts
     assert bands(np.array([0, 1, yellow, orange - 0.01, orange, red]), 8).tolist() == [
         "", "blue", "yellow", "yellow", "orange", "red"]
-    # a res-7 cell covers ~7 res-8 cells: the same band at 7x the score
-    assert bands(np.array([red * 7 - 1, red * 7]), 7).tolist() == ["orange", "red"]
+    # a res-7 cell covers ~7 res-8 cells: its cut points are √7 times higher, res 6's 7 times
+    assert bands(np.array([red * 7 ** 0.5 - 1, red * 7 ** 0.5]), 7).tolist() == ["orange", "red"]
+    assert bands(np.array([red * 7 - 1, red * 7]), 6).tolist() == ["orange", "red"]
+    assert bands(np.array([red / 7 ** 0.5 + 1e-9, red / 7 ** 0.5 - 0.01]), 9).tolist() == ["red", "orange"]
 
 
 # -- the incremental grid ------------------------------------------------------------------------
