@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from data.feeds.gateway import GatewaySettings, Jt808Gateway, vehicle_ids_by_phone
+from data.fleet_start import build_fleet_start
 from data.feeds.mqtt import MqttFeedSettings, MqttReadingFeed
 from app.metrics import LiveTimings
 from data.incidents import IncidentSettings, IncidentStore
@@ -131,6 +132,11 @@ class LiveMonitor:
         could not (port taken …). The MQTT feed starts even when the broker is down and keeps
         trying (data/feeds/mqtt.py)."""
         store = Store.open(self._store_url)  # here, so a store that cannot be used fails the start
+        if self.settings.clock == "wall":
+            # started mid-day: each truck's waybill and cargo state from the store (issue 11). A feed
+            # clock (simulation, replay) runs on the data's own time, unknown here, so it starts empty.
+            start = build_fleet_start(store, self.world, pd.Timestamp.now(tz="UTC"), self.settings.engine)
+            self._engine = Engine(self.world, self.settings.engine, start=start)
         self._worker = threading.Thread(target=self._work, args=(store,), name="hazmap-rules", daemon=True)
         self._worker.start()
         if self.settings.gateway is not None:
