@@ -11,8 +11,11 @@ apps in one test process do not collide. Three kinds of figures:
   the monitor's queue, drops and events (`LiveMonitor.stats()`). Reading them at scrape time
   keeps the hot paths free of a second set of counters; rates are Prometheus' `rate()` over
   the `_total` counters (the gateway's own sliding-window reports/s is exported as well);
-- incidents, when the monitor hands a callable `incident_figures() -> {"open_by_level":
-  {level: n}, "handled_share": float}` (the incident store's figures); left out otherwise.
+- incidents, when the app hands a callable `incident_figures() -> {"open_by_level": {level: n},
+  "pushed_by_level": {level: n}, "disposed_by_level": {level: n}}` (the incident store's
+  figures, app/ops.py; level = red, orange, yellow, blue); left out otherwise. The handling
+  rate (disposed / pushed, spatial/incidents/kpis.py) is exported per level, and overall it is
+  `sum(disposed) / sum(pushed)`.
 
 Not exported yet: deliveries failed (issue 13: no delivery channel exists, so there is no
 figure to report; a constant 0 would read as "nothing failed").
@@ -225,13 +228,17 @@ class LiveCollector(Collector):
                         "Messages or readings refused, by reason", "reason")
 
     def _incidents(self, figures: dict) -> Iterable[Metric]:
+        if not figures:
+            return
         yield _by_label(figures.get("open_by_level"), "gauge", "hazmap_incidents_open",
-                        "Incidents open now, by level (1 highest)", "level")
-        if figures.get("handled_share") is not None:
-            rate = GaugeMetricFamily("hazmap_incidents_handled_share",
-                                     "Share of incidents handled within their deadline (0..1)")
-            rate.add_metric([], float(figures["handled_share"]))
-            yield rate
+                        "Incidents not closed yet, by level (red highest)", "level")
+        pushed, disposed = figures.get("pushed_by_level") or {}, figures.get("disposed_by_level") or {}
+        yield _by_label(pushed, "gauge", "hazmap_incidents_pushed",
+                        "Pushes of incidents to recipients (departments, enterprises), by level", "level")
+        yield _by_label(disposed, "gauge", "hazmap_incidents_disposed", "Of those pushes, the ones disposed, by level",
+                        "level")
+        yield _by_label({k: disposed.get(k, 0) / n for k, n in pushed.items() if n}, "gauge",
+                        "hazmap_incidents_handling_rate", "Handling rate: disposed / pushed, by level (0..1)", "level")
 
 
 def _version() -> str:

@@ -54,7 +54,8 @@ class Ops:
         self.world = world
         self.live = live
         self.started = time.monotonic()
-        self.registry, self.http = build_registry(live, getattr(live, "incident_figures", None))
+        self.incidents = IncidentFigures(settings.resolved_database_url, world) if _runs_incidents(live) else None
+        self.registry, self.http = build_registry(live, self.incidents)
         self._ready_lock = threading.Lock()
         self._ready_cached: tuple[float, bool, dict] | None = None
         # each readiness check opens the store, and alembic says so at INFO: keep the log for news
@@ -186,3 +187,57 @@ class Ops:
     def _forget(self, _exc=None) -> None:
         if flask.g.pop("hazmap_request", None) is not None:
             REQUEST_ID.set("-")  # waitress reuses its threads: the next request must not inherit the id
+
+
+def _runs_incidents(live) -> bool:
+    """True when the live monitor runs the incident processor (its settings say so)."""
+    return getattr(getattr(live, "settings", None), "incidents", None) is not None
+
+
+class IncidentFigures:
+    """The incident store's figures for /metrics: open incidents and pushes/disposals by level.
+
+    Read on a store of its own (opened at the first scrape, in the scraping thread) and kept
+    for `cache_s`, so a scraper every few seconds costs the database a few small reads a
+    minute. A failure is logged once and yields no incident figures, never a failed scrape."""
+
+    OPEN_STATES = ("pushed", "signed", "disposed")  # spatial/incidents/lifecycle.py STATES minus closed
+
+    def __init__(self, store_url: str, world: World, cache_s: float = 15.0) -> None:
+        self.store_url = store_url
+        self.world = world
+        self.cache_s = cache_s
+        self._lock = threading.Lock()
+        self._incidents = None
+        self._cached: tuple[float, dict] | None = None
+        self._failed = False
+
+    def __call__(self) -> dict:
+        with self._lock:
+            now = time.monotonic()
+            if self._cached is None or now - self._cached[0] >= self.cache_s:
+                self._cached = (now, self._read())
+            return self._cached[1]
+
+    def _read(self) -> dict:
+        from data.incidents import IncidentStore
+        from data.store import Store
+
+        try:
+            if self._incidents is None:
+                self._incidents = IncidentStore(Store.open(self.store_url), self.world)
+            open_now = {key: 0 for key in ("red", "orange", "yellow", "blue")}
+            for state in self.OPEN_STATES:
+                levels = self._incidents.list(status=state)["level"]
+                for key, n in levels.value_counts().items():
+                    open_now[str(key)] += int(n)
+            kpis = self._incidents.kpis(by="level").set_index("level")
+        except Exception:  # noqa: BLE001 - the scrape goes on without these figures
+            if not self._failed:
+                log.exception("metrics: the incident figures cannot be read; /metrics goes on without them")
+            self._failed = True
+            return {}
+        self._failed = False
+        return {"open_by_level": open_now,
+                "pushed_by_level": {str(k): int(v) for k, v in kpis["pushed"].fillna(0).items()},
+                "disposed_by_level": {str(k): int(v) for k, v in kpis["disposed"].fillna(0).items()}}

@@ -151,6 +151,20 @@ def test_metrics_scrape_reports_the_feeds_the_rules_and_http(world_and_url):
     assert value(after, "hazmap_store_write_seconds_count", table="readings") >= 1
     assert value(after, "hazmap_live_queue_batches") == 0 and value(after, "hazmap_live_queue_capacity_batches") > 0
 
+    # incidents: the processor in the monitor made them from the events; open ones and pushes by level
+    from data.incidents import IncidentStore
+
+    with Store.open(url) as store:
+        incidents = IncidentStore(store, world)
+        open_levels = Counter(incidents.list()["level"].where(incidents.list()["status"] != "closed").dropna())
+        kpis = incidents.kpis(by="level").set_index("level")
+    assert sum(open_levels.values()) > 0
+    for level in ("red", "orange", "yellow", "blue"):
+        assert value(after, "hazmap_incidents_open", level=level) == open_levels.get(level, 0)
+    for level, row in kpis.iterrows():
+        assert value(after, "hazmap_incidents_pushed", level=level) == row["pushed"]
+        assert value(after, "hazmap_incidents_handling_rate", level=level) == pytest.approx(row["handling_rate"])
+
     # HTTP by route (the URL rule, not the path) and status
     assert value(after, "hazmap_http_requests_total", route="/layers/<version>/<name>.geojson", method="GET",
                  status="404") == 1
