@@ -301,12 +301,15 @@ def _events_frame(events, labels=None) -> pd.DataFrame:
 class IncidentStore:
     """Incidents on a Store's engine; see the module docstring. Every call is one transaction."""
 
-    def __init__(self, store: Store, world: World | None = None, settings: IncidentSettings = IncidentSettings()):
+    def __init__(self, store: Store, world: World | None = None, settings: IncidentSettings = IncidentSettings(),
+                 audit=None):
         self.store = store
         self.engine = store.engine
         self.dialect = store.dialect
         self.world = world
         self.settings = settings
+        # audit(connection, action, rows): called inside a person's action's transaction (data/people.py)
+        self.audit = audit
 
     # --- the transaction and the wire ------------------------------------------------------
 
@@ -658,7 +661,8 @@ class IncidentStore:
 
     def _act(self, action: str, incident_ids: list[str], recipient_id: str | None, actor: str, at, *,
              note=None, outcome=None, measures=None) -> pd.DataFrame:
-        """One transaction: check every (incident, recipient) first, then change them all."""
+        """One transaction: check every (incident, recipient) first, then change them all
+        (vectorised: a responder signs a day's incidents in one call)."""
         if not actor or not str(actor).strip():
             raise IncidentError("who acts must be named (--as NAME)")
         if isinstance(incident_ids, str):
@@ -672,77 +676,92 @@ class IncidentStore:
             _, version = self._begin(connection)
             info = self._read(connection, incidents, self.store._in_values(incidents.c.id, ids, "in_ids"),
                               columns=["id", "severity", "state"])
-            unknown = sorted(set(ids) - set(info["id"]))
+            unknown = [i for i in ids if i not in set(info["id"])]
             if unknown:
-                raise IncidentError(f"no incident {', '.join(unknown)}")
-            rows = self._read(connection, r, self.store._in_values(r.c.incident_id, ids, "in_ids"))
-            targets = []
-            for inc in ids:
-                mine = rows[rows["incident_id"] == inc]
-                if recipient_id is None:
-                    pending = mine[mine["state"] != "closed"] if len(mine) > 1 else mine
-                    if len(pending) != 1:
-                        who = ", ".join(pending["recipient_id"]) or "none"
-                        raise IncidentError(f"{inc}: say for whom (--for RECIPIENT); pending recipients: {who}")
-                    target = pending.iloc[0]
-                else:
-                    match = mine[mine["recipient_id"] == str(recipient_id)]
-                    if not len(match):
-                        raise IncidentError(f"{inc} was not pushed to {recipient_id}")
-                    target = match.iloc[0]
-                sev, rule_state = info.set_index("id").loc[inc, ["severity", "state"]]
-                try:
-                    new_state = check_transition(action, target["state"], severity=int(sev), rule_state=rule_state,
-                                                 note=note, outcome=outcome, measures=measures)
+                raise IncidentError(f"no incident {', '.join(unknown[:5])}" + (" …" if len(unknown) > 5 else ""))
+            rows = self._read(connection, r, self.store._in_values(r.c.incident_id, ids, "in_ids"),
+                              columns=["incident_id", "recipient_id", "state"])
+            if recipient_id is not None:
+                targets = rows[rows["recipient_id"] == str(recipient_id)]
+                missing = [i for i in ids if i not in set(targets["incident_id"])]
+                if missing:
+                    raise IncidentError(f"{missing[0]} was not pushed to {recipient_id}")
+            else:  # the only recipient, or the only one not closed
+                per = rows.groupby("incident_id")["recipient_id"].transform("size")
+                candidates = rows[(per == 1) | (rows["state"] != "closed")]
+                ambiguous = [i for i in ids if (candidates["incident_id"] == i).sum() != 1]
+                if ambiguous:
+                    pending = rows[(rows["incident_id"] == ambiguous[0]) & (rows["state"] != "closed")]
+                    who = ", ".join(pending["recipient_id"]) or "none"
+                    raise IncidentError(f"{ambiguous[0]}: say for whom (--for RECIPIENT); pending recipients: {who}")
+                targets = candidates
+            targets = targets.merge(info.rename(columns={"id": "incident_id", "state": "rule_state"}),
+                                    on="incident_id").set_index("incident_id").loc[ids].reset_index()
+            new_state = np.empty(len(targets), dtype=object)
+            for (state, sev, rule_state), index in targets.groupby(["state", "severity", "rule_state"]).groups.items():
+                try:  # one check per distinct case, not per row
+                    new_state[targets.index.get_indexer(index)] = check_transition(
+                        action, state, severity=int(sev), rule_state=rule_state, note=note, outcome=outcome,
+                        measures=measures)
                 except IncidentError as exc:
-                    raise IncidentError(f"{inc} ({target['recipient_id']}): {exc}") from None
-                targets.append((inc, target["recipient_id"], target["state"], new_state))
+                    first = targets.loc[index[0]]
+                    raise IncidentError(f"{first['incident_id']} ({first['recipient_id']}): {exc}") from None
             stamp = {"sign": ("signed_at", "signed_by"), "dispose": ("disposed_at", "disposed_by"),
                      "close": ("closed_at", "closed_by")}[action]
-            values = {stamp[0]: at, stamp[1]: str(actor), "version": version}
+            values = {stamp[0]: at, stamp[1]: str(actor), "version": version, "state": sa.bindparam("b_state")}
             if action == "dispose":
                 values.update(measures=measures, note=note, outcome=outcome)
-            transitions = []
-            for inc, who, before, after in targets:
-                connection.execute(sa.update(r).where(r.c.incident_id == inc, r.c.recipient_id == who)
-                                   .values(state=after, **values))
-                transitions.append({"incident_id": inc, "recipient_id": who, "action": action.replace(
-                    "sign", "signed").replace("dispose", "disposed").replace("close", "closed"),
-                    "from_state": before, "to_state": after, "actor": str(actor), "at": at, "note": note,
-                    "details": {"outcome": outcome, "measures": measures} if action == "dispose" else None})
+            connection.execute(
+                sa.update(r).where(r.c.incident_id == sa.bindparam("b_incident"),
+                                   r.c.recipient_id == sa.bindparam("b_recipient")).values(**values),
+                [{"b_incident": i, "b_recipient": w, "b_state": st}
+                 for i, w, st in zip(targets["incident_id"], targets["recipient_id"], new_state)])
+            done = {"sign": "signed", "dispose": "disposed", "close": "closed"}[action]
+            details = {"outcome": outcome, "measures": measures} if action == "dispose" else None
+            transitions = [{"incident_id": i, "recipient_id": w, "action": done, "from_state": before,
+                            "to_state": after, "actor": str(actor), "at": at, "note": note, "details": details}
+                           for i, w, before, after in zip(targets["incident_id"], targets["recipient_id"],
+                                                          targets["state"], new_state)]
             self._refresh_status(connection, ids, version, at, false_alarm=(outcome == "false_alarm"))
             self._log(connection, transitions, [], _now())
-        return pd.DataFrame(targets, columns=["incident_id", "recipient_id", "from_state", "to_state"])
+            if self.audit is not None:
+                self.audit(connection, action, [{k: t[k] for k in ("incident_id", "recipient_id", "from_state",
+                                                                    "to_state", "note")} for t in transitions])
+        return pd.DataFrame({"incident_id": targets["incident_id"].to_numpy(),
+                             "recipient_id": targets["recipient_id"].to_numpy(),
+                             "from_state": targets["state"].to_numpy(), "to_state": new_state})
 
     def _refresh_status(self, connection, ids: list[str], version: int, at, *, false_alarm: bool = False) -> None:
+        """incidents.status = the least advanced recipient's state; closed_at once all are closed."""
         r = incident_recipients
         states = self._read(connection, r, self.store._in_values(r.c.incident_id, ids, "in_ids"),
                             columns=["incident_id", "state"])
         rank = states["state"].map({s: i for i, s in enumerate(STATES)})
-        least = rank.groupby(states["incident_id"]).min()
-        for inc in ids:
-            status = STATES[int(least.get(inc, 0))]
-            values = {"status": status, "version": version,
-                      "closed_at": at if status == "closed" else None}
-            if false_alarm:
-                values["false_alarm"] = True
-            connection.execute(sa.update(incidents).where(incidents.c.id == inc).values(**values))
+        least = rank.groupby(states["incident_id"]).min().reindex(ids).fillna(0).astype("int64")
+        status = np.asarray(STATES, dtype=object)[least.to_numpy()]
+        values = {"status": sa.bindparam("b_status"), "version": version, "closed_at": sa.bindparam("b_closed_at")}
+        if false_alarm:
+            values["false_alarm"] = True
+        connection.execute(
+            sa.update(incidents).where(incidents.c.id == sa.bindparam("b_id")).values(**values),
+            [{"b_id": i, "b_status": st, "b_closed_at": at if st == "closed" else None} for i, st in zip(ids, status)])
 
     def sign(self, incident_ids: list[str] | str, recipient_id: str | None, actor: str, at=None,
              note: str | None = None) -> pd.DataFrame:
         """签收: several incidents at once (all or none)."""
         return self._act("sign", incident_ids, recipient_id, actor, at, note=note)
 
-    def dispose(self, incident_id: str, recipient_id: str | None, actor: str, measures: str | None,
+    def dispose(self, incident_id: str | list[str], recipient_id: str | None, actor: str, measures: str | None,
                 note: str | None, outcome: str, at=None) -> pd.DataFrame:
-        """处置: measures taken, a note (required for red and orange), the outcome (OUTCOMES)."""
-        return self._act("dispose", [incident_id], recipient_id, actor, at, note=note, outcome=outcome,
+        """处置: measures taken, a note (required for red and orange), the outcome (OUTCOMES).
+        Several ids dispose them alike, all or none."""
+        return self._act("dispose", incident_id, recipient_id, actor, at, note=note, outcome=outcome,
                          measures=measures)
 
-    def close(self, incident_id: str, recipient_id: str | None, actor: str, note: str | None = None,
+    def close(self, incident_id: str | list[str], recipient_id: str | None, actor: str, note: str | None = None,
               at=None) -> pd.DataFrame:
-        """办结."""
-        return self._act("close", [incident_id], recipient_id, actor, at, note=note)
+        """办结 (several ids: all or none)."""
+        return self._act("close", incident_id, recipient_id, actor, at, note=note)
 
     def supervise(self, incident_id: str, department_id: str, actor: str, deadline, note: str | None,
                   at=None) -> int:
@@ -777,6 +796,9 @@ class IncidentStore:
                                                                "deadline": deadline.isoformat()}))
             connection.execute(sa.update(incidents).where(incidents.c.id == str(incident_id)).values(version=version))
             self._log(connection, transitions, outbox, _now())
+            if self.audit is not None:
+                self.audit(connection, "supervise", [{"incident_id": t["incident_id"], "recipient_id": t["recipient_id"],
+                                                      "note": note, **t["details"]} for t in transitions])
         return len(enterprises)
 
     def escalate_overdue(self, now=None) -> EscalationResult:
@@ -837,6 +859,17 @@ class IncidentStore:
                 self._refresh_status(connection, new["incident_id"].unique().tolist(), version, now)
             self._log(connection, transitions, outbox, _now())
         return EscalationResult(escalated=int(len(up)), reminded=int(len(again)))
+
+    def append_history(self, connection: sa.Connection, incident_id: str, action: str, actor: str, at,
+                       note: str | None = None, details: dict | None = None) -> None:
+        """Append one transition of the incident itself (no recipient, no outbox row) inside the
+        caller's transaction: the channels (data/channels/) record driver messages and the
+        terminal's 0x0001 answers here."""
+        _, version = self._begin(connection)
+        connection.execute(sa.update(incidents).where(incidents.c.id == str(incident_id)).values(version=version))
+        self._log(connection, [{"incident_id": str(incident_id), "recipient_id": None, "action": action,
+                                "from_state": None, "to_state": None, "actor": str(actor), "at": _at(at),
+                                "note": note, "details": details}], [], _now())
 
     # --- KPIs ---------------------------------------------------------------------------------
 
