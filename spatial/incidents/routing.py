@@ -47,66 +47,79 @@ _SUBJECT_PREFIXES = {"VEH-": "vehicle", "MP-": "monitoring_point"}
 
 def recipients_for(incidents: pd.DataFrame, world: World | None) -> pd.DataFrame:
     """Every recipient of every incident (see the module docstring), in incident order then
-    routing-row order."""
+    routing-row order. Works on integer codes: the routing rows matching each distinct (rule,
+    subject kind) are found once, then every incident's rows are gathered with numpy."""
     missing = [c for c in ("incident_id", "rule", "subject_id", "lon", "lat", "level") if c not in incidents.columns]
     if missing:
         raise ValueError(f"recipients_for: incidents lack column(s) {', '.join(missing)}")
     n = len(incidents)
-    inc = pd.DataFrame({
-        "_i": np.arange(n),
-        "incident_id": incidents["incident_id"].astype(str).to_numpy(),
-        "rule": incidents["rule"].astype(str).to_numpy(),
-        "subject_id": incidents["subject_id"].astype(str).to_numpy(),
-        "subject_kind": (incidents["subject_kind"].astype(str).to_numpy() if "subject_kind" in incidents.columns
-                         else _subject_kinds(incidents["subject_id"])),
-        "severity": pd.to_numeric(incidents["level"], errors="raise").to_numpy(dtype="int64"),
-    })
+    incident_ids = incidents["incident_id"].to_numpy(dtype=object)
+    subject_ids = incidents["subject_id"].to_numpy(dtype=object)
+    subject_kind = (incidents["subject_kind"].to_numpy(dtype=object) if "subject_kind" in incidents.columns
+                    else _subject_kinds(subject_ids))
+    severity = pd.to_numeric(incidents["level"], errors="raise").to_numpy(dtype="int64")
     departments = _departments(world)
     city_em = _city_emergency_id(departments)
-    home, enterprise = _home(inc, world)
-    inc["enterprise_id"] = enterprise
-    inc["district_adcode"] = _districts_at(incidents["lon"].to_numpy(dtype="float64"),
-                                           incidents["lat"].to_numpy(dtype="float64"), world, home)
+    home, enterprise = _home(subject_ids, subject_kind, world)
+    district = _districts_at(incidents["lon"].to_numpy(dtype="float64"),
+                             incidents["lat"].to_numpy(dtype="float64"), world, home)
 
+    # the routing rows of each distinct (rule, subject kind), exact rows then '*' rows, by id
     routing = _routing(world)
-    exact = inc.merge(routing[routing["rule"] != "*"], on=["rule", "subject_kind"])
-    wildcard = inc.merge(routing[routing["rule"] == "*"].drop(columns="rule"), on="subject_kind")
-    hits = pd.concat([exact, wildcard], ignore_index=True)
-    hits = hits[hits["max_severity"].isna().to_numpy() | (hits["severity"].to_numpy() <=
-                                                         hits["max_severity"].fillna(4).to_numpy(dtype="int64"))]
+    rule_codes, rules = pd.factorize(pd.Series(incidents["rule"].to_numpy(dtype=object), dtype=object))
+    kind_codes, kinds = pd.factorize(pd.Series(subject_kind, dtype=object))
+    combo = rule_codes.astype("int64") * max(len(kinds), 1) + kind_codes
+    combos, combo_of = np.unique(combo, return_inverse=True)
+    matched = []
+    for c in combos.tolist():  # a few dozen distinct pairs, not incidents
+        rule, kind = rules[c // max(len(kinds), 1)], kinds[c % max(len(kinds), 1)]
+        same_kind = routing["subject_kind"].to_numpy() == kind
+        hit = same_kind & ((routing["rule"].to_numpy() == rule) | (routing["rule"].to_numpy() == "*"))
+        matched.append(np.flatnonzero(hit))
+    sizes = np.array([len(m) for m in matched], dtype="int64")
+    flat = np.concatenate(matched) if matched else np.array([], dtype="int64")
+    starts = np.cumsum(sizes) - sizes
+    count = sizes[combo_of] if n else np.array([], dtype="int64")
+    inc = np.repeat(np.arange(n), count)
+    within = np.arange(len(inc)) - np.repeat(np.cumsum(count) - count, count)
+    row = flat[np.repeat(starts[combo_of], count) + within] if len(inc) else np.array([], dtype="int64")
+    max_sev = routing["max_severity"].to_numpy()[row]
+    keep = np.isnan(max_sev) | (severity[inc] <= max_sev)
+    inc, row = inc[keep], row[keep]
 
-    role = hits["role"].to_numpy(dtype=object)
-    recipient = np.full(len(hits), None, dtype=object)
-    is_enterprise = np.isin(role, ENTERPRISE_ROLES)
-    fits = ((role == "carrier") & (hits["subject_kind"].to_numpy() == "vehicle")) | (
-        (role == "plant") & (hits["subject_kind"].to_numpy() == "monitoring_point"))
-    recipient[is_enterprise & fits] = hits["enterprise_id"].to_numpy(dtype=object)[is_enterprise & fits]
+    # who holds each role: the subject's enterprise, the place's district office, a city department
+    role = routing["role"].to_numpy(dtype=object)
     offices = _district_offices(departments)
-    is_office = role == "district_office"
-    recipient[is_office] = pd.Series(hits["district_adcode"].to_numpy(dtype=object)[is_office]).map(offices).to_numpy()
+    office_of = pd.Series(district, dtype=object).map(offices).to_numpy(dtype=object)
     city = departments[departments["district_adcode"].isna()].drop_duplicates("kind").set_index("kind")["id"]
-    is_city = ~is_enterprise & ~is_office
-    recipient[is_city] = pd.Series(role[is_city]).map(city).to_numpy()
+    city_of_row = pd.Series(role, dtype=object).map(city).to_numpy(dtype=object)
+    is_enterprise_row = np.isin(role, ENTERPRISE_ROLES)
+    fits = np.where(role == "carrier", "vehicle", np.where(role == "plant", "monitoring_point", None))
+    recipient = np.where(role[row] == "district_office", office_of[inc], city_of_row[row]).astype(object)
+    on_enterprise = is_enterprise_row[row]
+    recipient[on_enterprise] = np.where(subject_kind[inc[on_enterprise]] == fits[row[on_enterprise]],
+                                        enterprise[inc[on_enterprise]], None)
+    found = pd.notna(recipient)
+    inc, row, recipient = inc[found], row[found], recipient[found]
+    kind = np.where(is_enterprise_row[row], "enterprise", "department").astype(object)
+    row_role = role[row]
 
-    out = pd.DataFrame({
-        "_i": hits["_i"].to_numpy(), "_row": hits["row"].to_numpy(),
-        "incident_id": hits["incident_id"].to_numpy(),
-        "recipient_kind": np.where(is_enterprise, "enterprise", "department").astype(object),
-        "recipient_id": recipient, "role": role, "district_adcode": hits["district_adcode"].to_numpy(dtype=object),
-    })
-    out = out[pd.notna(out["recipient_id"]).to_numpy()]
     # nothing is routed to nobody: the city's emergency management takes what no row reached
-    unrouted = inc[~inc["_i"].isin(out["_i"])]
-    fallback = pd.DataFrame({
-        "_i": unrouted["_i"].to_numpy(), "_row": np.full(len(unrouted), -1),
-        "incident_id": unrouted["incident_id"].to_numpy(), "recipient_kind": "department",
-        "recipient_id": city_em, "role": CITY_EMERGENCY_KIND,
-        "district_adcode": unrouted["district_adcode"].to_numpy(dtype=object),
-    })
-    out = pd.concat([out, fallback], ignore_index=True) if len(fallback) else out
-    out = out.sort_values(["_i", "_row"], kind="stable").drop_duplicates(["incident_id", "recipient_id"])
-    out = out[RECIPIENT_COLUMNS].reset_index(drop=True).astype(object)
-    return out.where(out.notna(), None)
+    unrouted = np.setdiff1d(np.arange(n), inc)
+    if len(unrouted):
+        inc = np.concatenate([inc, unrouted])
+        recipient = np.concatenate([recipient, np.full(len(unrouted), city_em, dtype=object)])
+        kind = np.concatenate([kind, np.full(len(unrouted), "department", dtype=object)])
+        row_role = np.concatenate([row_role, np.full(len(unrouted), CITY_EMERGENCY_KIND, dtype=object)])
+        order = np.argsort(inc, kind="stable")
+        inc, recipient, kind, row_role = inc[order], recipient[order], kind[order], row_role[order]
+    # each recipient once per incident: the first row naming it
+    codes, uniques = pd.factorize(pd.Series(recipient, dtype=object))
+    first = np.sort(np.unique(inc.astype("int64") * max(len(uniques), 1) + codes, return_index=True)[1])
+    inc = inc[first]
+    columns = (incident_ids[inc], kind[first], recipient[first], row_role[first], district[inc])
+    # object columns (None for nothing), as the store's writers take them
+    return pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in zip(RECIPIENT_COLUMNS, columns)})
 
 
 def escalation_target(recipients: pd.DataFrame, world: World | None) -> pd.DataFrame:
@@ -119,20 +132,18 @@ def escalation_target(recipients: pd.DataFrame, world: World | None) -> pd.DataF
     departments = _departments(world)
     city_em = _city_emergency_id(departments)
     offices = _district_offices(departments)
-    kind = recipients["recipient_kind"].astype(str).to_numpy()
-    who = recipients["recipient_id"].astype(str).to_numpy()
+    kind = recipients["recipient_kind"].to_numpy(dtype=object)
+    who = recipients["recipient_id"].to_numpy(dtype=object)
     adcode = recipients["district_adcode"].to_numpy(dtype=object)
-    office = pd.Series(adcode, dtype=object).map(offices).to_numpy(dtype=object)
-    to_office = (kind == "enterprise") & pd.notna(office)
-    target = np.where(to_office, office, city_em).astype(object)
+    at = offices.index.get_indexer(adcode) if len(offices) else np.full(len(adcode), -1)
+    to_office = (kind == "enterprise") & (at >= 0)
+    target = np.where(to_office, np.append(offices.to_numpy(dtype=object), None)[at], city_em).astype(object)
     role = np.where(to_office, "district_office", CITY_EMERGENCY_KIND).astype(object)
     keep = who != city_em
-    out = pd.DataFrame({
-        "incident_id": recipients["incident_id"].astype(str).to_numpy(), "from_recipient_id": who,
-        "recipient_kind": "department", "recipient_id": target, "role": role, "district_adcode": adcode,
-    }, index=recipients.index)
-    out = out[keep][ESCALATION_COLUMNS].astype(object)
-    return out.where(out.notna(), None)
+    index = recipients.index[keep]
+    columns = (recipients["incident_id"].to_numpy(dtype=object)[keep], who[keep],
+               np.full(int(keep.sum()), "department", dtype=object), target[keep], role[keep], adcode[keep])
+    return pd.DataFrame({c: pd.Series(v, dtype=object, index=index) for c, v in zip(ESCALATION_COLUMNS, columns)})
 
 
 # --- the World's tables as routing needs them -------------------------------------------------
@@ -175,31 +186,34 @@ def _city_emergency_id(departments: pd.DataFrame) -> str:
 
 def _district_offices(departments: pd.DataFrame) -> pd.Series:
     offices = departments[(departments["kind"] == "district_office") & departments["district_adcode"].notna()]
-    return offices.drop_duplicates("district_adcode").set_index("district_adcode")["id"]
+    offices = offices.drop_duplicates("district_adcode")
+    return pd.Series(offices["id"].to_numpy(dtype=object), index=pd.Index(offices["district_adcode"].to_numpy(dtype=object)))
 
 
-def _home(inc: pd.DataFrame, world: World | None) -> tuple[np.ndarray, np.ndarray]:
-    """Per incident: the enterprise that must act (a truck's carrier, a point's plant) and its
-    district (the home district where the place is unknown)."""
-    n = len(inc)
+def _home(subject_ids: np.ndarray, subject_kind: np.ndarray, world: World | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per incident: its district when the place is unknown (the home district of the enterprise
+    that must act), and that enterprise (a truck's carrier, a point's plant) or None."""
+    n = len(subject_ids)
     enterprise = np.full(n, None, dtype=object)
+    home = np.full(n, None, dtype=object)
     if world is None:
-        return np.full(n, None, dtype=object), enterprise
-    subject = inc["subject_id"]
-    vehicles = world.vehicles
+        return home, enterprise
+    vehicles, points = world.vehicles, world.monitoring_points
     if "carrier_id" in vehicles.columns and len(vehicles):
-        carrier = vehicles.set_index("id")["carrier_id"]
-        is_vehicle = (inc["subject_kind"] == "vehicle").to_numpy()
-        enterprise[is_vehicle] = subject[is_vehicle].map(carrier).to_numpy(dtype=object)
-    if len(world.monitoring_points) and len(world.hazard_sources):
-        plant = world.monitoring_points.set_index("id")["hazard_source_id"].map(
-            world.hazard_sources.set_index("id")["entity_id"])
-        is_point = (inc["subject_kind"] == "monitoring_point").to_numpy()
-        enterprise[is_point] = subject[is_point].map(plant).to_numpy(dtype=object)
+        is_vehicle = subject_kind == "vehicle"
+        at = pd.Index(vehicles["id"].to_numpy(dtype=object)).get_indexer(subject_ids[is_vehicle])
+        carrier = np.append(vehicles["carrier_id"].to_numpy(dtype=object), None)
+        enterprise[is_vehicle] = carrier[at]  # -1: not a known vehicle -> the None appended
+    if len(points) and len(world.hazard_sources):
+        plant_of_point = points["hazard_source_id"].map(world.hazard_sources.set_index("id")["entity_id"])
+        is_point = subject_kind == "monitoring_point"
+        at = pd.Index(points["id"].to_numpy(dtype=object)).get_indexer(subject_ids[is_point])
+        enterprise[is_point] = np.append(plant_of_point.to_numpy(dtype=object), None)[at]
     enterprise = np.where(pd.isna(enterprise), None, enterprise).astype(object)
-    home = pd.Series(enterprise, dtype=object).map(world.entities.set_index("id")["district_adcode"]) \
-        if len(world.entities) else pd.Series([None] * n, dtype=object)
-    return home.to_numpy(dtype=object), enterprise
+    if len(world.entities):
+        at = pd.Index(world.entities["id"].to_numpy(dtype=object)).get_indexer(enterprise)
+        home = np.append(world.entities["district_adcode"].to_numpy(dtype=object), None)[at]
+    return home, enterprise
 
 
 def _districts_at(lon: np.ndarray, lat: np.ndarray, world: World | None, home: np.ndarray) -> np.ndarray:
