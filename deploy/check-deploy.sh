@@ -8,14 +8,15 @@
 #   HAZMAP_VENV=/path/venv DATABASE_URL=postgresql+psycopg://… deploy/check-deploy.sh [WORK]
 #
 # HAZMAP_VENV: a venv with hazmap installed from its wheel (step 3). DATABASE_URL: an empty
-# database with the PostGIS extension (step 2). NGINX: the nginx binary (default: from PATH or
-# /usr/sbin/nginx). Exit 0 when every check passed; the first failure prints the logs.
+# database with the PostGIS extension (step 2). NGINX_BIN: the nginx binary (default: from PATH
+# or /usr/sbin/nginx). Exit 0 when every check passed; the first failure prints the logs.
 set -euo pipefail
 DEPLOY=$(cd "$(dirname "$0")" && pwd)
 : "${HAZMAP_VENV:?set HAZMAP_VENV to a venv with hazmap installed from its wheel}"
 : "${DATABASE_URL:?set DATABASE_URL to an empty PostGIS database}"
 WORK=${1:-$(mktemp -d)}
-NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+NGINX_BIN=${NGINX_BIN:-$(command -v nginx || echo /usr/sbin/nginx)}
+unset NGINX  # nginx reads inherited listening sockets from this variable
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 PY="$HAZMAP_VENV/bin/python"
@@ -36,7 +37,7 @@ wait_http() {  # url seconds
   for _ in $(seq "$(($2 * 2))"); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.5; done
   return 1
 }
-[ -x "$NGINX" ] || fail "no nginx at $NGINX (apt-get install nginx)"
+[ -x "$NGINX_BIN" ] || fail "no nginx at $NGINX_BIN (apt-get install nginx)"
 [ -x "$HAZMAP_VENV/bin/hazmap" ] || fail "no hazmap in $HAZMAP_VENV"
 
 # --- step 4: configuration (/etc/hazmap -> $WORK/etc/hazmap) ------------------------------------
@@ -62,8 +63,8 @@ say "step 4: $ETC/hazmap.toml (shipped example) and hazmap.env"
 
 # --- step 5: migrations and a world --------------------------------------------------------------
 run_hazmap db upgrade >"$WORK/db.log" 2>&1 || { cat "$WORK/db.log"; fail "hazmap db upgrade"; }
-run_hazmap db status 2>/dev/null | grep -q "revision" || fail "hazmap db status"
-say "step 5: $(run_hazmap db status 2>/dev/null)"
+status=$(run_hazmap db status 2>/dev/null) || fail "hazmap db status"
+say "step 5: $status"
 run_hazmap world build --seed 5 --scale 0.01 >"$WORK/world.log" 2>&1 || { cat "$WORK/world.log"; fail "world build"; }
 say "step 5: demo world stored ($(run_hazmap world stats --json 2>/dev/null | head -c 80)…)"
 
@@ -114,8 +115,8 @@ http {
     include $NG/sites-enabled/*;
 }
 EOF
-"$NGINX" -t -q -p "$NG" -c "$NG/nginx.conf" -e "$NG/error.log" 2>>"$NG/error.log" || fail "nginx -t"
-"$NGINX" -p "$NG" -c "$NG/nginx.conf" -e "$NG/error.log" -g "daemon off;" 2>>"$NG/error.log" &
+"$NGINX_BIN" -t -q -p "$NG" -c "$NG/nginx.conf" -e "$NG/error.log" 2>>"$NG/error.log" || fail "nginx -t"
+"$NGINX_BIN" -p "$NG" -c "$NG/nginx.conf" -e "$NG/error.log" -g "daemon off;" 2>>"$NG/error.log" &
 NGINX_PID=$!
 pids+=("$NGINX_PID")
 PROXY="http://127.0.0.1:$NGINX_PORT"
@@ -130,13 +131,15 @@ for script in $(grep -o '/assets/[A-Za-z0-9_.-]*\.\(js\|css\)' "$WORK/page.html"
 done
 grep -q '/assets/hazmap_map.js' "$WORK/page.html" || fail "the page does not load assets/hazmap_map.js"
 say "step 8: the page and its scripts answer through nginx"
-curl -fsS "$PROXY/api/health" | grep -q '"alive"' || fail "/api/health through nginx"
+curl -fsS "$PROXY/api/health" -o "$WORK/health.json" || fail "/api/health through nginx"
+grep -q '"alive"' "$WORK/health.json" || fail "/api/health says: $(cat "$WORK/health.json")"
 curl -fsS -D "$WORK/ready.headers" "$PROXY/api/ready" -o "$WORK/ready.json" || { cat "$WORK/ready.json"; fail "/api/ready is not 200"; }
 grep -q '"ready":true' "$WORK/ready.json" || fail "/api/ready says not ready: $(cat "$WORK/ready.json")"
 RID=$(sed -n 's/^[Xx]-[Rr]equest-[Ii][Dd]: *\([0-9a-f]*\).*/\1/p' "$WORK/ready.headers" | tr -d '\r')
 [ ${#RID} = 32 ] || fail "no X-Request-ID from nginx's \$request_id in the answer"
 say "step 8: /api/health alive, /api/ready ready (request id $RID)"
-curl -fsS "$PROXY/metrics" | grep -q '^hazmap_http_requests_total{' || fail "/metrics through nginx"
+curl -fsS "$PROXY/metrics" -o "$WORK/metrics.txt" || fail "/metrics through nginx"
+grep -q '^hazmap_http_requests_total{' "$WORK/metrics.txt" || fail "/metrics through nginx has no HTTP counts"
 say "step 8: /metrics answers through nginx (from 127.0.0.1)"
 grep -q "\"request_id\": \"$RID\"" "$WORK/hazmap.log" || fail "hazmap's log has no line with request id $RID"
 grep -q "development server" "$WORK/hazmap.log" && fail "the log still says 'development server'"

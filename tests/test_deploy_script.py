@@ -24,7 +24,7 @@ def _nginx() -> str:
 
 def test_the_deploy_guide_runs_here_and_answers_through_nginx(installed_wheel, postgis_url, tmp_path):  # noqa: F811
     nginx = _nginx()
-    env = installed_wheel.env(HAZMAP_VENV=str(installed_wheel.venv), DATABASE_URL=postgis_url, NGINX=nginx)
+    env = installed_wheel.env(HAZMAP_VENV=str(installed_wheel.venv), DATABASE_URL=postgis_url, NGINX_BIN=nginx)
     proc = subprocess.run(["bash", str(SCRIPT), str(tmp_path / "deploy")], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=900)
     output = proc.stdout + proc.stderr
