@@ -6,6 +6,7 @@ import json
 import logging
 import socket
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,8 @@ from data.demo import build_world
 from data.reference import load_chemicals
 from data.store import Store
 from spatial.model import LiveState
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +183,61 @@ def test_settings_reference_lists_every_key_with_unit_and_source():
     speeding = next(r for r in rows if r["rule"] == "speeding")
     assert str(speeding["source"])[:20] in text
 
+
+
+_SLOW_APP = """
+import pathlib, sys, time
+from app.server import configure_logging, serve
+
+def app(environ, start_response):
+    seconds = float(environ["QUERY_STRING"] or 0)
+    if seconds:
+        pathlib.Path(sys.argv[2]).touch()  # the slow request is being worked on
+    time.sleep(seconds)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"finished"]
+
+configure_logging("text")
+serve(app, host="127.0.0.1", port=int(sys.argv[1]), threads=2, connection_limit=10, channel_timeout_s=30)
+"""
+
+
+def test_sigterm_lets_the_request_in_flight_finish_then_exits_143(tmp_path):
+    """waitress swallows SystemExit; serve() raises it again after the request in flight is answered."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_APP, str(port), str(tmp_path / "working")], cwd=tmp_path.parent, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    answers: list = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/?0", timeout=2).read()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+                time.sleep(0.2)
+        slow = threading.Thread(target=lambda: answers.append(
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/?2", timeout=30).read()))
+        slow.start()
+        while not (tmp_path / "working").exists():  # the slow request is running
+            assert time.monotonic() < deadline + 30
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        slow.join(30)
+        output, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert answers == [b"finished"]
+    assert proc.returncode == 128 + signal.SIGTERM, output
+    assert "web server stopped" in output
