@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import logging
 import socket
 import uuid
@@ -241,3 +242,14 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_143(tmp_path):
     assert answers == [b"finished"]
     assert proc.returncode == 128 + signal.SIGTERM, output
     assert "web server stopped" in output
+
+
+def test_the_example_hazmap_toml_is_valid_settings(monkeypatch):
+    """deploy/hazmap.toml holds only keys the Settings know (extra keys are refused), with good values."""
+    for name in list(os.environ):
+        if name.startswith("HAZMAP_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(REPO / "deploy")
+    settings = Settings()
+    assert settings.var_dir == Path("/var/lib/hazmap") and settings.trusted_proxy == "127.0.0.1"
+    assert settings.log_format == "json" and settings.live_clock == "wall"
