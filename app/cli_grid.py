@@ -69,11 +69,11 @@ def grid_inputs_at(store, world, at: pd.Timestamp, window_s: float) -> dict[str,
     return {"trucks": trucks, "alarms": alarms, "incidents": incidents}
 
 
-def grid_at(store, world, at: pd.Timestamp, resolution: int, window_s: float):
+def grid_at(store, world, at: pd.Timestamp, resolution: int, window_s: float, weights=None):
     """(RiskGrid with the picture at `at` applied, its scores at `resolution`)."""
     from spatial.risk import RiskGrid
 
-    grid = RiskGrid(world)
+    grid = RiskGrid(world, weights)
     grid.apply(**grid_inputs_at(store, world, at, window_s))
     return grid, grid.scores(resolution)
 
@@ -106,7 +106,7 @@ def grid(
 ) -> None:
     """The risk grid at a past time, from the stored positions, readings' alarms and alerts."""
     from spatial.h3cells import H3_RES_RISK_GRID, RISK_GRID_RESOLUTIONS
-    from spatial.risk import BANDS, PARTS
+    from spatial.risk import BANDS, PARTS, weights_from
 
     resolution = H3_RES_RISK_GRID if res is None else res
     if resolution not in RISK_GRID_RESOLUTIONS:
@@ -117,10 +117,14 @@ def grid(
         raise UserError(f"--window must be a number of seconds > 0, got {window}")
     when = _parse_time(at, "--at").tz_convert("UTC")
     settings = _settings(ctx)
+    try:
+        weights = weights_from(settings.risk_weights)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"bad HAZMAP_RISK_WEIGHTS: {exc}") from exc
     world = _load_world(settings)
     store = _open_store(settings)
     try:
-        _, table = grid_at(store, world, when, resolution, window)
+        _, table = grid_at(store, world, when, resolution, window, weights)
     finally:
         store.close()
     if out is not None:

@@ -6,7 +6,7 @@ Created once by the CLI and passed down; no other module reads the environment.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -49,6 +49,11 @@ class Settings(BaseSettings):
         "(real terminals: reports from the future are dropped, silent sensors are noticed without any data)",
     )
     trail_s: float = Field(7200.0, gt=0, description="seconds of track the screen keeps per truck")
+    risk_weights: dict[str, Any] = Field(
+        default_factory=dict,
+        description="overrides of the risk grid's weights and band cut points (spatial.risk.RiskWeights, "
+        "docs/risk.md), e.g. HAZMAP_RISK_WEIGHTS='{\"exposure_pts\": 2.0, \"band_cuts\": [20, 50, 100]}'",
+    )
     sim_in_demo: bool = Field(True, description="`hazmap demo` runs the traffic simulator")
     sim_time_factor: float = Field(10.0, gt=0, description="simulated seconds per wall-clock second (demo, simulate)")
     sim_seed: int = Field(1, description="seed of the simulated traffic and sensor readings")
@@ -84,6 +89,14 @@ class Settings(BaseSettings):
         300.0, ge=0, description="/api/ready fails when no report or reading arrived for this long while a feed "
         "is configured; 0: never (a deliberately idle feed)"
     )
+    # people (app/auth.py, data/people.py, docs/api.md)
+    auth_required: bool = Field(
+        True, description="the screen needs a login (false: it is open as a read-only kiosk; the API always "
+        "needs a token)")
+    session_ttl_s: float = Field(43200.0, gt=0, description="a screen login lasts this long (a kiosk's never ends)")
+    api_token_ttl_s: float = Field(3600.0, gt=0, le=30 * 86400,
+                                   description="an API token from POST /api/token expires after this long "
+                                   "(a kiosk's never)")
 
     @classmethod
     def settings_customise_sources(

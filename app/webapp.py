@@ -32,6 +32,7 @@ from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html
 from dash_extensions.javascript import Namespace
 
 from app.i18n import COUNTED_LAYERS, other_language, ui
+from app.api import may_see
 from app.ops import add_ops_routes
 from app.settings import Settings
 from assets import ASSETS_DIR  # package data: found in a checkout and in an installed wheel alike
@@ -58,6 +59,7 @@ from layers.live import (
 )
 from layers.style import BASE_HIDEOUT, LANGUAGES, LegendGroup, layer_style, legend, text
 from spatial.model import LiveState, World
+from spatial.risk import weights_from
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,7 @@ _js = Namespace("hazmap", "map")
 LAYER_ID_TYPE = "hz-layer"
 
 
-def create_app(settings: Settings, world: World, world_version: str, live=None) -> dash.Dash:
+def create_app(settings: Settings, world: World, world_version: str, live=None, people=None) -> dash.Dash:
     """The wall-screen app for `world`. `world_version` (a short hash or counter, letters,
     digits, `.`, `_`, `-`) goes into every layer URL, so a new world is never shown from a
     browser's cache of the old one. `live`: the live source (`snapshot()` returns a copy of
@@ -103,12 +105,19 @@ def create_app(settings: Settings, world: World, world_version: str, live=None) 
     )
     encoder = LiveEncoder(world) if live is not None else None
     screen = _Screen(settings, world, world_version, web.config.requests_pathname_prefix, live)
-    screen.grid = GridFeed(world, live)  # the risk grid (layers/grid.py); live parts only with a live source
+    # the risk grid (layers/grid.py); live parts only with a live source
+    screen.grid = GridFeed(world, live, weights=weights_from(settings.risk_weights))
     _add_layer_route(web, world_version, payloads)
     _add_live_routes(web, world_version, live, encoder)
     _add_grid_route(web, world_version, screen.grid)
     _add_language_route(web)
     add_ops_routes(web, settings, world, live)  # /api/health, /api/ready, /metrics, request ids
+    if people is not None:  # logins, roles, CSRF, security headers and the REST API (app/auth.py, app/api/)
+        from app.api import install_api
+        from app.auth import install_auth
+
+        install_auth(web, people, settings)
+        install_api(web, people, world, settings)
     web.layout = screen.layout
     _add_callbacks(web, screen)
     return web
@@ -410,6 +419,8 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
         else:
             return [], "hz-panel"
         try:
+            if not may_see(feature_id):  # the roles (app/permissions.py): not yours reads as not found
+                raise LookupError(feature_id)
             details = screen.directory.describe(layer, feature_id, language)
         except LookupError:
             return [html.P(ui("not_found", language))], "hz-panel hz-open"
@@ -505,6 +516,8 @@ def _add_live_routes(web: dash.Dash, world_version: str, live, encoder: LiveEnco
         if not _VEHICLE_ID_PATTERN.fullmatch(vehicle_id):
             return flask.jsonify(error=f"vehicle id must be 1-128 letters, digits, '.', '_', ':' or '-', "
                                        f"got {vehicle_id[:140]!r}"), 400
+        if not may_see(vehicle_id):
+            return flask.jsonify(error=f"no vehicle {vehicle_id!r}"), 404
         try:
             trail = encoder.trail(_snapshot(live), vehicle_id)
         except LookupError as missing:

@@ -118,6 +118,17 @@ class RiskWeights:
             raise ValueError(f"RiskWeights.band_cuts must be increasing and > 0, got {self.band_cuts!r}")
 
 
+def weights_from(overrides: dict | None) -> RiskWeights:
+    """RiskWeights with some fields overridden (settings: lists become tuples); an unknown name
+    is a ValueError naming it."""
+    overrides = dict(overrides or {})
+    known = set(RiskWeights.__dataclass_fields__)
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown risk weights {unknown}; known: {sorted(known)}")
+    return RiskWeights(**{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
+
+
 # -- small vectorised helpers -----------------------------------------------------------------
 
 def _fixed(points: np.ndarray) -> np.ndarray:

@@ -59,10 +59,11 @@ def stored(tmp_path_factory):
             "point_xy": (points.geometry.x.to_numpy(), points.geometry.y.to_numpy())}
 
 
-def run(stored, *args):
+def run(stored, *args, env=None):
     from app.cli import cli
 
-    result = CliRunner().invoke(cli, list(args), env={"HAZMAP_DATABASE_URL": stored["url"]}, catch_exceptions=True)
+    result = CliRunner().invoke(cli, list(args), env={"HAZMAP_DATABASE_URL": stored["url"], **(env or {})},
+                                catch_exceptions=True)
     return result
 
 
@@ -129,3 +130,15 @@ def test_a_bad_time_is_refused(stored):
 
     result = run(stored, "grid", "--at", "yesterday-ish")
     assert isinstance(result.exception, UserError) and "--at must be an ISO 8601 time" in str(result.exception)
+
+
+def test_the_weights_come_from_the_settings(stored):
+    from app.cli import UserError
+
+    env = {"HAZMAP_RISK_WEIGHTS": '{"incident_pts": [0, 0, 0, 0], "alarm_pts": [50, 0, 0, 0]}'}
+    result = run(stored, "grid", "--at", AT.isoformat(), "--json", env=env)
+    assert result.exit_code == 0, result.output
+    cells = pd.DataFrame(json.loads(result.stdout)["cells"])
+    assert cells["incidents"].sum() == 0 and cells["alarms"].sum() == 50
+    result = run(stored, "grid", "--at", AT.isoformat(), env={"HAZMAP_RISK_WEIGHTS": '{"exposure": 1}'})
+    assert isinstance(result.exception, UserError) and "unknown risk weights ['exposure']" in str(result.exception)
