@@ -29,6 +29,8 @@ cli.add_typer(bench_cli, name="bench")
 import app.cli_chemicals  # noqa: E402, F401  (adds `hazmap chemicals` to cli)
 from app.cli_incidents import incidents_cli  # noqa: E402  (imports app.cli only inside its commands)
 cli.add_typer(incidents_cli, name="incidents")
+from app.cli_deliveries import deliveries_cli  # noqa: E402  (also adds `hazmap incidents text`)
+cli.add_typer(deliveries_cli, name="deliveries")
 
 
 class UserError(Exception):
