@@ -31,6 +31,9 @@ from app.cli_incidents import incidents_cli  # noqa: E402  (imports app.cli only
 cli.add_typer(incidents_cli, name="incidents")
 from app.cli_deliveries import deliveries_cli  # noqa: E402  (also adds `hazmap incidents text`)
 cli.add_typer(deliveries_cli, name="deliveries")
+from app.cli_people import audit_command, users_cli  # noqa: E402  (imports app.cli only inside its commands)
+cli.add_typer(users_cli, name="users")
+cli.command("audit")(audit_command)
 
 
 class UserError(Exception):
@@ -228,8 +231,13 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, simulate: 
     except RuntimeError as exc:
         raise UserError(f"{exc} (set HAZMAP_JT808_PORT, or HAZMAP_JT808_IN_SERVE=false to run without it)") from exc
     simulator = sender = None
+    people_store = None
     try:
-        web = create_app(settings, world, world_version=world.fingerprint(), live=monitor)
+        from data.people import PeopleStore
+
+        people_store = _open_store(settings)  # users, tokens, the audit log (app/auth.py, app/api/)
+        web = create_app(settings, world, world_version=world.fingerprint(), live=monitor,
+                         people=PeopleStore(people_store))
         if simulate:
             simulator, sender = _start_simulation(settings, world, monitor, readings_via_mqtt=mqtt)
         # SIGTERM (a service manager stopping hazmap) unwinds like Ctrl-C: the web server finishes
@@ -245,6 +253,8 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, simulate: 
             s.close()
         monitor.stop()
         log.info("live monitor stopped")
+        if people_store is not None:
+            people_store.close()
 
 
 def _plan(world, sim):
@@ -315,7 +325,26 @@ def demo(
         log.info("no world in %s: building the demo world (seed %d, scale %g)",
                  settings.resolved_database_url, settings.world_seed, settings.world_scale)
         ctx.invoke(world_build, ctx=ctx, seed=None, scale=None)
+    _print_demo_logins(settings)
     _serve(settings, host, port, simulate=settings.sim_in_demo)
+
+
+def _print_demo_logins(settings: Settings) -> None:
+    """One user per role, made on the demo's first start; their passwords are printed once."""
+    from app.cli_people import demo_users
+
+    store = _open_store(settings)
+    try:
+        from types import SimpleNamespace
+
+        made = demo_users(store, SimpleNamespace(**{n: store.read_layer(n) for n in
+                                                    ("departments", "vehicles", "entities")}))
+    finally:
+        store.close()
+    if made:
+        typer.echo("demo logins (passwords shown once; `hazmap users reset-password NAME` for a new one):")
+        for name, role, password in made:
+            typer.echo(f"  {name:<6} {role:<13} {password}")
 
 
 @cli.command()
