@@ -145,8 +145,8 @@ def _by_level(levels, table: tuple[float, ...], what: str) -> np.ndarray:
 
 def class_factors(hazard_class, weights: RiskWeights) -> np.ndarray:
     """Class factor of each dangerous-goods class (`1.1D` counts as class 1); missing: other."""
-    codes, uniq = pd.factorize(pd.Series(np.asarray(hazard_class, dtype=object)).fillna(""), use_na_sentinel=False)
-    return _class_factors_unique(pd.Series(np.asarray(uniq, dtype=object)), weights)[codes]
+    codes, uniq = _factorize(hazard_class)
+    return _class_factors_unique(pd.Series(uniq, dtype=object).fillna(""), weights)[codes]
 
 
 def _class_factors_unique(cls: pd.Series, weights: RiskWeights) -> np.ndarray:
@@ -162,8 +162,8 @@ def protective_distance_m(un_numbers, chemicals: pd.DataFrame, default_m: float)
     """Protective distance (m) per UN number from the catalogue: the ERG small-spill day
     protective action distance, else the large-spill distance, else the initial isolation, else
     `default_m` (an unknown or missing UN number too)."""
-    codes, uniq = pd.factorize(pd.Series(np.asarray(un_numbers, dtype=object)).fillna(""), use_na_sentinel=False)
-    un = pd.Index(np.asarray(uniq, dtype=object)).astype(str)
+    codes, uniq = _factorize(un_numbers)
+    un = pd.Index(pd.Series(uniq, dtype=object).fillna("").astype(str).to_numpy(object), dtype=object)
     out = np.full(len(un), np.nan)
     for column in ("erg_day_m", "erg_large_spill_m", "erg_isolation_m"):
         if column in chemicals.columns:
@@ -174,27 +174,46 @@ def protective_distance_m(un_numbers, chemicals: pd.DataFrame, default_m: float)
     return np.where(np.isnan(out), default_m, out)[codes]
 
 
-def _rows(cell, part, value, kind, item_id, via=None) -> pd.DataFrame:
+Rows = dict  # column name (ROW_COLUMNS) -> numpy array: contribution rows inside the hot path
+
+
+def _rows(cell, part, value, kind, item_id, via=None) -> Rows:
     n = len(cell)
+    return {
+        "cell": np.asarray(cell, "uint64"), "part": np.full(n, part, "int8"), "value": np.asarray(value, "int64"),
+        "kind": np.full(n, kind, dtype=object), "item_id": np.asarray(item_id, dtype=object),
+        "via": np.full(n, "", dtype=object) if via is None else np.asarray(via, dtype=object),
+    }
+
+
+def _cat(*parts: Rows) -> Rows:
+    return {c: np.concatenate([p[c] for p in parts]) for c in ROW_COLUMNS}
+
+
+def _frame(rows: Rows) -> pd.DataFrame:
     # object columns, not pandas' Arrow strings: converting 15,000 ids costs more than the score
-    return pd.DataFrame({
-        "cell": np.asarray(cell, "uint64"), "part": np.full(n, part, "int8") if np.isscalar(part) else part,
-        "value": np.asarray(value, "int64"),
-        "kind": pd.Series(np.full(n, kind, dtype=object) if isinstance(kind, str) else kind, dtype=object),
-        "item_id": pd.Series(np.asarray(item_id, dtype=object), dtype=object),
-        "via": pd.Series(np.full(n, "", dtype=object) if via is None else np.asarray(via, dtype=object), dtype=object),
-    })
+    return pd.DataFrame({c: pd.Series(v, dtype=v.dtype) for c, v in rows.items()})
+
+
+def _factorize(values) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, distinct values) of an object array; the per-row work of the callers is then
+    done once per distinct value (a few classes, states, UN numbers)."""
+    codes, uniq = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=False)
+    return codes, np.asarray(uniq, dtype=object)
 
 
 def _lookup(values: np.ndarray, table: dict[str, float]) -> np.ndarray:
-    out = np.zeros(len(values), "float64")
-    for key, weight in table.items():  # a handful of states, not a loop over rows
-        out[values == key] = weight
-    return out
+    codes, uniq = _factorize(values)
+    return np.array([table.get(v, 0.0) for v in uniq.tolist()], "float64")[codes] if len(uniq) else \
+        np.zeros(0, "float64")
+
+
+def _empty() -> Rows:
+    return _rows(np.zeros(0, "uint64"), HAZARD, np.zeros(0, "int64"), "", np.zeros(0, dtype=object))
 
 
 def empty_rows() -> pd.DataFrame:
-    return _rows(np.zeros(0, "uint64"), HAZARD, np.zeros(0, "int64"), "", np.zeros(0, dtype=object))
+    return _frame(_empty())
 
 
 def _check_columns(frame: pd.DataFrame, columns, what: str) -> None:
@@ -254,10 +273,14 @@ class Sites:
         threats = cKDTree(xy)
         found_t, found_s = [], []
         if len(self._point_index):
-            pairs = threats.sparse_distance_matrix(self._point_tree, float(d.max()), output_type="ndarray")
-            keep = pairs["v"] <= d[pairs["i"]]
-            found_t.append(pairs["i"][keep])
-            found_s.append(self._point_index[pairs["j"][keep]])
+            # one exact radius query per distinct protective distance (a handful: one per
+            # ERG figure in the catalogue), so no pair beyond its own threat's distance is made
+            groups, distances = pd.factorize(d)
+            for k, radius in enumerate(np.asarray(distances).tolist()):
+                mine = np.flatnonzero(groups == k)
+                pairs = cKDTree(xy[mine]).sparse_distance_matrix(self._point_tree, radius, output_type="ndarray")
+                found_t.append(mine[pairs["i"]])
+                found_s.append(self._point_index[pairs["j"]])
         if len(self._area_index):
             pairs = threats.sparse_distance_matrix(self._area_tree, float(d.max()) + self._max_area_radius,
                                                    output_type="ndarray")
@@ -281,6 +304,11 @@ def hazard_source_rows(world, sites: Sites, weights: RiskWeights) -> pd.DataFram
     hs = world.hazard_sources
     if not len(hs):
         return empty_rows()
+    return _frame(_hazard_source_rows(world, sites, weights))
+
+
+def _hazard_source_rows(world, sites: Sites, weights: RiskWeights) -> Rows:
+    hs = world.hazard_sources
     _check_columns(hs, ("id", "grade", "r_value"), "hazard_sources")
     ids = hs["id"].astype(str).to_numpy(object)
     grade = hs["grade"].to_numpy()
@@ -300,15 +328,19 @@ def hazard_source_rows(world, sites: Sites, weights: RiskWeights) -> pd.DataFram
     t, s = sites.reached(np.asarray(x), np.asarray(y), distance)
     exposure = _rows(sites.cell[s], EXPOSURE, _fixed(weights.exposure_pts * sites.people[s] / 1000 * threat[t]),
                      "sensitive_sites", sites.ids[s], ids[t])
-    return pd.concat([own, exposure], ignore_index=True)
+    return _cat(own, exposure)
 
 
 def truck_rows(trucks: pd.DataFrame, sites: Sites, chemicals: pd.DataFrame, weights: RiskWeights) -> pd.DataFrame:
     """Trucks part of every present truck (`TRUCK_COLUMNS`; no position: nothing) and the
     exposure of the sites within its cargo's protective distance."""
+    return _frame(_truck_rows(trucks, sites, chemicals, weights))
+
+
+def _truck_rows(trucks: pd.DataFrame, sites: Sites, chemicals: pd.DataFrame, weights: RiskWeights) -> Rows:
     _check_columns(trucks, TRUCK_COLUMNS, "trucks")
     if not len(trucks):
-        return empty_rows()
+        return _empty()
     state = trucks["cargo_state"].to_numpy(object)
     state = np.where(pd.isna(state), "unknown", state).astype(object)
     bad = ~np.isin(state, CARGO_STATES)
@@ -336,15 +368,19 @@ def truck_rows(trucks: pd.DataFrame, sites: Sites, chemicals: pd.DataFrame, weig
     t, s = sites.reached(x, y, distance)
     exposure = _rows(sites.cell[s], EXPOSURE, _fixed(weights.exposure_pts * sites.people[s] / 1000 * threat[t]),
                      "sensitive_sites", sites.ids[s], ids[t])
-    return pd.concat([own, exposure], ignore_index=True)
+    return _cat(own, exposure)
 
 
 def subject_rows(subjects: pd.DataFrame, part: int, kind: str, table: tuple[float, ...]) -> pd.DataFrame:
     """Alarm or incident part of subjects (`SUBJECT_COLUMNS`, severity 1..4); a row whose
     severity is missing or above 4, or without a position, adds nothing."""
+    return _frame(_subject_rows(subjects, part, kind, table))
+
+
+def _subject_rows(subjects: pd.DataFrame, part: int, kind: str, table: tuple[float, ...]) -> Rows:
     _check_columns(subjects, SUBJECT_COLUMNS, kind)
     if not len(subjects):
-        return empty_rows()
+        return _empty()
     severity = pd.to_numeric(subjects["severity"], errors="coerce").to_numpy("float64")
     lon = pd.to_numeric(subjects["lon"], errors="coerce").to_numpy("float64")
     lat = pd.to_numeric(subjects["lat"], errors="coerce").to_numpy("float64")
@@ -423,7 +459,7 @@ class _Held:
             found = self.keys.get_indexer(keys)
         return found.astype("int64")
 
-    def replace(self, codes: np.ndarray, rows: pd.DataFrame, row_codes: np.ndarray) -> dict[str, np.ndarray]:
+    def replace(self, codes: np.ndarray, rows: Rows, row_codes: np.ndarray) -> dict[str, np.ndarray]:
         """Drop the rows of `codes`, add `rows`; returns the removed rows' cell, part, value."""
         hit = np.zeros(len(self.keys), bool)
         hit[codes] = True
@@ -432,11 +468,11 @@ class _Held:
         kept = ~gone
         self.code = np.concatenate([self.code[kept], row_codes])
         for c in _HELD:
-            self.cols[c] = np.concatenate([self.cols[c][kept], rows[c].to_numpy(self.cols[c].dtype)])
+            self.cols[c] = np.concatenate([self.cols[c][kept], rows[c].astype(self.cols[c].dtype)])
         return removed
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame({c: pd.Series(v, dtype=v.dtype) for c, v in self.cols.items()})
+        return _frame(self.cols)
 
 
 def _last_per_key(frame: pd.DataFrame, key: str) -> pd.DataFrame:
@@ -485,31 +521,29 @@ class RiskGrid:
               incidents: pd.DataFrame | None = None) -> int:
         """Upsert live items; returns the grid's version (unchanged when nothing changed).
         Bad input raises before anything changes."""
-        new: dict[str, tuple[pd.DataFrame, np.ndarray, np.ndarray]] = {}
+        new: dict[str, tuple[Rows, np.ndarray, np.ndarray]] = {}
         if trucks is not None:
             _check_columns(trucks, TRUCK_COLUMNS, "trucks")
             trucks = _last_per_key(trucks, "vehicle_id")  # a batch's last word per truck
-            rows = truck_rows(trucks, self.sites, self.chemicals, self.weights)
+            rows = _truck_rows(trucks, self.sites, self.chemicals, self.weights)
             # an exposure row's key is its truck (via), a truck row's its own id
-            row_keys = np.where(rows["part"].to_numpy() == EXPOSURE, rows["via"].to_numpy(object),
-                                rows["item_id"].to_numpy(object))
+            row_keys = np.where(rows["part"] == EXPOSURE, rows["via"], rows["item_id"])
             new["trucks"] = (rows, trucks["vehicle_id"].to_numpy(object).astype(str).astype(object), row_keys)
         for kind, frame, part, table in (("alarms", alarms, ALARMS, self.weights.alarm_pts),
                                          ("incidents", incidents, INCIDENTS, self.weights.incident_pts)):
             if frame is not None:
                 _check_columns(frame, SUBJECT_COLUMNS, kind)
                 frame = _last_per_key(frame, "subject_id")
-                rows = subject_rows(frame, part, kind if kind == "incidents" else "monitoring_points", table)
-                new[kind] = (rows, frame["subject_id"].to_numpy(object).astype(str).astype(object),
-                             rows["item_id"].to_numpy(object))
+                rows = _subject_rows(frame, part, kind if kind == "incidents" else "monitoring_points", table)
+                new[kind] = (rows, frame["subject_id"].to_numpy(object).astype(str).astype(object), rows["item_id"])
         cells, parts, values = [], [], []
         for kind, (rows, keys, row_keys) in new.items():
             held = self.live[kind]
             codes = held.codes_of(keys)
             removed = held.replace(codes, rows, held.codes_of(row_keys) if len(row_keys) else np.zeros(0, "int64"))
-            cells += [rows["cell"].to_numpy("uint64"), removed["cell"]]
-            parts += [rows["part"].to_numpy("int64"), removed["part"].astype("int64")]
-            values += [rows["value"].to_numpy("int64"), -removed["value"]]
+            cells += [rows["cell"], removed["cell"]]
+            parts += [rows["part"].astype("int64"), removed["part"].astype("int64")]
+            values += [rows["value"], -removed["value"]]
         if cells:
             self._add(np.concatenate(cells), np.concatenate(parts), np.concatenate(values), self.version + 1)
         return self.version
