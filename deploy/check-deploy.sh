@@ -67,6 +67,10 @@ status=$(run_hazmap db status 2>/dev/null) || fail "hazmap db status"
 say "step 5: $status"
 run_hazmap world build --seed 5 --scale 0.01 >"$WORK/world.log" 2>&1 || { cat "$WORK/world.log"; fail "world build"; }
 say "step 5: demo world stored ($(run_hazmap world stats --json 2>/dev/null | head -c 80)…)"
+PASSWORD="check-deploy-$RANDOM-$RANDOM-password"
+printf '%s\n' "$PASSWORD" | run_hazmap users add admin --role admin --password-stdin >"$WORK/users.log" 2>&1 \
+  || { cat "$WORK/users.log"; fail "hazmap users add admin"; }
+say "step 5: the first user, admin"
 
 # --- step 6: the service -------------------------------------------------------------------------
 UNIT="$WORK/hazmap.service"
@@ -124,8 +128,19 @@ wait_http "$PROXY/api/health" 30 || fail "nginx did not proxy /api/health on por
 say "step 7: nginx (pid $NGINX_PID) on 127.0.0.1:$NGINX_PORT -> hazmap"
 
 # --- step 8: checks through the proxy -------------------------------------------------------------
-curl -fsS "$PROXY/" -o "$WORK/page.html" || fail "GET / through nginx"
+JAR="$WORK/cookies.txt"
+first=$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' "$PROXY/") || fail "GET / through nginx"
+case "$first" in 302\ */login*) ;; *) fail "GET / without a session: expected a redirect to /login, got $first";; esac
+curl -fsS -c "$JAR" -b "$JAR" "$PROXY/login" -o "$WORK/login.html" || fail "GET /login through nginx"
+TOKEN=$(sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p' "$WORK/login.html")
+[ -n "$TOKEN" ] || fail "no csrf_token in the login form"
+curl -fsS -c "$JAR" -b "$JAR" -o /dev/null "$PROXY/login" --data-urlencode "username=admin" \
+  --data-urlencode "password=$PASSWORD" --data-urlencode "csrf_token=$TOKEN" --data-urlencode "next=/" \
+  || fail "POST /login through nginx"
+grep -q hazmap_session "$JAR" || fail "the login set no session cookie"
+curl -fsS -c "$JAR" -b "$JAR" "$PROXY/" -o "$WORK/page.html" || fail "GET / with a session through nginx"
 grep -q "_dash-config" "$WORK/page.html" || fail "the page through nginx is not the Dash app"
+say "step 8: / sends a stranger to /login; admin logs in through nginx"
 for script in $(grep -o '/assets/[A-Za-z0-9_.-]*\.\(js\|css\)' "$WORK/page.html" | sort -u); do
   curl -fsS -o /dev/null "$PROXY$script" || fail "GET $script through nginx"
 done

@@ -125,9 +125,11 @@ def test_the_installed_wheel_serves_the_page_with_its_scripts(installed_wheel, t
                             "import app, assets; print(app.__file__); print(assets.ASSETS_DIR)"],
                            cwd=run, env=env, capture_output=True, text=True, check=True).stdout.split()
     assert all(str(installed_wheel.venv) in p and str(REPO) not in p for p in where), where
-    for args in (["db", "upgrade"], ["world", "build", "--seed", "5", "--scale", "0.01"]):
+    password = "wheel-test-" + os.urandom(8).hex()
+    for args, given in ((["db", "upgrade"], None), (["world", "build", "--seed", "5", "--scale", "0.01"], None),
+                        (["users", "add", "duty", "--role", "duty_officer", "--password-stdin"], password + "\n")):
         done = subprocess.run([installed_wheel.hazmap, *args], cwd=run, env=env, capture_output=True, text=True,
-                              timeout=600)
+                              timeout=600, input=given)
         assert done.returncode == 0, done.stderr
     installed_assets = sorted(p.name for p in Path(where[1]).iterdir() if p.suffix in (".js", ".css"))
     serve = subprocess.Popen([installed_wheel.hazmap, "serve"], cwd=run, env=env, stdout=subprocess.PIPE,
@@ -140,7 +142,10 @@ def test_the_installed_wheel_serves_the_page_with_its_scripts(installed_wheel, t
             page = browser.new_page()
             page.on("response", lambda r: loaded.__setitem__(r.url.split("?")[0].rsplit("/", 1)[-1], r.status)
                     if "/assets/" in r.url else None)
-            page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="load")  # a stranger gets the login form
+            page.fill("input[name=username]", "duty")
+            page.fill("input[name=password]", password)
+            page.click("button[type=submit]")
             page.wait_for_selector(".leaflet-container", timeout=60_000)
             page.wait_for_function("() => window.hazmap && window.hazmap.map && window.hazmapLive", timeout=30_000)
             browser.close()
