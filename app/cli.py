@@ -230,7 +230,8 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, simulate: 
                               _monitor_settings(settings, gateway=settings.jt808_in_serve, mqtt=mqtt)).start()
     except RuntimeError as exc:
         raise UserError(f"{exc} (set HAZMAP_JT808_PORT, or HAZMAP_JT808_IN_SERVE=false to run without it)") from exc
-    simulator = sender = None
+    channels = None
+    simulator = sender = responders = None
     people_store = None
     try:
         from data.people import PeopleStore
@@ -238,8 +239,12 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, simulate: 
         people_store = _open_store(settings)  # users, tokens, the audit log (app/auth.py, app/api/)
         web = create_app(settings, world, world_version=world.fingerprint(), live=monitor,
                          people=PeopleStore(people_store))
+        from app.cli_deliveries import start_channels
+
+        channels = start_channels(settings, monitor, demo=simulate)  # webhooks, SMS, driver messages
         if simulate:
             simulator, sender = _start_simulation(settings, world, monitor, readings_via_mqtt=mqtt)
+            responders = _start_responders(settings, world, monitor, simulator)
         # SIGTERM (a service manager stopping hazmap) unwinds like Ctrl-C: the web server finishes
         # the requests in flight, then the gateway hands its last reports to the store.
         signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
@@ -247,14 +252,46 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, simulate: 
                    threads=settings.http_threads, connection_limit=settings.http_connection_limit,
                    channel_timeout_s=settings.http_channel_timeout_s, trusted_proxy=settings.trusted_proxy)
     finally:
+        if responders is not None:
+            responders.stop()
         if simulator is not None:
             simulator.stop()
         for s in sender or ():
             s.close()
+        if channels is not None:  # before the gateway goes: a message in flight gets its answer
+            channels.stop()
         monitor.stop()
         log.info("live monitor stopped")
         if people_store is not None:
             people_store.close()
+
+
+class _RespondersRun:
+    """The demo's simulated responders (data/sim/responders.py) on their own store connection."""
+
+    def __init__(self, runner, store):
+        self.runner, self.store = runner, store
+
+    def stop(self) -> None:
+        self.runner.stop()
+        self.store.close()
+        log.info("simulated responders: %s", self.runner.totals)
+
+
+def _start_responders(settings: Settings, world, monitor, simulator):
+    """Departments and enterprises answering the demo's incidents on the simulation's clock;
+    None when the monitor keeps no incidents."""
+    from data.incidents import IncidentStore
+    from data.sim.responders import ResponderRunner, Responders
+
+    incident_settings = monitor.settings.incidents
+    if incident_settings is None:
+        return None
+    store = _open_store(settings)
+    responders = Responders(IncidentStore(store, world, incident_settings))
+    runner = ResponderRunner(responders, clock=lambda: simulator.progress.sim_ms).start()
+    log.info("simulated responders sign for, dispose of and close the incidents")
+    return _RespondersRun(runner, store)
 
 
 def _plan(world, sim):
@@ -627,6 +664,14 @@ def bench_rules(ctx: typer.Context) -> None:
     from bench.rules import main as rules_main
 
     rules_main(list(ctx.args), prog="hazmap bench rules")
+
+
+@bench_cli.command("incidents", context_settings=_PASS_THROUGH, add_help_option=False)
+def bench_incidents(ctx: typer.Context) -> None:
+    """Incidents: a year of alerts applied, handled and queried, against the raw insert rate (options: --help)."""
+    from bench.incidents import main as incidents_main
+
+    incidents_main(list(ctx.args), prog="hazmap bench incidents")
 
 
 import app.cli_grid  # noqa: E402,F401  (registers `hazmap grid` and `hazmap bench grid`)

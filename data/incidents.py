@@ -21,6 +21,7 @@ on PostgreSQL) and JSON as text, so a year of incidents is not converted value b
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from collections.abc import Iterable
@@ -283,6 +284,29 @@ def read_event_file(path) -> tuple[pd.DataFrame, list[str]]:
     return frame, labels
 
 
+def _iso(times: pd.Series) -> list[str]:
+    """ISO-8601 UTC strings, in bulk."""
+    return np.datetime_as_string(times.dt.tz_convert(None).to_numpy(dtype="datetime64[ms]"), unit="ms").tolist()
+
+
+def _plain(raw) -> list:
+    """Driver-ready Python values (numpy scalars unwrapped, NaN and NA as None), column-wise."""
+    series = raw if isinstance(raw, pd.Series) else pd.Series(raw if len(raw) else [], dtype=None
+                                                             if not isinstance(raw, list) else object)
+    if series.dtype.kind in "iub":
+        return series.tolist()
+    missing = series.isna().to_numpy()
+    values = series.to_numpy(dtype=object).copy() if series.dtype.kind != "O" else series.to_numpy().copy()
+    if values.dtype.kind != "O":
+        values = values.astype(object)
+    if missing.any():
+        values[missing] = None
+    out = values.tolist()
+    if series.dtype.kind == "O" and len(out) and any(isinstance(v, np.generic) for v in out[:1]):
+        out = [v.item() if isinstance(v, np.generic) else v for v in out]
+    return out
+
+
 def _events_frame(events, labels=None) -> pd.DataFrame:
     """A list of Events or a frame (EVENT_COLUMNS, `seq` optional) as one checked frame."""
     if isinstance(events, pd.DataFrame):
@@ -322,10 +346,14 @@ class IncidentStore:
         ).first()
         if row is None:
             raise IncidentError("the incident tables have no cursor row: run `hazmap db upgrade`")
+        self._tx = (uuid.uuid4().hex[:12], itertools.count())
         return int(row[0]), int(row[1])
 
     def _wire_times(self, values) -> list:
-        times = pd.to_datetime(pd.Series(values, dtype=object), utc=True)
+        if isinstance(values, pd.Series) and isinstance(values.dtype, pd.DatetimeTZDtype):
+            times = values.dt.tz_convert("UTC")
+        else:
+            times = pd.to_datetime(pd.Series(values, dtype=object), utc=True)
         if self.dialect == "sqlite":
             raw = times.dt.as_unit("us").array.asi8
             out = np.asarray(raw, dtype=object)
@@ -353,9 +381,7 @@ class IncidentStore:
             elif isinstance(column_type, JsonDocument):
                 values.append([None if v is None else json.dumps(v, ensure_ascii=False, default=str) for v in raw])
             else:
-                array = np.asarray(raw, dtype=object)
-                values.append([None if (v is None or (isinstance(v, float) and np.isnan(v))) else
-                               (v.item() if isinstance(v, np.generic) else v) for v in array])
+                values.append(_plain(raw))
             mark = "%s" if postgres else "?"
             placeholders.append(f"{mark}::jsonb" if postgres and isinstance(column_type, JsonDocument) else mark)
         sql = f'INSERT INTO {table.name} ({", ".join(names)}) VALUES ({", ".join(placeholders)})'
@@ -549,33 +575,40 @@ class IncidentStore:
                 "tier": np.asarray(tier, dtype="int64"), "escalated_from": list(escalated_from),
                 "pushed_at": pushed_at, "sign_deadline": deadline, "reminders": [0] * n, "version": [version] * n,
             })
-        transitions, deliveries = [], []
-        levels = level_keys(severity) if n else []
-        for i, row in enumerate(routed.itertuples(index=False)):
-            t = {"incident_id": row.incident_id, "recipient_id": row.recipient_id, "action": "pushed",
-                 "from_state": None, "to_state": "pushed", "actor": actor, "at": pushed_at.iloc[i], "note": None,
-                 "details": {"tier": int(tier[i]), "escalated_from": escalated_from[i], "role": row.role,
-                             "sign_deadline": deadline.iloc[i].isoformat()}}
-            transitions.append(t)
-            deliveries.append(self._delivery(t, row.recipient_kind, {"level": levels[i],
-                                                                     "sign_deadline": deadline.iloc[i].isoformat()}))
+        if not n:
+            return routed, [], []
+        levels = level_keys(severity)
+        deadline_iso = _iso(deadline)
+        transitions = [
+            {"id": self._new_id("TR"), "incident_id": i, "recipient_id": w, "action": "pushed", "from_state": None,
+             "to_state": "pushed", "actor": actor, "at": p, "note": None,
+             "details": None if not t else {"tier": int(t), "escalated_from": f}}  # tier and role: the recipient row
+            for i, w, p, t, f in zip(routed["incident_id"], routed["recipient_id"], pushed_at.tolist(), tier,
+                                     escalated_from)]
+        deliveries = [self._delivery(t, kind, {"level": level, "sign_deadline": d})
+                      for t, kind, level, d in zip(transitions, routed["recipient_kind"], levels, deadline_iso)]
         return routed, transitions, deliveries
 
-    @staticmethod
-    def _delivery(transition: dict, recipient_kind: str, extra: dict | None = None) -> dict:
-        transition.setdefault("id", "TR-" + uuid.uuid4().hex)
+    def _new_id(self, kind: str) -> str:
+        """Unique without a round trip: the transaction's random prefix and a counter."""
+        prefix, counter = self._tx
+        return f"{kind}-{prefix}-{next(counter)}"
+
+    def _delivery(self, transition: dict, recipient_kind: str, extra: dict | None = None) -> dict:
+        transition.setdefault("id", self._new_id("TR"))
         at = transition["at"]
         return {"transition_id": transition["id"], "incident_id": transition["incident_id"],
                 "recipient_id": transition["recipient_id"], "recipient_kind": recipient_kind,
                 "action": transition["action"],
                 "payload": {"incident_id": transition["incident_id"], "action": transition["action"],
-                            "to_state": transition["to_state"], "at": pd.Timestamp(at).isoformat(),
-                            "note": transition["note"], **(extra or {})}}
+                            "to_state": transition["to_state"], "at": at.isoformat() if isinstance(at, pd.Timestamp)
+                            else pd.Timestamp(at).isoformat(), "note": transition["note"], **(extra or {})}}
 
     def _log(self, connection, transitions: list[dict], outbox: list[dict], now: pd.Timestamp) -> None:
         if transitions:
             for t in transitions:
-                t.setdefault("id", "TR-" + uuid.uuid4().hex)
+                if "id" not in t:
+                    t["id"] = self._new_id("TR")
             self._insert(connection, incident_transitions, {
                 **{c: [t[c] for t in transitions] for c in ("id", "incident_id", "recipient_id", "action",
                                                              "from_state", "to_state", "actor", "at", "note",
@@ -584,7 +617,7 @@ class IncidentStore:
             })
         if outbox:
             self._insert(connection, incident_outbox, {
-                "delivery_id": ["DLV-" + uuid.uuid4().hex for _ in outbox],
+                "delivery_id": [self._new_id("DLV") for _ in outbox],
                 **{c: [o[c] for o in outbox] for c in ("transition_id", "incident_id", "recipient_id",
                                                         "recipient_kind", "action", "payload")},
                 "created_at": [now] * len(outbox), "attempts": [0] * len(outbox),
@@ -723,7 +756,10 @@ class IncidentStore:
                            for i, w, before, after in zip(targets["incident_id"], targets["recipient_id"],
                                                           targets["state"], new_state)]
             self._refresh_status(connection, ids, version, at, false_alarm=(outcome == "false_alarm"))
-            self._log(connection, transitions, [], _now())
+            # the handling results go out too (issue 13: an upstream platform gets each alarm and its handling)
+            outbox = [self._delivery(t, "department" if t["recipient_id"].startswith("DEPT-") else "enterprise",
+                                     details) for t in transitions]
+            self._log(connection, transitions, outbox, _now())
             if self.audit is not None:
                 self.audit(connection, action, [{k: t[k] for k in ("incident_id", "recipient_id", "from_state",
                                                                     "to_state", "note")} for t in transitions])

@@ -173,96 +173,106 @@ def plan_events(events: pd.DataFrame, applied: pd.DataFrame, incidents: pd.DataF
         if p == "update":
             next_ordinal[(r, e)] = max(next_ordinal.get((r, e), 0), int(o) + 1)
     by_episode = {(r, e): i for r, e, i in zip(applied["rule"], applied["episode_id"], applied["incident_id"])}
-    rows: dict[str, dict] = {str(r["id"]): dict(r) for r in incidents.to_dict("records")}
+    # times as int µs inside the loop (Timestamp arithmetic costs microseconds a go); back at the end
+    rows: dict[str, dict] = {}
+    for r in incidents.to_dict("records"):
+        r = dict(r)
+        for name in _TIME_FIELDS:
+            r[name] = _us(r.get(name))
+        rows[str(r["id"])] = r
     latest: dict[tuple[str, str], str] = {}
     for inc in sorted(rows.values(), key=lambda r: r["first_time"]):
         latest[(inc["rule"], inc["subject_id"])] = inc["id"]
 
-    keep = np.zeros(len(ev), dtype=bool)
-    ordinals = np.zeros(len(ev), dtype="int64")
-    incident_of = np.full(len(ev), None, dtype=object)
+    n = len(ev)
+    keep = np.zeros(n, dtype=bool)
+    ordinals = np.zeros(n, dtype="int64")
+    incident_of = np.full(n, None, dtype=object)
     changed: set[str] = set()
     opened: list[str] = []
     transitions: list[dict] = []
     counts = {"opened": 0, "updated": 0, "closed": 0, "reopened": 0}
     kinds = subject_kinds(ev["subject_id"])
-    actor_prefix = "rule:"
-    for i, e in enumerate(ev.itertuples(index=False)):
-        if e.phase == "update":
-            dkey = (e.rule, e.episode_id, e.digest)
+    window_us = int(settings.reopen_window_s * 1e6)
+    quick_us = int(settings.quick_close_s * 1e6)
+    start_us = _us_array(ev["start"])
+    end_us = _us_array(ev["end"])
+    time_us = np.where(ev["phase"].to_numpy() == "close", end_us, start_us)
+    columns = zip(ev["rule"].tolist(), ev["subject_id"].tolist(), ev["episode_id"].tolist(), ev["phase"].tolist(),
+                  start_us.tolist(), end_us.tolist(), time_us.tolist(), ev["lon"].tolist(), ev["lat"].tolist(),
+                  ev["severity"].tolist(), ev["evidence"].tolist(), ev["digest"].tolist())
+    for i, (rule, subject, episode, phase, start, end, when, lon, lat, severity, evidence, dig) in enumerate(columns):
+        if phase == "update":
+            dkey = (rule, episode, dig)
             if dkey in known_digests:
                 continue
-            ordinal = next_ordinal.get((e.rule, e.episode_id), 0)
-            next_ordinal[(e.rule, e.episode_id)] = ordinal + 1
+            ordinal = next_ordinal.get((rule, episode), 0)
+            next_ordinal[(rule, episode)] = ordinal + 1
             known_digests.add(dkey)
         else:
             ordinal = 0
-            if (e.rule, e.episode_id, e.phase, 0) in known_keys:
+            if (rule, episode, phase, 0) in known_keys:
                 continue
-            known_keys.add((e.rule, e.episode_id, e.phase, 0))
+            known_keys.add((rule, episode, phase, 0))
         keep[i], ordinals[i] = True, ordinal
-        when = e.event_time
-        actor = actor_prefix + e.rule
-        inc_id = by_episode.get((e.rule, e.episode_id))
+        actor = "rule:" + rule
+        inc_id = by_episode.get((rule, episode))
         if inc_id is None:
-            previous = rows.get(latest.get((e.rule, e.subject_id), ""))
-            gap = None if previous is None or previous["end_time"] is None or pd.isna(previous["end_time"]) \
-                else (e.start - previous["end_time"]).total_seconds()
+            previous = rows.get(latest.get((rule, subject), ""))
+            gap = None if previous is None or previous["end_time"] is None else start - previous["end_time"]
             if previous is not None and previous["state"] == "ended" and previous["status"] != "closed" \
-                    and gap is not None and 0 <= gap <= settings.reopen_window_s:
+                    and gap is not None and 0 <= gap <= window_us:
                 inc = previous
                 inc_id = inc["id"]
-                inc.update(state="active", end_time=None, last_episode_id=e.episode_id, episodes=inc["episodes"] + 1)
+                inc.update(state="active", end_time=None, last_episode_id=episode, episodes=inc["episodes"] + 1)
                 counts["reopened"] += 1
                 transitions.append(_transition(inc_id, "reopened", "ended", "active", actor, when,
-                                               {"episode_id": e.episode_id, "gap_s": gap}))
+                                               {"episode_id": episode, "gap_s": gap / 1e6}))
             else:
-                inc_id = incident_id(e.rule, e.episode_id)
+                inc_id = incident_id(rule, episode)
                 inc = {
-                    "id": inc_id, "rule": e.rule, "subject_id": e.subject_id, "subject_kind": kinds[i],
-                    "first_episode_id": e.episode_id, "last_episode_id": e.episode_id, "episodes": 1,
-                    "state": "active", "status": "pushed", "severity": int(e.severity),
-                    "peak_severity": int(e.severity), "first_time": e.start, "last_time": when, "end_time": None,
-                    "lon": e.lon, "lat": e.lat, "district_adcode": None, "evidence": e.evidence, "source": source,
+                    "id": inc_id, "rule": rule, "subject_id": subject, "subject_kind": kinds[i],
+                    "first_episode_id": episode, "last_episode_id": episode, "episodes": 1,
+                    "state": "active", "status": "pushed", "severity": severity, "peak_severity": severity,
+                    "first_time": start, "last_time": when, "end_time": None, "lon": lon, "lat": lat,
+                    "district_adcode": None, "evidence": evidence, "source": source,
                     "quick_close": False, "false_alarm": False, "escalations": 0,
                 }
                 rows[inc_id] = inc
                 opened.append(inc_id)
                 counts["opened"] += 1
                 transitions.append(_transition(inc_id, "opened", None, "active", actor, when,
-                                               {"episode_id": e.episode_id, "severity": int(e.severity)}))
-            by_episode[(e.rule, e.episode_id)] = inc_id
-            latest[(e.rule, e.subject_id)] = inc_id
+                                               {"episode_id": episode, "severity": severity}))
+            by_episode[(rule, episode)] = inc_id
+            latest[(rule, subject)] = inc_id
         inc = rows[inc_id]
         incident_of[i] = inc_id
         changed.add(inc_id)
-        if e.phase != "close" and not np.isnan(e.lon):
-            inc["lon"], inc["lat"] = e.lon, e.lat
-        inc["evidence"] = e.evidence
+        if phase != "close" and lon == lon:  # not NaN
+            inc["lon"], inc["lat"] = lon, lat
+        inc["evidence"] = evidence
         if when > inc["last_time"]:
             inc["last_time"] = when
-        if e.phase == "update" or (e.phase == "open" and inc["first_episode_id"] != e.episode_id
-                                   and inc["last_episode_id"] != e.episode_id):
+        if phase == "update" or (phase == "open" and inc["first_episode_id"] != episode
+                                 and inc["last_episode_id"] != episode):
             before = inc["severity"]
-            inc["severity"] = int(e.severity)
-            inc["peak_severity"] = min(int(inc["peak_severity"]), int(e.severity))
+            inc["severity"] = severity
+            inc["peak_severity"] = min(inc["peak_severity"], severity)
             counts["updated"] += 1
             transitions.append(_transition(inc_id, "updated", None, None, actor, when,
-                                           {"episode_id": e.episode_id, "severity_from": int(before),
-                                            "severity": int(e.severity)}))
-        elif e.phase == "open":
-            inc["peak_severity"] = min(int(inc["peak_severity"]), int(e.severity))
-            inc["severity"] = int(e.severity)
-        elif e.phase == "close":
-            inc["peak_severity"] = min(int(inc["peak_severity"]), int(e.severity))
-            if inc["state"] == "active" and inc["last_episode_id"] == e.episode_id:
-                inc["state"], inc["end_time"] = "ended", e.end
-                duration = (e.end - e.start).total_seconds()
-                inc["quick_close"] = bool(inc["quick_close"] or (
-                    duration <= settings.quick_close_s and inc["status"] == "pushed"))
+                                           {"episode_id": episode, "severity_from": int(before),
+                                            "severity": severity}))
+        elif phase == "open":
+            inc["peak_severity"] = min(inc["peak_severity"], severity)
+            inc["severity"] = severity
+        else:  # close
+            inc["peak_severity"] = min(inc["peak_severity"], severity)
+            if inc["state"] == "active" and inc["last_episode_id"] == episode:
+                inc["state"], inc["end_time"] = "ended", end
+                inc["quick_close"] = bool(inc["quick_close"] or (end - start <= quick_us and inc["status"] == "pushed"))
                 counts["closed"] += 1
                 transitions.append(_transition(inc_id, "rule_closed", "active", "ended", actor, when,
-                                               {"episode_id": e.episode_id, "duration_s": duration}))
+                                               {"episode_id": episode, "duration_s": (end - start) / 1e6}))
     kept = ev[keep].assign(ordinal=ordinals[keep], incident_id=incident_of[keep])
     applied_rows = pd.DataFrame({
         "rule": kept["rule"].to_numpy(), "episode_id": kept["episode_id"].to_numpy(),
@@ -271,8 +281,40 @@ def plan_events(events: pd.DataFrame, applied: pd.DataFrame, incidents: pd.DataF
         "seq": kept["seq"].to_numpy() if "seq" in kept.columns else np.full(len(kept), None, dtype=object),
     })
     counts["applied"] = int(keep.sum())
-    return Plan(applied=applied_rows, incidents={i: rows[i] for i in changed}, opened=opened,
-                transitions=transitions, duplicates=int(len(ev) - keep.sum()), counts=counts)
+    out = {i: rows[i] for i in changed}
+    for name in _TIME_FIELDS:  # back to aware timestamps, in bulk
+        values = [r.get(name) for r in out.values()]
+        stamps = _timestamps(values)
+        for r, v in zip(out.values(), stamps):
+            r[name] = v
+    for t, v in zip(transitions, _timestamps([t["at"] for t in transitions])):
+        t["at"] = v
+    return Plan(applied=applied_rows, incidents=out, opened=opened,
+                transitions=transitions, duplicates=int(n - keep.sum()), counts=counts)
+
+
+_TIME_FIELDS = ("first_time", "last_time", "end_time")
+
+
+def _us(value) -> int | None:
+    if value is None or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return int(pd.Timestamp(value).value // 1000)
+
+
+def _us_array(times: pd.Series) -> np.ndarray:
+    """Aware times -> int64 µs since the epoch (NaT -> a sentinel never compared: closes carry an end)."""
+    values = pd.to_datetime(times, utc=True)
+    out = values.dt.as_unit("us").array.asi8.copy() if len(values) else np.zeros(0, "int64")
+    return out
+
+
+def _timestamps(values: list) -> list:
+    if not values:
+        return []
+    present = [v for v in values if v is not None]
+    stamps = iter(pd.to_datetime(np.asarray(present, dtype="int64"), unit="us", utc=True)) if present else iter(())
+    return [None if v is None else next(stamps) for v in values]
 
 
 def _transition(incident_id: str, action: str, from_state, to_state, actor: str, at, details=None,
