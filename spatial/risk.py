@@ -136,7 +136,9 @@ def _fixed(points: np.ndarray) -> np.ndarray:
 
 
 def _by_level(levels, table: tuple[float, ...], what: str) -> np.ndarray:
-    levels = pd.to_numeric(pd.Series(np.asarray(levels, dtype=object)), errors="coerce").to_numpy("float64")
+    levels = np.asarray(levels)
+    levels = levels.astype("float64") if levels.dtype.kind in "biuf" else \
+        pd.to_numeric(pd.Series(levels, dtype=object), errors="coerce").to_numpy("float64")
     bad = ~np.isin(levels, (1, 2, 3, 4))
     if bad.any():
         raise ValueError(f"{what} must be 1..4, got {sorted(set(levels[bad].tolist()))[:5]}")
@@ -273,19 +275,22 @@ class Sites:
         threats = cKDTree(xy)
         found_t, found_s = [], []
         if len(self._point_index):
-            # one exact radius query per distinct protective distance (a handful: one per
-            # ERG figure in the catalogue), so no pair beyond its own threat's distance is made
-            groups, distances = pd.factorize(d)
-            for k, radius in enumerate(np.asarray(distances).tolist()):
-                mine = np.flatnonzero(groups == k)
-                pairs = cKDTree(xy[mine]).sparse_distance_matrix(self._point_tree, radius, output_type="ndarray")
-                found_t.append(mine[pairs["i"]])
-                found_s.append(self._point_index[pairs["j"]])
+            # every pair within the largest distance, then each threat's own (a point's distance is exact)
+            pairs = threats.sparse_distance_matrix(self._point_tree, float(d.max()), output_type="ndarray")
+            keep = pairs["v"] <= d[pairs["i"]]
+            found_t.append(pairs["i"][keep])
+            found_s.append(self._point_index[pairs["j"][keep]])
         if len(self._area_index):
-            pairs = threats.sparse_distance_matrix(self._area_tree, float(d.max()) + self._max_area_radius,
-                                                   output_type="ndarray")
-            near = pairs["v"] <= d[pairs["i"]] + self._area_radius[pairs["j"]]
-            t, a = pairs["i"][near], pairs["j"][near]
+            # candidates: threats within an area's bounding circle + the largest distance
+            # (one ball per area: a few hundred), narrowed by each threat's own distance
+            balls = threats.query_ball_point(self._area_tree.data, self._area_radius + float(d.max()),
+                                             return_sorted=False)
+            counts = np.fromiter(map(len, balls), np.int64, len(balls))
+            t = np.concatenate(balls).astype("int64") if counts.sum() else np.zeros(0, "int64")
+            a = np.repeat(np.arange(len(balls)), counts)
+            gap = np.hypot(*(xy[t] - self._area_tree.data[a]).T)
+            near = gap <= d[t] + self._area_radius[a]
+            t, a = t[near], a[near]
             if len(t):  # candidates only: exact distance to the outline
                 exact = shapely.distance(shapely.points(xy[t]), self._areas[a]) <= d[t]
                 found_t.append(t[exact])
@@ -412,7 +417,7 @@ def _table(cells: np.ndarray, part: np.ndarray, value: np.ndarray, resolution: i
     keep = np.ones(len(uniq), bool) if keep_zero else total > 0
     out = pd.DataFrame(sums[keep] / SCORE_SCALE, columns=list(PARTS), index=pd.Index(uniq[keep], name="cell"))
     out["score"] = total[keep] / SCORE_SCALE
-    out["band"] = bands(out["score"].to_numpy(), resolution, weights)
+    out["band"] = pd.Series(bands(out["score"].to_numpy(), resolution, weights), index=out.index, dtype=object)
     return out
 
 
@@ -452,9 +457,10 @@ class _Held:
         self.cols = {c: np.zeros(0, dtype=d) for c, d in zip(_HELD, ("uint64", "int8", "int64", object, object, object))}
 
     def codes_of(self, keys: np.ndarray) -> np.ndarray:
+        keys = pd.Index(keys, dtype=object)  # not inferred as Arrow strings: 10x the cost
         found = self.keys.get_indexer(keys)
         if (found < 0).any():
-            fresh = pd.unique(keys[found < 0])
+            fresh = pd.unique(keys[found < 0].to_numpy(object))
             self.keys = self.keys.append(pd.Index(fresh, dtype=object))
             found = self.keys.get_indexer(keys)
         return found.astype("int64")
@@ -476,7 +482,7 @@ class _Held:
 
 
 def _last_per_key(frame: pd.DataFrame, key: str) -> pd.DataFrame:
-    dup = pd.Index(frame[key].to_numpy(object)).duplicated(keep="last")
+    dup = pd.Index(frame[key].to_numpy(object), dtype=object).duplicated(keep="last")
     return frame[~dup] if dup.any() else frame
 
 
