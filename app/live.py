@@ -124,6 +124,7 @@ class LiveMonitor:
         self._gateway_error: BaseException | None = None
         self.gateway: Jt808Gateway | None = None
         self.mqtt_feed: MqttReadingFeed | None = None
+        self.channels = None  # the delivery sender (app/cli_deliveries.Channels), set by `serve` / `demo`
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -214,8 +215,14 @@ class LiveMonitor:
             "readings_stored": self._readings_written,
             "gateway": self.gateway.stats() if self.gateway is not None else None,
             "mqtt": self.mqtt_feed.stats() if self.mqtt_feed is not None else None,
+            "deliveries": self.channels.figures() if self.channels is not None else None,
             "worker_error": None if self._worker_error is None else repr(self._worker_error),
         }
+
+    @property
+    def gateway_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The gateway's event loop (platform messages to terminals are scheduled on it)."""
+        return self._loop
 
     @property
     def drop_counts(self) -> dict[str, int]:

@@ -17,8 +17,9 @@ apps in one test process do not collide. Three kinds of figures:
   rate (disposed / pushed, spatial/incidents/kpis.py) is exported per level, and overall it is
   `sum(disposed) / sum(pushed)`.
 
-Not exported yet: deliveries failed (issue 13: no delivery channel exists, so there is no
-figure to report; a constant 0 would read as "nothing failed").
+Deliveries (issue 13): the delivery log's figures, when the sender runs in the process
+(`LiveMonitor.stats()["deliveries"]`): `hazmap_deliveries_failed` (dead letters),
+`hazmap_deliveries_failed_attempts_total`, pending, sent, attempts.
 """
 
 from __future__ import annotations
@@ -147,6 +148,17 @@ def _by_label(counts: dict, kind: str, name: str, help_text: str, label: str) ->
     return family
 
 
+# the delivery log's figures (data/channels/store.py DeliveryStore.figures), read at scrape time
+_DELIVERIES = [
+    ("failed_attempts", "counter", "failed_attempts", "Delivery attempts that failed (webhook, SMS, JT/T 808), "
+                                                      "retried or not"),
+    ("dead", "gauge", "failed", "Deliveries failed after their last retry (dead letters not resent)"),
+    ("pending", "gauge", "pending", "Deliveries waiting to be sent or retried"),
+    ("sent", "gauge", "sent", "Deliveries sent"),
+    ("attempts", "counter", "attempts", "Delivery attempts"),
+]
+
+
 class LiveCollector(Collector):
     """Reads the live monitor's figures (and through it the gateway's and the MQTT feed's) at
     scrape time. `live` needs `stats()`; anything without it (a screen with a static live
@@ -202,6 +214,8 @@ class LiveCollector(Collector):
             yield from self._gateway(s["gateway"])
         if s.get("mqtt"):
             yield from self._mqtt(s["mqtt"])
+        if s.get("deliveries"):  # the sender's delivery log (data/channels/), when it runs in this process
+            yield from _from_table(s["deliveries"], "hazmap_deliveries", _DELIVERIES)
 
     def _gateway(self, g: dict) -> Iterable[Metric]:
         yield from _from_table(g, "hazmap_jt808", _GATEWAY)

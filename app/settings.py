@@ -97,6 +97,18 @@ class Settings(BaseSettings):
     api_token_ttl_s: float = Field(3600.0, gt=0, le=30 * 86400,
                                    description="an API token from POST /api/token expires after this long "
                                    "(a kiosk's never)")
+    # deliveries (data/channels/, docs/channels.md; engineering defaults)
+    channels_in_serve: bool = Field(True, description="run the delivery sender inside `hazmap serve` / `demo`")
+    delivery_max_attempts: int = Field(6, ge=1, description="attempts of one delivery before it is dead-lettered")
+    delivery_backoff_s: float = Field(2.0, gt=0, description="first retry after this; doubled each time, with jitter")
+    delivery_backoff_max_s: float = Field(300.0, gt=0, description="longest wait between two attempts")
+    webhook_timeout_s: float = Field(10.0, gt=0, description="one webhook / SMS gateway attempt gives up after this")
+    driver_text_levels: list[int] = Field(
+        [1, 2], description="incident severities texted to the truck's terminal (JT/T 808 0x8300): 1 red, 2 orange")
+    driver_text_ttl_s: float = Field(
+        3600.0, gt=0, description="a message to a terminal that has not connected within this long fails")
+    demo_receiver: bool = Field(True, description="`hazmap demo` starts a local webhook receiver subscribed to red "
+                                "and orange incidents")
 
     @classmethod
     def settings_customise_sources(

@@ -221,6 +221,7 @@ class _Screen:
                 ]),
                 html.Div(className="hz-stats", children=stats),
                 html.Div(className="hz-header-right", children=[
+                    *self._deliveries_line(),
                     *self._feed_clock(language),
                     html.Span(ui("time_zone", language), className="hz-clock-label"),
                     html.Span(id="hz-clock", className="hz-clock"),
@@ -229,6 +230,14 @@ class _Screen:
                 ]),
             ],
         )
+
+    def _deliveries_line(self) -> list:
+        """The delivery log's figures (sent, pending, failed), refreshed by a callback, when the
+        sender runs in this process (data/channels/, app/cli_deliveries.Channels)."""
+        if self.live is None:
+            return []
+        return [html.Span(id="hz-deliveries", className="hz-clock-label hz-deliveries"),
+                dcc.Interval(id="hz-deliveries-tick", interval=5000)]
 
     def _feed_clock(self, language: str) -> list:
         """The newest report's time (Asia/Shanghai), set by assets/hazmap_live.js: a simulated
@@ -355,6 +364,19 @@ def _panel_children(details: FeatureDetails, live: list[tuple[str, str]], langua
     return children
 
 
+def deliveries_text(channels, language: str) -> str:
+    """The header's delivery figures: sent · pending · failed (dead letters); empty without a sender."""
+    if channels is None:
+        return ""
+    try:
+        f = channels.figures()
+    except Exception:  # noqa: BLE001 - a store hiccup must not break the header
+        return "推送 ?" if language == "zh" else "deliveries ?"
+    if language == "zh":
+        return f"推送 已送{f['sent']} 待送{f['pending']} 失败{f['dead']}"
+    return f"deliveries sent {f['sent']} pending {f['pending']} failed {f['dead']}"
+
+
 def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
     web.clientside_callback(
         ClientsideFunction(namespace="hazmap", function_name="loadShownLayers"),
@@ -426,6 +448,12 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
             return [html.P(ui("not_found", language))], "hz-panel hz-open"
         live = live_rows(_snapshot(screen.live), layer, feature_id, language) if screen.live is not None else []
         return _panel_children(details, live, language), "hz-panel hz-open"
+
+    if screen.live is not None:
+        @web.callback(Output("hz-deliveries", "children"), Input("hz-deliveries-tick", "n_intervals"),
+                      State("hz-language", "data"))
+        def deliveries_line(_n, language):
+            return deliveries_text(getattr(screen.live, "channels", None), language)
 
     @web.callback(
         Output("hz-legend", "children"),
