@@ -189,12 +189,12 @@ def _rows(cell, part, value, kind, item_id, via=None) -> Rows:
 
 
 def _cat(*parts: Rows) -> Rows:
-    return {c: np.concatenate([p[c] for p in parts]) for c in ROW_COLUMNS}
+    return {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
 
 
 def _frame(rows: Rows) -> pd.DataFrame:
     # object columns, not pandas' Arrow strings: converting 15,000 ids costs more than the score
-    return pd.DataFrame({c: pd.Series(v, dtype=v.dtype) for c, v in rows.items()})
+    return pd.DataFrame({c: pd.Series(rows[c], dtype=rows[c].dtype) for c in ROW_COLUMNS})
 
 
 def _factorize(values) -> tuple[np.ndarray, np.ndarray]:
@@ -345,7 +345,7 @@ def truck_rows(trucks: pd.DataFrame, sites: Sites, chemicals: pd.DataFrame, weig
 def _truck_rows(trucks: pd.DataFrame, sites: Sites, chemicals: pd.DataFrame, weights: RiskWeights) -> Rows:
     _check_columns(trucks, TRUCK_COLUMNS, "trucks")
     if not len(trucks):
-        return _empty()
+        return _empty() | {"src": np.zeros(0, "int64")}
     state = trucks["cargo_state"].to_numpy(object)
     state = np.where(pd.isna(state), "unknown", state).astype(object)
     bad = ~np.isin(state, CARGO_STATES)
@@ -360,11 +360,12 @@ def _truck_rows(trucks: pd.DataFrame, sites: Sites, chemicals: pd.DataFrame, wei
     cell = cell_ints(lon, lat, H3_RES_GRID_FINEST)
     keep = here & (pts > 0)
     own = _rows(cell[keep], TRUCKS, _fixed(pts[keep]), "vehicles", ids[keep])
+    own["src"] = np.flatnonzero(keep)  # the input row each contribution came from (its key)
 
     threat = _lookup(state, weights.exposure_truck_threat) * factor
     risky = here & (threat > 0)
     if not risky.any():
-        return own
+        return _cat(own, _empty() | {"src": np.zeros(0, "int64")})
     distance = np.zeros(len(ids))
     distance[risky] = protective_distance_m(trucks["un_number"].to_numpy(object)[risky], chemicals,
                                             weights.default_protective_m)
@@ -373,6 +374,7 @@ def _truck_rows(trucks: pd.DataFrame, sites: Sites, chemicals: pd.DataFrame, wei
     t, s = sites.reached(x, y, distance)
     exposure = _rows(sites.cell[s], EXPOSURE, _fixed(weights.exposure_pts * sites.people[s] / 1000 * threat[t]),
                      "sensitive_sites", sites.ids[s], ids[t])
+    exposure["src"] = t
     return _cat(own, exposure)
 
 
@@ -385,14 +387,16 @@ def subject_rows(subjects: pd.DataFrame, part: int, kind: str, table: tuple[floa
 def _subject_rows(subjects: pd.DataFrame, part: int, kind: str, table: tuple[float, ...]) -> Rows:
     _check_columns(subjects, SUBJECT_COLUMNS, kind)
     if not len(subjects):
-        return _empty()
+        return _empty() | {"src": np.zeros(0, "int64")}
     severity = pd.to_numeric(subjects["severity"], errors="coerce").to_numpy("float64")
     lon = pd.to_numeric(subjects["lon"], errors="coerce").to_numpy("float64")
     lat = pd.to_numeric(subjects["lat"], errors="coerce").to_numpy("float64")
     keep = np.isin(severity, (1, 2, 3, 4)) & np.isfinite(lon) & np.isfinite(lat)
     pts = _by_level(severity[keep], table, f"{kind}.severity")
-    return _rows(cell_ints(lon[keep], lat[keep], H3_RES_GRID_FINEST), part, _fixed(pts), kind,
+    rows = _rows(cell_ints(lon[keep], lat[keep], H3_RES_GRID_FINEST), part, _fixed(pts), kind,
                  subjects["subject_id"].astype(str).to_numpy(object)[keep])
+    rows["src"] = np.flatnonzero(keep)
+    return rows
 
 
 # -- scores -----------------------------------------------------------------------------------
@@ -527,26 +531,25 @@ class RiskGrid:
               incidents: pd.DataFrame | None = None) -> int:
         """Upsert live items; returns the grid's version (unchanged when nothing changed).
         Bad input raises before anything changes."""
-        new: dict[str, tuple[Rows, np.ndarray, np.ndarray]] = {}
+        new: dict[str, tuple[Rows, np.ndarray]] = {}
         if trucks is not None:
             _check_columns(trucks, TRUCK_COLUMNS, "trucks")
             trucks = _last_per_key(trucks, "vehicle_id")  # a batch's last word per truck
             rows = _truck_rows(trucks, self.sites, self.chemicals, self.weights)
-            # an exposure row's key is its truck (via), a truck row's its own id
-            row_keys = np.where(rows["part"] == EXPOSURE, rows["via"], rows["item_id"])
-            new["trucks"] = (rows, trucks["vehicle_id"].to_numpy(object).astype(str).astype(object), row_keys)
+            # every row's key is its truck's (an exposure's too): the input row it came from
+            new["trucks"] = (rows, trucks["vehicle_id"].to_numpy(object).astype(str).astype(object))
         for kind, frame, part, table in (("alarms", alarms, ALARMS, self.weights.alarm_pts),
                                          ("incidents", incidents, INCIDENTS, self.weights.incident_pts)):
             if frame is not None:
                 _check_columns(frame, SUBJECT_COLUMNS, kind)
                 frame = _last_per_key(frame, "subject_id")
                 rows = _subject_rows(frame, part, kind if kind == "incidents" else "monitoring_points", table)
-                new[kind] = (rows, frame["subject_id"].to_numpy(object).astype(str).astype(object), rows["item_id"])
+                new[kind] = (rows, frame["subject_id"].to_numpy(object).astype(str).astype(object))
         cells, parts, values = [], [], []
-        for kind, (rows, keys, row_keys) in new.items():
+        for kind, (rows, keys) in new.items():
             held = self.live[kind]
             codes = held.codes_of(keys)
-            removed = held.replace(codes, rows, held.codes_of(row_keys) if len(row_keys) else np.zeros(0, "int64"))
+            removed = held.replace(codes, rows, codes[rows["src"]])
             cells += [rows["cell"], removed["cell"]]
             parts += [rows["part"].astype("int64"), removed["part"].astype("int64")]
             values += [rows["value"], -removed["value"]]
