@@ -31,8 +31,6 @@ from app.cli_incidents import incidents_cli  # noqa: E402  (imports app.cli only
 cli.add_typer(incidents_cli, name="incidents")
 from app.cli_deliveries import deliveries_cli  # noqa: E402  (also adds `hazmap incidents text`)
 cli.add_typer(deliveries_cli, name="deliveries")
-from app.cli_deliveries import deliveries_cli  # noqa: E402  (also adds `hazmap incidents text`)
-cli.add_typer(deliveries_cli, name="deliveries")
 from app.cli_people import audit_command, users_cli  # noqa: E402  (imports app.cli only inside its commands)
 cli.add_typer(users_cli, name="users")
 cli.command("audit")(audit_command)
@@ -233,7 +231,6 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, simulate: 
     except RuntimeError as exc:
         raise UserError(f"{exc} (set HAZMAP_JT808_PORT, or HAZMAP_JT808_IN_SERVE=false to run without it)") from exc
     channels = None
-    channels = None
     simulator = sender = responders = None
     people_store = None
     try:
@@ -242,9 +239,6 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, simulate: 
         people_store = _open_store(settings)  # users, tokens, the audit log (app/auth.py, app/api/)
         web = create_app(settings, world, world_version=world.fingerprint(), live=monitor,
                          people=PeopleStore(people_store))
-        from app.cli_deliveries import start_channels
-
-        channels = start_channels(settings, monitor, demo=simulate)  # webhooks, SMS, driver messages
         from app.cli_deliveries import start_channels
 
         channels = start_channels(settings, monitor, demo=simulate)  # webhooks, SMS, driver messages
@@ -264,8 +258,6 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, simulate: 
             simulator.stop()
         for s in sender or ():
             s.close()
-        if channels is not None:  # before the gateway goes: a message in flight gets its answer
-            channels.stop()
         if channels is not None:  # before the gateway goes: a message in flight gets its answer
             channels.stop()
         monitor.stop()

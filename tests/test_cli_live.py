@@ -127,6 +127,14 @@ def test_demo_builds_the_world_and_brings_the_city_to_life(tmp_path):
             events = hazmap(tmp_path, "events", "--json").stdout.splitlines()
             time.sleep(2)
         assert events, "no event reached the store"
+        signed = 0  # the simulated responders answer the incidents the events opened
+        while time.monotonic() < deadline + 300 and not signed:
+            with Store.open(f"sqlite:///{tmp_path / 'var' / 'hazmap.sqlite'}") as store:
+                with store.engine.connect() as connection:
+                    signed = connection.exec_driver_sql(
+                        "SELECT count(*) FROM incident_recipients WHERE signed_at IS NOT NULL").scalar()
+            time.sleep(2)
+        assert signed, "no simulated responder signed for an incident"
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=120)
     finally:
@@ -135,6 +143,7 @@ def test_demo_builds_the_world_and_brings_the_city_to_life(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM, output
     assert output.count("no MQTT broker at") == 1, output
     assert "live monitor stopped" in output
+    assert "simulated responders: StepResult(signed=" in output
 
 
 def test_simulate_direct_prints_staged_against_found(tmp_path):

@@ -111,3 +111,33 @@ def test_a_simulated_day_handles_near_the_configured_rates_and_escalates(sqlite_
         # a silent recipient is still pushed, reminded; everything else got closed
         left = responders.pending(now)
         assert set(left["state"]) <= {"pushed"}
+
+
+def test_the_demo_runs_the_responders_on_the_simulation_clock(sqlite_url):
+    """`hazmap demo` (app/cli.py) starts them beside the simulator: they act on its clock, on
+    their own store connection, and stop with the app."""
+    import time
+    from types import SimpleNamespace
+
+    from app.cli import _start_responders
+    from app.settings import Settings
+
+    world = small_world()
+    with Store.open(sqlite_url, upgrade=True) as store:
+        IncidentStore(store, world, IncidentSettings()).apply_events(_events(20))
+    clock_ms = int(at(0).value // 1_000_000)
+    simulator = SimpleNamespace(progress=SimpleNamespace(sim_ms=clock_ms))
+    monitor = SimpleNamespace(settings=SimpleNamespace(incidents=IncidentSettings()))
+    run = _start_responders(Settings(database_url=sqlite_url), world, monitor, simulator)
+    try:
+        time.sleep(3)
+        assert run.runner.totals.signed == 0  # the clock stands before any push
+        simulator.progress.sim_ms = int(at(24 * 60).value // 1_000_000)  # a day later
+        deadline = time.monotonic() + 60
+        while run.runner.totals.closed == 0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        run.stop()
+    assert run.runner.totals.signed > 0 and run.runner.totals.closed > 0
+    assert _start_responders(Settings(database_url=sqlite_url), world,
+                             SimpleNamespace(settings=SimpleNamespace(incidents=None)), simulator) is None
