@@ -157,3 +157,41 @@ def test_the_installed_wheel_serves_the_page_with_its_scripts(installed_wheel, t
             serve.kill()
     assert serve.returncode == 128 + signal.SIGTERM, output
     assert "development server" not in output and "waitress" in output, output
+
+
+def test_every_imported_library_is_a_declared_dependency():
+    """The quick cousin of the wheel test: a library the code imports (at the top or inside a
+    function) must come with `pip install hazmap`, i.e. be a declared dependency or one of theirs."""
+    import ast
+    import re
+    import tomllib
+    from importlib import metadata
+
+    def canonical(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    todo = [canonical(re.match(r"[A-Za-z0-9_.-]+", dep).group()) for dep in project["dependencies"]]
+    shipped: set[str] = set()
+    while todo:  # the declared dependencies and everything they require (outside their extras)
+        name = todo.pop()
+        if name in shipped:
+            continue
+        shipped.add(name)
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        todo += [canonical(re.match(r"[A-Za-z0-9_.-]+", r).group()) for r in requires if "extra ==" not in r]
+    own = {"app", "assets", "bench", "data", "layers", "spatial"}
+    providers = metadata.packages_distributions()
+    missing = {}
+    for package in sorted(own):
+        for path in (REPO / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+                for top in {n.split(".")[0] for n in names} - own - set(sys.stdlib_module_names):
+                    if not {canonical(d) for d in providers.get(top, [top])} & shipped:
+                        missing.setdefault(top, str(path.relative_to(REPO)))
+    assert not missing, f"imported but not a dependency in pyproject.toml: {missing}"
