@@ -410,7 +410,7 @@ class RestrictedZoneRule:
         # a loaded ping counts only once the truck has set off on its waybill
         loaded_now = np.asarray(batch.loaded, bool) & (waybill >= 0)
         carried = prev_set_off & (prev_waybill >= 0)
-        same_waybill = np.zeros(n_slots, bool)
+        same_waybill = np.zeros(len(carried), bool)
         firsts = np.r_[True, slot[1:] != slot[:-1]]
         same_waybill[slot[firsts]] = prev_waybill[slot[firsts]] == waybill[firsts]
         moving = set_off(loading, slot, np.where(loaded_now, waybill, -1), x1, y1, carried & same_waybill,
