@@ -20,7 +20,7 @@ import time
 
 from data.channels.store import Outcome
 
-RESULTS = {0: "ok", 1: "failed", 2: "wrong message", 3: "unsupported", 4: "alarm confirmed"}
+RESULTS = {0: "ok", 1: "failed", 2: "wrong message", 3: "unsupported"}  # the 0x0001 general response's result
 
 
 class Jt808Channel:
@@ -58,7 +58,7 @@ class Jt808Channel:
                            latency_ms=round((time.perf_counter() - started) * 1000, 3))
         latency = round((time.perf_counter() - started) * 1000, 3)
         name = RESULTS.get(int(result), "unknown")
-        if int(result) in (0, 4):
+        if int(result) == 0:
             return Outcome("ok", code=int(result), answer=name, latency_ms=latency)
         # a terminal that refuses or does not support the message will not change its mind on retry
         return Outcome("terminal_error", code=int(result), answer=name, latency_ms=latency,

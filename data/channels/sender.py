@@ -103,7 +103,7 @@ class Sender:
         due = self.deliveries.due(now, exclude=self._inflight)
         if not due:
             return True
-        if any(d["channel"] in ("webhook", "sms") and d["subscription_id"] not in self._subs for d in due):
+        if any(d["channel"] in ("webhook", "sms") for d in due):  # read afresh: a URL or secret may have changed
             self._subs = self.deliveries.subscription_rows()
         connected = None
         waiting = []
@@ -132,6 +132,8 @@ class Sender:
                     self._record(delivery, Outcome("refused", answer="the subscription was removed", final=True), now)
                     continue
                 timeout = self.settings.webhook_timeout_s
+                # the subscription's URL now (it may have moved since the fan-out), logged as the target
+                delivery = {**delivery, "target": sub["url"]}
                 self._dispatch(sub["id"], delivery, lambda d, sub=sub: webhook.post(d, sub, timeout))
         if waiting:
             self.deliveries.note_waiting(waiting, "terminal not connected: sent when it connects")
@@ -210,7 +212,8 @@ class Sender:
                 self.error = None
             except Exception as exc:  # a store hiccup: say it, keep the loop (the outbox waits meanwhile)
                 self.error = f"{type(exc).__name__}: {exc}"
-                log.exception("sender: drain loop failed; retrying")
+                log.warning("sender: drain loop failed (%s); retrying", self.error,
+                            exc_info=log.isEnabledFor(logging.DEBUG))
                 self._stopping.wait(self.settings.tick_s * 4)
             self._wake.wait(self.settings.tick_s)
             self._wake.clear()

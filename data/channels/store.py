@@ -162,6 +162,13 @@ class DeliveryStore:
         self.dialect = store.dialect
         self.settings = settings
 
+    @staticmethod
+    def _write_first(connection) -> None:
+        """Begin the transaction with a write: in SQLite's WAL mode a transaction that has read cannot
+        start writing once another writer committed (it fails at once, 'database is locked'), while a
+        first write waits its turn (busy timeout). A no-op UPDATE takes the write lock."""
+        connection.execute(sa.update(sender_state).where(sender_state.c.name == "-").values(owner=None))
+
     def _insert_ignore(self, table: sa.Table):
         dialect = postgresql if self.dialect == "postgresql" else sqlite
         return dialect.insert(table).on_conflict_do_nothing()
@@ -230,6 +237,7 @@ class DeliveryStore:
         now = _now() if now is None else pd.Timestamp(now)
         o = incident_outbox
         with self.engine.begin() as connection:
+            self._write_first(connection)
             rows = connection.execute(sa.select(o).where(o.c.sent_at.is_(None)).order_by(o.c.seq)
                                       .limit(self.settings.fanout_batch)).mappings().all()
             if not rows:
@@ -275,6 +283,7 @@ class DeliveryStore:
             raise ChannelError(f"the message is {len(encoded)} bytes in GBK, at most 1000")
         now = _now() if now is None else pd.Timestamp(now)
         with self.engine.begin() as connection:
+            self._write_first(connection)
             row = connection.execute(sa.select(incidents.c.subject_id, incidents.c.subject_kind)
                                      .where(incidents.c.id == str(incident_id))).first()
             if row is None:
@@ -343,6 +352,7 @@ class DeliveryStore:
         s = self.settings
         d = deliveries
         with self.engine.begin() as connection:
+            self._write_first(connection)
             current = connection.execute(sa.select(d.c.status, d.c.attempts)
                                          .where(d.c.delivery_id == delivery["delivery_id"])).first()
             if current is None or current.status != "pending":
@@ -425,6 +435,7 @@ class DeliveryStore:
         now = _now() if now is None else pd.Timestamp(now)
         d = deliveries
         with self.engine.begin() as connection:
+            self._write_first(connection)
             if all_failed:
                 ids = [r[0] for r in connection.execute(sa.select(d.c.delivery_id).where(d.c.status == "dead"))]
             else:

@@ -199,3 +199,15 @@ def test_backoff_doubles_up_to_its_cap_and_jitter_only_stretches():
     assert s.backoff(1, 0.999) == pytest.approx(2 * 1.4995)
     with pytest.raises(ChannelError):
         ChannelSettings(max_attempts=0)
+
+
+def test_a_receiver_that_moved_gets_what_was_queued_for_its_old_address(store):
+    open_incidents(store, n=1)
+    ds = DeliveryStore(store, FAST)
+    ds.subscribe(name="p", kind="upstream", url="http://127.0.0.1:9/old", subscription_id="SUB-P")
+    assert ds.fan_out() == 1
+    with Receiver() as receiver:  # as the demo's receiver after a restart: a new port
+        ds.subscribe(name="p", kind="upstream", url=receiver.url, subscription_id="SUB-P")
+        assert sender(store).drain(10)
+    assert len(receiver.accepted) == 1
+    assert ds.log()["target"].tolist() == [receiver.url]
