@@ -145,10 +145,24 @@ def _by_level(levels, table: tuple[float, ...], what: str) -> np.ndarray:
     return np.asarray(table, "float64")[levels.astype("int64") - 1]
 
 
-def class_factors(hazard_class, weights: RiskWeights) -> np.ndarray:
+def _per_distinct(values, compute, memo: dict | None) -> np.ndarray:
+    """`compute` (distinct values -> floats) applied to each value, each distinct value computed
+    once, and at most once per `memo` (a dict the caller keeps: a live grid asks again and again
+    for the same few classes and UN numbers)."""
+    codes, uniq = _factorize(values)
+    if memo is None:
+        return compute(uniq)[codes] if len(uniq) else np.zeros(0, "float64")
+    keys = [None if v is None or v != v else v for v in uniq.tolist()]  # NaN -> None: one key
+    fresh = [k for k in dict.fromkeys(keys) if k not in memo]
+    if fresh:
+        memo.update(zip(fresh, compute(np.array(fresh, dtype=object)).tolist()))
+    return np.array([memo[k] for k in keys], "float64")[codes] if keys else np.zeros(0, "float64")
+
+
+def class_factors(hazard_class, weights: RiskWeights, memo: dict | None = None) -> np.ndarray:
     """Class factor of each dangerous-goods class (`1.1D` counts as class 1); missing: other."""
-    codes, uniq = _factorize(hazard_class)
-    return _class_factors_unique(pd.Series(uniq, dtype=object).fillna(""), weights)[codes]
+    return _per_distinct(hazard_class, lambda uniq: _class_factors_unique(
+        pd.Series(uniq, dtype=object).fillna(""), weights), memo)
 
 
 def _class_factors_unique(cls: pd.Series, weights: RiskWeights) -> np.ndarray:
@@ -160,11 +174,15 @@ def _class_factors_unique(cls: pd.Series, weights: RiskWeights) -> np.ndarray:
     return np.where(acute, weights.acute_factor, np.where(flammable, weights.flammable_factor, weights.other_factor))
 
 
-def protective_distance_m(un_numbers, chemicals: pd.DataFrame, default_m: float) -> np.ndarray:
+def protective_distance_m(un_numbers, chemicals: pd.DataFrame, default_m: float, memo: dict | None = None
+                          ) -> np.ndarray:
     """Protective distance (m) per UN number from the catalogue: the ERG small-spill day
     protective action distance, else the large-spill distance, else the initial isolation, else
     `default_m` (an unknown or missing UN number too)."""
-    codes, uniq = _factorize(un_numbers)
+    return _per_distinct(un_numbers, lambda uniq: _distances_unique(uniq, chemicals, default_m), memo)
+
+
+def _distances_unique(uniq: np.ndarray, chemicals: pd.DataFrame, default_m: float) -> np.ndarray:
     un = pd.Index(pd.Series(uniq, dtype=object).fillna("").astype(str).to_numpy(object), dtype=object)
     out = np.full(len(un), np.nan)
     for column in ("erg_day_m", "erg_large_spill_m", "erg_isolation_m"):
@@ -173,7 +191,7 @@ def protective_distance_m(un_numbers, chemicals: pd.DataFrame, default_m: float)
             values = values[~values.index.duplicated()]
             found = values.reindex(un).to_numpy("float64")
             out = np.where(np.isnan(out), found, out)
-    return np.where(np.isnan(out), default_m, out)[codes]
+    return np.where(np.isnan(out), default_m, out)
 
 
 Rows = dict  # column name (ROW_COLUMNS) -> numpy array: contribution rows inside the hot path
@@ -342,7 +360,9 @@ def truck_rows(trucks: pd.DataFrame, sites: Sites, chemicals: pd.DataFrame, weig
     return _frame(_truck_rows(trucks, sites, chemicals, weights))
 
 
-def _truck_rows(trucks: pd.DataFrame, sites: Sites, chemicals: pd.DataFrame, weights: RiskWeights) -> Rows:
+def _truck_rows(trucks: pd.DataFrame, sites: Sites, chemicals: pd.DataFrame, weights: RiskWeights,
+                memo: dict | None = None) -> Rows:
+    memo = {} if memo is None else memo
     _check_columns(trucks, TRUCK_COLUMNS, "trucks")
     if not len(trucks):
         return _empty() | {"src": np.zeros(0, "int64")}
@@ -355,7 +375,7 @@ def _truck_rows(trucks: pd.DataFrame, sites: Sites, chemicals: pd.DataFrame, wei
     lat = pd.to_numeric(trucks["lat"], errors="coerce").to_numpy("float64")
     here = np.isfinite(lon) & np.isfinite(lat)
     ids = trucks["vehicle_id"].to_numpy(object)
-    factor = class_factors(trucks["hazard_class"].to_numpy(object), weights)
+    factor = class_factors(trucks["hazard_class"].to_numpy(object), weights, memo.setdefault("class", {}))
     pts = _lookup(state, weights.truck_cargo_pts) * factor
     cell = cell_ints(lon, lat, H3_RES_GRID_FINEST)
     keep = here & (pts > 0)
@@ -368,7 +388,7 @@ def _truck_rows(trucks: pd.DataFrame, sites: Sites, chemicals: pd.DataFrame, wei
         return _cat(own, _empty() | {"src": np.zeros(0, "int64")})
     distance = np.zeros(len(ids))
     distance[risky] = protective_distance_m(trucks["un_number"].to_numpy(object)[risky], chemicals,
-                                            weights.default_protective_m)
+                                            weights.default_protective_m, memo.setdefault("distance", {}))
     x, y = np.full(len(ids), np.nan), np.full(len(ids), np.nan)
     x[risky], y[risky] = to_metric(lon[risky], lat[risky])
     t, s = sites.reached(x, y, distance)
@@ -506,6 +526,7 @@ class RiskGrid:
         self.static = hazard_source_rows(world, self.sites, self.weights)
         self.live = {k: _Held() for k in LIVE_KINDS}
         self.version = 1
+        self._memo: dict[str, dict] = {}  # class factor and protective distance per distinct value
         self._cells = np.zeros(0, "uint64")  # finest cells ever touched, sorted
         self._sums = np.zeros((0, len(PARTS)), "int64")
         self._versions = np.zeros(0, "int64")
@@ -519,6 +540,7 @@ class RiskGrid:
         grid.weights, grid.chemicals, grid.sites, grid.static = self.weights, self.chemicals, self.sites, self.static
         grid.live = {k: _Held() for k in LIVE_KINDS}
         grid.version = 1
+        grid._memo = {}
         grid._cells, grid._sums, grid._versions = self._static_cells
         grid._static_cells = self._static_cells
         return grid
@@ -535,7 +557,7 @@ class RiskGrid:
         if trucks is not None:
             _check_columns(trucks, TRUCK_COLUMNS, "trucks")
             trucks = _last_per_key(trucks, "vehicle_id")  # a batch's last word per truck
-            rows = _truck_rows(trucks, self.sites, self.chemicals, self.weights)
+            rows = _truck_rows(trucks, self.sites, self.chemicals, self.weights, self._memo)
             # every row's key is its truck's (an exposure's too): the input row it came from
             new["trucks"] = (rows, trucks["vehicle_id"].to_numpy(object).astype(str).astype(object))
         for kind, frame, part, table in (("alarms", alarms, ALARMS, self.weights.alarm_pts),
