@@ -98,8 +98,13 @@ class Auth:
         if api and flask.request.content_length and flask.request.content_length > API_MAX_BODY_BYTES:
             return _json_error(413, f"the body is {flask.request.content_length} bytes; at most "
                                     f"{API_MAX_BODY_BYTES} are taken")
+        if api and flask.request.method not in SAFE_METHODS and flask.request.get_data(cache=True):
+            if flask.request.get_json(silent=True) is None:  # spectree would read it as {}: say what is wrong
+                return _json_error(400, "the body is not JSON (send a JSON object with Content-Type: "
+                                        "application/json)")
         if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
-            if how == "session" and flask.request.method not in SAFE_METHODS and path != "/login":
+            # logging in (form or token) takes credentials from the body, not from the cookie
+            if how == "session" and flask.request.method not in SAFE_METHODS and path not in ("/login", "/api/token"):
                 return self._check_csrf()
             return None
         if user is None:
@@ -109,6 +114,9 @@ class Auth:
             return flask.redirect(f"{self.prefix}/login?next={urllib.parse.quote(flask.request.full_path)}")
         if not api and not can(user, "screen.view"):
             return _json_error(404, "not found")
+        rule = flask.request.url_rule
+        if api and rule is not None and "<path:" in rule.rule:  # Dash's catch-all page route is no API
+            return _json_error(404, f"no API route {path}; the routes are in /api/openapi.json")
         if how == "session" and flask.request.method not in SAFE_METHODS:
             return self._check_csrf()
         return None

@@ -2,7 +2,9 @@
 
 Registered on the root command by app/cli.py. Every change is one store transaction: bad input
 (an unknown id, an illegal transition, a malformed file) prints one line and changes nothing.
-NAME (`--as`) is recorded in the history; the people issue makes it a checked user.
+NAME (`--as`) is a checked user (app/cli_people.checked_user): it must exist, be enabled and have a role
+that may act; a department or enterprise user acts on its own recipient row. Recorded in the history
+and in the audit log.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ class _Incidents:
     """An IncidentStore for one command (the world loaded only when routing needs it);
     IncidentError and StoreError become the CLI's one-line user errors."""
 
-    def __init__(self, ctx: typer.Context, *, world: bool = False):
+    def __init__(self, ctx: typer.Context, *, world: bool = False, actor: str | None = None,
+                 action: str = "incident.act"):
         from app.cli import _load_world, _open_store, _settings
         from data.incidents import IncidentStore
 
@@ -38,6 +41,28 @@ class _Incidents:
         self.world = _load_world(settings) if world else None
         self.store = _open_store(settings)
         self.incidents = IncidentStore(self.store, self.world, incident_settings(settings))
+        self.user = None
+        if actor is not None:  # `--as NAME`: a checked user (app/permissions.py), its actions audited
+            from app.cli_people import checked_user
+            from data.people import Actor, PeopleStore
+
+            try:
+                self.user = checked_user(self.store, actor, action)
+            except Exception:
+                self.store.close()
+                raise
+            self.incidents.audit = PeopleStore(self.store).audit_hook(Actor(self.user.name, self.user.role, "cli"))
+
+    def recipient(self, given: str | None) -> str | None:
+        """The recipient row acted on: a department or enterprise user's own, whatever --for says."""
+        from app.cli import UserError
+
+        own = self.user.recipient_id if self.user is not None else None
+        if own is None:
+            return given
+        if given not in (None, own):
+            raise UserError(f"--as {self.user.name} acts for {own} only, not {given}")
+        return own
 
     def __enter__(self):
         return self.incidents
@@ -170,7 +195,8 @@ def incidents_inbox(ctx: typer.Context, recipient: str,
     typer.echo(f"{len(frame)} in the inbox of {recipient}", err=True)
 
 
-AsOption = Annotated[str, typer.Option("--as", help="who acts (recorded in the history)")]
+AsOption = Annotated[str, typer.Option("--as", help="who acts: a user (hazmap users list) whose role may do it; "
+                                                   "recorded in the history and the audit log")]
 ForOption = Annotated[str | None, typer.Option("--for", help="the recipient acting (DEPT-…/ENT-…); "
                                                              "needed when several are pending")]
 NoteOption = Annotated[str | None, typer.Option(help="note for the record")]
@@ -182,8 +208,8 @@ def incidents_sign(ctx: typer.Context, incident_ids: Annotated[list[str], typer.
                    actor: AsOption, recipient: ForOption = None, note: NoteOption = None,
                    at: AtOption = None) -> None:
     """签收: sign for one or several incidents (all or none)."""
-    with _Incidents(ctx) as incidents:
-        done = incidents.sign(incident_ids, recipient, actor, at=_time(at, "--at"), note=note)
+    with (guard := _Incidents(ctx, actor=actor)) as incidents:
+        done = incidents.sign(incident_ids, guard.recipient(recipient), actor, at=_time(at, "--at"), note=note)
     for row in done.itertuples(index=False):
         typer.echo(f"{row.incident_id} {row.recipient_id}: {row.from_state} → {row.to_state}")
 
@@ -195,8 +221,9 @@ def incidents_dispose(ctx: typer.Context, incident_id: str, actor: AsOption,
                       measures: Annotated[str | None, typer.Option(help="measures taken")] = None,
                       recipient: ForOption = None, note: NoteOption = None, at: AtOption = None) -> None:
     """处置: record measures, a note (required for red and orange) and the outcome."""
-    with _Incidents(ctx) as incidents:
-        done = incidents.dispose(incident_id, recipient, actor, measures, note, outcome, at=_time(at, "--at"))
+    with (guard := _Incidents(ctx, actor=actor)) as incidents:
+        done = incidents.dispose(incident_id, guard.recipient(recipient), actor, measures, note, outcome,
+                                 at=_time(at, "--at"))
     for row in done.itertuples(index=False):
         typer.echo(f"{row.incident_id} {row.recipient_id}: {row.from_state} → {row.to_state}")
 
@@ -205,8 +232,8 @@ def incidents_dispose(ctx: typer.Context, incident_id: str, actor: AsOption,
 def incidents_close(ctx: typer.Context, incident_id: str, actor: AsOption, recipient: ForOption = None,
                     note: NoteOption = None, at: AtOption = None) -> None:
     """办结: close a disposed incident."""
-    with _Incidents(ctx) as incidents:
-        done = incidents.close(incident_id, recipient, actor, note=note, at=_time(at, "--at"))
+    with (guard := _Incidents(ctx, actor=actor)) as incidents:
+        done = incidents.close(incident_id, guard.recipient(recipient), actor, note=note, at=_time(at, "--at"))
     for row in done.itertuples(index=False):
         typer.echo(f"{row.incident_id} {row.recipient_id}: {row.from_state} → {row.to_state}")
 
@@ -217,7 +244,11 @@ def incidents_supervise(ctx: typer.Context, incident_id: str, actor: AsOption,
                         deadline: Annotated[str, typer.Option(help="act by (ISO 8601)")],
                         note: NoteOption = None, at: AtOption = None) -> None:
     """督办: a department orders the incident's enterprise to act by a deadline."""
-    with _Incidents(ctx) as incidents:
+    with (guard := _Incidents(ctx, actor=actor, action="incident.supervise")) as incidents:
+        if guard.user is not None and guard.user.role == "department" and department != guard.user.department_id:
+            from app.cli import UserError
+
+            raise UserError(f"--as {actor} orders for {guard.user.department_id} only, not {department}")
         n = incidents.supervise(incident_id, department, actor, _time(deadline, "--deadline"), note,
                                 at=_time(at, "--at"))
     typer.echo(f"{incident_id}: supervision order on {n} enterprise recipient(s)")

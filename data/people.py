@@ -37,7 +37,7 @@ __all__ = ["Actor", "AuthError", "LockedError", "PeopleError", "PeopleSettings",
 
 ROLES = ("duty_officer", "department", "enterprise", "admin", "kiosk")
 TOKEN_KINDS = ("api", "session")
-_NAME = re.compile(r"[A-Za-z0-9._@-]{2,64}")
+_NAME = re.compile(r"[\w.@-]{2,64}")  # letters of any script (王伟), digits, '.', '_', '@', '-'
 MIN_PASSWORD_CHARS = 10
 
 _m = schema.metadata
