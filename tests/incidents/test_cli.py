@@ -18,6 +18,8 @@ from tests.test_cli import hazmap
 def built_world(tmp_path_factory):
     folder = tmp_path_factory.mktemp("world")
     hazmap(folder, "world", "build", "--seed", "7", "--scale", "0.02")
+    for name in ("王伟", "李娜"):  # `--as NAME` is a checked user (issue 14)
+        hazmap(folder, "users", "add", name, "--role", "duty_officer")
     return folder / "var"
 
 
