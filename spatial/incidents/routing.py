@@ -64,18 +64,26 @@ def recipients_for(incidents: pd.DataFrame, world: World | None) -> pd.DataFrame
     district = _districts_at(incidents["lon"].to_numpy(dtype="float64"),
                              incidents["lat"].to_numpy(dtype="float64"), world, home)
 
-    # the routing rows of each distinct (rule, subject kind), exact rows then '*' rows, by id
+    # The rows of each distinct (rule, subject kind, severity), in routing-id order, the first per
+    # role: different roles never resolve to one recipient (one department per city kind, district
+    # offices apart, enterprises apart), so each recipient comes once without a dedupe over rows.
     routing = _routing(world)
     rule_codes, rules = pd.factorize(pd.Series(incidents["rule"].to_numpy(dtype=object), dtype=object))
     kind_codes, kinds = pd.factorize(pd.Series(subject_kind, dtype=object))
-    combo = rule_codes.astype("int64") * max(len(kinds), 1) + kind_codes
-    combos, combo_of = np.unique(combo, return_inverse=True)
+    n_kinds = max(len(kinds), 1)
+    level = np.clip(severity, 0, 5)  # below 1 passes every bound, above 4 none: lumped exactly
+    combo_of, combos = pd.factorize((rule_codes.astype("int64") * n_kinds + kind_codes) * 6 + level)
+    table_rule, table_kind = routing["rule"].to_numpy(), routing["subject_kind"].to_numpy()
+    table_max, table_role = routing["max_severity"].to_numpy(), routing["role"].to_numpy()
     matched = []
-    for c in combos.tolist():  # a few dozen distinct pairs, not incidents
-        rule, kind = rules[c // max(len(kinds), 1)], kinds[c % max(len(kinds), 1)]
-        same_kind = routing["subject_kind"].to_numpy() == kind
-        hit = same_kind & ((routing["rule"].to_numpy() == rule) | (routing["rule"].to_numpy() == "*"))
-        matched.append(np.flatnonzero(hit))
+    for c in np.asarray(combos).tolist():  # a few dozen distinct cases, not incidents
+        pair, sev = divmod(c, 6)
+        rule, kind = rules[pair // n_kinds], kinds[pair % n_kinds]
+        hit = (table_kind == kind) & ((table_rule == rule) | (table_rule == "*")) \
+            & (np.isnan(table_max) | (sev <= table_max))
+        rows = np.flatnonzero(hit)
+        matched.append(rows[np.unique(table_role[rows], return_index=True)[1]] if len(rows) else rows)
+    matched = [np.sort(m) for m in matched]
     sizes = np.array([len(m) for m in matched], dtype="int64")
     flat = np.concatenate(matched) if matched else np.array([], dtype="int64")
     starts = np.cumsum(sizes) - sizes
@@ -83,9 +91,6 @@ def recipients_for(incidents: pd.DataFrame, world: World | None) -> pd.DataFrame
     inc = np.repeat(np.arange(n), count)
     within = np.arange(len(inc)) - np.repeat(np.cumsum(count) - count, count)
     row = flat[np.repeat(starts[combo_of], count) + within] if len(inc) else np.array([], dtype="int64")
-    max_sev = routing["max_severity"].to_numpy()[row]
-    keep = np.isnan(max_sev) | (severity[inc] <= max_sev)
-    inc, row = inc[keep], row[keep]
 
     # who holds each role: the subject's enterprise, the place's district office, a city department
     role = routing["role"].to_numpy(dtype=object)
@@ -105,7 +110,7 @@ def recipients_for(incidents: pd.DataFrame, world: World | None) -> pd.DataFrame
     row_role = role[row]
 
     # nothing is routed to nobody: the city's emergency management takes what no row reached
-    unrouted = np.setdiff1d(np.arange(n), inc)
+    unrouted = np.flatnonzero(np.bincount(inc, minlength=n) == 0)
     if len(unrouted):
         inc = np.concatenate([inc, unrouted])
         recipient = np.concatenate([recipient, np.full(len(unrouted), city_em, dtype=object)])
@@ -113,11 +118,7 @@ def recipients_for(incidents: pd.DataFrame, world: World | None) -> pd.DataFrame
         row_role = np.concatenate([row_role, np.full(len(unrouted), CITY_EMERGENCY_KIND, dtype=object)])
         order = np.argsort(inc, kind="stable")
         inc, recipient, kind, row_role = inc[order], recipient[order], kind[order], row_role[order]
-    # each recipient once per incident: the first row naming it
-    codes, uniques = pd.factorize(pd.Series(recipient, dtype=object))
-    first = np.sort(np.unique(inc.astype("int64") * max(len(uniques), 1) + codes, return_index=True)[1])
-    inc = inc[first]
-    columns = (incident_ids[inc], kind[first], recipient[first], row_role[first], district[inc])
+    columns = (incident_ids[inc], kind, recipient, row_role, district[inc])
     # object columns (None for nothing), as the store's writers take them
     return pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in zip(RECIPIENT_COLUMNS, columns)})
 
@@ -224,10 +225,13 @@ def _districts_at(lon: np.ndarray, lat: np.ndarray, world: World | None, home: n
     known = np.isfinite(lon) & np.isfinite(lat)
     if not known.any():
         return out
-    points = shapely.points(lon[known], lat[known])
-    tree = shapely.STRtree(world.districts.geometry.to_numpy())
-    point_index, district_index = tree.query(points, predicate="intersects")  # a border point: the first
-    first = np.unique(point_index, return_index=True)[1]
-    rows = np.flatnonzero(known)[point_index[first]]
-    out[rows] = world.districts["adcode"].to_numpy(dtype=object)[district_index[first]]
+    rows = np.flatnonzero(known)
+    x, y = lon[rows], lat[rows]
+    found = np.zeros(len(rows), dtype=bool)
+    # one vectorised test per district (a city has about ten), on coordinates: no Point objects
+    for adcode, outline in zip(world.districts["adcode"].to_numpy(dtype=object), world.districts.geometry.to_numpy()):
+        shapely.prepare(outline)
+        inside = ~found & shapely.intersects_xy(outline, x, y)  # a border point: the first district
+        out[rows[inside]] = adcode
+        found |= inside
     return out

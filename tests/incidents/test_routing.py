@@ -195,6 +195,7 @@ def test_the_demo_routes_every_rule_the_engines_can_raise():
     cases = [(r, r, "VEH-1", IN_HAISHU, 4, None) for r in vehicle_rules] + \
             [(r, r, "MP-1", IN_HAISHU, 4, None) for r in point_rules]
     got = recipients_for(_incidents(cases), WORLD)
+    assert not got.duplicated(["incident_id", "recipient_id"]).any()
     per_incident = got.groupby("incident_id")
     assert per_incident.ngroups == len(cases)
     assert (per_incident["recipient_kind"].agg(set) == {"department", "enterprise"}).all()
@@ -204,3 +205,18 @@ def test_the_demo_routes_every_rule_the_engines_can_raise():
     reached_city = got[city_roles].groupby("incident_id").size()
     truck_ids = [f"INC-{i}" for i in range(len(vehicle_rules))]
     assert reached_city.reindex(truck_ids).notna().all()  # every truck rule names a city department
+
+
+def test_rows_naming_one_role_twice_reach_it_once():
+    """A rule row and a '*' row for the same department, with and without a severity bound."""
+    world = small_world()
+    extra = pd.DataFrame({"id": ["RT-000a", "RT-999"], "rule": ["speeding", "*"], "subject_kind": "vehicle",
+                          "role": ["emergency_management", "traffic_police"],
+                          "max_severity": pd.array([2, None], dtype="Int64")})
+    world.routing = pd.concat([world.routing, extra], ignore_index=True)
+    cases = [("", "speeding", "VEH-1", IN_HAISHU, severity, None) for severity in (1, 2, 3)]
+    got = recipients_for(_incidents(cases), world)
+    assert not got.duplicated(["incident_id", "recipient_id"]).any()
+    reached = got.groupby("incident_id")["recipient_id"].agg(set)
+    assert reached["INC-0"] == reached["INC-1"] == {*TRUCK_ROLES, f"DEPT-{HAISHU}", "DEPT-EM"}
+    assert reached["INC-2"] == {*TRUCK_ROLES, f"DEPT-{HAISHU}"}
