@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from layers.style import Text, text
 from spatial.model import (
+    DEPARTMENT_KINDS,
     ENTITY_CATEGORIES_LICENSED,
     ENTITY_CATEGORIES_UNLICENSED,
     MONITORING_POINT_KINDS,
+    ROUTING_ROLES_RESOLVED,
     SENSITIVE_SITE_KINDS,
     WORLD_SPECS,
 )
@@ -139,12 +141,35 @@ VALUE_LABELS: dict[str, dict[str, Text]] = {
         "water_protection": ("饮用水源保护区", "Drinking-water protection zone"),
         "tunnel": ("隧道", "Tunnel"),
     },
+    # departments' kinds, and the routing roles (a kind or one resolved per incident)
+    "department_kind": {
+        "emergency_management": ("应急管理", "Emergency management"),
+        "traffic_police": ("公安交警", "Traffic police"),
+        "transport": ("交通运输", "Transport"),
+        "ecology_environment": ("生态环境", "Ecology and environment"),
+        "market_supervision": ("市场监管", "Market supervision"),
+        "fire_rescue": ("消防救援", "Fire and rescue"),
+        "public_security": ("公安", "Public security"),
+        "housing_construction": ("住房城乡建设", "Housing and construction"),
+        "economy_information": ("经济信息化", "Economy and IT"),
+        "commerce": ("商务", "Commerce"),
+        "health": ("卫生健康", "Health"),
+        "maritime": ("海事", "Maritime"),
+        "port": ("港航", "Port and shipping"),
+        "natural_resources": ("自然资源规划", "Natural resources"),
+        "urban_management": ("综合行政执法", "Urban management"),
+        "district_office": ("属地区县", "District office"),
+        "carrier": ("承运企业", "Carrier"),
+        "plant": ("所属企业", "Plant"),
+    },
 }
 
 # Which value vocabulary a (layer, field) uses.
 VALUE_VOCABULARY: dict[tuple[str, str], str] = {
     ("entities", "category"): "category",
     ("monitoring_points", "kind"): "monitoring_kind",
+    ("departments", "kind"): "department_kind",
+    ("routing", "role"): "department_kind",
     ("sensitive_sites", "kind"): "site_kind",
     ("hazard_sources", "grade"): "grade",
     ("waybills", "status"): "status",
@@ -169,6 +194,7 @@ def _check_coverage() -> None:
         ("category", (*ENTITY_CATEGORIES_LICENSED, *ENTITY_CATEGORIES_UNLICENSED)),
         ("monitoring_kind", MONITORING_POINT_KINDS),
         ("site_kind", SENSITIVE_SITE_KINDS),
+        ("department_kind", (*DEPARTMENT_KINDS, *ROUTING_ROLES_RESOLVED)),
     ):
         unlabelled = sorted(set(values) - VALUE_LABELS[vocabulary].keys())
         if unlabelled:
