@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from spatial.incidents.levels import LEVELS as WARNING_LEVELS
+
 Text = tuple[str, str]
 Language = Literal["zh", "en"]
 LANGUAGES: tuple[Language, ...] = ("zh", "en")
@@ -253,12 +255,13 @@ LIVE_POINT_STYLES: dict[str, ClassStyle] = {
 }
 
 # The risk grid's bands (spatial/risk.py BANDS): the Ministry of Emergency Management's four
-# warning colours (DOMAIN.md §10). Kept here until spatial/incidents/levels.py names them.
+# warning levels, their names and colours from spatial/incidents/levels.py (DOMAIN.md §10);
+# the stronger the band, the more opaque its hexagons.
+_BAND_OPACITY = {"red": 0.55, "orange": 0.5, "yellow": 0.42, "blue": 0.32}
 RISK_BAND_STYLES: dict[str, ClassStyle] = {
-    "red": ClassStyle(("重大风险", "Major risk"), HAZARD_GRADE_COLORS["1"], fill_opacity=0.55),
-    "orange": ClassStyle(("较大风险", "Considerable risk"), HAZARD_GRADE_COLORS["2"], fill_opacity=0.5),
-    "yellow": ClassStyle(("一般风险", "Moderate risk"), HAZARD_GRADE_COLORS["3"], fill_opacity=0.42),
-    "blue": ClassStyle(("低风险", "Low risk"), HAZARD_GRADE_COLORS["4"], fill_opacity=0.32),
+    level.key: ClassStyle((f"{level.name_zh}风险", f"{level.name_en.capitalize()} risk"), level.colour,
+                          fill_opacity=_BAND_OPACITY[level.key])
+    for level in WARNING_LEVELS
 }
 
 BASE_HIDEOUT = {  # the always-drawn base: land, district outlines and names
