@@ -48,7 +48,7 @@ _SUBJECT_PREFIXES = {"VEH-": "vehicle", "MP-": "monitoring_point"}
 def recipients_for(incidents: pd.DataFrame, world: World | None) -> pd.DataFrame:
     """Every recipient of every incident (see the module docstring), in incident order then
     routing-row order. Works on integer codes: the routing rows matching each distinct (rule,
-    subject kind) are found once, then every incident's rows are gathered with numpy."""
+    subject kind, severity) are found once, then every incident's rows are gathered with numpy."""
     missing = [c for c in ("incident_id", "rule", "subject_id", "lon", "lat", "level") if c not in incidents.columns]
     if missing:
         raise ValueError(f"recipients_for: incidents lack column(s) {', '.join(missing)}")

@@ -220,3 +220,11 @@ def test_rows_naming_one_role_twice_reach_it_once():
     reached = got.groupby("incident_id")["recipient_id"].agg(set)
     assert reached["INC-0"] == reached["INC-1"] == {*TRUCK_ROLES, f"DEPT-{HAISHU}", "DEPT-EM"}
     assert reached["INC-2"] == {*TRUCK_ROLES, f"DEPT-{HAISHU}"}
+
+
+def test_no_incidents_no_rows_and_missing_columns_are_named():
+    empty = recipients_for(_incidents([]), WORLD)
+    assert empty.empty and list(empty.columns) == RECIPIENT_COLUMNS
+    assert escalation_target(empty, WORLD).empty
+    with pytest.raises(ValueError, match="level"):
+        recipients_for(_incidents(CASES[:1]).drop(columns="level"), WORLD)
