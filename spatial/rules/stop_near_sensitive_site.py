@@ -110,7 +110,6 @@ from spatial.rules.base import (
     make_event,
     setting,
 )
-from spatial.rules.waybills import adjacent_waybills
 from spatial.rules.dwell import (
     PLACE_MATCH_M,
     PLACE_MATCH_SOURCE,
@@ -127,6 +126,7 @@ from spatial.rules.dwell import (
     waybill_site_distances,
     waybill_sites,
 )
+from spatial.rules.waybills import adjacent_waybills
 
 RULE_NAME = "stop_near_sensitive_site"
 # Shown on screen and in reports in local time; China has had no DST since 1991.
