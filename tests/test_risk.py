@@ -284,3 +284,100 @@ def test_explain_lists_a_cells_items():
     assert set(items["item_id"]) == {"HS-1", "SITE-0"}
     assert items["points"].sum() == pytest.approx(grid.scores(8).loc[cell, "score"])
     assert (items["part"].isin(PARTS)).all()
+
+
+# -- the wall's grid feed (layers/grid.py) and its route -----------------------------------------
+
+@pytest.fixture(scope="module")
+def demo_world():
+    from data.demo import build_world
+
+    return build_world(seed=3, scale=0.03, chemicals=_chemicals())
+
+
+class _Live:
+    def __init__(self):
+        from spatial.model import LiveState
+
+        self.state = LiveState()
+
+    def snapshot(self):
+        return self.state.copy()
+
+
+def _client_apply(held: dict, frame: dict) -> dict:
+    """What assets/hazmap_grid.js does with a frame."""
+    if frame["full"]:
+        held = {}
+    c = frame["cells"]
+    for i, cell in enumerate(c["ids"]):
+        if c["band"][i] < 0:
+            held.pop(cell, None)
+        else:
+            held[cell] = (c["score"][i], c["band"][i], tuple(c["parts"][i]))
+    return held
+
+
+def test_the_grid_feed_follows_the_live_state_with_deltas_only(demo_world):
+    from layers.grid import GridFeed
+    from spatial.model import Event, PingBatch
+
+    live = _Live()
+    feed = GridFeed(demo_world, live)
+    v = demo_world.vehicles
+    ids, x, y = v["id"].to_numpy(object), v.geometry.x.to_numpy(), v.geometry.y.to_numpy()
+    t0 = 1_762_000_000_000
+    live.state.apply_pings(PingBatch.from_arrays(ids, np.full(len(ids), t0), x, y))
+    first = feed.frame(8)
+    held = _client_apply({}, first)
+    assert first["full"] and len(held) == first["cells"]["n"] > 0
+
+    # one truck drives off, one alert opens on another: only their cells travel
+    live.state.apply_pings(PingBatch.from_arrays(ids[:1], [t0 + 30_000], x[:1] + 0.05, y[:1]))
+    start = pd.Timestamp(t0, unit="ms", tz="UTC")
+    live.state.apply_events([Event("speeding", str(ids[1]), "E1", "open", start, None, x[1], y[1], 1, {})])
+    delta = feed.frame(8, first["version"])
+    assert not delta["full"] and 0 < delta["cells"]["n"] <= 3
+    held = _client_apply(held, delta)
+    # closing the alert brings the score back
+    live.state.apply_events([Event("speeding", str(ids[1]), "E1", "close", start, start, x[1], y[1], 1, {})])
+    held = _client_apply(held, feed.frame(8, delta["version"]))
+    full = _client_apply({}, feed.frame(8))
+    assert held == full
+    assert sum(parts[4] for _, _, parts in full.values()) == 0  # no open alert left
+    # a version the grid never had, or 0: the full form
+    assert feed.frame(8, 10**9)["full"] and feed.frame(8, 0)["full"]
+    with pytest.raises(ValueError, match="res must be one of"):
+        feed.frame(5)
+
+
+def test_cargo_of_the_waybills_on_the_road(demo_world):
+    from layers.grid import cargo_by_vehicle
+
+    wb = demo_world.waybills
+    row = wb.iloc[0]
+    during = pd.Timestamp(row["planned_departure"]) + (pd.Timestamp(row["planned_arrival"])
+                                                         - pd.Timestamp(row["planned_departure"])) / 2
+    before = pd.Timestamp(wb["planned_departure"].min()) - pd.Timedelta(days=1)
+    assert cargo_by_vehicle(demo_world, at=during).loc[row["vehicle_id"], "cargo_state"] == "loaded"
+    assert (cargo_by_vehicle(demo_world, at=before)["cargo_state"] == "unknown").all()
+
+
+def test_the_grid_route_answers_and_refuses_clearly(demo_world, tmp_path):
+    import gzip
+    import json as jsonlib
+
+    from app.settings import Settings
+    from app.webapp import create_app
+
+    web = create_app(Settings(var_dir=tmp_path, tile_url="http://127.0.0.1:9/{z}/{x}/{y}.png"), demo_world,
+                     "v1", live=_Live())
+    client = web.server.test_client()
+    ok = client.get("/grid/v1/state?res=7&since=0", headers={"Accept-Encoding": "gzip"})
+    assert ok.status_code == 200 and ok.headers["Cache-Control"] == "no-store"
+    frame = jsonlib.loads(gzip.decompress(ok.data))
+    assert frame["res"] == 7 and frame["full"] and frame["cells"]["n"] > 0  # the world's part, no truck yet
+    assert client.get("/grid/v2/state?res=7").status_code == 404
+    bad = client.get("/grid/v1/state?res=5")
+    assert bad.status_code == 400 and "res must be one of" in bad.get_json()["error"]
+    assert client.get("/grid/v1/state?res=8&since=-1").status_code == 400
