@@ -17,7 +17,7 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 if command -v dpkg-query >/dev/null; then
   pg_major=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1 || true)
   [ -n "$pg_major" ] || { need+=(postgresql); pg_major=""; }
-  for p in chromium mosquitto fonts-noto-cjk fonts-wqy-zenhei nginx; do have_pkg "$p" || need+=("$p"); done
+  for p in chromium mosquitto fonts-noto-cjk fonts-wqy-zenhei nginx poppler-utils; do have_pkg "$p" || need+=("$p"); done
   if [ -n "$pg_major" ]; then
     have_pkg "postgresql-$pg_major-postgis-3" || need+=("postgresql-$pg_major-postgis-3")
   fi

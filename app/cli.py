@@ -675,6 +675,7 @@ def bench_incidents(ctx: typer.Context) -> None:
 
 
 import app.cli_grid  # noqa: E402,F401  (registers `hazmap grid` and `hazmap bench grid`)
+import app.cli_reports  # noqa: E402,F401  (registers `hazmap snapshot`, `hazmap briefing`, `hazmap bench snapshot`)
 
 
 def main() -> None:

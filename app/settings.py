@@ -54,6 +54,14 @@ class Settings(BaseSettings):
         description="overrides of the risk grid's weights and band cut points (spatial.risk.RiskWeights, "
         "docs/risk.md), e.g. HAZMAP_RISK_WEIGHTS='{\"exposure_pts\": 2.0, \"band_cuts\": [20, 50, 100]}'",
     )
+    briefing_attention: dict[str, Any] = Field(
+        default_factory=dict,
+        description="overrides of the daily briefing's attention thresholds (spatial.briefing.AttentionSettings, "
+        "docs/reports.md), e.g. HAZMAP_BRIEFING_ATTENTION='{\"key_red_min\": 2, \"window_days\": 7}'",
+    )
+    briefing_hour: int | None = Field(
+        7, ge=0, le=23, description="`hazmap serve` / `demo` write the previous day's briefing at this local hour "
+        "(Asia/Shanghai) into var_dir/briefings; empty: never")
     sim_in_demo: bool = Field(True, description="`hazmap demo` runs the traffic simulator")
     sim_time_factor: float = Field(10.0, gt=0, description="simulated seconds per wall-clock second (demo, simulate)")
     sim_seed: int = Field(1, description="seed of the simulated traffic and sensor readings")
