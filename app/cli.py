@@ -126,7 +126,20 @@ def world_export(ctx: typer.Context, out: Annotated[Path, typer.Option("--out", 
     from data.exchange import export_world
 
     paths = export_world(_load_world(_settings(ctx)), out)
+    _audit_cli(_settings(ctx), "export", str(out), {"what": "world", "files": len(paths)})
     typer.echo(f"wrote {len(paths)} files to {out}")
+
+
+def _audit_cli(settings: Settings, action: str, target: str, details: dict | None = None) -> None:
+    """An audit row for a change or export made from the command line (app/cli_people.py)."""
+    from app.cli_people import _cli_actor
+    from data.people import PeopleStore
+
+    store = _open_store(settings)
+    try:
+        PeopleStore(store).record(_cli_actor(), action, target, details=details)
+    finally:
+        store.close()
 
 
 @world_cli.command("import")
@@ -148,6 +161,9 @@ def world_import(
         store.replace_world(world)
     finally:
         store.close()
+    # the world carries the departments and the routing table: a routing change is audited
+    _audit_cli(_settings(ctx), "world.import", str(source), {"routing": int(len(world.routing)),
+                                                             "departments": int(len(world.departments))})
     typer.echo(json.dumps(world.counts(), ensure_ascii=False))
 
 

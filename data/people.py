@@ -183,7 +183,14 @@ class PeopleStore:
         self.engine = store.engine
         self.settings = settings
         self.hasher = hasher or default_hasher()
-        self._dummy_hash = self.hasher.hash(secrets.token_hex(8))
+        self._dummy: str | None = None
+
+    @property
+    def _dummy_hash(self) -> str:
+        """What an unknown name's password is checked against (so it takes as long as a known one's)."""
+        if self._dummy is None:
+            self._dummy = self.hasher.hash(secrets.token_hex(8))
+        return self._dummy
 
     # --- users --------------------------------------------------------------------------------
 

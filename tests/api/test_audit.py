@@ -114,6 +114,7 @@ def test_users_and_audit_commands(cli_home):
     _run("incidents", "sign", incident, "--as", "张三")
     _run("users", "disable", "张三")
     assert "no such active user" in _refused("incidents", "close", incident, "--as", "张三")
+    _run("world", "export", "--out", str(cli_home[0] / "exported"))
     again = _run("users", "reset-password", "duty1").output
     assert "password (shown once): " in again
     audit = [json.loads(line) for line in _run("audit", "--since", "1h", "--json").output.splitlines()
@@ -121,6 +122,7 @@ def test_users_and_audit_commands(cli_home):
     actions = [(a["action"], a["target"]) for a in audit]
     assert ("user.add", "张三") in actions and ("incident.sign", incident) in actions
     assert ("user.disable", "张三") in actions and ("user.reset_password", "duty1") in actions
+    assert ("export", str(cli_home[0] / "exported")) in actions
     signed = next(a for a in audit if a["action"] == "incident.sign")
     assert (signed["actor"], signed["role"], signed["address"]) == ("张三", "department", "cli")
     assert password not in json.dumps(audit, ensure_ascii=False)
