@@ -5,9 +5,9 @@ A Flask blueprint, so the REST API's blueprint (issue 14) can take these routes 
 - `GET /api/health`: the process answers (liveness). Always 200 while it can serve at all.
 - `GET /api/ready`: 200 when every check passes, else 503; the body says which and why:
   `store` (the database answers), `schema` (at the revision this hazmap needs), `world` (a
-  world is loaded), `rules` (the live monitor's rules worker runs), `feed` (a batch reached the
-  monitor within `ready_feed_max_silence_s`, counted from its start; passes as "idle" when the
-  monitor has no feed or the check is off). Cached for a second: a load balancer polling it
+  world is loaded), `rules` (the live monitor's rules worker runs and its queue is not full),
+  `feed` (a batch reached the monitor within `ready_feed_max_silence_s`, counted from its
+  start; passes as "idle" when the monitor has no feed or the check is off). Cached for a second: a load balancer polling it
   costs one store round trip a second at most.
 - `GET /metrics`: Prometheus text format (app/metrics.py).
 
@@ -132,10 +132,15 @@ class Ops:
             idle = {"ok": True, "detail": "idle: this screen runs without a live monitor"}
             return {"rules": idle, "feed": idle}
         stats = stats_of()
+        queued = stats.get("queued_batches", 0)
+        capacity = getattr(getattr(self.live, "settings", None), "queue_batches", None)
         if stats.get("worker_error"):
             rules = {"ok": False, "detail": f"the rules worker stopped: {stats['worker_error']}"}
+        elif capacity is not None and queued >= capacity:
+            rules = {"ok": False, "detail": f"the rules worker is behind: its queue is full ({queued} batches), "
+                                            "so the feeds are held back"}
         else:
-            rules = {"ok": True, "detail": f"{stats.get('queued_batches', 0)} batches queued"}
+            rules = {"ok": True, "detail": f"{queued} batches queued"}
         return {"rules": rules, "feed": self._feed_check(stats)}
 
     def _feed_check(self, stats: dict) -> dict:

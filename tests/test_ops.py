@@ -117,6 +117,17 @@ def test_feed_freshness_or_a_deliberate_idle(world, store_url, monitor, limit, o
     assert response.status_code == (200 if ok else 503)
 
 
+def test_not_ready_while_the_rules_queue_is_full(world, store_url):
+    from types import SimpleNamespace
+
+    monitor = FakeMonitor(last_input_s_ago=1.0)
+    monitor.settings = SimpleNamespace(queue_batches=10, incidents=None)
+    monitor._stats["queued_batches"] = 10
+    response = client(world, store_url, monitor).get("/api/ready")
+    rules = response.get_json()["checks"]["rules"]
+    assert response.status_code == 503 and "queue is full (10 batches)" in rules["detail"]
+
+
 def test_not_ready_when_the_rules_worker_died(world, store_url):
     response = client(world, store_url, FakeMonitor(last_input_s_ago=1.0, worker_error="RuntimeError('x')")
                       ).get("/api/ready")
