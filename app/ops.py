@@ -7,8 +7,8 @@ A Flask blueprint, so the REST API's blueprint (issue 14) can take these routes 
   `store` (the database answers), `schema` (at the revision this hazmap needs), `world` (a
   world is loaded), `rules` (the live monitor's rules worker runs and its queue is not full),
   `feed` (a batch reached the monitor within `ready_feed_max_silence_s`, counted from its
-  start; passes as "idle" when the monitor has no feed or the check is off). Cached for a second: a load balancer polling it
-  costs one store round trip a second at most.
+  start; passes as "idle" when the monitor has no feed or the check is off). Cached for a
+  second: a load balancer polling it costs one store round trip a second at most.
 - `GET /metrics`: Prometheus text format (app/metrics.py).
 
 Every request gets an id: the proxy's `X-Request-ID` when it is a sane token (nginx sends
