@@ -254,8 +254,9 @@ def snapshot(world, area: Area, at: pd.Timestamp, *, trucks: pd.DataFrame, alarm
     chem = world.hazard_source_chemicals
     names = world.chemicals["name_zh"] if "name_zh" in world.chemicals.columns else pd.Series(dtype=object)
     chem = chem[chem["hazard_source_id"].isin(hs_in["id"])]
-    label = chem["un_number"].astype(str).map(lambda un: f"UN{un} {names.get(un, '')}".strip()) \
-        + " " + chem["quantity_t"].map(lambda q: f"{q:g} t")
+    un_text = chem["un_number"].astype(str)
+    label = ("UN" + un_text + " " + names.reindex(un_text).fillna("").astype(str).to_numpy() + " "
+             + chem["quantity_t"].map(lambda q: f"{q:g} t").astype(str))  # per chemical row of a source (few)
     chem_text = label.groupby(chem["hazard_source_id"].to_numpy()).agg("; ".join)
     ent_names = ent.set_index("id")["name"]
     hazard = pd.DataFrame({
