@@ -248,7 +248,8 @@ class LiveCollector(Collector):
                         "Incidents not closed yet, by level (red highest)", "level")
         pushed, disposed = figures.get("pushed_by_level") or {}, figures.get("disposed_by_level") or {}
         yield _by_label(pushed, "gauge", "hazmap_incidents_pushed",
-                        "Pushes of incidents to recipients (departments, enterprises), by level", "level")
+                        "Pushes to recipients (departments, enterprises) of the incidents first seen in the "
+                        "last 30 days, by level", "level")
         yield _by_label(disposed, "gauge", "hazmap_incidents_disposed", "Of those pushes, the ones disposed, by level",
                         "level")
         yield _by_label({k: disposed.get(k, 0) / n for k, n in pushed.items() if n}, "gauge",

@@ -25,6 +25,7 @@ import time
 import uuid
 
 import flask
+import pandas as pd
 import sqlalchemy as sa
 
 from app.metrics import CONTENT_TYPE_LATEST, build_registry, generate_latest
@@ -207,6 +208,7 @@ class IncidentFigures:
     minute. A failure is logged once and yields no incident figures, never a failed scrape."""
 
     OPEN_STATES = ("pushed", "signed", "disposed")  # spatial/incidents/lifecycle.py STATES minus closed
+    KPI_WINDOW = pd.Timedelta(days=30)
 
     def __init__(self, store_url: str, world: World, cache_s: float = 15.0) -> None:
         self.store_url = store_url
@@ -236,7 +238,11 @@ class IncidentFigures:
                 levels = self._incidents.list(status=state)["level"]
                 for key, n in levels.value_counts().items():
                     open_now[str(key)] += int(n)
-            kpis = self._incidents.kpis(by="level").set_index("level")
+            # handling over the incidents first seen in the last KPI_WINDOW by the feed's clock (the
+            # newest stored event: a simulated day runs on its own date), not over the store's life
+            newest = self._incidents.store.newest_event_time()
+            since = None if newest is None else newest - self.KPI_WINDOW
+            kpis = self._incidents.kpis(by="level", since=since).set_index("level")
         except Exception:  # noqa: BLE001 - the scrape goes on without these figures
             if not self._failed:
                 log.exception("metrics: the incident figures cannot be read; /metrics goes on without them")
