@@ -56,10 +56,11 @@ def live_inputs(world: World, n_trucks: int, seed: int = 0) -> dict[str, pd.Data
     vehicle_ids = np.concatenate([ids[:n_world], np.array([f"VEH-X{i:06d}" for i in range(n_trucks - n_world)],
                                                           dtype=object)])
     like = cargo.iloc[np.r_[np.arange(n_world), rng.integers(0, len(cargo), n_trucks - n_world)]]
-    trucks = pd.DataFrame({"vehicle_id": vehicle_ids, "lon": shapely.get_x(points), "lat": shapely.get_y(points),
-                           "cargo_state": like["cargo_state"].to_numpy(object),
-                           "hazard_class": like["hazard_class"].to_numpy(object),
-                           "un_number": like["un_number"].to_numpy(object)})
+    # object columns, as the app's layers.grid.trucks_frame builds them
+    trucks = pd.DataFrame({"vehicle_id": pd.Series(vehicle_ids, dtype=object), "lon": shapely.get_x(points),
+                           "lat": shapely.get_y(points),
+                           **{c: pd.Series(like[c].to_numpy(object), dtype=object)
+                              for c in ("cargo_state", "hazard_class", "un_number")}})
     mp = world.monitoring_points
     alarmed = rng.choice(len(mp), max(1, len(mp) // 100), replace=False)
     alarms = pd.DataFrame({"subject_id": mp["id"].to_numpy(object)[alarmed], "lon": mp.geometry.x.to_numpy()[alarmed],

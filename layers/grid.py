@@ -111,14 +111,20 @@ def cargo_by_vehicle(world: World, weights: RiskWeights | None = None, at: pd.Ti
 def trucks_frame(positions: pd.DataFrame, cargo: pd.DataFrame) -> pd.DataFrame:
     """TRUCK_COLUMNS for positions (indexed by vehicle id); vehicles not in `cargo`: unknown."""
     c = cargo.reindex(positions.index)
-    return pd.DataFrame({
+    return _frame({
         "vehicle_id": positions.index.astype(str).to_numpy(object),
         "lon": pd.to_numeric(positions["lon"], errors="coerce").to_numpy("float64"),
         "lat": pd.to_numeric(positions["lat"], errors="coerce").to_numpy("float64"),
         "cargo_state": c["cargo_state"].fillna("unknown").to_numpy(object),
         "hazard_class": c["hazard_class"].to_numpy(object),
         "un_number": c["un_number"].to_numpy(object),
-    })[list(TRUCK_COLUMNS)]
+    })
+
+
+def _frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Object columns kept as such (pandas would make them Arrow strings, which the score then
+    converts back, at a cost per row)."""
+    return pd.DataFrame({k: pd.Series(v, dtype=v.dtype) for k, v in columns.items()})
 
 
 def alarms_frame(point_ids: pd.Index, lonlat: pd.DataFrame, state: LiveState) -> pd.DataFrame:
@@ -129,8 +135,8 @@ def alarms_frame(point_ids: pd.Index, lonlat: pd.DataFrame, state: LiveState) ->
     sev = np.where(status == P_ALARM_HIGH, 1, np.where(status == P_ALARM, severity, np.nan)).astype("float64")
     sev[sev >= NO_ALERT_SEVERITY] = np.nan
     where = lonlat.reindex(point_ids)
-    return pd.DataFrame({"subject_id": point_ids.to_numpy(object), "lon": where["lon"].to_numpy("float64"),
-                         "lat": where["lat"].to_numpy("float64"), "severity": sev})
+    return _frame({"subject_id": point_ids.to_numpy(object), "lon": where["lon"].to_numpy("float64"),
+                   "lat": where["lat"].to_numpy("float64"), "severity": sev})
 
 
 def incidents_frame(alerts: pd.DataFrame, not_alert_rules: frozenset[str]) -> pd.DataFrame:
@@ -139,10 +145,10 @@ def incidents_frame(alerts: pd.DataFrame, not_alert_rules: frozenset[str]) -> pd
     open_count, severity, _ = _alert_columns(alerts, ids, not_alert_rules)
     sev = np.where(open_count > 0, severity, np.nan).astype("float64")
     sev[sev >= NO_ALERT_SEVERITY] = np.nan
-    return pd.DataFrame({"subject_id": ids.astype(str).to_numpy(object),
-                         "lon": pd.to_numeric(alerts["lon"], errors="coerce").to_numpy("float64"),
-                         "lat": pd.to_numeric(alerts["lat"], errors="coerce").to_numpy("float64"),
-                         "severity": sev})
+    return _frame({"subject_id": ids.astype(str).to_numpy(object),
+                   "lon": pd.to_numeric(alerts["lon"], errors="coerce").to_numpy("float64"),
+                   "lat": pd.to_numeric(alerts["lat"], errors="coerce").to_numpy("float64"),
+                   "severity": sev})
 
 
 def cells_payload(table: pd.DataFrame) -> dict:
