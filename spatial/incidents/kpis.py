@@ -2,7 +2,8 @@
 
 Per department | district | enterprise | rule | level | day (the incident's first day in
 Asia/Shanghai): incidents, pushed (recipient rows), signed, disposed (closed counts as disposed),
-handling rate (disposed / pushed), median and p90 seconds from push to sign and to disposal,
+handling rate (disposed / pushed), median and p90 (nearest rank: an observed wait) seconds from
+push to sign and to disposal,
 overdue (signed after the deadline, or unsigned past it at `now`), escalated, false alarms (误报,
 a disposal outcome), and the noise figures: rule closes within minutes nobody signed
 (quick_closes) and episodes that reopened an incident (reopens).
@@ -56,11 +57,9 @@ def kpis(incidents: pd.DataFrame, recipients: pd.DataFrame, *, by: str, now: pd.
     })
     groups = work.groupby("key", sort=True)
     out = groups[["pushed", "signed", "disposed", "overdue", "escalated", "false_alarms"]].sum()
-    quantiles = groups[["sign_s", "dispose_s"]].quantile([0.5, 0.9]).unstack()
-    out["sign_median_s"] = quantiles[("sign_s", 0.5)]
-    out["sign_p90_s"] = quantiles[("sign_s", 0.9)]
-    out["dispose_median_s"] = quantiles[("dispose_s", 0.5)]
-    out["dispose_p90_s"] = quantiles[("dispose_s", 0.9)]
+    for column, name in (("sign_s", "sign"), ("dispose_s", "dispose")):
+        for q, label in ((0.5, "median"), (0.9, "p90")):
+            out[f"{name}_{label}_s"] = _nearest_rank(work[["key", column]], column, q).reindex(out.index)
     out["handling_rate"] = out["disposed"] / out["pushed"]
     # incident-level figures: each incident once per group
     if inc_key is not None:
@@ -83,6 +82,15 @@ def kpis(incidents: pd.DataFrame, recipients: pd.DataFrame, *, by: str, now: pd.
     return out.reset_index()[[by, *KPI_COLUMNS]]
 
 
+def _nearest_rank(frame: pd.DataFrame, column: str, q: float) -> pd.Series:
+    """Per key: the ceil(q·n)-th smallest observed value (the nearest-rank percentile)."""
+    present = frame[frame[column].notna()].sort_values(["key", column], kind="stable")
+    n = present.groupby("key")[column].transform("size").to_numpy()
+    rank = present.groupby("key").cumcount().to_numpy() + 1
+    hit = present[rank == np.ceil(q * n)]
+    return pd.Series(hit[column].to_numpy(), index=hit["key"].to_numpy())
+
+
 def _incident_key(frame: pd.DataFrame, by: str) -> np.ndarray:
     if by == "rule":
         return frame["rule"].astype(str).to_numpy()
@@ -94,3 +102,86 @@ def _incident_key(frame: pd.DataFrame, by: str) -> np.ndarray:
         times = pd.to_datetime(frame["first_time"], utc=True)
         return times.dt.tz_convert(LOCAL_TZ).dt.strftime("%Y-%m-%d").to_numpy()
     raise ValueError(by)
+
+
+# --- the rollup: counters per (grouping, key, day, metric[, duration bin]) ----------------------
+# Kept in the same transaction as each change (data/incidents.py), so a KPI table over a year
+# reads a few thousand rows instead of every recipient. Durations go into log bins 5 % wide:
+# the median and p90 read from them are within ±2.5 % of the exact figure.
+BIN_BASE = 1.05
+NO_BIN = -1
+INCIDENT_GROUPINGS = ("district", "rule", "level", "day")
+RECIPIENT_GROUPINGS = ("department", "enterprise")
+
+
+def duration_bins(seconds) -> np.ndarray:
+    s = np.maximum(np.asarray(seconds, dtype="float64"), 0.0)
+    return np.floor(np.log1p(s) / np.log(BIN_BASE)).astype("int64")
+
+
+def bin_seconds(bins) -> np.ndarray:
+    """The middle of each bin (geometric), in seconds."""
+    return np.power(BIN_BASE, np.asarray(bins, dtype="float64") + 0.5) - 1.0
+
+
+def local_days(times) -> np.ndarray:
+    return pd.to_datetime(pd.Series(times), utc=True).dt.tz_convert(LOCAL_TZ).dt.strftime("%Y-%m-%d").to_numpy()
+
+
+def rollup_increments(rows: pd.DataFrame, metric: str, *, per_recipient: bool, seconds=None,
+                      incident_groupings: bool = True) -> pd.DataFrame:
+    """Counter increments for `rows` (columns: rule, severity, district_adcode, first_time and, when
+    per_recipient, recipient_kind, recipient_id): one per row and grouping it counts in (the
+    incident's district, rule, level as it stands, first day; and its recipient's department or
+    enterprise). With `seconds`, the metric's duration bins instead of a plain count."""
+    if not len(rows):
+        return pd.DataFrame(columns=["grouping", "key", "day", "metric", "bin", "n"])
+    day = local_days(rows["first_time"])
+    keys = {
+        "district": rows["district_adcode"].fillna("unknown").astype(str).to_numpy(),
+        "rule": rows["rule"].astype(str).to_numpy(),
+        "level": level_keys(rows["severity"].to_numpy(dtype="int64")),
+        "day": day,
+    } if incident_groupings else {}
+    bins = np.full(len(rows), NO_BIN, dtype="int64") if seconds is None else duration_bins(seconds)
+    parts = [pd.DataFrame({"grouping": g, "key": k, "day": day, "bin": bins}) for g, k in keys.items()]
+    if per_recipient:
+        kind = rows["recipient_kind"].astype(str).to_numpy()
+        mine = np.isin(kind, RECIPIENT_GROUPINGS)
+        parts.append(pd.DataFrame({"grouping": kind[mine], "key": rows["recipient_id"].astype(str).to_numpy()[mine],
+                                   "day": day[mine], "bin": bins[mine]}))
+    out = pd.concat(parts, ignore_index=True)
+    out["metric"] = metric
+    return out.groupby(["grouping", "key", "day", "metric", "bin"], as_index=False, sort=False).size() \
+        .rename(columns={"size": "n"})
+
+
+def kpis_from_rollup(rollup: pd.DataFrame, unsigned_overdue: pd.DataFrame, *, by: str) -> pd.DataFrame:
+    """The KPI table from rollup rows of one grouping (key, metric, bin, n) and the live count of
+    recipients unsigned past their deadline (key, n)."""
+    counts = rollup[rollup["bin"] == NO_BIN].pivot_table(index="key", columns="metric", values="n", aggfunc="sum")
+    out = pd.DataFrame(index=pd.Index(sorted(set(rollup["key"]) | set(unsigned_overdue["key"])), name=by))
+    for metric in ("incidents", "pushed", "signed", "disposed", "signed_late", "escalated", "false_alarms",
+                   "quick_closes", "reopens"):
+        out[metric] = counts[metric].reindex(out.index).fillna(0).astype("int64") if metric in counts else 0
+    late_now = unsigned_overdue.groupby("key")["n"].sum().reindex(out.index).fillna(0).astype("int64")
+    out["overdue"] = out.pop("signed_late") + late_now
+    out["handling_rate"] = out["disposed"] / out["pushed"].where(out["pushed"] > 0)
+    binned = rollup[rollup["bin"] != NO_BIN]
+    for metric, name in (("sign_s", "sign"), ("dispose_s", "dispose")):
+        hist = binned[binned["metric"] == metric].groupby(["key", "bin"], sort=True)["n"].sum()
+        for q, label in ((0.5, "median"), (0.9, "p90")):
+            out[f"{name}_{label}_s"] = _quantile_from_bins(hist, q).reindex(out.index)
+    return out.reset_index()[[by, *KPI_COLUMNS]]
+
+
+def _quantile_from_bins(hist: pd.Series, q: float) -> pd.Series:
+    """Per key: the middle of the bin holding the q-th share of the counts (lower median)."""
+    if not len(hist):
+        return pd.Series(dtype="float64")
+    frame = hist.reset_index()
+    frame["cum"] = frame.groupby("key")["n"].cumsum()
+    total = frame.groupby("key")["n"].transform("sum")
+    rank = np.ceil(q * total)  # nearest rank, as the exact figures
+    hit = frame[frame["cum"] >= rank].groupby("key", sort=True).head(1)
+    return pd.Series(bin_seconds(hit["bin"].to_numpy()), index=hit["key"].to_numpy())

@@ -145,6 +145,8 @@ class Plan:
     transitions: list[dict]  # incident-level transitions (opened, reopened, updated, rule_closed)
     duplicates: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    quick_closed: list[str] = field(default_factory=list)  # became quick closes in this batch
+    reopened: list[str] = field(default_factory=list)  # one entry per reopening
 
 
 def plan_events(events: pd.DataFrame, applied: pd.DataFrame, incidents: pd.DataFrame,
@@ -190,6 +192,8 @@ def plan_events(events: pd.DataFrame, applied: pd.DataFrame, incidents: pd.DataF
     incident_of = np.full(n, None, dtype=object)
     changed: set[str] = set()
     opened: list[str] = []
+    quick_closed: list[str] = []
+    reopened: list[str] = []
     transitions: list[dict] = []
     counts = {"opened": 0, "updated": 0, "closed": 0, "reopened": 0}
     kinds = subject_kinds(ev["subject_id"])
@@ -226,6 +230,7 @@ def plan_events(events: pd.DataFrame, applied: pd.DataFrame, incidents: pd.DataF
                 inc_id = inc["id"]
                 inc.update(state="active", end_time=None, last_episode_id=episode, episodes=inc["episodes"] + 1)
                 counts["reopened"] += 1
+                reopened.append(inc_id)
                 transitions.append(_transition(inc_id, "reopened", "ended", "active", actor, when,
                                                {"episode_id": episode, "gap_s": gap / 1e6}))
             else:
@@ -269,7 +274,10 @@ def plan_events(events: pd.DataFrame, applied: pd.DataFrame, incidents: pd.DataF
             inc["peak_severity"] = min(inc["peak_severity"], severity)
             if inc["state"] == "active" and inc["last_episode_id"] == episode:
                 inc["state"], inc["end_time"] = "ended", end
-                inc["quick_close"] = bool(inc["quick_close"] or (end - start <= quick_us and inc["status"] == "pushed"))
+                was = bool(inc["quick_close"])
+                inc["quick_close"] = was or (end - start <= quick_us and inc["status"] == "pushed")
+                if inc["quick_close"] and not was:
+                    quick_closed.append(inc_id)
                 counts["closed"] += 1
                 transitions.append(_transition(inc_id, "rule_closed", "active", "ended", actor, when,
                                                {"episode_id": episode, "duration_s": (end - start) / 1e6}))
@@ -289,8 +297,8 @@ def plan_events(events: pd.DataFrame, applied: pd.DataFrame, incidents: pd.DataF
             r[name] = v
     for t, v in zip(transitions, _timestamps([t["at"] for t in transitions])):
         t["at"] = v
-    return Plan(applied=applied_rows, incidents=out, opened=opened,
-                transitions=transitions, duplicates=int(n - keep.sum()), counts=counts)
+    return Plan(applied=applied_rows, incidents=out, opened=opened, transitions=transitions,
+                duplicates=int(n - keep.sum()), counts=counts, quick_closed=quick_closed, reopened=reopened)
 
 
 _TIME_FIELDS = ("first_time", "last_time", "end_time")

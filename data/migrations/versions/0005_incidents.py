@@ -16,6 +16,7 @@ Frozen history, as 0001: tables are written out here as they are at this revisio
 - incident_outbox: one delivery per recipient-facing transition, for the sender (issue 13).
 - incident_applied: PRIMARY KEY (rule, episode_id, phase, ordinal): an event is applied once.
 - incident_cursor: the last applied events.seq and the store's change version; one row 'events'.
+- incident_kpis: the KPI rollup, counters per (grouping, key, local day, metric, duration bin).
 PostGIS: timestamptz, JSONB. SQLite: times as INTEGER microseconds since the Unix epoch (UTC),
 JSON as text.
 """
@@ -156,6 +157,17 @@ def upgrade() -> None:
     op.create_index("ix_incident_applied_episode_id", "incident_applied", ["episode_id"])
     op.create_index("ix_incident_applied_incident_id", "incident_applied", ["incident_id"])
 
+    op.create_table(
+        "incident_kpis",
+        sa.Column("grouping", text(), nullable=False),
+        sa.Column("key", text(), nullable=False),
+        sa.Column("day", text(), nullable=False),
+        sa.Column("metric", text(), nullable=False),
+        sa.Column("bin", big(), nullable=False),
+        sa.Column("n", big(), nullable=False),
+        sa.PrimaryKeyConstraint("grouping", "key", "day", "metric", "bin", name="pk_incident_kpis"),
+    )
+
     cursor = op.create_table(
         "incident_cursor",
         sa.Column("name", text(), nullable=False),
@@ -167,6 +179,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for name in ("incident_cursor", "incident_applied", "incident_outbox", "incident_transitions",
+    for name in ("incident_kpis", "incident_cursor", "incident_applied", "incident_outbox", "incident_transitions",
                  "incident_recipients", "incidents"):
         op.drop_table(name)
