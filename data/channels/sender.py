@@ -37,6 +37,7 @@ from data.channels.store import DeliveryStore, Outcome
 
 log = logging.getLogger(__name__)
 
+WAITING_RECHECK_S = 1.0  # a message for a terminal not connected is looked at again this often
 JT808_LANES = 4  # workers for terminal messages: a terminal slow to answer holds one lane, not all
 
 
@@ -100,7 +101,7 @@ class Sender:
         self.counts["fanned_out"] += self.deliveries.fan_out()
         self._record_results()
         now = pd.Timestamp.now(tz="UTC").floor("us") if now is None else now
-        due = self.deliveries.due(now, exclude=self._inflight)
+        due = self.deliveries.due(now, exclude=self._inflight, skip_channels=() if self.jt808 else ("jt808",))
         if not due:
             return True
         if any(d["channel"] in ("webhook", "sms") for d in due):  # read afresh: a URL or secret may have changed
@@ -136,7 +137,8 @@ class Sender:
                 delivery = {**delivery, "target": sub["url"]}
                 self._dispatch(sub["id"], delivery, lambda d, sub=sub: webhook.post(d, sub, timeout))
         if waiting:
-            self.deliveries.note_waiting(waiting, "terminal not connected: sent when it connects")
+            self.deliveries.note_waiting(waiting, "terminal not connected: sent when it connects",
+                                         now + pd.Timedelta(seconds=WAITING_RECHECK_S))
         return True
 
     def _hold_lease(self) -> bool:

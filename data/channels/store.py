@@ -327,11 +327,12 @@ class DeliveryStore:
                                                              sender_state.c.owner == owner)
                                .values(owner=None, heartbeat_at=None))
 
-    def due(self, now=None, limit: int = 1000, exclude=()) -> list[dict]:
-        """Pending deliveries whose next attempt is due, oldest first."""
+    def due(self, now=None, limit: int = 1000, exclude=(), skip_channels=()) -> list[dict]:
+        """Pending deliveries whose next attempt is due, oldest first (channels in skip_channels left out)."""
         now = _now() if now is None else pd.Timestamp(now)
         d = deliveries
-        statement = (sa.select(d).where(d.c.status == "pending", d.c.next_attempt_at <= now)
+        statement = (sa.select(d).where(d.c.status == "pending", d.c.next_attempt_at <= now,
+                                        d.c.channel.not_in(list(skip_channels)))
                      .order_by(d.c.next_attempt_at, d.c.created_at).limit(limit))
         with self.engine.connect() as connection:
             rows = [dict(r) for r in connection.execute(statement).mappings()]
@@ -394,12 +395,14 @@ class DeliveryStore:
         """A delivery that could not even be attempted before its expiry (a terminal never connected)."""
         self.record(delivery, Outcome("expired", answer=reason, final=True), at)
 
-    def note_waiting(self, delivery_ids: list[str], reason: str) -> None:
+    def note_waiting(self, delivery_ids: list[str], reason: str, until) -> None:
+        """Deliveries waiting for their terminal: looked at again at `until` (not an attempt), so
+        they neither count as failures nor crowd the due list ahead of other channels."""
         if delivery_ids:
             with self.engine.begin() as connection:
                 connection.execute(sa.update(deliveries).where(deliveries.c.delivery_id.in_(delivery_ids),
                                                                deliveries.c.status == "pending")
-                                   .values(last_error=reason))
+                                   .values(last_error=reason, next_attempt_at=pd.Timestamp(until).floor("us")))
 
     # --- operators ----------------------------------------------------------------------------
 

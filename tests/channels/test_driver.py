@@ -8,6 +8,7 @@ import asyncio
 import threading
 import time
 
+import pandas as pd
 import pytest
 
 import data.sim.senders as senders
@@ -159,3 +160,30 @@ def test_a_terminal_that_never_connects_fails_after_the_set_time(world_store):
     [row] = ds.list(failed=True).to_dict("records")
     assert "did not connect within 0.5 s" in row["last_error"]
     assert ds.log(row["delivery_id"])["status"].tolist() == ["expired"]
+
+
+def test_messages_waiting_for_terminals_do_not_crowd_out_other_channels(world_store):
+    """Waiting is looked at again a second later, not at every tick ahead of everything else; a
+    sender without the gateway (hazmap deliveries run) leaves them out of its due list."""
+    from types import SimpleNamespace
+
+    from data.channels.receiver import Receiver
+
+    store, _ = world_store
+    IncidentStore(store).apply_events([ev("open", 0, subject="VEH-0001", severity=1)])
+    ds = DeliveryStore(store, FAST)
+    with Receiver() as receiver:
+        ds.subscribe(name="p", kind="upstream", url=receiver.url)
+        assert ds.fan_out() == 2
+        assert sorted(d["channel"] for d in ds.due()) == ["jt808", "webhook"]
+        assert [d["channel"] for d in ds.due(limit=1, skip_channels=("jt808",))] == ["webhook"]
+        offline = SimpleNamespace(gateway=SimpleNamespace(connected_phones=lambda: []))
+        s = sender(store, jt808=offline)
+        s.tick()
+        s.stop()
+        waiting = ds.list(status="pending").set_index("channel").loc["jt808"]
+        assert "not connected" in waiting["last_error"]
+        assert waiting["next_attempt_at"] >= waiting["created_at"] + pd.Timedelta(seconds=1)
+        assert sender(store).drain(10)  # the webhook goes; the driver's message still waits for its terminal
+    assert len(receiver.accepted) == 1
+    assert ds.list(status="pending")["channel"].tolist() == ["jt808"]
