@@ -227,3 +227,42 @@ def bench_snapshot(
     from bench.snapshot import run_snapshot_bench
 
     run_snapshot_bench(seed=seed, scale=scale, repeat=repeat, district=district)
+
+
+@cli.command("incident-record")
+def incident_record_command(
+    ctx: typer.Context,
+    incident_id: Annotated[str, typer.Argument(help="a closed incident's id (INC-…)")],
+    out: Annotated[Path, typer.Option("--out", help="directory the PDF is written to")],
+) -> None:
+    """A closed incident as a printable record (PDF): evidence map, recipients, history."""
+    from data.incidents import IncidentError, IncidentStore
+    from reports.record import incident_record_pdf
+
+    settings = _settings(ctx)
+    world = _load_world(settings)
+    store = _open_store(settings)
+    try:
+        try:
+            shown = IncidentStore(store, world).show(incident_id)
+        except IncidentError as exc:
+            raise UserError(str(exc)) from exc
+        row = shown["incident"]
+        if row["status"] != "closed":
+            raise UserError(f"{incident_id} is not closed (status {row['status']}): only a closed incident "
+                            "is exported as a record")
+        track = pd.DataFrame(columns=["lon", "lat", "epoch_ms"])
+        if row["subject_kind"] == "vehicle":  # its track from 30 min before to 30 min after
+            end = row["end_time"] if pd.notna(row["end_time"]) else row["last_time"]
+            track = store.read_pings(row["first_time"] - pd.Timedelta(minutes=30), end + pd.Timedelta(minutes=30),
+                                     [row["subject_id"]])
+    finally:
+        store.close()
+    data = incident_record_pdf(shown, track, world.districts[["name", "geometry"]], world.sensitive_sites,
+                               world.hazard_sources)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"incident_{incident_id}.pdf"
+    tmp = path.with_suffix(".pdf.part")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    typer.echo(f"  pdf: {path}")
