@@ -166,7 +166,8 @@ class Auth:
         target = _safe_next(form.get("next", ""), self.prefix)
         response = flask.redirect(target)
         secure = flask.request.is_secure
-        max_age = None if issued["expires_at"] is None else int(self.settings.session_ttl_s)
+        # a kiosk's session never ends: its cookie outlives browser restarts on the wall's PC
+        max_age = KIOSK_COOKIE_S if issued["expires_at"] is None else int(self.settings.session_ttl_s)
         response.set_cookie(SESSION_COOKIE, issued["token"], max_age=max_age, httponly=True, samesite="Lax",
                             secure=secure, path=self.prefix or "/")
         response.set_cookie(CSRF_COOKIE, csrf_for(issued["token"]), max_age=max_age, httponly=False,
@@ -203,6 +204,7 @@ class Auth:
 
 
 API_MAX_BODY_BYTES = 64 * 1024
+KIOSK_COOKIE_S = 10 * 365 * 24 * 3600
 _LOGIN_CSS = ("body{background:#0b1622;color:#e6edf3;font:20px sans-serif;display:flex;justify-content:center;"
               "align-items:center;height:100vh;margin:0}form{display:flex;flex-direction:column;gap:14px;"
               "min-width:360px}input,button{font-size:20px;padding:8px}.hz-login-error{color:#ff6b6b}")

@@ -174,3 +174,13 @@ def test_an_open_screen_is_a_read_only_kiosk_and_the_api_still_needs_a_token(sha
     client = create_app(settings, env.world, env.world.fingerprint(), people=env.people).server.test_client()
     assert client.get("/").status_code == 200
     assert client.get("/api/incidents").status_code == 401
+
+
+def test_a_kiosk_login_outlives_the_browser_and_a_shift(shared_env):
+    client = shared_env.client
+    client.delete_cookie("hazmap_session")
+    kiosk = _log_in(client, user="wall")
+    duty = _log_in(client, user="duty")
+    ages = [re.search(r"hazmap_session=[^;]+;.*?Max-Age=(\d+)", r.headers.get("Set-Cookie", "")).group(1)
+            for r in (kiosk, duty)]
+    assert int(ages[0]) >= 5 * 365 * 86400 and int(ages[1]) == 43200
