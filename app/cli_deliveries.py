@@ -135,7 +135,8 @@ def start_channels(settings, monitor, *, demo: bool = False) -> Channels | None:
 @deliveries_cli.command("list")
 def deliveries_list(
     ctx: typer.Context,
-    failed: Annotated[bool, typer.Option("--failed", help="only the dead letters (failed after the last retry)")] = False,
+    failed: Annotated[bool, typer.Option("--failed",
+                                         help="only the dead letters (failed after the last retry)")] = False,
     status: Annotated[str | None, typer.Option(help="pending | sent | dead")] = None,
     limit: Annotated[int, typer.Option(help="at most this many (the newest)")] = 200,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,

@@ -204,7 +204,8 @@ class DeliveryStore:
             bad = [e for e in events if e not in known]
             if bad:
                 raise ChannelError(f"unknown event(s) {', '.join(bad)}: one of {', '.join(sorted(known))}")
-        if headers is not None and not (isinstance(headers, dict) and all(isinstance(v, str) for v in headers.values())):
+        if headers is not None and not (isinstance(headers, dict)
+                                        and all(isinstance(v, str) for v in headers.values())):
             raise ChannelError("headers must be a JSON object of strings")
         sid = subscription_id or "SUB-" + uuid.uuid4().hex[:12]
         row = {"id": sid, "name": str(name), "kind": kind, "subscriber_id": subscriber_id or None,
@@ -380,7 +381,8 @@ class DeliveryStore:
                 values = {"last_error": f"{outcome.status}: {outcome.answer}",
                           "next_attempt_at": (at + pd.Timedelta(seconds=s.backoff(n, rand))).floor("us")}
             connection.execute(sa.update(d).where(d.c.delivery_id == delivery["delivery_id"])
-                               .values(status=status, attempts=n, last_attempt_at=at, **values))
+                               .values(status=status, attempts=n, last_attempt_at=at, target=delivery["target"],
+                                       **values))
             if delivery["channel"] == "jt808" and delivery.get("incident_id") and outcome.code is not None:
                 kind = delivery["payload"].get("kind", "text")
                 IncidentStore(self.store).append_history(
@@ -445,7 +447,8 @@ class DeliveryStore:
                 ids = list(dict.fromkeys(delivery_ids or []))
                 if not ids:
                     raise ChannelError("say which delivery to resend (ID …, or --all-failed)")
-                found = dict(connection.execute(sa.select(d.c.delivery_id, d.c.status).where(d.c.delivery_id.in_(ids))).all())
+                found = dict(connection.execute(sa.select(d.c.delivery_id, d.c.status)
+                                                .where(d.c.delivery_id.in_(ids))).all())
                 unknown = [i for i in ids if i not in found]
                 if unknown:
                     raise ChannelError(f"no delivery {', '.join(unknown)}")

@@ -7,7 +7,6 @@ import json
 import threading
 import time
 
-import pandas as pd
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -211,3 +210,4 @@ def test_a_receiver_that_moved_gets_what_was_queued_for_its_old_address(store):
         assert sender(store).drain(10)
     assert len(receiver.accepted) == 1
     assert ds.log()["target"].tolist() == [receiver.url]
+    assert ds.list()["target"].tolist() == [receiver.url]  # where it went, not where it was first meant to go
