@@ -381,3 +381,33 @@ def test_the_grid_route_answers_and_refuses_clearly(demo_world, tmp_path):
     bad = client.get("/grid/v1/state?res=5")
     assert bad.status_code == 400 and "res must be one of" in bad.get_json()["error"]
     assert client.get("/grid/v1/state?res=8&since=-1").status_code == 400
+
+
+def test_sites_reached_agree_with_a_brute_force_shapely_oracle(demo_world):
+    """The k-d narrowing never misses or invents a site: every (threat, site) pair within the
+    threat's distance, by exact shapely distance to the site's point or outline."""
+    import shapely
+
+    from spatial.crs import geometry_to_metric, to_metric
+    from spatial.risk import Sites
+
+    sites = Sites(demo_world.sensitive_sites, RiskWeights())
+    rng = np.random.default_rng(4)
+    west, south, east, north = demo_world.sensitive_sites.total_bounds
+    near = demo_world.sensitive_sites.geometry.representative_point().to_numpy()[rng.integers(0, 10**6, 200) %
+                                                                                 len(demo_world.sensitive_sites)]
+    lon = np.r_[rng.uniform(west, east, 200), shapely.get_x(near) + rng.normal(0, 0.01, 200)]
+    lat = np.r_[rng.uniform(south, north, 200), shapely.get_y(near) + rng.normal(0, 0.01, 200)]
+    x, y = (np.asarray(v) for v in to_metric(lon, lat))
+    d = rng.choice([25.0, 100.0, 300.0, 800.0, 2500.0], 400)
+    d[:5] = 0.0  # no distance: reaches nothing
+    x[5] = np.nan  # no position: reaches nothing
+    t, s = sites.reached(x, y, d)
+    metric = geometry_to_metric(demo_world.sensitive_sites.geometry.to_numpy())
+    here = np.isfinite(x)
+    gap = np.full((len(x), len(metric)), np.inf)
+    gap[here] = shapely.distance(shapely.points(x[here], y[here])[:, None], metric[None, :])
+    want_t, want_s = np.nonzero((gap <= d[:, None]) & (d[:, None] > 0))
+    assert len(want_t) > 50  # the sample reaches sites, of both kinds of geometry
+    assert (shapely.get_type_id(metric[want_s]) != 0).any() and (shapely.get_type_id(metric[want_s]) == 0).any()
+    assert sorted(zip(t.tolist(), s.tolist())) == sorted(zip(want_t.tolist(), want_s.tolist()))
