@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 from data.people import ROLES, User
 
 ALL = frozenset(ROLES)
@@ -89,27 +91,32 @@ def scope(user: User) -> str | None:
 
 
 class Ownership:
-    """Which enterprise owns each world feature, built once per World (plain dicts)."""
+    """Which enterprises own each world feature, built once per World: an entity owns itself, its
+    hazard sources and their monitoring points; a carrier its vehicles; a waybill belongs to its
+    truck's carrier and to the enterprises it loads at and unloads at."""
 
     def __init__(self, world) -> None:
-        owner: dict[str, str] = {}
-        for eid in world.entities["id"]:
-            owner[str(eid)] = str(eid)
+        owner: dict[str, set[str]] = {}
+
+        def add(features, owners) -> None:
+            for f, o in zip(pd.Series(features).astype(str), pd.Series(owners)):
+                if isinstance(o, str) and o:
+                    owner.setdefault(f, set()).add(o)
+
+        add(world.entities["id"], world.entities["id"])
         hs = world.hazard_sources
-        owner.update({str(h): str(e) for h, e in zip(hs["id"], hs["entity_id"])})
+        add(hs["id"], hs["entity_id"])
         mp = world.monitoring_points
-        owner.update({str(p): owner.get(str(h), "") for p, h in zip(mp["id"], mp["hazard_source_id"])})
+        add(mp["id"], mp["hazard_source_id"].map(dict(zip(hs["id"], hs["entity_id"]))))
         veh = world.vehicles
         if "carrier_id" in veh.columns:
-            owner.update({str(v): str(c) for v, c in zip(veh["id"], veh["carrier_id"]) if isinstance(c, str) and c})
-        wb = world.waybills
-        self.sites: dict[str, set[str]] = {}
-        if len(wb):
-            for wid, vid in zip(wb["id"], wb["vehicle_id"]):
-                if str(vid) in owner:
-                    owner[str(wid)] = owner[str(vid)]
-        self.owner = {k: v for k, v in owner.items() if v}
+            add(veh["id"], veh["carrier_id"])
+            wb = world.waybills
+            if len(wb):
+                add(wb["id"], wb["vehicle_id"].map(dict(zip(veh["id"], veh["carrier_id"]))))
+                add(wb["id"], wb["loading_site_id"])
+                add(wb["id"], wb["unloading_site_id"])
+        self.owner = {k: frozenset(v) for k, v in owner.items()}
 
     def owners(self, feature_id: str) -> frozenset[str]:
-        found = self.owner.get(str(feature_id))
-        return frozenset({found}) if found else frozenset()
+        return self.owner.get(str(feature_id), frozenset())

@@ -125,8 +125,9 @@ class Api:
         self.prefixes = sorted(((spec.id_prefix, name) for name, spec in LAYER_SPECS.items() if spec.id_prefix),
                                key=lambda p: -len(p[0]))
         self.owned_by: dict[str, list[str]] = {}
-        for feature, owner in self.ownership.owner.items():
-            self.owned_by.setdefault(owner, []).append(feature)
+        for feature, owners in self.ownership.owner.items():
+            for owner in owners:
+                self.owned_by.setdefault(owner, []).append(feature)
 
     def incidents(self, user=None):
         from data.incidents import IncidentStore

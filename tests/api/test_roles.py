@@ -126,3 +126,20 @@ def test_the_permission_table_names_every_role_and_refuses_unknown_actions(role)
         assert not can(user, "incident.read", Target(recipients=frozenset({"DEPT-OTHER", "ENT-OTHER"})))
         assert not can(user, "incident.act", Target(recipients=frozenset({own, "ENT-Y"}), recipient_id="ENT-Y"))
     assert not can(User("off", role, disabled=True), "screen.view")
+
+
+def test_what_an_enterprise_owns(api_world):
+    from app.permissions import Ownership
+
+    owned = Ownership(api_world)
+    waybill = api_world.waybills.iloc[0]
+    vehicle = api_world.vehicles.set_index("id").loc[waybill["vehicle_id"]]
+    assert owned.owners(waybill["id"]) == {vehicle["carrier_id"], waybill["loading_site_id"],
+                                           waybill["unloading_site_id"]}
+    point = api_world.monitoring_points.iloc[0]
+    source = api_world.hazard_sources.set_index("id").loc[point["hazard_source_id"]]
+    assert owned.owners(point["id"]) == owned.owners(source.name) == {source["entity_id"]}
+    assert owned.owners("VEH-NOPE") == frozenset()
+    ent = User("e", "enterprise", enterprise_id=source["entity_id"])
+    assert can(ent, "readings.read", Target(owners=owned.owners(point["id"])))
+    assert not can(ent, "track.read", Target(owners=frozenset({"ENT-SOMEONE-ELSE"})))
