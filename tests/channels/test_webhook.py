@@ -211,3 +211,34 @@ def test_a_receiver_that_moved_gets_what_was_queued_for_its_old_address(store):
     assert len(receiver.accepted) == 1
     assert ds.log()["target"].tolist() == [receiver.url]
     assert ds.list()["target"].tolist() == [receiver.url]  # where it went, not where it was first meant to go
+
+
+def test_a_hanging_receiver_holds_no_store_lock_the_incidents_need(store):
+    """The sender records in its own short transactions: while a receiver holds a request open,
+    new events, signatures and the fan-out of their outbox rows go through."""
+    incidents = open_incidents(store, n=1)
+    hanging = threading.Event()
+
+    def behave(n, did):
+        hanging.set()
+        return "hang"
+
+    settings = ChannelSettings(**{**FAST.__dict__, "webhook_timeout_s": 30.0})
+    with Receiver(behave=behave) as receiver:
+        ds = DeliveryStore(store, settings)
+        ds.subscribe(name="stuck", kind="upstream", url=receiver.url)
+        s = sender(store, settings).start()
+        try:
+            assert hanging.wait(10)
+            from tests.incidents.helpers import ev
+
+            incidents.apply_events([ev("open", 5, subject="VEH-0042", severity=2)])
+            incidents.sign(incidents.list()["id"].tolist(), None, "Li")
+            deadline = time.monotonic() + 10
+            while len(ds.list()) < 4 and time.monotonic() < deadline:  # 2 opened + 2 signed, fanned out
+                time.sleep(0.05)
+            assert len(ds.list()) == 4
+            assert ds.log().empty  # the first request is still open: nothing recorded yet
+        finally:
+            receiver.release.set()
+            s.stop()
