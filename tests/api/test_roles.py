@@ -143,3 +143,22 @@ def test_what_an_enterprise_owns(api_world):
     ent = User("e", "enterprise", enterprise_id=source["entity_id"])
     assert can(ent, "readings.read", Target(owners=owned.owners(point["id"])))
     assert not can(ent, "track.read", Target(owners=frozenset({"ENT-SOMEONE-ELSE"})))
+
+
+def test_the_screens_routes_as_every_role(shared_env):
+    """The screen: every role may look at the wall (404 would hide nothing: the layers are the
+    city's); without a login a browser is sent to /login and Dash's own requests get 401."""
+    env = shared_env
+    env.client.delete_cookie("hazmap_session")
+    version = env.world.fingerprint()
+    table = [("/", 302), ("/_dash-layout", 401), (f"/layers/{version}/districts.geojson", 302),
+             (f"/grid/{version}/state?res=7&since=0", 302), ("/assets/hazmap_map.js", 200), ("/api/health", 200),
+             ("/api/openapi.json", 200), ("/metrics", 200)]
+    wrong = []
+    for url, anonymous in table:
+        for user in ROLE_USERS:
+            got = env.client.get(url, headers=env.headers(user)).status_code
+            want = anonymous if user is None else 200
+            if got != want:
+                wrong.append((url, user, want, got))
+    assert wrong == []
