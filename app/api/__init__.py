@@ -38,7 +38,8 @@ def _spec() -> SpecTree:
     return SpecTree(
         "flask", title="hazmap API", version="1", path="api/docs", mode="strict", annotations=False,
         validation_error_status=422,
-        security_schemes=[SecurityScheme(name="bearer", data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer"))],
+        security_schemes=[SecurityScheme(name="bearer",
+                                         data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer"))],
         security={"bearer": []},
         before=_reshape_validation_error,
     )
