@@ -365,7 +365,7 @@ def _truck_rows(trucks: pd.DataFrame, sites: Sites, chemicals: pd.DataFrame, wei
     memo = {} if memo is None else memo
     _check_columns(trucks, TRUCK_COLUMNS, "trucks")
     if not len(trucks):
-        return _empty() | {"src": np.zeros(0, "int64")}
+        return _empty() | {"src": np.zeros(0, "int64"), "site": np.zeros(0, "int64")}
     state = trucks["cargo_state"].to_numpy(object)
     state = np.where(pd.isna(state), "unknown", state).astype(object)
     bad = ~np.isin(state, CARGO_STATES)
@@ -381,11 +381,12 @@ def _truck_rows(trucks: pd.DataFrame, sites: Sites, chemicals: pd.DataFrame, wei
     keep = here & (pts > 0)
     own = _rows(cell[keep], TRUCKS, _fixed(pts[keep]), "vehicles", ids[keep])
     own["src"] = np.flatnonzero(keep)  # the input row each contribution came from (its key)
+    own["site"] = np.full(int(keep.sum()), -1, "int64")  # an exposure's site index; -1 for the rest
 
     threat = _lookup(state, weights.exposure_truck_threat) * factor
     risky = here & (threat > 0)
     if not risky.any():
-        return _cat(own, _empty() | {"src": np.zeros(0, "int64")})
+        return own
     distance = np.zeros(len(ids))
     distance[risky] = protective_distance_m(trucks["un_number"].to_numpy(object)[risky], chemicals,
                                             weights.default_protective_m, memo.setdefault("distance", {}))
@@ -394,7 +395,7 @@ def _truck_rows(trucks: pd.DataFrame, sites: Sites, chemicals: pd.DataFrame, wei
     t, s = sites.reached(x, y, distance)
     exposure = _rows(sites.cell[s], EXPOSURE, _fixed(weights.exposure_pts * sites.people[s] / 1000 * threat[t]),
                      "sensitive_sites", sites.ids[s], ids[t])
-    exposure["src"] = t
+    exposure["src"], exposure["site"] = t, s
     return _cat(own, exposure)
 
 
@@ -407,7 +408,7 @@ def subject_rows(subjects: pd.DataFrame, part: int, kind: str, table: tuple[floa
 def _subject_rows(subjects: pd.DataFrame, part: int, kind: str, table: tuple[float, ...]) -> Rows:
     _check_columns(subjects, SUBJECT_COLUMNS, kind)
     if not len(subjects):
-        return _empty() | {"src": np.zeros(0, "int64")}
+        return _empty() | {"src": np.zeros(0, "int64"), "site": np.zeros(0, "int64")}
     severity = pd.to_numeric(subjects["severity"], errors="coerce").to_numpy("float64")
     lon = pd.to_numeric(subjects["lon"], errors="coerce").to_numpy("float64")
     lat = pd.to_numeric(subjects["lat"], errors="coerce").to_numpy("float64")
@@ -416,6 +417,7 @@ def _subject_rows(subjects: pd.DataFrame, part: int, kind: str, table: tuple[flo
     rows = _rows(cell_ints(lon[keep], lat[keep], H3_RES_GRID_FINEST), part, _fixed(pts), kind,
                  subjects["subject_id"].astype(str).to_numpy(object)[keep])
     rows["src"] = np.flatnonzero(keep)
+    rows["site"] = np.full(len(rows["src"]), -1, "int64")
     return rows
 
 
@@ -468,17 +470,20 @@ def explain(rows: pd.DataFrame, cell: int, resolution: int) -> pd.DataFrame:
 # -- the incremental grid ---------------------------------------------------------------------
 
 LIVE_KINDS = ("trucks", "alarms", "incidents")
-_HELD = ("cell", "part", "value", "kind", "item_id", "via")
+_LIVE_ITEM_KINDS = {"trucks": "vehicles", "alarms": "monitoring_points", "incidents": "incidents"}
+_HELD = ("cell", "part", "value", "site")
 
 
 class _Held:
-    """The live contribution rows of one kind as plain arrays, each row tagged with the integer
-    code of its key (the truck or subject it came from): replacing a key's rows is a mask."""
+    """The live contribution rows of one kind as numeric arrays, each row tagged with the
+    integer code of its key (the truck or subject it came from: replacing a key's rows is a
+    mask) and, for an exposure, the index of the site; ids are only spelled out by `frame`."""
 
-    def __init__(self):
+    def __init__(self, kind: str):
+        self.kind = kind
         self.keys = pd.Index([], dtype=object)
         self.code = np.zeros(0, "int64")
-        self.cols = {c: np.zeros(0, dtype=d) for c, d in zip(_HELD, ("uint64", "int8", "int64", object, object, object))}
+        self.cols = {c: np.zeros(0, dtype=d) for c, d in zip(_HELD, ("uint64", "int8", "int64", "int64"))}
 
     def codes_of(self, keys: np.ndarray) -> np.ndarray:
         keys = pd.Index(keys, dtype=object)  # not inferred as Arrow strings: 10x the cost
@@ -501,8 +506,14 @@ class _Held:
             self.cols[c] = np.concatenate([self.cols[c][kept], rows[c].astype(self.cols[c].dtype)])
         return removed
 
-    def frame(self) -> pd.DataFrame:
-        return _frame(self.cols)
+    def frame(self, site_ids: np.ndarray) -> pd.DataFrame:
+        keys = self.keys.to_numpy(object)[self.code]
+        exposure = self.cols["part"] == EXPOSURE
+        sites = site_ids[self.cols["site"][exposure]]
+        item_id, via, kind = keys.copy(), np.full(len(keys), "", dtype=object), np.full(len(keys), self.kind, object)
+        item_id[exposure], via[exposure], kind[exposure] = sites, keys[exposure], "sensitive_sites"
+        return _frame({"cell": self.cols["cell"], "part": self.cols["part"], "value": self.cols["value"],
+                       "kind": kind, "item_id": item_id, "via": via})
 
 
 def _last_per_key(frame: pd.DataFrame, key: str) -> pd.DataFrame:
@@ -524,7 +535,7 @@ class RiskGrid:
         self.chemicals = world.chemicals
         self.sites = Sites(world.sensitive_sites, self.weights)
         self.static = hazard_source_rows(world, self.sites, self.weights)
-        self.live = {k: _Held() for k in LIVE_KINDS}
+        self.live = {k: _Held(kind) for k, kind in _LIVE_ITEM_KINDS.items()}
         self.version = 1
         self._memo: dict[str, dict] = {}  # class factor and protective distance per distinct value
         self._cells = np.zeros(0, "uint64")  # finest cells ever touched, sorted
@@ -538,7 +549,7 @@ class RiskGrid:
         """A grid of the same World with no live items, sharing the prepared world part."""
         grid = object.__new__(RiskGrid)
         grid.weights, grid.chemicals, grid.sites, grid.static = self.weights, self.chemicals, self.sites, self.static
-        grid.live = {k: _Held() for k in LIVE_KINDS}
+        grid.live = {k: _Held(kind) for k, kind in _LIVE_ITEM_KINDS.items()}
         grid.version = 1
         grid._memo = {}
         grid._cells, grid._sums, grid._versions = self._static_cells
@@ -547,7 +558,7 @@ class RiskGrid:
 
     def rows(self) -> pd.DataFrame:
         """The contribution rows of the whole grid (world and live)."""
-        return pd.concat([self.static, *(h.frame() for h in self.live.values())], ignore_index=True)
+        return pd.concat([self.static, *(h.frame(self.sites.ids) for h in self.live.values())], ignore_index=True)
 
     def apply(self, trucks: pd.DataFrame | None = None, alarms: pd.DataFrame | None = None,
               incidents: pd.DataFrame | None = None) -> int:
