@@ -409,6 +409,7 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
             Input("hz-live-click", "data"),
             Input({"type": LAYER_ID_TYPE, "name": ALL}, "clickData"),
             Input("hz-panel-close", "n_clicks"),
+            Input("hz-grid-click", "data"),  # a grid cell opened in the panel: no truck selected
             prevent_initial_call=True,
         )
 
