@@ -258,3 +258,32 @@ def test_no_event_of_a_cleaned_stage_truck_starts_while_it_happens(sim, run):
     during = [(e.rule, e.subject_id) for e in events for row in cleaned.itertuples()
               if e.subject_id == row.subject_id and row.start <= e.start <= row.end]
     assert not during
+
+
+def test_a_truck_waits_for_its_next_load_at_that_loads_site(world, sim, run):
+    """Between two waybills an unstaged truck goes on to the next loading site soon after it
+    unloaded and waits there (issue 11: where it has business), not where it unloaded until just
+    before its next departure."""
+    _, _, pings = run
+    staged = set(sim.staged["subject_id"])
+    wb = world.waybills.sort_values(["vehicle_id", "planned_departure"])
+    waiting, checked = 0, 0
+    for vid, trips in wb.groupby("vehicle_id"):  # two waybills a truck
+        if vid in staged or len(trips) != 2:
+            continue
+        done, nxt = trips.iloc[0], trips.iloc[1]
+        # a wait of 5 h or more; looked at from 150 to 90 min before the next planned departure
+        arrival = pd.Timestamp(done["planned_arrival"]).value // 1_000_000
+        departure = pd.Timestamp(nxt["planned_departure"]).value // 1_000_000
+        a, b = departure - 9_000_000, departure - 5_400_000
+        if departure - arrival < 5 * 3_600_000 or a < sim.start_ms or b > sim.end_ms:
+            continue
+        mine = (pings.vehicle_id == vid) & (pings.epoch_ms >= a) & (pings.epoch_ms <= b)
+        if not mine.any():
+            continue
+        x, y = to_metric(pings.lon[mine], pings.lat[mine])
+        load_x, load_y = to_metric(*nxt.geometry.coords[0])
+        checked += 1
+        waiting += bool(np.hypot(x - load_x, y - load_y).max() <= 300.0)
+    # a trip moved for a closed zone or a pushed departure may still be on its way
+    assert checked >= 3 and waiting >= 0.8 * checked, (waiting, checked)
