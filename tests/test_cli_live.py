@@ -91,7 +91,8 @@ def test_demo_builds_the_world_and_brings_the_city_to_life(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAZMAP_")}
     env.update(HAZMAP_VAR_DIR=str(tmp_path / "var"), HAZMAP_PORT=str(port), HAZMAP_JT808_PORT="0",
                HAZMAP_JT808_STATS_PORT="0", HAZMAP_WORLD_SCALE="0.02", HAZMAP_SIM_TIME_FACTOR="300",
-               HAZMAP_MQTT_URL=f"mqtt://127.0.0.1:{dead_broker}")
+               HAZMAP_MQTT_URL=f"mqtt://127.0.0.1:{dead_broker}",
+               HAZMAP_AUTH_REQUIRED="false")  # the wall open as a kiosk: this test reads its live routes
     proc = subprocess.Popen([HAZMAP, "demo"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
