@@ -58,8 +58,7 @@ def briefing_xlsx(brief) -> bytes:
     from reports.xlsx import add_figures_sheet, add_frame_sheet
     from spatial.briefing import FIGURE_LABELS
 
-    wb = Workbook()
-    wb.remove(wb.active)
+    wb = Workbook(write_only=True)
     add_figures_sheet(wb, "summary", [("每日风险简报 Daily risk briefing", brief.day.isoformat()),
                                       ("关注名单统计窗口 attention window (days)", brief.thresholds.window_days)],
                       brief.figures, FIGURE_LABELS)

@@ -33,10 +33,16 @@ def snapshot_features(snapshot) -> dict:
         table: gpd.GeoDataFrame = snapshot.tables[layer]
         if not len(table):
             continue
-        doc = table.to_geo_dict(na="null", drop_id=True)
-        for feature in doc["features"]:
-            feature["properties"] = {"layer": layer, **{k: _clean(v) for k, v in feature["properties"].items()}}
-            features.append(feature)
+        props = pd.DataFrame(table.drop(columns="geometry"))
+        props = props.astype(object).where(props.notna(), None)
+        records = [{k: _clean(v) for k, v in r.items()} for r in props.to_dict("records")]
+        if (table.geom_type == "Point").all():  # coordinates straight from the arrays (geopandas' iterfeatures is slow)
+            xs, ys = shapely.get_x(table.geometry.values), shapely.get_y(table.geometry.values)
+            geoms = [{"type": "Point", "coordinates": [x, y]} for x, y in zip(xs.tolist(), ys.tolist())]
+        else:
+            geoms = [shapely.geometry.mapping(g) for g in table.geometry]
+        features += [{"type": "Feature", "geometry": g, "properties": {"layer": layer, **r}}
+                     for g, r in zip(geoms, records)]
     return {"type": "FeatureCollection", "name": f"snapshot {area.name}",
             "at": local_time(snapshot.at), "at_utc": pd.Timestamp(snapshot.at).isoformat(),
             "area": area.name, "resolution": snapshot.resolution,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import threading
 
+import numpy as np
 import pandas as pd
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
@@ -54,15 +55,37 @@ def figures_table(figures: dict, labels: dict[str, tuple[str, str]]) -> Table:
     return table
 
 
-def frame_table(frame: pd.DataFrame, width: float, max_rows: int = PDF_TABLE_ROWS) -> list:
-    """A frame as a table (wrapped cells, header repeated), with a line on rows left out."""
+def _fit(text: str, width_pt: float, size: float = 7.0) -> str:
+    """Cut a cell's text to its column (CJK glyphs are full width, others about half)."""
+    room = width_pt / size - 0.6
+    used = 0.0
+    for i, ch in enumerate(text):
+        used += 1.0 if ord(ch) > 0x2E80 else 0.55
+        if used > room:
+            return text[: max(0, i - 1)] + "…"
+    return text
+
+
+def frame_table(frame: pd.DataFrame, width: float, max_rows: int = PDF_TABLE_ROWS, wrap: bool = False) -> list:
+    """A frame as a table (header repeated; cells plain text cut to their column: a Paragraph per
+    cell costs a second per few thousand cells; `wrap`: wrapped instead, for short tables), with a
+    line on the rows left out."""
     st = styles()
     shown = frame.head(max_rows)
-    header = [Paragraph(COLUMN_LABELS.get(c, c), st["cell"]) for c in frame.columns]
-    body = [[Paragraph(_escape(fmt(v)), st["cell"]) for v in row] for row in shown.itertuples(index=False)]
-    if not body:
+    if not len(shown):
         return [Paragraph("无 (none)", st["body"])]
-    table = LongTable([header, *body], colWidths=[width / len(frame.columns)] * len(frame.columns), repeatRows=1)
+    # column widths by content, within bounds
+    lengths = np.array([max([len(COLUMN_LABELS.get(c, c)) * 0.7] + [len(fmt(v)) for v in shown[c].head(50)])
+                        for c in frame.columns], dtype=float)
+    share = np.clip(lengths, 4, 40)
+    widths = (share / share.sum() * width).tolist()
+    header = [Paragraph(COLUMN_LABELS.get(c, c), st["cell"]) for c in frame.columns]
+    if wrap:
+        columns = [[Paragraph(_escape(fmt(v)), st["cell"]) for v in shown[c].tolist()] for c in frame.columns]
+    else:
+        columns = [[_fit(fmt(v), w) for v in shown[c].tolist()] for c, w in zip(frame.columns, widths)]
+    body = [list(row) for row in zip(*columns)]
+    table = LongTable([header, *body], colWidths=widths, repeatRows=1)
     table.setStyle(TableStyle(_GRID))
     out = [table]
     if len(frame) > max_rows:

@@ -112,6 +112,6 @@ def incident_record_pdf(shown: dict, track: pd.DataFrame, context=None, sites=No
     recipients = _local(shown["recipients"])[[c for c in RECIPIENT_COLUMNS if c in shown["recipients"].columns]]
     history = _local(shown["history"])[[c for c in HISTORY_COLUMNS if c in shown["history"].columns]]
     story = [Paragraph(title, st["title"]), top, Spacer(1, 4 * mm),
-             Paragraph(f"接收方 Recipients ({len(recipients)})", st["h2"]), *frame_table(recipients, width, 200),
-             Paragraph(f"处置过程 History ({len(history)})", st["h2"]), *frame_table(history, width, 500)]
+             Paragraph(f"接收方 Recipients ({len(recipients)})", st["h2"]), *frame_table(recipients, width, 200, wrap=True),
+             Paragraph(f"处置过程 History ({len(history)})", st["h2"]), *frame_table(history, width, 500, wrap=True)]
     return build(story, title)
