@@ -113,3 +113,22 @@ def test_live_state_copy_is_independent():
     copy = live.copy()
     live.apply_pings(PingBatch.from_arrays(["VEH-2"], [2_000], [2], [5]))
     assert list(copy.positions.index) == ["VEH-1"] and copy.version == 1 and len(copy.trail()) == 1
+
+
+def test_plain_tables_have_a_prefixed_id_and_neither_geometry_nor_parent():
+    from spatial.model import PLAIN_SPECS, WORLD_SPECS
+
+    for spec in PLAIN_SPECS.values():
+        assert spec.is_plain and not spec.is_layer and not spec.is_child
+        assert spec.fields[0].name == "id" and spec.id_prefix and spec.id_prefix.endswith("-")
+    prefixes = [s.id_prefix for s in WORLD_SPECS.values() if s.id_prefix]
+    assert len(set(prefixes)) == len(prefixes)
+    assert list(WORLD_SPECS) == [*LAYER_SPECS, *CHILD_SPECS, *PLAIN_SPECS]
+    world = World.empty()
+    assert list(world.tables()) == list(WORLD_SPECS)
+    assert list(world.departments.columns) == PLAIN_SPECS["departments"].columns
+    assert world.counts()["routing"] == 0
+    before = world.fingerprint()
+    world.routing = pd.DataFrame([{"id": "RT-1", "rule": "*", "subject_kind": "vehicle", "role": "carrier",
+                                   "max_severity": None}])
+    assert world.fingerprint() != before  # a routing change is a World change
