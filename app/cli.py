@@ -248,6 +248,7 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, simulate: 
         raise UserError(f"{exc} (set HAZMAP_JT808_PORT, or HAZMAP_JT808_IN_SERVE=false to run without it)") from exc
     channels = None
     simulator = sender = responders = None
+    briefings = None
     people_store = None
     try:
         from data.people import PeopleStore
@@ -258,6 +259,9 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, simulate: 
         from app.cli_deliveries import start_channels
 
         channels = start_channels(settings, monitor, demo=simulate)  # webhooks, SMS, driver messages
+        from app.briefing_scheduler import start_briefings
+
+        briefings = start_briefings(settings, world)  # yesterday's briefing each morning (docs/reports.md)
         if simulate:
             simulator, sender = _start_simulation(settings, world, monitor, readings_via_mqtt=mqtt)
             responders = _start_responders(settings, world, monitor, simulator)
@@ -268,6 +272,8 @@ def _serve(settings: Settings, host: str | None, port: int | None, *, simulate: 
                    threads=settings.http_threads, connection_limit=settings.http_connection_limit,
                    channel_timeout_s=settings.http_channel_timeout_s, trusted_proxy=settings.trusted_proxy)
     finally:
+        if briefings is not None:
+            briefings.stop()
         if responders is not None:
             responders.stop()
         if simulator is not None:
