@@ -60,6 +60,23 @@ def _all(store: Store) -> pd.DataFrame:
 # --- the table ---------------------------------------------------------------------------------
 
 
+def _diff_table(diff) -> str | None:
+    """The table an autogenerate diff is about (other tables that merely have an `events` column,
+    such as the delivery subscriptions, are not this test's business)."""
+    if isinstance(diff, list):  # column modifications come grouped
+        return _diff_table(diff[0])
+    op, *args = diff
+    if op in ("add_table", "remove_table"):
+        return args[0].name
+    if op in ("add_index", "remove_index"):
+        return args[0].table.name
+    if op in ("add_column", "remove_column"):
+        return args[1]
+    if op.startswith("modify_"):
+        return args[1]
+    return None
+
+
 def test_events_table_matches_the_declaration(store):
     inspector = sa.inspect(store.engine)
     columns = [c["name"] for c in inspector.get_columns("events")]
@@ -80,7 +97,7 @@ def test_events_table_matches_the_declaration(store):
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         diffs = [
             d for d in compare_metadata(context, schema.metadata)
-            if "events" in repr(d) and not (store.dialect == "sqlite" and "ix_events_geometry" in repr(d))
+            if _diff_table(d) == "events" and not (store.dialect == "sqlite" and "ix_events_geometry" in repr(d))
         ]
         assert diffs == []
         if store.dialect == "sqlite":
