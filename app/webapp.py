@@ -34,6 +34,7 @@ from dash_extensions.javascript import Namespace
 from app.i18n import COUNTED_LAYERS, other_language, ui
 from app.api import may_see
 from app.ops import add_ops_routes
+from app.screen_reports import add_snapshot_callbacks, draw_control, snapshot_panel
 from app.settings import Settings
 from assets import ASSETS_DIR  # package data: found in a checkout and in an installed wheel alike
 from layers.catalog import (
@@ -120,6 +121,7 @@ def create_app(settings: Settings, world: World, world_version: str, live=None, 
         install_api(web, people, world, settings)
     web.layout = screen.layout
     _add_callbacks(web, screen)
+    add_snapshot_callbacks(web, settings, world, live)
     return web
 
 
@@ -198,6 +200,7 @@ class _Screen:
                                 html.Div(id="hz-panel-body"),
                             ],
                         ),
+                        snapshot_panel(language),  # the drawn area's snapshot, downloaded (app/screen_reports.py)
                     ],
                 ),
             ],
@@ -303,6 +306,7 @@ class _Screen:
                                  overlays=self._default_titles(language)),
                 dl.ZoomControl(position="bottomright"),
                 dl.ScaleControl(position="bottomright", imperial=False, maxWidth=240),
+                draw_control(),  # an area to export (app/screen_reports.py)
             ],
         )
 

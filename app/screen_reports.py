@@ -1,0 +1,98 @@
+"""The area snapshot on the screen: a draw control on the map (rectangle or polygon, dash-leaflet's
+EditControl) and a small panel whose button downloads the drawn area's snapshot in every
+format (a ZIP of PDF, PNG, XLSX, GeoJSON, HTML), as it stands now — the live feed's clock when
+the screen has one — through the same path as `hazmap snapshot` (app/cli_reports.py)."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pandas as pd
+
+DRAW_ID = "hz-draw"
+EXPORT_ID = "hz-snapshot-export"
+DOWNLOAD_ID = "hz-snapshot-download"
+STATUS_ID = "hz-snapshot-status"
+LABELS = {
+    "export": ("导出区域快照", "Export area snapshot"),
+    "draw_first": ("请先在地图上画出区域 (矩形或多边形)", "Draw an area on the map first (rectangle or polygon)"),
+}
+
+
+def _t(key: str, language: str) -> str:
+    zh, en = LABELS[key]
+    return zh if language == "zh" else en
+
+
+def draw_control():
+    import dash_leaflet as dl
+
+    return dl.FeatureGroup([dl.EditControl(
+        id=DRAW_ID, position="topright",
+        draw={"rectangle": True, "polygon": True, "polyline": False, "circle": False, "marker": False,
+              "circlemarker": False},
+        edit={"edit": False, "remove": True})])
+
+
+def snapshot_panel(language: str):
+    from dash import dcc, html
+
+    return html.Div(className="hz-snapshot", style={"position": "absolute", "right": "12px", "bottom": "80px",
+                                                    "zIndex": 1000}, children=[
+        html.Button(_t("export", language), id=EXPORT_ID, n_clicks=0, className="hz-snapshot-button"),
+        html.Div(id=STATUS_ID, className="hz-snapshot-status"),
+        dcc.Download(id=DOWNLOAD_ID),
+    ])
+
+
+def feed_now(live) -> pd.Timestamp | None:
+    """The live picture's clock: the newest truck position (a simulated day runs on its own date)."""
+    if live is None:
+        return None
+    positions = live.snapshot().positions
+    if not len(positions):
+        return None
+    return pd.Timestamp(int(positions["epoch_ms"].max()) + 1, unit="ms", tz="UTC")
+
+
+def export_drawn(settings, world, drawn: dict, at: pd.Timestamp | None = None) -> tuple[str, bytes]:
+    """(file name, ZIP bytes) of the drawn area's snapshot; AreaError for a bad area."""
+    from app.cli import _open_store
+    from app.cli_reports import build_snapshot
+    from reports.snapshot import base_name, render_snapshot
+    from spatial.snapshot import AreaError
+
+    features = (drawn or {}).get("features") or []
+    if not features:
+        raise AreaError("draw an area on the map first")
+    area = {"type": "FeatureCollection", "features": features[-1:]}  # the latest drawing
+    now = pd.Timestamp.now(tz="UTC")
+    store = _open_store(settings)
+    try:
+        snap = build_snapshot(settings, world, store, "drawn", area, at, now=max(now, at) if at is not None else now)
+    finally:
+        store.close()
+    files = render_snapshot(snap)
+    name = base_name(snap)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for fmt, data in files.items():
+            archive.writestr(f"{name}.{fmt}", data)
+    return f"{name}.zip", buffer.getvalue()
+
+
+def add_snapshot_callbacks(web, settings, world, live) -> None:
+    from dash import Input, Output, State, dcc, no_update
+
+    from spatial.snapshot import AreaError
+
+    @web.callback(Output(DOWNLOAD_ID, "data"), Output(STATUS_ID, "children"), Input(EXPORT_ID, "n_clicks"),
+                  State(DRAW_ID, "geojson"), State("hz-language", "data"), prevent_initial_call=True)
+    def export(_clicks, drawn, language):
+        try:
+            name, data = export_drawn(settings, world, drawn, at=feed_now(live))
+        except AreaError as exc:
+            text = _t("draw_first", language) if "draw an area" in str(exc) else str(exc)
+            return no_update, text
+        return dcc.send_bytes(data, name), name

@@ -1,0 +1,56 @@
+"""The screen's area export: a drawn polygon's snapshot as a ZIP of every format, through the
+same path as `hazmap snapshot`; the draw control and the panel are in the app's layout."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pytest
+
+from tests.reports.conftest import AT
+
+
+def drawn(world):
+    w, s, e, n = world.districts[world.districts["name"] == "北仑区"].total_bounds
+    ring = [[w, s], [e, s], [e, n], [w, n], [w, s]]
+    return {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"type": "rectangle"}, "geometry": {"type": "Polygon", "coordinates": [ring]}}]}
+
+
+def test_export_drawn_area_zip(stored):
+    from app.screen_reports import export_drawn
+    from app.settings import Settings
+
+    settings = Settings(database_url=stored["url"])
+    name, data = export_drawn(settings, stored["world"], drawn(stored["world"]), at=AT)
+    assert name.endswith(".zip")
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = archive.namelist()
+        assert sorted(n.rsplit(".", 1)[1] for n in names) == ["geojson", "html", "pdf", "png", "xlsx"]
+        doc = json.loads(archive.read(next(n for n in names if n.endswith(".geojson"))))
+    assert doc["area"] == "drawn area" and doc["figures"]["trucks"] > 0
+
+
+def test_nothing_drawn_is_one_message(stored):
+    from app.screen_reports import export_drawn
+    from app.settings import Settings
+    from spatial.snapshot import AreaError
+
+    with pytest.raises(AreaError, match="draw an area"):
+        export_drawn(Settings(database_url=stored["url"]), stored["world"], {"type": "FeatureCollection",
+                                                                             "features": []}, at=AT)
+
+
+def test_layout_has_the_draw_control_and_the_export(stored):
+    from app.screen_reports import DOWNLOAD_ID, DRAW_ID, EXPORT_ID
+    from app.settings import Settings
+    from app.webapp import create_app
+
+    web = create_app(Settings(database_url=stored["url"]), stored["world"], world_version="t1")
+    layout = json.dumps(web.layout().to_plotly_json(), default=lambda o: o.to_plotly_json()
+                        if hasattr(o, "to_plotly_json") else str(o))
+    for component_id in (DRAW_ID, EXPORT_ID, DOWNLOAD_ID):
+        assert f'"{component_id}"' in layout
+    assert any(DOWNLOAD_ID in str(k) for k in web.callback_map)  # the export callback is registered
