@@ -1,0 +1,61 @@
+/*
+ * The drill-down panel's hold on the map (layers/panels/): when a panel opens, the map goes to its
+ * entity and draws what the panel names: the waybill's planned route, the ERG isolation and
+ * protective-action circles. One Leaflet layer group, replaced with every panel, cleared when the
+ * panel shows something without a focus.
+ *
+ * window.hazmapPanel: a read-only handle for the browser tests (what is drawn now).
+ */
+(function () {
+    "use strict";
+    var hazmap = (window.hazmap = window.hazmap || {});
+    var group = null;
+    var drawn = {id: null, route: 0, circles: []};
+    var STYLE = {
+        route: {color: "#4fc3f7", weight: 3, opacity: 0.85, dashArray: "6 4", interactive: false},
+        isolation: {color: "#e02020", weight: 2, fillOpacity: 0.12, interactive: false},
+        protective: {color: "#ff8c1a", weight: 2, fillOpacity: 0.06, dashArray: "4 4", interactive: false}
+    };
+
+    function whenMap(callback) {
+        if (hazmap.leafletMap) { callback(hazmap.leafletMap); return; }
+        setTimeout(function () { whenMap(callback); }, 50);
+    }
+
+    function draw(map, focus) {
+        if (!group) { group = L.layerGroup().addTo(map); }
+        group.clearLayers();
+        drawn = {id: null, route: 0, circles: []};
+        if (!focus || focus.lon === undefined) { return; }
+        drawn.id = focus.id;
+        var centre = L.latLng(focus.lat, focus.lon);
+        var bounds = L.latLngBounds(centre, centre);
+        if (focus.route && focus.route.length > 1) {
+            var line = L.polyline(focus.route.map(function (xy) { return [xy[1], xy[0]]; }), STYLE.route);
+            group.addLayer(line);
+            bounds.extend(line.getBounds());
+            drawn.route = focus.route.length;
+        }
+        (focus.circles || []).forEach(function (c) {
+            var circle = L.circle(centre, Object.assign({radius: c.radius_m}, STYLE[c.kind] || STYLE.protective));
+            group.addLayer(circle);
+            drawn.circles.push({kind: c.kind, radius_m: c.radius_m});
+        });
+        if (drawn.circles.length) { bounds.extend(centre.toBounds(2 * drawn.circles[drawn.circles.length - 1].radius_m)); }
+        if (drawn.route || drawn.circles.length) {
+            map.fitBounds(bounds, {padding: [40, 40], maxZoom: 15});
+        } else if (!map.getBounds().pad(-0.1).contains(centre)) {
+            map.panTo(centre);  // keep the officer's zoom; move only when the entity is out of sight
+        }
+    }
+
+    function panelFocus(values) {
+        var focus = values && values.length ? values[0] : null;
+        whenMap(function (map) { draw(map, focus); });
+    }
+
+    window.dash_clientside = Object.assign({}, window.dash_clientside, {hazmap_panel: {panelFocus: panelFocus}});
+    window.hazmapPanel = Object.freeze({
+        drawn: function () { return JSON.parse(JSON.stringify(drawn)); }
+    });
+})();

@@ -1,0 +1,284 @@
+"""What a drill-down panel shows about one entity, gathered from the World, the live picture and
+the store (pings, readings, incidents). Plain dicts of rows and frames; layers/panels/ lays them out.
+
+Every gatherer takes the same keywords: `live` (a LiveState copy or None), `store` (a Store or
+None: without one the charts come from the live trail only and no incidents are listed) and
+`now` (aware UTC; default: the newest live report, else the wall clock). A missing id raises
+LookupError, which the screen shows as "not found".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from spatial.grading import alpha_for_people, grade_for_r
+from spatial.impact import erg_distances, impact, is_night
+from spatial.model import LiveState, World
+
+KINDS = ("vehicles", "hazard_sources", "monitoring_points", "entities", "sensitive_sites", "wash_stations")
+SPEED_WINDOWS_H = (2, 24)
+READING_WINDOWS_H = {"1h": 1, "24h": 24, "7d": 168}
+INCIDENTS_MAX = 20  # newest first: a panel lists the recent ones, the incident list has the rest
+# A truck counts as loaded from its waybill's departure until its unloading, else until the planned
+# arrival plus this grace (the waybill stage's default, spatial/rules/waybills.py).
+UNLOADING_GRACE = pd.Timedelta(hours=2)
+WASH_VISIT_RADIUS_M = 150.0  # a report this close to a wash station counts as a visit (not checked: engineering)
+
+
+def _row(frame: pd.DataFrame, feature_id: str, what: str) -> pd.Series:
+    match = frame[frame["id"] == feature_id]
+    if not len(match):
+        raise LookupError(f"no {what} {feature_id!r}")
+    return match.iloc[0]
+
+
+def _now(live: LiveState | None, now) -> pd.Timestamp:
+    if now is not None:
+        stamp = pd.Timestamp(now)
+        return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    if live is not None and len(live.positions):
+        return pd.Timestamp(int(live.positions["epoch_ms"].max()), unit="ms", tz="UTC")
+    return pd.Timestamp.now(tz="UTC")
+
+
+def _catalogue(world: World) -> pd.DataFrame:
+    catalogue = world.chemicals
+    if len(catalogue) and "un_number" in catalogue.columns:
+        catalogue = catalogue.set_index("un_number")
+    return catalogue
+
+
+def incidents_of(store, subject_ids, limit: int = INCIDENTS_MAX) -> pd.DataFrame:
+    """The newest incidents about any of `subject_ids` (id, rule, subject_id, status, severity,
+    first_time, last_time); empty without a store."""
+    columns = ["id", "rule", "subject_id", "status", "severity", "first_time", "last_time"]
+    subjects = sorted({str(s) for s in subject_ids})
+    if store is None or not subjects:
+        return pd.DataFrame(columns=columns)
+    from data.incidents import incidents
+
+    query = (sa.select(*(incidents.c[c] for c in columns))
+             .where(store._in_values(incidents.c.subject_id, subjects, "in_subjects"))
+             .order_by(incidents.c.first_time.desc(), incidents.c.id).limit(limit))
+    with store.engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return pd.DataFrame(rows, columns=columns)
+
+
+def loaded_waybills(world: World, now: pd.Timestamp) -> pd.DataFrame:
+    """Waybills whose truck carries their goods at `now` (not cancelled; departed, not unloaded)."""
+    w = world.waybills
+    start = pd.to_datetime(w["actual_departure"], utc=True).fillna(pd.to_datetime(w["planned_departure"], utc=True))
+    end = pd.to_datetime(w["actual_unloading"], utc=True).fillna(
+        pd.to_datetime(w["planned_arrival"], utc=True) + UNLOADING_GRACE)
+    return w[(w["status"] != "cancelled") & (start <= now) & (now < end)]
+
+
+def loaded_trucks(world: World, live: LiveState | None, now: pd.Timestamp) -> pd.DataFrame:
+    """Live positions of the loaded trucks: id, lon, lat, waybill_id, and their cargo's UN numbers."""
+    if live is None or not len(live.positions):
+        return pd.DataFrame(columns=["id", "lon", "lat", "waybill_id", "un_numbers"])
+    waybills = loaded_waybills(world, now).drop_duplicates("vehicle_id", keep="last")
+    positions = live.positions[["lon", "lat"]]
+    frame = waybills[["id", "vehicle_id"]].rename(columns={"id": "waybill_id"}).merge(
+        positions, left_on="vehicle_id", right_index=True)
+    goods = world.waybill_goods.groupby("waybill_id")["un_number"].agg(list)
+    frame["un_numbers"] = goods.reindex(frame["waybill_id"]).to_numpy()
+    return frame.rename(columns={"vehicle_id": "id"})[["id", "lon", "lat", "waybill_id", "un_numbers"]].reset_index(
+        drop=True)
+
+
+def _speed_limit(world: World, lon: float, lat: float) -> float | None:
+    """The speed limit of the road nearest the position (within 50 m), if any."""
+    roads = world.roads
+    if not len(roads) or not np.isfinite(lon):
+        return None
+    from spatial.crs import geometry_to_metric, to_metric
+    import shapely
+
+    tree_geoms = roads.geometry.to_numpy()
+    near = shapely.STRtree(tree_geoms).query(shapely.Point(lon, lat), predicate="dwithin", distance=0.001)
+    if not len(near):
+        return None
+    x, y = to_metric([lon], [lat])
+    metres = shapely.distance(geometry_to_metric(tree_geoms[near]), shapely.Point(x[0], y[0]))
+    best = int(np.argmin(metres))
+    return float(roads["speed_limit_kmh"].iloc[near[best]]) if metres[best] <= 50 else None
+
+
+def _track(store, live: LiveState | None, vehicle_id: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """The truck's reports in [start, end]: from the store, else the live trail."""
+    if store is not None:
+        frame = store.read_pings(start, end + pd.Timedelta(milliseconds=1), [vehicle_id])
+        return frame[["epoch_ms", "lon", "lat", "speed_kmh"]].reset_index(drop=True)
+    if live is None:
+        return pd.DataFrame(columns=["epoch_ms", "lon", "lat", "speed_kmh"])
+    trail = live.trail(vehicle_id)
+    keep = (trail["epoch_ms"] >= start.value // 1_000_000) & (trail["epoch_ms"] <= end.value // 1_000_000)
+    return trail.loc[keep, ["epoch_ms", "lon", "lat", "speed_kmh"]].reset_index(drop=True)
+
+
+def truck(world: World, vehicle_id: str, *, live: LiveState | None = None, store=None, now=None,
+          hours: int = SPEED_WINDOWS_H[0]) -> dict:
+    if hours not in SPEED_WINDOWS_H:
+        raise ValueError(f"hours must be one of {SPEED_WINDOWS_H}, got {hours!r}")
+    row = _row(world.vehicles, vehicle_id, "truck")
+    at = _now(live, now)
+    carrier = None
+    if "carrier_id" in row.index and isinstance(row["carrier_id"], str):
+        match = world.entities[world.entities["id"] == row["carrier_id"]]
+        carrier = match.iloc[0] if len(match) else None
+    own = world.waybills[world.waybills["vehicle_id"] == vehicle_id]
+    loaded = loaded_waybills(world, at)
+    loaded = loaded[loaded["vehicle_id"] == vehicle_id]
+    active = own[own["status"] == "active"]
+    waybill = (loaded if len(loaded) else active if len(active) else own.iloc[0:0]).head(1)
+    waybill = waybill.iloc[0] if len(waybill) else None
+    goods = pd.DataFrame()
+    if waybill is not None:
+        goods = world.waybill_goods[world.waybill_goods["waybill_id"] == waybill["id"]].sort_values("seq")
+    position = None
+    if live is not None and vehicle_id in live.positions.index:
+        position = live.positions.loc[vehicle_id]
+    track = _track(store, live, vehicle_id, at - pd.Timedelta(hours=hours), at)
+    lon = float(position["lon"]) if position is not None else float(track["lon"].iloc[-1]) if len(track) else np.nan
+    lat = float(position["lat"]) if position is not None else float(track["lat"].iloc[-1]) if len(track) else np.nan
+    return {
+        "row": row, "carrier": carrier, "waybill": waybill, "goods": goods,
+        "cargo": "loaded" if len(loaded) else "empty",
+        "position": position, "track": track, "hours": hours, "now": at,
+        "speed_limit_kmh": _speed_limit(world, lon, lat) if np.isfinite(lon) else None,
+        "incidents": incidents_of(store, [vehicle_id]),
+    }
+
+
+def hazard_source(world: World, source_id: str, *, live: LiveState | None = None, store=None, now=None) -> dict:
+    row = _row(world.hazard_sources, source_id, "hazard source")
+    at = _now(live, now)
+    catalogue = _catalogue(world)
+    chemicals = world.hazard_source_chemicals
+    chemicals = chemicals[chemicals["hazard_source_id"] == source_id].copy()
+    figures = catalogue.reindex(chemicals["un_number"].astype(str))
+    for column in ("name_zh", "name_en", "gb18218_q_t", "gb18218_beta"):
+        chemicals[column] = figures[column].to_numpy() if column in figures.columns else np.nan
+    chemicals["ratio"] = chemicals["quantity_t"].to_numpy("float64") / chemicals["gb18218_q_t"].to_numpy("float64")
+    chemicals["beta_ratio"] = chemicals["ratio"] * chemicals["gb18218_beta"].to_numpy("float64")
+    alpha = float(alpha_for_people(int(row["people_500m"])))
+    r = alpha * float(np.nansum(chemicals["beta_ratio"]))
+    points = world.monitoring_points[world.monitoring_points["hazard_source_id"] == source_id]
+    readings = pd.DataFrame(columns=["point_id", "epoch_ms", "value"])
+    if store is not None and len(points):
+        readings = store.read_readings(at - pd.Timedelta(hours=24), at + pd.Timedelta(milliseconds=1),
+                                       points["id"].tolist())[["point_id", "epoch_ms", "value"]]
+    trucks = loaded_trucks(world, live, at)
+    view = impact(world, row.geometry.x, row.geometry.y, chemicals["un_number"].astype(str).tolist(), at,
+                  trucks=trucks, exclude_ids=[source_id])
+    return {
+        "row": row, "entity": _row(world.entities, row["entity_id"], "enterprise") if (
+            world.entities["id"] == row["entity_id"]).any() else None,
+        "chemicals": chemicals, "alpha": alpha, "s_value": float(np.nansum(chemicals["ratio"])), "r_value": r,
+        "grade": int(grade_for_r(r)), "points": points, "readings": readings, "impact": view, "now": at,
+        "incidents": incidents_of(store, [source_id, *points["id"]]),
+    }
+
+
+def monitoring_point(world: World, point_id: str, *, live: LiveState | None = None, store=None, now=None,
+                     window: str = "24h") -> dict:
+    if window not in READING_WINDOWS_H:
+        raise ValueError(f"window must be one of {tuple(READING_WINDOWS_H)}, got {window!r}")
+    row = _row(world.monitoring_points, point_id, "monitoring point")
+    at = _now(live, now)
+    readings = pd.DataFrame(columns=["epoch_ms", "value"])
+    if store is not None:
+        readings = store.read_readings(at - pd.Timedelta(hours=READING_WINDOWS_H[window]),
+                                       at + pd.Timedelta(milliseconds=1), [point_id])[["epoch_ms", "value"]]
+    elif live is not None and point_id in live.readings.index:
+        readings = live.readings.loc[[point_id], ["epoch_ms", "value"]].reset_index(drop=True)
+    return {"row": row, "readings": readings, "window": window, "now": at,
+            "incidents": incidents_of(store, [point_id])}
+
+
+def enterprise(world: World, entity_id: str, *, live: LiveState | None = None, store=None, now=None) -> dict:
+    row = _row(world.entities, entity_id, "enterprise")
+    sources = world.hazard_sources[world.hazard_sources["entity_id"] == entity_id]
+    points = world.monitoring_points[world.monitoring_points["hazard_source_id"].isin(sources["id"])]
+    vehicles = world.vehicles
+    vehicles = vehicles[vehicles["carrier_id"] == entity_id] if "carrier_id" in vehicles.columns else vehicles.iloc[0:0]
+    return {"row": row, "hazard_sources": sources, "points": points, "vehicles": vehicles, "now": _now(live, now),
+            "incidents": incidents_of(store, [entity_id, *sources["id"], *points["id"], *vehicles["id"]])}
+
+
+def sensitive_site(world: World, site_id: str, *, live: LiveState | None = None, store=None, now=None) -> dict:
+    """Who is near the site now: loaded trucks within their cargo's protective distance of it, and
+    hazard sources whose protective distance (by their chemicals) reaches it."""
+    import shapely
+
+    from spatial.crs import geometry_to_metric, to_metric
+
+    row = _row(world.sensitive_sites, site_id, "sensitive site")
+    at = _now(live, now)
+    night = is_night(at)
+    catalogue = _catalogue(world)
+    site = geometry_to_metric(np.array([row.geometry], dtype=object))[0]
+
+    def reach(ids, lon, lat, un_lists) -> pd.DataFrame:
+        radius = np.array([erg_distances(u, catalogue, night).protective_m for u in un_lists], dtype="float64")
+        x, y = to_metric(lon, lat)
+        metres = shapely.distance(shapely.points(x, y), site) if len(ids) else np.array([])
+        keep = np.nan_to_num(radius, nan=-1.0) >= metres
+        out = pd.DataFrame({"id": np.asarray(ids, dtype=object)[keep], "distance_m": metres[keep],
+                            "radius_m": radius[keep]})
+        return out.sort_values(["distance_m", "id"]).reset_index(drop=True)
+
+    trucks = loaded_trucks(world, live, at)
+    near_trucks = reach(trucks["id"].to_numpy(), trucks["lon"].to_numpy("float64"), trucks["lat"].to_numpy("float64"),
+                        trucks["un_numbers"].tolist())
+    sources = world.hazard_sources
+    by_source = world.hazard_source_chemicals.groupby("hazard_source_id")["un_number"].agg(list)
+    near_sources = reach(sources["id"].to_numpy(), sources.geometry.x.to_numpy(), sources.geometry.y.to_numpy(),
+                         [by_source.get(i, []) for i in sources["id"]])
+    near_sources["name"] = sources.set_index("id")["name"].reindex(near_sources["id"]).to_numpy()
+    return {"row": row, "trucks": near_trucks, "hazard_sources": near_sources, "night": night, "now": at,
+            "incidents": incidents_of(store, [site_id])}
+
+
+def wash_station(world: World, station_id: str, *, live: LiveState | None = None, store=None, now=None) -> dict:
+    """Trucks that reported within WASH_VISIT_RADIUS_M of the station since local midnight (the
+    store narrows by a box around the station; the exact metric distance decides)."""
+    from data.schema import pings
+    from spatial.crs import to_metric
+
+    row = _row(world.wash_stations, station_id, "wash station")
+    at = _now(live, now)
+    midnight = at.tz_convert("Asia/Shanghai").normalize().tz_convert("UTC")
+    visits = pd.DataFrame(columns=["vehicle_id", "first_ms", "last_ms", "reports"])
+    if store is not None:
+        lon, lat = float(row.geometry.x), float(row.geometry.y)
+        pad = 2 * WASH_VISIT_RADIUS_M / 111_000.0  # degrees, generous at Ningbo's latitude
+        query = (sa.select(pings.c.vehicle_id, pings.c.time, pings.c.lon, pings.c.lat)
+                 .where(pings.c.time >= midnight.to_pydatetime(), pings.c.time <= at.to_pydatetime(),
+                        pings.c.lon.between(lon - pad, lon + pad), pings.c.lat.between(lat - pad, lat + pad)))
+        with store.engine.connect() as connection:
+            frame = pd.DataFrame(connection.execute(query).all(), columns=["vehicle_id", "time", "lon", "lat"])
+        if len(frame):
+            x, y = to_metric(frame["lon"].to_numpy("float64"), frame["lat"].to_numpy("float64"))
+            sx, sy = to_metric([lon], [lat])
+            frame["epoch_ms"] = (pd.to_datetime(frame["time"], utc=True) - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(
+                milliseconds=1)
+            near = frame[np.hypot(x - sx[0], y - sy[0]) <= WASH_VISIT_RADIUS_M]
+            visits = (near.groupby("vehicle_id")["epoch_ms"].agg(first_ms="min", last_ms="max", reports="size")
+                      .reset_index().sort_values("first_ms").reset_index(drop=True))
+    return {"row": row, "visits": visits, "now": at, "incidents": incidents_of(store, [station_id])}
+
+
+GATHERERS = {"vehicles": truck, "hazard_sources": hazard_source, "monitoring_points": monitoring_point,
+             "entities": enterprise, "sensitive_sites": sensitive_site, "wash_stations": wash_station}
+
+
+def gather(world: World, layer: str, feature_id: str, **kwargs) -> dict:
+    """The panel data of one entity of a drill-down kind (KINDS)."""
+    if layer not in GATHERERS:
+        raise LookupError(f"no drill-down panel for layer {layer!r}")
+    return GATHERERS[layer](world, feature_id, **kwargs)

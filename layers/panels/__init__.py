@@ -1,0 +1,36 @@
+"""Drill-down panels, one module per kind: pure builders from the data data/drilldown.py gathers to
+Dash components (fields, Plotly charts, related entities as links that move the panel and the map,
+a back button). `build_panel(layer, data, language, history)` picks the kind's builder."""
+
+from __future__ import annotations
+
+from layers.panels import enterprise, hazard_source, monitoring_point, sensitive_site, truck, wash_station
+from layers.panels.common import BACK_N, FOCUS_TYPE, HISTORY_MAX, HISTORY_TYPE, LINK_TYPE
+
+BUILDERS = {
+    "vehicles": truck.build, "hazard_sources": hazard_source.build, "monitoring_points": monitoring_point.build,
+    "entities": enterprise.build, "sensitive_sites": sensitive_site.build, "wash_stations": wash_station.build,
+}
+KINDS = tuple(BUILDERS)
+
+
+def build_panel(layer: str, data: dict, language: str, history: list | None = None) -> list:
+    """The panel's children for one entity; `history`: the (layer, id) pairs opened before it."""
+    if layer not in BUILDERS:
+        raise LookupError(f"no drill-down panel for layer {layer!r}")
+    return BUILDERS[layer](data, language, [list(h) for h in (history or [])])
+
+
+def next_history(history: list | None, layer: str, feature_id: str, back: bool) -> list:
+    """The history the next panel gets, from the one the shown panel stores (which ends with the
+    shown entity): the back button drops the shown entity and the one it goes back to (the builder
+    appends the entity it shows again); anything else keeps it, so back returns to the shown one."""
+    history = [list(h) for h in (history or [])]
+    if back:
+        history = history[:-1]
+        if history and history[-1] == [layer, str(feature_id)]:
+            history = history[:-1]
+    return history[-HISTORY_MAX:]
+
+
+__all__ = ["BACK_N", "BUILDERS", "FOCUS_TYPE", "HISTORY_TYPE", "KINDS", "LINK_TYPE", "build_panel", "next_history"]

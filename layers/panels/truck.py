@@ -1,0 +1,80 @@
+"""The truck's panel: plate, carrier (a link, with its contacts), driver and escort, the active
+waybill (goods by name, UN number, class, quantity; loading and unloading sites; the route drawn on
+the map), cargo state, state and speed, the speed chart with the road's limit, its incidents."""
+
+from __future__ import annotations
+
+import shapely
+from dash import html
+
+from layers.details import format_value
+from layers.panels.charts import graph, speed_figure
+from layers.panels.common import Links, fields, frame_, incidents, local_time, number, section, table
+from layers.style import Text, text
+
+L: dict[str, Text] = {
+    "plate": ("车牌", "Plate"), "carrier": ("承运企业", "Carrier"), "driver": ("驾驶员", "Driver"),
+    "escort": ("押运员", "Escort"), "body": ("罐体/车厢", "Body"), "phone": ("终端号", "Terminal"),
+    "cargo": ("装载状态", "Cargo"), "speed": ("车速", "Speed"), "last": ("最后定位", "Last report"),
+    "limit": ("道路限速", "Road limit"), "waybill": ("电子运单", "Waybill"),
+    "loading": ("装货地", "Loading site"), "unloading": ("卸货地", "Unloading site"),
+    "planned": ("计划时间", "Planned"), "emergency": ("应急电话", "Emergency phone"),
+    "goods": ("货物", "Goods"), "un": ("UN号", "UN"), "name": ("品名", "Name"), "class": ("类别", "Class"),
+    "qty": ("数量 (t)", "Quantity (t)"), "window": ("时段", "Window"), "no_track": ("该时段无定位", "No reports in the window"),
+}
+CARGO: dict[str, Text] = {"loaded": ("重载", "Loaded"), "empty": ("空载 (洗消状态未知)", "Empty (wash state not known)")}
+
+
+def build(data: dict, language: str, history: list) -> list:
+    row, links = data["row"], Links()
+    carrier = data["carrier"]
+    carrier_cell = row["carrier"]
+    if carrier is not None:
+        carrier_cell = links.to("entities", carrier["id"], str(carrier["name"]))
+    position = data["position"]
+    rows = [
+        (text(L["plate"], language), str(row["plate"])),
+        (text(L["carrier"], language), carrier_cell),
+        (text(L["driver"], language), str(row["driver"])), (text(L["escort"], language), str(row["escort"])),
+        (text(L["body"], language), str(row["body"])), (text(L["phone"], language), str(row["terminal_phone"])),
+        (text(L["cargo"], language), text(CARGO[data["cargo"]], language)),
+    ]
+    if position is not None:
+        rows += [(text(L["speed"], language), number(position["speed_kmh"], "km/h")),
+                 (text(L["last"], language), local_time(position["epoch_ms"]))]
+    rows.append((text(L["limit"], language), number(data["speed_limit_kmh"], "km/h")))
+    body = [fields(rows)]
+
+    focus: dict = {"layer": "vehicles", "id": str(row["id"])}
+    if position is not None:
+        focus["lon"], focus["lat"] = float(position["lon"]), float(position["lat"])
+    waybill = data["waybill"]
+    if waybill is not None:
+        body += section(L["waybill"], language, fields([
+            (text(L["waybill"], language), f"{waybill['id']} ({waybill['status']})"),
+            (text(L["loading"], language), links.to("entities", waybill["loading_site_id"])),
+            (text(L["unloading"], language), links.to("entities", waybill["unloading_site_id"])),
+            (text(L["planned"], language), f"{format_value(waybill['planned_departure'], 'datetime', language)} → "
+                                           f"{format_value(waybill['planned_arrival'], 'datetime', language)}"),
+            (text(L["emergency"], language), str(waybill["emergency_phone"])),
+        ]))
+        goods = data["goods"]
+        if len(goods):
+            body += section(L["goods"], language, table(
+                [text(L[k], language) for k in ("un", "name", "class", "qty")],
+                [[str(u), str(n), str(c), number(q)] for u, n, c, q in
+                 zip(goods["un_number"], goods["name"], goods["hazard_class"], goods["quantity_t"], strict=True)]))
+        route = waybill.geometry
+        if route is not None and not shapely.is_empty(route):
+            focus["route"] = shapely.get_coordinates(route).round(6).tolist()  # drawn by assets/hazmap_panel.js
+
+    track = data["track"]
+    title = f"{text(L['window'], language)}: {data['hours']} h"
+    if len(track):
+        body += section(title, language, graph(speed_figure(track["epoch_ms"], track["speed_kmh"],
+                                                            data["speed_limit_kmh"], language), "speed"))
+    else:
+        body += section(title, language, html.P(text(L["no_track"], language), className="hz-panel-none"))
+    body += incidents(data["incidents"], language)
+    return frame_("vehicles", str(row["id"]), str(row["plate"]), language, history, focus, body)
+

@@ -1,0 +1,25 @@
+"""The wash station's panel: the trucks that reported at it since local midnight (its visits)."""
+
+from __future__ import annotations
+
+from layers.panels.common import Links, fields, frame_, incidents, local_time, nothing, section, table
+from layers.style import Text, text
+
+L: dict[str, Text] = {
+    "district": ("区县", "District"), "visits": ("今日到站车辆", "Trucks at the station today"),
+    "first": ("到达", "First report"), "last": ("最后", "Last report"), "reports": ("定位数", "Reports"),
+}
+
+
+def build(data: dict, language: str, history: list) -> list:
+    row, links = data["row"], Links()
+    visits = data["visits"]
+    body = [fields([(text(L["district"], language), str(row["district_adcode"]))])]
+    body += section(L["visits"], language, table(
+        [text(("车辆", "Truck"), language), *(text(L[k], language) for k in ("first", "last", "reports"))],
+        [[links.to("vehicles", v), local_time(f), local_time(t), f"{int(n):,}"] for v, f, t, n in
+         zip(visits["vehicle_id"], visits["first_ms"], visits["last_ms"], visits["reports"], strict=True)])
+        if len(visits) else nothing(language), count=len(visits))
+    body += incidents(data["incidents"], language)
+    focus = {"layer": "wash_stations", "id": str(row["id"]), "lon": float(row.geometry.x), "lat": float(row.geometry.y)}
+    return frame_("wash_stations", str(row["id"]), str(row["name"]), language, history, focus, body)
