@@ -46,6 +46,8 @@ from layers.catalog import (
     world_bounds,
 )
 from layers.details import FeatureDetails, FeatureDirectory
+from layers.panels import BACK_N as PANEL_BACK_N, FOCUS_TYPE as PANEL_FOCUS_TYPE, HISTORY_TYPE as PANEL_HISTORY_TYPE
+from layers.panels import KINDS as PANEL_KINDS, build_panel, next_history
 from layers.grid import GRID_ITEM_TYPE, GRID_TITLE, GridFeed, grid_legend, panel_children as grid_panel_children
 from layers.grid import screen_config as grid_screen_config
 from layers.live import (
@@ -108,6 +110,8 @@ def create_app(settings: Settings, world: World, world_version: str, live=None, 
     screen = _Screen(settings, world, world_version, web.config.requests_pathname_prefix, live)
     # the risk grid (layers/grid.py); live parts only with a live source
     screen.grid = GridFeed(world, live, weights=weights_from(settings.risk_weights))
+    screen.store = people.store if people is not None else None  # the drill-down panels' pings, readings, incidents
+    screen.world = world
     _add_layer_route(web, world_version, payloads)
     _add_live_routes(web, world_version, live, encoder)
     _add_grid_route(web, world_version, screen.grid)
@@ -368,6 +372,15 @@ def _panel_children(details: FeatureDetails, live: list[tuple[str, str]], langua
     return children
 
 
+def _drill_panel(screen: "_Screen", layer: str, feature_id: str, language: str, history: list, back: bool) -> list:
+    """A drill-down panel: its data gathered (data/drilldown.py), laid out (layers/panels/)."""
+    from data.drilldown import gather
+
+    live = _snapshot(screen.live) if screen.live is not None else None
+    data = gather(screen.world, layer, feature_id, live=live, store=getattr(screen, "store", None))
+    return build_panel(layer, data, language, next_history(history, layer, feature_id, back))
+
+
 def deliveries_text(channels, language: str) -> str:
     """The header's delivery figures: sent · pending · failed (dead letters); empty without a sender."""
     if channels is None:
@@ -399,6 +412,12 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
         State("hz-grid-config", "data"),
     )
 
+    # A drill-down panel moves the map to its entity and draws its route or ERG circles (assets/hazmap_panel.js).
+    web.clientside_callback(
+        ClientsideFunction(namespace="hazmap_panel", function_name="panelFocus"),
+        Input({"type": PANEL_FOCUS_TYPE, "n": ALL}, "data"),
+    )
+
     if screen.live is not None:
         # Show and hide the live canvas with its overlays' check boxes (also at start-up).
         web.clientside_callback(
@@ -426,9 +445,10 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
         Input("hz-grid-click", "data"),
         Input({"type": GRID_ITEM_TYPE, "layer": ALL, "id": ALL, "n": ALL}, "n_clicks"),
         State("hz-language", "data"),
+        State({"type": PANEL_HISTORY_TYPE, "n": ALL}, "data"),  # the drill-down panel's back stack
         prevent_initial_call=True,
     )
-    def show_details(_clicks, _live_click, _close, _grid_click, _grid_items, language):
+    def show_details(_clicks, _live_click, _close, _grid_click, _grid_items, language, history):
         trigger = ctx.triggered_id
         value = ctx.triggered[0]["value"] if ctx.triggered else None
         if trigger == "hz-grid-click" and value:  # a risk-grid cell: its parts and contents
@@ -437,7 +457,7 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
         if isinstance(trigger, dict) and trigger.get("type") == GRID_ITEM_TYPE:
             if not value:  # the links were just drawn, not clicked
                 raise dash.exceptions.PreventUpdate
-            value = {"layer": trigger["layer"], "id": trigger["id"]}
+            value = {"layer": trigger["layer"], "id": trigger["id"], "back": trigger.get("n") == PANEL_BACK_N}
             trigger = "hz-live-click"
         if trigger == "hz-live-click" and value:
             layer, feature_id = value["layer"], str(value["id"])
@@ -448,6 +468,10 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
         try:
             if not may_see(feature_id):  # the roles (app/permissions.py): not yours reads as not found
                 raise LookupError(feature_id)
+            if layer in PANEL_KINDS:  # a drill-down panel (layers/panels/, data/drilldown.py)
+                back = bool(isinstance(value, dict) and value.get("back"))
+                return _drill_panel(screen, layer, feature_id, language, history[0] if history else [], back), \
+                    "hz-panel hz-open"
             details = screen.directory.describe(layer, feature_id, language)
         except LookupError:
             return [html.P(ui("not_found", language))], "hz-panel hz-open"

@@ -1,0 +1,412 @@
+/*
+ * The large static point layers of hazmap's wall (regulated entities, monitoring points,
+ * sensitive sites) on one canvas of their own, drawn from typed arrays (DESIGN.md §7: thousands
+ * of Leaflet circle markers cost 50-200 ms on every pan or zoom; a canvas fed from arrays, a few).
+ *
+ * The server (layers/static_canvas.py) sends each layer once, when its overlay is first switched
+ * on, from a URL that carries the world's fingerprint (cached for good): ids, lon/lat quantised
+ * to uint16 over the live layer's box, a class byte; areas also as simplified outline rings,
+ * drawn from `outlineMinZoom` on. Positions are projected once (Web Mercator at zoom 0); a pan
+ * or zoom redraws from those. Each point is a sprite (one small canvas per class and scale)
+ * stamped with drawImage.
+ *
+ * The canvas lies in a pane just under Leaflet's overlay pane: hazard sources, stations and
+ * vehicles (still GeoJSON, few) stay on top, and the areas' light fills over it. It takes no
+ * pointer events: a capture-phase click listener on the document (so it runs before the map
+ * container's own: the live canvas's and the grid's) hit-tests it, unless a live truck or point
+ * or a point feature of the map's own canvas lies there, and opens the details panel through
+ * the `hz-live-click` store. The overlays of the layers control show and hide each layer
+ * (clientside callback `hazmap_static.staticSync`).
+ *
+ * Each layer marks a performance entry `hazmap:layer:<name>` when first painted, and
+ * window.hazmapStatic reports how many features each layer drew in the last paint.
+ */
+(function () {
+    "use strict";
+
+    var hazmap = (window.hazmap = window.hazmap || {});
+    if (!window.L) {
+        console.error("hazmap: Leaflet (window.L) is not loaded before assets/hazmap_static.js");
+        return;
+    }
+    var L = window.L;
+    var PANE = "hzstatic";
+    var PANE_Z = 395; // just under the overlay pane (400): the few GeoJSON points stay on top
+    var HIT_SLACK_PX = 3;
+    var STATS_KEPT = 120;
+
+    function screenScale() { // as assets/hazmap_map.js: sizes are set for a 1920x1080 wall
+        return Math.max(1, Math.min(window.innerWidth / 1920, window.innerHeight / 1080));
+    }
+
+    function bytesOf(b64) {
+        var bin = atob(b64), n = bin.length, out = new Uint8Array(n);
+        for (var i = 0; i < n; i++) { out[i] = bin.charCodeAt(i); }
+        return out;
+    }
+    function u16(b64) { var b = bytesOf(b64); return new Uint16Array(b.buffer, 0, b.length >> 1); }
+    function u32(b64) { var b = bytesOf(b64); return new Uint32Array(b.buffer, 0, b.length >> 2); }
+
+    var state = {
+        config: null, map: null, started: false,
+        layers: {}, // name -> {name, title, url, styles, wanted, requested, data, drawn, painted, xs, ys}
+        order: [],
+        stats: {paintMs: [], decodeMs: []}
+    };
+
+    function keep(list, value) {
+        list.push(value);
+        if (list.length > STATS_KEPT) { list.shift(); }
+    }
+
+    // Quantised lon/lat -> Web Mercator at zoom 0 divided by its scale: x, y in [0, 1).
+    function projectAll(qx, qy, bbox, q) {
+        var crs = state.map.options.crs, s0 = crs.scale(0), n = qx.length;
+        var nx = new Float64Array(n), ny = new Float64Array(n);
+        var dx = (bbox[2] - bbox[0]) / q, dy = (bbox[3] - bbox[1]) / q;
+        for (var i = 0; i < n; i++) {
+            var p = crs.latLngToPoint(L.latLng(bbox[1] + qy[i] * dy, bbox[0] + qx[i] * dx), 0);
+            nx[i] = p.x / s0;
+            ny[i] = p.y / s0;
+        }
+        return [nx, ny];
+    }
+
+    function decode(entry, payload) {
+        var t0 = performance.now();
+        var xy = projectAll(u16(payload.lon), u16(payload.lat), payload.bbox, payload.quant_max);
+        var o = payload.outlines;
+        var oxy = projectAll(u16(o.lon), u16(o.lat), payload.bbox, payload.quant_max);
+        var fi = payload.n > 65536 ? u32(o.ring_feature) : u16(o.ring_feature);
+        entry.data = {
+            n: payload.n, ids: payload.ids, classes: payload.classes, cls: bytesOf(payload.cls),
+            nx: xy[0], ny: xy[1],
+            rings: o.rings, ringFeature: fi, ringStart: u32(o.ring_start), rx: oxy[0], ry: oxy[1]
+        };
+        entry.slot = null; // id -> index, built on first search
+        entry.xs = new Float32Array(payload.n);
+        entry.ys = new Float32Array(payload.n);
+        keep(state.stats.decodeMs, performance.now() - t0);
+    }
+
+    // --- sprites -------------------------------------------------------------------------------
+    var sprites = {};
+
+    function spriteOf(style, key, scale) {
+        var id = key + "@" + scale;
+        if (sprites[id]) { return sprites[id]; }
+        var r = style.radius * scale, w = style.weight > 0 ? style.weight * scale : 0;
+        var reach = Math.ceil(r + w) + 1, size = 2 * reach + 1, c = reach + 0.5;
+        var canvas = document.createElement("canvas");
+        canvas.width = canvas.height = size;
+        var ctx = canvas.getContext("2d");
+        ctx.beginPath();
+        ctx.arc(c, c, r, 0, 2 * Math.PI);
+        ctx.globalAlpha = style.fillOpacity;
+        ctx.fillStyle = style.color;
+        ctx.fill();
+        ctx.globalAlpha = 1;
+        if (w > 0) {
+            ctx.lineWidth = w;
+            ctx.strokeStyle = style.stroke;
+            ctx.stroke();
+        }
+        return (sprites[id] = {canvas: canvas, reach: reach});
+    }
+
+    // --- the canvas ------------------------------------------------------------------------------
+    var StaticCanvas = L.Renderer.extend({
+        options: {padding: 0.1, pane: PANE},
+
+        _initContainer: function () {
+            var canvas = (this._container = document.createElement("canvas"));
+            canvas.className = "hz-static-canvas";
+            canvas.style.pointerEvents = "none";
+            this._ctx = canvas.getContext("2d");
+        },
+
+        _destroyContainer: function () {
+            L.Util.cancelAnimFrame(this._drawRequest);
+            this._drawRequest = null;
+            L.DomUtil.remove(this._container);
+            delete this._ctx;
+        },
+
+        _update: function () {
+            if (this._map._animatingZoom && this._bounds) { return; }
+            L.Renderer.prototype._update.call(this);
+            var b = this._bounds, size = b.getSize(), m = window.devicePixelRatio || 1, canvas = this._container;
+            L.DomUtil.setPosition(canvas, b.min);
+            canvas.width = Math.round(m * size.x);
+            canvas.height = Math.round(m * size.y);
+            canvas.style.width = size.x + "px";
+            canvas.style.height = size.y + "px";
+            this._draw();
+        },
+
+        requestDraw: function () {
+            if (this._map && !this._drawRequest) {
+                this._drawRequest = L.Util.requestAnimFrame(function () {
+                    this._drawRequest = null;
+                    if (this._map) { this._draw(); }
+                }, this);
+            }
+        },
+
+        _draw: function () {
+            if (!this._ctx) { return; }
+            var t0 = performance.now();
+            var b = this._bounds, m = window.devicePixelRatio || 1, ctx = this._ctx;
+            var origin = this._map.getPixelOrigin();
+            var view = {
+                scale: this._map.options.crs.scale(this._zoom), ox: origin.x, oy: origin.y, s: screenScale(), m: m,
+                minX: b.min.x, minY: b.min.y, maxX: b.max.x, maxY: b.max.y, zoom: this._zoom
+            };
+            ctx.setTransform(1, 0, 0, 1, 0, 0);
+            ctx.clearRect(0, 0, this._container.width, this._container.height);
+            var painted = false;
+            for (var k = 0; k < state.order.length; k++) {
+                var entry = state.layers[state.order[k]];
+                entry.drawn = 0;
+                if (!entry.wanted || !entry.data) { continue; }
+                if (entry.data.rings && view.zoom >= state.config.outlineMinZoom) { this._outlines(entry, view); }
+                this._points(entry, view);
+                painted = true;
+                if (!entry.painted) {
+                    entry.painted = true;
+                    performance.mark("hazmap:layer:" + entry.name);
+                }
+            }
+            if (painted) { keep(state.stats.paintMs, performance.now() - t0); }
+        },
+
+        // Layer points of every feature (NaN off the canvas), then one sprite per feature, class by class.
+        _points: function (entry, view) {
+            var d = entry.data, n = d.n, xs = entry.xs, ys = entry.ys, margin = 12 * view.s;
+            var drawn = 0, ctx = this._ctx, m = view.m;
+            for (var i = 0; i < n; i++) {
+                var x = d.nx[i] * view.scale - view.ox, y = d.ny[i] * view.scale - view.oy;
+                var off = x < view.minX - margin || x > view.maxX + margin || y < view.minY - margin ||
+                    y > view.maxY + margin;
+                xs[i] = off ? NaN : x;
+                ys[i] = off ? NaN : y;
+                if (!off) { drawn++; }
+            }
+            var table = d.classes.map(function (key) {
+                return spriteOf(entry.styles[key] || entry.styles.other, entry.name + ":" + key, view.s * m);
+            });
+            for (var j = 0; j < n; j++) {
+                if (xs[j] !== xs[j]) { continue; } // NaN: off the canvas
+                var sprite = table[d.cls[j]];
+                ctx.drawImage(sprite.canvas, Math.round((xs[j] - view.minX) * m) - sprite.reach,
+                    Math.round((ys[j] - view.minY) * m) - sprite.reach);
+            }
+            entry.drawn = drawn;
+        },
+
+        // Area outlines in their class colour, one path per class.
+        _outlines: function (entry, view) {
+            var d = entry.data, ctx = this._ctx, m = view.m;
+            ctx.save();
+            ctx.setTransform(m, 0, 0, m, -view.minX * m, -view.minY * m);
+            ctx.lineJoin = "round";
+            for (var c = 0; c < d.classes.length; c++) {
+                var style = entry.styles[d.classes[c]] || entry.styles.other, any = false;
+                ctx.beginPath();
+                for (var r = 0; r < d.rings; r++) {
+                    if (d.cls[d.ringFeature[r]] !== c) { continue; }
+                    var a = d.ringStart[r], z = d.ringStart[r + 1];
+                    for (var v = a; v < z; v++) {
+                        var x = d.rx[v] * view.scale - view.ox, y = d.ry[v] * view.scale - view.oy;
+                        if (v === a) { ctx.moveTo(x, y); } else { ctx.lineTo(x, y); }
+                    }
+                    any = true;
+                }
+                if (!any) { continue; }
+                ctx.globalAlpha = 0.9;
+                ctx.strokeStyle = style.color;
+                ctx.lineWidth = Math.max(1, style.weight) * 1.5 * view.s;
+                ctx.stroke();
+                ctx.globalAlpha = Math.min(0.25, style.fillOpacity);
+                ctx.fillStyle = style.color;
+                ctx.fill("evenodd");
+            }
+            ctx.restore();
+        },
+
+        // The topmost feature drawn within reach of a layer point: {layer, id} or null.
+        hitTest: function (x, y) {
+            var s = screenScale();
+            for (var k = state.order.length - 1; k >= 0; k--) {
+                var entry = state.layers[state.order[k]];
+                if (!entry.wanted || !entry.data) { continue; }
+                var d = entry.data, xs = entry.xs, ys = entry.ys, best = -1, bestD = Infinity;
+                for (var i = 0; i < d.n; i++) {
+                    if (xs[i] !== xs[i]) { continue; }
+                    var style = entry.styles[d.classes[d.cls[i]]] || entry.styles.other;
+                    var reach = (style.radius + style.weight) * s + HIT_SLACK_PX;
+                    var dx = xs[i] - x, dy = ys[i] - y, dd = dx * dx + dy * dy;
+                    if (dd <= reach * reach && dd < bestD) { best = i; bestD = dd; }
+                }
+                if (best >= 0) { return {layer: entry.name, id: d.ids[best]}; }
+            }
+            return null;
+        }
+    });
+
+    // --- wiring ------------------------------------------------------------------------------------
+    var layer = null;
+
+    function whenMap(callback) {
+        if (hazmap.leafletMap) { callback(hazmap.leafletMap); return; }
+        setTimeout(function () { whenMap(callback); }, 50);
+    }
+
+    // A point feature of the map's own canvas (a hazard source, a station: drawn above this
+    // canvas) that a click at this layer point would reach.
+    function pointFeatureAt(point) {
+        var renderer = state.map._renderer;
+        if (!renderer || !renderer._drawFirst) { return false; }
+        for (var order = renderer._drawFirst; order; order = order.next) {
+            var l = order.layer;
+            if (l instanceof L.CircleMarker && l.options.interactive && l._containsPoint(point)) { return true; }
+        }
+        return false;
+    }
+
+    function hitAtEvent(event) {
+        var map = state.map;
+        if (!layer || !map || !layer._map || !map.getPane("mapPane").contains(event.target)) { return null; }
+        var cp = map.mouseEventToContainerPoint(event);
+        if (window.hazmapLive && window.hazmapLive.hitAt && window.hazmapLive.hitAt(cp.x, cp.y)) { return null; }
+        var point = map.containerPointToLayerPoint(cp);
+        var hit = layer.hitTest(point.x, point.y);
+        return hit && !pointFeatureAt(point) ? hit : null;
+    }
+
+    function onCapturedClick(event) {
+        if (state.map && state.map.dragging && state.map.dragging.moved()) { return; } // the end of a drag
+        var hit = hitAtEvent(event);
+        if (!hit) { return; }
+        event.stopPropagation(); // neither the map's canvas nor the grid may also take this click
+        window.dash_clientside.set_props("hz-live-click", {data: {layer: hit.layer, id: hit.id, at: Date.now()}});
+    }
+
+    var hoverRequest = null;
+    function onMouseMove(event) {
+        if (!layer || hoverRequest) { return; }
+        hoverRequest = L.Util.requestAnimFrame(function () {
+            hoverRequest = null;
+            if (state.map) { state.map.getContainer().classList.toggle("hz-static-hover", !!hitAtEvent(event)); }
+        });
+    }
+
+    function fetchLayer(entry) {
+        entry.requested = true;
+        fetch(entry.url)
+            .then(function (response) {
+                if (!response.ok) { throw new Error(response.status + " " + entry.url); }
+                return response.json();
+            })
+            .then(function (payload) {
+                decode(entry, payload);
+                if (layer) { layer.requestDraw(); }
+            })
+            .catch(function (error) {
+                entry.requested = false; // the next switch-on tries again
+                console.warn("hazmap static layer " + entry.name + ": " + error.message);
+            });
+    }
+
+    function start(config) {
+        if (state.started) { return; }
+        state.started = true;
+        state.config = config;
+        config.layers.forEach(function (c) {
+            state.order.push(c.name);
+            state.layers[c.name] = {
+                name: c.name, title: c.title, url: c.url, styles: c.styles, wanted: false, requested: false,
+                data: null, drawn: 0, painted: false, xs: new Float32Array(0), ys: new Float32Array(0)
+            };
+        });
+        whenMap(function (map) {
+            state.map = map;
+            if (!map.getPane(PANE)) { map.createPane(PANE).style.zIndex = PANE_Z; }
+            document.addEventListener("click", onCapturedClick, true);
+            map.getContainer().addEventListener("mousemove", onMouseMove, true);
+            layer = new StaticCanvas();
+            sync();
+        });
+    }
+
+    function sync() {
+        if (!layer || !state.map) { return; }
+        var any = false;
+        state.order.forEach(function (name) {
+            var entry = state.layers[name];
+            if (entry.wanted && !entry.requested) { fetchLayer(entry); }
+            any = any || entry.wanted;
+        });
+        if (any && !state.map.hasLayer(layer)) {
+            state.map.addLayer(layer);
+        } else if (!any && state.map.hasLayer(layer)) {
+            state.map.removeLayer(layer);
+        }
+        if (any) { layer.requestDraw(); }
+    }
+
+    // Clientside callback (app/webapp.py): the layers control's shown overlays -> the canvas layers.
+    function staticSync(shownTitles, config) {
+        if (!config) { return; }
+        start(config);
+        var shown = shownTitles || [];
+        state.order.forEach(function (name) {
+            var entry = state.layers[name];
+            entry.wanted = shown.indexOf(entry.title) >= 0;
+        });
+        sync();
+    }
+
+    window.dash_clientside = Object.assign({}, window.dash_clientside, {hazmap_static: {staticSync: staticSync}});
+
+    // --- the read-only handle (browser tests, debugging at the wall) --------------------------------
+    function slotOf(entry, id) {
+        if (!entry.slot) {
+            entry.slot = {};
+            entry.data.ids.forEach(function (fid, i) { entry.slot[fid] = i; });
+        }
+        return entry.slot[id];
+    }
+
+    window.hazmapStatic = Object.freeze({
+        // layer -> features drawn in the last paint (0 when hidden or not loaded yet)
+        drawn: function () {
+            var out = {};
+            state.order.forEach(function (name) { out[name] = state.layers[name].drawn; });
+            return out;
+        },
+        loaded: function () {
+            var out = {};
+            state.order.forEach(function (name) { out[name] = !!state.layers[name].data; });
+            return out;
+        },
+        // [lon, lat] of a feature's drawn point (quantised), or null
+        lonLatOf: function (name, id) {
+            var entry = state.layers[name];
+            if (!entry || !entry.data) { return null; }
+            var i = slotOf(entry, id);
+            if (i === undefined) { return null; }
+            var p = L.point(entry.data.nx[i] * state.map.options.crs.scale(0), entry.data.ny[i] *
+                state.map.options.crs.scale(0));
+            var ll = state.map.options.crs.pointToLatLng(p, 0);
+            return [ll.lng, ll.lat];
+        },
+        hitAt: function (x, y) { // what a click at container point [x, y] of the map would open
+            if (!layer || !layer._map) { return null; }
+            var p = state.map.containerPointToLayerPoint(L.point(x, y));
+            return layer.hitTest(p.x, p.y);
+        },
+        canvas: function () { return layer && layer._map ? layer._container : null; },
+        stats: function () { return JSON.parse(JSON.stringify(state.stats)); }
+    });
+})();

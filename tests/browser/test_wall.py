@@ -1,0 +1,177 @@
+"""The wall at full scale in real headless Chromium: the large static point layers on their
+typed-array canvas (assets/hazmap_static.js, layers/static_canvas.py).
+
+What a duty officer relies on: switched on, each canvas layer draws as many features as the
+store holds (at the city view and at a zoom where symbols show) and marks its first paint; a
+click on one of its points opens that feature in the side panel; an area's outline shows from
+the outline zoom on; switched off, the layer is gone; the console stays clean. Screenshots with
+every layer on are kept at 1920x1080 and 3840x2160.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shapely
+
+from layers.catalog import LAYERS, map_layer
+from layers.static_canvas import CANVAS_LAYERS, OUTLINE_MIN_ZOOM
+from tests.browser.conftest import SCREENSHOTS, WALL_2160, open_page
+from tests.browser.test_map import assert_no_console_errors, control_checkbox
+
+pytestmark = pytest.mark.browser
+
+LOAD_TIMEOUT_MS = 30_000
+
+
+def switch_on_every_layer(page) -> None:
+    for layer in LAYERS:
+        label, checkbox = control_checkbox(page, layer.title[0])
+        if not checkbox.is_checked():
+            label.click()
+
+
+def wait_for_drawn(page, expected: dict[str, int]) -> dict[str, int]:
+    try:
+        page.wait_for_function(
+            """(wanted) => window.hazmapStatic && Object.entries(wanted).every(
+                   ([name, n]) => window.hazmapStatic.drawn()[name] === n)""",
+            arg=expected, timeout=LOAD_TIMEOUT_MS, polling=100)
+    except Exception as exc:
+        drawn = page.evaluate("window.hazmapStatic ? window.hazmapStatic.drawn() : null")
+        raise AssertionError(f"the canvas never drew {expected}; it drew {drawn}") from exc
+    return page.evaluate("window.hazmapStatic.drawn()")
+
+
+def set_view(page, lon: float, lat: float, zoom: float) -> None:
+    page.evaluate("([lat, lon, z]) => window.hazmap.leafletMap.setView([lat, lon], z, {animate: false})",
+                  [lat, lon, zoom])
+    page.wait_for_timeout(300)  # the canvas redraws on the next frame
+
+
+def container_pixel(page, lon: float, lat: float) -> tuple[float, float]:
+    return tuple(page.evaluate(
+        """([lat, lon]) => {
+            const map = window.hazmap.leafletMap, p = map.latLngToContainerPoint([lat, lon]);
+            const box = map.getContainer().getBoundingClientRect();
+            return [box.left + p.x, box.top + p.y];
+        }""", [lat, lon]))
+
+
+def test_each_canvas_layer_draws_every_stored_feature_and_marks_its_first_paint(page, live_server, console):
+    stored = live_server.stored.counts
+    page.goto(live_server.url)
+    defaults = {name: stored[name] if map_layer(name).shown_by_default else 0 for name in CANVAS_LAYERS}
+    wait_for_drawn(page, defaults)
+    switch_on_every_layer(page)
+    assert wait_for_drawn(page, {name: stored[name] for name in CANVAS_LAYERS}) == \
+        {name: stored[name] for name in CANVAS_LAYERS}
+    marks = page.evaluate("performance.getEntriesByType('mark').map(m => m.name)")
+    assert {f"hazmap:layer:{name}" for name in CANVAS_LAYERS} <= set(marks)
+    # no circle marker of these layers on Leaflet's own canvas: they are drawn once, on ours
+    leaflet_drawn = page.evaluate("""(names) => { let n = 0; window.hazmap.leafletMap.eachLayer(l => {
+        if (l.feature && names.includes(l.options.hazmapLayer)) n++; }); return n; }""", list(CANVAS_LAYERS))
+    assert leaflet_drawn == 0
+
+    # At a zoom where symbols show (a street's view of the densest part): what the view holds.
+    world = live_server.stored.world
+    entities = world.entities
+    centre = entities.geometry.iloc[0]
+    set_view(page, centre.x, centre.y, 14)
+    bounds = page.evaluate("""() => { const b = window.hazmap.leafletMap.getBounds();
+        return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]; }""")
+    box = shapely.box(*bounds)
+    in_view = int(shapely.contains(box, entities.geometry.to_numpy()).sum())
+    drawn = page.evaluate("window.hazmapStatic.drawn()")["entities"]
+    # the canvas is padded 10 % around the view: it draws what the view holds and a margin more
+    assert in_view >= 1 and in_view <= drawn <= len(entities)
+
+    # Switched off, a layer is gone from the canvas.
+    label, _ = control_checkbox(page, map_layer("entities").title[0])
+    label.click()
+    wait_for_drawn(page, {"entities": 0})
+    assert_no_console_errors(console)
+
+
+def _lonely_entity(world) -> tuple[str, float, float]:
+    """An entity with no other point feature within 60 m (so a click on it can only mean it)."""
+    entities = world.entities
+    others = np.concatenate([world.table(n).geometry.to_numpy() for n in (
+        "hazard_sources", "monitoring_points", "vehicles", "wash_stations", "parking_lots", "service_areas",
+        "repair_shops")] + [shapely.point_on_surface(world.sensitive_sites.geometry.to_numpy())])
+    tree = shapely.STRtree(others)
+    for i, geometry in enumerate(entities.geometry.to_numpy()):
+        others_near = tree.query(geometry, predicate="dwithin", distance=6e-4)
+        near_entities = shapely.dwithin(entities.geometry.to_numpy(), geometry, 6e-4).sum() - 1
+        if not len(others_near) and not near_entities:
+            return str(entities["id"].iloc[i]), geometry.x, geometry.y
+    raise AssertionError("the demo world has no entity standing alone")
+
+
+def test_a_click_on_a_canvas_point_opens_it_in_the_panel(page, live_server, console):
+    entity_id, lon, lat = _lonely_entity(live_server.stored.world)
+    page.goto(live_server.url)
+    wait_for_drawn(page, {"entities": live_server.stored.counts["entities"]})
+    set_view(page, lon, lat, 16)
+    x, y = container_pixel(page, lon, lat)
+    page.mouse.click(x, y)
+    panel = page.locator("#hz-panel.hz-open")
+    panel.wait_for(timeout=10_000)
+    assert panel.locator(".hz-panel-layer").inner_text() == map_layer("entities").title[0]
+    fields = dict(zip(panel.locator(".hz-panel-fields th").all_inner_texts(),
+                      panel.locator(".hz-panel-fields td").all_inner_texts()))
+    assert fields["编号"] == entity_id
+
+    # A click on the empty map next to it opens nothing of the canvas's.
+    page.locator("#hz-panel-close").click()
+    page.locator("#hz-panel.hz-open").wait_for(state="detached", timeout=5_000)
+    assert page.evaluate("([x, y]) => window.hazmapStatic.hitAt(x, y)", [x - 60 - page.evaluate(
+        "window.hazmap.leafletMap.getContainer().getBoundingClientRect().left"), y - 60 - page.evaluate(
+        "window.hazmap.leafletMap.getContainer().getBoundingClientRect().top")]) is None
+    assert_no_console_errors(console)
+
+
+# Alpha of the static canvas at a lon/lat.
+CANVAS_ALPHA_JS = """([lat, lon]) => {
+    const canvas = window.hazmapStatic.canvas(), map = window.hazmap.leafletMap;
+    const p = map.latLngToLayerPoint([lat, lon]), origin = L.DomUtil.getPosition(canvas);
+    return canvas.getContext('2d').getImageData(Math.round(p.x - origin.x), Math.round(p.y - origin.y), 1, 1).data[3];
+}"""
+
+
+def test_area_outlines_show_from_the_outline_zoom_on(page, live_server, console):
+    sites = live_server.stored.world.sensitive_sites
+    areas = sites[shapely.get_type_id(sites.geometry.to_numpy()) != 0]
+    # the largest area: its outline lies away from its drawn point at the outline zoom
+    area = areas.geometry.iloc[int(np.argmax(shapely.area(areas.geometry.to_numpy())))]
+    vertex = shapely.get_coordinates(shapely.simplify(area.exterior if area.geom_type == "Polygon"
+                                                      else max(area.geoms, key=lambda g: g.area).exterior, 0))[0]
+    page.goto(live_server.url)
+    wait_for_drawn(page, {"sensitive_sites": live_server.stored.counts["sensitive_sites"]})
+    set_view(page, vertex[0], vertex[1], OUTLINE_MIN_ZOOM - 1)
+    assert page.evaluate(CANVAS_ALPHA_JS, [vertex[1], vertex[0]]) == 0
+    set_view(page, vertex[0], vertex[1], OUTLINE_MIN_ZOOM + 1)
+    assert page.evaluate(CANVAS_ALPHA_JS, [vertex[1], vertex[0]]) > 0
+    assert_no_console_errors(console)
+
+
+def test_screenshots_with_every_layer_on(chromium, page, live_server, console):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    expected = {name: live_server.stored.counts[name] for name in CANVAS_LAYERS}
+    page.goto(live_server.url)
+    wait_for_drawn(page, {n: c for n, c in expected.items() if map_layer(n).shown_by_default})
+    switch_on_every_layer(page)
+    wait_for_drawn(page, expected)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(SCREENSHOTS / "wall-1080.png"))
+    context, big = open_page(chromium, WALL_2160, console)
+    try:
+        big.goto(live_server.url)
+        wait_for_drawn(big, {n: c for n, c in expected.items() if map_layer(n).shown_by_default})
+        switch_on_every_layer(big)
+        wait_for_drawn(big, expected)
+        big.wait_for_timeout(500)
+        big.screenshot(path=str(SCREENSHOTS / "wall-2160.png"))
+    finally:
+        context.close()
+    assert_no_console_errors(console)

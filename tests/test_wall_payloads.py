@@ -1,0 +1,112 @@
+"""The static canvas layers' payloads (layers/static_canvas.py) and their route: every stored
+feature once, at its place within a quantisation step, in its style class; areas as a point
+inside them plus their outline rings; one clear error for a feature the wall cannot place."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import gzip
+import json
+
+import numpy as np
+import pytest
+import shapely
+
+from layers.catalog import map_layer
+from layers.live import QUANT_MAX, dequantise
+from layers.static_canvas import CANVAS_LAYERS, OUTLINE_MIN_ZOOM, build_canvas_payloads, canvas_config, canvas_payload
+
+
+@pytest.fixture(scope="module")
+def world():
+    from data.demo import build_world
+    from data.reference import load_chemicals
+
+    return build_world(seed=7, scale=0.03, chemicals=load_chemicals())
+
+
+def _array(text: str, dtype: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype)
+
+
+def _points(payload: dict) -> tuple[np.ndarray, np.ndarray]:
+    return dequantise(_array(payload["lon"], "<u2"), _array(payload["lat"], "<u2"), payload["bbox"])
+
+
+@pytest.mark.parametrize("name", CANVAS_LAYERS)
+def test_every_feature_once_at_its_place_in_its_class(world, name):
+    frame = world.table(name)
+    payload = canvas_payload(world, name)
+    assert payload["n"] == len(frame) > 0
+    assert payload["ids"] == frame["id"].astype(str).tolist()
+    lon, lat = _points(payload)
+    west, south, east, north = payload["bbox"]
+    step = max((east - west), (north - south)) / QUANT_MAX
+    points = shapely.get_type_id(frame.geometry.to_numpy()) == 0
+    geometries = frame.geometry.to_numpy()
+    assert np.abs(lon[points] - shapely.get_x(geometries[points])).max() <= step
+    assert np.abs(lat[points] - shapely.get_y(geometries[points])).max() <= step
+    classes = np.array(payload["classes"], object)
+    assert (classes[_array(payload["cls"], "u1")] == map_layer(name).class_keys(frame)).all()
+
+
+def test_areas_are_a_point_inside_them_and_their_outline_rings(world):
+    frame = world.sensitive_sites
+    payload = canvas_payload(world, "sensitive_sites")
+    areas = np.flatnonzero(shapely.get_type_id(frame.geometry.to_numpy()) != 0)
+    assert len(areas) > 0, "the demo world has sensitive sites that are areas"
+    lon, lat = _points(payload)
+    # quantised to ~3 m: the drawn point lies within a few metres of the area (inside it before rounding)
+    near = shapely.distance(frame.geometry.to_numpy()[areas], shapely.points(lon[areas], lat[areas]))
+    assert near.max() < 1e-4
+    outlines = payload["outlines"]
+    assert outlines["min_zoom"] == OUTLINE_MIN_ZOOM
+    ring_feature = _array(outlines["ring_feature"], "<u2")
+    starts = _array(outlines["ring_start"], "<u4")
+    rings = shapely.get_num_interior_rings(shapely.get_parts(frame.geometry.to_numpy()[areas])).sum() + len(
+        shapely.get_parts(frame.geometry.to_numpy()[areas]))
+    assert outlines["rings"] == len(ring_feature) == rings
+    assert set(ring_feature.tolist()) == set(areas.tolist())
+    assert starts[0] == 0 and starts[-1] == len(_array(outlines["lon"], "<u2")) and (np.diff(starts) >= 4).all()
+
+
+def test_a_feature_off_the_box_or_without_geometry_is_one_clear_error(world):
+    # the box is the live layer's (districts, roads, routes, trucks, points, entities): a site far off lies outside
+    moved = world.sensitive_sites.copy()
+    moved.loc[moved.index[3], "geometry"] = shapely.Point(150.0, 10.0)
+    with pytest.raises(ValueError, match=r"sensitive_sites: 1 features lie outside .*" + moved["id"].iloc[3]):
+        canvas_payload(dataclasses.replace(world, sensitive_sites=moved), "sensitive_sites")
+    missing = world.entities.copy()
+    missing.loc[missing.index[0], "geometry"] = None
+    with pytest.raises(ValueError, match=r"entities: 1 features have no geometry"):
+        canvas_payload(dataclasses.replace(world, entities=missing), "entities")
+    with pytest.raises(ValueError, match="not a canvas layer"):
+        canvas_payload(world, "roads")
+
+
+def test_screen_config_names_every_layer_with_its_title_and_styles():
+    config = canvas_config("en", {name: f"/canvas/v/{name}.json" for name in CANVAS_LAYERS})
+    assert [c["name"] for c in config["layers"]] == list(CANVAS_LAYERS)
+    assert {c["title"] for c in config["layers"]} == {map_layer(n).title[1] for n in CANVAS_LAYERS}
+    assert all(c["styles"] and all("radius" in s for s in c["styles"].values()) for c in config["layers"])
+
+
+def test_the_route_serves_each_layer_gzipped_and_cached_and_404s_a_stale_world(world, tmp_path):
+    from app.settings import Settings
+    from app.webapp import create_app
+
+    version = world.fingerprint()
+    web = create_app(Settings(var_dir=tmp_path), world, world_version=version)
+    client = web.server.test_client()
+    bodies = build_canvas_payloads(world)
+    for name in CANVAS_LAYERS:
+        response = client.get(f"/canvas/{version}/{name}.json", headers={"Accept-Encoding": "gzip"})
+        assert response.status_code == 200 and response.headers["Content-Encoding"] == "gzip"
+        assert "immutable" in response.headers["Cache-Control"]
+        assert gzip.decompress(response.data) == bodies[name]
+        assert json.loads(bodies[name])["n"] == len(world.table(name))
+    response = client.get(f"/canvas/not-{version}/entities.json")
+    assert response.status_code == 404 and version in response.get_json()["error"]
+    response = client.get(f"/canvas/{version}/roads.json")
+    assert response.status_code == 404 and "roads" in response.get_json()["error"]
