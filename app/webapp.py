@@ -60,6 +60,7 @@ from layers.live import (
     live_rows,
     screen_config,
 )
+from layers.static_canvas import CANVAS_LAYERS, build_canvas_payloads, canvas_config
 from layers.style import BASE_HIDEOUT, LANGUAGES, LegendGroup, layer_style, legend, text
 from spatial.model import LiveState, World
 from spatial.risk import weights_from
@@ -113,6 +114,7 @@ def create_app(settings: Settings, world: World, world_version: str, live=None, 
     screen.store = people.store if people is not None else None  # the drill-down panels' pings, readings, incidents
     screen.world = world
     _add_layer_route(web, world_version, payloads)
+    _add_canvas_route(web, world_version, build_canvas_payloads(world))  # layers/static_canvas.py
     _add_live_routes(web, world_version, live, encoder)
     _add_grid_route(web, world_version, screen.grid)
     _add_language_route(web)
@@ -153,6 +155,9 @@ class _Screen:
     def layer_url(self, name: str) -> str:
         return f"{self.url_prefix}layers/{self.world_version}/{name}.geojson"
 
+    def canvas_url(self, name: str) -> str:
+        return f"{self.url_prefix}canvas/{self.world_version}/{name}.json"
+
     def live_url(self, name: str) -> str:
         return f"{self.url_prefix}live/{self.world_version}/{name}"
 
@@ -183,6 +188,9 @@ class _Screen:
                 dcc.Store(id="hz-grid-config", data=grid_screen_config(
                     language, f"{self.url_prefix}grid/{self.world_version}/state")),
                 dcc.Store(id="hz-grid-click"),
+                # The large static point layers' canvas (assets/hazmap_static.js).
+                dcc.Store(id="hz-static-config", data=canvas_config(
+                    language, {name: self.canvas_url(name) for name in CANVAS_LAYERS})),
                 *live_stores,
                 self._header(language),
                 html.Main(
@@ -267,7 +275,9 @@ class _Screen:
             dl.Overlay(
                 name=text(layer.title, language),
                 checked=layer.shown_by_default,
-                children=dl.GeoJSON(
+                # The large point layers hold nothing: hazmap_static.js draws them on its canvas.
+                children=dl.LayerGroup(id=f"hz-static-toggle-{layer.name}") if layer.name in CANVAS_LAYERS
+                else dl.GeoJSON(
                     id={"type": LAYER_ID_TYPE, "name": layer.name},
                     # Layers that start off are fetched when first switched on: the wall
                     # does not parse and build 20,000 hidden features at start-up.
@@ -405,6 +415,13 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
         prevent_initial_call=True,
     )
 
+    # Show and hide the static canvas layers with their overlays' check boxes (also at start-up).
+    web.clientside_callback(
+        ClientsideFunction(namespace="hazmap_static", function_name="staticSync"),
+        Input("hz-layers", "overlays"),
+        State("hz-static-config", "data"),
+    )
+
     # Show and hide the risk grid's canvas with its overlay's check box (also at start-up).
     web.clientside_callback(
         ClientsideFunction(namespace="hazmap_grid", function_name="gridSync"),
@@ -518,6 +535,30 @@ def _add_layer_route(web: dash.Dash, world_version: str, payloads: dict[str, Pay
         endpoint="hazmap_layer_geojson",
         view_func=layer_geojson,
     )
+
+
+def _add_canvas_route(web: dash.Dash, world_version: str, payloads: dict[str, bytes]) -> None:
+    """`/canvas/<world_version>/<layer>.json`: a static canvas layer's typed arrays
+    (layers/static_canvas.py), gzip when the browser takes it, cached for good."""
+    gzipped_payloads = {name: gzip.compress(body, 6, mtime=0) for name, body in payloads.items()}
+
+    def canvas_json(version: str, name: str):
+        if version != world_version:
+            message = f"world version {version!r} is not served; this server has {world_version!r}"
+            return flask.jsonify(error=message), 404
+        if name not in payloads:
+            return flask.jsonify(error=f"no canvas layer {name!r}; canvas layers: {sorted(payloads)}"), 404
+        gzipped = flask.request.accept_encodings["gzip"] > 0
+        response = flask.Response(gzipped_payloads[name] if gzipped else payloads[name], mimetype="application/json")
+        if gzipped:
+            response.headers["Content-Encoding"] = "gzip"
+        response.headers["Vary"] = "Accept-Encoding"
+        response.headers["Cache-Control"] = _LAYER_CACHE_CONTROL
+        response.set_etag(f"{world_version}-canvas-{name}{'-gz' if gzipped else ''}")
+        return response.make_conditional(flask.request)
+
+    web.server.add_url_rule(f"{web.config.routes_pathname_prefix}canvas/<version>/<name>.json",
+                            endpoint="hazmap_canvas_json", view_func=canvas_json)
 
 
 def _snapshot(live) -> LiveState:
