@@ -16,12 +16,16 @@ DISTRICT = "北仑区"
 
 @pytest.fixture(scope="session")
 def stored(tmp_path_factory):
+    return fill(f"sqlite:///{(tmp_path_factory.mktemp('reports') / 'hazmap.sqlite').as_posix()}")
+
+
+def fill(url: str) -> dict:
+    """The world, pings, events and handled incidents written to the store at `url`."""
     from data.demo import build_world
     from data.incidents import IncidentStore
     from data.reference import load_chemicals
     from data.store import Store
 
-    url = f"sqlite:///{(tmp_path_factory.mktemp('reports') / 'hazmap.sqlite').as_posix()}"
     world = build_world(seed=3, scale=0.02, chemicals=load_chemicals())
     district = world.districts[world.districts["name"] == DISTRICT].geometry.iloc[0]
     v = world.vehicles

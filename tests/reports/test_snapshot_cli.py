@@ -213,3 +213,18 @@ def test_other_area_kinds(stored, tmp_path):
         assert result.exit_code == 0, result.output + repr(result.exception)
     doc = json.loads(next((tmp_path / "h3").glob("*.geojson")).read_text(encoding="utf-8"))
     assert doc["area"].startswith(f"H3 {cell}")
+
+
+@pytest.mark.postgis
+def test_postgis_gives_the_same_snapshot(stored, postgis_url, tmp_path):
+    """The same stored picture on PostGIS: the same figures as on SQLite."""
+    from tests.reports.conftest import fill
+
+    on_postgis = fill(postgis_url)
+    figures = {}
+    for name, store in (("sqlite", stored), ("postgis", on_postgis)):
+        result = run(store, "snapshot", "--district", "北仑区", "--at", AT_TEXT, "--formats", "geojson",
+                     "--out", str(tmp_path / name))
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        figures[name] = json.loads(next((tmp_path / name).glob("*.geojson")).read_text(encoding="utf-8"))["figures"]
+    assert figures["postgis"] == figures["sqlite"]
