@@ -14,9 +14,14 @@ DRAW_ID = "hz-draw"
 EXPORT_ID = "hz-snapshot-export"
 DOWNLOAD_ID = "hz-snapshot-download"
 STATUS_ID = "hz-snapshot-status"
+BRIEFING_DAY_ID = "hz-briefing-day"
+BRIEFING_ID = "hz-briefing-export"
+BRIEFING_DOWNLOAD_ID = "hz-briefing-download"
 LABELS = {
     "export": ("导出区域快照", "Export area snapshot"),
     "draw_first": ("请先在地图上画出区域 (矩形或多边形)", "Draw an area on the map first (rectangle or polygon)"),
+    "briefing": ("下载风险简报", "Download the risk briefing"),
+    "day": ("日期 (默认昨日)", "day (default: yesterday)"),
 }
 
 
@@ -43,6 +48,10 @@ def snapshot_panel(language: str):
         html.Button(_t("export", language), id=EXPORT_ID, n_clicks=0, className="hz-snapshot-button"),
         html.Div(id=STATUS_ID, className="hz-snapshot-status"),
         dcc.Download(id=DOWNLOAD_ID),
+        dcc.Input(id=BRIEFING_DAY_ID, type="text", placeholder=_t("day", language), debounce=True,
+                  style={"width": "9em"}),
+        html.Button(_t("briefing", language), id=BRIEFING_ID, n_clicks=0, className="hz-snapshot-button"),
+        dcc.Download(id=BRIEFING_DOWNLOAD_ID),
     ])
 
 
@@ -82,6 +91,35 @@ def export_drawn(settings, world, drawn: dict, at: pd.Timestamp | None = None) -
     return f"{name}.zip", buffer.getvalue()
 
 
+def export_briefing(settings, world, day_text: str | None, now: pd.Timestamp | None = None) -> tuple[str, bytes]:
+    """(file name, ZIP of the PDF and XLSX) of a day's briefing; the day before `now` (local) when
+    no day is given. ValueError for a day that is not YYYY-MM-DD."""
+    import datetime as dt
+
+    from app.cli import _open_store
+    from app.cli_reports import build_briefing
+    from reports.briefing import briefing_pdf, briefing_xlsx
+
+    now = pd.Timestamp.now(tz="UTC") if now is None else now
+    if day_text and day_text.strip():
+        try:
+            day = dt.date.fromisoformat(day_text.strip())
+        except ValueError as exc:
+            raise ValueError(f"day must be YYYY-MM-DD, got {day_text!r}") from exc
+    else:
+        day = (now.tz_convert("Asia/Shanghai") - pd.Timedelta(days=1)).date()
+    store = _open_store(settings)
+    try:
+        brief = build_briefing(settings, world, store, day, now=now)
+    finally:
+        store.close()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(f"briefing_{day.isoformat()}.pdf", briefing_pdf(brief))
+        archive.writestr(f"briefing_{day.isoformat()}.xlsx", briefing_xlsx(brief))
+    return f"briefing_{day.isoformat()}.zip", buffer.getvalue()
+
+
 def add_snapshot_callbacks(web, settings, world, live) -> None:
     from dash import Input, Output, State, dcc, no_update
 
@@ -95,4 +133,15 @@ def add_snapshot_callbacks(web, settings, world, live) -> None:
         except AreaError as exc:
             text = _t("draw_first", language) if "draw an area" in str(exc) else str(exc)
             return no_update, text
+        return dcc.send_bytes(data, name), name
+
+    @web.callback(Output(BRIEFING_DOWNLOAD_ID, "data"), Output(STATUS_ID, "children", allow_duplicate=True),
+                  Input(BRIEFING_ID, "n_clicks"), State(BRIEFING_DAY_ID, "value"), prevent_initial_call=True)
+    def briefing(_clicks, day_text):
+        from app.cli import UserError
+
+        try:  # the feed's clock: a simulated day's briefing is the day before it
+            name, data = export_briefing(settings, world, day_text, now=feed_now(live))
+        except (ValueError, UserError) as exc:
+            return no_update, str(exc)
         return dcc.send_bytes(data, name), name

@@ -54,3 +54,19 @@ def test_layout_has_the_draw_control_and_the_export(stored):
     for component_id in (DRAW_ID, EXPORT_ID, DOWNLOAD_ID):
         assert f'"{component_id}"' in layout
     assert any(DOWNLOAD_ID in str(k) for k in web.callback_map)  # the export callback is registered
+
+
+def test_export_briefing_zip(stored):
+    import pandas as pd
+
+    from app.screen_reports import export_briefing
+    from app.settings import Settings
+
+    settings = Settings(database_url=stored["url"])
+    now = pd.Timestamp("2026-11-03T08:00:00+08:00").tz_convert("UTC")
+    name, data = export_briefing(settings, stored["world"], None, now=now)  # yesterday: 2 November
+    assert name == "briefing_2026-11-02.zip"
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert sorted(archive.namelist()) == ["briefing_2026-11-02.pdf", "briefing_2026-11-02.xlsx"]
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        export_briefing(settings, stored["world"], "2 Nov", now=now)
