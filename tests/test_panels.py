@@ -76,7 +76,8 @@ def test_the_truck_panel_shows_its_stored_speeds_carrier_waybill_and_incidents(w
     (chart,) = [n for n in _all(panel) if type(n).__name__ == "Graph"]
     np.testing.assert_array_equal(np.asarray(chart.figure.data[0].y), stored["speed_kmh"].to_numpy())
     assert len(stored) == 120  # 2 h of 30 s reports, all inside the window
-    assert _field(panel, "Plate") == vehicle["plate"]
+    (title,) = [n for n in panel if type(n).__name__ == "H2"]
+    assert title.children == vehicle["plate"]  # the panel's own title without an attribute head
     assert _field(panel, "Speed") == f"{batch.speed_kmh[-1]:g} km/h"
     carrier = _field(panel, "Carrier")
     assert carrier.id["layer"] == "entities" and carrier.id["id"] == vehicle["carrier_id"]
@@ -174,3 +175,14 @@ def test_the_back_button_returns_along_the_history():
     assert next_history(shown, "entities", "ENT-1", back=True) == [["vehicles", "VEH-1"]]
     assert next_history(shown, "monitoring_points", "MP-1", back=False) == shown
     assert next_history([], "vehicles", "VEH-1", back=True) == []
+
+
+def test_an_attribute_head_replaces_the_panels_own_kind_and_title(world):
+    from dash import html
+
+    data = drilldown.gather(world, "entities", str(world.entities["id"].iloc[0]), now=NOW)
+    head = [html.Div("kind", className="hz-panel-layer"), html.H2("title", className="hz-panel-title"),
+            html.Table(className="hz-panel-fields")]
+    panel = build_panel("entities", data, "zh", [["vehicles", "VEH-000001"]], head)
+    assert panel[0].className == "hz-panel-back" and panel[1:4] == head
+    assert [n for n in panel if getattr(n, "className", None) == "hz-panel-title"] == [head[1]]

@@ -14,11 +14,20 @@ BUILDERS = {
 KINDS = tuple(BUILDERS)
 
 
-def build_panel(layer: str, data: dict, language: str, history: list | None = None) -> list:
-    """The panel's children for one entity; `history`: the (layer, id) pairs opened before it."""
+def build_panel(layer: str, data: dict, language: str, history: list | None = None, head: list | None = None) -> list:
+    """The panel's children for one entity; `history`: the (layer, id) pairs opened before it;
+    `head`: the entity's attribute panel (kind, title, every field the World holds, its live rows,
+    child tables), which then replaces the panel's own kind and title, so fields later data brings
+    take their place in the same panel."""
     if layer not in BUILDERS:
         raise LookupError(f"no drill-down panel for layer {layer!r}")
-    return BUILDERS[layer](data, language, [list(h) for h in (history or [])])
+    panel = BUILDERS[layer](data, language, [list(h) for h in (history or [])])
+    if not head:
+        return panel
+    own = ("hz-panel-layer", "hz-panel-title")
+    back = [n for n in panel if getattr(n, "className", None) == "hz-panel-back"]
+    rest = [n for n in panel if getattr(n, "className", None) not in (*own, "hz-panel-back")]
+    return [*back, *head, *rest]
 
 
 def next_history(history: list | None, layer: str, feature_id: str, back: bool) -> list:

@@ -32,11 +32,9 @@ def build(data: dict, language: str, history: list) -> list:
     if carrier is not None:
         carrier_cell = links.to("entities", carrier["id"], str(carrier["name"]))
     position = data["position"]
+    # plate, driver, escort, body and terminal are in the attribute table above (layers/details.py)
     rows = [
-        (text(L["plate"], language), str(row["plate"])),
         (text(L["carrier"], language), carrier_cell),
-        (text(L["driver"], language), str(row["driver"])), (text(L["escort"], language), str(row["escort"])),
-        (text(L["body"], language), str(row["body"])), (text(L["phone"], language), str(row["terminal_phone"])),
         (text(L["cargo"], language), text(CARGO[data["cargo"]], language)),
     ]
     if position is not None:
