@@ -388,7 +388,9 @@ def _drill_panel(screen: "_Screen", layer: str, feature_id: str, language: str, 
 
     live = _snapshot(screen.live) if screen.live is not None else None
     data = gather(screen.world, layer, feature_id, live=live, store=getattr(screen, "store", None))
-    return build_panel(layer, data, language, next_history(history, layer, feature_id, back))
+    head = _panel_children(screen.directory.describe(layer, feature_id, language),
+                           live_rows(live, layer, feature_id, language) if live is not None else [], language)
+    return build_panel(layer, data, language, next_history(history, layer, feature_id, back), head)
 
 
 def deliveries_text(channels, language: str) -> str:
