@@ -183,7 +183,7 @@ def test_every_imported_library_is_a_declared_dependency():
         except metadata.PackageNotFoundError:
             continue
         todo += [canonical(re.match(r"[A-Za-z0-9_.-]+", r).group()) for r in requires if "extra ==" not in r]
-    own = {"app", "assets", "bench", "data", "layers", "spatial"}
+    own = {"app", "assets", "bench", "data", "layers", "reports", "spatial"}
     providers = metadata.packages_distributions()
     missing = {}
     for package in sorted(own):
