@@ -28,12 +28,13 @@ import time
 import dash
 import dash_leaflet as dl
 import flask
+import pandas as pd
 from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html
 from dash_extensions.javascript import Namespace
 
 from app.i18n import COUNTED_LAYERS, other_language, ui
 from app.api import may_see
-from app.ops import add_ops_routes
+from app.ops import IncidentFigures, add_ops_routes
 from app.screen_reports import add_snapshot_callbacks, draw_control, snapshot_panel
 from app.settings import Settings
 from assets import ASSETS_DIR  # package data: found in a checkout and in an installed wheel alike
@@ -60,6 +61,7 @@ from layers.live import (
     live_rows,
     screen_config,
 )
+from layers.header import header_children, header_figures
 from layers.static_canvas import CANVAS_LAYERS, build_canvas_payloads, canvas_config
 from layers.style import BASE_HIDEOUT, LANGUAGES, LegendGroup, layer_style, legend, text
 from spatial.model import LiveState, World
@@ -118,7 +120,10 @@ def create_app(settings: Settings, world: World, world_version: str, live=None, 
     _add_live_routes(web, world_version, live, encoder)
     _add_grid_route(web, world_version, screen.grid)
     _add_language_route(web)
-    add_ops_routes(web, settings, world, live)  # /api/health, /api/ready, /metrics, request ids
+    ops = add_ops_routes(web, settings, world, live)  # /api/health, /api/ready, /metrics, request ids
+    # the live header's incident figures (layers/header.py), when the monitor runs the incident processor
+    screen.today_incidents = (_TodayIncidentFigures(settings.resolved_database_url, world)
+                              if getattr(ops, "incidents", None) is not None else None)
     if people is not None:  # logins, roles, CSRF, security headers and the REST API (app/auth.py, app/api/)
         from app.api import install_api
         from app.auth import install_auth
@@ -235,6 +240,7 @@ class _Screen:
                     html.Span(ui("subtitle", language), className="hz-subtitle"),
                 ]),
                 html.Div(className="hz-stats", children=stats),
+                *self._wall_header(),
                 html.Div(className="hz-header-right", children=[
                     *self._deliveries_line(),
                     *self._feed_clock(language),
@@ -245,6 +251,14 @@ class _Screen:
                 ]),
             ],
         )
+
+    def _wall_header(self) -> list:
+        """The live header (layers/header.py): incidents by level, points in alarm, trucks, today's
+        handling rate, feed health; refreshed every 5 s by a callback."""
+        if self.live is None:
+            return []
+        return [html.Div(id="hz-wall-header", className="hz-stats hz-wall-header"),
+                dcc.Interval(id="hz-header-tick", interval=5000)]
 
     def _deliveries_line(self) -> list:
         """The delivery log's figures (sent, pending, failed), refreshed by a callback, when the
@@ -503,6 +517,19 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
         def deliveries_line(_n, language):
             return deliveries_text(getattr(screen.live, "channels", None), language)
 
+    if screen.live is not None:
+        point_ids = pd.Index(screen.world.monitoring_points["id"].astype(str).to_numpy(object))
+
+        @web.callback(Output("hz-wall-header", "children"), Input("hz-header-tick", "n_intervals"),
+                      State("hz-language", "data"))
+        def wall_header(_n, language):
+            stats = getattr(screen.live, "stats", None)
+            figures = header_figures(
+                _snapshot(screen.live), point_ids,
+                screen.today_incidents() if screen.today_incidents is not None else None,
+                stats() if callable(stats) else None, screen.settings.ready_feed_max_silence_s)
+            return header_children(figures, language)
+
     @web.callback(
         Output("hz-legend", "children"),
         Input("hz-layers", "overlays"),
@@ -537,6 +564,20 @@ def _add_layer_route(web: dash.Dash, world_version: str, payloads: dict[str, Pay
         endpoint="hazmap_layer_geojson",
         view_func=layer_geojson,
     )
+
+
+class _TodayIncidentFigures(IncidentFigures):
+    """app/ops.py's incident figures with handling counted over today only: the incidents first
+    seen since midnight (Asia/Shanghai) of the feed's clock (the newest stored event: a simulated
+    day runs on its own date)."""
+
+    @property
+    def KPI_WINDOW(self) -> pd.Timedelta:  # noqa: N802 - the name IncidentFigures reads
+        newest = self._incidents.store.newest_event_time()
+        if newest is None:
+            return pd.Timedelta(0)
+        local = pd.Timestamp(newest).tz_convert("Asia/Shanghai")
+        return local - local.normalize()
 
 
 def _add_canvas_route(web: dash.Dash, world_version: str, payloads: dict[str, bytes]) -> None:

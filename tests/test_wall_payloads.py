@@ -110,3 +110,60 @@ def test_the_route_serves_each_layer_gzipped_and_cached_and_404s_a_stale_world(w
     assert response.status_code == 404 and version in response.get_json()["error"]
     response = client.get(f"/canvas/{version}/roads.json")
     assert response.status_code == 404 and "roads" in response.get_json()["error"]
+
+
+# -- the live header (layers/header.py) ------------------------------------------------------
+
+T0_MS = 1_780_000_000_000
+MINUTE_MS = 60_000
+
+
+def _pings(ids, epoch_ms, speed_kmh):
+    from spatial.model import PingBatch
+
+    n = len(ids)
+    return PingBatch.from_arrays(np.asarray(ids, object), np.broadcast_to(epoch_ms, n), np.full(n, 121.5),
+                                 np.full(n, 29.9), np.broadcast_to(speed_kmh, n), np.zeros(n))
+
+
+def _event(rule, subject, phase, severity):
+    import pandas as pd
+
+    from spatial.model import Event
+
+    return Event(rule, subject, f"{rule}:{subject}", phase, pd.Timestamp(T0_MS, unit="ms", tz="UTC"), None,
+                 121.5, 29.9, severity, {})
+
+
+def test_header_counts_trucks_points_in_alarm_incidents_and_the_feed():
+    import pandas as pd
+
+    from layers.header import header_children, header_figures
+    from spatial.model import LiveState, ReadingBatch
+
+    state = LiveState()
+    state.apply_pings(_pings(["VEH-1", "VEH-2"], T0_MS, 40.0))  # moving
+    state.apply_pings(_pings(["VEH-3"], T0_MS, 3.0))  # GNSS drift: stopped
+    state.apply_pings(_pings(["VEH-4"], T0_MS - 21 * MINUTE_MS, 40.0))  # 21 min behind the fleet: offline
+    points = pd.Index(["MP-1", "MP-2", "MP-3", "MP-4"])
+    state.apply_readings(ReadingBatch.from_arrays(np.array(points, object), np.full(4, T0_MS), np.ones(4)))
+    state.apply_events([_event("point_level", "MP-1", "open", 1), _event("point_level", "MP-2", "open", 2),
+                        _event("point_interruption", "MP-3", "open", 3),  # silent, no alarm
+                        _event("speeding", "VEH-1", "open", 2)])  # an alert: still moving
+    incidents = {"open_by_level": {"red": 2, "yellow": 1}, "pushed_by_level": {"red": 3, "blue": 1},
+                 "disposed_by_level": {"red": 1}}
+    monitor = {"last_input_s_ago": 2.0, "gateway": {"authenticated_terminals": 4, "reports_per_s": 1.5}}
+    figures = header_figures(state, points, incidents, monitor, max_silence_s=120)
+    assert figures["trucks"] == {"moving": 2, "stopped": 1, "offline": 1}
+    assert figures["points_alarm"] == 2
+    assert figures["incidents"] == {"red": 2, "orange": 0, "yellow": 1, "blue": 0}
+    assert figures["handling_rate"] == 0.25
+    assert figures["feed"] == {"terminals": 4, "reports_per_s": 1.5, "last_input_s_ago": 2.0, "stale": False}
+    assert header_figures(state, points, incidents, {**monitor, "last_input_s_ago": 121.0}, 120)["feed"]["stale"]
+    assert header_figures(state, points, None, None, 120)["incidents"] is None
+
+    html = str(header_children(figures, "zh"))
+    assert "重大 2" in html and "行驶 2" in html and "25%" in html and "终端 4" in html
+    stale = str(header_children(header_figures(state, points, incidents, {**monitor, "last_input_s_ago": 500.0},
+                                               120), "en"))
+    assert "hz-feed-stale" in stale and "feed stale" in stale and "major 2" in stale

@@ -175,3 +175,49 @@ def test_screenshots_with_every_layer_on(chromium, page, live_server, console):
     finally:
         context.close()
     assert_no_console_errors(console)
+
+
+# -- the live header (layers/header.py) -----------------------------------------------------------
+
+from tests.browser.test_live_map import live_app  # noqa: E402,F401 - the scripted live feed's app
+
+
+def test_the_header_shows_the_live_state(chromium, page, live_app, console):  # noqa: F811
+    import pandas as pd
+
+    from layers.header import points_in_alarm, truck_counts
+
+    live_app.feed.pause()  # hold the state still: the header is compared with it
+    try:
+        state = live_app.feed.snapshot()
+        trucks = truck_counts(state)
+        alarms = points_in_alarm(state, pd.Index(live_app.world.monitoring_points["id"].astype(str)))
+        page.goto(live_app.url)
+        header = page.locator("#hz-wall-header .hz-wall-trucks .hz-stat-value")
+        header.wait_for(timeout=LOAD_TIMEOUT_MS)
+        page.wait_for_function(
+            """(t) => { const e = document.querySelector('#hz-wall-header .hz-wall-trucks .hz-stat-value');
+                return e && e.dataset.moving === String(t.moving) && e.dataset.stopped === String(t.stopped)
+                    && e.dataset.offline === String(t.offline); }""", arg=trucks, timeout=LOAD_TIMEOUT_MS)
+        assert page.locator("#hz-wall-header .hz-wall-points .hz-stat-value").get_attribute("data-n") == str(alarms)
+        assert sum(trucks.values()) == len(state.positions) > 0
+        _assert_no_scrollbars(page)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "wall-live-1080.png"))
+        context, big = open_page(chromium, WALL_2160, console)
+        try:
+            big.goto(live_app.url)
+            big.locator("#hz-wall-header .hz-wall-trucks").wait_for(timeout=LOAD_TIMEOUT_MS)
+            _assert_no_scrollbars(big)
+            big.screenshot(path=str(SCREENSHOTS / "wall-live-2160.png"))
+        finally:
+            context.close()
+    finally:
+        live_app.feed.resume()
+    assert_no_console_errors(console)
+
+
+def _assert_no_scrollbars(page) -> None:
+    sizes = page.evaluate("""() => [document.documentElement.scrollWidth, document.documentElement.scrollHeight,
+                                    innerWidth, innerHeight]""")
+    assert sizes[:2] == sizes[2:], f"the page scrolls: {sizes}"
