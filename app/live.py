@@ -327,9 +327,21 @@ class LiveMonitor:
         """The stored events after the last applied seq -> incidents, one transaction per chunk
         (DESIGN.md §3 step 3): a crash between the events' write and this loses nothing, the next
         start resumes here."""
-        if self._incidents is not None:
+        if self._incidents is None:
+            return
+        try:
             result = self._incidents.apply_stored_events()
-            self._incident_counts.update({k: v for k, v in result.__dict__.items() if k != "last_seq"})
+        except Exception as exc:  # the events are stored and the cursor did not move: the next write retries
+            self._incident_failure(exc)
+            return
+        self._incident_counts.update({k: v for k, v in result.__dict__.items() if k != "last_seq"})
+
+    def _incident_failure(self, exc: Exception) -> None:
+        """An incident step that failed must not stop the rules: counted, logged once per kind."""
+        self._incident_counts.update(failures=1)
+        if repr(exc) != getattr(self, "_last_incident_error", None):
+            self._last_incident_error = repr(exc)
+            log.exception("the incident processor failed (the rules go on; retried after the next events)")
 
     def _escalate(self, now_ms: int | None) -> None:
         """Overdue sign deadlines, on the monitor's clock (the feed's in a simulation)."""
@@ -339,7 +351,11 @@ class LiveMonitor:
         if last is not None and now_ms - last < self.settings.escalate_every_s * 1000:
             return
         self._last_escalation_ms = now_ms
-        result = self._incidents.escalate_overdue(pd.Timestamp(int(now_ms), unit="ms", tz="UTC"))
+        try:
+            result = self._incidents.escalate_overdue(pd.Timestamp(int(now_ms), unit="ms", tz="UTC"))
+        except Exception as exc:
+            self._incident_failure(exc)
+            return
         self._incident_counts.update(escalated=result.escalated, reminded=result.reminded)
 
     def _store_readings(self, store: Store) -> None:
