@@ -54,6 +54,49 @@
         whenMap(function (map) { draw(map, focus); });
     }
 
+    // An incident's action buttons (layers/panels/incident.py) post to the REST API as the logged-in
+    // officer (session cookie + the CSRF double-submit header), so its permission check, validation
+    // and audit decide; then the panel is opened again to show the new history.
+    function cookie(name) {
+        var match = document.cookie.match(new RegExp("(?:^|; )" + name + "=([^;]*)"));
+        return match ? decodeURIComponent(match[1]) : "";
+    }
+
+    function actionBody(action, note) {
+        var value = function (id) { var el = document.getElementById(id); return el ? el.value : null; };
+        if (action === "dispose") { return {outcome: value("hz-incident-outcome"), measures: note || null, note: note || null}; }
+        if (action === "supervise") {
+            var hours = Number(value("hz-incident-deadline")) || 24;
+            return {deadline: new Date(Date.now() + hours * 3600e3).toISOString(), note: note || null};
+        }
+        if (action === "text") { return {message: note || ""}; }
+        return {note: note || null};
+    }
+
+    document.addEventListener("click", function (event) {
+        var button = event.target.closest && event.target.closest(".hz-incident-button");
+        if (!button) { return; }
+        var action = button.getAttribute("data-action"), id = button.getAttribute("data-incident");
+        var noteEl = document.getElementById("hz-incident-note");
+        var result = document.getElementById("hz-incident-result");
+        var url = new URL("api/incidents/" + encodeURIComponent(id) + "/" + action, document.baseURI);
+        button.disabled = true;
+        fetch(url, {
+            method: "POST", credentials: "same-origin",
+            headers: {"Content-Type": "application/json", "X-CSRFToken": cookie("_csrf_token")},
+            body: JSON.stringify(actionBody(action, noteEl ? noteEl.value : ""))
+        }).then(function (response) {
+            return response.json().catch(function () { return {}; }).then(function (json) {
+                if (!response.ok) { throw new Error(json.message || json.error || String(response.status)); }
+                window.dash_clientside.set_props("hz-live-click",
+                    {data: {layer: "incidents", id: id, at: Date.now()}});
+            });
+        }).catch(function (error) {
+            if (result) { result.textContent = action + ": " + error.message; }
+            button.disabled = false;
+        });
+    });
+
     window.dash_clientside = Object.assign({}, window.dash_clientside, {hazmap_panel: {panelFocus: panelFocus}});
     window.hazmapPanel = Object.freeze({
         drawn: function () { return JSON.parse(JSON.stringify(drawn)); }

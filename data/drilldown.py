@@ -282,3 +282,19 @@ def gather(world: World, layer: str, feature_id: str, **kwargs) -> dict:
     if layer not in GATHERERS:
         raise LookupError(f"no drill-down panel for layer {layer!r}")
     return GATHERERS[layer](world, feature_id, **kwargs)
+
+
+def incident(world: World, incident_id: str, *, live: LiveState | None = None, store=None, now=None) -> dict:
+    """One incident as IncidentStore.show gives it (row, recipients, history), for its panel."""
+    if store is None:
+        raise LookupError(f"no incident {incident_id!r}: this screen has no store")
+    from data.incidents import IncidentError, IncidentStore
+
+    try:
+        shown = IncidentStore(store, world).show(incident_id)
+    except IncidentError as exc:
+        raise LookupError(str(exc)) from None
+    return {**shown, "now": _now(live, now)}
+
+
+GATHERERS["incidents"] = incident

@@ -155,7 +155,8 @@ def test_the_sensitive_site_panel_finds_loaded_trucks_within_their_cargos_distan
 
 
 def test_every_kind_builds_in_both_languages_with_links_a_focus_and_the_back_stack(world):
-    for layer in KINDS:
+    assert set(drilldown.KINDS) | {"incidents"} == set(KINDS)
+    for layer in drilldown.KINDS:
         feature_id = str(world.table(layer)["id"].iloc[0])
         data = drilldown.gather(world, layer, feature_id, live=LiveState(), now=NOW)
         for language in ("zh", "en"):
@@ -186,3 +187,32 @@ def test_an_attribute_head_replaces_the_panels_own_kind_and_title(world):
     panel = build_panel("entities", data, "zh", [["vehicles", "VEH-000001"]], head)
     assert panel[0].className == "hz-panel-back" and panel[1:4] == head
     assert [n for n in panel if getattr(n, "className", None) == "hz-panel-title"] == [head[1]]
+
+
+def test_the_incident_panel_shows_recipients_history_and_only_the_allowed_actions(world, store):
+    from data.incidents import IncidentStore
+
+    vehicle = world.vehicles.iloc[0]
+    store.replace_world(world)
+    incidents = IncidentStore(store, world)
+    incidents.apply_events([ev("open", 0, subject=vehicle["id"], rule="speeding", severity=1)])
+    (incident_id,) = incidents.list()["id"]
+    data = drilldown.gather(world, "incidents", incident_id, store=store, now=NOW)
+    shown = incidents.show(incident_id)
+    panel = build_panel("incidents", data, "en", [["vehicles", vehicle["id"]]], actions=("sign", "text"))
+    nodes = _all(panel)
+    buttons = [n for n in nodes if type(n).__name__ == "Button"]
+    assert [b.to_plotly_json()["props"]["data-action"] for b in buttons] == ["sign", "text"]
+    recipients = [n for n in nodes if type(n).__name__ == "Table" and "hz-incident-recipients" in n.className]
+    assert len(recipients[0].children[1].children) == len(shown["recipients"]) > 0
+    history = [n for n in nodes if type(n).__name__ == "Table" and "hz-incident-history" in n.className]
+    assert len(history[0].children[1].children) == len(shown["history"])
+    subject = _field(panel, "Subject")
+    assert (subject.id["layer"], subject.id["id"]) == ("vehicles", vehicle["id"])
+    read_only = build_panel("incidents", data, "en", [])
+    assert not [n for n in _all(read_only) if type(n).__name__ == "Button"]
+    with pytest.raises(LookupError):
+        drilldown.gather(world, "incidents", "INC-NOPE", store=store, now=NOW)
+    # the truck's panel links its incident
+    truck = build_panel("vehicles", drilldown.truck(world, vehicle["id"], store=store, now=NOW), "en", [])
+    assert incident_id in {n.id["id"] for n in _by_id_type(truck, LINK_TYPE) if n.id["layer"] == "incidents"}

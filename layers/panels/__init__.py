@@ -4,24 +4,28 @@ a back button). `build_panel(layer, data, language, history)` picks the kind's b
 
 from __future__ import annotations
 
-from layers.panels import enterprise, hazard_source, monitoring_point, sensitive_site, truck, wash_station
+from layers.panels import enterprise, hazard_source, incident, monitoring_point, sensitive_site, truck, wash_station
 from layers.panels.common import BACK_N, FOCUS_TYPE, HISTORY_MAX, HISTORY_TYPE, LINK_TYPE
 
 BUILDERS = {
     "vehicles": truck.build, "hazard_sources": hazard_source.build, "monitoring_points": monitoring_point.build,
     "entities": enterprise.build, "sensitive_sites": sensitive_site.build, "wash_stations": wash_station.build,
+    "incidents": incident.build,
 }
 KINDS = tuple(BUILDERS)
 
 
-def build_panel(layer: str, data: dict, language: str, history: list | None = None, head: list | None = None) -> list:
+def build_panel(layer: str, data: dict, language: str, history: list | None = None, head: list | None = None,
+                actions: tuple[str, ...] = ()) -> list:
     """The panel's children for one entity; `history`: the (layer, id) pairs opened before it;
     `head`: the entity's attribute panel (kind, title, every field the World holds, its live rows,
     child tables), which then replaces the panel's own kind and title, so fields later data brings
-    take their place in the same panel."""
+    take their place in the same panel. `actions`: what the user may do on an incident (its panel only)."""
     if layer not in BUILDERS:
         raise LookupError(f"no drill-down panel for layer {layer!r}")
-    panel = BUILDERS[layer](data, language, [list(h) for h in (history or [])])
+    history = [list(h) for h in (history or [])]
+    panel = incident.build(data, language, history, tuple(actions)) if layer == "incidents" else \
+        BUILDERS[layer](data, language, history)
     if not head:
         return panel
     own = ("hz-panel-layer", "hz-panel-title")

@@ -22,6 +22,7 @@ LAYER_TITLES: dict[str, Text] = {
     "vehicles": ("危险货物运输车辆", "Hazmat truck"), "hazard_sources": ("重大危险源", "Major hazard source"),
     "monitoring_points": ("监测点", "Monitoring point"), "entities": ("企业", "Enterprise"),
     "sensitive_sites": ("敏感目标", "Sensitive site"), "wash_stations": ("洗消站", "Wash station"),
+    "incidents": ("告警事件", "Incident"),
 }
 INCIDENTS_TITLE: Text = ("告警事件", "Incidents")
 NONE_TEXT: Text = ("无", "None")
@@ -75,7 +76,8 @@ def number(value, unit: str = "") -> str:
     return text_ if text_ == MISSING or not unit else f"{text_} {unit}"
 
 
-def incidents(frame: pd.DataFrame, language: str) -> list:
+def incidents(frame: pd.DataFrame, language: str, links: Links | None = None) -> list:
+    """The entity's incidents, newest first; each opens the incident's own panel."""
     from spatial.incidents.levels import BY_SEVERITY
 
     if not len(frame):
@@ -84,7 +86,9 @@ def incidents(frame: pd.DataFrame, language: str) -> list:
     for item in frame.itertuples(index=False):  # a panel lists at most INCIDENTS_MAX
         level = BY_SEVERITY.get(int(item.severity))
         name = (level.name_zh if language == "zh" else level.name_en) if level else str(item.severity)
-        rows.append([local_time(pd.Timestamp(item.first_time)), str(item.rule), name, str(item.status)])
+        when = local_time(pd.Timestamp(item.first_time))
+        rows.append([links.to("incidents", str(item.id), when) if links else when, str(item.rule), name,
+                     str(item.status)])
     return section(INCIDENTS_TITLE, language,
                    table([text(c, language) for c in INCIDENT_COLUMNS], rows, "hz-panel-incidents"), count=len(frame))
 

@@ -34,6 +34,6 @@ def build(data: dict, language: str, history: list) -> list:
             ("points", "monitoring_points", data["points"], None)):
         body += section(L[key], language, *(_linked(links, layer, frame["id"], names) if len(frame)
                                             else [nothing(language)]), count=len(frame))
-    body += incidents(data["incidents"], language)
+    body += incidents(data["incidents"], language, links)
     focus = {"layer": "entities", "id": str(row["id"]), "lon": float(row.geometry.x), "lat": float(row.geometry.y)}
     return frame_("entities", str(row["id"]), str(row["name"]), language, history, focus, body)

@@ -65,7 +65,7 @@ def build(data: dict, language: str, history: list) -> list:
         [[links.to("sensitive_sites", i, str(n)), _int(o), f"{d:,.0f}"]
          for i, n, o, d in zip(sites["id"], sites["name"], sites["occupancy"], sites["distance_m"], strict=True)])
         if len(sites) else nothing(language), count=len(sites))
-    body += incidents(data["incidents"], language)
+    body += incidents(data["incidents"], language, links)
     focus = {"layer": "hazard_sources", "id": str(row["id"]), "lon": float(row.geometry.x),
              "lat": float(row.geometry.y), "circles": _circles(view.distances)}
     return frame_("hazard_sources", str(row["id"]), str(row["name"]), language, history, focus, body)

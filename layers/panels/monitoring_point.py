@@ -50,7 +50,7 @@ def build(data: dict, language: str, history: list) -> list:
                                   language), "readings") if len(readings) else nothing(language)
     body = [fields(rows), *section(f"{text(L['window'], language)} ({data['window']})", language, chart,
                                    count=len(readings))]
-    body += incidents(data["incidents"], language)
+    body += incidents(data["incidents"], language, links)
     focus = {"layer": "monitoring_points", "id": str(row["id"]), "lon": float(row.geometry.x),
              "lat": float(row.geometry.y)}
     return frame_("monitoring_points", str(row["id"]), str(row["id"]), language, history, focus, body)

@@ -34,7 +34,7 @@ def build(data: dict, language: str, history: list) -> list:
         [links.to("hazard_sources", i, str(n)), f"{d:,.0f}", f"{r:,.0f}"]
         for i, n, d, r in zip(sources["id"], sources["name"], sources["distance_m"], sources["radius_m"],
                               strict=True)]) if len(sources) else nothing(language), count=len(sources))
-    body += incidents(data["incidents"], language)
+    body += incidents(data["incidents"], language, links)
     centre = shapely.centroid(row.geometry)
     focus = {"layer": "sensitive_sites", "id": str(row["id"]), "lon": float(centre.x), "lat": float(centre.y)}
     return frame_("sensitive_sites", str(row["id"]), str(row["name"]), language, history, focus, body)

@@ -73,6 +73,6 @@ def build(data: dict, language: str, history: list) -> list:
                                                             data["speed_limit_kmh"], language), "speed"))
     else:
         body += section(title, language, html.P(text(L["no_track"], language), className="hz-panel-none"))
-    body += incidents(data["incidents"], language)
+    body += incidents(data["incidents"], language, links)
     return frame_("vehicles", str(row["id"]), str(row["plate"]), language, history, focus, body)
 

@@ -20,6 +20,6 @@ def build(data: dict, language: str, history: list) -> list:
         [[links.to("vehicles", v), local_time(f), local_time(t), f"{int(n):,}"] for v, f, t, n in
          zip(visits["vehicle_id"], visits["first_ms"], visits["last_ms"], visits["reports"], strict=True)])
         if len(visits) else nothing(language), count=len(visits))
-    body += incidents(data["incidents"], language)
+    body += incidents(data["incidents"], language, links)
     focus = {"layer": "wash_stations", "id": str(row["id"]), "lon": float(row.geometry.x), "lat": float(row.geometry.y)}
     return frame_("wash_stations", str(row["id"]), str(row["name"]), language, history, focus, body)
