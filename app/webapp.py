@@ -396,15 +396,39 @@ def _panel_children(details: FeatureDetails, live: list[tuple[str, str]], langua
     return children
 
 
-def _drill_panel(screen: "_Screen", layer: str, feature_id: str, language: str, history: list, back: bool) -> list:
+def _drill_panel(screen: "_Screen", layer: str, feature_id: str, language: str, history: list, back: bool,
+                 actions: tuple[str, ...] = ()) -> list:
     """A drill-down panel: its data gathered (data/drilldown.py), laid out (layers/panels/)."""
     from data.drilldown import gather
 
     live = _snapshot(screen.live) if screen.live is not None else None
     data = gather(screen.world, layer, feature_id, live=live, store=getattr(screen, "store", None))
-    head = _panel_children(screen.directory.describe(layer, feature_id, language),
-                           live_rows(live, layer, feature_id, language) if live is not None else [], language)
-    return build_panel(layer, data, language, next_history(history, layer, feature_id, back), head)
+    head = None if layer == "incidents" else _panel_children(
+        screen.directory.describe(layer, feature_id, language),
+        live_rows(live, layer, feature_id, language) if live is not None else [], language)
+    return build_panel(layer, data, language, next_history(history, layer, feature_id, back), head, actions)
+
+
+def _incident_actions(incident_id: str) -> tuple[str, ...]:
+    """What the request's user may do on the incident (app/permissions.py, as the REST API asks);
+    LookupError when it may not see it. A screen without people shows incidents read-only."""
+    api = flask.current_app.extensions.get("hazmap_api") if flask.has_app_context() else None
+    if api is None:
+        return ()
+    from app.api import ApiError, current_user
+    from app.permissions import Target, can
+
+    user = current_user()
+    try:
+        recipients = api.visible_incident(user, incident_id)
+    except ApiError:
+        raise LookupError(incident_id) from None
+    target = Target(recipients=frozenset(recipients), recipient_id=user.recipient_id)
+    actions = []
+    if can(user, "incident.act_for_any") or can(user, "incident.act", target):
+        actions += ["sign", "dispose", "close"]
+    actions += [a for a in ("supervise", "text") if can(user, f"incident.{a}", target)]
+    return tuple(actions)
 
 
 def deliveries_text(channels, language: str) -> str:
@@ -499,12 +523,13 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
         else:
             return [], "hz-panel"
         try:
-            if not may_see(feature_id):  # the roles (app/permissions.py): not yours reads as not found
+            incident_actions = _incident_actions(feature_id) if layer == "incidents" else ()  # LookupError: not yours
+            if layer != "incidents" and not may_see(feature_id):  # the roles (app/permissions.py): not found
                 raise LookupError(feature_id)
             if layer in PANEL_KINDS:  # a drill-down panel (layers/panels/, data/drilldown.py)
                 back = bool(isinstance(value, dict) and value.get("back"))
-                return _drill_panel(screen, layer, feature_id, language, history[0] if history else [], back), \
-                    "hz-panel hz-open"
+                return _drill_panel(screen, layer, feature_id, language, history[0] if history else [], back,
+                                    incident_actions), "hz-panel hz-open"
             details = screen.directory.describe(layer, feature_id, language)
         except LookupError:
             return [html.P(ui("not_found", language))], "hz-panel hz-open"
