@@ -1,0 +1,118 @@
+"""The incident's panel: what happened (rule, level, status, subject as a link, times, evidence),
+its recipients with their states, its history, and the actions the user's role allows (sign,
+dispose with note and outcome, supervise, close, text the driver). The buttons post to the REST
+API (assets/hazmap_panel.js), so the one permission function, validation and audit decide and
+record; the screen only offers what `actions` says is allowed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+from dash import dcc, html
+
+from layers.panels.common import LINK_TYPE, Links, fields, frame_, local_time, section, table
+from layers.style import Text, text
+
+L: dict[str, Text] = {
+    "rule": ("规则", "Rule"), "level": ("级别", "Level"), "status": ("处置状态", "Status"),
+    "state": ("告警状态", "Alert state"), "subject": ("对象", "Subject"), "first": ("首次", "First"),
+    "last": ("最近", "Latest"), "evidence": ("证据", "Evidence"), "recipients": ("接收单位", "Recipients"),
+    "history": ("处置记录", "History"), "actions": ("处置", "Actions"), "note": ("备注", "Note"),
+    "outcome": ("处置结果", "Outcome"), "message": ("短信内容", "Message"),
+    "deadline": ("督办期限 (小时)", "Supervision deadline (h)"),
+}
+ACTION_LABELS: dict[str, Text] = {
+    "sign": ("签收", "Sign"), "dispose": ("处置", "Dispose"), "close": ("办结", "Close"),
+    "supervise": ("督办", "Supervise"), "text": ("下发短信", "Text the driver"),
+}
+OUTCOMES: dict[str, Text] = {  # app/api/models.py DisposeIn.outcome
+    "resolved": ("已解决", "Resolved"), "rectified": ("已整改", "Rectified"), "penalised": ("已处罚", "Penalised"),
+    "referred": ("已移交", "Referred"), "false_alarm": ("误报", "False alarm"),
+}
+ACTION_TYPE = "hz-incident-action"
+SUBJECT_LAYERS = (("VEH-", "vehicles"), ("MP-", "monitoring_points"), ("HS-", "hazard_sources"),
+                  ("SITE-", "sensitive_sites"), ("ENT-", "entities"), ("WS-", "wash_stations"))
+EVIDENCE_MAX_CHARS = 600
+
+
+def subject_layer(subject_id: str) -> str | None:
+    return next((layer for prefix, layer in SUBJECT_LAYERS if subject_id.startswith(prefix)), None)
+
+
+def _evidence_rows(evidence: dict) -> list[tuple[str, str]]:
+    rows = []
+    for key, value in (evidence or {}).items():
+        if isinstance(value, (list, dict)):
+            value = json.dumps(value, ensure_ascii=False, default=str)
+        value = str(value)
+        rows.append((str(key), value if len(value) <= EVIDENCE_MAX_CHARS else value[:EVIDENCE_MAX_CHARS] + "…"))
+    return rows
+
+
+def _focus(row: dict) -> dict:
+    focus = {"layer": "incidents", "id": str(row["id"])}
+    if row.get("lon") is not None and np.isfinite(row["lon"]):
+        focus["lon"], focus["lat"] = float(row["lon"]), float(row["lat"])
+        radius = (row.get("evidence") or {}).get("radius_m") or (row.get("evidence") or {}).get("erg_radius_m")
+        if isinstance(radius, (int, float)) and np.isfinite(radius):
+            focus["circles"] = [{"radius_m": float(radius), "kind": "protective"}]
+    return focus
+
+
+def _stamp(value) -> str:
+    return "—" if value is None or pd.isna(value) else local_time(pd.Timestamp(value))
+
+
+def build(data: dict, language: str, history: list, actions: tuple[str, ...] = ()) -> list:
+    from spatial.incidents.levels import BY_SEVERITY
+
+    row, links = data["incident"], Links()
+    level = BY_SEVERITY.get(int(row["severity"]))
+    subject = str(row["subject_id"])
+    layer = subject_layer(subject)
+    body = [fields([
+        (text(L["rule"], language), str(row["rule"])),
+        (text(L["level"], language), (level.name_zh if language == "zh" else level.name_en) if level else "—"),
+        (text(L["status"], language), str(row["status"])), (text(L["state"], language), str(row["state"])),
+        (text(L["subject"], language), links.to(layer, subject) if layer else subject),
+        (text(L["first"], language), _stamp(row["first_time"])), (text(L["last"], language), _stamp(row["last_time"])),
+    ])]
+    evidence = _evidence_rows(row.get("evidence") or {})
+    if evidence:
+        body += section(L["evidence"], language, fields(evidence))
+    recipients = data["recipients"]
+    body += section(L["recipients"], language, table(
+        ["", text(L["status"], language), text(("签收", "Signed"), language)],
+        [[str(r), str(s), _stamp(t)] for r, s, t in
+         zip(recipients["recipient_id"], recipients["state"], recipients["signed_at"], strict=True)],
+        "hz-incident-recipients"), count=len(recipients))
+    transitions = data["history"]
+    body += section(L["history"], language, table(
+        [text(("时间", "At"), language), text(("动作", "Action"), language), "", text(("人员", "By"), language)],
+        [[_stamp(at), str(a), "" if r is None or pd.isna(r) else str(r), "" if b is None or pd.isna(b) else str(b)]
+         for at, a, r, b in zip(transitions["at"], transitions["action"], transitions["recipient_id"],
+                                transitions["actor"], strict=True)],
+        "hz-incident-history"), count=len(transitions))
+    if actions:
+        body += section(L["actions"], language, *_action_form(str(row["id"]), actions, language))
+    title = f"{text(level and (level.name_zh, level.name_en) or ('', ''), language)} · {row['rule']}"
+    return frame_("incidents", str(row["id"]), title, language, history, _focus(row), body)
+
+
+def _action_form(incident_id: str, actions: tuple[str, ...], language: str) -> list:
+    form = [dcc.Textarea(id="hz-incident-note", placeholder=text(L["note"], language), className="hz-incident-note")]
+    if "dispose" in actions:
+        form.append(html.Select(id="hz-incident-outcome", className="hz-incident-outcome", children=[
+            html.Option(text(label, language), value=key) for key, label in OUTCOMES.items()]))
+    if "supervise" in actions:
+        form.append(dcc.Input(id="hz-incident-deadline", type="number", value=24, min=1, max=720,
+                              className="hz-incident-deadline", title=text(L["deadline"], language)))
+    buttons = [html.Button(text(ACTION_LABELS[a], language), className=f"hz-incident-button hz-action-{a}",
+                           **{"data-action": a, "data-incident": incident_id}) for a in actions]
+    return [*form, html.Div(buttons, className="hz-incident-buttons"),
+            html.Div(id="hz-incident-result", className="hz-incident-result")]
+
+
+__all__ = ["ACTION_TYPE", "LINK_TYPE", "build", "subject_layer"]
