@@ -120,6 +120,15 @@ def export_briefing(settings, world, day_text: str | None, now: pd.Timestamp | N
     return f"briefing_{day.isoformat()}.zip", buffer.getvalue()
 
 
+def may_export(user) -> bool:
+    """Area snapshots and briefings show everything in the area: for unscoped users allowed to
+    export (duty officers); a department or enterprise would see others' items (no scoped
+    snapshot yet). No user (a screen without logins): allowed."""
+    from app.permissions import can, scope
+
+    return user is None or (can(user, "export") and scope(user) is None)
+
+
 def add_snapshot_callbacks(web, settings, world, live) -> None:
     from dash import Input, Output, State, dcc, no_update
 
@@ -128,6 +137,10 @@ def add_snapshot_callbacks(web, settings, world, live) -> None:
     @web.callback(Output(DOWNLOAD_ID, "data"), Output(STATUS_ID, "children"), Input(EXPORT_ID, "n_clicks"),
                   State(DRAW_ID, "geojson"), State("hz-language", "data"), prevent_initial_call=True)
     def export(_clicks, drawn, language):
+        from app.auth import current_user
+
+        if not may_export(current_user()):
+            return no_update, "not allowed: area snapshots are for duty officers"
         try:
             name, data = export_drawn(settings, world, drawn, at=feed_now(live))
         except AreaError as exc:
@@ -138,7 +151,11 @@ def add_snapshot_callbacks(web, settings, world, live) -> None:
     @web.callback(Output(BRIEFING_DOWNLOAD_ID, "data"), Output(STATUS_ID, "children", allow_duplicate=True),
                   Input(BRIEFING_ID, "n_clicks"), State(BRIEFING_DAY_ID, "value"), prevent_initial_call=True)
     def briefing(_clicks, day_text):
+        from app.auth import current_user
         from app.cli import UserError
+
+        if not may_export(current_user()):
+            return no_update, "not allowed: briefings are for duty officers"
 
         try:  # the feed's clock: a simulated day's briefing is the day before it
             name, data = export_briefing(settings, world, day_text, now=feed_now(live))

@@ -70,3 +70,14 @@ def test_export_briefing_zip(stored):
         assert sorted(archive.namelist()) == ["briefing_2026-11-02.pdf", "briefing_2026-11-02.xlsx"]
     with pytest.raises(ValueError, match="YYYY-MM-DD"):
         export_briefing(settings, stored["world"], "2 Nov", now=now)
+
+
+def test_who_may_export():
+    from app.screen_reports import may_export
+    from data.people import User
+
+    assert may_export(None)  # a screen without logins
+    assert may_export(User("duty", "duty_officer"))
+    assert not may_export(User("kiosk", "kiosk"))  # read-only wall
+    assert not may_export(User("admin", "admin"))
+    assert not may_export(User("plant", "enterprise", enterprise_id="ENT-000001"))  # would see others' items
