@@ -62,6 +62,7 @@ from layers.live import (
     screen_config,
 )
 from layers.header import header_children, header_figures
+from layers.search import NO_HITS, SEARCH_PLACEHOLDER, SearchIndex
 from layers.static_canvas import CANVAS_LAYERS, build_canvas_payloads, canvas_config
 from layers.style import BASE_HIDEOUT, LANGUAGES, LegendGroup, layer_style, legend, text
 from spatial.model import LiveState, World
@@ -117,6 +118,7 @@ def create_app(settings: Settings, world: World, world_version: str, live=None, 
     screen.world = world
     _add_layer_route(web, world_version, payloads)
     _add_canvas_route(web, world_version, build_canvas_payloads(world))  # layers/static_canvas.py
+    _add_search_route(web, world_version, SearchIndex(world))  # layers/search.py
     _add_live_routes(web, world_version, live, encoder)
     _add_grid_route(web, world_version, screen.grid)
     _add_language_route(web)
@@ -246,6 +248,12 @@ class _Screen:
                     *self._feed_clock(language),
                     html.Span(ui("time_zone", language), className="hz-clock-label"),
                     html.Span(id="hz-clock", className="hz-clock"),
+                    html.Div(id="hz-search", className="hz-search", **{
+                        "data-url": f"{self.url_prefix}search/{self.world_version}", "data-lang": language,
+                        "data-none": text(NO_HITS, language)}, children=[
+                        dcc.Input(id="hz-search-input", type="search", autoComplete="off",
+                                  placeholder=text(SEARCH_PLACEHOLDER, language)),
+                        html.Ul(id="hz-search-results", className="hz-search-results")]),
                     html.A(ui("switch_to", language), id="hz-language-switch", className="hz-language-switch",
                            href=f"{self.url_prefix}language/{other_language(language)}"),
                 ]),
@@ -589,6 +597,29 @@ def _add_layer_route(web: dash.Dash, world_version: str, payloads: dict[str, Pay
         endpoint="hazmap_layer_geojson",
         view_func=layer_geojson,
     )
+
+
+def _add_search_route(web: dash.Dash, world_version: str, index: SearchIndex) -> None:
+    """`/search/<world_version>?q=TEXT&lang=zh|en`: up to 10 features by plate, name or id
+    (layers/search.py), the ones the user may not see left out; never cached."""
+
+    def search(version: str):
+        if version != world_version:
+            return flask.jsonify(error=f"world version {version!r} is not served; this server has "
+                                       f"{world_version!r}"), 404
+        language = flask.request.args.get("lang", "zh")
+        if language not in LANGUAGES:
+            return flask.jsonify(error=f"lang must be one of {LANGUAGES}, got {language!r}"), 400
+        try:
+            hits = index.find(flask.request.args.get("q", ""), language)
+        except ValueError as bad:
+            return flask.jsonify(error=str(bad)), 400
+        response = flask.jsonify(hits=[hit for hit in hits if may_see(hit["id"])])
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    web.server.add_url_rule(f"{web.config.routes_pathname_prefix}search/<version>", endpoint="hazmap_search",
+                            view_func=search)
 
 
 class _TodayIncidentFigures(IncidentFigures):

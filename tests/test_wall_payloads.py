@@ -167,3 +167,50 @@ def test_header_counts_trucks_points_in_alarm_incidents_and_the_feed():
     stale = str(header_children(header_figures(state, points, incidents, {**monitor, "last_input_s_ago": 500.0},
                                                120), "en"))
     assert "hz-feed-stale" in stale and "feed stale" in stale and "major 2" in stale
+
+
+# -- search (layers/search.py) ---------------------------------------------------------------------
+
+
+def test_search_finds_a_plate_however_written_a_name_and_an_id(world):
+    from layers.search import MAX_HITS, SearchIndex
+
+    index = SearchIndex(world)
+    truck = world.vehicles.iloc[5]
+    for written in (truck["plate"], truck["plate"].replace("·", ""), truck["plate"].replace("·", " ").lower()):
+        hits = index.find(written, "zh")
+        assert hits[0]["id"] == truck["id"] and hits[0]["layer"] == "vehicles" and hits[0]["label"] == truck["plate"]
+        assert (hits[0]["lon"], hits[0]["lat"]) == (round(truck.geometry.x, 6), round(truck.geometry.y, 6))
+    entity = world.entities.iloc[3]
+    assert index.find(entity["id"].lower().replace("-", ""), "en")[0]["id"] == entity["id"]
+    by_name = index.find(entity["name"], "zh")
+    assert by_name[0]["id"] == entity["id"] and by_name[0]["layer_title"] == "涉危主体"
+    # an area is found at a point inside it
+    sites = world.sensitive_sites
+    area = sites[shapely.get_type_id(sites.geometry.to_numpy()) != 0].iloc[0]
+    hit = index.find(area["id"], "zh")[0]
+    assert shapely.contains(area.geometry, shapely.Point(hit["lon"], hit["lat"])) or \
+        shapely.distance(area.geometry, shapely.Point(hit["lon"], hit["lat"])) < 1e-5
+    # exact matches first, at most MAX_HITS, nothing for what no feature holds
+    many = index.find("ENT-0000", "zh")
+    assert len(many) == MAX_HITS and all(h["id"].startswith("ENT-0000") for h in many)
+    assert index.find("没有这样的东西", "zh") == []
+    with pytest.raises(ValueError, match="empty"):
+        index.find(" · ", "zh")
+    with pytest.raises(ValueError, match="at most"):
+        index.find("x" * 65, "zh")
+
+
+def test_search_route_answers_hits_and_refuses_bad_queries(world, tmp_path):
+    from app.settings import Settings
+    from app.webapp import create_app
+
+    version = world.fingerprint()
+    client = create_app(Settings(var_dir=tmp_path), world, world_version=version).server.test_client()
+    plate = world.vehicles["plate"].iloc[0]
+    response = client.get(f"/search/{version}", query_string={"q": plate, "lang": "en"})
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    assert response.get_json()["hits"][0]["id"] == world.vehicles["id"].iloc[0]
+    assert client.get(f"/search/{version}", query_string={"q": ""}).status_code == 400
+    assert client.get(f"/search/{version}", query_string={"q": "x", "lang": "fr"}).status_code == 400
+    assert client.get(f"/search/not-{version}", query_string={"q": "x"}).status_code == 404

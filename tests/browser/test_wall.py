@@ -221,3 +221,35 @@ def _assert_no_scrollbars(page) -> None:
     sizes = page.evaluate("""() => [document.documentElement.scrollWidth, document.documentElement.scrollHeight,
                                     innerWidth, innerHeight]""")
     assert sizes[:2] == sizes[2:], f"the page scrolls: {sizes}"
+
+
+# -- search (layers/search.py, assets/hazmap_wall.js) -----------------------------------------------
+
+
+def test_search_finds_a_plate_flies_there_and_opens_it(page, live_server, console):
+    truck = live_server.stored.world.vehicles.iloc[7]
+    page.goto(live_server.url)
+    wait_for_drawn(page, {"entities": live_server.stored.counts["entities"]})
+    page.locator("#hz-search-input").fill(truck["plate"].replace("·", ""))  # as typed: no separator
+    hit = page.locator("#hz-search-results .hz-search-hit").first
+    hit.wait_for(timeout=10_000)
+    assert truck["plate"] in hit.inner_text() and truck["id"] in hit.inner_text()
+    hit.click()
+    panel = page.locator("#hz-panel.hz-open")
+    panel.wait_for(timeout=10_000)
+    assert truck["plate"] in panel.inner_text() and truck["id"] in panel.inner_text()
+    page.wait_for_function(
+        """([lat, lon]) => { const m = window.hazmap.leafletMap, c = m.getCenter();
+            return m.getZoom() >= 16 && Math.abs(c.lat - lat) < 1e-4 && Math.abs(c.lng - lon) < 1e-4; }""",
+        arg=[truck.geometry.y, truck.geometry.x], timeout=10_000)
+    assert page.locator("#hz-search-results.hz-open").count() == 0  # the list closes once a hit is opened
+
+    # Nothing found says so; the English switch changes the box's texts.
+    page.locator("#hz-search-input").fill("没有这样的东西")
+    page.locator("#hz-search-results .hz-search-none").wait_for(timeout=10_000)
+    assert page.locator("#hz-search-results .hz-search-none").inner_text() == "无结果"
+    page.locator("#hz-language-switch").click()
+    page.wait_for_load_state()
+    page.locator("#hz-search-input").wait_for(timeout=LOAD_TIMEOUT_MS)
+    assert page.locator("#hz-search-input").get_attribute("placeholder") == "Search plate, name or id"
+    assert_no_console_errors(console)
