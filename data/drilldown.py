@@ -14,7 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from spatial.grading import alpha_for_people, grade_for_r
-from spatial.impact import erg_distances, impact, is_night
+from spatial.impact import erg_distances, impact, is_night, protective_by_group
 from spatial.model import LiveState, World
 
 KINDS = ("vehicles", "hazard_sources", "monitoring_points", "entities", "sensitive_sites", "wash_stations")
@@ -90,6 +90,21 @@ def loaded_trucks(world: World, live: LiveState | None, now: pd.Timestamp) -> pd
         drop=True)
 
 
+_ROAD_TREES: dict[int, tuple] = {}  # id(roads) -> (roads, geometries, STRtree): built once per World
+
+
+def _road_tree(roads: pd.DataFrame):
+    import shapely
+
+    held = _ROAD_TREES.get(id(roads))
+    if held is None or held[0] is not roads:
+        if len(_ROAD_TREES) >= 4:
+            _ROAD_TREES.clear()
+        geometries = roads.geometry.to_numpy()
+        held = _ROAD_TREES[id(roads)] = (roads, geometries, shapely.STRtree(geometries))
+    return held[1], held[2]
+
+
 def _speed_limit(world: World, lon: float, lat: float) -> float | None:
     """The speed limit of the road nearest the position (within 50 m), if any."""
     roads = world.roads
@@ -98,8 +113,8 @@ def _speed_limit(world: World, lon: float, lat: float) -> float | None:
     from spatial.crs import geometry_to_metric, to_metric
     import shapely
 
-    tree_geoms = roads.geometry.to_numpy()
-    near = shapely.STRtree(tree_geoms).query(shapely.Point(lon, lat), predicate="dwithin", distance=0.001)
+    tree_geoms, tree = _road_tree(roads)
+    near = tree.query(shapely.Point(lon, lat), predicate="dwithin", distance=0.001)
     if not len(near):
         return None
     x, y = to_metric([lon], [lat])
@@ -223,8 +238,7 @@ def sensitive_site(world: World, site_id: str, *, live: LiveState | None = None,
     catalogue = _catalogue(world)
     site = geometry_to_metric(np.array([row.geometry], dtype=object))[0]
 
-    def reach(ids, lon, lat, un_lists) -> pd.DataFrame:
-        radius = np.array([erg_distances(u, catalogue, night).protective_m for u in un_lists], dtype="float64")
+    def reach(ids, lon, lat, radius) -> pd.DataFrame:
         x, y = to_metric(lon, lat)
         metres = shapely.distance(shapely.points(x, y), site) if len(ids) else np.array([])
         keep = np.nan_to_num(radius, nan=-1.0) >= metres
@@ -233,12 +247,15 @@ def sensitive_site(world: World, site_id: str, *, live: LiveState | None = None,
         return out.sort_values(["distance_m", "id"]).reset_index(drop=True)
 
     trucks = loaded_trucks(world, live, at)
+    goods = world.waybill_goods
+    by_waybill = protective_by_group(goods["waybill_id"], goods["un_number"], catalogue, night)
     near_trucks = reach(trucks["id"].to_numpy(), trucks["lon"].to_numpy("float64"), trucks["lat"].to_numpy("float64"),
-                        trucks["un_numbers"].tolist())
+                        by_waybill.reindex(trucks["waybill_id"].to_numpy()).to_numpy("float64"))
     sources = world.hazard_sources
-    by_source = world.hazard_source_chemicals.groupby("hazard_source_id")["un_number"].agg(list)
+    stock = world.hazard_source_chemicals
+    by_source = protective_by_group(stock["hazard_source_id"], stock["un_number"], catalogue, night)
     near_sources = reach(sources["id"].to_numpy(), sources.geometry.x.to_numpy(), sources.geometry.y.to_numpy(),
-                         [by_source.get(i, []) for i in sources["id"]])
+                         by_source.reindex(sources["id"].to_numpy()).to_numpy("float64"))
     near_sources["name"] = sources.set_index("id")["name"].reindex(near_sources["id"]).to_numpy()
     return {"row": row, "trucks": near_trucks, "hazard_sources": near_sources, "night": night, "now": at,
             "incidents": incidents_of(store, [site_id])}

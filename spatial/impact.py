@@ -73,6 +73,19 @@ def erg_distances(un_numbers, catalogue: pd.DataFrame, night: bool) -> ErgDistan
                         float(protective[best]), str(un[best]))
 
 
+def protective_by_group(keys, un_numbers, catalogue: pd.DataFrame, night: bool) -> pd.Series:
+    """The protective distance (m) per group of goods (a waybill's, a hazard source's): the largest
+    over its goods of the period's figure, else the isolation one, as `erg_distances`; NaN when none."""
+    period = "night" if night else "day"
+    keys = pd.Index(np.asarray(keys, dtype=object))
+    columns = ["erg_isolation_m", f"erg_{period}_m"]
+    if not len(keys) or not all(c in catalogue.columns for c in columns):
+        return pd.Series(np.nan, index=keys.unique(), dtype="float64")
+    figures = catalogue[columns].astype("float64").reindex(np.asarray(un_numbers, dtype=object).astype(str))
+    metres = figures[f"erg_{period}_m"].fillna(figures["erg_isolation_m"]).to_numpy()
+    return pd.Series(metres, index=keys).groupby(level=0, sort=False).max()
+
+
 def _within(geometries, subject: shapely.Point, distances: ErgDistances) -> tuple[np.ndarray, np.ndarray]:
     """Distances (m) from the subject to each WGS-84 geometry and the mask of those inside the
     protective distance; a tree query narrows, the exact distance decides."""

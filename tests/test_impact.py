@@ -79,3 +79,15 @@ def test_the_impact_lists_what_a_direct_shapely_computation_lists(world, at):
 def test_a_non_finite_position_is_refused(world):
     with pytest.raises(ValueError, match="position"):
         impact(world, float("nan"), 29.9, ["1017"], pd.Timestamp("2026-03-02T02:00Z"))
+
+
+@pytest.mark.parametrize("night", [False, True])
+def test_protective_distance_per_group_is_erg_distances_of_each_group(world, night):
+    from spatial.impact import protective_by_group
+
+    goods = world.waybill_goods
+    grouped = protective_by_group(goods["waybill_id"], goods["un_number"], world.chemicals, night)
+    for waybill_id, group in list(goods.groupby("waybill_id"))[:60]:  # the one-at-a-time oracle
+        expected = erg_distances(group["un_number"], world.chemicals, night).protective_m
+        assert grouped[waybill_id] == pytest.approx(expected, nan_ok=True), waybill_id
+    assert grouped.notna().any()
