@@ -98,6 +98,10 @@ class Auth:
         if api and flask.request.content_length and flask.request.content_length > API_MAX_BODY_BYTES:
             return _json_error(413, f"the body is {flask.request.content_length} bytes; at most "
                                     f"{API_MAX_BODY_BYTES} are taken")
+        if api and ("\x00" in urllib.parse.unquote(flask.request.full_path)
+                    or b"\\u0000" in flask.request.get_data(cache=True) or b"\x00" in flask.request.get_data()):
+            # PostgreSQL text cannot hold NUL: refuse it here, for every route alike
+            return _json_error(400, "NUL characters (\\u0000) are not allowed in a request")
         if api and flask.request.method not in SAFE_METHODS and flask.request.get_data(cache=True):
             if flask.request.get_json(silent=True) is None:  # spectree would read it as {}: say what is wrong
                 return _json_error(400, "the body is not JSON (send a JSON object with Content-Type: "

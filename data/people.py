@@ -305,6 +305,8 @@ class PeopleStore:
         The attempt, either way, goes to the audit log."""
         now = _now() if now is None else pd.Timestamp(now)
         name = str(name or "")[:128]
+        if not _NAME.fullmatch(name):  # no user has such a name (and PostgreSQL text cannot hold NUL)
+            raise AuthError("wrong user name or password")
         with self.engine.begin() as connection:
             row = connection.execute(sa.select(users).where(users.c.name == name)).mappings().first()
             failed = connection.execute(sa.select(login_failures).where(login_failures.c.name == name)) \
