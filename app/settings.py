@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     world_seed: int = Field(20211, description="seed of the demo world")
     world_scale: float = Field(1.0, description="fraction of Ningbo's real counts in the demo world")
     language: str = Field("zh", description="screen language: zh or en")
+    wall_alarm_sound: bool = Field(True, description="a new red incident sounds on the wall (false for kiosks; "
+                                                     "officers can also mute it on the screen)")
     jt808_in_serve: bool = Field(True, description="run the JT/T 808 gateway inside `hazmap serve` / `hazmap demo`")
     jt808_host: str = Field("127.0.0.1", description="JT/T 808 gateway listen address (0.0.0.0 for terminals on the network)")
     jt808_port: int = Field(7808, description="JT/T 808 gateway TCP port")

@@ -23,6 +23,7 @@ import gzip
 import json
 import logging
 import re
+import threading
 import time
 
 import dash
@@ -61,7 +62,7 @@ from layers.live import (
     live_rows,
     screen_config,
 )
-from layers.header import header_children, header_figures
+from layers.header import TICKER_LABELS, header_children, header_figures, incident_items
 from layers.search import NO_HITS, SEARCH_PLACEHOLDER, SearchIndex
 from layers.static_canvas import CANVAS_LAYERS, build_canvas_payloads, canvas_config
 from layers.style import BASE_HIDEOUT, LANGUAGES, LegendGroup, layer_style, legend, text
@@ -126,6 +127,10 @@ def create_app(settings: Settings, world: World, world_version: str, live=None, 
     # the live header's incident figures (layers/header.py), when the monitor runs the incident processor
     screen.today_incidents = (_TodayIncidentFigures(settings.resolved_database_url, world)
                               if getattr(ops, "incidents", None) is not None else None)
+    # the ticker of new incidents and the queue of those not yet signed for (assets/hazmap_wall.js)
+    screen.wall_incidents = (_WallIncidents(settings.resolved_database_url, world)
+                             if screen.today_incidents is not None else None)
+    _add_incidents_route(web, world_version, screen)
     if people is not None:  # logins, roles, CSRF, security headers and the REST API (app/auth.py, app/api/)
         from app.api import install_api
         from app.auth import install_auth
@@ -204,6 +209,7 @@ class _Screen:
                     className="hz-main",
                     children=[
                         self._map(language),
+                        *self._incidents_aside(language),
                         html.Aside(
                             id="hz-legend",
                             className="hz-legend",
@@ -259,6 +265,17 @@ class _Screen:
                 ]),
             ],
         )
+
+    def _incidents_aside(self, language: str) -> list:
+        """The ticker and the queue (layers/header.py incident_items), drawn and refreshed by
+        assets/hazmap_wall.js from `/incidents/<world_version>/wall`; a new red incident flashes and
+        sounds (settings.wall_alarm_sound; the officer may mute it)."""
+        if getattr(self, "wall_incidents", None) is None:
+            return []
+        return [html.Aside(id="hz-incidents", className="hz-incidents", **{
+            "data-url": f"{self.url_prefix}incidents/{self.world_version}/wall?lang={language}",
+            "data-sound": "on" if self.settings.wall_alarm_sound else "off",
+            "data-texts": json.dumps({k: text(v, language) for k, v in TICKER_LABELS.items()}, ensure_ascii=False)})]
 
     def _wall_header(self) -> list:
         """The live header (layers/header.py): incidents by level, points in alarm, trucks, today's
@@ -620,6 +637,60 @@ def _add_search_route(web: dash.Dash, world_version: str, index: SearchIndex) ->
 
     web.server.add_url_rule(f"{web.config.routes_pathname_prefix}search/<version>", endpoint="hazmap_search",
                             view_func=search)
+
+
+class _WallIncidents:
+    """The newest incidents and those not yet signed for, read from the incident store on a store
+    of its own (opened at the first request) and kept for `cache_s`: every wall polls, the
+    database is asked once a poll period whatever the number of walls."""
+
+    def __init__(self, store_url: str, world: World, cache_s: float = 2.0, recent: int = 8, queue: int = 30):
+        self.store_url, self.world, self.cache_s, self.recent, self.queue = store_url, world, cache_s, recent, queue
+        self._lock = threading.Lock()
+        self._incidents = None
+        self._cached: tuple[float, tuple] | None = None
+
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+        """(the newest incidents, the unsigned ones newest first, how many are unsigned)."""
+        with self._lock:
+            now = time.monotonic()
+            if self._cached is None or now - self._cached[0] >= self.cache_s:
+                if self._incidents is None:
+                    from data.incidents import IncidentStore
+                    from data.store import Store
+
+                    self._incidents = IncidentStore(Store.open(self.store_url), self.world)
+                unsigned = self._incidents.list(status="pushed")
+                self._cached = (now, (self._incidents.list(limit=self.recent), unsigned.head(self.queue),
+                                      len(unsigned)))
+            return self._cached[1]
+
+
+def _add_incidents_route(web: dash.Dash, world_version: str, screen: "_Screen") -> None:
+    """`/incidents/<world_version>/wall?lang=zh|en`: the ticker's and the queue's rows (never cached)."""
+
+    def wall_incidents(version: str):
+        if screen.wall_incidents is None:
+            return flask.jsonify(error="this server runs no incident processor"), 404
+        if version != world_version:
+            return flask.jsonify(error=f"world version {version!r} is not served; this server has "
+                                       f"{world_version!r}"), 404
+        language = flask.request.args.get("lang", "zh")
+        if language not in LANGUAGES:
+            return flask.jsonify(error=f"lang must be one of {LANGUAGES}, got {language!r}"), 400
+        try:
+            recent, queue, unsigned = screen.wall_incidents.frames()
+        except Exception as failure:  # noqa: BLE001 - the wall says the store is away, it does not break
+            log.warning("wall incidents: the incident store cannot be read: %s", failure)
+            return flask.jsonify(error="the incident store cannot be read"), 503
+        keep = [i for i in incident_items(recent, language) if may_see(i["subject_id"])]
+        queued = [i for i in incident_items(queue, language) if may_see(i["subject_id"])]
+        response = flask.jsonify(recent=keep, queue=queued, unsigned=unsigned)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    web.server.add_url_rule(f"{web.config.routes_pathname_prefix}incidents/<version>/wall",
+                            endpoint="hazmap_wall_incidents", view_func=wall_incidents)
 
 
 class _TodayIncidentFigures(IncidentFigures):

@@ -96,8 +96,145 @@
         if (!(event.target && event.target.closest && event.target.closest("#hz-search"))) { render([], null); }
     });
 
+    // --- the incident ticker and the queue (layers/header.py incident_items) ----------------------
+    // `/incidents/<fingerprint>/wall` every POLL_MS: the newest incidents and those not yet signed
+    // for. An incident the wall had not seen before at red level flashes and, unless muted (here, kept
+    // in localStorage) or switched off for kiosks (settings.wall_alarm_sound), sounds a short tone.
+    // A click on a row flies the map to it and opens its subject in the side panel.
+    var POLL_MS = 5000, FLASH_MS = 6000;
+    var ticker = {seen: null, items: {}, flashed: [], sounded: 0, polls: 0, failures: 0, recent: [], queue: []};
+    var audio = null;
+
+    function muted() { return window.localStorage && localStorage.getItem("hazmap_muted") === "1"; }
+
+    function tone() {
+        var aside = document.getElementById("hz-incidents");
+        if (!aside || aside.dataset.sound !== "on" || muted()) { return; }
+        try {
+            audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+            var osc = audio.createOscillator(), gain = audio.createGain();
+            osc.frequency.value = 880;
+            gain.gain.value = 0.2;
+            osc.connect(gain);
+            gain.connect(audio.destination);
+            osc.start();
+            osc.stop(audio.currentTime + 0.6);
+            ticker.sounded += 1;
+        } catch (error) { /* no audio device: the flash still shows */ }
+    }
+
+    function row(item, fresh) {
+        var li = document.createElement("li");
+        li.className = "hz-incident hz-level-" + item.level + (fresh ? " hz-flash" : "");
+        li.style.setProperty("--level", item.colour);
+        li.dataset.id = item.id;
+        [["hz-incident-time", item.time], ["hz-incident-level", item.level_name], ["hz-incident-rule", item.rule],
+            ["hz-incident-subject", item.subject_id]].forEach(function (part) {
+            var span = document.createElement("span");
+            span.className = part[0];
+            span.textContent = part[1];
+            li.appendChild(span);
+        });
+        return li;
+    }
+
+    function section(title, items, fresh, texts, total) {
+        var div = document.createElement("div");
+        div.className = "hz-incidents-section";
+        var h = document.createElement("h3");
+        h.textContent = title + (total !== undefined ? " " + total : "");
+        div.appendChild(h);
+        var ul = document.createElement("ul");
+        items.forEach(function (item) { ul.appendChild(row(item, fresh[item.id])); });
+        if (!items.length) {
+            var none = document.createElement("li");
+            none.className = "hz-incident-none";
+            none.textContent = texts.none;
+            ul.appendChild(none);
+        }
+        div.appendChild(ul);
+        return div;
+    }
+
+    function renderTicker(body) {
+        var aside = document.getElementById("hz-incidents");
+        if (!aside) { return; }
+        var texts = JSON.parse(aside.dataset.texts), fresh = {}, red = false, now = Date.now();
+        var all = body.recent.concat(body.queue);
+        all.forEach(function (item) {
+            ticker.items[item.id] = item;
+            if (ticker.seen !== null && !ticker.seen[item.id]) {
+                fresh[item.id] = now;
+                if (item.level === "red") { red = true; ticker.flashed.push(item.id); }
+            }
+        });
+        ticker.seen = ticker.seen || {};
+        all.forEach(function (item) { ticker.seen[item.id] = true; });
+        ticker.recent = body.recent.map(function (i) { return i.id; });
+        ticker.queue = body.queue.map(function (i) { return i.id; });
+        aside.textContent = "";
+        var mute = document.createElement("button");
+        mute.className = "hz-incidents-mute";
+        mute.textContent = muted() ? texts.unmute : texts.mute;
+        mute.hidden = aside.dataset.sound !== "on";
+        aside.appendChild(mute);
+        aside.appendChild(section(texts.recent, body.recent, fresh, texts));
+        aside.appendChild(section(texts.queue, body.queue, fresh, texts, body.unsigned));
+        if (red) {
+            aside.classList.add("hz-flash");
+            setTimeout(function () { aside.classList.remove("hz-flash"); }, FLASH_MS);
+            tone();
+        }
+    }
+
+    function pollIncidents() {
+        var aside = document.getElementById("hz-incidents");
+        if (!aside) { setTimeout(pollIncidents, 1000); return; } // not (yet) laid out, or no incident store
+        fetch(aside.dataset.url, {cache: "no-store"})
+            .then(function (response) {
+                if (!response.ok) { throw new Error(String(response.status)); }
+                return response.json();
+            })
+            .then(function (body) { ticker.polls += 1; renderTicker(body); })
+            .catch(function (error) {
+                ticker.failures += 1;
+                if (ticker.failures === 1 || ticker.failures % 30 === 0) {
+                    console.warn("hazmap incidents: " + error.message + " (" + ticker.failures + " failed)");
+                }
+            })
+            .then(function () { setTimeout(pollIncidents, POLL_MS); });
+    }
+    setTimeout(pollIncidents, 500);
+
+    document.addEventListener("click", function (event) {
+        var target = event.target;
+        if (!target || !target.closest) { return; }
+        if (target.closest(".hz-incidents-mute")) {
+            localStorage.setItem("hazmap_muted", muted() ? "0" : "1");
+            var texts = JSON.parse(document.getElementById("hz-incidents").dataset.texts);
+            target.textContent = muted() ? texts.unmute : texts.mute;
+            return;
+        }
+        var li = target.closest(".hz-incident");
+        if (!li) { return; }
+        var item = ticker.items[li.dataset.id], map = hazmap.leafletMap;
+        if (!item) { return; }
+        if (map && item.lat !== null && item.lon !== null) {
+            map.setView([item.lat, item.lon], Math.max(map.getZoom(), FLY_ZOOM), {animate: true});
+        }
+        opened = {layer: item.layer, id: item.subject_id, incident: item.id};
+        if (item.layer) {
+            window.dash_clientside.set_props("hz-live-click",
+                {data: {layer: item.layer, id: item.subject_id, at: Date.now()}});
+        }
+    });
+
     window.hazmapWall = Object.freeze({
         searches: function () { return searches; },
-        opened: function () { return opened; }
+        opened: function () { return opened; },
+        ticker: function () {
+            return {polls: ticker.polls, recent: ticker.recent.slice(), queue: ticker.queue.slice(),
+                flashed: ticker.flashed.slice(), sounded: ticker.sounded, muted: muted()};
+        }
     });
 })();

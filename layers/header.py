@@ -134,3 +134,59 @@ def header_children(figures: dict, language: str) -> list:
                               "hz-wall-feed" + (" hz-feed-stale" if feed["stale"] else ""),
                               **{"data-stale": "true" if feed["stale"] else "false"}))
     return children
+
+
+# -- the incident ticker and the queue of incidents not yet signed for ------------------------------
+
+RULE_TITLES: dict[str, Text] = {
+    "route_deviation": ("偏离核定路线", "Route deviation"),
+    "speeding": ("超速", "Speeding"),
+    "stop_near_sensitive_site": ("敏感场所附近停车", "Stop near a sensitive site"),
+    "illegal_parking": ("违规停车", "Illegal parking"),
+    "suspected_washing": ("疑似随意洗消", "Suspected tank washing"),
+    "restricted_zone": ("驶入限行区域", "Restricted zone entered"),
+    "fatigue": ("疲劳驾驶", "Fatigue"),
+    "offline": ("终端离线", "Terminal offline"),
+    "feed_outage": ("数据接入中断", "Feed outage"),
+    "terminal_alarm": ("终端报警", "Terminal alarm"),
+    "mixed_loading": ("混装", "Mixed loading"),
+    "media_change_unwashed": ("未洗消换装", "Medium changed unwashed"),
+    "unapproved_medium": ("装运非核准介质", "Unapproved medium"),
+    "point_level": ("监测超限", "Level alarm"),
+    "point_rate": ("变化过快", "Rate of change"),
+    "point_stuck": ("读数不变", "Stuck reading"),
+    "point_range": ("超出量程", "Out of range"),
+    "point_interruption": ("数据中断", "Point silent"),
+}
+# spatial/incidents/lifecycle.py SUBJECT_KINDS -> the map layer that holds the subject
+SUBJECT_LAYERS = {"vehicle": "vehicles", "monitoring_point": "monitoring_points", "hazard_source": "hazard_sources",
+                  "entity": "entities"}
+TICKER_LABELS: dict[str, Text] = {
+    "recent": ("新事件", "New incidents"),
+    "queue": ("待签收", "Awaiting signature"),
+    "mute": ("静音", "Mute"),
+    "unmute": ("取消静音", "Sound on"),
+    "none": ("暂无", "None"),
+}
+
+
+def incident_items(frame: pd.DataFrame, language: str) -> list[dict]:
+    """Rows of IncidentStore.list() as the ticker and the queue show them: id, level (key, name,
+    colour), rule title, subject, where to open it (its layer and a lon/lat), local time, status."""
+    if not len(frame):
+        return []
+    from spatial.incidents.levels import BY_SEVERITY
+
+    times = pd.to_datetime(frame["first_time"], utc=True).dt.tz_convert("Asia/Shanghai").dt.strftime("%H:%M")
+    out = []
+    for row, at in zip(frame.itertuples(index=False), times, strict=True):  # a page of at most a few dozen rows
+        level = BY_SEVERITY[int(row.severity)]
+        lon, lat = (None if pd.isna(v) else round(float(v), 6) for v in (row.lon, row.lat))
+        out.append({
+            "id": str(row.id), "level": level.key, "colour": level.colour,
+            "level_name": level.name_zh if language == "zh" else level.name_en,
+            "rule": text(RULE_TITLES[row.rule], language) if row.rule in RULE_TITLES else str(row.rule),
+            "subject_id": str(row.subject_id), "layer": SUBJECT_LAYERS.get(str(row.subject_kind)),
+            "lon": lon, "lat": lat, "time": at, "status": str(row.status),
+        })
+    return out

@@ -214,3 +214,24 @@ def test_search_route_answers_hits_and_refuses_bad_queries(world, tmp_path):
     assert client.get(f"/search/{version}", query_string={"q": ""}).status_code == 400
     assert client.get(f"/search/{version}", query_string={"q": "x", "lang": "fr"}).status_code == 400
     assert client.get(f"/search/not-{version}", query_string={"q": "x"}).status_code == 404
+
+
+def test_incident_items_carry_level_rule_subject_layer_and_local_time():
+    import pandas as pd
+
+    from layers.header import incident_items
+
+    frame = pd.DataFrame({
+        "id": ["INC-2", "INC-1"], "severity": [1, 3], "rule": ["speeding", "a_future_rule"],
+        "subject_id": ["VEH-000001", "MP-000002"], "subject_kind": ["vehicle", "monitoring_point"],
+        "first_time": pd.to_datetime(["2026-11-02T01:05:00Z", "2026-11-02T00:59:00Z"]),
+        "lon": [121.5, np.nan], "lat": [29.9, np.nan], "status": ["pushed", "signed"],
+    })
+    zh, en = incident_items(frame, "zh"), incident_items(frame, "en")
+    assert [i["id"] for i in zh] == ["INC-2", "INC-1"]
+    assert zh[0] | {} == {"id": "INC-2", "level": "red", "colour": "#e02020", "level_name": "重大", "rule": "超速",
+                          "subject_id": "VEH-000001", "layer": "vehicles", "lon": 121.5, "lat": 29.9,
+                          "time": "09:05", "status": "pushed"}
+    assert (en[0]["rule"], en[0]["level_name"]) == ("Speeding", "major")
+    assert zh[1]["rule"] == "a_future_rule" and zh[1]["layer"] == "monitoring_points" and zh[1]["lon"] is None
+    assert incident_items(frame.iloc[:0], "zh") == []

@@ -253,3 +253,94 @@ def test_search_finds_a_plate_flies_there_and_opens_it(page, live_server, consol
     page.locator("#hz-search-input").wait_for(timeout=LOAD_TIMEOUT_MS)
     assert page.locator("#hz-search-input").get_attribute("placeholder") == "Search plate, name or id"
     assert_no_console_errors(console)
+
+
+# -- the incident ticker and queue (assets/hazmap_wall.js) ------------------------------------------
+
+
+class _StillFeed:
+    """A live source whose monitor runs the incident processor (what makes the wall show incidents)."""
+
+    def __init__(self):
+        from types import SimpleNamespace
+
+        from spatial.incidents.lifecycle import IncidentSettings
+        from spatial.model import LiveState
+
+        self.settings = SimpleNamespace(incidents=IncidentSettings())
+        self._state = LiveState()
+
+    def snapshot(self):
+        return self._state.copy() if hasattr(self._state, "copy") else self._state
+
+
+def _red_event(subject: str, episode: str, lon: float, lat: float):
+    import pandas as pd
+
+    from spatial.model import Event
+
+    return Event("speeding", subject, episode, "open", pd.Timestamp("2026-11-02T01:00:00Z"), None, lon, lat, 1,
+                 {"speed_kmh": 95})
+
+
+@pytest.fixture(scope="module")
+def incident_app(stored_world, tmp_path_factory):
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from app.settings import Settings
+    from app.webapp import create_app
+    from data.incidents import IncidentStore
+    from data.store import Store
+    from tests.browser.conftest import UNREACHABLE_TILES
+
+    world = stored_world.world
+    url = f"sqlite:///{(tmp_path_factory.mktemp('incidents') / 'hazmap.sqlite').as_posix()}"
+    store = Store.open(url, upgrade=True)
+    store.replace_world(world)
+    incidents = IncidentStore(store, world)
+    truck = world.vehicles.iloc[0]
+    incidents.apply_events([_red_event(truck["id"], "ep-1", truck.geometry.x, truck.geometry.y)])
+    settings = Settings(var_dir=tmp_path_factory.mktemp("var"), tile_url=UNREACHABLE_TILES, language="zh",
+                        database_url=url)
+    web = create_app(settings, world, world_version=world.fingerprint(), live=_StillFeed())
+    server = make_server("127.0.0.1", 0, web.server, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="hazmap-wall-incidents", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/", incidents, world
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        store.close() if hasattr(store, "close") else None
+
+
+def test_a_new_red_incident_flashes_in_the_ticker_and_its_click_opens_it(page, incident_app, console):
+    url, incidents, world = incident_app
+    page.goto(url)
+    page.wait_for_function("window.hazmapWall && window.hazmapWall.ticker().polls > 0", timeout=LOAD_TIMEOUT_MS)
+    first = incidents.list()
+    assert page.evaluate("window.hazmapWall.ticker().queue") == first["id"].tolist()  # unsigned: in the queue
+    assert page.evaluate("window.hazmapWall.ticker().flashed") == []  # what was there at load does not flash
+
+    truck = world.vehicles.iloc[1]
+    incidents.apply_events([_red_event(truck["id"], "ep-2", truck.geometry.x, truck.geometry.y)])
+    new_id = incidents.list(limit=1)["id"].iloc[0]
+    page.wait_for_function("(id) => window.hazmapWall.ticker().flashed.includes(id)", arg=new_id,
+                           timeout=LOAD_TIMEOUT_MS)
+    row = page.locator(f"#hz-incidents .hz-incident[data-id='{new_id}']").first
+    assert "超速" in row.inner_text() and "重大" in row.inner_text()
+    row.click()
+    panel = page.locator("#hz-panel.hz-open")
+    panel.wait_for(timeout=10_000)
+    assert truck["plate"] in panel.inner_text()
+    page.wait_for_function(
+        """([lat, lon]) => { const c = window.hazmap.leafletMap.getCenter();
+            return Math.abs(c.lat - lat) < 1e-4 && Math.abs(c.lng - lon) < 1e-4; }""",
+        arg=[truck.geometry.y, truck.geometry.x], timeout=10_000)
+
+    # the sound can be muted (kept for the next page load)
+    page.locator(".hz-incidents-mute").click()
+    assert page.evaluate("window.hazmapWall.ticker().muted") is True
+    assert_no_console_errors(console)
