@@ -696,6 +696,14 @@ def bench_incidents(ctx: typer.Context) -> None:
     incidents_main(list(ctx.args), prog="hazmap bench incidents")
 
 
+@bench_cli.command("map", context_settings=_PASS_THROUGH, add_help_option=False)
+def bench_map(ctx: typer.Context) -> None:
+    """The wall in headless Chromium with every layer on, against GeoJSON circle markers (options: --help)."""
+    from bench.map import main as map_main
+
+    map_main(list(ctx.args), prog="hazmap bench map")
+
+
 import app.cli_grid  # noqa: E402,F401  (registers `hazmap grid` and `hazmap bench grid`)
 import app.cli_reports  # noqa: E402,F401  (registers `hazmap snapshot`, `hazmap briefing`, `hazmap bench snapshot`)
 

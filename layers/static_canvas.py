@@ -121,7 +121,7 @@ def canvas_config(language: str, urls: dict[str, str]) -> dict:
         "layers": [
             {"name": name, "title": text(map_layer(name).title, language), "url": urls[name],
              "styles": {k: c.as_hideout() for k, c in layer_style(name).classes.items()}}
-            for name in CANVAS_LAYERS
+            for name in CANVAS_LAYERS if name in urls  # a layer without a URL stays on Leaflet's canvas
         ],
         "outlineMinZoom": OUTLINE_MIN_ZOOM,
     }

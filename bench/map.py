@@ -1,0 +1,262 @@
+"""The wall in headless Chromium (Debian's, through Playwright) with every layer on: how long the
+first full render takes, how long a pan redraws, how long a live tick takes from its answer to its
+paint, how many browser tasks pass 50 ms while the feed runs, and how many bytes a tick costs.
+
+The app runs in this process (the real Dash app on a werkzeug server in a thread) on the demo
+world at `--scale` with a scripted live feed: every truck placed on a waybill route, 1/15 of them
+(30 s reports over a 2 s poll) moving on along it every 2 s. Measured in the same run:
+
+- ``first_render_ms``: navigation start to the moment every layer is drawn (every GeoJSON layer
+  holds all its features, each static canvas layer has marked its first paint and drawn all its
+  features, the live canvas holds every truck): every layer is on from the start;
+- ``pan_redraw_ms_p90``: a 300 px pan, from the call to the second animation frame after it;
+- ``tick_to_paint_ms_p50`` / ``_p90`` at 3,419 and at 15,000 trucks: a poll's decode + paint
+  (assets/hazmap_live.js stats);
+- ``long_tasks_over_50ms``: PerformanceObserver long tasks over 50 ms while the feed runs;
+- ``bytes_per_tick``: mean gzip bytes on the wire of a poll (Resource Timing), ``chars_per_tick``
+  the JSON it decodes;
+- the anchor: the same static layers (entities, monitoring points, sensitive sites) as dash-leaflet
+  GeoJSON circle markers (what the wall did before layers/static_canvas.py): ``anchor_first_render_ms``,
+  ``anchor_pan_redraw_ms_p90`` and the ratios anchor ÷ canvas.
+
+    python -m bench.map [--seed 7] [--scale 1.0] [--ticks 15] [--pans 15]
+    hazmap bench map ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import shapely
+
+FLEETS = (3419, 15000)
+TICK_S = 2.0
+MOVING_SHARE = 2 / 30
+TARGETS = {"first_render_ms": 1500, "pan_redraw_ms_p90": 100, "tick_to_paint_ms_p50": 50,
+           "tick_to_paint_ms_p90": 100, "long_tasks_over_50ms": 0, "bytes_per_tick": 10_000}
+LOAD_TIMEOUT_MS = 120_000
+
+
+class RouteFeed:
+    """A live source: every truck on a waybill route, a share moving on every TICK_S."""
+
+    def __init__(self, world, seed: int = 0):
+        from spatial.model import LiveState
+
+        rng = np.random.default_rng(seed)
+        self.ids = world.vehicles["id"].astype(str).to_numpy(object)
+        routes = world.waybills.geometry.to_numpy()
+        self.routes = routes[rng.integers(0, len(routes), len(self.ids))]
+        self.share = rng.random(len(self.ids))
+        self.rng = rng
+        self.epoch_ms = int(pd.Timestamp("2026-11-02T01:00:00Z").value // 1_000_000)
+        self._state = LiveState()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._apply(np.arange(len(self.ids)))
+        self._thread = threading.Thread(target=self._run, name="bench-map-feed", daemon=True)
+
+    def _apply(self, which: np.ndarray) -> None:
+        from spatial.model import PingBatch
+
+        points = shapely.line_interpolate_point(self.routes[which], self.share[which], normalized=True)
+        n = len(which)
+        batch = PingBatch.from_arrays(self.ids[which], np.full(n, self.epoch_ms), shapely.get_x(points),
+                                      shapely.get_y(points), np.full(n, 45.0), self.rng.uniform(0, 360, n))
+        with self._lock:
+            self._state.apply_pings(batch)
+
+    def _run(self) -> None:
+        while not self._stop.wait(TICK_S):
+            self.epoch_ms += int(TICK_S * 1000)
+            moving = self.rng.choice(len(self.ids), max(1, int(len(self.ids) * MOVING_SHARE)), replace=False)
+            self.share[moving] = np.minimum(1.0, self.share[moving] + 0.01)
+            self._apply(moving)
+
+    def snapshot(self):
+        with self._lock:
+            return self._state.copy()
+
+    def start(self) -> "RouteFeed":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def with_fleet(world, n: int):
+    """The world with exactly `n` vehicles: its own, then copies with new ids and plates."""
+    vehicles = world.vehicles
+    if n <= len(vehicles):
+        return dataclasses.replace(world, vehicles=vehicles.iloc[:n].copy())
+    extra = vehicles.iloc[np.arange(n - len(vehicles)) % len(vehicles)].copy()
+    extra["id"] = [f"VEH-B{i:06d}" for i in range(len(extra))]
+    extra["plate"] = [f"浙B·X{i:05d}" for i in range(len(extra))]
+    return dataclasses.replace(world, vehicles=pd.concat([vehicles, extra], ignore_index=True))
+
+
+def _all_layers_on():
+    """Every overlay shown from the start (the bench's wall: every layer on)."""
+    import app.webapp as webapp
+    import layers.catalog as catalog
+
+    shown = tuple(dataclasses.replace(layer, shown_by_default=True) for layer in catalog.LAYERS)
+    catalog.LAYERS = webapp.LAYERS = shown
+
+
+def serve(world, live, canvas: bool):
+    from werkzeug.serving import make_server
+
+    import app.webapp as webapp
+    from app.settings import Settings
+
+    from layers.static_canvas import CANVAS_LAYERS
+
+    webapp.CANVAS_LAYERS = CANVAS_LAYERS if canvas else ()  # the anchor: GeoJSON circle markers
+    settings = Settings(var_dir=Path(tempfile.mkdtemp(prefix="hazmap-bench-map-")),
+                        tile_url="http://127.0.0.1:9/{z}/{x}/{y}.png", language="zh")
+    web = webapp.create_app(settings, world, world_version=world.fingerprint(), live=live)
+    server = make_server("127.0.0.1", 0, web.server, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+DRAWN_JS = """([expected, canvas, trucks]) => {
+    if (!(window.hazmap && window.hazmap.leafletMap)) return false;
+    const counts = {};
+    window.hazmap.leafletMap.eachLayer(l => {
+        const name = l.options && l.options.hazmapLayer;
+        if (name && l.feature) counts[name] = (counts[name] || 0) + 1;
+    });
+    if (window.hazmapStatic) Object.entries(window.hazmapStatic.drawn()).forEach(([k, n]) => {
+        if (n) counts[k] = (counts[k] || 0) + n; });
+    const marks = performance.getEntriesByType('mark').map(m => m.name);
+    return Object.entries(expected).every(([k, n]) => counts[k] === n)
+        && canvas.every(name => marks.includes('hazmap:layer:' + name))
+        && (!window.hazmapLive || window.hazmapLive.trucks === trucks);
+}"""
+
+PAN_JS = """async (pans) => {
+    const map = window.hazmap.leafletMap, out = [];
+    const frame = () => new Promise(r => requestAnimationFrame(() => r()));
+    for (let i = 0; i < pans; i++) {
+        await frame();
+        const t0 = performance.now();
+        map.panBy([i % 2 ? -300 : 300, 0], {animate: false});
+        await frame(); await frame();
+        out.push(performance.now() - t0);
+    }
+    return out;
+}"""
+
+
+def measure(browser, url: str, world, canvas_layers: tuple[str, ...], trucks: int, ticks: int, pans: int,
+            feed: bool = True) -> dict:
+    from tests.services import CHROMIUM_ARGS  # noqa: F401 - the browser is launched with them
+
+    from layers.catalog import LAYERS
+
+    context = browser.new_context(viewport={"width": 1920, "height": 1080}, device_scale_factor=1)
+    page = context.new_page()
+    page.add_init_script("""window.__longTasks = [];
+        new PerformanceObserver(list => list.getEntries().forEach(e => window.__longTasks.push(e.duration)))
+            .observe({type: 'longtask', buffered: true});""")
+    expected = {layer.name: len(world.table(layer.name)) for layer in LAYERS}
+    page.goto(url)
+    page.wait_for_function(DRAWN_JS, arg=[expected, list(canvas_layers), trucks], timeout=LOAD_TIMEOUT_MS,
+                           polling="raf")
+    first = page.evaluate("performance.now()")
+    page.wait_for_timeout(1000)
+    out = {"first_render_ms": first, "pan_ms": page.evaluate(PAN_JS, pans)}
+    if feed:
+        page.evaluate("window.__longTasks = []; performance.clearResourceTimings()")
+        polls = page.evaluate("window.hazmapLive.polls")
+        page.wait_for_function("(n) => window.hazmapLive.polls >= n", arg=polls + ticks,
+                               timeout=int(ticks * TICK_S * 1000 * 4 + 30_000))
+        stats = page.evaluate("window.hazmapLive.stats()")
+        n = min(ticks, len(stats["paintMs"]), len(stats["decodeMs"]))
+        out["tick_ms"] = (np.array(stats["paintMs"][-n:]) + np.array(stats["decodeMs"][-n:])).tolist()
+        out["chars"] = stats["payloadChars"][-n:]
+        out["bytes"] = page.evaluate("""performance.getEntriesByType('resource')
+            .filter(e => e.name.includes('/state?since=')).map(e => e.encodedBodySize)""")
+        out["long_tasks"] = page.evaluate("window.__longTasks")
+    context.close()
+    return out
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--ticks", type=int, default=15)
+    parser.add_argument("--pans", type=int, default=15)
+    args = parser.parse_args(argv)
+
+    from playwright.sync_api import sync_playwright
+
+    from data.demo import build_world
+    from data.reference import load_chemicals
+    from layers.static_canvas import CANVAS_LAYERS
+    from tests.services import CHROMIUM_ARGS, chromium_path
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    started = time.perf_counter()
+    world = build_world(seed=args.seed, scale=args.scale, chemicals=load_chemicals())
+    _all_layers_on()
+    print(f"world seed={args.seed} scale={args.scale}: entities={len(world.entities)} "
+          f"monitoring_points={len(world.monitoring_points)} sensitive_sites={len(world.sensitive_sites)} "
+          f"vehicles={len(world.vehicles)} (built in {time.perf_counter() - started:.1f} s)")
+    figures: dict[str, float] = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            # the anchor first: the static layers as GeoJSON circle markers, no live feed
+            server = serve(world, None, canvas=False)
+            anchor = measure(browser, f"http://127.0.0.1:{server.server_port}/", world, (), 0, 0, args.pans,
+                             feed=False)
+            server.shutdown()
+            for fleet in FLEETS:
+                fleet_world = with_fleet(world, fleet)
+                feed = RouteFeed(fleet_world, seed=args.seed).start()
+                server = serve(fleet_world, feed, canvas=True)
+                try:
+                    run = measure(browser, f"http://127.0.0.1:{server.server_port}/", fleet_world, CANVAS_LAYERS,
+                                  fleet, args.ticks, args.pans)
+                finally:
+                    server.shutdown()
+                    feed.stop()
+                tick = np.array(run["tick_ms"])
+                figures[f"tick_to_paint_ms_p50_{fleet}"] = float(np.percentile(tick, 50))
+                figures[f"tick_to_paint_ms_p90_{fleet}"] = float(np.percentile(tick, 90))
+                figures[f"long_tasks_over_50ms_{fleet}"] = int(sum(1 for d in run["long_tasks"] if d > 50))
+                figures[f"bytes_per_tick_{fleet}"] = float(np.mean(run["bytes"])) if run["bytes"] else float("nan")
+                figures[f"chars_per_tick_{fleet}"] = float(np.mean(run["chars"]))
+                if fleet == FLEETS[0]:
+                    figures["first_render_ms"] = run["first_render_ms"]
+                    figures["pan_redraw_ms_p90"] = float(np.percentile(run["pan_ms"], 90))
+                else:
+                    figures[f"first_render_ms_{fleet}"] = run["first_render_ms"]
+                    figures[f"pan_redraw_ms_p90_{fleet}"] = float(np.percentile(run["pan_ms"], 90))
+        finally:
+            browser.close()
+    figures["anchor_first_render_ms"] = anchor["first_render_ms"]
+    figures["anchor_pan_redraw_ms_p90"] = float(np.percentile(anchor["pan_ms"], 90))
+    figures["ratio_first_render"] = figures["anchor_first_render_ms"] / figures["first_render_ms"]
+    figures["ratio_pan_redraw"] = figures["anchor_pan_redraw_ms_p90"] / figures["pan_redraw_ms_p90"]
+    for name, value in figures.items():
+        print(f"{name}={value:.1f}" if isinstance(value, float) else f"{name}={value}")
+    print("targets: " + ", ".join(f"{k} <= {v:,}" for k, v in TARGETS.items()))
+
+
+if __name__ == "__main__":
+    main()
