@@ -1,5 +1,6 @@
 /*
- * The drill-down panel's hold on the map (layers/panels/): when a panel opens, the map goes to its
+ * The drill-down panel's hold on the map (layers/panels/): when a panel opens (a MutationObserver on
+ * #hz-panel-body reads its hidden .hz-panel-focus element's data-focus), the map goes to its
  * entity and draws what the panel names: the waybill's planned route, the ERG isolation and
  * protective-action circles. One Leaflet layer group, replaced with every panel, cleared when the
  * panel shows something without a focus.
@@ -49,10 +50,25 @@
         }
     }
 
-    function panelFocus(values) {
-        var focus = values && values.length ? values[0] : null;
+    // The panel's body changes with every panel the screen opens: read its focus then.
+    var shownFocus = null;
+
+    function onPanelChange() {
+        var node = document.querySelector("#hz-panel-body .hz-panel-focus");
+        var text = node ? node.getAttribute("data-focus") : null;
+        if (text === shownFocus) { return; }
+        shownFocus = text;
+        var focus = text ? JSON.parse(text) : null;
         whenMap(function (map) { draw(map, focus); });
     }
+
+    function watchPanel() {
+        var body = document.getElementById("hz-panel-body");
+        if (!body) { setTimeout(watchPanel, 100); return; }
+        new MutationObserver(onPanelChange).observe(body, {childList: true, subtree: true});
+        onPanelChange();
+    }
+    watchPanel();
 
     // An incident's action buttons (layers/panels/incident.py) post to the REST API as the logged-in
     // officer (session cookie + the CSRF double-submit header), so its permission check, validation
@@ -97,7 +113,6 @@
         });
     });
 
-    window.dash_clientside = Object.assign({}, window.dash_clientside, {hazmap_panel: {panelFocus: panelFocus}});
     window.hazmapPanel = Object.freeze({
         drawn: function () { return JSON.parse(JSON.stringify(drawn)); }
     });

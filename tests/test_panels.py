@@ -3,6 +3,8 @@ out; the figures the panel shows are checked against the store and against indep
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,6 +24,11 @@ def world():
     from data.demo import build_world
 
     return build_world(seed=7, scale=0.05)
+
+
+def _focus(panel) -> dict:
+    (node,) = _by_id_type(panel, FOCUS_TYPE)
+    return json.loads(node.to_plotly_json()["props"]["data-focus"])
 
 
 def _walk(node):
@@ -84,8 +91,7 @@ def test_the_truck_panel_shows_its_stored_speeds_carrier_waybill_and_incidents(w
     incidents = [n for n in _all(panel) if type(n).__name__ == "Table" and "hz-panel-incidents" in n.className]
     assert len(incidents) == 1 and data["incidents"]["subject_id"].tolist() == [vehicle["id"]]
     if data["waybill"] is not None:  # the planned route goes to the map
-        (focus,) = _by_id_type(panel, FOCUS_TYPE)
-        assert len(focus.data["route"]) == len(shapely.get_coordinates(data["waybill"].geometry))
+        assert len(_focus(panel)["route"]) == len(shapely.get_coordinates(data["waybill"].geometry))
 
 
 def test_the_hazard_source_panel_works_out_r_and_grade_as_gb18218_does(world):
@@ -117,8 +123,7 @@ def test_the_hazard_source_panel_lists_the_loaded_trucks_inside_its_protective_d
     panel = build_panel("hazard_sources", data, "en", [])
     linked = {n.id["id"] for n in _by_id_type(panel, LINK_TYPE) if n.id["layer"] == "vehicles"}
     assert linked == set(vehicle_ids)
-    (focus,) = _by_id_type(panel, FOCUS_TYPE)
-    assert [c["kind"] for c in focus.data["circles"]] == ["isolation", "protective"]
+    assert [c["kind"] for c in _focus(panel)["circles"]] == ["isolation", "protective"]
 
 
 def test_the_point_panel_charts_its_stored_readings_against_its_levels(world, store):
@@ -176,6 +181,7 @@ def test_the_back_button_returns_along_the_history():
     assert next_history(shown, "entities", "ENT-1", back=True) == [["vehicles", "VEH-1"]]
     assert next_history(shown, "monitoring_points", "MP-1", back=False) == shown
     assert next_history([], "vehicles", "VEH-1", back=True) == []
+    assert next_history(shown, "hazard_sources", "HS-1", back=False) == shown[:-1]  # opened again: no loop
 
 
 def test_an_attribute_head_replaces_the_panels_own_kind_and_title(world):
@@ -199,6 +205,9 @@ def test_the_incident_panel_shows_recipients_history_and_only_the_allowed_action
     (incident_id,) = incidents.list()["id"]
     data = drilldown.gather(world, "incidents", incident_id, store=store, now=NOW)
     shown = incidents.show(incident_id)
+    every = ("sign", "dispose", "close", "supervise", "text")
+    assert len([n for n in _all(build_panel("incidents", data, "zh", [], actions=every))
+                if type(n).__name__ == "Button"]) == len(every)
     panel = build_panel("incidents", data, "en", [["vehicles", vehicle["id"]]], actions=("sign", "text"))
     nodes = _all(panel)
     buttons = [n for n in nodes if type(n).__name__ == "Button"]

@@ -37,12 +37,13 @@ def build_panel(layer: str, data: dict, language: str, history: list | None = No
 def next_history(history: list | None, layer: str, feature_id: str, back: bool) -> list:
     """The history the next panel gets, from the one the shown panel stores (which ends with the
     shown entity): the back button drops the shown entity and the one it goes back to (the builder
-    appends the entity it shows again); anything else keeps it, so back returns to the shown one."""
+    appends the entity it shows again); the shown entity opened again (a refresh after an action)
+    drops itself; anything else keeps it, so back returns to the shown one."""
     history = [list(h) for h in (history or [])]
     if back:
         history = history[:-1]
-        if history and history[-1] == [layer, str(feature_id)]:
-            history = history[:-1]
+    if history and history[-1] == [layer, str(feature_id)]:  # back to it, or the shown one opened again
+        history = history[:-1]
     return history[-HISTORY_MAX:]
 
 

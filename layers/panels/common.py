@@ -3,6 +3,8 @@ field tables, sections and the incidents list. Pure: data in, Dash components ou
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 from dash import dcc, html
 
@@ -15,7 +17,7 @@ from layers.style import Text, text
 LINK_TYPE = GRID_ITEM_TYPE
 BACK_N = -1
 HISTORY_TYPE = "hz-panel-history"  # a dcc.Store in the panel: the (layer, id) pairs opened before
-FOCUS_TYPE = "hz-panel-focus"  # a dcc.Store in the panel: where the map goes and what it draws
+FOCUS_TYPE = "hz-panel-focus"  # a hidden Div in the panel: where the map goes and what it draws (data-focus)
 HISTORY_MAX = 20
 
 LAYER_TITLES: dict[str, Text] = {
@@ -106,6 +108,8 @@ def frame_(layer: str, feature_id: str, title: str, language: str, history: list
         html.Div(text(LAYER_TITLES[layer], language), className="hz-panel-layer"),
         html.H2(title, className="hz-panel-title", **{"data-id": feature_id, "data-layer": layer}),
         dcc.Store(id={"type": HISTORY_TYPE, "n": 0}, data=[*history, [layer, feature_id]][-HISTORY_MAX:]),
-        dcc.Store(id={"type": FOCUS_TYPE, "n": 0}, data=focus or {}),
+        # read by assets/hazmap_panel.js when the panel changes (a DOM attribute, no callback round trip)
+        html.Div(id={"type": FOCUS_TYPE, "n": 0}, className="hz-panel-focus", hidden=True,
+                 **{"data-focus": json.dumps(focus or {}, separators=(",", ":"))}),
         html.Div(className="hz-drill", children=body),
     ]

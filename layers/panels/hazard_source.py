@@ -32,15 +32,14 @@ def build(data: dict, language: str, history: list) -> list:
     row, links = data["row"], Links()
     entity = data["entity"]
     view = data["impact"]
+    # people within 500 m and the registered R and grade are in the attribute table above; here R is worked out
     rows = [
         (text(L["enterprise"], language), links.to("entities", entity["id"], str(entity["name"]))
          if entity is not None else str(row["entity_id"])),
-        (text(L["people"], language), f"{int(row['people_500m']):,}"),
         (text(L["alpha"], language), number(data["alpha"])),
         (text(L["s"], language), f"{data['s_value']:.2f}"),
         (text(L["r"], language), f"{data['r_value']:.2f}"),
         (text(L["grade"], language), str(data["grade"])),
-        (text(L["stored"], language), f"{float(row['r_value']):.2f} / {int(row['grade'])}"),
         (text(L["distance"], language), _distance(view.distances, language)),
     ]
     body = [fields(rows)]

@@ -108,7 +108,7 @@ def _action_form(incident_id: str, actions: tuple[str, ...], language: str) -> l
             html.Option(text(label, language), value=key) for key, label in OUTCOMES.items()]))
     if "supervise" in actions:
         form.append(dcc.Input(id="hz-incident-deadline", type="number", value=24, min=1, max=720,
-                              className="hz-incident-deadline", title=text(L["deadline"], language)))
+                              className="hz-incident-deadline", placeholder=text(L["deadline"], language)))
     buttons = [html.Button(text(ACTION_LABELS[a], language), className=f"hz-incident-button hz-action-{a}",
                            **{"data-action": a, "data-incident": incident_id}) for a in actions]
     return [*form, html.Div(buttons, className="hz-incident-buttons"),

@@ -1,0 +1,129 @@
+"""Drill-down panels in real headless Chromium, logged in as the people of tests/api/conftest.py:
+a hazard source opened by a click on the map shows R and its chemicals as the store has them; a truck
+clicked on the map lists its incident, which opens in the panel, and signing it there shows in the
+store's history; a department user gets no action on another department's incident."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from spatial.grading import grade_sources
+from tests.api.conftest import PASSWORD, build_env
+from tests.browser.conftest import SCREENSHOTS, UNREACHABLE_TILES
+from tests.browser.test_map import click_feature, control_checkbox
+from layers.catalog import map_layer
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def drill_app(tmp_path_factory):
+    from werkzeug.serving import make_server
+
+    from data.demo import build_world
+    from data.reference import load_chemicals
+
+    tmp = tmp_path_factory.mktemp("drill")
+    world = build_world(seed=5, scale=0.01, chemicals=load_chemicals())
+    env = build_env(f"sqlite:///{(tmp / 'hazmap.sqlite').as_posix()}", world, tmp)
+    server = make_server("127.0.0.1", 0, env.client.application, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="hazmap-drill-server", daemon=True)
+    thread.start()
+    env.url = f"http://127.0.0.1:{server.server_port}/"
+    try:
+        yield env
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        env.store.close()
+    assert UNREACHABLE_TILES
+
+
+def login(page, env, name: str) -> None:
+    page.goto(env.url + "login")
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_selector("#hz-map", timeout=30_000)
+
+
+def _fields(panel) -> dict[str, str]:
+    return dict(zip(panel.locator(".hz-panel-fields th").all_inner_texts(),
+                    panel.locator(".hz-panel-fields td").all_inner_texts()))
+
+
+def test_a_hazard_source_clicked_on_the_map_shows_r_and_its_chemicals_as_stored(page, drill_app):
+    env = drill_app
+    login(page, env, "duty")
+    world = env.store.load_world(chemicals=env.world.chemicals)
+    source = world.hazard_sources.iloc[0]
+    page.wait_for_function("() => window.hazmap && window.hazmap.leafletMap", timeout=30_000)
+    label, checkbox = control_checkbox(page, map_layer("hazard_sources").title[0])
+    if not checkbox.is_checked():
+        label.click()
+    page.wait_for_timeout(1000)
+    click_feature(page, "hazard_sources", source["id"])
+    panel = page.locator("#hz-panel.hz-open")
+    page.wait_for_selector("#hz-panel .hz-drill", timeout=15_000)
+    fields = _fields(panel)
+    expected = grade_sources(world.hazard_sources[world.hazard_sources["id"] == source["id"]],
+                             world.hazard_source_chemicals[world.hazard_source_chemicals["hazard_source_id"]
+                                                           == source["id"]], world.chemicals).iloc[0]
+    assert fields["R = α·Σ β·q/Q"] == f"{expected['r_value']:.2f}"
+    assert fields["等级 (表6)"] == str(int(expected["grade"]))
+    n_chemicals = int((world.hazard_source_chemicals["hazard_source_id"] == source["id"]).sum())
+    chemicals = panel.locator(".hz-drill .hz-panel-children").first
+    assert chemicals.locator("tbody tr").count() == n_chemicals
+    # the map drew the ERG circles of its chemicals around it
+    page.wait_for_function("(id) => window.hazmapPanel.drawn().id === id", arg=source["id"], timeout=10_000)
+    drawn = page.evaluate("window.hazmapPanel.drawn()")
+    assert [c["kind"] for c in drawn["circles"]] in (["isolation", "protective"], [])
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "drilldown_hazard_source.png"))
+
+
+def test_an_incident_opened_from_its_truck_is_signed_in_the_panel_and_recorded(page, drill_app):
+    from data.incidents import IncidentStore
+
+    env = drill_app
+    login(page, env, "dept")
+    page.wait_for_function("() => window.hazmap && window.hazmap.leafletMap", timeout=30_000)
+    label, checkbox = control_checkbox(page, map_layer("vehicles").title[0])
+    if not checkbox.is_checked():
+        label.click()
+    page.wait_for_timeout(1000)
+    click_feature(page, "vehicles", env.vehicle)
+    page.wait_for_selector("#hz-panel .hz-drill", timeout=15_000)
+    page.locator(f".hz-panel-incidents a").first.click()
+    page.wait_for_selector("#hz-panel .hz-incident-buttons", timeout=15_000)
+    assert page.locator(".hz-panel-back").count() == 1  # back to the truck
+    page.fill("#hz-incident-note", "on site, checking")
+    page.click(".hz-action-sign")
+    try:
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.hz-incident-history td')].some(td => td.innerText === 'signed')",
+            timeout=15_000)
+    except Exception as exc:
+        raise AssertionError(f"not signed: {page.inner_text('#hz-panel-body')[-600:]}") from exc
+    page.screenshot(path=str(SCREENSHOTS / "drilldown_incident.png"))
+    history = IncidentStore(env.store, env.world).show(env.incident)["history"]
+    signed = history[(history["action"] == "signed") & (history["recipient_id"] == env.department)]
+    assert len(signed) == 1 and signed["actor"].iloc[0] == "dept"
+    page.click(".hz-panel-back")
+    page.wait_for_function(
+        "(id) => document.querySelector('.hz-panel-title') && !document.querySelector('.hz-incident-buttons')",
+        arg=env.vehicle, timeout=15_000)
+
+
+def test_a_department_user_gets_no_action_on_another_departments_incident(page, drill_app):
+    env = drill_app
+    login(page, env, "dept2")
+    page.wait_for_function("() => window.hazmap && window.hazmap.leafletMap", timeout=30_000)
+    page.evaluate("(id) => window.dash_clientside.set_props('hz-live-click', "
+                  "{data: {layer: 'incidents', id: id, at: Date.now()}})", env.incident)
+    page.wait_for_selector("#hz-panel.hz-open", timeout=15_000)
+    page.wait_for_timeout(500)
+    assert page.locator(".hz-incident-buttons").count() == 0
+    assert env.incident not in page.inner_text("#hz-panel-body")
