@@ -48,7 +48,7 @@ from layers.catalog import (
     world_bounds,
 )
 from layers.details import FeatureDetails, FeatureDirectory
-from layers.panels import BACK_N as PANEL_BACK_N, FOCUS_TYPE as PANEL_FOCUS_TYPE, HISTORY_TYPE as PANEL_HISTORY_TYPE
+from layers.panels import BACK_N as PANEL_BACK_N, HISTORY_TYPE as PANEL_HISTORY_TYPE
 from layers.panels import KINDS as PANEL_KINDS, build_panel, next_history
 from layers.grid import GRID_ITEM_TYPE, GRID_TITLE, GridFeed, grid_legend, panel_children as grid_panel_children
 from layers.grid import screen_config as grid_screen_config
@@ -492,12 +492,6 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
         ClientsideFunction(namespace="hazmap_grid", function_name="gridSync"),
         Input("hz-layers", "overlays"),
         State("hz-grid-config", "data"),
-    )
-
-    # A drill-down panel moves the map to its entity and draws its route or ERG circles (assets/hazmap_panel.js).
-    web.clientside_callback(
-        ClientsideFunction(namespace="hazmap_panel", function_name="panelFocus"),
-        Input({"type": PANEL_FOCUS_TYPE, "n": ALL}, "data"),
     )
 
     if screen.live is not None:
