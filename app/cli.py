@@ -696,6 +696,14 @@ def bench_incidents(ctx: typer.Context) -> None:
     incidents_main(list(ctx.args), prog="hazmap bench incidents")
 
 
+@bench_cli.command("drilldown", context_settings=_PASS_THROUGH, add_help_option=False)
+def bench_drilldown(ctx: typer.Context) -> None:
+    """Drill-down: a panel's data and figures per kind against the attribute panel, a 24 h track (options: --help)."""
+    from bench.drilldown import main as drilldown_main
+
+    drilldown_main(list(ctx.args), prog="hazmap bench drilldown")
+
+
 @bench_cli.command("map", context_settings=_PASS_THROUGH, add_help_option=False)
 def bench_map(ctx: typer.Context) -> None:
     """The wall in headless Chromium with every layer on, against GeoJSON circle markers (options: --help)."""
