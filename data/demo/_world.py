@@ -799,7 +799,9 @@ def _actual_times(status: np.ndarray, departure: pd.DatetimeIndex, arrival: pd.D
     late_departure = pd.to_timedelta((row * 7) % 16, unit="min")  # 0-15 min
     late_unloading = pd.to_timedelta(10 + (row * 11) % 31, unit="min")  # 10-40 min
     actual_departure = pd.Series(departure + late_departure).where(recorded)
-    actual_unloading = pd.Series(arrival + late_unloading).where(recorded)
+    # a late start never shortens the planned trip: unloading ends after the actual departure
+    unloading = np.maximum(arrival + late_unloading, departure + late_departure + (arrival - departure))
+    actual_unloading = pd.Series(unloading).where(recorded)
     return {"actual_departure": actual_departure.to_numpy(), "actual_unloading": actual_unloading.to_numpy()}
 
 
