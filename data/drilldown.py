@@ -77,17 +77,14 @@ def loaded_waybills(world: World, now: pd.Timestamp) -> pd.DataFrame:
 
 
 def loaded_trucks(world: World, live: LiveState | None, now: pd.Timestamp) -> pd.DataFrame:
-    """Live positions of the loaded trucks: id, lon, lat, waybill_id, and their cargo's UN numbers."""
+    """Live positions of the loaded trucks: id, lon, lat, waybill_id (their cargo: world.waybill_goods)."""
     if live is None or not len(live.positions):
-        return pd.DataFrame(columns=["id", "lon", "lat", "waybill_id", "un_numbers"])
+        return pd.DataFrame(columns=["id", "lon", "lat", "waybill_id"])
     waybills = loaded_waybills(world, now).drop_duplicates("vehicle_id", keep="last")
     positions = live.positions[["lon", "lat"]]
     frame = waybills[["id", "vehicle_id"]].rename(columns={"id": "waybill_id"}).merge(
         positions, left_on="vehicle_id", right_index=True)
-    goods = world.waybill_goods.groupby("waybill_id")["un_number"].agg(list)
-    frame["un_numbers"] = goods.reindex(frame["waybill_id"]).to_numpy()
-    return frame.rename(columns={"vehicle_id": "id"})[["id", "lon", "lat", "waybill_id", "un_numbers"]].reset_index(
-        drop=True)
+    return frame.rename(columns={"vehicle_id": "id"})[["id", "lon", "lat", "waybill_id"]].reset_index(drop=True)
 
 
 _ROAD_TREES: dict[int, tuple] = {}  # id(roads) -> (roads, geometries, STRtree): built once per World
