@@ -50,6 +50,72 @@
         }
     }
 
+    // Track replay (a truck's 24 h from the store, focus.track = [[epoch_ms, lon, lat], ...]): a slider
+    // over its time, play / pause, 1x-600x; the marker sits where the track was at the replay's time.
+    var SPEEDS = [1, 10, 60, 300, 600];
+    var replay = null;
+
+    function positionAt(track, t) {
+        var lo = 0, hi = track.length - 1;
+        if (t <= track[0][0]) { return [track[0][1], track[0][2]]; }
+        if (t >= track[hi][0]) { return [track[hi][1], track[hi][2]]; }
+        while (hi - lo > 1) { var mid = (lo + hi) >> 1; if (track[mid][0] <= t) { lo = mid; } else { hi = mid; } }
+        var a = track[lo], b = track[hi], f = (t - a[0]) / (b[0] - a[0]);
+        return [a[1] + f * (b[1] - a[1]), a[2] + f * (b[2] - a[2])];
+    }
+
+    function stopReplay() {
+        if (replay && replay.frame) { cancelAnimationFrame(replay.frame); }
+        replay = null;
+    }
+
+    function startReplay(map, track) {
+        stopReplay();
+        var box = document.querySelector("#hz-panel-body .hz-replay");
+        if (!box || !track || track.length < 2) { return; }
+        var t0 = track[0][0], t1 = track[track.length - 1][0];
+        var line = L.polyline(track.map(function (p) { return [p[2], p[1]]; }),
+            {color: "#b3e5fc", weight: 2, opacity: 0.7, interactive: false});
+        group.addLayer(line);
+        if (drawn.id === null) { map.fitBounds(line.getBounds(), {padding: [40, 40], maxZoom: 15}); } // no live position
+        var marker = L.circleMarker([track[0][2], track[0][1]],
+            {radius: 7, color: "#fff", weight: 2, fillColor: "#ff8c1a", fillOpacity: 1, interactive: false});
+        group.addLayer(marker);
+        box.innerHTML = "";
+        var button = document.createElement("button"), slider = document.createElement("input");
+        var speed = document.createElement("select"), clock = document.createElement("span");
+        button.className = "hz-replay-play"; button.textContent = box.getAttribute("data-play");
+        slider.type = "range"; slider.min = String(t0); slider.max = String(t1); slider.value = String(t0);
+        slider.className = "hz-replay-slider";
+        SPEEDS.forEach(function (x) { var o = document.createElement("option"); o.value = String(x); o.textContent = x + "×"; speed.appendChild(o); });
+        speed.className = "hz-replay-speed"; clock.className = "hz-replay-clock";
+        box.appendChild(button); box.appendChild(speed); box.appendChild(clock); box.appendChild(slider);
+        replay = {t: t0, playing: false, frame: null, last: null, track: track};
+        function show() {
+            var p = positionAt(track, replay.t);
+            replay.lon = p[0]; replay.lat = p[1];
+            marker.setLatLng([p[1], p[0]]);
+            slider.value = String(replay.t);
+            clock.textContent = new Date(replay.t).toLocaleTimeString("zh-CN", {timeZone: "Asia/Shanghai", hour12: false});
+        }
+        function tick(now) {
+            if (!replay || !replay.playing) { return; }
+            if (replay.last !== null) { replay.t = Math.min(t1, replay.t + (now - replay.last) * Number(speed.value)); }
+            replay.last = now;
+            show();
+            if (replay.t >= t1) { replay.playing = false; button.textContent = box.getAttribute("data-play"); return; }
+            replay.frame = requestAnimationFrame(tick);
+        }
+        button.addEventListener("click", function () {
+            replay.playing = !replay.playing;
+            replay.last = null;
+            button.textContent = box.getAttribute(replay.playing ? "data-pause" : "data-play");
+            if (replay.playing) { if (replay.t >= t1) { replay.t = t0; } replay.frame = requestAnimationFrame(tick); }
+        });
+        slider.addEventListener("input", function () { replay.t = Number(slider.value); show(); });
+        show();
+    }
+
     // The panel's body changes with every panel the screen opens: read its focus then.
     var shownFocus = null;
 
@@ -59,7 +125,11 @@
         if (text === shownFocus) { return; }
         shownFocus = text;
         var focus = text ? JSON.parse(text) : null;
-        whenMap(function (map) { draw(map, focus); });
+        whenMap(function (map) {
+            draw(map, focus);
+            stopReplay();
+            if (focus && focus.track) { startReplay(map, focus.track); }
+        });
     }
 
     function watchPanel() {
@@ -114,6 +184,7 @@
     });
 
     window.hazmapPanel = Object.freeze({
-        drawn: function () { return JSON.parse(JSON.stringify(drawn)); }
+        drawn: function () { return JSON.parse(JSON.stringify(drawn)); },
+        replay: function () { return replay ? {t: replay.t, lon: replay.lon, lat: replay.lat, playing: replay.playing} : null; }
     });
 })();

@@ -19,6 +19,7 @@ from spatial.model import LiveState, World
 
 KINDS = ("vehicles", "hazard_sources", "monitoring_points", "entities", "sensitive_sites", "wash_stations")
 SPEED_WINDOWS_H = (2, 24)
+REPLAY_HOURS = 24  # the track replay covers the truck's last day from the store
 READING_WINDOWS_H = {"1h": 1, "24h": 24, "7d": 168}
 INCIDENTS_MAX = 20  # newest first: a panel lists the recent ones, the incident list has the rest
 # A truck counts as loaded from its waybill's departure until its unloading, else until the planned
@@ -154,13 +155,14 @@ def truck(world: World, vehicle_id: str, *, live: LiveState | None = None, store
     position = None
     if live is not None and vehicle_id in live.positions.index:
         position = live.positions.loc[vehicle_id]
-    track = _track(store, live, vehicle_id, at - pd.Timedelta(hours=hours), at)
+    replay = _track(store, live, vehicle_id, at - pd.Timedelta(hours=REPLAY_HOURS), at)  # the replay's 24 h
+    track = replay[replay["epoch_ms"] >= (at - pd.Timedelta(hours=hours)).value // 1_000_000].reset_index(drop=True)
     lon = float(position["lon"]) if position is not None else float(track["lon"].iloc[-1]) if len(track) else np.nan
     lat = float(position["lat"]) if position is not None else float(track["lat"].iloc[-1]) if len(track) else np.nan
     return {
         "row": row, "carrier": carrier, "waybill": waybill, "goods": goods,
         "cargo": "loaded" if len(loaded) else "empty",
-        "position": position, "track": track, "hours": hours, "now": at,
+        "position": position, "track": track, "replay": replay, "hours": hours, "now": at,
         "speed_limit_kmh": _speed_limit(world, lon, lat) if np.isfinite(lon) else None,
         "incidents": incidents_of(store, [vehicle_id]),
     }

@@ -4,6 +4,7 @@ the map), cargo state, state and speed, the speed chart with the road's limit, i
 
 from __future__ import annotations
 
+import numpy as np
 import shapely
 from dash import html
 
@@ -20,7 +21,8 @@ L: dict[str, Text] = {
     "loading": ("装货地", "Loading site"), "unloading": ("卸货地", "Unloading site"),
     "planned": ("计划时间", "Planned"), "emergency": ("应急电话", "Emergency phone"),
     "goods": ("货物", "Goods"), "un": ("UN号", "UN"), "name": ("品名", "Name"), "class": ("类别", "Class"),
-    "qty": ("数量 (t)", "Quantity (t)"), "window": ("时段", "Window"), "no_track": ("该时段无定位", "No reports in the window"),
+    "qty": ("数量 (t)", "Quantity (t)"), "replay": ("轨迹回放 (24 h)", "Track replay (24 h)"),
+    "play": ("播放", "Play"), "pause": ("暂停", "Pause"), "window": ("时段", "Window"), "no_track": ("该时段无定位", "No reports in the window"),
 }
 CARGO: dict[str, Text] = {"loaded": ("重载", "Loaded"), "empty": ("空载 (洗消状态未知)", "Empty (wash state not known)")}
 
@@ -73,6 +75,13 @@ def build(data: dict, language: str, history: list) -> list:
                                                             data["speed_limit_kmh"], language), "speed"))
     else:
         body += section(title, language, html.P(text(L["no_track"], language), className="hz-panel-none"))
+    replay = data["replay"]
+    if len(replay) > 1:  # assets/hazmap_panel.js fills the replay's controls and moves its marker
+        focus["track"] = np.column_stack([replay["epoch_ms"].to_numpy("float64"),
+                                          replay["lon"].to_numpy("float64").round(6),
+                                          replay["lat"].to_numpy("float64").round(6)]).tolist()
+        body += section(L["replay"], language, html.Div(className="hz-replay", **{
+            "data-play": text(L["play"], language), "data-pause": text(L["pause"], language)}))
     body += incidents(data["incidents"], language, links)
     return frame_("vehicles", str(row["id"]), str(row["plate"]), language, history, focus, body)
 

@@ -127,3 +127,40 @@ def test_a_department_user_gets_no_action_on_another_departments_incident(page, 
     page.wait_for_timeout(500)
     assert page.locator(".hz-incident-buttons").count() == 0
     assert env.incident not in page.inner_text("#hz-panel-body")
+
+
+def test_the_replay_moves_the_marker_along_the_stored_track(page, drill_app):
+    import numpy as np
+    import pandas as pd
+
+    from spatial.model import PingBatch
+
+    env = drill_app
+    vehicle = env.world.vehicles.set_index("id").loc[env.vehicle]
+    now_ms = int(pd.Timestamp.now(tz="UTC").value // 1_000_000) - 60_000
+    n = 2880  # 24 h at 30 s
+    ms = now_ms - np.arange(n)[::-1].astype("int64") * 30_000
+    lon = vehicle.geometry.x + np.linspace(0, 0.2, n)
+    lat = vehicle.geometry.y + np.sin(np.linspace(0, 6, n)) * 0.02
+    env.store.write_pings(PingBatch.from_arrays(np.full(n, env.vehicle, dtype=object), ms, lon, lat,
+                                                speed_kmh=np.full(n, 50.0)))
+    login(page, env, "duty")
+    page.wait_for_function("() => window.hazmap && window.hazmap.leafletMap", timeout=30_000)
+    label, checkbox = control_checkbox(page, map_layer("vehicles").title[0])
+    if not checkbox.is_checked():
+        label.click()
+    page.wait_for_timeout(1000)
+    click_feature(page, "vehicles", env.vehicle)
+    page.wait_for_selector("#hz-panel .hz-replay-play", timeout=15_000)
+    start = page.evaluate("window.hazmapPanel.replay()")
+    assert start["t"] in set(ms[:3].tolist())  # the first report inside the last 24 h
+    page.select_option(".hz-replay-speed", "600")
+    page.click(".hz-replay-play")
+    page.wait_for_timeout(1500)
+    page.click(".hz-replay-play")  # pause
+    state = page.evaluate("window.hazmapPanel.replay()")
+    assert not state["playing"] and state["t"] > ms[0] + 300_000  # ≥ 5 min of track in 1.5 s at 600×
+    # the marker is where the stored track was at the replay's time
+    assert state["lon"] == pytest.approx(np.interp(state["t"], ms, lon), abs=1e-6)
+    assert state["lat"] == pytest.approx(np.interp(state["t"], ms, lat), abs=1e-6)
+    page.screenshot(path=str(SCREENSHOTS / "drilldown_replay.png"))
