@@ -30,11 +30,9 @@
         if (!focus || focus.lon === undefined) { return; }
         drawn.id = focus.id;
         var centre = L.latLng(focus.lat, focus.lon);
-        var bounds = L.latLngBounds(centre, centre);
         if (focus.route && focus.route.length > 1) {
             var line = L.polyline(focus.route.map(function (xy) { return [xy[1], xy[0]]; }), STYLE.route);
             group.addLayer(line);
-            bounds.extend(line.getBounds());
             drawn.route = focus.route.length;
         }
         (focus.circles || []).forEach(function (c) {
@@ -42,12 +40,9 @@
             group.addLayer(circle);
             drawn.circles.push({kind: c.kind, radius_m: c.radius_m});
         });
-        if (drawn.circles.length) { bounds.extend(centre.toBounds(2 * drawn.circles[drawn.circles.length - 1].radius_m)); }
-        if (drawn.route || drawn.circles.length) {
-            map.fitBounds(bounds, {padding: [40, 40], maxZoom: 15});
-        } else if (!map.getBounds().pad(-0.1).contains(centre)) {
-            map.panTo(centre);  // keep the officer's zoom; move only when the entity is out of sight
-        }
+        // Keep the officer's view: move (at the same zoom) only when the entity is out of sight, as
+        // after a related link; a click on the map leaves the map where it is.
+        if (!map.getBounds().pad(-0.1).contains(centre)) { map.panTo(centre, {animate: false}); }
     }
 
     // Track replay (a truck's 24 h from the store, focus.track = [[epoch_ms, lon, lat], ...]): a slider
@@ -77,7 +72,9 @@
         var line = L.polyline(track.map(function (p) { return [p[2], p[1]]; }),
             {color: "#b3e5fc", weight: 2, opacity: 0.7, interactive: false});
         group.addLayer(line);
-        if (drawn.id === null) { map.fitBounds(line.getBounds(), {padding: [40, 40], maxZoom: 15}); } // no live position
+        if (drawn.id === null && !map.getBounds().intersects(line.getBounds())) { // no live position, out of sight
+            map.panTo(line.getBounds().getCenter(), {animate: false});
+        }
         var marker = L.circleMarker([track[0][2], track[0][1]],
             {radius: 7, color: "#fff", weight: 2, fillColor: "#ff8c1a", fillOpacity: 1, interactive: false});
         group.addLayer(marker);
