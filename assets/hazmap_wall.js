@@ -229,7 +229,43 @@
         }
     });
 
+    // --- the link to the server (self-healing, said in the header) ----------------------------------
+    // assets/hazmap_live.js keeps polling through failures and, after a server restart, gets a full
+    // frame (its version is unknown to the new server). Here the header says so: "reconnecting"
+    // while polls fail, "resynced" for a while once they succeed again; never a dialog.
+    var link = {state: "ok", lastFailures: 0, lastPolls: 0, since: 0};
+    var LINK_TEXTS = {zh: {down: "连接中断，正在重连", back: "已重新连接并同步"},
+        en: {down: "Connection lost, reconnecting", back: "Reconnected and resynced"}};
+
+    function showLink(state) {
+        link.state = state;
+        link.since = Date.now();
+        var right = document.querySelector(".hz-header-right");
+        if (!right) { return; }
+        var span = document.getElementById("hz-link-status");
+        if (!span) {
+            span = document.createElement("span");
+            span.id = "hz-link-status";
+            right.insertBefore(span, right.firstChild);
+        }
+        var root = document.querySelector(".hz-root"), lang = root && root.lang === "en" ? "en" : "zh";
+        span.className = "hz-link-status hz-link-" + state;
+        span.textContent = state === "ok" ? "" : LINK_TEXTS[lang][state];
+    }
+
+    setInterval(function () {
+        var live = window.hazmapLive;
+        if (!live) { return; }
+        var failed = live.failures > link.lastFailures, polled = live.polls > link.lastPolls;
+        link.lastFailures = live.failures;
+        link.lastPolls = live.polls;
+        if (failed && !polled && link.state !== "down") { showLink("down"); }
+        else if (polled && !failed && link.state === "down") { showLink("back"); }
+        else if (link.state === "back" && Date.now() - link.since > 15000) { showLink("ok"); }
+    }, 1000);
+
     window.hazmapWall = Object.freeze({
+        link: function () { return link.state; },
         searches: function () { return searches; },
         opened: function () { return opened; },
         ticker: function () {

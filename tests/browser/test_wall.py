@@ -344,3 +344,21 @@ def test_a_new_red_incident_flashes_in_the_ticker_and_its_click_opens_it(page, i
     page.locator(".hz-incidents-mute").click()
     assert page.evaluate("window.hazmapWall.ticker().muted") is True
     assert_no_console_errors(console)
+
+
+# -- self-healing (assets/hazmap_wall.js, assets/hazmap_live.js) -----------------------------------
+
+
+def test_a_network_drop_is_said_in_the_header_and_healed(page, live_app, console):  # noqa: F811
+    page.goto(live_app.url)
+    page.wait_for_function("window.hazmapLive && window.hazmapLive.polls > 0", timeout=LOAD_TIMEOUT_MS)
+    page.route("**/live/**", lambda route: route.abort())  # the network drops under the live feed
+    page.wait_for_function("window.hazmapWall.link() === 'down'", timeout=LOAD_TIMEOUT_MS)
+    assert page.locator("#hz-link-status").inner_text() == "连接中断，正在重连"
+    assert page.locator(".hz-map .leaflet-pane").count() > 0  # the map stays, no dialog
+    page.unroute("**/live/**")
+    page.wait_for_function("window.hazmapWall.link() === 'back'", timeout=LOAD_TIMEOUT_MS)
+    assert page.locator("#hz-link-status").inner_text() == "已重新连接并同步"
+    assert page.evaluate("window.hazmapLive.trucks") == len(live_app.feed.snapshot().positions)
+    # failed fetches log as console errors in Chromium: those of the dropped /live/ polls are expected
+    assert [e for e in console.unexpected() if "/live/" not in e and "ERR_FAILED" not in e] == []
