@@ -420,6 +420,12 @@ def test_clicking_a_moving_truck_draws_its_trail_until_the_panel_closes(page, li
         click_truck(page, other)
         shown = wait_for_trail(page, other, version)
         assert shown["n"] == len(feed.snapshot().trail(other)) == 1
+        # The drill-down panel takes the map to its entity when it arrives: let it arrive before
+        # the view is moved away, as an officer reads the panel first.
+        page.wait_for_function(
+            """(id) => { const n = document.querySelector('#hz-panel-body .hz-panel-focus');
+                         return n !== null && JSON.parse(n.getAttribute('data-focus')).id === id; }""",
+            arg=other, timeout=10_000, polling=100)
 
         # The panel closed: no trail is selected or drawn.
         centre_on(page, feed.home[0], zoom=15)
