@@ -15,7 +15,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from app.cli import UserError, _load_world, _open_store, _parse_time, _settings, bench_cli, cli
+from app.cli import UserError, _audit_cli, _load_world, _open_store, _parse_time, _settings, bench_cli, cli
 
 WINDOW_S = 1800.0  # a truck is present at T when its newest ping is at most this old (as `hazmap grid`)
 
@@ -144,6 +144,8 @@ def snapshot_command(
     finally:
         store.close()
     paths = write_snapshot(snap, out, wanted)
+    _audit_cli(settings, "export", str(out), {"what": "snapshot", "area": snap.area.name,
+                                              "at": snap.at.isoformat(), "formats": list(paths)})
     if snap.area.note:
         typer.echo(f"note: {snap.area.note}", err=True)
     f = snap.figures
@@ -177,6 +179,7 @@ def briefing_command(
     finally:
         store.close()
     paths = write_briefing(brief, out, wanted)
+    _audit_cli(settings, "export", str(out), {"what": "briefing", "day": day.isoformat(), "formats": list(paths)})
     f = brief.figures
     typer.echo(f"briefing {day}: {f['incidents']} incidents, handling rate {f['handling_rate']:.1%}, "
                f"{len(brief.key_attention)} key attention, {len(brief.suggested_attention)} suggested attention")
@@ -265,4 +268,5 @@ def incident_record_command(
     tmp = path.with_suffix(".pdf.part")
     tmp.write_bytes(data)
     tmp.replace(path)
+    _audit_cli(settings, "export", str(path), {"what": "incident_record", "incident": incident_id})
     typer.echo(f"  pdf: {path}")

@@ -129,7 +129,19 @@ def may_export(user) -> bool:
     return user is None or (can(user, "export") and scope(user) is None)
 
 
-def add_snapshot_callbacks(web, settings, world, live) -> None:
+def _audit_export(people, what: str, name: str) -> None:
+    """Every export goes to the audit log (who, from where, what)."""
+    if people is None:  # a screen without logins keeps no audit log
+        return
+    from app.auth import client_address, current_user
+    from data.people import Actor
+
+    user = current_user()
+    actor = Actor.of(user, client_address()) if user is not None else Actor("-", None, client_address())
+    people.record(actor, "export", name, details={"what": what, "via": "screen"})
+
+
+def add_snapshot_callbacks(web, settings, world, live, people=None) -> None:
     from dash import Input, Output, State, dcc, no_update
 
     from spatial.snapshot import AreaError
@@ -146,6 +158,7 @@ def add_snapshot_callbacks(web, settings, world, live) -> None:
         except AreaError as exc:
             text = _t("draw_first", language) if "draw an area" in str(exc) else str(exc)
             return no_update, text
+        _audit_export(people, "snapshot", name)
         return dcc.send_bytes(data, name), name
 
     @web.callback(Output(BRIEFING_DOWNLOAD_ID, "data"), Output(STATUS_ID, "children", allow_duplicate=True),
@@ -161,4 +174,5 @@ def add_snapshot_callbacks(web, settings, world, live) -> None:
             name, data = export_briefing(settings, world, day_text, now=feed_now(live))
         except (ValueError, UserError) as exc:
             return no_update, str(exc)
+        _audit_export(people, "briefing", name)
         return dcc.send_bytes(data, name), name

@@ -139,7 +139,7 @@ def create_app(settings: Settings, world: World, world_version: str, live=None, 
         install_api(web, people, world, settings)
     web.layout = screen.layout
     _add_callbacks(web, screen)
-    add_snapshot_callbacks(web, settings, world, live)
+    add_snapshot_callbacks(web, settings, world, live, people)
     return web
 
 

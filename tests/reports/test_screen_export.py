@@ -81,3 +81,26 @@ def test_who_may_export():
     assert not may_export(User("kiosk", "kiosk"))  # read-only wall
     assert not may_export(User("admin", "admin"))
     assert not may_export(User("plant", "enterprise", enterprise_id="ENT-000001"))  # would see others' items
+
+
+def test_a_screen_export_is_audited_with_its_user_and_address(stored):
+    """Issue 14: every export is in the audit log; the screen's downloads name who and from where."""
+    import flask
+
+    from app.screen_reports import _audit_export
+    from data.people import PeopleStore, User
+    from data.store import Store
+
+    with Store.open(stored["url"]) as store:
+        people = PeopleStore(store)
+        before = len(people.read_audit())
+        app = flask.Flask(__name__)
+        with app.test_request_context("/", environ_base={"REMOTE_ADDR": "127.0.0.5"}):
+            flask.g.hazmap_user = User("duty1", "duty_officer", None, None)
+            _audit_export(people, "snapshot", "snapshot_北仑区.zip")
+        rows = people.read_audit()
+    assert len(rows) == before + 1
+    row = rows.iloc[-1]
+    assert (row["actor"], row["role"], row["address"], row["action"], row["target"]) == (
+        "duty1", "duty_officer", "127.0.0.5", "export", "snapshot_北仑区.zip")
+    assert row["details"] == {"what": "snapshot", "via": "screen"}

@@ -228,3 +228,20 @@ def test_postgis_gives_the_same_snapshot(stored, postgis_url, tmp_path):
         assert result.exit_code == 0, result.output + repr(result.exception)
         figures[name] = json.loads(next((tmp_path / name).glob("*.geojson")).read_text(encoding="utf-8"))["figures"]
     assert figures["postgis"] == figures["sqlite"]
+
+
+def test_every_export_is_in_the_audit_log(stored, exported, tmp_path):
+    """Issue 14: every export is audited (who, what, where to) — snapshots, briefings, records."""
+    from data.people import PeopleStore
+    from data.store import Store
+
+    result = run(stored, "briefing", "--date", "2026-11-02", "--formats", "xlsx", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    with Store.open(stored["url"]) as store:
+        rows = PeopleStore(store).read_audit()
+    exports = rows[rows["action"] == "export"]
+    whats = [d["what"] for d in exports["details"]]
+    assert "snapshot" in whats and "briefing" in whats
+    snapshot = exports[[w == "snapshot" for w in whats]].iloc[-1]
+    assert snapshot["target"] == str(exported["pdf"].parent) and snapshot["details"]["area"] == "北仑区"
+    assert set(snapshot["details"]["formats"]) == {"pdf", "png", "xlsx", "geojson", "html"}
