@@ -107,19 +107,27 @@ def test_demo_builds_the_world_and_brings_the_city_to_life(tmp_path):
             assert time.monotonic() < deadline, "no truck reported"
             time.sleep(0.5)
             first = _get_json(f"{base}/state?since=0")
-        time.sleep(4)
-        second = _get_json(f"{base}/state?since=0")
-        assert second["version"] > first["version"] and second["newest_ms"] > first["newest_ms"]
 
         def positions(frame):
             idx_dtype = "<u2" if static["vehicles"]["index_bytes"] == 2 else "<u4"
             t = frame["trucks"]
             return dict(zip(_decode(t["idx"], idx_dtype), zip(_decode(t["lon"], "<u2"), _decode(t["lat"], "<u2"))))
 
-        a, b = positions(first), positions(second)
+        # The city comes to life: within a minute of wall time (hours of a 300x simulation; the
+        # demo's first minutes also start its responders and sender) most trucks have reported and
+        # some have moved.
+        a, moved, second = positions(first), [], first
+        settle = time.monotonic() + 60
+        while time.monotonic() < settle:
+            time.sleep(2)
+            second = _get_json(f"{base}/state?since=0")
+            b = positions(second)
+            moved = [i for i in a.keys() & b.keys() if a[i] != b[i]]
+            if moved and len(b) > 0.5 * static["vehicles"]["n"]:
+                break
+        assert second["version"] > first["version"] and second["newest_ms"] > first["newest_ms"]
         assert len(b) > 0.5 * static["vehicles"]["n"]
-        moved = [i for i in a.keys() & b.keys() if a[i] != b[i]]
-        assert moved, "no truck moved in 4 s of a 300× simulation"
+        assert moved, "no truck moved in a minute of a 300× simulation"
         statuses = _decode(second["points"]["status"], "u1")
         assert (statuses > 0).mean() > 0.5  # most points have reported (status known)
 
