@@ -124,6 +124,7 @@ def create_app(settings: Settings, world: World, world_version: str, live=None, 
     _add_grid_route(web, world_version, screen.grid)
     _add_language_route(web)
     ops = add_ops_routes(web, settings, world, live)  # /api/health, /api/ready, /metrics, request ids
+    web.server.extensions["hazmap_ops"] = ops  # Flask's place for an app's own objects
     # the live header's incident figures (layers/header.py), when the monitor runs the incident processor
     screen.today_incidents = (_TodayIncidentFigures(settings.resolved_database_url, world)
                               if getattr(ops, "incidents", None) is not None else None)

@@ -38,6 +38,20 @@ import numpy as np
 import pandas as pd
 import shapely
 
+# Debian's Chromium, never a browser Playwright downloads; the flags the test suite uses too.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def _chromium() -> str:
+    import shutil
+
+    path = shutil.which("chromium") or (CHROMIUM if Path(CHROMIUM).exists() else None)
+    if path is None:
+        raise SystemExit("hazmap bench map needs Debian's Chromium: apt-get install chromium")
+    return path
+
 FLEETS = (3419, 15000)
 TICK_S = 2.0
 MOVING_SHARE = 2 / 30
@@ -163,8 +177,6 @@ PAN_JS = """async (pans) => {
 
 def measure(browser, url: str, world, canvas_layers: tuple[str, ...], trucks: int, ticks: int, pans: int,
             feed: bool = True) -> dict:
-    from tests.services import CHROMIUM_ARGS  # noqa: F401 - the browser is launched with them
-
     from layers.catalog import LAYERS
 
     context = browser.new_context(viewport={"width": 1920, "height": 1080}, device_scale_factor=1)
@@ -210,7 +222,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     from data.demo import build_world
     from data.reference import load_chemicals
     from layers.static_canvas import CANVAS_LAYERS
-    from tests.services import CHROMIUM_ARGS, chromium_path
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     started = time.perf_counter()
@@ -221,7 +232,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
           f"vehicles={len(world.vehicles)} (built in {time.perf_counter() - started:.1f} s)")
     figures: dict[str, float] = {}
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
         try:
             # the anchor first: the static layers as GeoJSON circle markers, no live feed
             server = serve(world, None, canvas=False)

@@ -341,8 +341,9 @@ def click_truck(page, vehicle_id: str) -> None:
 
 
 def is_trail_colour(rgba: list[int]) -> bool:
-    """The trail's colour at full strength (the newest part), to a rounding step or two."""
-    return rgba[3] >= 250 and all(abs(a - b) <= 3 for a, b in zip(rgba[:3], _rgb(TRAIL_COLOR)))
+    """The trail's colour near full strength: the newest part, which fades a few steps with age
+    (how many pings lie behind depends on when the feed was paused; seen: 222 for 229)."""
+    return rgba[3] >= 240 and all(abs(a - b) <= 10 for a, b in zip(rgba[:3], _rgb(TRAIL_COLOR)))
 
 
 def settled(page, feed: ScriptedFeed) -> int:
