@@ -113,8 +113,13 @@ def world_build(
         raise UserError(f"--scale must be in (0, 1], got {scale}")
     world = build_world(seed=seed, scale=scale, chemicals=load_chemicals())
     store = _open_store(settings, upgrade=True)
-    try:
-        store.replace_world(world)
+    from app.cli_people import _cli_actor
+    from data.people import PeopleStore
+
+    details = {"seed": int(seed), "scale": float(scale), "routing": int(len(world.routing))}
+    try:  # a new world is a new routing table: audited in the transaction that stores it
+        store.replace_world(world, audit=lambda connection: PeopleStore.audit(
+            connection, _cli_actor(), "world.build", "demo", details=details))
     finally:
         store.close()
     typer.echo(json.dumps(world.counts(), ensure_ascii=False))
@@ -157,13 +162,17 @@ def world_import(
     crs_name: Literal["wgs84", "gcj02"] = crs  # type: ignore[assignment]
     world = import_world(source, crs=crs_name, chemicals=load_chemicals())
     store = _open_store(_settings(ctx), upgrade=True)
+    # the world carries the departments and the routing table: a routing change, audited in the
+    # transaction that replaces the world (both land or neither)
+    from app.cli_people import _cli_actor
+    from data.people import PeopleStore
+
+    details = {"routing": int(len(world.routing)), "departments": int(len(world.departments))}
     try:
-        store.replace_world(world)
+        store.replace_world(world, audit=lambda connection: PeopleStore.audit(
+            connection, _cli_actor(), "world.import", str(source), details=details))
     finally:
         store.close()
-    # the world carries the departments and the routing table: a routing change is audited
-    _audit_cli(_settings(ctx), "world.import", str(source), {"routing": int(len(world.routing)),
-                                                             "departments": int(len(world.departments))})
     typer.echo(json.dumps(world.counts(), ensure_ascii=False))
 
 

@@ -975,6 +975,9 @@ class IncidentStore:
             if len(new):
                 self._refresh_status(connection, new["incident_id"].unique().tolist(), version, now)
             self._log(connection, transitions, outbox, _now())
+            from data.people import audit_system  # the system's escalations audited in their own transaction
+
+            audit_system(connection, transitions)
         return EscalationResult(escalated=int(len(up)), reminded=int(len(again)))
 
     def append_history(self, connection: sa.Connection, incident_id: str, action: str, actor: str, at,

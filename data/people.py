@@ -461,3 +461,20 @@ class PeopleStore:
         if limit is not None:
             frame = frame.iloc[::-1].reset_index(drop=True)
         return frame
+
+
+SYSTEM = Actor("system", "system", None)
+
+
+def audit_system(connection: sa.Connection, transitions: list[dict]) -> None:
+    """An audit row per incident transition the system made (escalations, the pushes to the
+    next recipient up, reminders), on the connection of the change: data/incidents.py calls it
+    inside escalate_overdue's transaction."""
+    if not transitions:
+        return
+    at = _now()
+    connection.execute(sa.insert(audit_log), [
+        {"at": at, "actor": SYSTEM.name, "role": SYSTEM.role, "address": None, "action": f"incident.{t['action']}",
+         "target": str(t["incident_id"]), "outcome": "ok",
+         "details": {"recipient_id": str(t["recipient_id"]), **(t.get("details") or {})}}
+        for t in transitions])

@@ -25,7 +25,7 @@ import datetime as dt
 import io
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -487,8 +487,9 @@ class Store:
 
     # --- the World ----------------------------------------------------------------------------
 
-    def replace_world(self, world: World) -> None:
-        """Replace every layer and child table in ONE transaction: on any error nothing changes."""
+    def replace_world(self, world: World, audit: Callable[[sa.Connection], None] | None = None) -> None:
+        """Replace every layer and child table in ONE transaction: on any error nothing changes.
+        `audit(connection)` writes the change's audit row inside that transaction (data/people.py)."""
         if not isinstance(world, World):
             raise StoreError(f"replace_world needs a World, got {type(world).__name__}")
         prepared = [(name, self._world_records(name, world.table(name))) for name in _WORLD_ORDER]
@@ -502,6 +503,8 @@ class Store:
                     connection.execute(self._insert_statement(name), records)
                 except sa.exc.IntegrityError as exc:
                     raise StoreError(f"replace_world: {name} refused, nothing was changed: {exc.orig}") from exc
+            if audit is not None:
+                audit(connection)
 
     def _world_records(self, name: str, frame: pd.DataFrame) -> list[dict]:
         spec = WORLD_SPECS[name]
