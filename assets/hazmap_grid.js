@@ -18,8 +18,8 @@
     "use strict";
 
     var hazmap = (window.hazmap = window.hazmap || {});
-    if (!window.L) {
-        console.error("hazmap: Leaflet (window.L) is not loaded before assets/hazmap_grid.js");
+    if (!window.L || !hazmap.CanvasLayer) {
+        console.error("hazmap: Leaflet and assets/hazmap_canvas.js are not loaded before assets/hazmap_grid.js");
         return;
     }
     var L = window.L;
@@ -81,43 +81,8 @@
     }
 
     // --- the canvas ------------------------------------------------------------------------------
-    var GridCanvas = L.Renderer.extend({
-        options: {padding: 0.1, pane: PANE},
-
-        _initContainer: function () {
-            var canvas = (this._container = document.createElement("canvas"));
-            canvas.className = "hz-grid-canvas";
-            canvas.style.pointerEvents = "none";
-            this._ctx = canvas.getContext("2d");
-        },
-
-        _destroyContainer: function () {
-            L.Util.cancelAnimFrame(this._drawRequest);
-            this._drawRequest = null;
-            L.DomUtil.remove(this._container);
-            delete this._ctx;
-        },
-
-        _update: function () {
-            if (this._map._animatingZoom && this._bounds) { return; }
-            L.Renderer.prototype._update.call(this);
-            var b = this._bounds, size = b.getSize(), m = window.devicePixelRatio || 1, canvas = this._container;
-            L.DomUtil.setPosition(canvas, b.min);
-            canvas.width = Math.round(m * size.x);
-            canvas.height = Math.round(m * size.y);
-            canvas.style.width = size.x + "px";
-            canvas.style.height = size.y + "px";
-            this._draw();
-        },
-
-        requestDraw: function () {
-            if (this._map && !this._drawRequest) {
-                this._drawRequest = L.Util.requestAnimFrame(function () {
-                    this._drawRequest = null;
-                    if (this._map) { this._draw(); }
-                }, this);
-            }
-        },
+    var GridCanvas = hazmap.CanvasLayer.extend({ // the lifecycle: assets/hazmap_canvas.js
+        options: {pane: PANE, className: "hz-grid-canvas"},
 
         // One path per band (few fills), hexagons outside the canvas skipped.
         _draw: function () {

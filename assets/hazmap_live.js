@@ -33,8 +33,8 @@
     "use strict";
 
     var hazmap = (window.hazmap = window.hazmap || {});
-    if (!window.L) {
-        console.error("hazmap: Leaflet (window.L) is not loaded before assets/hazmap_live.js");
+    if (!window.L || !hazmap.CanvasLayer) {
+        console.error("hazmap: Leaflet and assets/hazmap_canvas.js are not loaded before assets/hazmap_live.js");
         return;
     }
     var L = window.L;
@@ -303,51 +303,16 @@
     }
 
     // --- the canvas ------------------------------------------------------------------------------
-    var LiveCanvas = L.Renderer.extend({
-        options: {padding: 0.1, pane: PANE},
+    var LiveCanvas = hazmap.CanvasLayer.extend({ // the lifecycle: assets/hazmap_canvas.js
+        options: {pane: PANE, className: "hz-live-canvas"},
 
         initialize: function (options) {
-            L.Renderer.prototype.initialize.call(this, options);
+            hazmap.CanvasLayer.prototype.initialize.call(this, options);
             this.showTrucks = true;
             this.showPoints = true;
             // Layer points where each truck / point was last drawn (NaN: not drawn): the hit-test's input.
             this.truckXY = {x: new Float32Array(0), y: new Float32Array(0)};
             this.pointXY = {x: new Float32Array(0), y: new Float32Array(0)};
-        },
-
-        _initContainer: function () {
-            var canvas = (this._container = document.createElement("canvas"));
-            canvas.className = "hz-live-canvas";
-            canvas.style.pointerEvents = "none";
-            this._ctx = canvas.getContext("2d");
-        },
-
-        _destroyContainer: function () {
-            L.Util.cancelAnimFrame(this._drawRequest);
-            this._drawRequest = null;
-            L.DomUtil.remove(this._container);
-            delete this._ctx;
-        },
-
-        _update: function () {
-            if (this._map._animatingZoom && this._bounds) { return; }
-            L.Renderer.prototype._update.call(this);
-            var b = this._bounds, size = b.getSize(), m = window.devicePixelRatio || 1, canvas = this._container;
-            L.DomUtil.setPosition(canvas, b.min);
-            canvas.width = Math.round(m * size.x);
-            canvas.height = Math.round(m * size.y);
-            canvas.style.width = size.x + "px";
-            canvas.style.height = size.y + "px";
-            this._draw();
-        },
-
-        requestDraw: function () {
-            if (this._map && !this._drawRequest) {
-                this._drawRequest = L.Util.requestAnimFrame(function () {
-                    this._drawRequest = null;
-                    if (this._map) { this._draw(); }
-                }, this);
-            }
         },
 
         _draw: function () {

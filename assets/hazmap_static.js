@@ -25,8 +25,8 @@
     "use strict";
 
     var hazmap = (window.hazmap = window.hazmap || {});
-    if (!window.L) {
-        console.error("hazmap: Leaflet (window.L) is not loaded before assets/hazmap_static.js");
+    if (!window.L || !hazmap.CanvasLayer) {
+        console.error("hazmap: Leaflet and assets/hazmap_canvas.js are not loaded before assets/hazmap_static.js");
         return;
     }
     var L = window.L;
@@ -133,43 +133,8 @@
     }
 
     // --- the canvas ------------------------------------------------------------------------------
-    var StaticCanvas = L.Renderer.extend({
-        options: {padding: 0.1, pane: PANE},
-
-        _initContainer: function () {
-            var canvas = (this._container = document.createElement("canvas"));
-            canvas.className = "hz-static-canvas";
-            canvas.style.pointerEvents = "none";
-            this._ctx = canvas.getContext("2d");
-        },
-
-        _destroyContainer: function () {
-            L.Util.cancelAnimFrame(this._drawRequest);
-            this._drawRequest = null;
-            L.DomUtil.remove(this._container);
-            delete this._ctx;
-        },
-
-        _update: function () {
-            if (this._map._animatingZoom && this._bounds) { return; }
-            L.Renderer.prototype._update.call(this);
-            var b = this._bounds, size = b.getSize(), m = window.devicePixelRatio || 1, canvas = this._container;
-            L.DomUtil.setPosition(canvas, b.min);
-            canvas.width = Math.round(m * size.x);
-            canvas.height = Math.round(m * size.y);
-            canvas.style.width = size.x + "px";
-            canvas.style.height = size.y + "px";
-            this._draw();
-        },
-
-        requestDraw: function () {
-            if (this._map && !this._drawRequest) {
-                this._drawRequest = L.Util.requestAnimFrame(function () {
-                    this._drawRequest = null;
-                    if (this._map) { this._draw(); }
-                }, this);
-            }
-        },
+    var StaticCanvas = hazmap.CanvasLayer.extend({ // the lifecycle: assets/hazmap_canvas.js
+        options: {pane: PANE, className: "hz-static-canvas"},
 
         _draw: function () {
             if (!this._ctx) { return; }

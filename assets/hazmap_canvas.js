@@ -1,0 +1,62 @@
+/*
+ * The canvas lifecycle shared by hazmap's own canvas layers (assets/hazmap_live.js,
+ * hazmap_grid.js, hazmap_static.js, hazmap_vector.js): an L.Renderer, so Leaflet positions
+ * the canvas, pads it by `padding` beyond the view and scales it through zoom animations; the
+ * subclass sets `options.pane` and `options.className` and implements `_draw()` (all of its
+ * drawing, from its own arrays). `requestDraw()` coalesces redraws into one animation frame.
+ *
+ * Dash loads assets/ in alphabetical order after the component libraries (Leaflet included), so
+ * this file runs after Leaflet and before every hazmap_*.js that extends it.
+ */
+(function () {
+    "use strict";
+
+    var hazmap = (window.hazmap = window.hazmap || {});
+    if (!window.L) {
+        console.error("hazmap: Leaflet (window.L) is not loaded before assets/hazmap_canvas.js");
+        return;
+    }
+    var L = window.L;
+
+    hazmap.CanvasLayer = L.Renderer.extend({
+        options: {padding: 0.1, className: "hz-canvas"},
+
+        _initContainer: function () {
+            var canvas = (this._container = document.createElement("canvas"));
+            canvas.className = this.options.className;
+            canvas.style.pointerEvents = "none"; // clicks are hit-tested from arrays, by each layer
+            this._ctx = canvas.getContext("2d");
+        },
+
+        _destroyContainer: function () {
+            L.Util.cancelAnimFrame(this._drawRequest);
+            this._drawRequest = null;
+            L.DomUtil.remove(this._container);
+            delete this._ctx;
+        },
+
+        // After a pan or zoom ends (not during a zoom animation: Leaflet scales the old canvas).
+        _update: function () {
+            if (this._map._animatingZoom && this._bounds) { return; }
+            L.Renderer.prototype._update.call(this);
+            var b = this._bounds, size = b.getSize(), m = window.devicePixelRatio || 1, canvas = this._container;
+            L.DomUtil.setPosition(canvas, b.min);
+            canvas.width = Math.round(m * size.x);
+            canvas.height = Math.round(m * size.y);
+            canvas.style.width = size.x + "px";
+            canvas.style.height = size.y + "px";
+            this._draw();
+        },
+
+        requestDraw: function () {
+            if (this._map && !this._drawRequest) {
+                this._drawRequest = L.Util.requestAnimFrame(function () {
+                    this._drawRequest = null;
+                    if (this._map) { this._draw(); }
+                }, this);
+            }
+        },
+
+        _draw: function () {}
+    });
+})();
