@@ -30,7 +30,7 @@ import dash
 import dash_leaflet as dl
 import flask
 import pandas as pd
-from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html
+from dash import ALL, MATCH, ClientsideFunction, Input, Output, State, ctx, dcc, html
 from dash_extensions.javascript import Namespace
 
 from app.i18n import COUNTED_LAYERS, other_language, ui
@@ -50,6 +50,8 @@ from layers.catalog import (
 from layers.details import FeatureDetails, FeatureDirectory
 from layers.panels import BACK_N as PANEL_BACK_N, HISTORY_TYPE as PANEL_HISTORY_TYPE
 from layers.panels import KINDS as PANEL_KINDS, build_panel, next_history
+from layers.panels.impact import LAYER as IMPACT_LAYER, TEXTS_TYPE as IMPACT_TEXTS_TYPE, TICK_TYPE as IMPACT_TICK_TYPE
+from layers.panels.impact import build as build_impact, texts_table as impact_texts_table
 from layers.grid import GRID_ITEM_TYPE, GRID_TITLE, GridFeed, grid_legend, panel_children as grid_panel_children
 from layers.grid import screen_config as grid_screen_config
 from layers.live import (
@@ -435,6 +437,16 @@ def _drill_panel(screen: "_Screen", layer: str, feature_id: str, language: str, 
     return build_panel(layer, data, language, next_history(history, layer, feature_id, back), head, actions)
 
 
+def _impact_panel(screen: "_Screen", feature_id: str, language: str, history: list, back: bool,
+                  actions: tuple[str, ...] = ()) -> list:
+    """The impact view of a truck, a hazard source or an incident about one (data/incident_view.py)."""
+    from data.incident_view import impact_view
+
+    live = _snapshot(screen.live) if screen.live is not None else None
+    data = impact_view(screen.world, feature_id, live=live, store=getattr(screen, "store", None))
+    return build_impact(data, language, next_history(history, IMPACT_LAYER, feature_id, back), actions)
+
+
 def _incident_actions(incident_id: str) -> tuple[str, ...]:
     """What the request's user may do on the incident (app/permissions.py, as the REST API asks);
     LookupError when it may not see it. A screen without people shows incidents read-only."""
@@ -543,9 +555,14 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
         else:
             return [], "hz-panel"
         try:
-            incident_actions = _incident_actions(feature_id) if layer == "incidents" else ()  # LookupError: not yours
-            if layer != "incidents" and not may_see(feature_id):  # the roles (app/permissions.py): not found
+            about_incident = layer == "incidents" or feature_id.startswith("INC-")  # an impact view may name one
+            incident_actions = _incident_actions(feature_id) if about_incident else ()  # LookupError: not yours
+            if not about_incident and not may_see(feature_id):  # the roles (app/permissions.py): not found
                 raise LookupError(feature_id)
+            if layer == IMPACT_LAYER:  # a truck's or hazard source's impact view (layers/panels/impact.py)
+                back = bool(isinstance(value, dict) and value.get("back"))
+                return _impact_panel(screen, feature_id, language, history[0] if history else [], back,
+                                     incident_actions), "hz-panel hz-open"
             if layer in PANEL_KINDS:  # a drill-down panel (layers/panels/, data/drilldown.py)
                 back = bool(isinstance(value, dict) and value.get("back"))
                 return _drill_panel(screen, layer, feature_id, language, history[0] if history else [], back,
@@ -555,6 +572,20 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
             return [html.P(ui("not_found", language))], "hz-panel hz-open"
         live = live_rows(_snapshot(screen.live), layer, feature_id, language) if screen.live is not None else []
         return _panel_children(details, live, language), "hz-panel hz-open"
+
+    @web.callback(Output({"type": IMPACT_TEXTS_TYPE, "id": MATCH}, "children"),
+                  Input({"type": IMPACT_TICK_TYPE, "id": MATCH}, "n_intervals"), State("hz-language", "data"),
+                  prevent_initial_call=True)
+    def impact_texts(_n, language):
+        """The impact view's texts to the driver, refreshed: the terminal's answer shows when it comes."""
+        from data.incident_view import driver_texts
+
+        incident_id = str(ctx.triggered_id["id"])
+        try:
+            _incident_actions(incident_id)  # LookupError: not the user's to see
+        except LookupError:
+            raise dash.exceptions.PreventUpdate from None
+        return impact_texts_table(driver_texts(getattr(screen, "store", None), incident_id), language)
 
     if screen.live is not None:
         @web.callback(Output("hz-deliveries", "children"), Input("hz-deliveries-tick", "n_intervals"),

@@ -310,7 +310,9 @@ def incident(world: World, incident_id: str, *, live: LiveState | None = None, s
         shown = IncidentStore(store, world).show(incident_id)
     except IncidentError as exc:
         raise LookupError(str(exc)) from None
-    return {**shown, "now": _now(live, now)}
+    from data.incident_view import evidence  # what the map draws for it (assets/hazmap_evidence.js)
+
+    return {**shown, "now": _now(live, now), "evidence": evidence(world, shown["incident"], store)}
 
 
 GATHERERS["incidents"] = incident

@@ -2,7 +2,10 @@
 its recipients with their states, its history, and the actions the user's role allows (sign,
 dispose with note and outcome, supervise, close, text the driver). The buttons post to the REST
 API (assets/hazmap_panel.js), so the one permission function, validation and audit decide and
-record; the screen only offers what `actions` says is allowed."""
+record; the screen only offers what `actions` says is allowed. Its evidence (data/incident_view.py)
+rides in a hidden `.hz-evidence` element that assets/hazmap_evidence.js draws on the map; a
+monitoring point's readings around its alarm are charted here; a truck's or a point's incident links
+to its impact view (layers/panels/impact.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import pandas as pd
 from dash import dcc, html
 
 from layers.panels.common import LINK_TYPE, Links, fields, frame_, local_time, section, table
+from layers.panels.impact import open_link
 from layers.style import Text, text
 
 L: dict[str, Text] = {
@@ -22,6 +26,7 @@ L: dict[str, Text] = {
     "history": ("处置记录", "History"), "actions": ("处置", "Actions"), "note": ("备注", "Note"),
     "outcome": ("处置结果", "Outcome"), "message": ("短信内容", "Message"),
     "deadline": ("督办期限 (小时)", "Supervision deadline (h)"),
+    "readings": ("报警前后读数", "Readings around the alarm")
 }
 ACTION_LABELS: dict[str, Text] = {
     "sign": ("签收", "Sign"), "dispose": ("处置", "Dispose"), "close": ("办结", "Close"),
@@ -52,13 +57,39 @@ def _evidence_rows(evidence: dict) -> list[tuple[str, str]]:
 
 
 def _focus(row: dict) -> dict:
+    """Where the map goes; what the incident shows on it is its evidence (assets/hazmap_evidence.js)."""
     focus = {"layer": "incidents", "id": str(row["id"])}
     if row.get("lon") is not None and np.isfinite(row["lon"]):
         focus["lon"], focus["lat"] = float(row["lon"]), float(row["lat"])
-        radius = (row.get("evidence") or {}).get("radius_m") or (row.get("evidence") or {}).get("erg_radius_m")
-        if isinstance(radius, (int, float)) and np.isfinite(radius):
-            focus["circles"] = [{"radius_m": float(radius), "kind": "protective"}]
     return focus
+
+
+EVIDENCE_CLASS = "hz-evidence"  # a hidden Div: data-evidence, read by assets/hazmap_evidence.js
+MAP_ONLY = ("readings", "point_row")  # gathered for the panel's chart, not sent to the map
+
+
+def _evidence_on_map(drawn: dict | None) -> html.Div | None:
+    if not drawn:
+        return None
+    payload = {k: v for k, v in drawn.items() if k not in MAP_ONLY}
+    return html.Div(className=EVIDENCE_CLASS, hidden=True,
+                    **{"data-evidence": json.dumps(payload, separators=(",", ":"), default=str)})
+
+
+def _readings_chart(drawn: dict, language: str) -> list:
+    """A point's readings around its alarm, with its level 1 and 2 lines."""
+    from layers.panels.charts import graph, readings_figure
+    from layers.panels.common import nothing
+    from layers.panels.monitoring_point import alarm_levels
+
+    readings = drawn.get("readings")
+    point = drawn.get("point_row")
+    level_1, level_2 = alarm_levels(point) if point is not None else (None, None)
+    unit = str(point["unit"]) if point is not None else ""
+    chart = graph(readings_figure(readings["epoch_ms"], readings["value"], unit, level_1, level_2, language),
+                  "incident-readings") if readings is not None and len(readings) else nothing(language)
+    return section(L["readings"], language, html.Div(chart, className="hz-incident-readings"),
+                   count=0 if readings is None else len(readings))
 
 
 def _stamp(value) -> str:
@@ -79,9 +110,17 @@ def build(data: dict, language: str, history: list, actions: tuple[str, ...] = (
         (text(L["subject"], language), links.to(layer, subject) if layer else subject),
         (text(L["first"], language), _stamp(row["first_time"])), (text(L["last"], language), _stamp(row["last_time"])),
     ])]
+    drawn = data.get("evidence")
+    if subject.startswith(("VEH-", "MP-")):  # a truck's cargo, or the point's hazard source, in trouble
+        body.append(open_link(links, str(row["id"]), language))
+    if drawn and drawn.get("kind") == "point_alarm":
+        body += _readings_chart(drawn, language)
     evidence = _evidence_rows(row.get("evidence") or {})
     if evidence:
         body += section(L["evidence"], language, fields(evidence))
+    shown = _evidence_on_map(drawn)
+    if shown is not None:
+        body.append(shown)
     recipients = data["recipients"]
     body += section(L["recipients"], language, table(
         ["", text(L["status"], language), text(("签收", "Signed"), language)],
@@ -115,4 +154,4 @@ def _action_form(incident_id: str, actions: tuple[str, ...], language: str) -> l
             html.Div(id="hz-incident-result", className="hz-incident-result")]
 
 
-__all__ = ["ACTION_TYPE", "LINK_TYPE", "build", "subject_layer"]
+__all__ = ["ACTION_TYPE", "EVIDENCE_CLASS", "LINK_TYPE", "build", "subject_layer"]
