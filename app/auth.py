@@ -64,7 +64,8 @@ class Auth:
         self.people = people
         self.settings = settings
         self.prefix = prefix.rstrip("/")
-        self.csp = _csp(settings.tile_url)
+        tiles = settings.basemap_layers()  # the basemap preset's tile server (none offline)
+        self.csp = _csp(tiles[0]["url"] if tiles else "")
 
     # -- who is asking ------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 DEFAULT_VAR_DIR = Path("var")
@@ -25,11 +25,23 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="address the web app listens on")
     port: int = Field(8050, description="port of the web app")
-    tile_url: str = Field(
-        "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
-        description="basemap tile URL (WGS-84 / Web Mercator tiles: OSM, Tianditu with its key, an internal server)",
+    # the basemap (layers/display_crs.py); whatever it is, the land, district outlines and coast are drawn
+    basemap: Literal["none", "osm", "tianditu", "custom"] = Field(
+        "none",
+        description="basemap preset: 'none' (offline: no tile request at all; the land, district outlines and "
+        "coast still orient), 'osm' (OpenStreetMap), 'tianditu' (the national basemap, CGCS2000; needs "
+        "tianditu_key), 'custom' (tile_url; setting tile_url alone selects it)",
     )
-    tile_attribution: str = Field("© OpenStreetMap contributors", description="basemap attribution")
+    tile_url: str = Field(
+        "", description="the custom basemap's tile URL with {z}, {x}, {y} (and {s} for subdomains a, b, c), e.g. "
+        "an internal tile server"
+    )
+    tile_crs: Literal["wgs84", "gcj02"] = Field(
+        "wgs84", description="datum of the custom tiles: 'gcj02' for Chinese services such as AutoNavi (Amap); "
+        "every overlay and click is then drawn shifted WGS-84 -> GCJ-02 to match (OSM and Tianditu are WGS-84)"
+    )
+    tile_attribution: str = Field("", description="attribution of the custom basemap (the presets bring their own)")
+    tianditu_key: str = Field("", description="Tianditu API key (tk), needed by basemap = tianditu")
     world_seed: int = Field(20211, description="seed of the demo world")
     world_scale: float = Field(1.0, description="fraction of Ningbo's real counts in the demo world")
     language: str = Field("zh", description="screen language: zh or en")
@@ -130,6 +142,28 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @model_validator(mode="after")
+    def _check_basemap(self) -> "Settings":
+        if self.tile_url and self.basemap == "none":
+            self.basemap = "custom"  # a tile URL alone means: these tiles
+        if self.basemap == "custom" and not self.tile_url:
+            raise ValueError("basemap = custom needs tile_url (HAZMAP_TILE_URL)")
+        if self.basemap != "custom" and self.tile_url:
+            raise ValueError(f"tile_url is only for basemap = custom, not with basemap = {self.basemap}")
+        if self.tile_url and not all(part in self.tile_url for part in ("{z}", "{x}", "{y}")):
+            raise ValueError(f"tile_url must hold {{z}}, {{x}} and {{y}}, got {self.tile_url!r}")
+        if self.basemap == "tianditu" and not self.tianditu_key:
+            raise ValueError("basemap = tianditu needs tianditu_key (HAZMAP_TIANDITU_KEY)")
+        if self.tile_crs != "wgs84" and self.basemap != "custom":
+            raise ValueError(f"tile_crs = {self.tile_crs} is for basemap = custom; {self.basemap} tiles are WGS-84")
+        return self
+
+    def basemap_layers(self, language: str = "zh") -> list[dict]:
+        """The tile layers of the basemap (layers/display_crs.py tile_layers), none when offline."""
+        from layers.display_crs import tile_layers
+
+        return tile_layers(self.basemap, self.tile_url, self.tile_attribution, self.tianditu_key, language)
 
     @property
     def resolved_database_url(self) -> str:

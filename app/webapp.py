@@ -51,6 +51,7 @@ from layers.details import FeatureDetails, FeatureDirectory
 from layers.panels import BACK_N as PANEL_BACK_N, HISTORY_TYPE as PANEL_HISTORY_TYPE
 from layers.panels import KINDS as PANEL_KINDS, build_panel, next_history
 from layers.panels.impact import LAYER as IMPACT_LAYER, TEXTS_TYPE as IMPACT_TEXTS_TYPE, TICK_TYPE as IMPACT_TICK_TYPE
+from layers.display_crs import leaflet_crs
 from layers.panels.impact import build as build_impact, texts_table as impact_texts_table
 from layers.grid import GRID_ITEM_TYPE, GRID_TITLE, GridFeed, grid_legend, panel_children as grid_panel_children
 from layers.grid import screen_config as grid_screen_config
@@ -345,8 +346,8 @@ class _Screen:
             minZoom=7,
             maxZoom=18,
             children=[
-                dl.TileLayer(url=self.settings.tile_url, attribution=self.settings.tile_attribution,
-                             className="hz-tiles", maxZoom=18),
+                *[dl.TileLayer(className="hz-tiles", maxZoom=18, **tiles)
+                  for tiles in self.settings.basemap_layers(language)],  # none offline: no tile request
                 # Below the tiles: the land, a shade lighter than the sea (the map's background).
                 dl.Pane(name="hzland", children=dl.GeoJSON(
                     url=self.layer_url("land"), style=_js("landStyle"), interactive=False,
@@ -363,6 +364,7 @@ class _Screen:
                 dl.ZoomControl(position="bottomright"),
                 dl.ScaleControl(position="bottomright", imperial=False, maxWidth=240),
                 draw_control(),  # an area to export (app/screen_reports.py)
+            crs=leaflet_crs(self.settings.tile_crs),  # GCJ-02 tiles: everything drawn shifted (layers/display_crs.py)
             ],
         )
 
