@@ -3,7 +3,8 @@
  * puts it in a hidden .hz-evidence element of the panel as data-evidence): the track and the
  * approved route's corridor for a route deviation, the site and the ring of its radius for a stop
  * near a sensitive site, the zone crossed and the entry point for a restricted zone, the monitoring
- * point for its alarm, the truck's positions for the other rules. Drawn on one canvas renderer in
+ * point for its alarm, the truck's positions for the other rules; for the impact view, the sites inside
+ * its protective-action circle (the circles are hazmap_panel.js's). Drawn on one canvas renderer in
  * its own pane (a few shapes, no DOM markers), cleared when the panel closes or shows anything else.
  *
  * The impact view's "text the driver" button (layers/panels/impact.py) posts to the REST API here
@@ -94,6 +95,7 @@
             bounds.extend([p[1], p[0]]);
         });
         var where = e.point || e.entry || e.at;
+        if (e.kind === "impact") { where = e.at; }
         if (e.point) { drawn.point = e.point; }
         if (e.entry) { drawn.entry = e.entry; }
         if (where) {
@@ -101,8 +103,18 @@
             drawn.marker = where;
             bounds.extend([where[1], where[0]]);
         }
-        // Bring the evidence into view at the same zoom when none of it is in sight (the officer's view is kept otherwise).
-        if (bounds.isValid() && !map.getBounds().intersects(bounds)) { map.panTo(bounds.getCenter(), {animate: false}); }
+        if (e.reach_m && where) {  // the impact view: its protective-action circle (drawn by hazmap_panel.js)
+            bounds.extend(L.latLng(where[1], where[0]).toBounds(2 * e.reach_m));
+            (e.sites || []).forEach(function (p) { add(L.circleMarker([p[1], p[0]], shape("position"))); });
+            drawn.sites = (e.sites || []).length; drawn.reach_m = e.reach_m;
+        }
+        // The officer opened the incident to see this: fit it beside the panel (a 200 m corridor or a
+        // site's radius is invisible at the city's zoom), no closer than a street.
+        if (bounds.isValid()) {
+            var panel = document.getElementById("hz-panel");
+            map.fitBounds(bounds, {paddingTopLeft: [40, 90], paddingBottomRight: [(panel ? panel.offsetWidth : 0) + 40, 40],
+                                   maxZoom: 16, animate: false});
+        }
     }
 
     var shown = null;

@@ -291,7 +291,9 @@ def impact_view(world: World, feature_id: str, *, live: LiveState | None = None,
     else:
         raise LookupError(f"no impact view for {feature_id!r}: a truck, a hazard source or an incident about one")
     trucks = loaded_trucks(world, live, at)
-    out.update(lon=lon, lat=lat, goods=goods,
-               impact=impact(world, lon, lat, goods["un_number"].astype(str).tolist(), at,
-                             trucks=trucks, exclude_ids=[subject]))
+    view = impact(world, lon, lat, goods["un_number"].astype(str).tolist(), at, trucks=trucks, exclude_ids=[subject])
+    inside = world.sensitive_sites.set_index("id").geometry.reindex(view.sites["id"])
+    points = shapely.point_on_surface(inside.to_numpy()) if len(inside) else np.array([], dtype=object)
+    out.update(lon=lon, lat=lat, goods=goods, impact=view,
+               site_points=np.round(shapely.get_coordinates(points), 6).tolist())  # the sites inside, for the map
     return out

@@ -10,6 +10,7 @@ import pandas as pd
 
 from layers.panels.charts import graph, readings_figure
 from layers.panels.common import Links, fields, frame_, incidents, nothing, number, section, table
+from layers.panels.impact import open_link
 from layers.panels.monitoring_point import alarm_levels
 from layers.style import Text, text
 
@@ -43,6 +44,7 @@ def build(data: dict, language: str, history: list) -> list:
         (text(L["distance"], language), _distance(view.distances, language)),
     ]
     body = [fields(rows)]
+    body.append(open_link(links, str(row["id"]), language))  # its impact view (layers/panels/impact.py)
     chemicals = data["chemicals"]
     name = "name_zh" if language == "zh" else "name_en"
     body += section(L["chemicals"], language, table(

@@ -21,6 +21,7 @@ LAYER = "impact"  # the panel's pseudo-layer: links {layer: "impact", id: VEH-�
 TEXTS_TYPE = "hz-impact-texts"  # pattern-matching ids: the texts' table and its refresh tick
 TICK_TYPE = "hz-impact-tick"
 TEXTS_REFRESH_MS = 3000
+EVIDENCE_CLASS = "hz-evidence"  # as layers/panels/incident.py: read by assets/hazmap_evidence.js
 L: dict[str, Text] = {
     "kind": ("影响范围", "Impact view"), "subject": ("对象", "Subject"), "incident": ("告警事件", "Incident"),
     "at": ("时间", "At"), "period": ("昼夜", "Day / night"), "cargo": ("货物 (UN)", "Cargo (UN)"),
@@ -167,6 +168,10 @@ def build(data: dict, language: str, history: list, actions: tuple[str, ...] = (
     body += _texting(data, actions, language)
     focus = {"layer": LAYER, "id": str(data["id"]), "lon": float(data["lon"]), "lat": float(data["lat"]),
              "circles": _circles(distances)}
+    if np.isfinite(distances.protective_m):  # assets/hazmap_evidence.js: the sites inside marked, the circle fitted
+        body.append(html.Div(className=EVIDENCE_CLASS, hidden=True, **{"data-evidence": json.dumps({
+            "id": str(data["id"]), "kind": LAYER, "at": [float(data["lon"]), float(data["lat"])],
+            "reach_m": float(distances.protective_m), "sites": data.get("site_points", [])}, separators=(",", ":"))}))
     return _frame(str(data["id"]), f"{text(L['kind'], language)} · {data.get('subject_name') or subject}",
                   language, history, focus, body)
 

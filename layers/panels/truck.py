@@ -11,6 +11,7 @@ from dash import html
 from layers.details import format_value
 from layers.panels.charts import graph, speed_figure
 from layers.panels.common import Links, fields, frame_, incidents, local_time, number, section, table
+from layers.panels.impact import open_link
 from layers.style import Text, text
 
 L: dict[str, Text] = {
@@ -44,6 +45,7 @@ def build(data: dict, language: str, history: list) -> list:
                  (text(L["last"], language), local_time(position["epoch_ms"]))]
     rows.append((text(L["limit"], language), number(data["speed_limit_kmh"], "km/h")))
     body = [fields(rows)]
+    body.append(open_link(links, str(row["id"]), language))  # its impact view (layers/panels/impact.py)
 
     focus: dict = {"layer": "vehicles", "id": str(row["id"])}
     if position is not None:
