@@ -55,6 +55,13 @@ def current_user() -> User | None:
     return getattr(flask.g, "hazmap_user", None)
 
 
+def request_visible():
+    """What the request's user may see (app/permissions.Scopes.visible): None when it sees
+    everything, and on a screen without people (no Scopes installed)."""
+    scopes = flask.current_app.extensions.get("hazmap_scopes") if flask.has_app_context() else None
+    return None if scopes is None else scopes.visible(current_user())
+
+
 def csrf_for(session_secret: str) -> str:
     return hmac.new(session_secret.encode(), b"hazmap-csrf", hashlib.sha256).hexdigest()
 

@@ -22,8 +22,11 @@ kind of thing at all" (a list, then filtered by `scope`).
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from data.people import ROLES, User
@@ -120,3 +123,135 @@ class Ownership:
 
     def owners(self, feature_id: str) -> frozenset[str]:
         return self.owner.get(str(feature_id), frozenset())
+
+
+# The city's context on the map: no enterprise owns a road, a district or a school, and no
+# incident routing narrows them. Anyone who may use the screen sees them (an admin too).
+PUBLIC_LAYERS = frozenset({"districts", "parks", "roads", "wash_stations", "parking_lots", "service_areas",
+                           "repair_shops", "sensitive_sites", "restricted_zones"})
+INCIDENTS = "incidents"  # the kind of visible_ids that lists incident ids
+
+
+@dataclass(frozen=True)
+class Visible:
+    """What one scoped user may see now: ids of the regulated world features (entities, hazard
+    sources, monitoring points, vehicles, waybills) and of incidents. `key` changes whenever
+    `features` does: the wall reloads its truck and point lists then."""
+
+    key: str
+    features: frozenset[str]
+    incidents: frozenset[str]
+    _masks: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def mask(self, name: str, ids: pd.Index) -> np.ndarray:
+        """Which of `ids` (a fixed list such as the live layer's vehicles, called `name`) are
+        visible, as one boolean array, computed once per Visible."""
+        found = self._masks.get(name)
+        if found is None or len(found) != len(ids):
+            found = np.asarray(ids.isin(list(self.features)), bool)
+            self._masks[name] = found
+        return found
+
+
+NOTHING = Visible("none", frozenset(), frozenset())
+
+
+class Scopes:
+    """THE scope decision: which features and incidents each user may see, as sets (never a
+    call per row), for the screen's routes and callbacks, the REST API and the CLI alike.
+
+    - duty officer, kiosk: everything (`visible` is None: callers skip filtering entirely);
+    - admin: the public layers only (no `entity.read`, no `incident.read`);
+    - enterprise: the incidents routed to it; the features it owns (`Ownership`);
+    - department: the incidents routed to it; their subjects and the enterprises owning them
+      (the same answer as `can(user, "entity.read", Target(concerned=…))` feature by feature).
+
+    A scoped user's sets are cached per recipient and are read again only when the incident
+    store's change version (one row, one cheap read) moved: a new incident routed to a
+    department shows its truck at the next poll."""
+
+    def __init__(self, world, store=None):
+        self.store = store
+        self.ownership = Ownership(world)
+        owned_by: dict[str, set[str]] = {}
+        for feature, owners in self.ownership.owner.items():
+            for owner in owners:
+                owned_by.setdefault(owner, set()).add(feature)
+        self.owned_by = {k: frozenset(v) for k, v in owned_by.items()}
+        self.public_ids = frozenset(str(i) for name in PUBLIC_LAYERS for i in world.table(name)["id"]) \
+            if hasattr(world, "table") else frozenset()
+        self._cache: dict[tuple[str, str], tuple[int, Visible]] = {}
+        self._lock = threading.Lock()
+
+    # -- the decision ----------------------------------------------------------------------
+
+    def visible(self, user: User | None) -> Visible | None:
+        """None when `user` sees every feature and incident; else what it may see."""
+        if user is None or user.disabled or not can(user, "screen.view"):
+            return NOTHING
+        if user.role in UNSCOPED:
+            return None if can(user, "entity.read") else NOTHING
+        own = user.recipient_id
+        if not own or not can(user, "entity.read"):
+            return NOTHING
+        version = self._incident_version()
+        with self._lock:
+            cached = self._cache.get((user.role, own))
+            if cached is not None and cached[0] == version:
+                return cached[1]
+        routed = self._routed_to(own)
+        incidents = frozenset(routed["incident_id"])
+        if user.role == "enterprise":
+            features = self.owned_by.get(own, frozenset({own}))
+        else:  # department: the incidents' subjects and who owns them
+            subjects = frozenset(routed["subject_id"])
+            owners = (self.ownership.owner.get(s, frozenset()) for s in subjects)
+            features = subjects.union(*owners)
+        key = hashlib.blake2s("\n".join(sorted(features)).encode(), digest_size=6).hexdigest()
+        found = Visible(key, features, incidents)
+        with self._lock:
+            self._cache[(user.role, own)] = (version, found)
+        return found
+
+    def visible_ids(self, user: User | None, kind: str) -> frozenset[str] | None:
+        """The ids of `kind` (a world layer's name, or "incidents") `user` may see; None: all."""
+        if kind in PUBLIC_LAYERS:
+            return None if user is not None and can(user, "screen.view") else frozenset()
+        found = self.visible(user)
+        if found is None:
+            return None
+        return found.incidents if kind == INCIDENTS else found.features
+
+    def may_see(self, user: User | None, feature_id: str) -> bool:
+        """One feature (any layer, by id): what the screen's panels and the API's reads ask."""
+        feature_id = str(feature_id)
+        if feature_id in self.public_ids:
+            return user is not None and can(user, "screen.view")
+        found = self.visible(user)
+        return found is None or feature_id in found.features
+
+    # -- the store ---------------------------------------------------------------------------
+
+    def _incident_version(self) -> int:
+        if self.store is None:
+            return 0
+        import sqlalchemy as sa
+
+        from data.incidents import CURSOR, incident_cursor
+
+        with self.store.engine.connect() as connection:
+            found = connection.execute(sa.select(incident_cursor.c.version)
+                                       .where(incident_cursor.c.name == CURSOR)).scalar()
+        return int(found or 0)
+
+    def _routed_to(self, recipient: str) -> pd.DataFrame:
+        if self.store is None:
+            return pd.DataFrame({"incident_id": [], "subject_id": []}, dtype=object)
+        import sqlalchemy as sa
+
+        from data.incidents import incident_recipients as r, incidents as i
+
+        with self.store.engine.connect() as connection:
+            rows = connection.execute(sa.select(i.c.id, i.c.subject_id).join(r, r.c.incident_id == i.c.id)
+                                      .where(r.c.recipient_id == recipient)).all()
+        return pd.DataFrame(rows, columns=["incident_id", "subject_id"], dtype=object).astype(str)

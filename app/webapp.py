@@ -25,6 +25,7 @@ import logging
 import re
 import threading
 import time
+from collections import OrderedDict
 
 import dash
 import dash_leaflet as dl
@@ -35,6 +36,8 @@ from dash_extensions.javascript import Namespace
 
 from app.i18n import COUNTED_LAYERS, other_language, ui
 from app.api import may_see
+from app.auth import request_visible
+from app.permissions import PUBLIC_LAYERS, Scopes
 from app.ops import IncidentFigures, add_ops_routes
 from app.screen_reports import add_snapshot_callbacks, draw_control, snapshot_panel
 from app.settings import Settings
@@ -67,9 +70,10 @@ from layers.live import (
 )
 from layers.header import TICKER_LABELS, header_children, header_figures, incident_items
 from layers.search import NO_HITS, SEARCH_PLACEHOLDER, SearchIndex
-from layers.static_canvas import CANVAS_LAYERS, build_canvas_payloads, canvas_config
+from layers.static_canvas import CANVAS_LAYERS, build_canvas_payloads, canvas_config, canvas_payload
 from layers.style import BASE_HIDEOUT, LANGUAGES, LegendGroup, layer_style, legend, text
-from spatial.model import LiveState, World
+from layers.geojson import feature_collection
+from spatial.model import LAYER_NAMES, LiveState, World
 from spatial.risk import weights_from
 
 log = logging.getLogger(__name__)
@@ -120,8 +124,10 @@ def create_app(settings: Settings, world: World, world_version: str, live=None, 
     screen.grid = GridFeed(world, live, weights=weights_from(settings.risk_weights))
     screen.store = people.store if people is not None else None  # the drill-down panels' pings, readings, incidents
     screen.world = world
-    _add_layer_route(web, world_version, payloads)
-    _add_canvas_route(web, world_version, build_canvas_payloads(world))  # layers/static_canvas.py
+    # who sees what (app/permissions.py Scopes): the routes below narrow to it, the API reads it
+    web.server.extensions["hazmap_scopes"] = Scopes(world, people.store) if people is not None else None
+    _add_layer_route(web, world_version, payloads, world)
+    _add_canvas_route(web, world_version, build_canvas_payloads(world), world)  # layers/static_canvas.py
     _add_search_route(web, world_version, SearchIndex(world))  # layers/search.py
     _add_live_routes(web, world_version, live, encoder)
     _add_grid_route(web, world_version, screen.grid)
@@ -543,8 +549,8 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
         trigger = ctx.triggered_id
         value = ctx.triggered[0]["value"] if ctx.triggered else None
         if trigger == "hz-grid-click" and value:  # a risk-grid cell: its parts and contents
-            return grid_panel_children(screen.grid, str(value["cell"]), int(value["res"]), language), \
-                "hz-panel hz-open"
+            return grid_panel_children(screen.grid, str(value["cell"]), int(value["res"]), language,
+                                       visible=_visible_ids()), "hz-panel hz-open"
         if isinstance(trigger, dict) and trigger.get("type") == GRID_ITEM_TYPE:
             if not value:  # the links were just drawn, not clicked
                 raise dash.exceptions.PreventUpdate
@@ -618,8 +624,53 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
         return _legend_children(screen.legend_for_titles(shown_titles or [], language), language)
 
 
-def _add_layer_route(web: dash.Dash, world_version: str, payloads: dict[str, Payload]) -> None:
+def _visible_ids() -> frozenset[str] | None:
+    """The feature ids the request's user may see besides the public layers (None: all)."""
+    visible = request_visible()
+    return None if visible is None else visible.features
+
+
+class _ScopedBodies:
+    """Bodies built for one user's visible set (app/permissions.Visible.key), kept for the
+    few keys in use: a department's wall asks for the same narrowed layer at every load."""
+
+    def __init__(self, size: int = 64):
+        self.size, self._bodies, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key: tuple, build) -> bytes:
+        with self._lock:
+            found = self._bodies.get(key)
+        if found is None:
+            found = build()
+            with self._lock:
+                self._bodies[key] = found
+                while len(self._bodies) > self.size:
+                    self._bodies.popitem(last=False)
+        return found
+
+
+def _scoped_response(body: bytes, mimetype: str) -> flask.Response:
+    """A narrowed layer: one user's, so never kept by a shared cache (nor by the browser: a
+    department's set grows with the incidents routed to it)."""
+    gzipped = flask.request.accept_encodings["gzip"] > 0
+    response = flask.Response(gzip.compress(body, 6, mtime=0) if gzipped else body, mimetype=mimetype)
+    if gzipped:
+        response.headers["Content-Encoding"] = "gzip"
+    response.headers["Vary"] = "Accept-Encoding"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _add_layer_route(web: dash.Dash, world_version: str, payloads: dict[str, Payload], world: World) -> None:
     served = set(payloads)
+    scoped_layers = set(LAYER_NAMES) - PUBLIC_LAYERS  # the base layers (land, outlines) are public too
+    narrowed = _ScopedBodies()
+
+    def narrowed_geojson(name: str, visible) -> bytes:
+        frame = world.table(name)
+        frame = frame[visible.mask(f"layer:{name}", pd.Index(frame["id"].astype(str)))]
+        properties = pd.DataFrame({"id": frame["id"].astype(str).to_numpy(), "k": map_layer(name).class_keys(frame)})
+        return feature_collection(frame.geometry.to_numpy(), properties, layer=name)
 
     def layer_geojson(version: str, name: str):
         if version != world_version:
@@ -627,6 +678,9 @@ def _add_layer_route(web: dash.Dash, world_version: str, payloads: dict[str, Pay
             return flask.jsonify(error=message), 404
         if name not in served:
             return flask.jsonify(error=f"no layer {name!r}; layers: {sorted(served)}"), 404
+        if name in scoped_layers and (visible := request_visible()) is not None:
+            return _scoped_response(narrowed.get((visible.key, name), lambda: narrowed_geojson(name, visible)),
+                                    "application/geo+json")
         payload = payloads[name]
         gzipped = flask.request.accept_encodings["gzip"] > 0
         response = flask.Response(payload.gzipped if gzipped else payload.body, mimetype="application/geo+json")
@@ -646,7 +700,9 @@ def _add_layer_route(web: dash.Dash, world_version: str, payloads: dict[str, Pay
 
 def _add_search_route(web: dash.Dash, world_version: str, index: SearchIndex) -> None:
     """`/search/<world_version>?q=TEXT&lang=zh|en`: up to 10 features by plate, name or id
-    (layers/search.py), the ones the user may not see left out; never cached."""
+    (layers/search.py) among those the user may see; never cached."""
+    public = index.frame["layer"].isin(PUBLIC_LAYERS).to_numpy(bool)
+    index_ids = pd.Index(index.frame["id"].astype(str))
 
     def search(version: str):
         if version != world_version:
@@ -655,11 +711,13 @@ def _add_search_route(web: dash.Dash, world_version: str, index: SearchIndex) ->
         language = flask.request.args.get("lang", "zh")
         if language not in LANGUAGES:
             return flask.jsonify(error=f"lang must be one of {LANGUAGES}, got {language!r}"), 400
+        visible = request_visible()
+        keep = None if visible is None else public | visible.mask("search", index_ids)
         try:
-            hits = index.find(flask.request.args.get("q", ""), language)
+            hits = index.find(flask.request.args.get("q", ""), language, keep=keep)
         except ValueError as bad:
             return flask.jsonify(error=str(bad)), 400
-        response = flask.jsonify(hits=[hit for hit in hits if may_see(hit["id"])])
+        response = flask.jsonify(hits=hits)
         response.headers["Cache-Control"] = "no-store"
         return response
 
@@ -678,8 +736,19 @@ class _WallIncidents:
         self._incidents = None
         self._cached: tuple[float, tuple] | None = None
 
-    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-        """(the newest incidents, the unsigned ones newest first, how many are unsigned)."""
+    # the newest incidents kept for the scoped walls: a department's ticker shows its own among them
+    RECENT_POOL = 500
+
+    def frames(self, only: frozenset[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+        """(the newest incidents, the unsigned ones newest first, how many are unsigned); with
+        `only` (the incident ids a user may see), of those alone."""
+        recent, unsigned = self._frames()
+        if only is not None:
+            wanted = list(only)
+            recent, unsigned = recent[recent["id"].isin(wanted)], unsigned[unsigned["id"].isin(wanted)]
+        return recent.head(self.recent), unsigned.head(self.queue), len(unsigned)
+
+    def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         with self._lock:
             now = time.monotonic()
             if self._cached is None or now - self._cached[0] >= self.cache_s:
@@ -688,9 +757,8 @@ class _WallIncidents:
                     from data.store import Store
 
                     self._incidents = IncidentStore(Store.open(self.store_url), self.world)
-                unsigned = self._incidents.list(status="pushed")
-                self._cached = (now, (self._incidents.list(limit=self.recent), unsigned.head(self.queue),
-                                      len(unsigned)))
+                self._cached = (now, (self._incidents.list(limit=max(self.recent, self.RECENT_POOL)),
+                                      self._incidents.list(status="pushed")))
             return self._cached[1]
 
 
@@ -706,14 +774,14 @@ def _add_incidents_route(web: dash.Dash, world_version: str, screen: "_Screen") 
         language = flask.request.args.get("lang", "zh")
         if language not in LANGUAGES:
             return flask.jsonify(error=f"lang must be one of {LANGUAGES}, got {language!r}"), 400
+        visible = request_visible()  # a department or enterprise: the incidents routed to it
         try:
-            recent, queue, unsigned = screen.wall_incidents.frames()
+            recent, queue, unsigned = screen.wall_incidents.frames(None if visible is None else visible.incidents)
         except Exception as failure:  # noqa: BLE001 - the wall says the store is away, it does not break
             log.warning("wall incidents: the incident store cannot be read: %s", failure)
             return flask.jsonify(error="the incident store cannot be read"), 503
-        keep = [i for i in incident_items(recent, language) if may_see(i["subject_id"])]
-        queued = [i for i in incident_items(queue, language) if may_see(i["subject_id"])]
-        response = flask.jsonify(recent=keep, queue=queued, unsigned=unsigned)
+        response = flask.jsonify(recent=incident_items(recent, language), queue=incident_items(queue, language),
+                                 unsigned=unsigned)
         response.headers["Cache-Control"] = "no-store"
         return response
 
@@ -735,10 +803,16 @@ class _TodayIncidentFigures(IncidentFigures):
         return local - local.normalize()
 
 
-def _add_canvas_route(web: dash.Dash, world_version: str, payloads: dict[str, bytes]) -> None:
+def _add_canvas_route(web: dash.Dash, world_version: str, payloads: dict[str, bytes], world: World) -> None:
     """`/canvas/<world_version>/<layer>.json`: a static canvas layer's typed arrays
-    (layers/static_canvas.py), gzip when the browser takes it, cached for good."""
+    (layers/static_canvas.py), gzip when the browser takes it, cached for good; a department's
+    or an enterprise's narrowed to what it may see (never cached)."""
     gzipped_payloads = {name: gzip.compress(body, 6, mtime=0) for name, body in payloads.items()}
+    narrowed = _ScopedBodies()
+
+    def narrowed_canvas(name: str, visible) -> bytes:
+        keep = visible.mask(f"layer:{name}", pd.Index(world.table(name)["id"].astype(str)))
+        return json.dumps(canvas_payload(world, name, keep=keep), separators=(",", ":")).encode()
 
     def canvas_json(version: str, name: str):
         if version != world_version:
@@ -746,6 +820,9 @@ def _add_canvas_route(web: dash.Dash, world_version: str, payloads: dict[str, by
             return flask.jsonify(error=message), 404
         if name not in payloads:
             return flask.jsonify(error=f"no canvas layer {name!r}; canvas layers: {sorted(payloads)}"), 404
+        if name not in PUBLIC_LAYERS and (visible := request_visible()) is not None:
+            return _scoped_response(narrowed.get((visible.key, name), lambda: narrowed_canvas(name, visible)),
+                                    "application/json")
         gzipped = flask.request.accept_encodings["gzip"] > 0
         response = flask.Response(gzipped_payloads[name] if gzipped else payloads[name], mimetype="application/json")
         if gzipped:
@@ -791,9 +868,17 @@ def _add_live_routes(web: dash.Dash, world_version: str, live, encoder: LiveEnco
         response.headers["Cache-Control"] = cache_control
         return response
 
+    def scope_now():
+        """The request's user's LiveScope (layers/live.py), None when it sees every truck."""
+        visible = request_visible()
+        return None if visible is None else encoder.scope(visible.key, visible.features)
+
     def live_static(version: str):
         if (error := check(version)) is not None:
             return error
+        if (scope := scope_now()) is not None:  # its own trucks and points: never kept by a cache
+            return respond(json.dumps(encoder.static(scope), ensure_ascii=False, separators=(",", ":")).encode(),
+                           "private, no-store")
         return respond(static_body, _LAYER_CACHE_CONTROL, static_gzipped)
 
     def live_state(version: str):
@@ -803,7 +888,10 @@ def _add_live_routes(web: dash.Dash, world_version: str, live, encoder: LiveEnco
         if not _SINCE_PATTERN.fullmatch(since_text):
             return flask.jsonify(error=f"since must be a whole number >= 0 (the version of the last frame), "
                                        f"got {since_text!r}"), 400
-        frame = encoder.frame(_snapshot(live), int(since_text))
+        since, scope = int(since_text), scope_now()
+        if scope is not None and flask.request.args.get("scope") != scope.key:
+            since = 0  # the screen holds other lists: a full frame, whose `scope` tells it to reload them
+        frame = encoder.frame(_snapshot(live), since, scope)
         return respond(json.dumps(frame, separators=(",", ":")).encode(), "no-store")
 
     def live_trail(version: str, vehicle_id: str):

@@ -108,6 +108,8 @@
 
     function initStatic(stat) {
         feed.stat = stat;
+        feed.vehicleSlot = {};
+        feed.pointSlot = {};
         var nv = stat.vehicles.n, np = stat.points.n;
         stat.vehicles.ids.forEach(function (id, i) { feed.vehicleSlot[id] = i; });
         stat.points.ids.forEach(function (id, i) { feed.pointSlot[id] = i; });
@@ -538,7 +540,10 @@
     }
 
     function poll() {
-        var url = feed.config.stateUrl + "?since=" + feed.version;
+        // A department's or enterprise's lists are its own (app/permissions.py Scopes): `scope`
+        // names them; a frame of another scope means they changed, so they are loaded again.
+        var scope = feed.stat.scope;
+        var url = feed.config.stateUrl + "?since=" + feed.version + (scope ? "&scope=" + scope : "");
         fetch(url, {cache: "no-store"})
             .then(function (response) {
                 return response.text().then(function (body) {
@@ -548,6 +553,7 @@
                 });
             })
             .then(function (frame) {
+                if (frame.scope !== undefined && frame.scope !== scope) { return reloadStatic(); }
                 applyFrame(frame);
                 feed.polls += 1;
                 showFeedClock(true);
@@ -562,6 +568,19 @@
                 }
             })
             .then(function () { setTimeout(poll, feed.config.pollMs); });
+    }
+
+    function reloadStatic() {
+        return fetch(feed.config.staticUrl, {cache: "no-store"})
+            .then(function (response) {
+                if (!response.ok) { throw new Error(response.status + " " + feed.config.staticUrl); }
+                return response.json();
+            })
+            .then(function (stat) {
+                initStatic(stat);
+                feed.version = 0; // the next poll takes a full frame over the new lists
+                if (trail.id !== null) { trail.slot = feed.vehicleSlot[trail.id] === undefined ? -1 : feed.vehicleSlot[trail.id]; }
+            });
     }
 
     function whenMap(callback) {

@@ -282,12 +282,20 @@ def _layer_of(kind: str, item_id: str) -> str | None:
     return next((layer for prefix, layer in _SUBJECT_LAYERS if item_id.startswith(prefix)), None)
 
 
-def panel_children(feed: GridFeed, cell_hex_id: str, resolution: int, language: str) -> list:
+def panel_children(feed: GridFeed, cell_hex_id: str, resolution: int, language: str,
+                   visible: frozenset[str] | None = None) -> list:
     """The side panel of one cell: its band and score, each part, and what lies in it (largest
-    contribution first), each a link that opens the entity."""
+    contribution first), each a link that opens the entity. With `visible` (the regulated
+    features one user may see, app/permissions.py) the others are not listed, nor named as a
+    via; the sensitive sites (the city's) stay."""
     from dash import html
 
     row, items = feed.cell(cell_hex_id, resolution)
+    if visible is not None and len(items):
+        wanted = list(visible)
+        items = items[(items["kind"] == "sensitive_sites").to_numpy() | items["item_id"].astype(str).isin(wanted).to_numpy()]
+        via = items["via"].fillna("").astype(str)
+        items = items.assign(via=via.where(via.isin(wanted) | (via == ""), ""))
     score = 0.0 if row is None else float(row["score"])
     band = "" if row is None else str(row["band"])
     title = f"{text(CELL_LABEL, language)} {cell_hex_id} · res {resolution}"

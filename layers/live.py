@@ -75,6 +75,7 @@ TRAIL_COLOR = "#00e5ff"
 TRAIL_CASING = SEA  # the line stays readable over light tiles
 
 _MEMO_VERSIONS = 1024  # versions whose newest report time is remembered (~35 min of 2 s polls)
+_MEMO_SCOPES = 64  # users' visible sets whose masks are kept
 
 
 @dataclass(frozen=True)
@@ -250,6 +251,19 @@ def trail_payload(trail: pd.DataFrame, bbox, moving_min_speed_kmh: float, stop_m
     }
 
 
+class LiveScope:
+    """The trucks and points one user may see (app/permissions.Scopes): boolean masks over the
+    encoder's vehicle and point lists. Its static lists hold only those, a truck's or point's
+    index counted among them, and every frame is narrowed to them. `key` names the set: the
+    screen sends it back with each poll and reloads the lists when a frame carries another."""
+
+    def __init__(self, key: str, vehicles: np.ndarray, points: np.ndarray):
+        self.key, self.vehicles, self.points = key, np.asarray(vehicles, bool), np.asarray(points, bool)
+        # world index -> index among the visible (-1: not visible)
+        self.vehicle_slot = np.where(self.vehicles, np.cumsum(self.vehicles) - 1, -1)
+        self.point_slot = np.where(self.points, np.cumsum(self.points) - 1, -1)
+
+
 class LiveEncoder:
     """Payloads of one World's live layer. Thread-safe: the web server calls `frame` from
     many request threads."""
@@ -268,11 +282,36 @@ class LiveEncoder:
         self._vehicle_dtype = _index_dtype(len(self.vehicle_ids))
         self._point_dtype = _index_dtype(len(self.point_ids))
         self._newest_at: OrderedDict[int, int | None] = OrderedDict()
+        self._scopes: OrderedDict[str, LiveScope] = OrderedDict()
         self._lock = threading.Lock()
 
     # -- once per world ------------------------------------------------------------------
 
-    def static(self) -> dict:
+    def scope(self, key: str, features: frozenset[str]) -> LiveScope:
+        """The LiveScope of the feature ids `features` (one user's visible set, named `key`),
+        built once per key."""
+        with self._lock:
+            found = self._scopes.get(key)
+        if found is None:
+            wanted = list(features)
+            found = LiveScope(key, self.vehicle_ids.isin(wanted), self.point_ids.isin(wanted))
+            with self._lock:
+                self._scopes[key] = found
+                while len(self._scopes) > _MEMO_SCOPES:
+                    self._scopes.popitem(last=False)
+        return found
+
+    def static(self, scope: LiveScope | None = None) -> dict:
+        """The lists (see the module docstring); with `scope`, only what it lets see."""
+        if scope is not None:
+            qx, qy, _ = self._point_q
+            trucks, points = scope.vehicles, scope.points
+            return {**self.static(), "scope": scope.key,
+                    "vehicles": {"n": int(trucks.sum()), "index_bytes": np.dtype(self._vehicle_dtype).itemsize,
+                                 "ids": self.vehicle_ids[trucks].tolist(),
+                                 "plates": np.asarray(self._plates, object)[trucks].tolist()},
+                    "points": {"n": int(points.sum()), "index_bytes": np.dtype(self._point_dtype).itemsize,
+                               "ids": self.point_ids[points].tolist(), "lon": b64(qx[points]), "lat": b64(qy[points])}}
         qx, qy, _ = self._point_q
         return {
             "bbox": list(self.bbox),
@@ -290,8 +329,9 @@ class LiveEncoder:
 
     # -- every poll ------------------------------------------------------------------------
 
-    def frame(self, state: LiveState, since: int = 0) -> dict:
-        """What changed after version `since` (see the module docstring), or everything."""
+    def frame(self, state: LiveState, since: int = 0, scope: LiveScope | None = None) -> dict:
+        """What changed after version `since` (see the module docstring), or everything; with
+        `scope`, only its trucks and points (indices among them)."""
         if isinstance(since, bool) or not isinstance(since, (int, np.integer)) or since < 0:
             raise ValueError(f"since must be a whole number >= 0 (a version this screen received), got {since!r}")
         newest_ms = newest_report_ms(state)
@@ -305,17 +345,22 @@ class LiveEncoder:
         full = since == 0 or since > state.version or not then_known
         out = {"version": int(state.version), "since": int(since), "full": bool(full), "newest_ms": newest_ms,
                "stale_after_s": self.settings.stale_after_s}
+        if scope is not None:
+            out["scope"] = scope.key
         if full:
-            out["trucks"] = self._trucks(state, state.positions, newest_ms, full=True)
-            out["points"] = self._points(state, self.point_ids)
+            out["trucks"] = self._trucks(state, state.positions, newest_ms, full=True, scope=scope)
+            out["points"] = self._points(state, self.point_ids if scope is None else self.point_ids[scope.points],
+                                         scope)
             return out
         changes = state.changes_since(since)
         changed_trucks = changes.positions.index.union(self.vehicle_ids.intersection(changes.alerts.index))
         changed_trucks = changed_trucks.union(self._went_stale(state, since, newest_then, newest_ms))
         positions = state.positions.loc[state.positions.index.intersection(changed_trucks)]
-        out["trucks"] = self._trucks(state, positions, newest_ms, full=False)
+        out["trucks"] = self._trucks(state, positions, newest_ms, full=False, scope=scope)
         changed_points = self.point_ids.intersection(changes.readings.index.union(changes.alerts.index))
-        out["points"] = self._points(state, changed_points)
+        if scope is not None:
+            changed_points = changed_points[scope.points[self.point_ids.get_indexer(changed_points)]]
+        out["points"] = self._points(state, changed_points, scope)
         return out
 
     # -- the selected truck -----------------------------------------------------------------
@@ -341,11 +386,16 @@ class LiveEncoder:
         flipped = (newest_then - epoch_ms > stale_ms) != (newest_now - epoch_ms > stale_ms)
         return positions.index[flipped & (positions["version"].to_numpy("int64") <= since)]
 
-    def _trucks(self, state: LiveState, positions: pd.DataFrame, newest_ms: int | None, full: bool) -> dict:
+    def _trucks(self, state: LiveState, positions: pd.DataFrame, newest_ms: int | None, full: bool,
+                scope: LiveScope | None = None) -> dict:
         slots = self.vehicle_ids.get_indexer(positions.index) if len(positions) else np.zeros(0, "int64")
         known = slots >= 0  # positions of vehicles not in this World are not drawn
+        unknown = int((~known).sum())
         positions = positions[known]
         slots = slots[known]
+        if scope is not None:  # only the visible trucks, numbered among them
+            mine = scope.vehicles[slots]
+            positions, slots = positions[mine], scope.vehicle_slot[slots[mine]]
         if len(positions):
             qx, qy, inside = quantise(positions["lon"].to_numpy("float64"), positions["lat"].to_numpy("float64"),
                                       self.bbox)
@@ -370,14 +420,16 @@ class LiveEncoder:
             "lat": b64(qy[order]),
             "state": b64(states[order]),
             "heading": b64(headings[order]),
-            "unknown_vehicles": int((~known).sum()),
+            "unknown_vehicles": unknown,
             "outside": int((~inside).sum()),
         }
 
-    def _points(self, state: LiveState, ids: pd.Index) -> dict:
+    def _points(self, state: LiveState, ids: pd.Index, scope: LiveScope | None = None) -> dict:
         slots = self.point_ids.get_indexer(ids)
         order = np.argsort(slots, kind="stable")
         slots, ids = slots[order], ids[order]
+        if scope is not None:
+            slots = scope.point_slot[slots]
         return {
             "n": int(len(slots)),
             "idx": b64(slots.astype(self._point_dtype)),

@@ -57,10 +57,11 @@ class SearchIndex:
         self._ids = _normal(self.frame["id"])
         self._labels = _normal(self.frame["label"])
 
-    def find(self, query: str, language: str, limit: int = MAX_HITS) -> list[dict]:
+    def find(self, query: str, language: str, limit: int = MAX_HITS, keep: np.ndarray | None = None) -> list[dict]:
         """Up to `limit` hits for `query` (case-insensitive; a plate's or id's exact match first,
-        then those starting with it, then any containing it). Raises ValueError for an empty or
-        over-long query."""
+        then those starting with it, then any containing it); with `keep` (a boolean array over
+        `frame`: what one user may see, app/permissions.py), among those only. Raises ValueError
+        for an empty or over-long query."""
         if len((query or "").strip()) > MAX_QUERY_CHARS:
             raise ValueError(f"the search text is {len(query.strip())} characters; at most {MAX_QUERY_CHARS} are taken")
         wanted = _normal(pd.Series([query or ""])).iloc[0]
@@ -68,6 +69,8 @@ class SearchIndex:
             raise ValueError("the search text is empty")
         keys = self.frame["key"]
         contains = keys.str.contains(wanted, regex=False).to_numpy(bool)
+        if keep is not None:
+            contains = contains & keep
         if not contains.any():
             return []
         exact = ((self._ids == wanted) | (self._labels == wanted)).to_numpy(bool)

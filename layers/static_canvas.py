@@ -41,8 +41,9 @@ def _feature_index_dtype(n: int) -> str:
     return "<u2" if n <= 65536 else "<u4"
 
 
-def canvas_payload(world: World, name: str, bbox=None) -> dict:
-    """The payload of one canvas layer (see the module docstring).
+def canvas_payload(world: World, name: str, bbox=None, keep: np.ndarray | None = None) -> dict:
+    """The payload of one canvas layer (see the module docstring); with `keep` (a boolean
+    array over the layer's rows), of those features only (one user's, app/permissions.py).
 
     Raises ValueError naming the layer when a feature has no geometry or lies outside the box
     (a feature the wall cannot place is a data error, not something to drop quietly)."""
@@ -51,6 +52,8 @@ def canvas_payload(world: World, name: str, bbox=None) -> dict:
     bbox = bbox or live_bbox(world, BBOX_MARGIN_DEG)
     definition = map_layer(name)
     frame = world.table(name)
+    if keep is not None:
+        frame = frame[np.asarray(keep, bool)]
     geometries = frame.geometry.to_numpy()
     ids = frame["id"].astype(str).to_numpy(object)
     if len(frame):

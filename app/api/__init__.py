@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.api import models as m
 from app.auth import API_MAX_BODY_BYTES, audit_actor, client_address, current_user
-from app.permissions import Ownership, Target, can, scope
+from app.permissions import Scopes, Target, can, scope
 from data.people import Actor, AuthError, LockedError, PeopleStore
 from spatial.model import LAYER_SPECS
 
@@ -112,7 +112,7 @@ def _span(start, end, max_days: float) -> tuple[pd.Timestamp | None, pd.Timestam
 
 
 class Api:
-    def __init__(self, people: PeopleStore, world, settings):
+    def __init__(self, people: PeopleStore, world, settings, scopes: Scopes | None = None):
         from app.cli_incidents import incident_settings
 
         self.people = people
@@ -120,15 +120,11 @@ class Api:
         self.world = world
         self.settings = settings
         self.incident_settings = incident_settings(settings)
-        self.ownership = Ownership(world)
+        self.scopes = scopes or Scopes(world, people.store)  # who sees which features (app/permissions.py)
         self.frames = {name: world.table(name).set_index("id", drop=False) for name in LAYER_SPECS
                        if len(world.table(name))}
         self.prefixes = sorted(((spec.id_prefix, name) for name, spec in LAYER_SPECS.items() if spec.id_prefix),
                                key=lambda p: -len(p[0]))
-        self.owned_by: dict[str, list[str]] = {}
-        for feature, owners in self.ownership.owner.items():
-            for owner in owners:
-                self.owned_by.setdefault(owner, []).append(feature)
 
     def incidents(self, user=None):
         from data.incidents import IncidentStore
@@ -165,23 +161,13 @@ class Api:
                 return name
         return None
 
-    def feature_target(self, feature_id: str) -> Target:
-        owners = self.ownership.owners(feature_id)
-        subjects = [feature_id, *self.owned_by.get(feature_id, [])]
-        from data.incidents import incident_recipients, incidents
-
-        with self.store.engine.connect() as connection:
-            rows = connection.execute(
-                sa.select(incident_recipients.c.recipient_id).distinct()
-                .join(incidents, incidents.c.id == incident_recipients.c.incident_id)
-                .where(self.store._in_values(incidents.c.subject_id, subjects, "in_subjects"))).scalars().all()
-        return Target(owners=owners, concerned=frozenset(str(r) for r in rows))
-
     def visible_feature(self, user, feature_id: str, action: str, layer: str | None = None) -> str:
+        """The feature's layer, when `user` may do `action` on it (app/permissions.Scopes, the
+        screen's own decision); else 404."""
         found = self.layer_of(feature_id)
         if found is None or (layer is not None and found != layer):
             raise ApiError(404, f"no {layer or 'feature'} {feature_id!r}")
-        if not can(user, action, self.feature_target(feature_id)):
+        if not can(user, action) or not self.scopes.may_see(user, feature_id):
             raise ApiError(404, f"no {layer or 'feature'} {feature_id!r}")
         return found
 
@@ -194,7 +180,7 @@ def _summary(row: dict) -> dict:
 def install_api(web, people: PeopleStore, world, settings) -> SpecTree:
     """The API blueprint and its OpenAPI document on a Dash app's server."""
     api_spec = _spec()
-    api = Api(people, world, settings)
+    api = Api(people, world, settings, web.server.extensions.get("hazmap_scopes"))  # one cache: screen and API
     bp = flask.Blueprint("hazmap_api", __name__)
 
     @bp.errorhandler(ApiError)
@@ -580,12 +566,7 @@ def _json_errors(web) -> None:
 def may_see(feature_id: str) -> bool:
     """For the screen's callbacks and routes: may the request's user see this world feature?
     True on a screen without people (no API installed) and for the unscoped roles."""
-    api = flask.current_app.extensions.get("hazmap_api") if flask.has_app_context() else None
-    if api is None:
+    scopes = flask.current_app.extensions.get("hazmap_scopes") if flask.has_app_context() else None
+    if scopes is None:
         return True
-    user = current_user()
-    if user is None:
-        return False
-    if scope(user) is None:
-        return can(user, "entity.read")
-    return can(user, "entity.read", api.feature_target(str(feature_id)))
+    return scopes.may_see(current_user(), str(feature_id))
