@@ -25,13 +25,14 @@ cells changed since the version it holds. Pure: no I/O; frames in, frames out.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from scipy.spatial import cKDTree
+from numba import njit
 
 from spatial.crs import geometry_to_metric, to_metric
 from spatial.h3cells import H3_RES_GRID_FINEST, H3_RES_RISK_GRID, RISK_GRID_RESOLUTIONS, cell_ints, parent_cells
@@ -161,17 +162,22 @@ def _per_distinct(values, compute, memo: dict | None) -> np.ndarray:
 
 def class_factors(hazard_class, weights: RiskWeights, memo: dict | None = None) -> np.ndarray:
     """Class factor of each dangerous-goods class (`1.1D` counts as class 1); missing: other."""
-    return _per_distinct(hazard_class, lambda uniq: _class_factors_unique(
-        pd.Series(uniq, dtype=object).fillna(""), weights), memo)
+    return _per_distinct(hazard_class, lambda uniq: np.array([_class_factor(v, weights) for v in uniq.tolist()],
+                                                             "float64"), memo)
 
 
-def _class_factors_unique(cls: pd.Series, weights: RiskWeights) -> np.ndarray:
-    cls = cls.astype(str).str.strip()
-    main = cls.str.extract(r"^(\d(?:\.\d)?)", expand=False).fillna("")
-    top = main.str.split(".").str[0]  # "1.1" -> "1": a division counts as its class
-    acute = (main.isin(weights.acute_classes) | top.isin(weights.acute_classes)).to_numpy()
-    flammable = (main.isin(weights.flammable_classes) | top.isin(weights.flammable_classes)).to_numpy()
-    return np.where(acute, weights.acute_factor, np.where(flammable, weights.flammable_factor, weights.other_factor))
+_CLASS = re.compile(r"^(\d(?:\.\d)?)")
+
+
+def _class_factor(value, weights: RiskWeights) -> float:
+    found = None if value is None or value != value else _CLASS.match(str(value).strip())
+    main = found.group(1) if found else ""
+    top = main.split(".")[0]  # "1.1" -> "1": a division counts as its class
+    if main in weights.acute_classes or top in weights.acute_classes:
+        return weights.acute_factor
+    if main in weights.flammable_classes or top in weights.flammable_classes:
+        return weights.flammable_factor
+    return weights.other_factor
 
 
 def protective_distance_m(un_numbers, chemicals: pd.DataFrame, default_m: float, memo: dict | None = None
@@ -183,15 +189,14 @@ def protective_distance_m(un_numbers, chemicals: pd.DataFrame, default_m: float,
 
 
 def _distances_unique(uniq: np.ndarray, chemicals: pd.DataFrame, default_m: float) -> np.ndarray:
-    un = pd.Index(pd.Series(uniq, dtype=object).fillna("").astype(str).to_numpy(object), dtype=object)
-    out = np.full(len(un), np.nan)
-    for column in ("erg_day_m", "erg_large_spill_m", "erg_isolation_m"):
+    table: dict[str, float] = {}
+    for column in ("erg_isolation_m", "erg_large_spill_m", "erg_day_m"):  # the last found wins: day first
         if column in chemicals.columns:
             values = pd.to_numeric(chemicals[column], errors="coerce")
-            values = values[~values.index.duplicated()]
-            found = values.reindex(un).to_numpy("float64")
-            out = np.where(np.isnan(out), found, out)
-    return np.where(np.isnan(out), default_m, out)
+            values = values[~values.index.duplicated() & values.notna().to_numpy()]
+            table.update(zip(map(str, values.index.tolist()), values.to_numpy("float64").tolist()))
+    return np.array([default_m if v is None or v != v else table.get(str(v), default_m) for v in uniq.tolist()],
+                    "float64")
 
 
 Rows = dict  # column name (ROW_COLUMNS) -> numpy array: contribution rows inside the hot path
@@ -222,12 +227,6 @@ def _factorize(values) -> tuple[np.ndarray, np.ndarray]:
     return codes, np.asarray(uniq, dtype=object)
 
 
-def _lookup(values: np.ndarray, table: dict[str, float]) -> np.ndarray:
-    codes, uniq = _factorize(values)
-    return np.array([table.get(v, 0.0) for v in uniq.tolist()], "float64")[codes] if len(uniq) else \
-        np.zeros(0, "float64")
-
-
 def _empty() -> Rows:
     return _rows(np.zeros(0, "uint64"), HAZARD, np.zeros(0, "int64"), "", np.zeros(0, dtype=object))
 
@@ -247,8 +246,10 @@ def _check_columns(frame: pd.DataFrame, columns, what: str) -> None:
 class Sites:
     """Sensitive sites as the exposure part needs them: people (occupancy, or the kind's
     default, at least the kind's floor), the cell of each site's representative point, and
-    their metric geometry indexed for `reached`: point sites in a k-d tree (a point's distance
-    is exact there), other sites by their bounding circle, refined on exact geometry."""
+    their metric geometry in a bucket index for `reached`: a square metric grid whose buckets
+    list the point sites in them and the area sites whose bounding box overlaps them. A point
+    site's distance is exact there; an area site near enough by its bounding box is a candidate,
+    decided on exact geometry."""
 
     def __init__(self, sites: gpd.GeoDataFrame, weights: RiskWeights):
         _check_columns(sites, ("id", "kind"), "sensitive_sites")
@@ -266,57 +267,168 @@ class Sites:
         points = shapely.point_on_surface(geoms) if len(geoms) else np.zeros(0, dtype=object)
         self.cell = cell_ints(shapely.get_x(points), shapely.get_y(points), H3_RES_GRID_FINEST) \
             if len(geoms) else np.zeros(0, "uint64")
-        is_point = shapely.get_type_id(metric) == 0 if len(geoms) else np.zeros(0, bool)
-        self._point_index = np.flatnonzero(is_point)
-        xy = shapely.get_coordinates(metric[is_point]) if is_point.any() else np.zeros((0, 2))
-        self._point_tree = cKDTree(xy)
-        self._area_index = np.flatnonzero(~is_point)
-        self._areas = metric[~is_point]
-        if len(self._areas):
-            centre = shapely.get_coordinates(shapely.centroid(self._areas))
-            corners = shapely.bounds(self._areas)
-            self._area_radius = np.hypot(corners[:, 2] - corners[:, 0], corners[:, 3] - corners[:, 1]) / 2 \
-                + np.hypot(centre[:, 0] - (corners[:, 0] + corners[:, 2]) / 2, centre[:, 1] - (corners[:, 1] + corners[:, 3]) / 2)
-        else:
-            centre, self._area_radius = np.zeros((0, 2)), np.zeros(0)
-        self._area_tree = cKDTree(centre)
-        self._max_area_radius = float(self._area_radius.max()) if len(self._area_radius) else 0.0
+        self._metric = metric
+        is_point = (shapely.get_type_id(metric) == 0) if len(geoms) else np.zeros(0, bool)
+        bounds = shapely.bounds(metric) if len(geoms) else np.zeros((0, 4))
+        # point sites in small buckets (one each); the few area sites in large ones (a box spans few)
+        self._points = _BucketIndex(np.flatnonzero(is_point), bounds[is_point], _POINT_BUCKET_M, exact=True)
+        self._areas = _BucketIndex(np.flatnonzero(~is_point), bounds[~is_point], _AREA_BUCKET_M, exact=False)
+        self._outlines = _Outlines(metric[~is_point])
+        self._area_number = np.cumsum(~is_point) - 1  # a site's place among the areas
 
     def reached(self, x: np.ndarray, y: np.ndarray, distance_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(threat index, site index) of every site within `distance_m` of a threat at metric
         x, y (exact distance to the site's geometry), ordered by threat then site."""
-        ok = np.isfinite(x) & np.isfinite(y) & (distance_m > 0)
+        x, y = np.asarray(x, "float64"), np.asarray(y, "float64")
+        distance_m = np.asarray(distance_m, "float64")
+        ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(distance_m) & (distance_m > 0)
         if not ok.any() or not len(self.ids):
             return np.zeros(0, "int64"), np.zeros(0, "int64")
         index = np.flatnonzero(ok)
-        xy, d = np.column_stack([x[ok], y[ok]]), distance_m[ok]
-        threats = cKDTree(xy)
-        found_t, found_s = [], []
-        if len(self._point_index):
-            # every pair within the largest distance, then each threat's own (a point's distance is exact)
-            pairs = threats.sparse_distance_matrix(self._point_tree, float(d.max()), output_type="ndarray")
-            keep = pairs["v"] <= d[pairs["i"]]
-            found_t.append(pairs["i"][keep])
-            found_s.append(self._point_index[pairs["j"][keep]])
-        if len(self._area_index):
-            # candidates: threats within an area's bounding circle + the largest distance
-            # (one ball per area: a few hundred), narrowed by each threat's own distance
-            balls = threats.query_ball_point(self._area_tree.data, self._area_radius + float(d.max()),
-                                             return_sorted=False)
-            counts = np.fromiter(map(len, balls), np.int64, len(balls))
-            t = np.concatenate(balls).astype("int64") if counts.sum() else np.zeros(0, "int64")
-            a = np.repeat(np.arange(len(balls)), counts)
-            gap = np.hypot(*(xy[t] - self._area_tree.data[a]).T)
-            near = gap <= d[t] + self._area_radius[a]
-            t, a = t[near], a[near]
-            if len(t):  # candidates only: exact distance to the outline
-                exact = shapely.distance(shapely.points(xy[t]), self._areas[a]) <= d[t]
-                found_t.append(t[exact])
-                found_s.append(self._area_index[a[exact]])
-        t = np.concatenate(found_t).astype("int64") if found_t else np.zeros(0, "int64")
-        s = np.concatenate(found_s).astype("int64") if found_s else np.zeros(0, "int64")
+        x, y, distance_m = x[ok], y[ok], distance_m[ok]
+        t, s = self._points.candidates(x, y, distance_m)
+        ta, sa = self._areas.candidates(x, y, distance_m)
+        if len(ta):  # area sites near by their box: the exact distance to the outline decides
+            reach = self._outlines.within(self._area_number[sa], x[ta], y[ta], distance_m[ta])
+            t, s = np.concatenate([t, ta[reach]]), np.concatenate([s, sa[reach]])
         order = np.lexsort((s, t))
         return index[t[order]], s[order]
+
+
+class _BucketIndex:
+    """Sites' metric bounding boxes in a square grid of buckets of `size` m: each bucket lists
+    the sites whose box overlaps it, as one array sorted by bucket (CSR). `exact`: the boxes are
+    the sites (points), so a pair found is decided."""
+
+    def __init__(self, sites: np.ndarray, bounds: np.ndarray, size: float, exact: bool):
+        n = len(bounds)
+        self.sites, self.exact = sites.astype("int64"), exact
+        self.bounds = np.ascontiguousarray(bounds, "float64").reshape(n, 4)
+        self.x0 = float(bounds[:, 0].min()) if n else 0.0
+        self.y0 = float(bounds[:, 1].min()) if n else 0.0
+        width = float(bounds[:, 2].max()) - self.x0 if n else 0.0
+        height = float(bounds[:, 3].max()) - self.y0 if n else 0.0
+        # a world spread over a continent gets coarser buckets, never more than _MAX_BUCKETS a side
+        self.size = max(size, width / (_MAX_BUCKETS - 1), height / (_MAX_BUCKETS - 1))
+        self.nx, self.ny = int(width // self.size) + 1, int(height // self.size) + 1
+        lo = np.floor((self.bounds[:, :2] - (self.x0, self.y0)) / self.size).astype("int64")
+        hi = np.minimum(np.floor((self.bounds[:, 2:] - (self.x0, self.y0)) / self.size).astype("int64"),
+                        (self.nx - 1, self.ny - 1))
+        self.first = np.ascontiguousarray(lo)
+        span_x, span_y = hi[:, 0] - lo[:, 0] + 1, hi[:, 1] - lo[:, 1] + 1
+        count = span_x * span_y
+        member = np.repeat(np.arange(n), count)
+        k = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)  # place inside the box
+        bucket = (lo[member, 1] + k // span_x[member]) * self.nx + lo[member, 0] + k % span_x[member]
+        order = np.argsort(bucket, kind="stable")
+        self.members = member[order].astype("int64")
+        self.starts = np.searchsorted(bucket[order], np.arange(self.nx * self.ny + 1)).astype("int64")
+
+    def candidates(self, x, y, d) -> tuple[np.ndarray, np.ndarray]:
+        """(threat, site) pairs with the site's box within the threat's distance d."""
+        if not len(self.members):
+            return np.zeros(0, "int64"), np.zeros(0, "int64")
+        t, m = _bucket_pairs(np.ascontiguousarray(x), np.ascontiguousarray(y), np.ascontiguousarray(d),
+                             self.x0, self.y0, self.size, self.nx, self.ny, self.starts, self.members,
+                             self.bounds, self.first, self.exact)
+        return t, self.sites[m]
+
+
+_POINT_BUCKET_M = 250.0  # a few sites a bucket in a city; a protective distance spans a few buckets
+_AREA_BUCKET_M = 2000.0  # areas are few and up to kilometres wide
+_MAX_BUCKETS = 2048
+
+
+@njit(cache=True, nogil=True)
+def _bucket_pairs(x, y, d, x0, y0, size, nx, ny, starts, members, bounds, first, exact):  # pragma: no cover - numba
+    """Every (threat, member) with the member's box within the threat's distance. A box
+    overlapping several buckets of a query is taken only in the lowest of them (a point's box is
+    in one bucket: `exact`)."""
+    capacity = max(16, 2 * len(x))
+    out_t = np.empty(capacity, np.int64)
+    out_m = np.empty(capacity, np.int64)
+    k = 0
+    for t in range(len(x)):
+        tx, ty, td = x[t], y[t], d[t]
+        qx0 = max(0, int(np.floor((tx - td - x0) / size)))
+        qx1 = min(nx - 1, int(np.floor((tx + td - x0) / size)))
+        qy0 = max(0, int(np.floor((ty - td - y0) / size)))
+        qy1 = min(ny - 1, int(np.floor((ty + td - y0) / size)))
+        for iy in range(qy0, qy1 + 1):
+            for ix in range(qx0, qx1 + 1):
+                b = iy * nx + ix
+                for j in range(starts[b], starts[b + 1]):
+                    m = members[j]
+                    if not exact and (ix != max(qx0, first[m, 0]) or iy != max(qy0, first[m, 1])):
+                        continue
+                    gx = max(bounds[m, 0] - tx, 0.0, tx - bounds[m, 2])
+                    gy = max(bounds[m, 1] - ty, 0.0, ty - bounds[m, 3])
+                    if np.sqrt(gx * gx + gy * gy) <= td:
+                        if k == capacity:  # grow: pairs per threat vary by orders of magnitude
+                            capacity *= 2
+                            grown_t = np.empty(capacity, np.int64)
+                            grown_m = np.empty(capacity, np.int64)
+                            grown_t[:k] = out_t[:k]
+                            grown_m[:k] = out_m[:k]
+                            out_t, out_m = grown_t, grown_m
+                        out_t[k] = t
+                        out_m[k] = m
+                        k += 1
+    return out_t[:k].copy(), out_m[:k].copy()
+
+
+class _Outlines:
+    """Area sites' outlines as flat coordinate rings, for the exact distance of a point to an
+    area (0 inside; else to the nearest edge, as GEOS computes it)."""
+
+    def __init__(self, geoms: np.ndarray):
+        kinds = shapely.get_type_id(geoms)
+        if not np.isin(kinds, (3, 6)).all():  # Polygon, MultiPolygon
+            raise ValueError("sensitive_sites must be points or (multi)polygons, got "
+                             f"{sorted(set(shapely.get_type_id(geoms).tolist()) - {3, 6})} (shapely type ids)")
+        parts, part_of = shapely.get_parts(geoms, return_index=True)
+        rings, ring_of_part = shapely.get_rings(parts, return_index=True)
+        coords, coord_of = shapely.get_coordinates(rings, return_index=True)
+        self.coords = np.ascontiguousarray(coords, "float64").reshape(-1, 2)
+        self.ring_start = np.searchsorted(coord_of, np.arange(len(rings) + 1)).astype("int64")
+        self.area_rings = np.searchsorted(part_of[ring_of_part], np.arange(len(geoms) + 1)).astype("int64")
+
+    def within(self, area: np.ndarray, x: np.ndarray, y: np.ndarray, d: np.ndarray) -> np.ndarray:
+        return _within_outline(area.astype("int64"), np.ascontiguousarray(x), np.ascontiguousarray(y),
+                               np.ascontiguousarray(d), self.coords, self.ring_start, self.area_rings)
+
+
+@njit(cache=True, nogil=True)
+def _within_outline(area, x, y, d, coords, ring_start, area_rings):  # pragma: no cover - numba
+    """Whether each point lies within d of its area: inside by the even-odd rule over all of the
+    area's rings (shells and holes), else its distance to the nearest edge (GEOS's
+    point-to-segment formula) is at most d."""
+    out = np.zeros(len(area), np.bool_)
+    for i in range(len(area)):
+        px, py, a = x[i], y[i], area[i]
+        inside = False
+        best = np.inf
+        for r in range(area_rings[a], area_rings[a + 1]):
+            for j in range(ring_start[r], ring_start[r + 1] - 1):
+                ax, ay = coords[j, 0], coords[j, 1]
+                bx, by = coords[j + 1, 0], coords[j + 1, 1]
+                if (ay > py) != (by > py) and px < (bx - ax) * (py - ay) / (by - ay) + ax:
+                    inside = not inside
+                len2 = (bx - ax) * (bx - ax) + (by - ay) * (by - ay)
+                if len2 == 0.0:
+                    gap = np.sqrt((px - ax) * (px - ax) + (py - ay) * (py - ay))
+                else:
+                    f = ((px - ax) * (bx - ax) + (py - ay) * (by - ay)) / len2
+                    if f <= 0.0:
+                        gap = np.sqrt((px - ax) * (px - ax) + (py - ay) * (py - ay))
+                    elif f >= 1.0:
+                        gap = np.sqrt((px - bx) * (px - bx) + (py - by) * (py - by))
+                    else:
+                        gap = abs(((ay - py) * (bx - ax) - (ax - px) * (by - ay)) / len2) * np.sqrt(len2)
+                if gap < best:
+                    best = gap
+        out[i] = inside or best <= d[i]
+    return out
 
 
 # -- contributions ----------------------------------------------------------------------------
@@ -357,7 +469,20 @@ def _hazard_source_rows(world, sites: Sites, weights: RiskWeights) -> Rows:
 def truck_rows(trucks: pd.DataFrame, sites: Sites, chemicals: pd.DataFrame, weights: RiskWeights) -> pd.DataFrame:
     """Trucks part of every present truck (`TRUCK_COLUMNS`; no position: nothing) and the
     exposure of the sites within its cargo's protective distance."""
-    return _frame(_truck_rows(trucks, sites, chemicals, weights))
+    rows = _truck_rows(trucks, sites, chemicals, weights)
+    return _frame(_spelled(rows, trucks["vehicle_id"].astype(str).to_numpy(object), "vehicles", sites.ids))
+
+
+def _floats(column: pd.Series) -> np.ndarray:
+    return column.to_numpy("float64") if column.dtype == "float64" else \
+        pd.to_numeric(column, errors="coerce").to_numpy("float64")
+
+
+def _numeric_rows(n: int = 0) -> Rows:
+    """Contribution rows as numbers only: cell, part, value, the input row each came from
+    (`src`: its key) and an exposure's site index (`site`, -1 for the rest)."""
+    return {"cell": np.zeros(n, "uint64"), "part": np.zeros(n, "int8"), "value": np.zeros(n, "int64"),
+            "src": np.zeros(n, "int64"), "site": np.full(n, -1, "int64")}
 
 
 def _truck_rows(trucks: pd.DataFrame, sites: Sites, chemicals: pd.DataFrame, weights: RiskWeights,
@@ -365,59 +490,66 @@ def _truck_rows(trucks: pd.DataFrame, sites: Sites, chemicals: pd.DataFrame, wei
     memo = {} if memo is None else memo
     _check_columns(trucks, TRUCK_COLUMNS, "trucks")
     if not len(trucks):
-        return _empty() | {"src": np.zeros(0, "int64"), "site": np.zeros(0, "int64")}
-    state = trucks["cargo_state"].to_numpy(object)
-    state = np.where(pd.isna(state), "unknown", state).astype(object)
-    bad = ~np.isin(state, CARGO_STATES)
+        return _numeric_rows()
+    # per distinct value, not per row: a fleet has a few states, classes and UN numbers
+    state_code, states = _factorize(trucks["cargo_state"].to_numpy(object))
+    states = np.array(["unknown" if s is None or s != s else s for s in states.tolist()], dtype=object)
+    bad = ~np.isin(states, CARGO_STATES)
     if bad.any():
-        raise ValueError(f"trucks.cargo_state must be one of {CARGO_STATES}, got {sorted(set(state[bad]))[:5]}")
-    lon = pd.to_numeric(trucks["lon"], errors="coerce").to_numpy("float64")
-    lat = pd.to_numeric(trucks["lat"], errors="coerce").to_numpy("float64")
+        raise ValueError(f"trucks.cargo_state must be one of {CARGO_STATES}, got {sorted(map(str, states[bad]))[:5]}")
+    lon, lat = _floats(trucks["lon"]), _floats(trucks["lat"])
     here = np.isfinite(lon) & np.isfinite(lat)
-    ids = trucks["vehicle_id"].to_numpy(object)
     factor = class_factors(trucks["hazard_class"].to_numpy(object), weights, memo.setdefault("class", {}))
-    pts = _lookup(state, weights.truck_cargo_pts) * factor
-    cell = cell_ints(lon, lat, H3_RES_GRID_FINEST)
-    keep = here & (pts > 0)
-    own = _rows(cell[keep], TRUCKS, _fixed(pts[keep]), "vehicles", ids[keep])
-    own["src"] = np.flatnonzero(keep)  # the input row each contribution came from (its key)
-    own["site"] = np.full(int(keep.sum()), -1, "int64")  # an exposure's site index; -1 for the rest
+    pts = np.array([weights.truck_cargo_pts[s] for s in states])[state_code] * factor
+    keep = np.flatnonzero(here & (pts > 0))
+    own = _numeric_rows(len(keep))
+    own["cell"] = cell_ints(lon[keep], lat[keep], H3_RES_GRID_FINEST)
+    own["part"][:], own["value"], own["src"] = TRUCKS, _fixed(pts[keep]), keep
 
-    threat = _lookup(state, weights.exposure_truck_threat) * factor
-    risky = here & (threat > 0)
-    if not risky.any():
+    threat = np.array([weights.exposure_truck_threat[s] for s in states])[state_code] * factor
+    risky = np.flatnonzero(here & (threat > 0))
+    if not len(risky):
         return own
-    distance = np.zeros(len(ids))
-    distance[risky] = protective_distance_m(trucks["un_number"].to_numpy(object)[risky], chemicals,
-                                            weights.default_protective_m, memo.setdefault("distance", {}))
-    x, y = np.full(len(ids), np.nan), np.full(len(ids), np.nan)
-    x[risky], y[risky] = to_metric(lon[risky], lat[risky])
-    t, s = sites.reached(x, y, distance)
-    exposure = _rows(sites.cell[s], EXPOSURE, _fixed(weights.exposure_pts * sites.people[s] / 1000 * threat[t]),
-                     "sensitive_sites", sites.ids[s], ids[t])
-    exposure["src"], exposure["site"] = t, s
-    return _cat(own, exposure)
+    distance = protective_distance_m(trucks["un_number"].to_numpy(object)[risky], chemicals,
+                                     weights.default_protective_m, memo.setdefault("distance", {}))
+    x, y = to_metric(lon[risky], lat[risky])
+    t, s = sites.reached(np.asarray(x), np.asarray(y), distance)
+    exposure = _numeric_rows(len(t))
+    exposure["cell"], exposure["part"][:] = sites.cell[s], EXPOSURE
+    exposure["value"] = _fixed(weights.exposure_pts * sites.people[s] / 1000 * threat[risky[t]])
+    exposure["src"], exposure["site"] = risky[t], s
+    return {c: np.concatenate([own[c], exposure[c]]) for c in own}
+
+
+def _spelled(rows: Rows, keys: np.ndarray, kind: str, site_ids: np.ndarray) -> Rows:
+    """Numeric rows with kind, item_id and via spelled out: an item is its key's, an exposure
+    the site's, reached via its key."""
+    exposure = rows["part"] == EXPOSURE
+    item_id, via = keys[rows["src"]], np.full(len(rows["src"]), "", dtype=object)
+    kinds = np.full(len(item_id), kind, dtype=object)
+    via[exposure], item_id[exposure], kinds[exposure] = item_id[exposure], site_ids[rows["site"][exposure]], \
+        "sensitive_sites"
+    return {"cell": rows["cell"], "part": rows["part"], "value": rows["value"], "kind": kinds,
+            "item_id": item_id, "via": via}
 
 
 def subject_rows(subjects: pd.DataFrame, part: int, kind: str, table: tuple[float, ...]) -> pd.DataFrame:
     """Alarm or incident part of subjects (`SUBJECT_COLUMNS`, severity 1..4); a row whose
     severity is missing or above 4, or without a position, adds nothing."""
-    return _frame(_subject_rows(subjects, part, kind, table))
+    rows = _subject_rows(subjects, part, kind, table)
+    return _frame(_spelled(rows, subjects["subject_id"].astype(str).to_numpy(object), kind, np.zeros(0, object)))
 
 
 def _subject_rows(subjects: pd.DataFrame, part: int, kind: str, table: tuple[float, ...]) -> Rows:
     _check_columns(subjects, SUBJECT_COLUMNS, kind)
     if not len(subjects):
-        return _empty() | {"src": np.zeros(0, "int64"), "site": np.zeros(0, "int64")}
-    severity = pd.to_numeric(subjects["severity"], errors="coerce").to_numpy("float64")
-    lon = pd.to_numeric(subjects["lon"], errors="coerce").to_numpy("float64")
-    lat = pd.to_numeric(subjects["lat"], errors="coerce").to_numpy("float64")
-    keep = np.isin(severity, (1, 2, 3, 4)) & np.isfinite(lon) & np.isfinite(lat)
-    pts = _by_level(severity[keep], table, f"{kind}.severity")
-    rows = _rows(cell_ints(lon[keep], lat[keep], H3_RES_GRID_FINEST), part, _fixed(pts), kind,
-                 subjects["subject_id"].astype(str).to_numpy(object)[keep])
-    rows["src"] = np.flatnonzero(keep)
-    rows["site"] = np.full(len(rows["src"]), -1, "int64")
+        return _numeric_rows()
+    severity = _floats(subjects["severity"])
+    lon, lat = _floats(subjects["lon"]), _floats(subjects["lat"])
+    keep = np.flatnonzero(np.isin(severity, (1, 2, 3, 4)) & np.isfinite(lon) & np.isfinite(lat))
+    rows = _numeric_rows(len(keep))
+    rows["cell"] = cell_ints(lon[keep], lat[keep], H3_RES_GRID_FINEST)
+    rows["part"][:], rows["value"], rows["src"] = part, _fixed(_by_level(severity[keep], table, f"{kind}.severity")), keep
     return rows
 
 
@@ -437,13 +569,26 @@ def score_rows(rows: pd.DataFrame, resolution: int = H3_RES_RISK_GRID, weights: 
 def _table(cells: np.ndarray, part: np.ndarray, value: np.ndarray, resolution: int, weights: RiskWeights,
            keep_zero: bool = False) -> pd.DataFrame:
     uniq, inverse = np.unique(cells, return_inverse=True)
-    sums = np.zeros((len(uniq), len(PARTS)), "int64")
-    np.add.at(sums, (inverse, part), value)
+    return _scored(uniq, _part_sums(inverse, part, value, len(uniq)), resolution, weights, keep_zero)
+
+
+def _part_sums(group: np.ndarray, part: np.ndarray, value: np.ndarray, n_groups: int) -> np.ndarray:
+    """(n_groups, parts) int64 sums of `value` by group and part: exact integers (bincount
+    would sum in float64)."""
+    sums = np.zeros(n_groups * len(PARTS), "int64")
+    np.add.at(sums, group.astype("int64") * len(PARTS) + part, value)
+    return sums.reshape(n_groups, len(PARTS))
+
+
+def _scored(cells: np.ndarray, sums: np.ndarray, resolution: int, weights: RiskWeights,
+            keep_zero: bool = False) -> pd.DataFrame:
+    """The scores table of distinct cells and their parts' integer sums."""
     total = sums.sum(axis=1)
-    keep = np.ones(len(uniq), bool) if keep_zero else total > 0
-    out = pd.DataFrame(sums[keep] / SCORE_SCALE, columns=list(PARTS), index=pd.Index(uniq[keep], name="cell"))
-    out["score"] = total[keep] / SCORE_SCALE
-    out["band"] = pd.Series(bands(out["score"].to_numpy(), resolution, weights), index=out.index, dtype=object)
+    if not keep_zero:
+        cells, sums, total = cells[total > 0], sums[total > 0], total[total > 0]
+    out = pd.DataFrame(sums / SCORE_SCALE, columns=list(PARTS), index=pd.Index(cells, name="cell"))
+    out["score"] = total / SCORE_SCALE
+    out["band"] = pd.Series(bands(total / SCORE_SCALE, resolution, weights), index=out.index, dtype=object)
     return out
 
 
@@ -481,22 +626,32 @@ class _Held:
 
     def __init__(self, kind: str):
         self.kind = kind
-        self.keys = pd.Index([], dtype=object)
+        self.keys: pd.Index | None = None  # its hash table is built once and kept while no key is new
         self.code = np.zeros(0, "int64")
         self.cols = {c: np.zeros(0, dtype=d) for c, d in zip(_HELD, ("uint64", "int8", "int64", "int64"))}
 
     def codes_of(self, keys: np.ndarray) -> np.ndarray:
         keys = pd.Index(keys, dtype=object)  # not inferred as Arrow strings: 10x the cost
+        if self.keys is None or not len(self.keys):
+            codes, uniq = pd.factorize(keys)
+            self.keys = pd.Index(uniq, dtype=object)
+            return codes.astype("int64")
         found = self.keys.get_indexer(keys)
-        if (found < 0).any():
-            fresh = pd.unique(keys[found < 0].to_numpy(object))
-            self.keys = self.keys.append(pd.Index(fresh, dtype=object))
-            found = self.keys.get_indexer(keys)
+        fresh = found < 0
+        if fresh.any():
+            codes, uniq = pd.factorize(keys[fresh])
+            found[fresh] = len(self.keys) + codes
+            self.keys = self.keys.append(pd.Index(uniq, dtype=object))
         return found.astype("int64")
 
     def replace(self, codes: np.ndarray, rows: Rows, row_codes: np.ndarray) -> dict[str, np.ndarray]:
         """Drop the rows of `codes`, add `rows`; returns the removed rows' cell, part, value."""
-        hit = np.zeros(len(self.keys), bool)
+        if not len(self.code):
+            removed = {c: self.cols[c][:0] for c in ("cell", "part", "value")}
+            self.code = row_codes
+            self.cols = {c: rows[c].astype(self.cols[c].dtype, copy=False) for c in _HELD}
+            return removed
+        hit = np.zeros(len(self.keys), bool)  # codes_of came first: keys is set
         hit[codes] = True
         gone = hit[self.code]
         removed = {c: self.cols[c][gone] for c in ("cell", "part", "value")}
@@ -507,18 +662,24 @@ class _Held:
         return removed
 
     def frame(self, site_ids: np.ndarray) -> pd.DataFrame:
-        keys = self.keys.to_numpy(object)[self.code]
-        exposure = self.cols["part"] == EXPOSURE
-        sites = site_ids[self.cols["site"][exposure]]
-        item_id, via, kind = keys.copy(), np.full(len(keys), "", dtype=object), np.full(len(keys), self.kind, object)
-        item_id[exposure], via[exposure], kind[exposure] = sites, keys[exposure], "sensitive_sites"
-        return _frame({"cell": self.cols["cell"], "part": self.cols["part"], "value": self.cols["value"],
-                       "kind": kind, "item_id": item_id, "via": via})
+        rows = dict(self.cols, src=self.code)
+        keys = np.zeros(0, object) if self.keys is None else self.keys.to_numpy(object)
+        return _frame(_spelled(rows, keys, self.kind, site_ids))
 
 
-def _last_per_key(frame: pd.DataFrame, key: str) -> pd.DataFrame:
-    dup = pd.Index(frame[key].to_numpy(object), dtype=object).duplicated(keep="last")
-    return frame[~dup] if dup.any() else frame
+def _last_rows(codes: np.ndarray) -> np.ndarray:
+    """Positions of the last row of each key code (a batch's last word per key), in order."""
+    if len(codes) < 2 or np.bincount(codes).max() < 2:
+        return np.arange(len(codes))
+    last = np.full(int(codes.max()) + 1, -1, "int64")
+    np.maximum.at(last, codes, np.arange(len(codes)))
+    return np.sort(last[last >= 0])
+
+
+def _as_keys(column: pd.Series) -> np.ndarray:
+    """Ids as an object array of str (a number id becomes its text, as it is everywhere else)."""
+    keys = column.to_numpy(object)
+    return keys if pd.api.types.infer_dtype(keys, skipna=False) == "string" else keys.astype(str).astype(object)
 
 
 class RiskGrid:
@@ -528,7 +689,9 @@ class RiskGrid:
     that changed (a truck's whole current row; an alarm or incident with its current severity,
     NaN or > 4 when it is over); their old contributions are replaced. Every finest cell whose
     total changed gets the new version, so `scores(resolution, since)` returns the cells at
-    `resolution` with a changed child. Not thread-safe: callers hold a lock."""
+    `resolution` with a changed child. The finest cells are held sorted: the H3 parents of
+    sorted cells of one resolution are sorted too (the parent keeps the leading digits), so a
+    coarser table is one pass of sums over runs, no sort. Not thread-safe: callers hold a lock."""
 
     def __init__(self, world, weights: RiskWeights | None = None):
         self.weights = weights or RiskWeights()
@@ -537,7 +700,12 @@ class RiskGrid:
         self.static = hazard_source_rows(world, self.sites, self.weights)
         self.live = {k: _Held(kind) for k, kind in _LIVE_ITEM_KINDS.items()}
         self.version = 1
-        self._memo: dict[str, dict] = {}  # class factor and protective distance per distinct value
+        # class factor and protective distance per distinct value; the catalogue's distances once per World
+        catalogue = [*map(str, self.chemicals.index.tolist()), None] if self.chemicals is not None else [None]
+        self._distances: dict = {}
+        protective_distance_m(np.array(catalogue, dtype=object), self.chemicals, self.weights.default_protective_m,
+                              self._distances)
+        self._memo: dict[str, dict] = {"distance": dict(self._distances)}
         self._cells = np.zeros(0, "uint64")  # finest cells ever touched, sorted
         self._sums = np.zeros((0, len(PARTS)), "int64")
         self._versions = np.zeros(0, "int64")
@@ -551,7 +719,8 @@ class RiskGrid:
         grid.weights, grid.chemicals, grid.sites, grid.static = self.weights, self.chemicals, self.sites, self.static
         grid.live = {k: _Held(kind) for k, kind in _LIVE_ITEM_KINDS.items()}
         grid.version = 1
-        grid._memo = {}
+        grid._distances = self._distances
+        grid._memo = {"distance": dict(self._distances)}
         grid._cells, grid._sums, grid._versions = self._static_cells
         grid._static_cells = self._static_cells
         return grid
@@ -564,24 +733,21 @@ class RiskGrid:
               incidents: pd.DataFrame | None = None) -> int:
         """Upsert live items; returns the grid's version (unchanged when nothing changed).
         Bad input raises before anything changes."""
+        # (a key new to the grid is remembered before bad input raises: a key without rows is nothing)
         new: dict[str, tuple[Rows, np.ndarray]] = {}
         if trucks is not None:
             _check_columns(trucks, TRUCK_COLUMNS, "trucks")
-            trucks = _last_per_key(trucks, "vehicle_id")  # a batch's last word per truck
-            rows = _truck_rows(trucks, self.sites, self.chemicals, self.weights, self._memo)
-            # every row's key is its truck's (an exposure's too): the input row it came from
-            new["trucks"] = (rows, trucks["vehicle_id"].to_numpy(object).astype(str).astype(object))
+            trucks, codes = self._last_word(trucks, "vehicle_id", self.live["trucks"])
+            new["trucks"] = (_truck_rows(trucks, self.sites, self.chemicals, self.weights, self._memo), codes)
         for kind, frame, part, table in (("alarms", alarms, ALARMS, self.weights.alarm_pts),
                                          ("incidents", incidents, INCIDENTS, self.weights.incident_pts)):
             if frame is not None:
                 _check_columns(frame, SUBJECT_COLUMNS, kind)
-                frame = _last_per_key(frame, "subject_id")
-                rows = _subject_rows(frame, part, kind if kind == "incidents" else "monitoring_points", table)
-                new[kind] = (rows, frame["subject_id"].to_numpy(object).astype(str).astype(object))
+                frame, codes = self._last_word(frame, "subject_id", self.live[kind])
+                new[kind] = (_subject_rows(frame, part, kind, table), codes)
         cells, parts, values = [], [], []
-        for kind, (rows, keys) in new.items():
+        for kind, (rows, codes) in new.items():
             held = self.live[kind]
-            codes = held.codes_of(keys)
             removed = held.replace(codes, rows, codes[rows["src"]])
             cells += [rows["cell"], removed["cell"]]
             parts += [rows["part"].astype("int64"), removed["part"].astype("int64")]
@@ -590,27 +756,33 @@ class RiskGrid:
             self._add(np.concatenate(cells), np.concatenate(parts), np.concatenate(values), self.version + 1)
         return self.version
 
+    @staticmethod
+    def _last_word(frame: pd.DataFrame, key: str, held: _Held) -> tuple[pd.DataFrame, np.ndarray]:
+        """The frame's last row per key (a batch's last word) and the keys' codes."""
+        codes = held.codes_of(_as_keys(frame[key])) if len(frame) else np.zeros(0, "int64")
+        last = _last_rows(codes)
+        return (frame, codes) if len(last) == len(codes) else (frame.iloc[last], codes[last])
+
     def _add(self, cells: np.ndarray, parts: np.ndarray, values: np.ndarray, version: int) -> None:
         if not len(cells):
             return
         uniq, inverse = np.unique(cells, return_inverse=True)
-        sums = np.zeros((len(uniq), len(PARTS)), "int64")
-        np.add.at(sums, (inverse, parts), values)
+        sums = _part_sums(inverse, parts, values, len(uniq))
         changed = sums.any(axis=1)
         uniq, sums = uniq[changed], sums[changed]
         if not len(uniq):
             return
         self.version = version
-        known = np.isin(uniq, self._cells, assume_unique=True)
-        if (~known).any():
-            cells = np.concatenate([self._cells, uniq[~known]])
-            order = np.argsort(cells, kind="stable")
-            self._cells = cells[order]
-            self._sums = np.concatenate([self._sums, np.zeros(((~known).sum(), len(PARTS)), "int64")])[order]
-            self._versions = np.concatenate([self._versions, np.zeros((~known).sum(), "int64")])[order]
+        at = np.searchsorted(self._cells, uniq)
+        known = at < len(self._cells)
+        known[known] = self._cells[at[known]] == uniq[known]
+        if (~known).any():  # new cells go in at their sorted places (both arrays are sorted)
+            self._cells = np.insert(self._cells, at[~known], uniq[~known])
+            self._sums = np.insert(self._sums, at[~known], 0, axis=0)
+            self._versions = np.insert(self._versions, at[~known], 0)
+            at = np.searchsorted(self._cells, uniq)
         else:
             self._sums, self._versions = self._sums.copy(), self._versions.copy()  # never mutate a shared array
-        at = np.searchsorted(self._cells, uniq)
         self._sums[at] += sums
         self._versions[at] = version
 
@@ -619,14 +791,14 @@ class RiskGrid:
         after version `since`, zero scores included (the screen must drop them)."""
         if resolution not in RISK_GRID_RESOLUTIONS:
             raise ValueError(f"resolution must be one of {RISK_GRID_RESOLUTIONS}, got {resolution!r}")
-        parents = parent_cells(self._cells, resolution)
+        parents, sums = parent_cells(self._cells, resolution), self._sums  # sorted, as the cells
         if since > 0:
-            wanted = np.unique(parents[self._versions > since])
-            mine = np.isin(parents, wanted)
-        else:
-            mine = np.ones(len(parents), bool)
-        parents, sums = parents[mine], self._sums[mine]
-        n = len(parents)
-        rows_part = np.tile(np.arange(len(PARTS)), n)
-        return _table(np.repeat(parents, len(PARTS)), rows_part, sums.reshape(-1), resolution, self.weights,
-                      keep_zero=since > 0)
+            wanted = parents[self._versions > since]
+            at = np.minimum(np.searchsorted(wanted, parents), max(len(wanted) - 1, 0))
+            mine = (wanted[at] == parents) if len(wanted) else np.zeros(len(parents), bool)
+            parents, sums = parents[mine], sums[mine]
+        if not len(parents):
+            return _scored(parents, sums, resolution, self.weights, keep_zero=since > 0)
+        starts = np.flatnonzero(np.r_[True, parents[1:] != parents[:-1]])
+        return _scored(parents[starts], np.add.reduceat(sums, starts, axis=0), resolution, self.weights,
+                       keep_zero=since > 0)
