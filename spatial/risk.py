@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass, field
 
 import geopandas as gpd
+import h3.api.basic_int as h3_int
 import numpy as np
 import pandas as pd
 import shapely
@@ -278,7 +279,8 @@ class Sites:
 
     def reached(self, x: np.ndarray, y: np.ndarray, distance_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(threat index, site index) of every site within `distance_m` of a threat at metric
-        x, y (exact distance to the site's geometry), ordered by threat then site."""
+        x, y (exact distance to the site's geometry): the point sites' pairs by threat, then the
+        area sites' by threat (no sort: a score is a sum)."""
         x, y = np.asarray(x, "float64"), np.asarray(y, "float64")
         distance_m = np.asarray(distance_m, "float64")
         ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(distance_m) & (distance_m > 0)
@@ -291,8 +293,7 @@ class Sites:
         if len(ta):  # area sites near by their box: the exact distance to the outline decides
             reach = self._outlines.within(self._area_number[sa], x[ta], y[ta], distance_m[ta])
             t, s = np.concatenate([t, ta[reach]]), np.concatenate([s, sa[reach]])
-        order = np.lexsort((s, t))
-        return index[t[order]], s[order]
+        return index[t], s
 
 
 class _BucketIndex:
@@ -478,6 +479,17 @@ def _floats(column: pd.Series) -> np.ndarray:
         pd.to_numeric(column, errors="coerce").to_numpy("float64")
 
 
+_FEW = 64  # below this many points h3's own call per point beats h3ronpy's fixed cost per call (~80 µs)
+
+
+def _finest_cells(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Finest cells (uint64) of points that all have a position."""
+    if len(lon) >= _FEW:
+        return cell_ints(lon, lat, H3_RES_GRID_FINEST)
+    return np.array([h3_int.latlng_to_cell(y, x, H3_RES_GRID_FINEST) for x, y in zip(lon.tolist(), lat.tolist())],
+                    dtype="uint64")
+
+
 def _numeric_rows(n: int = 0) -> Rows:
     """Contribution rows as numbers only: cell, part, value, the input row each came from
     (`src`: its key) and an exposure's site index (`site`, -1 for the rest)."""
@@ -503,7 +515,7 @@ def _truck_rows(trucks: pd.DataFrame, sites: Sites, chemicals: pd.DataFrame, wei
     pts = np.array([weights.truck_cargo_pts[s] for s in states])[state_code] * factor
     keep = np.flatnonzero(here & (pts > 0))
     own = _numeric_rows(len(keep))
-    own["cell"] = cell_ints(lon[keep], lat[keep], H3_RES_GRID_FINEST)
+    own["cell"] = _finest_cells(lon[keep], lat[keep])
     own["part"][:], own["value"], own["src"] = TRUCKS, _fixed(pts[keep]), keep
 
     threat = np.array([weights.exposure_truck_threat[s] for s in states])[state_code] * factor
@@ -548,7 +560,7 @@ def _subject_rows(subjects: pd.DataFrame, part: int, kind: str, table: tuple[flo
     lon, lat = _floats(subjects["lon"]), _floats(subjects["lat"])
     keep = np.flatnonzero(np.isin(severity, (1, 2, 3, 4)) & np.isfinite(lon) & np.isfinite(lat))
     rows = _numeric_rows(len(keep))
-    rows["cell"] = cell_ints(lon[keep], lat[keep], H3_RES_GRID_FINEST)
+    rows["cell"] = _finest_cells(lon[keep], lat[keep])
     rows["part"][:], rows["value"], rows["src"] = part, _fixed(_by_level(severity[keep], table, f"{kind}.severity")), keep
     return rows
 
@@ -586,10 +598,11 @@ def _scored(cells: np.ndarray, sums: np.ndarray, resolution: int, weights: RiskW
     total = sums.sum(axis=1)
     if not keep_zero:
         cells, sums, total = cells[total > 0], sums[total > 0], total[total > 0]
-    out = pd.DataFrame(sums / SCORE_SCALE, columns=list(PARTS), index=pd.Index(cells, name="cell"))
-    out["score"] = total / SCORE_SCALE
-    out["band"] = pd.Series(bands(total / SCORE_SCALE, resolution, weights), index=out.index, dtype=object)
-    return out
+    index, points = pd.Index(cells, name="cell"), sums / SCORE_SCALE
+    columns: dict = {p: points[:, i] for i, p in enumerate(PARTS)}
+    columns["score"] = total / SCORE_SCALE
+    columns["band"] = pd.Series(bands(columns["score"], resolution, weights), index=index, dtype=object, copy=False)
+    return pd.DataFrame(columns, index=index, copy=False)  # one frame built once: columns added one by one cost 2x
 
 
 def bands(score: np.ndarray, resolution: int, weights: RiskWeights | None = None) -> np.ndarray:
