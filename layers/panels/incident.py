@@ -42,6 +42,12 @@ SUBJECT_LAYERS = (("VEH-", "vehicles"), ("MP-", "monitoring_points"), ("HS-", "h
 EVIDENCE_MAX_CHARS = 600
 
 
+def _rule_title(rule: str, language: str) -> str:
+    from layers.header import RULE_TITLES  # the ticker's names of the rules
+
+    return text(RULE_TITLES[rule], language) if rule in RULE_TITLES else str(rule)
+
+
 def subject_layer(subject_id: str) -> str | None:
     return next((layer for prefix, layer in SUBJECT_LAYERS if subject_id.startswith(prefix)), None)
 
@@ -104,7 +110,7 @@ def build(data: dict, language: str, history: list, actions: tuple[str, ...] = (
     subject = str(row["subject_id"])
     layer = subject_layer(subject)
     body = [fields([
-        (text(L["rule"], language), str(row["rule"])),
+        (text(L["rule"], language), f"{_rule_title(row['rule'], language)} ({row['rule']})"),
         (text(L["level"], language), (level.name_zh if language == "zh" else level.name_en) if level else "—"),
         (text(L["status"], language), str(row["status"])), (text(L["state"], language), str(row["state"])),
         (text(L["subject"], language), links.to(layer, subject) if layer else subject),
@@ -136,7 +142,7 @@ def build(data: dict, language: str, history: list, actions: tuple[str, ...] = (
         "hz-incident-history"), count=len(transitions))
     if actions:
         body += section(L["actions"], language, *_action_form(str(row["id"]), actions, language))
-    title = f"{text(level and (level.name_zh, level.name_en) or ('', ''), language)} · {row['rule']}"
+    title = f"{text(level and (level.name_zh, level.name_en) or ('', ''), language)} · {_rule_title(row['rule'], language)}"
     return frame_("incidents", str(row["id"]), title, language, history, _focus(row), body)
 
 

@@ -1,7 +1,8 @@
 """The incident's panel in real headless Chromium (issue 17, "The incident"), logged in as the people
 of tests/api/conftest.py: each kind of evidence drawn on the map (window.hazmapEvidence) as the store
 holds it; the impact view lists the sites a direct shapely computation finds; texting the driver
-shows the terminal's answer when it comes; a disposal done in the panel shows in the store's history;
+shows the terminal's answer when it comes; signing, supervising, disposing and closing in the panel
+show in the store's history; the hazard source's panel opens its impact view;
 another department's user gets neither the actions nor the impact view."""
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.browser
 ROUTE_VEHICLE, ROUTE_WAYBILL = "VEH-000001", "WB-000002"  # seed 5: the waybill is loaded 21:10-23:25 UTC, 1 Nov
 T_DEVIATION = -225  # minutes after tests/incidents/helpers.T0 (2 Nov 01:00 UTC): 1 Nov 21:15 UTC, 05:15 local (night)
 PING_EVERY_MS = 30_000
+POINT_SOURCE = "HS-000003"  # seed 5: another hazard source lies within its night-time protective distance
 
 
 @dataclass
@@ -56,7 +58,8 @@ def incident_app(tmp_path_factory):
     lat = np.interp(along, np.arange(len(route)), route[:, 1])
     store.write_pings(PingBatch.from_arrays(np.full(n, ROUTE_VEHICLE, dtype=object), ms, lon, lat,
                                             speed_kmh=np.full(n, 50.0)))
-    point = world.monitoring_points.iloc[0]
+    points = world.monitoring_points
+    point = points[points["hazard_source_id"] == POINT_SOURCE].iloc[0]
     r_ms = ms[0] + np.arange(300) * 60_000
     store.write_readings(ReadingBatch.from_arrays(np.full(300, point["id"], dtype=object), r_ms,
                                                   np.linspace(0.0, 100.0, 300)))
@@ -250,28 +253,91 @@ def test_texting_the_driver_shows_the_terminals_answer_when_it_comes(page, incid
     page.screenshot(path=str(SCREENSHOTS / "incident_impact_text.png"))
 
 
-def test_a_disposal_in_the_panel_shows_in_the_stores_history(page, incident_app):
+def test_actions_taken_in_the_panel_show_in_the_stores_history(page, incident_app):
+    """A department signs, supervises the carrier, disposes with a note and an outcome, and closes."""
     from data.incidents import IncidentStore
 
     env = incident_app.env
     login(page, env, "dept")
     open_incident(page, env.incident)
-    for action, expected in (("sign", "signed"), ("dispose", "disposed")):
+    for action, expected in (("sign", "signed"), ("supervise", "supervised"), ("dispose", "disposed"),
+                             ("close", "closed")):
         page.wait_for_selector(f".hz-action-{action}", timeout=15_000)
         page.fill("#hz-incident-note", f"{action}: crew on site")
         if action == "dispose":
             page.select_option("#hz-incident-outcome", "rectified")
         page.click(f".hz-action-{action}")
-        page.wait_for_function(
-            "(a) => [...document.querySelectorAll('.hz-incident-history td')].some(td => td.innerText === a)",
-            arg=expected, timeout=15_000)
+        try:
+            page.wait_for_function(
+                "(a) => [...document.querySelectorAll('.hz-incident-history td')].some(td => td.innerText === a)",
+                arg=expected, timeout=15_000)
+        except Exception as exc:
+            raise AssertionError(f"{action}: {page.inner_text('#hz-panel-body')[-400:]}") from exc
     shown = IncidentStore(env.store, env.world).show(env.incident)
     history, recipients = shown["history"], shown["recipients"].set_index("recipient_id")
-    disposed = history[(history["action"] == "disposed") & (history["recipient_id"] == env.department)]
-    assert len(disposed) == 1 and disposed["actor"].iloc[0] == "dept"
+    mine = history[history["actor"] == "dept"]
+    assert sorted(set(mine["action"])) == ["closed", "disposed", "signed", "supervised"]
+    assert mine.loc[mine["action"] == "supervised", "recipient_id"].tolist() == [env.enterprise]  # the carrier
+    assert set(mine.loc[mine["action"] != "supervised", "recipient_id"]) == {env.department}
     assert recipients.loc[env.department, "outcome"] == "rectified"
     assert recipients.loc[env.department, "note"] == "dispose: crew on site"
-    page.screenshot(path=str(SCREENSHOTS / "incident_disposed.png"))
+    assert recipients.loc[env.enterprise, "supervised_by"] == env.department
+    page.screenshot(path=str(SCREENSHOTS / "incident_actions.png"))
+
+
+def _inside(frame, lon: float, lat: float, radius: float, skip=()) -> list[str]:
+    """The oracle: ids of `frame` within `radius` m (UTM 51N, each outline on its own), nearest first."""
+    x, y = to_metric([lon], [lat])
+    subject = shapely.Point(x[0], y[0])
+    metres = np.array([geometry_to_metric(np.array([g], dtype=object))[0].distance(subject) for g in frame.geometry])
+    keep = np.flatnonzero((metres <= radius) & ~frame["id"].isin(list(skip)).to_numpy())
+    return [frame["id"].iloc[i] for i in keep[np.lexsort((frame["id"].to_numpy()[keep], metres[keep]))]]
+
+
+def _source_radius(world, source_id: str, night: bool) -> float:
+    stock = world.hazard_source_chemicals
+    figures = world.chemicals.reindex(stock.loc[stock["hazard_source_id"] == source_id, "un_number"].astype(str))
+    return float(figures["erg_night_m" if night else "erg_day_m"].fillna(figures["erg_isolation_m"]).max())
+
+
+ROWS = "rows => rows.map(r => r.dataset.id)"
+
+
+def test_a_hazard_sources_impact_view_from_its_panel_and_from_its_points_alarm(page, incident_app):
+    """From the hazard source's panel (its chemicals, now) and from its point's incident (at the
+    incident's time): the same sites and hazard sources as a direct computation."""
+    from spatial.impact import is_night
+
+    env = incident_app.env
+    world = env.world
+    source = world.hazard_sources.set_index("id").loc[POINT_SOURCE]
+    lon, lat = source.geometry.x, source.geometry.y
+    login(page, env, "duty")
+    page.evaluate("(id) => window.dash_clientside.set_props('hz-live-click', "
+                  "{data: {layer: 'hazard_sources', id: id, at: Date.now()}})", POINT_SOURCE)
+    page.wait_for_selector("#hz-panel .hz-impact-open a", timeout=15_000)
+    page.click(".hz-impact-open a")
+    page.wait_for_selector("#hz-panel .hz-impact", timeout=15_000)
+    radius = _source_radius(world, POINT_SOURCE, is_night(pd.Timestamp.now(tz="UTC")))
+    assert page.locator(".hz-impact-sites tbody tr").evaluate_all(ROWS) == _inside(world.sensitive_sites, lon, lat,
+                                                                                    radius)
+    assert page.locator(".hz-impact-sources tbody tr").evaluate_all(ROWS) == _inside(
+        world.hazard_sources, lon, lat, radius, skip=[POINT_SOURCE])
+    page.click(".hz-panel-back")  # back to the hazard source
+    page.wait_for_function("() => document.querySelector('#hz-panel .hz-drill') && "
+                           "!document.querySelector('.hz-impact')", timeout=15_000)
+    page.wait_for_selector("#hz-panel .hz-impact-open a", timeout=15_000)  # the hazard source's panel again
+    assert page.evaluate("window.hazmapEvidence.drawn()") is None  # the view's marks went with it
+    # its point's alarm at 05:45 local: night
+    open_incident(page, incident_app.by_kind["point_alarm"])
+    page.click(".hz-impact-open a")
+    page.wait_for_selector("#hz-panel .hz-impact", timeout=15_000)
+    radius = _source_radius(world, POINT_SOURCE, night=True)
+    neighbours = _inside(world.hazard_sources, lon, lat, radius, skip=[POINT_SOURCE])
+    assert neighbours and page.locator(".hz-impact-sources tbody tr").evaluate_all(ROWS) == neighbours
+    assert page.locator(".hz-impact-sites tbody tr").evaluate_all(ROWS) == _inside(world.sensitive_sites, lon, lat,
+                                                                                    radius)
+    page.screenshot(path=str(SCREENSHOTS / "incident_impact_hazard_source.png"))
 
 
 def test_another_departments_user_gets_no_action_nor_impact_view(page, incident_app):
