@@ -290,7 +290,7 @@ def impact_view(world: World, feature_id: str, *, live: LiveState | None = None,
             out["texts"] = driver_texts(store, feature_id)
     else:
         raise LookupError(f"no impact view for {feature_id!r}: a truck, a hazard source or an incident about one")
-    trucks = loaded_trucks(world, live, at)
+    trucks = loaded_trucks(world, live, _now(live, now))  # who is loaded where now (the live positions' time)
     view = impact(world, lon, lat, goods["un_number"].astype(str).tolist(), at, trucks=trucks, exclude_ids=[subject])
     inside = world.sensitive_sites.set_index("id").geometry.reindex(view.sites["id"])
     points = shapely.point_on_surface(inside.to_numpy()) if len(inside) else np.array([], dtype=object)
