@@ -53,6 +53,8 @@ from layers.catalog import (
 from layers.details import FeatureDetails, FeatureDirectory
 from layers.panels import BACK_N as PANEL_BACK_N, HISTORY_TYPE as PANEL_HISTORY_TYPE
 from layers.panels import KINDS as PANEL_KINDS, build_panel, next_history
+from layers.panels import CHART_TYPE as PANEL_CHART_TYPE, WINDOW_TYPE as PANEL_WINDOW_TYPE, \
+    window_figure as panel_window_figure
 from layers.panels.impact import LAYER as IMPACT_LAYER, TEXTS_TYPE as IMPACT_TEXTS_TYPE, TICK_TYPE as IMPACT_TICK_TYPE
 from layers.display_crs import leaflet_crs
 from layers.panels.impact import build as build_impact, texts_table as impact_texts_table
@@ -90,7 +92,8 @@ _js = Namespace("hazmap", "map")
 LAYER_ID_TYPE = "hz-layer"
 
 
-def create_app(settings: Settings, world: World, world_version: str, live=None, people=None) -> dash.Dash:
+def create_app(settings: Settings, world: World, world_version: str, live=None, people=None,
+               store=None) -> dash.Dash:
     """The wall-screen app for `world`. `world_version` (a short hash or counter, letters,
     digits, `.`, `_`, `-`) goes into every layer URL, so a new world is never shown from a
     browser's cache of the old one. `live`: the live source (`snapshot()` returns a copy of
@@ -122,7 +125,8 @@ def create_app(settings: Settings, world: World, world_version: str, live=None, 
     screen = _Screen(settings, world, world_version, web.config.requests_pathname_prefix, live)
     # the risk grid (layers/grid.py); live parts only with a live source
     screen.grid = GridFeed(world, live, weights=weights_from(settings.risk_weights))
-    screen.store = people.store if people is not None else None  # the drill-down panels' pings, readings, incidents
+    # the drill-down panels' pings, readings, incidents (`store`: a screen without people, as the bench's)
+    screen.store = people.store if people is not None else store
     screen.world = world
     # who sees what (app/permissions.py Scopes): the routes below narrow to it, the API reads it
     web.server.extensions["hazmap_scopes"] = Scopes(world, people.store) if people is not None else None
@@ -233,6 +237,8 @@ class _Screen:
                                 html.Button("×", id="hz-panel-close", className="hz-panel-close",
                                             title=ui("close", language), n_clicks=0),
                                 html.Div(id="hz-panel-body"),
+                                # loads Plotly's bundle with the page, not with the first chart a click opens
+                                dcc.Graph(id="hz-panel-plotly", style={"display": "none"}, config={"staticPlot": True}),
                             ],
                         ),
                         snapshot_panel(language),  # the drawn area's snapshot, downloaded (app/screen_reports.py)
@@ -580,6 +586,26 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
             return [html.P(ui("not_found", language))], "hz-panel hz-open"
         live = live_rows(_snapshot(screen.live), layer, feature_id, language) if screen.live is not None else []
         return _panel_children(details, live, language), "hz-panel hz-open"
+
+    # A drill-down chart's time window switch (truck speed 2 h / 24 h, point readings 1 h / 24 h / 7 d)
+    # redraws that chart only, for the entity the panel shows (the last entry of its back stack).
+    @web.callback(Output({"type": PANEL_CHART_TYPE, "name": dash.MATCH}, "figure"),
+                  Input({"type": PANEL_WINDOW_TYPE, "name": dash.MATCH}, "value"),
+                  State({"type": PANEL_HISTORY_TYPE, "n": ALL}, "data"), State("hz-language", "data"),
+                  prevent_initial_call=True)
+    def switch_chart_window(window, history, language):
+        from data.drilldown import chart_window
+
+        shown = history[0][-1] if history and history[0] else None
+        if window is None or not shown or not may_see(str(shown[1])):
+            raise dash.exceptions.PreventUpdate
+        live = _snapshot(screen.live) if screen.live is not None else None
+        try:
+            data = chart_window(screen.world, shown[0], str(shown[1]), window, live=live,
+                                store=getattr(screen, "store", None))
+        except (LookupError, ValueError):
+            raise dash.exceptions.PreventUpdate from None
+        return panel_window_figure(shown[0], data, language)
 
     @web.callback(Output({"type": IMPACT_TEXTS_TYPE, "id": MATCH}, "children"),
                   Input({"type": IMPACT_TICK_TYPE, "id": MATCH}, "n_intervals"), State("hz-language", "data"),

@@ -5,6 +5,11 @@
  * protective-action circles. One Leaflet layer group, replaced with every panel, cleared when the
  * panel shows something without a focus.
  *
+ * The map moves to the entity only when the officer asked for a place: a related link, the back
+ * button, a grid cell's item, a search hit or a ticker item; not after a click on the map (the
+ * entity is in view there), and never once the officer moved the map (drag, wheel, keys, zoom
+ * buttons) since asking, so a panel that arrives late does not yank the view back.
+ *
  * window.hazmapPanel: a read-only handle for the browser tests (what is drawn now).
  */
 (function () {
@@ -17,6 +22,24 @@
         isolation: {color: "#e02020", weight: 2, fillOpacity: 0.12, interactive: false},
         protective: {color: "#ff8c1a", weight: 2, fillOpacity: 0.06, dashArray: "4 4", interactive: false}
     };
+
+    // Whether the panel on its way may bring its entity into view (see the top of this file).
+    var FLY_SOURCES = ".hz-panel-link, .hz-panel-back, .hz-grid-link, .hz-search-hit, .hz-incident";
+    var flyWanted = false, flies = 0;
+    document.addEventListener("click", function (event) {
+        var target = event.target;
+        if (target && target.closest && target.closest(FLY_SOURCES)) { flyWanted = true; }
+    }, true);
+    function officerMovedMap() { flyWanted = false; }
+    function watchMapInput(map) {
+        ["pointerdown", "wheel", "touchstart", "keydown"].forEach(function (name) {
+            map.getContainer().addEventListener(name, officerMovedMap, {capture: true, passive: true});
+        });
+    }
+    function flyTo(map, latLng) {
+        flies += 1;
+        map.panTo(latLng, {animate: false});
+    }
 
     function whenMap(callback) {
         if (hazmap.leafletMap) { callback(hazmap.leafletMap); return; }
@@ -40,9 +63,8 @@
             group.addLayer(circle);
             drawn.circles.push({kind: c.kind, radius_m: c.radius_m});
         });
-        // Keep the officer's view: move (at the same zoom) only when the entity is out of sight, as
-        // after a related link; a click on the map leaves the map where it is.
-        if (!map.getBounds().pad(-0.1).contains(centre)) { map.panTo(centre, {animate: false}); }
+        // Keep the officer's view: move (at the same zoom) only when asked and the entity is out of sight.
+        if (flyWanted && !map.getBounds().pad(-0.1).contains(centre)) { flyTo(map, centre); }
     }
 
     // Track replay (a truck's 24 h from the store, focus.track = [[epoch_ms, lon, lat], ...]): a slider
@@ -64,7 +86,43 @@
         replay = null;
     }
 
-    function startReplay(map, track) {
+    // The replay's marks: stops ([start_ms, end_ms, lon, lat], the rules' stop stage over the track)
+    // and incidents ([epoch_ms, lon, lat, id, rule]) on the map and as ticks under the slider; a
+    // tick moves the replay to its time.
+    var MARK_STYLE = {
+        stop: {radius: 6, color: "#ffffff", weight: 1.5, fillColor: "#9575cd", fillOpacity: 0.9, interactive: false},
+        incident: {radius: 8, color: "#e02020", weight: 3, fillColor: "#e02020", fillOpacity: 0.35, interactive: false}
+    };
+
+    function drawMarks(box, t0, t1, stops, incidents, jump) {
+        var strip = document.createElement("div"), span = Math.max(1, t1 - t0), marks = {stops: [], incidents: []};
+        strip.className = "hz-replay-marks";
+        strip.style.cssText = "position:relative;height:10px;margin:2px 0 4px 0;background:rgba(215,227,240,0.08)";
+        function tick(kind, from, to, colour, title) {
+            var el = document.createElement("span"), left = Math.max(0, Math.min(1, (from - t0) / span));
+            var width = Math.max(0.004, Math.min(1 - left, (to - from) / span));
+            el.className = "hz-replay-" + kind;
+            el.title = title;
+            el.style.cssText = "position:absolute;top:0;height:10px;cursor:pointer;left:" + (left * 100) + "%;width:"
+                + (width * 100) + "%;background:" + colour;
+            el.addEventListener("click", function () { jump(from); });
+            strip.appendChild(el);
+        }
+        stops.forEach(function (s) {
+            group.addLayer(L.circleMarker([s[3], s[2]], MARK_STYLE.stop));
+            marks.stops.push({start_ms: s[0], end_ms: s[1], lon: s[2], lat: s[3]});
+            tick("stop", s[0], s[1], "#9575cd", Math.round((s[1] - s[0]) / 60000) + " min");
+        });
+        incidents.forEach(function (i) {
+            group.addLayer(L.circleMarker([i[2], i[1]], MARK_STYLE.incident));
+            marks.incidents.push({epoch_ms: i[0], lon: i[1], lat: i[2], id: i[3], rule: i[4]});
+            tick("incident", i[0], i[0], "#e02020", i[4] + " " + i[3]);
+        });
+        box.appendChild(strip);
+        return marks;
+    }
+
+    function startReplay(map, track, stops, incidents) {
         stopReplay();
         var box = document.querySelector("#hz-panel-body .hz-replay");
         if (!box || !track || track.length < 2) { return; }
@@ -72,8 +130,8 @@
         var line = L.polyline(track.map(function (p) { return [p[2], p[1]]; }),
             {color: "#b3e5fc", weight: 2, opacity: 0.7, interactive: false});
         group.addLayer(line);
-        if (drawn.id === null && !map.getBounds().intersects(line.getBounds())) { // no live position, out of sight
-            map.panTo(line.getBounds().getCenter(), {animate: false});
+        if (flyWanted && drawn.id === null && !map.getBounds().intersects(line.getBounds())) { // no live position
+            flyTo(map, line.getBounds().getCenter());
         }
         var marker = L.circleMarker([track[0][2], track[0][1]],
             {radius: 7, color: "#fff", weight: 2, fillColor: "#ff8c1a", fillOpacity: 1, interactive: false});
@@ -88,6 +146,8 @@
         speed.className = "hz-replay-speed"; clock.className = "hz-replay-clock";
         box.appendChild(button); box.appendChild(speed); box.appendChild(clock); box.appendChild(slider);
         replay = {t: t0, playing: false, frame: null, last: null, track: track};
+        replay.marks = drawMarks(box, t0, t1, stops, incidents, function (t) { replay.t = t; show(); });
+        replay.readyAt = performance.now();
         function show() {
             var p = positionAt(track, replay.t);
             replay.lon = p[0]; replay.lat = p[1];
@@ -125,13 +185,15 @@
         whenMap(function (map) {
             draw(map, focus);
             stopReplay();
-            if (focus && focus.track) { startReplay(map, focus.track); }
+            if (focus && focus.track) { startReplay(map, focus.track, focus.stops || [], focus.incidents || []); }
+            flyWanted = false; // this panel has had its chance; the next one waits for its own request
         });
     }
 
     function watchPanel() {
         var body = document.getElementById("hz-panel-body");
         if (!body) { setTimeout(watchPanel, 100); return; }
+        whenMap(watchMapInput);
         new MutationObserver(onPanelChange).observe(body, {childList: true, subtree: true});
         onPanelChange();
     }
@@ -182,6 +244,11 @@
 
     window.hazmapPanel = Object.freeze({
         drawn: function () { return JSON.parse(JSON.stringify(drawn)); },
-        replay: function () { return replay ? {t: replay.t, lon: replay.lon, lat: replay.lat, playing: replay.playing} : null; }
+        replay: function () {
+            return replay ? {t: replay.t, lon: replay.lon, lat: replay.lat, playing: replay.playing,
+                             positions: replay.track.length, readyAt: replay.readyAt,
+                             marks: JSON.parse(JSON.stringify(replay.marks))} : null;
+        },
+        flies: function () { return flies; }
     });
 })();

@@ -10,8 +10,8 @@ each of `tracks` trucks and a few incidents, measured in the same run (wall time
 - ``track_24h_ms``: the store read of one truck's 24 h (2,880 positions) plus its speed figure,
   the server's part of `replay_load_ms`; ``anchor_read_ms``: the bare store read of the same rows.
 
-The browser's part (click to painted panel, the replay's drawing) is not measured here: the
-issue's ``panel_open_ms_p90`` ≤ 300 ms and ``replay_load_ms`` ≤ 500 ms include it.
+The browser's part is `browser_figures`, run by ``hazmap bench map`` (bench/map.py) in its
+Chromium: the issue's ``panel_open_ms_p90`` ≤ 300 ms and ``replay_load_ms`` ≤ 500 ms.
 
     python -m bench.drilldown [--seed 7] [--scale 1.0] [--samples 30] [--tracks 20]
 """
@@ -19,6 +19,7 @@ issue's ``panel_open_ms_p90`` ≤ 300 ms and ``replay_load_ms`` ≤ 500 ms inclu
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -89,7 +90,7 @@ def run(seed: int, scale: float, samples: int, tracks: int) -> dict[str, float]:
             for _ in range(5):
                 started = time.perf_counter()
                 track = store.read_pings(NOW - pd.Timedelta(hours=24), NOW + pd.Timedelta(seconds=1), [vehicle])
-                speed_figure(track["epoch_ms"], track["speed_kmh"], 80.0, "zh").to_plotly_json()
+                json.dumps(speed_figure(track["epoch_ms"], track["speed_kmh"], 80.0, "zh"))
                 load.append((time.perf_counter() - started) * 1000)
                 started = time.perf_counter()
                 store.read_pings(NOW - pd.Timedelta(hours=24), NOW + pd.Timedelta(seconds=1), [vehicle])
@@ -98,6 +99,217 @@ def run(seed: int, scale: float, samples: int, tracks: int) -> dict[str, float]:
             figures["track_24h_ms"] = float(np.median(load))
             figures["anchor_read_ms"] = float(np.median(bare))
         finally:
+            store.close()
+    return figures
+
+
+# --- the browser's half (hazmap bench map) -------------------------------------------------------
+# The wall (every layer on, the live canvas fed) with a store holding a 24 h track of TRACK_POSITIONS
+# reports for each sampled truck (ending at its live position) and a day of readings at 1 min for the
+# sampled points and the points of the sampled hazard sources. For each kind, `samples` entities with
+# no other point feature within ISOLATED_M (so the click can only hit them) are clicked where they
+# are drawn at zoom 17, as an officer would; the panel is closed between clicks (not timed).
+#
+# - panel_open_ms_p90_<kind>: the press (pointerdown) to the animation frame in which the panel shows
+#   the clicked entity and every chart in it holds its drawn Plotly SVG; panel_open_ms_p90: over all;
+# - replay_load_ms: the press on a truck to its replay ready (track drawn, marker, slider, marks:
+#   assets/hazmap_panel.js readyAt), p90 over the trucks; replay_positions: the positions it holds;
+# - panel_first_open_ms: the very first panel of the page (Plotly's bundle loads then), not in the p90s;
+# - panel_misses: clicks whose panel showed another entity or none within PANEL_TIMEOUT_MS.
+BROWSER_KINDS = ("vehicles", "hazard_sources", "monitoring_points", "entities", "sensitive_sites", "wash_stations")
+ISOLATED_M = 40.0
+CLICK_ZOOM = 17
+PANEL_TIMEOUT_MS = 20_000
+READING_STEP_MS = 60_000
+
+PRESS_JS = """() => { if (window.__hzPress) return; window.__hzPress = true;
+    document.addEventListener('pointerdown', () => { window.__pressAt = performance.now(); }, true); }"""
+
+PAINTED_JS = """([layer, id]) => {
+    const node = document.querySelector('#hz-panel-body .hz-panel-focus');
+    if (!node) return document.querySelector('#hz-panel-body .hz-panel-title') ? {miss: true} : false;
+    const focus = JSON.parse(node.getAttribute('data-focus') || '{}');
+    if (focus.layer !== layer || focus.id !== id) return {miss: true, layer: focus.layer, id: focus.id};
+    const charts = [...document.querySelectorAll('#hz-panel-body .hz-panel-chart')];
+    if (!charts.every(c => c.querySelector('.main-svg'))) return false;
+    if (![...document.querySelectorAll('#hz-panel-body img.hz-panel-spark')].every(i => i.complete)) return false;
+    if (layer === 'vehicles' && document.querySelector('#hz-panel-body .hz-replay')) {
+        const replay = window.hazmapPanel && window.hazmapPanel.replay();
+        if (!replay) return false;
+        return {at: performance.now(), charts: charts.length, replayAt: replay.readyAt, positions: replay.positions};
+    }
+    return {at: performance.now(), charts: charts.length};
+}"""
+
+
+def _points_everywhere(world, live) -> np.ndarray:
+    """Every point feature the wall draws (each point layer and the live trucks) as lon/lat rows."""
+    import shapely
+
+    from spatial.model import LAYER_NAMES
+
+    rows = []
+    for name in LAYER_NAMES:
+        geometry = world.table(name).geometry.to_numpy()
+        points = geometry[shapely.get_type_id(geometry) == 0] if len(geometry) else geometry
+        rows.append(np.column_stack([shapely.get_x(points), shapely.get_y(points)]) if len(points) else
+                    np.empty((0, 2)))
+    rows.append(live.positions[["lon", "lat"]].to_numpy("float64"))
+    return np.vstack(rows)
+
+
+def _isolated(lonlat: np.ndarray, everywhere: np.ndarray) -> np.ndarray:
+    """Whether each point has no other drawn point within ISOLATED_M (itself counts once)."""
+    import shapely
+
+    from spatial.crs import to_metric
+
+    ex, ey = to_metric(everywhere[:, 0], everywhere[:, 1])
+    x, y = to_metric(lonlat[:, 0], lonlat[:, 1])
+    tree = shapely.STRtree(shapely.points(ex, ey))
+    hits = tree.query(shapely.points(x, y), predicate="dwithin", distance=ISOLATED_M)[0]
+    counts = np.bincount(hits, minlength=len(lonlat))
+    return counts <= 1
+
+
+def _samples(world, live, samples: int, rng) -> dict[str, pd.DataFrame]:
+    """Per kind: id, lon, lat of `samples` isolated entities (trucks at their live positions)."""
+    import shapely
+
+    everywhere = _points_everywhere(world, live)
+    chosen = {}
+    for kind in BROWSER_KINDS:
+        if kind == "vehicles":
+            frame = live.positions[["lon", "lat"]].rename_axis("id").reset_index()
+        else:
+            table = world.table(kind)
+            table = table[shapely.get_type_id(table.geometry.to_numpy()) == 0]
+            frame = pd.DataFrame({"id": table["id"].astype(str).to_numpy(object), "lon": table.geometry.x.to_numpy(),
+                                  "lat": table.geometry.y.to_numpy()})
+        frame = frame[_isolated(frame[["lon", "lat"]].to_numpy("float64"), everywhere)]
+        take = rng.choice(len(frame), size=min(samples + 1, len(frame)), replace=False)  # + 1: the warm-up
+        chosen[kind] = frame.iloc[np.sort(take)].reset_index(drop=True)
+    return chosen
+
+
+def _fill_store(store, world, chosen: dict[str, pd.DataFrame], now_ms: int, rng) -> None:
+    """The sampled trucks' 24 h tracks (a walk ending at the live position, with a stop) and a day of
+    readings for the sampled points and the points of the sampled hazard sources."""
+    from spatial.model import ReadingBatch
+
+    trucks = chosen["vehicles"]
+    n = len(trucks)
+    ms = now_ms - np.arange(TRACK_POSITIONS)[::-1].astype("int64") * 30_000
+    steps = rng.normal(0, 2e-4, (n, TRACK_POSITIONS))
+    steps[:, TRACK_POSITIONS // 2:TRACK_POSITIONS // 2 + 60] = 0.0  # half an hour still: a stop to mark
+    walk = np.cumsum(steps[:, ::-1], axis=1)[:, ::-1] - steps[:, -1:]  # ends at 0: the live position
+    lon = trucks["lon"].to_numpy()[:, None] + walk
+    lat = trucks["lat"].to_numpy()[:, None] + walk * 0.7
+    store.write_pings(PingBatch.from_arrays(np.repeat(trucks["id"].to_numpy(object), TRACK_POSITIONS),
+                                            np.tile(ms, n), lon.ravel(), lat.ravel(),
+                                            rng.uniform(0, 90, n * TRACK_POSITIONS)))
+    points = world.monitoring_points
+    wanted = set(chosen["monitoring_points"]["id"]) | set(
+        points.loc[points["hazard_source_id"].isin(chosen["hazard_sources"]["id"]), "id"].astype(str))
+    ids = np.array(sorted(wanted), dtype=object)
+    steps = 24 * 3_600_000 // READING_STEP_MS
+    times = now_ms - np.arange(steps)[::-1].astype("int64") * READING_STEP_MS
+    values = 40 + 10 * np.sin(np.arange(steps) / 60.0)[None, :] + rng.normal(0, 1, (len(ids), steps))
+    store.write_readings(ReadingBatch.from_arrays(np.repeat(ids, steps), np.tile(times, len(ids)), values.ravel()))
+
+
+def _open(page, kind: str, feature_id: str, lon: float, lat: float) -> dict | None:
+    """Close the panel, centre the map on the entity at CLICK_ZOOM, press it; what PAINTED_JS saw
+    (with the press's time), None when no panel came."""
+    page.evaluate("() => { const b = document.getElementById('hz-panel-close'); if (b) b.click(); }")
+    page.wait_for_function("() => !document.querySelector('#hz-panel-body .hz-panel-focus')", timeout=PANEL_TIMEOUT_MS)
+    if kind == "vehicles":  # where the screen has the truck now (it may have moved since the sample)
+        lon, lat = page.evaluate("(id) => window.hazmapLive.positionsOf(id)", feature_id) or (lon, lat)
+    page.evaluate("([lat, lon, z]) => { window.hazmap.leafletMap.setView([lat, lon], z, {animate: false}); }",
+                  [lat, lon, CLICK_ZOOM])
+    page.wait_for_timeout(500)  # the canvases redraw at the new view (not timed)
+    x, y = page.evaluate("""([lat, lon, id]) => { const map = window.hazmap.leafletMap;
+        const box = map.getContainer().getBoundingClientRect();
+        const drawn = id && window.hazmapLive.drawnPixel(id);
+        const p = drawn ? {x: drawn[0], y: drawn[1]} : map.latLngToContainerPoint([lat, lon]);
+        return [box.left + p.x, box.top + p.y]; }""", [lat, lon, feature_id if kind == "vehicles" else None])
+    page.mouse.click(x, y)
+    try:
+        seen = page.wait_for_function(PAINTED_JS, arg=[kind, feature_id], polling="raf",
+                                      timeout=PANEL_TIMEOUT_MS).json_value()
+    except Exception:  # noqa: BLE001 - no panel: a miss, counted
+        return None
+    if seen.get("miss"):
+        page.screenshot(path=str(Path(tempfile.gettempdir()) / f"hazmap-drill-miss-{kind}.png"))
+        print(f"drill-down bench: pressed {kind} {feature_id}, the panel shows {seen.get('layer')} {seen.get('id')}")
+    seen["pressAt"] = page.evaluate("window.__pressAt")
+    return seen
+
+
+def browser_figures(browser, world, *, seed: int = 7, samples: int = 15) -> dict[str, float]:
+    """The drill-down's browser timings on `world` (see above), in `browser` (Playwright Chromium)."""
+    from werkzeug.serving import make_server
+
+    import app.webapp as webapp
+    from app.settings import Settings
+    from bench.map import RouteFeed
+
+    rng = np.random.default_rng(seed)
+    feed = RouteFeed(world, seed=seed)
+    live = feed.snapshot()
+    now_ms = int(live.positions["epoch_ms"].max())
+    chosen = _samples(world, live, samples, rng)
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store.open(f"sqlite:///{(Path(tmp) / 'drill.sqlite').as_posix()}", upgrade=True)
+        server, started = None, False
+        try:
+            store.replace_world(world)
+            _fill_store(store, world, chosen, now_ms, rng)
+            feed.start()
+            started = True
+            settings = Settings(var_dir=Path(tmp) / "var", tile_url="http://127.0.0.1:9/{z}/{x}/{y}.png", language="zh")
+            web = webapp.create_app(settings, world, world_version=world.fingerprint(), live=feed, store=store)
+            server = make_server("127.0.0.1", 0, web.server, threaded=True)
+            import threading
+
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            context = browser.new_context(viewport={"width": 1920, "height": 1080}, device_scale_factor=1)
+            page = context.new_page()
+            page.goto(f"http://127.0.0.1:{server.server_port}/")
+            page.wait_for_function("() => window.hazmap && window.hazmap.leafletMap && window.hazmapPanel "
+                                   "&& window.hazmapLive && window.hazmapLive.trucks > 0", timeout=120_000)
+            page.wait_for_timeout(2000)
+            page.evaluate(PRESS_JS)
+            every, misses, replays, positions = [], 0, [], []
+            for kind in BROWSER_KINDS:
+                times = []
+                for i, item in enumerate(chosen[kind].itertuples(index=False)):
+                    seen = _open(page, kind, str(item.id), float(item.lon), float(item.lat))
+                    if seen is None or seen.get("miss"):
+                        misses += 1
+                        continue
+                    if "panel_first_open_ms" not in figures:
+                        figures["panel_first_open_ms"] = seen["at"] - seen["pressAt"]
+                        continue  # the page's first panel loads Plotly: reported apart
+                    times.append(seen["at"] - seen["pressAt"])
+                    if "replayAt" in seen:
+                        replays.append(seen["replayAt"] - seen["pressAt"])
+                        positions.append(seen["positions"])
+                figures[f"panel_open_ms_p90_{kind}"] = float(np.percentile(times, 90)) if times else float("nan")
+                figures[f"panel_open_n_{kind}"] = len(times)
+                every += times
+            figures["panel_open_ms_p90"] = float(np.percentile(every, 90)) if every else float("nan")
+            figures["panel_open_ms_p50"] = float(np.percentile(every, 50)) if every else float("nan")
+            figures["replay_load_ms"] = float(np.percentile(replays, 90)) if replays else float("nan")
+            figures["replay_positions"] = float(np.median(positions)) if positions else float("nan")
+            figures["panel_misses"] = misses
+            context.close()
+        finally:
+            if server is not None:
+                server.shutdown()
+            if started:
+                feed.stop()
             store.close()
     return figures
 

@@ -56,7 +56,8 @@ FLEETS = (3419, 15000)
 TICK_S = 2.0
 MOVING_SHARE = 2 / 30
 TARGETS = {"first_render_ms": 1500, "pan_redraw_ms_p90": 100, "tick_to_paint_ms_p50": 50,
-           "tick_to_paint_ms_p90": 100, "long_tasks_over_50ms": 0, "bytes_per_tick": 10_000}
+           "tick_to_paint_ms_p90": 100, "long_tasks_over_50ms": 0, "bytes_per_tick": 10_000,
+           "panel_open_ms_p90": 300, "replay_load_ms": 500}  # the last two: bench/drilldown.browser_figures
 LOAD_TIMEOUT_MS = 120_000
 
 
@@ -215,6 +216,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--ticks", type=int, default=15)
     parser.add_argument("--pans", type=int, default=15)
+    parser.add_argument("--part", choices=("all", "wall", "drilldown"), default="all",
+                        help="the wall's figures, the drill-down's (bench/drilldown.py), or both")
+    parser.add_argument("--samples", type=int, default=15, help="drill-down: clicks per kind")
     args = parser.parse_args(argv)
 
     from playwright.sync_api import sync_playwright
@@ -234,6 +238,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
         try:
+            if args.part != "wall":  # click to panel painted, the replay's load (bench/drilldown.py)
+                from bench.drilldown import browser_figures
+
+                figures.update(browser_figures(browser, world, seed=args.seed, samples=args.samples))
+                if args.part == "drilldown":
+                    print("\n".join(f"{k}={v:.1f}" for k, v in figures.items()))
+                    return
             # the anchor first: the static layers as GeoJSON circle markers, no live feed
             server = serve(world, None, canvas=False)
             anchor = measure(browser, f"http://127.0.0.1:{server.server_port}/", world, (), 0, 0, args.pans,

@@ -51,10 +51,11 @@ def _catalogue(world: World) -> pd.DataFrame:
     return catalogue
 
 
-def incidents_of(store, subject_ids, limit: int = INCIDENTS_MAX) -> pd.DataFrame:
+def incidents_of(store, subject_ids, limit: int = INCIDENTS_MAX, since: pd.Timestamp | None = None) -> pd.DataFrame:
     """The newest incidents about any of `subject_ids` (id, rule, subject_id, status, severity,
-    first_time, last_time); empty without a store."""
-    columns = ["id", "rule", "subject_id", "status", "severity", "first_time", "last_time"]
+    first_time, last_time, lon, lat); `since`: only those still going at or after it; empty
+    without a store."""
+    columns = ["id", "rule", "subject_id", "status", "severity", "first_time", "last_time", "lon", "lat"]
     subjects = sorted({str(s) for s in subject_ids})
     if store is None or not subjects:
         return pd.DataFrame(columns=columns)
@@ -63,18 +64,40 @@ def incidents_of(store, subject_ids, limit: int = INCIDENTS_MAX) -> pd.DataFrame
     query = (sa.select(*(incidents.c[c] for c in columns))
              .where(store._in_values(incidents.c.subject_id, subjects, "in_subjects"))
              .order_by(incidents.c.first_time.desc(), incidents.c.id).limit(limit))
+    if since is not None:
+        query = query.where(incidents.c.last_time >= since.to_pydatetime())
     with store.engine.connect() as connection:
         rows = connection.execute(query).all()
     return pd.DataFrame(rows, columns=columns)
 
 
-def loaded_waybills(world: World, now: pd.Timestamp) -> pd.DataFrame:
-    """Waybills whose truck carries their goods at `now` (not cancelled; departed, not unloaded)."""
+_PER_WORLD: dict[tuple[int, object], tuple] = {}  # (id(world), what) -> (world, value): built once per World
+
+
+def _per_world(world: World, what, build):
+    """`build()` once per World (a click must not redo what only the World decides)."""
+    held = _PER_WORLD.get((id(world), what))
+    if held is None or held[0] is not world:
+        if len(_PER_WORLD) >= 32:
+            _PER_WORLD.clear()
+        held = _PER_WORLD[(id(world), what)] = (world, build())
+    return held[1]
+
+
+def _waybill_spans(world: World) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     w = world.waybills
     start = pd.to_datetime(w["actual_departure"], utc=True).fillna(pd.to_datetime(w["planned_departure"], utc=True))
     end = pd.to_datetime(w["actual_unloading"], utc=True).fillna(
         pd.to_datetime(w["planned_arrival"], utc=True) + UNLOADING_GRACE)
-    return w[(w["status"] != "cancelled") & (start <= now) & (now < end)]
+    return ((w["status"] != "cancelled").to_numpy(bool), start.to_numpy("datetime64[ns]"),
+            end.to_numpy("datetime64[ns]"))
+
+
+def loaded_waybills(world: World, now: pd.Timestamp) -> pd.DataFrame:
+    """Waybills whose truck carries their goods at `now` (not cancelled; departed, not unloaded)."""
+    valid, start, end = _per_world(world, "waybill_spans", lambda: _waybill_spans(world))
+    at = np.datetime64(pd.Timestamp(now).tz_convert("UTC").tz_localize(None).to_datetime64(), "ns")
+    return world.waybills[valid & (start <= at) & (at < end)]  # NaT compares False: never loaded
 
 
 def loaded_trucks(world: World, live: LiveState | None, now: pd.Timestamp) -> pd.DataFrame:
@@ -133,6 +156,111 @@ def _track(store, live: LiveState | None, vehicle_id: str, start: pd.Timestamp, 
     return trail.loc[keep, ["epoch_ms", "lon", "lat", "speed_kmh"]].reset_index(drop=True)
 
 
+def track_stops(track: pd.DataFrame, settings=None) -> pd.DataFrame:
+    """The stops in tracks (vehicle_id, epoch_ms, lon, lat) as the rules' stop stage finds them
+    (spatial/rules/stop.py: MovingPandas' detector, `StopSettings` defaults unless given):
+    vehicle_id, start_ms, end_ms (a stop still open at the track's end: its last report), lon,
+    lat (the stop's median), confirmed_lon, confirmed_lat (its median when confirmed, which the
+    wash-visit rules match to places). Reports at one instant twice count once."""
+    from spatial.crs import to_metric
+    from spatial.rules.base import RuleBatch
+    from spatial.rules.stop import StopRule, StopSettings
+
+    columns = ["vehicle_id", "start_ms", "end_ms", "lon", "lat", "confirmed_lon", "confirmed_lat"]
+    if not len(track):
+        return pd.DataFrame(columns=columns)
+    frame = track.assign(vehicle_id=track["vehicle_id"].astype(str)).sort_values(["vehicle_id", "epoch_ms"]) \
+        .drop_duplicates(["vehicle_id", "epoch_ms"])
+    ids = frame["vehicle_id"].to_numpy(object)
+    slot = pd.factorize(ids)[0].astype("int64")
+    lon, lat = frame["lon"].to_numpy("float64"), frame["lat"].to_numpy("float64")
+    x, y = to_metric(lon, lat)
+    n = len(frame)
+    batch = RuleBatch.empty().with_columns(
+        slot=slot, vehicle_id=ids, epoch_ms=frame["epoch_ms"].to_numpy("int64"), lon=lon, lat=lat,
+        x=np.asarray(x, "float64"), y=np.asarray(y, "float64"), speed_kmh=np.full(n, np.nan),
+        speed_derived=np.ones(n, bool), heading=np.full(n, np.nan), alarm=np.zeros(n, "uint32"),
+        status=np.zeros(n, "uint32"), waybill=np.full(n, -1, "int64"), loaded=np.zeros(n, bool))
+    rule = StopRule(settings or StopSettings())
+    _, events = rule.step(rule.initial_state(), batch, None)
+    last_ms = frame.groupby("vehicle_id")["epoch_ms"].max()
+    stops: dict[str, dict] = {}
+    for event in events:  # one or two per stop, not per report
+        row = stops.setdefault(event.episode_id, {"vehicle_id": event.subject_id,
+                                                  "start_ms": event.start.value // 1_000_000,
+                                                  "end_ms": int(last_ms[event.subject_id])})
+        row["lon"], row["lat"] = event.lon, event.lat  # the close's median covers the whole stop
+        if event.phase == "open":
+            row["confirmed_lon"], row["confirmed_lat"] = event.lon, event.lat
+        if event.end is not None:
+            row["end_ms"] = event.end.value // 1_000_000
+    out = pd.DataFrame(list(stops.values()), columns=columns)
+    return out.sort_values(["vehicle_id", "start_ms"]).reset_index(drop=True)
+
+
+def replay_incidents(store, vehicle_id: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """The truck's incidents going during the replay's window with a position: id, rule, epoch_ms
+    (its first time, or the window's start for one that began before), lon, lat."""
+    frame = incidents_of(store, [vehicle_id], limit=200, since=start)
+    if not len(frame):
+        return pd.DataFrame(columns=["id", "rule", "epoch_ms", "lon", "lat"])
+    first = pd.to_datetime(frame["first_time"], utc=True)
+    frame = frame[(first <= end) & frame["lon"].notna() & frame["lat"].notna()].copy()
+    first = pd.to_datetime(frame["first_time"], utc=True).clip(lower=start)
+    frame["epoch_ms"] = ((first - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)).astype("int64")
+    return frame.sort_values(["epoch_ms", "id"])[["id", "rule", "epoch_ms", "lon", "lat"]].reset_index(drop=True)
+
+
+def speed_series(world: World, vehicle_id: str, hours: int, *, live: LiveState | None = None, store=None,
+                 now=None) -> dict:
+    """The speed chart's data for a window (SPEED_WINDOWS_H): track (epoch_ms, lon, lat, speed_kmh),
+    the road's limit at its newest position, hours."""
+    if hours not in SPEED_WINDOWS_H:
+        raise ValueError(f"hours must be one of {SPEED_WINDOWS_H}, got {hours!r}")
+    _row(world.vehicles, vehicle_id, "truck")
+    at = _now(live, now)
+    track = _track(store, live, vehicle_id, at - pd.Timedelta(hours=hours), at)
+    position = live.positions.loc[vehicle_id] if live is not None and vehicle_id in live.positions.index else None
+    lon = float(position["lon"]) if position is not None else float(track["lon"].iloc[-1]) if len(track) else np.nan
+    lat = float(position["lat"]) if position is not None else float(track["lat"].iloc[-1]) if len(track) else np.nan
+    return {"track": track, "hours": hours, "speed_limit_kmh": _speed_limit(world, lon, lat) if np.isfinite(lon)
+            else None}
+
+
+def point_readings(world: World, point_id: str, window: str, *, live: LiveState | None = None, store=None,
+                   now=None) -> pd.DataFrame:
+    """A point's readings (epoch_ms, value) over a window (READING_WINDOWS_H); without a store its
+    last live reading."""
+    if window not in READING_WINDOWS_H:
+        raise ValueError(f"window must be one of {tuple(READING_WINDOWS_H)}, got {window!r}")
+    _row(world.monitoring_points, point_id, "monitoring point")
+    at = _now(live, now)
+    if store is not None:
+        return store.read_readings(at - pd.Timedelta(hours=READING_WINDOWS_H[window]),
+                                   at + pd.Timedelta(milliseconds=1), [point_id])[["epoch_ms", "value"]]
+    if live is not None and point_id in live.readings.index:
+        return live.readings.loc[[point_id], ["epoch_ms", "value"]].reset_index(drop=True)
+    return pd.DataFrame(columns=["epoch_ms", "value"])
+
+
+STATUS_HISTORY_DAYS = 7  # a point's status history: its rule episodes over the last week
+
+
+def status_history(store, point_id: str, now: pd.Timestamp) -> pd.DataFrame:
+    """A point's status episodes from the stored events of the point rules (newest first): rule,
+    severity (the episode's highest), start, end (NaT while open)."""
+    columns = ["rule", "severity", "start", "end"]
+    if store is None:
+        return pd.DataFrame(columns=columns)
+    events = store.read_events(since=now - pd.Timedelta(days=STATUS_HISTORY_DAYS),
+                               until=now + pd.Timedelta(milliseconds=1), subject_id=point_id)
+    if not len(events):
+        return pd.DataFrame(columns=columns)
+    grouped = events.groupby("episode_id", sort=False).agg(rule=("rule", "first"), severity=("severity", "min"),
+                                                          start=("start", "min"), end=("end", "max"))
+    return grouped.sort_values("start", ascending=False)[columns].reset_index(drop=True)
+
+
 def truck(world: World, vehicle_id: str, *, live: LiveState | None = None, store=None, now=None,
           hours: int = SPEED_WINDOWS_H[0]) -> dict:
     if hours not in SPEED_WINDOWS_H:
@@ -159,10 +287,14 @@ def truck(world: World, vehicle_id: str, *, live: LiveState | None = None, store
     track = replay[replay["epoch_ms"] >= (at - pd.Timedelta(hours=hours)).value // 1_000_000].reset_index(drop=True)
     lon = float(position["lon"]) if position is not None else float(track["lon"].iloc[-1]) if len(track) else np.nan
     lat = float(position["lat"]) if position is not None else float(track["lat"].iloc[-1]) if len(track) else np.nan
+    start = at - pd.Timedelta(hours=REPLAY_HOURS)
     return {
         "row": row, "carrier": carrier, "waybill": waybill, "goods": goods,
         "cargo": "loaded" if len(loaded) else "empty",
+        "cargo_state": live.cargo["cargo_state"].get(vehicle_id) if live is not None else None,  # the engine's
         "position": position, "track": track, "replay": replay, "hours": hours, "now": at,
+        "replay_stops": track_stops(replay.assign(vehicle_id=vehicle_id)),
+        "replay_incidents": replay_incidents(store, vehicle_id, start, at),
         "speed_limit_kmh": _speed_limit(world, lon, lat) if np.isfinite(lon) else None,
         "incidents": incidents_of(store, [vehicle_id]),
     }
@@ -204,14 +336,9 @@ def monitoring_point(world: World, point_id: str, *, live: LiveState | None = No
         raise ValueError(f"window must be one of {tuple(READING_WINDOWS_H)}, got {window!r}")
     row = _row(world.monitoring_points, point_id, "monitoring point")
     at = _now(live, now)
-    readings = pd.DataFrame(columns=["epoch_ms", "value"])
-    if store is not None:
-        readings = store.read_readings(at - pd.Timedelta(hours=READING_WINDOWS_H[window]),
-                                       at + pd.Timedelta(milliseconds=1), [point_id])[["epoch_ms", "value"]]
-    elif live is not None and point_id in live.readings.index:
-        readings = live.readings.loc[[point_id], ["epoch_ms", "value"]].reset_index(drop=True)
+    readings = point_readings(world, point_id, window, live=live, store=store, now=at)
     return {"row": row, "readings": readings, "window": window, "now": at,
-            "incidents": incidents_of(store, [point_id])}
+            "status_history": status_history(store, point_id, at), "incidents": incidents_of(store, [point_id])}
 
 
 def enterprise(world: World, entity_id: str, *, live: LiveState | None = None, store=None, now=None) -> dict:
@@ -247,12 +374,14 @@ def sensitive_site(world: World, site_id: str, *, live: LiveState | None = None,
 
     trucks = loaded_trucks(world, live, at)
     goods = world.waybill_goods
-    by_waybill = protective_by_group(goods["waybill_id"], goods["un_number"], catalogue, night)
+    by_waybill = _per_world(world, ("by_waybill", night), lambda: protective_by_group(
+        goods["waybill_id"], goods["un_number"], catalogue, night))
     near_trucks = reach(trucks["id"].to_numpy(), trucks["lon"].to_numpy("float64"), trucks["lat"].to_numpy("float64"),
                         by_waybill.reindex(trucks["waybill_id"].to_numpy()).to_numpy("float64"))
     sources = world.hazard_sources
     stock = world.hazard_source_chemicals
-    by_source = protective_by_group(stock["hazard_source_id"], stock["un_number"], catalogue, night)
+    by_source = _per_world(world, ("by_source", night), lambda: protective_by_group(
+        stock["hazard_source_id"], stock["un_number"], catalogue, night))
     near_sources = reach(sources["id"].to_numpy(), sources.geometry.x.to_numpy(), sources.geometry.y.to_numpy(),
                          by_source.reindex(sources["id"].to_numpy()).to_numpy("float64"))
     near_sources["name"] = sources.set_index("id")["name"].reindex(near_sources["id"]).to_numpy()
@@ -270,6 +399,7 @@ def wash_station(world: World, station_id: str, *, live: LiveState | None = None
     at = _now(live, now)
     midnight = at.tz_convert("Asia/Shanghai").normalize().tz_convert("UTC")
     visits = pd.DataFrame(columns=["vehicle_id", "first_ms", "last_ms", "reports"])
+    washed = pd.DataFrame(columns=["vehicle_id", "start_ms", "end_ms"])
     if store is not None:
         lon, lat = float(row.geometry.x), float(row.geometry.y)
         pad = 2 * WASH_VISIT_RADIUS_M / 111_000.0  # degrees, generous at Ningbo's latitude
@@ -286,7 +416,25 @@ def wash_station(world: World, station_id: str, *, live: LiveState | None = None
             near = frame[np.hypot(x - sx[0], y - sy[0]) <= WASH_VISIT_RADIUS_M]
             visits = (near.groupby("vehicle_id")["epoch_ms"].agg(first_ms="min", last_ms="max", reports="size")
                       .reset_index().sort_values("first_ms").reset_index(drop=True))
-    return {"row": row, "visits": visits, "now": at, "incidents": incidents_of(store, [station_id])}
+            washed = _washed(store, visits["vehicle_id"].tolist(), midnight, at, sx[0], sy[0])
+    return {"row": row, "visits": visits, "washed": washed, "now": at, "incidents": incidents_of(store, [station_id])}
+
+
+def _washed(store, vehicle_ids: list, since: pd.Timestamp, until: pd.Timestamp, x: float, y: float) -> pd.DataFrame:
+    """The wash visits among `vehicle_ids` since `since`, as the rules define one (spatial/rules/
+    dwell.py wash_visits): a stop of the truck over its day's track whose median when confirmed lies
+    within WASH_STATION_MATCH_M of the station: vehicle_id, start_ms, end_ms."""
+    from spatial.crs import to_metric
+    from spatial.rules.dwell import WASH_STATION_MATCH_M
+
+    if not vehicle_ids:
+        return pd.DataFrame(columns=["vehicle_id", "start_ms", "end_ms"])
+    tracks = store.read_pings(since, until + pd.Timedelta(milliseconds=1), vehicle_ids)
+    stops = track_stops(tracks[["vehicle_id", "epoch_ms", "lon", "lat"]])
+    if len(stops):
+        sx, sy = to_metric(stops["confirmed_lon"].to_numpy("float64"), stops["confirmed_lat"].to_numpy("float64"))
+        stops = stops[np.hypot(np.asarray(sx) - x, np.asarray(sy) - y) <= WASH_STATION_MATCH_M]
+    return stops[["vehicle_id", "start_ms", "end_ms"]].sort_values(["start_ms", "vehicle_id"]).reset_index(drop=True)
 
 
 GATHERERS = {"vehicles": truck, "hazard_sources": hazard_source, "monitoring_points": monitoring_point,
@@ -298,6 +446,17 @@ def gather(world: World, layer: str, feature_id: str, **kwargs) -> dict:
     if layer not in GATHERERS:
         raise LookupError(f"no drill-down panel for layer {layer!r}")
     return GATHERERS[layer](world, feature_id, **kwargs)
+
+
+def chart_window(world: World, layer: str, feature_id: str, window, **kwargs) -> dict:
+    """A panel chart's data for another time window: a truck's speed (`window` in SPEED_WINDOWS_H,
+    hours), a point's readings (`window` a READING_WINDOWS_H key) with its row."""
+    if layer == "vehicles":
+        return speed_series(world, feature_id, int(window), **kwargs)
+    if layer == "monitoring_points":
+        return {"row": _row(world.monitoring_points, feature_id, "monitoring point"),
+                "readings": point_readings(world, feature_id, str(window), **kwargs)}
+    raise LookupError(f"no chart window for layer {layer!r}")
 
 
 def incident(world: World, incident_id: str, *, live: LiveState | None = None, store=None, now=None) -> dict:

@@ -5,7 +5,8 @@ a back button). `build_panel(layer, data, language, history)` picks the kind's b
 from __future__ import annotations
 
 from layers.panels import enterprise, hazard_source, incident, monitoring_point, sensitive_site, truck, wash_station
-from layers.panels.common import BACK_N, FOCUS_TYPE, HISTORY_MAX, HISTORY_TYPE, LINK_TYPE
+from layers.panels.charts import CHART_TYPE
+from layers.panels.common import BACK_N, FOCUS_TYPE, HISTORY_MAX, HISTORY_TYPE, LINK_TYPE, WINDOW_TYPE
 
 BUILDERS = {
     "vehicles": truck.build, "hazard_sources": hazard_source.build, "monitoring_points": monitoring_point.build,
@@ -34,6 +35,16 @@ def build_panel(layer: str, data: dict, language: str, history: list | None = No
     return [*back, *head, *rest]
 
 
+def window_figure(layer: str, data: dict, language: str):
+    """A chart redrawn for another time window (its switch in the panel): the truck's speed
+    (data/drilldown.speed_series), the point's readings (data/drilldown.chart_window's row and readings)."""
+    if layer == "vehicles":
+        return truck.speed_chart(data, language)
+    if layer == "monitoring_points":
+        return monitoring_point.readings_chart(data["row"], data["readings"], language)
+    raise LookupError(f"no chart window for layer {layer!r}")
+
+
 def next_history(history: list | None, layer: str, feature_id: str, back: bool) -> list:
     """The history the next panel gets, from the one the shown panel stores (which ends with the
     shown entity): the back button drops the shown entity and the one it goes back to (the builder
@@ -47,4 +58,5 @@ def next_history(history: list | None, layer: str, feature_id: str, back: bool) 
     return history[-HISTORY_MAX:]
 
 
-__all__ = ["BACK_N", "BUILDERS", "FOCUS_TYPE", "HISTORY_TYPE", "KINDS", "LINK_TYPE", "build_panel", "next_history"]
+__all__ = ["BACK_N", "BUILDERS", "CHART_TYPE", "FOCUS_TYPE", "HISTORY_TYPE", "KINDS", "LINK_TYPE", "WINDOW_TYPE",
+           "build_panel", "next_history", "window_figure"]

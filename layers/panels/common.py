@@ -19,6 +19,7 @@ BACK_N = -1
 HISTORY_TYPE = "hz-panel-history"  # a dcc.Store in the panel: the (layer, id) pairs opened before
 FOCUS_TYPE = "hz-panel-focus"  # a hidden Div in the panel: where the map goes and what it draws (data-focus)
 HISTORY_MAX = 20
+WINDOW_TYPE = "hz-panel-window"  # a chart's time window switch: {"type": WINDOW_TYPE, "name": <the chart's name>}
 
 LAYER_TITLES: dict[str, Text] = {
     "vehicles": ("危险货物运输车辆", "Hazmat truck"), "hazard_sources": ("重大危险源", "Major hazard source"),
@@ -49,6 +50,14 @@ def local_time(epoch_ms) -> str:
         return MISSING
     stamp = pd.Timestamp(int(epoch_ms), unit="ms", tz="UTC") if not isinstance(epoch_ms, pd.Timestamp) else epoch_ms
     return stamp.tz_convert(SCREEN_TIMEZONE).strftime("%Y-%m-%d %H:%M")
+
+
+def window_switch(name: str, options: list[tuple[object, str]], value) -> dcc.RadioItems:
+    """The switch between a chart's time windows (the screen's callback redraws the chart named `name`)."""
+    return dcc.RadioItems(id={"type": WINDOW_TYPE, "name": name}, className="hz-panel-window", value=value,
+                          options=[{"label": label, "value": v} for v, label in options], inline=True,
+                          style={"fontSize": "13px"}, inputStyle={"marginRight": "4px"},
+                          labelStyle={"marginRight": "14px", "cursor": "pointer"})
 
 
 def fields(rows: list[tuple[str, object]]) -> html.Table:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from layers.panels.charts import graph, readings_figure
+from layers.panels.charts import sparkline
 from layers.panels.common import Links, fields, frame_, incidents, nothing, number, section, table
 from layers.panels.impact import open_link
 from layers.panels.monitoring_point import alarm_levels
@@ -100,8 +100,8 @@ def _sparklines(points: pd.DataFrame, readings: pd.DataFrame, links: Links, lang
     for point in points.itertuples(index=False):  # a source has a handful of points
         level_1, level_2 = alarm_levels(point._asdict())
         series = by_point.get(point.id)
-        chart = graph(readings_figure(series["epoch_ms"], series["value"], point.unit, level_1, level_2, language,
-                                      compact=True), f"spark-{point.id}", "hz-panel-spark") \
+        chart = sparkline(series["epoch_ms"], series["value"], level_1, level_2,
+                          f"{point.id}: {series['value'].iloc[-1]:g} {point.unit}") \
             if series is not None else html.Span("—")
         out.append(html.Div(className="hz-panel-sparkrow", children=[
             html.Div([links.to("monitoring_points", point.id), html.Span(f" {point.kind} ({point.unit})")]), chart]))

@@ -9,8 +9,9 @@ import shapely
 from dash import html
 
 from layers.details import format_value
+from layers.labels import VALUE_LABELS
 from layers.panels.charts import graph, speed_figure
-from layers.panels.common import Links, fields, frame_, incidents, local_time, number, section, table
+from layers.panels.common import Links, fields, frame_, incidents, local_time, number, section, table, window_switch
 from layers.panels.impact import open_link
 from layers.style import Text, text
 
@@ -23,8 +24,10 @@ L: dict[str, Text] = {
     "planned": ("计划时间", "Planned"), "emergency": ("应急电话", "Emergency phone"),
     "goods": ("货物", "Goods"), "un": ("UN号", "UN"), "name": ("品名", "Name"), "class": ("类别", "Class"),
     "qty": ("数量 (t)", "Quantity (t)"), "replay": ("轨迹回放 (24 h)", "Track replay (24 h)"),
-    "play": ("播放", "Play"), "pause": ("暂停", "Pause"), "window": ("时段", "Window"), "no_track": ("该时段无定位", "No reports in the window"),
+    "play": ("播放", "Play"), "pause": ("暂停", "Pause"), "window": ("时段", "Window"),
+    "speed_chart": ("车速", "Speed"), "marks": ("停车 {stops} 次 · 告警 {incidents} 起", "{stops} stops · {incidents} incidents"),
 }
+SPEED_WINDOWS: tuple[tuple[int, str], ...] = ((2, "2 h"), (24, "24 h"))  # data/drilldown.SPEED_WINDOWS_H
 CARGO: dict[str, Text] = {"loaded": ("重载", "Loaded"), "empty": ("空载 (洗消状态未知)", "Empty (wash state not known)")}
 
 
@@ -38,7 +41,7 @@ def build(data: dict, language: str, history: list) -> list:
     # plate, driver, escort, body and terminal are in the attribute table above (layers/details.py)
     rows = [
         (text(L["carrier"], language), carrier_cell),
-        (text(L["cargo"], language), text(CARGO[data["cargo"]], language)),
+        (text(L["cargo"], language), cargo_state(data, language)),
     ]
     if position is not None:
         rows += [(text(L["speed"], language), number(position["speed_kmh"], "km/h")),
@@ -70,20 +73,37 @@ def build(data: dict, language: str, history: list) -> list:
         if route is not None and not shapely.is_empty(route):
             focus["route"] = shapely.get_coordinates(route).round(6).tolist()  # drawn by assets/hazmap_panel.js
 
-    track = data["track"]
-    title = f"{text(L['window'], language)}: {data['hours']} h"
-    if len(track):
-        body += section(title, language, graph(speed_figure(track["epoch_ms"], track["speed_kmh"],
-                                                            data["speed_limit_kmh"], language), "speed"))
-    else:
-        body += section(title, language, html.P(text(L["no_track"], language), className="hz-panel-none"))
+    body += section(L["speed_chart"], language, window_switch("speed", list(SPEED_WINDOWS), data["hours"]),
+                    graph(speed_chart(data, language), "speed"))
     replay = data["replay"]
     if len(replay) > 1:  # assets/hazmap_panel.js fills the replay's controls and moves its marker
         focus["track"] = np.column_stack([replay["epoch_ms"].to_numpy("float64"),
                                           replay["lon"].to_numpy("float64").round(6),
                                           replay["lat"].to_numpy("float64").round(6)]).tolist()
-        body += section(L["replay"], language, html.Div(className="hz-replay", **{
-            "data-play": text(L["play"], language), "data-pause": text(L["pause"], language)}))
+        stops, marked = data["replay_stops"], data["replay_incidents"]
+        focus["stops"] = [[int(a), int(b), round(float(x), 6), round(float(y), 6)] for a, b, x, y in
+                          zip(stops["start_ms"], stops["end_ms"], stops["lon"], stops["lat"], strict=True)]
+        focus["incidents"] = [[int(t), round(float(x), 6), round(float(y), 6), str(i), str(r)] for t, x, y, i, r in
+                              zip(marked["epoch_ms"], marked["lon"], marked["lat"], marked["id"], marked["rule"],
+                                  strict=True)]
+        counts = text(L["marks"], language).format(stops=len(stops), incidents=len(marked))
+        body += section(L["replay"], language, html.Div(counts, className="hz-replay-counts"),
+                        html.Div(className="hz-replay", **{
+                            "data-play": text(L["play"], language), "data-pause": text(L["pause"], language)}))
     body += incidents(data["incidents"], language, links)
     return frame_("vehicles", str(row["id"]), str(row["plate"]), language, history, focus, body)
 
+
+def speed_chart(data: dict, language: str):
+    """The speed figure of data/drilldown.truck or .speed_series (its window's track, the road's limit)."""
+    track = data["track"]
+    return speed_figure(track["epoch_ms"], track["speed_kmh"], data["speed_limit_kmh"], language)
+
+
+def cargo_state(data: dict, language: str) -> str:
+    """The engine's cargo state (LiveState.cargo: loaded / empty, not cleaned / empty, clean), else
+    loaded or empty from the waybills."""
+    state = data.get("cargo_state")
+    if state in VALUE_LABELS["cargo_state"]:
+        return text(VALUE_LABELS["cargo_state"][state], language)
+    return text(CARGO[data["cargo"]], language)
