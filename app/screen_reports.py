@@ -43,7 +43,7 @@ def draw_control():
 def snapshot_panel(language: str):
     from dash import dcc, html
 
-    return html.Div(className="hz-snapshot", style={"position": "absolute", "right": "12px", "bottom": "80px",
+    return html.Div(className="hz-snapshot", style={"position": "absolute", "right": "12px", "bottom": "4.5rem",
                                                     "zIndex": 1000}, children=[
         html.Button(_t("export", language), id=EXPORT_ID, n_clicks=0, className="hz-snapshot-button"),
         html.Div(id=STATUS_ID, className="hz-snapshot-status"),

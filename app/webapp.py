@@ -205,6 +205,7 @@ class _Screen:
                 # Overlay title -> layer file: what the clientside loader fetches when an
                 # overlay that starts off is first switched on.
                 dcc.Store(id="hz-layer-files", data={
+            **{"data-bounds": json.dumps(self.bounds)},  # fitted again once the layout settles (hazmap_wall.js)
                     "names": {text(layer.title, language): layer.name for layer in LAYERS},
                     "urls": {layer.name: self.layer_url(layer.name) for layer in LAYERS},
                 }),
@@ -373,7 +374,7 @@ class _Screen:
                     hideout={**BASE_HIDEOUT["label"], "language": language})),
                 dl.LayersControl(overlays, id="hz-layers", collapsed=False, position="topleft",
                                  overlays=self._default_titles(language)),
-                dl.ZoomControl(position="bottomright"),
+                dl.ZoomControl(position="topright"),  # under the drawing tools: the area export sits bottom right
                 dl.ScaleControl(position="bottomright", imperial=False, maxWidth=240),
                 draw_control(),  # an area to export (app/screen_reports.py)
             crs=leaflet_crs(self.settings.tile_crs),  # GCJ-02 tiles: everything drawn shifted (layers/display_crs.py)

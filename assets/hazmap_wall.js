@@ -73,6 +73,7 @@
         if (!map || !hit) { return; }
         render([], null);
         map.setView([hit.lat, hit.lon], Math.max(map.getZoom(), FLY_ZOOM), {animate: true});
+        fit.moved = true; // the officer's choice of view: a resize no longer refits the city
         opened = {layer: hit.layer, id: hit.id};
         window.dash_clientside.set_props("hz-live-click", {data: {layer: hit.layer, id: hit.id, at: Date.now()}});
     }
@@ -100,7 +101,7 @@
     // `/incidents/<fingerprint>/wall` every POLL_MS: the newest incidents and those not yet signed
     // for. An incident the wall had not seen before at red level flashes and, unless muted (here, kept
     // in localStorage) or switched off for kiosks (settings.wall_alarm_sound), sounds a short tone.
-    // A click on a row flies the map to it and opens its subject in the side panel.
+    // A click on a row flies the map to it and opens the incident in the side panel.
     var POLL_MS = 5000, FLASH_MS = 6000;
     var ticker = {seen: null, items: {}, flashed: [], sounded: 0, polls: 0, failures: 0, recent: [], queue: []};
     var audio = null;
@@ -221,12 +222,11 @@
         if (!item) { return; }
         if (map && item.lat !== null && item.lon !== null) {
             map.setView([item.lat, item.lon], Math.max(map.getZoom(), FLY_ZOOM), {animate: true});
+            fit.moved = true;
         }
-        opened = {layer: item.layer, id: item.subject_id, incident: item.id};
-        if (item.layer) {
-            window.dash_clientside.set_props("hz-live-click",
-                {data: {layer: item.layer, id: item.subject_id, at: Date.now()}});
-        }
+        // the incident itself opens (its panel leads to its subject): what the officer clicked on
+        opened = {layer: "incidents", id: item.id, subject: item.subject_id};
+        window.dash_clientside.set_props("hz-live-click", {data: {layer: "incidents", id: item.id, at: Date.now()}});
     });
 
     // --- the link to the server (self-healing, said in the header) ----------------------------------
@@ -264,7 +264,37 @@
         else if (link.state === "back" && Date.now() - link.since > 15000) { showLink("ok"); }
     }, 1000);
 
+    // --- the city fills the map at any wall size --------------------------------------------------
+    // dash-leaflet fits the world's bounds when the map is created, before the fonts and the header
+    // have settled (a header wrapping onto a second line changes the map's size): fit again once
+    // they have, and when the window changes size, unless the officer has moved the map since.
+    var fit = {done: 0, moved: false};
+
+    function fitWorld() {
+        var map = hazmap.leafletMap, root = document.querySelector(".hz-root");
+        if (!map || !root || !root.dataset.bounds || fit.moved) { return; }
+        map.invalidateSize({pan: false});
+        map.fitBounds(JSON.parse(root.dataset.bounds), {padding: [12, 12], animate: false});
+        fit.done += 1;
+    }
+
+    function fitOnLoad() {
+        var map = hazmap.leafletMap;
+        if (!map || !map._loaded) { setTimeout(fitOnLoad, 100); return; }
+        map.on("dragstart", function () { fit.moved = true; });
+        map.getContainer().addEventListener("wheel", function () { fit.moved = true; }, {passive: true});
+        var fonts = document.fonts && document.fonts.ready ? document.fonts.ready : Promise.resolve();
+        fonts.then(function () { requestAnimationFrame(fitWorld); });
+    }
+    fitOnLoad();
+    var resizeTimer = null;
+    window.addEventListener("resize", function () {
+        clearTimeout(resizeTimer);
+        resizeTimer = setTimeout(fitWorld, 200);
+    });
+
     window.hazmapWall = Object.freeze({
+        fitted: function () { return fit.done; },
         link: function () { return link.state; },
         searches: function () { return searches; },
         opened: function () { return opened; },

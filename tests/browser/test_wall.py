@@ -16,6 +16,7 @@ import shapely
 
 from layers.catalog import LAYERS, map_layer
 from layers.static_canvas import CANVAS_LAYERS, OUTLINE_MIN_ZOOM
+from layers.vector_canvas import VECTOR_LAYERS
 from tests.browser.conftest import SCREENSHOTS, WALL_2160, open_page
 from tests.browser.test_map import assert_no_console_errors, control_checkbox
 
@@ -128,6 +129,81 @@ def test_a_click_on_a_canvas_point_opens_it_in_the_panel(page, live_server, cons
     assert page.evaluate("([x, y]) => window.hazmapStatic.hitAt(x, y)", [x - 60 - page.evaluate(
         "window.hazmap.leafletMap.getContainer().getBoundingClientRect().left"), y - 60 - page.evaluate(
         "window.hazmap.leafletMap.getContainer().getBoundingClientRect().top")]) is None
+    assert_no_console_errors(console)
+
+
+# -- the vector canvas: lines and areas (assets/hazmap_vector.js, layers/vector_canvas.py) -------------
+
+def wait_for_vector(page, expected: dict[str, int]) -> dict[str, int]:
+    try:
+        page.wait_for_function(
+            """(wanted) => window.hazmapVector && Object.entries(wanted).every(
+                   ([name, n]) => window.hazmapVector.drawn()[name] === n)""",
+            arg=expected, timeout=LOAD_TIMEOUT_MS, polling=100)
+    except Exception as exc:
+        drawn = page.evaluate("window.hazmapVector ? window.hazmapVector.drawn() : null")
+        raise AssertionError(f"the vector canvas never drew {expected}; it drew {drawn}") from exc
+    return page.evaluate("window.hazmapVector.drawn()")
+
+
+def test_each_vector_layer_draws_every_stored_feature_and_none_is_on_leaflet(page, live_server, console):
+    stored = live_server.stored.counts
+    page.goto(live_server.url)
+    wait_for_vector(page, {name: stored[name] if map_layer(name).shown_by_default else 0 for name in VECTOR_LAYERS})
+    switch_on_every_layer(page)
+    assert wait_for_vector(page, {name: stored[name] for name in VECTOR_LAYERS}) == \
+        {name: stored[name] for name in VECTOR_LAYERS}
+    marks = page.evaluate("performance.getEntriesByType('mark').map(m => m.name)")
+    assert {f"hazmap:layer:{name}" for name in VECTOR_LAYERS} <= set(marks)
+    leaflet_drawn = page.evaluate("""(names) => { let n = 0; window.hazmap.leafletMap.eachLayer(l => {
+        if (l.feature && names.includes(l.options.hazmapLayer)) n++; }); return n; }""", list(VECTOR_LAYERS))
+    assert leaflet_drawn == 0
+    # the city view draws the coarsest band; a street's view a finer one, fetched when first needed
+    assert page.evaluate("window.hazmapVector.band('roads').index") == 0
+    road = live_server.stored.world.roads.geometry.iloc[0].interpolate(0.5, normalized=True)
+    set_view(page, road.x, road.y, 15)
+    page.wait_for_function("window.hazmapVector.band('roads').loaded", timeout=10_000)
+    assert page.evaluate("window.hazmapVector.band('roads').index") > 0
+    # switched off, a layer is gone from the canvas
+    label, _ = control_checkbox(page, map_layer("waybills").title[0])
+    label.click()
+    wait_for_vector(page, {"waybills": 0})
+    assert_no_console_errors(console)
+
+
+def _lonely_road(world) -> tuple[str, float, float]:
+    """A road's midpoint with no route, other road or point feature within 60 m."""
+    others = np.concatenate([world.table(n).geometry.to_numpy() for n in (
+        "hazard_sources", "monitoring_points", "vehicles", "wash_stations", "parking_lots", "service_areas",
+        "repair_shops", "entities", "waybills")] + [shapely.point_on_surface(world.sensitive_sites.geometry.to_numpy())])
+    tree, roads = shapely.STRtree(others), world.roads.geometry.to_numpy()
+    for i, middle in enumerate(shapely.line_interpolate_point(roads, 0.5, normalized=True)):
+        near_roads = shapely.dwithin(roads, middle, 6e-4).sum() - 1
+        if not len(tree.query(middle, predicate="dwithin", distance=6e-4)) and not near_roads:
+            return str(world.roads["id"].iloc[i]), middle.x, middle.y
+    raise AssertionError("the demo world has no road standing alone")
+
+
+def test_a_click_on_a_road_opens_it_and_the_empty_map_beside_it_does_not(page, live_server, console):
+    road_id, lon, lat = _lonely_road(live_server.stored.world)
+    page.goto(live_server.url)
+    wait_for_vector(page, {"roads": live_server.stored.counts["roads"]})
+    set_view(page, lon, lat, 16)
+    page.wait_for_function("window.hazmapVector.clickable().roads", timeout=10_000)
+    page.screenshot(path=str(SCREENSHOTS / "wall-road-click.png"))
+    x, y = container_pixel(page, lon, lat)
+    page.mouse.click(x, y)
+    panel = page.locator("#hz-panel.hz-open")
+    panel.wait_for(timeout=10_000)
+    assert panel.locator(".hz-panel-layer").inner_text() == map_layer("roads").title[0]
+    fields = dict(zip(panel.locator(".hz-panel-fields th").all_inner_texts(),
+                      panel.locator(".hz-panel-fields td").all_inner_texts()))
+    assert fields["编号"] == road_id
+    box = page.evaluate("(() => { const b = window.hazmap.leafletMap.getContainer().getBoundingClientRect(); "
+                        "return [b.left, b.top]; })()")
+    assert page.evaluate("([x, y]) => window.hazmapVector.hitAt(x, y)", [x - box[0], y - box[1]])["id"] == road_id
+    # 40 px beside it (no route, road or point within 60 m): nothing of the lines' canvas
+    assert page.evaluate("([x, y]) => window.hazmapVector.hitAt(x, y)", [x - box[0] + 40, y - box[1] + 40]) is None
     assert_no_console_errors(console)
 
 
@@ -304,7 +380,8 @@ def incident_app(stored_world, tmp_path_factory):
     incidents.apply_events([_red_event(truck["id"], "ep-1", truck.geometry.x, truck.geometry.y)])
     settings = Settings(var_dir=tmp_path_factory.mktemp("var"), tile_url=UNREACHABLE_TILES, language="zh",
                         database_url=url)
-    web = create_app(settings, world, world_version=world.fingerprint(), live=_StillFeed())
+    # the store: what the incident's panel is read from (a screen without people)
+    web = create_app(settings, world, world_version=world.fingerprint(), live=_StillFeed(), store=store)
     server = make_server("127.0.0.1", 0, web.server, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="hazmap-wall-incidents", daemon=True)
     thread.start()
@@ -334,10 +411,16 @@ def test_a_new_red_incident_flashes_in_the_ticker_and_its_click_opens_it(page, i
     row.click()
     panel = page.locator("#hz-panel.hz-open")
     panel.wait_for(timeout=10_000)
-    assert truck["plate"] in panel.inner_text()
+    # the incident itself opens (not its subject): its subject is a link in it
+    page.wait_for_function("(id) => document.querySelector('#hz-panel.hz-open').innerText.includes(id)",
+                           arg=truck["id"], timeout=10_000)
+    assert "告警事件" in panel.inner_text() and "超速" in panel.inner_text()
+    assert truck["id"] in panel.inner_text()
+    assert page.evaluate("window.hazmapWall.opened()") == {"layer": "incidents", "id": new_id, "subject": truck["id"]}
+    # the map flew there: the incident in view at a street's zoom (its panel may then frame the evidence)
     page.wait_for_function(
-        """([lat, lon]) => { const c = window.hazmap.leafletMap.getCenter();
-            return Math.abs(c.lat - lat) < 1e-4 && Math.abs(c.lng - lon) < 1e-4; }""",
+        """([lat, lon]) => { const m = window.hazmap.leafletMap;
+            return m.getZoom() >= 14 && m.getBounds().contains([lat, lon]); }""",
         arg=[truck.geometry.y, truck.geometry.x], timeout=10_000)
 
     # the sound can be muted (kept for the next page load)
@@ -362,3 +445,56 @@ def test_a_network_drop_is_said_in_the_header_and_healed(page, live_app, console
     assert page.evaluate("window.hazmapLive.trucks") == len(live_app.feed.snapshot().positions)
     # failed fetches log as console errors in Chromium: those of the dropped /live/ polls are expected
     assert [e for e in console.unexpected() if "/live/" not in e and "ERR_FAILED" not in e] == []
+
+
+# -- layout at both wall sizes (assets/hazmap.css, assets/hazmap_wall.js) ---------------------------
+
+# Boxes of the map's controls and the wall's panels that must not overlap one another.
+CONTROL_BOXES_JS = """() => Object.fromEntries([
+    ['zoom', '.leaflet-control-zoom'], ['scale', '.leaflet-control-scale'], ['draw', '.leaflet-draw'],
+    ['attribution', '.leaflet-control-attribution'], ['export', '.hz-snapshot'], ['layers', '.leaflet-control-layers'],
+    ['legend', '#hz-legend'], ['incidents', '#hz-incidents']].map(([name, selector]) => {
+        const e = document.querySelector(selector), r = e && e.getBoundingClientRect();
+        return [name, r && r.width && r.height ? [r.left, r.top, r.right, r.bottom] : null];
+    }))"""
+# The world's bounds (the districts) on the screen against the map's size.
+WORLD_ON_MAP_JS = """() => {
+    const map = window.hazmap.leafletMap, b = JSON.parse(document.querySelector('.hz-root').dataset.bounds);
+    const sw = map.latLngToContainerPoint(b[0]), ne = map.latLngToContainerPoint(b[1]), size = map.getSize();
+    const box = map.getContainer().getBoundingClientRect();
+    return {width: (ne.x - sw.x) / size.x, height: (sw.y - ne.y) / size.y, map: [box.left, box.top, box.right, box.bottom],
+            inside: sw.x >= -1 && ne.x <= size.x + 1 && ne.y >= -1 && sw.y <= size.y + 1};
+}"""
+
+
+def _overlaps(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+@pytest.mark.parametrize("size", ["1080", "2160"])
+def test_the_city_fills_the_map_without_scrollbars_or_overlapping_controls(chromium, incident_app, console, size):
+    from tests.browser.conftest import WALL_1080
+
+    viewport = WALL_1080 if size == "1080" else WALL_2160
+    url, _incidents, _world = incident_app
+    context, page = open_page(chromium, viewport, console)
+    try:
+        page.goto(url)
+        page.wait_for_function("window.hazmapWall && window.hazmapWall.fitted() > 0 && window.hazmapWall.ticker().polls > 0",
+                               timeout=LOAD_TIMEOUT_MS)
+        page.locator("#hz-wall-header .hz-wall-trucks").wait_for(timeout=LOAD_TIMEOUT_MS)
+        page.wait_for_timeout(500)
+        _assert_no_scrollbars(page)
+        world = page.evaluate(WORLD_ON_MAP_JS)
+        assert world["map"][2] <= viewport["width"] and world["map"][3] <= viewport["height"], world
+        assert world["inside"] and max(world["width"], world["height"]) >= 0.7, f"the city is small on the map: {world}"
+        boxes = {k: v for k, v in page.evaluate(CONTROL_BOXES_JS).items() if v is not None}
+        assert {"zoom", "scale", "export", "legend", "incidents"} <= set(boxes), boxes
+        clashes = [(a, b) for i, a in enumerate(sorted(boxes)) for b in sorted(boxes)[i + 1:]
+                   if _overlaps(boxes[a], boxes[b])]
+        assert clashes == [], f"overlapping at {size}: {clashes} ({boxes})"
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"wall-layout-{size}.png"))
+    finally:
+        context.close()
+    assert_no_console_errors(console)
