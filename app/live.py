@@ -302,6 +302,7 @@ class LiveMonitor:
                 batch = batch.without_arrival()  # arrival is wall time; the rules' clock is the data's
             with self.timings.rule_step.labels("pings").time():
                 events = self._engine.step(batch, now_ms)
+            self._update_cargo(batch)
         else:
             with self._lock:
                 self._live.apply_readings(batch)
@@ -311,6 +312,16 @@ class LiveMonitor:
         self._publish(store, events)
         clocks = [c for c in (self._engine.clock_ms, self._point_engine.clock_ms) if c is not None]
         self._escalate(now_ms if now_ms is not None else max(clocks, default=None))
+
+    def _update_cargo(self, batch: PingBatch) -> None:
+        """The batch's trucks' cargo state at their newest ping, from the engine's waybill stage
+        (the risk grid weighs it; the truck's panel shows it)."""
+        newest = pd.Series(np.asarray(batch.epoch_ms, "int64")).groupby(np.asarray(batch.vehicle_id, object)).max()
+        states, rows = self._engine.cargo_states(newest.index.to_numpy(object), newest.to_numpy("int64"))
+        waybill_ids = self.world.waybills["id"].astype(object).to_numpy()
+        ids = np.where(rows >= 0, waybill_ids[np.maximum(rows, 0)] if len(waybill_ids) else None, None)
+        with self._lock:
+            self._live.apply_cargo(newest.index.to_numpy(object), states, ids)
 
     def _publish(self, store: Store, events: list[Event]) -> None:
         events = [e for e in events if e.rule not in NOT_ALERTS]

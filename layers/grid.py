@@ -10,10 +10,11 @@ boundary never travels) and drops a cell whose score fell to 0. Only cells with 
 child travel, as the trucks do.
 
 The live inputs, built here because the app is what has them:
-- trucks: `LiveState.positions` with each truck's cargo from the World: a vehicle with an
-  active waybill is `loaded` with its most acute goods (class factor), any other `unknown`.
-  TODO(cargo state): take loaded / empty_uncleaned / empty_clean from the rules' waybill stage
-  when it publishes it.
+- trucks: `LiveState.positions` with each truck's cargo state from `LiveState.cargo` (the rules'
+  waybill stage: loaded, empty_uncleaned, empty_clean, unknown, and the waybill it comes from,
+  whose most acute goods (class factor) give the class and UN number: an uncleaned tank weighs by
+  its residue). A truck the engine has not judged yet falls back to the World: a vehicle with an
+  active waybill is `loaded` with its goods, any other `unknown`.
 - alarms: monitoring points whose live status is a level alarm (layers.live.point_statuses),
   severity 1 for high-high, else the open episode's severity;
 - incidents: every subject's open alert episodes at their worst severity and where that
@@ -108,16 +109,40 @@ def cargo_by_vehicle(world: World, weights: RiskWeights | None = None, at: pd.Ti
     return out
 
 
-def trucks_frame(positions: pd.DataFrame, cargo: pd.DataFrame) -> pd.DataFrame:
-    """TRUCK_COLUMNS for positions (indexed by vehicle id); vehicles not in `cargo`: unknown."""
+def goods_by_waybill(world: World, weights: RiskWeights | None = None) -> pd.DataFrame:
+    """Per waybill id: hazard_class and un_number of its most acute goods (class factor)."""
+    goods = world.waybill_goods
+    if not len(goods):
+        return pd.DataFrame({"hazard_class": [], "un_number": []}, index=pd.Index([], dtype=object, name="waybill_id"))
+    g = goods.assign(factor=class_factors(goods["hazard_class"].to_numpy(object), weights or RiskWeights()))
+    worst = g.sort_values(["waybill_id", "factor"], ascending=[True, False], kind="stable") \
+        .drop_duplicates("waybill_id").set_index("waybill_id")
+    return pd.DataFrame({c: worst[c].astype(str).to_numpy(object) for c in ("hazard_class", "un_number")},
+                        index=pd.Index(worst.index.to_numpy(object), dtype=object, name="waybill_id"))
+
+
+def trucks_frame(positions: pd.DataFrame, cargo: pd.DataFrame, live_cargo: pd.DataFrame | None = None,
+                 goods: pd.DataFrame | None = None) -> pd.DataFrame:
+    """TRUCK_COLUMNS for positions (indexed by vehicle id): the cargo state the engine gave
+    (`live_cargo`: LiveState.cargo) with its waybill's `goods` (goods_by_waybill), else the
+    World's `cargo` (cargo_by_vehicle); neither: unknown."""
     c = cargo.reindex(positions.index)
+    state = c["cargo_state"].fillna("unknown").to_numpy(object, copy=True)
+    hazard_class, un_number = c["hazard_class"].to_numpy(object, copy=True), c["un_number"].to_numpy(object, copy=True)
+    if live_cargo is not None and len(live_cargo) and goods is not None:
+        judged = live_cargo.reindex(positions.index)
+        known = judged["cargo_state"].notna().to_numpy()
+        of_waybill = goods.reindex(pd.Index(judged["waybill_id"].to_numpy(object), dtype=object))
+        state[known] = judged["cargo_state"].to_numpy(object)[known]
+        hazard_class[known] = of_waybill["hazard_class"].to_numpy(object)[known]
+        un_number[known] = of_waybill["un_number"].to_numpy(object)[known]
     return _frame({
         "vehicle_id": positions.index.astype(str).to_numpy(object),
         "lon": pd.to_numeric(positions["lon"], errors="coerce").to_numpy("float64"),
         "lat": pd.to_numeric(positions["lat"], errors="coerce").to_numpy("float64"),
-        "cargo_state": c["cargo_state"].fillna("unknown").to_numpy(object),
-        "hazard_class": c["hazard_class"].to_numpy(object),
-        "un_number": c["un_number"].to_numpy(object),
+        "cargo_state": state,
+        "hazard_class": hazard_class,
+        "un_number": un_number,
     })
 
 
@@ -176,6 +201,7 @@ class GridFeed:
         self.live_settings = live_settings or LiveEncodingSettings()
         self.grid = RiskGrid(world, self.weights)
         self.cargo = cargo_by_vehicle(world, self.weights)
+        self.goods = goods_by_waybill(world, self.weights)
         points = world.monitoring_points
         self.point_ids = pd.Index(points["id"].astype(str).to_numpy(object))
         self.point_lonlat = pd.DataFrame({"lon": points.geometry.x.to_numpy(), "lat": points.geometry.y.to_numpy()},
@@ -198,7 +224,10 @@ class GridFeed:
             return self.grid.version
         since = self._live_version if state.version > self._live_version else 0  # a restarted feed: all again
         changes = state.changes_since(since)
-        trucks = trucks_frame(changes.positions, self.cargo) if len(changes.positions) else None
+        moved = changes.positions
+        if len(changes.cargo):  # a truck whose cargo state changed is scored again where it is
+            moved = state.positions[state.positions.index.isin(changes.positions.index.union(changes.cargo.index))]
+        trucks = trucks_frame(moved, self.cargo, state.cargo, self.goods) if len(moved) else None
         touched_points = self.point_ids.intersection(changes.readings.index.union(changes.alerts.index))
         alarms = alarms_frame(touched_points, self.point_lonlat, state) if len(touched_points) else None
         incidents = incidents_frame(changes.alerts, self.live_settings.not_alert_rules) if len(changes.alerts) \

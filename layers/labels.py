@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from layers.style import Text, text
 from spatial.model import (
+    CARGO_STATES,
     DEPARTMENT_KINDS,
     ENTITY_CATEGORIES_LICENSED,
     ENTITY_CATEGORIES_UNLICENSED,
@@ -91,6 +92,13 @@ CHILD_TITLES: dict[str, Text] = {
 }
 
 VALUE_LABELS: dict[str, dict[str, Text]] = {
+    # a truck's cargo state (the rules' waybill stage; an empty tank not yet washed still carries residue)
+    "cargo_state": {
+        "loaded": ("重载", "Loaded"),
+        "empty_uncleaned": ("空载，未洗消", "Empty, not cleaned"),
+        "empty_clean": ("空载，已洗消", "Empty, clean"),
+        "unknown": ("未知", "Not known"),
+    },
     "category": {
         "production": ("生产", "Production"),
         "use": ("使用", "Use"),
@@ -195,6 +203,7 @@ def _check_coverage() -> None:
         ("monitoring_kind", MONITORING_POINT_KINDS),
         ("site_kind", SENSITIVE_SITE_KINDS),
         ("department_kind", (*DEPARTMENT_KINDS, *ROUTING_ROLES_RESOLVED)),
+        ("cargo_state", CARGO_STATES),
     ):
         unlabelled = sorted(set(values) - VALUE_LABELS[vocabulary].keys())
         if unlabelled:

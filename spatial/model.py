@@ -381,6 +381,10 @@ class Event:
 _POSITION_COLUMNS = ["epoch_ms", "lon", "lat", "speed_kmh", "heading", "alarm", "status"]
 _TRAIL_COLUMNS = ["vehicle_id", "epoch_ms", "lon", "lat", "speed_kmh"]
 _ALERT_COLUMNS = ["open_count", "severity", "rules", "lon", "lat"]
+# A truck's cargo state (ADR 1.1.3.6: an empty tank not yet cleaned is still dangerous goods); unknown:
+# before its first waybill. Set by the rules' waybill stage (spatial/rules/waybills.cargo_states).
+CARGO_STATES = ("loaded", "empty_uncleaned", "empty_clean", "unknown")
+_CARGO_COLUMNS = ["cargo_state", "waybill_id"]  # the rules' waybill stage (spatial/rules/waybills.cargo_states)
 _TRAIL_COMPACT_EVERY = 64  # batches between foldings of the trail (a fold sorts the whole trail)
 NO_ALERT_SEVERITY = 9  # `alerts.severity` of a subject with no open episode (1 highest ... 4 lowest)
 
@@ -394,6 +398,7 @@ class LiveChanges:
     positions: pd.DataFrame
     readings: pd.DataFrame
     alerts: pd.DataFrame
+    cargo: pd.DataFrame = field(default_factory=lambda: _empty_indexed("vehicle_id", _CARGO_COLUMNS))
 
 
 @dataclass
@@ -419,6 +424,9 @@ class LiveState:
     _trail_sorted: pd.DataFrame | None = field(default=None, repr=False)  # compacted, by (vehicle, time)
     _trail_ranges: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
     _open: dict[str, tuple[str, str, int, float, float]] = field(default_factory=dict, repr=False)
+    # per truck: cargo_state (loaded | empty_uncleaned | empty_clean | unknown) and the waybill it
+    # comes from (the one in force, or whose residue an uncleaned tank carries), from the engine
+    cargo: pd.DataFrame = field(default_factory=lambda: _empty_indexed("vehicle_id", _CARGO_COLUMNS))
 
     def apply_pings(self, batch: PingBatch) -> None:
         if not len(batch):
@@ -437,6 +445,25 @@ class LiveState:
         newest = _newest_per_key(batch.to_frame()[["point_id", "epoch_ms", "value"]], "point_id")
         self.version += 1
         self.readings = _merge_newest(self.readings, newest, self.version)
+
+    def apply_cargo(self, vehicle_ids, cargo_state, waybill_id) -> None:
+        """Trucks' cargo states (and waybill ids, None for none); only a truck whose state or
+        waybill changed gets a new version."""
+        new = pd.DataFrame({"cargo_state": np.asarray(cargo_state, object), "waybill_id": np.asarray(waybill_id, object)},
+                           index=pd.Index(np.asarray(vehicle_ids, object), dtype=object, name="vehicle_id"))
+        new = new[~new.index.duplicated(keep="last")]
+        old = self.cargo.reindex(new.index)
+        same = np.ones(len(new), bool)
+        for column in _CARGO_COLUMNS:
+            was, now = old[column].to_numpy(object), new[column].to_numpy(object)
+            same &= (was == now) | (pd.isna(was) & pd.isna(now))
+        changed = new[~same]
+        if not len(changed):
+            return
+        self.version += 1
+        changed = changed.assign(version=self.version)
+        kept = self.cargo[~self.cargo.index.isin(changed.index)] if len(self.cargo) else None
+        self.cargo = changed if kept is None or kept.empty else pd.concat([kept, changed])
 
     def apply_events(self, events: list[Event]) -> None:
         """Track open episodes per subject: an `open` adds one, an `update` may change its
@@ -473,7 +500,8 @@ class LiveState:
         """Rows changed after `version` (all of them for version < 1)."""
         def newer(df: pd.DataFrame) -> pd.DataFrame:
             return df[df["version"].to_numpy() > version] if len(df) else df
-        return LiveChanges(self.version, newer(self.positions), newer(self.readings), newer(self.alerts))
+        return LiveChanges(self.version, newer(self.positions), newer(self.readings), newer(self.alerts),
+                           newer(self.cargo))
 
     def trail(self, vehicle_id: str | None = None) -> pd.DataFrame:
         """Pings of the last `trail_s` (behind the newest ping), of one truck or all, by
@@ -522,7 +550,7 @@ class LiveState:
         in place, so sharing them is enough)."""
         return LiveState(self.positions, self.readings, self.alerts, self.version, self.trail_s,
                          _trail=list(self._trail), _trail_sorted=self._trail_sorted,
-                         _trail_ranges=self._trail_ranges, _open=dict(self._open))
+                         _trail_ranges=self._trail_ranges, _open=dict(self._open), cargo=self.cargo)
 
     def _trail_cutoff_ms(self) -> int:
         return int(self._trail_newest_ms()) - round(self.trail_s * 1000)

@@ -37,6 +37,7 @@ from numba import njit
 
 from spatial.crs import geometry_to_metric, to_metric
 from spatial.h3cells import H3_RES_GRID_FINEST, H3_RES_RISK_GRID, RISK_GRID_RESOLUTIONS, cell_ints, parent_cells
+from spatial.model import CARGO_STATES
 
 PARTS: tuple[str, ...] = ("hazard", "alarms", "trucks", "exposure", "incidents")
 HAZARD, ALARMS, TRUCKS, EXPOSURE, INCIDENTS = range(len(PARTS))
@@ -47,7 +48,6 @@ SCORE_SCALE = 1000  # contributions in thousandths of a point, integers: sums ex
 BANDS: tuple[str, ...] = ("blue", "yellow", "orange", "red")
 BAND_LEVELS = {"blue": 4, "yellow": 3, "orange": 2, "red": 1}
 NO_BAND = ""
-CARGO_STATES = ("loaded", "empty_uncleaned", "empty_clean", "unknown")
 TRUCK_COLUMNS = ("vehicle_id", "lon", "lat", "cargo_state", "hazard_class", "un_number")
 SUBJECT_COLUMNS = ("subject_id", "lon", "lat", "severity")
 ROW_COLUMNS = ("cell", "part", "value", "kind", "item_id", "via")

@@ -411,3 +411,130 @@ def test_sites_reached_agree_with_a_brute_force_shapely_oracle(demo_world):
     assert len(want_t) > 50  # the sample reaches sites, of both kinds of geometry
     assert (shapely.get_type_id(metric[want_s]) != 0).any() and (shapely.get_type_id(metric[want_s]) == 0).any()
     assert sorted(zip(t.tolist(), s.tolist())) == sorted(zip(want_t.tolist(), want_s.tolist()))
+
+
+# -- cargo state: the engine's waybill stage -> LiveState -> the grid and the truck's panel ------
+
+def _cargo_through_the_engine(body: str) -> list[str]:
+    """The truck of tests/rules/test_cargo_state's world loads, unloads, washes: its cargo state
+    after each batch of pings, as the live monitor asks the engine (at the batch's newest ping)."""
+    from spatial.rules.engine import Engine
+    from tests.rules.test_cargo_state import LOAD, TRUCK, UNLOAD, WASH, _drive, _stay, engine_world
+    from tests.tracks import track
+
+    path = _stay(LOAD, 3) + _drive(LOAD, UNLOAD) + _stay(UNLOAD, 12) + _drive(UNLOAD, WASH) + _stay(WASH, 40) \
+        + _drive(WASH, LOAD)
+    pings = track(TRUCK, path)
+    engine = Engine(engine_world(body), rules=())
+    seen = []
+    for start in range(0, len(pings), 8):
+        chunk = np.arange(start, min(start + 8, len(pings)))
+        engine.step(_take(pings, chunk))
+        states, rows = engine.cargo_states([TRUCK], [int(pings.epoch_ms[chunk[-1]])])
+        assert (rows >= 0).all() == (states[0] != "unknown")
+        if not seen or seen[-1] != states[0]:
+            seen.append(states[0])
+    return seen
+
+
+def _take(batch, at):
+    from spatial.model import PingBatch
+
+    return PingBatch.from_arrays(batch.vehicle_id[at], batch.epoch_ms[at], batch.lon[at], batch.lat[at],
+                                 batch.speed_kmh[at], batch.heading[at], batch.alarm[at], batch.status[at])
+
+
+def test_a_tank_is_loaded_then_uncleaned_until_washed_then_clean():
+    assert _cargo_through_the_engine("tank") == ["loaded", "empty_uncleaned", "empty_clean"]
+
+
+def test_a_van_is_clean_once_unloaded():
+    assert _cargo_through_the_engine("van") == ["loaded", "empty_clean"]
+
+
+def test_the_live_state_versions_only_a_changed_cargo():
+    from spatial.model import LiveState
+
+    state = LiveState()
+    state.apply_cargo(["VEH-1", "VEH-2"], ["loaded", "loaded"], ["WB-1", "WB-2"])
+    v = state.version
+    state.apply_cargo(["VEH-1", "VEH-2"], ["loaded", "empty_uncleaned"], ["WB-1", "WB-2"])
+    assert state.version == v + 1
+    assert list(state.changes_since(v).cargo.index) == ["VEH-2"]
+    state.apply_cargo(["VEH-1"], ["loaded"], ["WB-1"])  # nothing new: no version
+    assert state.version == v + 1
+    assert state.cargo.loc["VEH-2", "cargo_state"] == "empty_uncleaned"
+    assert state.copy().cargo.equals(state.cargo)
+
+
+def test_the_grid_weighs_an_uncleaned_tank_by_its_residue(demo_world):
+    """A truck's part follows the engine's cargo state (LiveState.cargo) and its waybill's goods:
+    residue weighs `truck_cargo_pts['empty_uncleaned']`, a clean tank nothing."""
+    from layers.grid import GridFeed, goods_by_waybill
+    from spatial.h3cells import H3_RES_GRID_FINEST, cell_ints
+    from spatial.model import PingBatch
+    from spatial.risk import TRUCKS, class_factors
+
+    live = _Live()
+    feed = GridFeed(demo_world, live)
+    weights = feed.weights
+    waybill = demo_world.waybills.iloc[0]
+    truck = str(waybill["vehicle_id"])
+    lon, lat = 121.3, 29.6  # far from every other truck of the world (none reported)
+    live.state.apply_pings(PingBatch.from_arrays([truck], [1_762_000_000_000], [lon], [lat]))
+    cell = int(cell_ints([lon], [lat], H3_RES_GRID_FINEST)[0])
+    factor = class_factors(goods_by_waybill(demo_world).loc[[waybill["id"]], "hazard_class"].to_numpy(object),
+                           weights)[0]
+
+    def trucks_part() -> float:
+        table = feed.grid.scores(H3_RES_GRID_FINEST)
+        return float(table.loc[np.uint64(cell), PARTS[TRUCKS]]) if np.uint64(cell) in table.index else 0.0
+
+    feed.sync()
+    for state, pts in (("loaded", weights.truck_cargo_pts["loaded"]),
+                       ("empty_uncleaned", weights.truck_cargo_pts["empty_uncleaned"]),
+                       ("empty_clean", 0.0)):
+        live.state.apply_cargo([truck], [state], [waybill["id"]])
+        feed.sync()
+        assert trucks_part() == pytest.approx(pts * factor, abs=1e-3), state
+    assert weights.truck_cargo_pts["empty_uncleaned"] > 0
+
+
+def test_the_truck_panel_shows_the_engines_cargo_state():
+    from layers.panels.truck import cargo_state
+
+    assert cargo_state({"cargo_state": "empty_uncleaned", "cargo": "empty"}, "zh") == "空载，未洗消"
+    assert cargo_state({"cargo_state": "empty_clean", "cargo": "empty"}, "en") == "Empty, clean"
+    assert cargo_state({"cargo_state": None, "cargo": "loaded"}, "en") == "Loaded"  # not judged yet: the waybills
+
+
+def test_the_live_monitor_keeps_each_trucks_cargo_state_from_the_engine(tmp_path):
+    """Every truck that reported has the cargo state the engine's waybill stage gives at its
+    newest report (the same slices through a separate Engine)."""
+    from app.live import LiveMonitor
+    from data.demo import build_world
+    from data.reference import load_chemicals
+    from data.sim.fleet import plan_fleet
+    from data.sim.settings import DEMO_DAY, SimSettings
+    from data.store import Store
+    from spatial.rules.engine import Engine
+
+    world = build_world(seed=7, scale=0.02, chemicals=load_chemicals())
+    url = f"sqlite:///{tmp_path / 'hazmap.sqlite'}"
+    with Store.open(url, upgrade=True) as store:
+        store.replace_world(world)
+    sim = SimSettings(seed=3, start=DEMO_DAY + pd.Timedelta(hours=7), hours=3.0, stage_kinds=())
+    fleet = plan_fleet(world, sim)
+    engine = Engine(world, rules=())
+    with LiveMonitor(world, url) as monitor:
+        for t0 in range(sim.start_ms, sim.end_ms, 300_000):
+            pings = fleet.pings_between(t0, t0 + 300_000)
+            monitor.submit_pings(pings)
+            engine.step(pings)
+        assert monitor.wait_idle(60)
+        live = monitor.snapshot()
+    newest = live.positions["epoch_ms"].astype("int64")
+    states, rows = engine.cargo_states(newest.index.to_numpy(object), newest.to_numpy("int64"))
+    assert len(live.cargo) == len(live.positions) > 0
+    assert live.cargo["cargo_state"].reindex(newest.index).tolist() == states.tolist()
+    assert {"loaded", "empty_uncleaned"} <= set(states)  # the sample has trucks on a trip and after one

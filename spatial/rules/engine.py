@@ -175,6 +175,13 @@ class Engine:
         start state of an engine started later (data/fleet_start.py)."""
         return waybills.fleet_start(self._waybills, self.world, at_ms)
 
+    def cargo_states(self, vehicle_ids, at_ms) -> tuple[np.ndarray, np.ndarray]:
+        """Each truck's cargo state at its time (loaded | empty_uncleaned | empty_clean | unknown)
+        and the waybill row it comes from, as this engine's waybill stage knows them
+        (waybills.cargo_states)."""
+        slot = self.world.vehicle_ids.get_indexer(pd.Index(np.asarray(vehicle_ids, object), dtype=object))
+        return waybills.cargo_states(self._waybills, self.world, slot, at_ms, self.settings.waybills)
+
     def step(self, pings: PingBatch, now_ms: int | None = None) -> list[Event]:
         """Pings in arrival order; `now_ms` (live only) is the wall clock for the future test."""
         self._cleaning, released, counts, silence_ms = cleaning.clean(

@@ -326,3 +326,30 @@ def fleet_start(state: WaybillState, world: RuleWorld, at_ms: int) -> FleetStart
     registered = np.flatnonzero((washed[: len(world.vehicle_ids)] >= 0) & (washed[: len(world.vehicle_ids)] <= at_ms))
     return FleetStart(int(at_ms), waybill_ids[ended], ends[ended].astype("int64"),
                       world.vehicle_ids.to_numpy()[registered].astype(object), washed[registered].astype("int64"))
+
+
+def cargo_states(state: WaybillState, world: RuleWorld, slot: np.ndarray, t_ms: np.ndarray,
+                 settings: WaybillSettings = WaybillSettings()) -> tuple[np.ndarray, np.ndarray]:
+    """Per (vehicle slot, time), the truck's cargo state (module docstring) as `state` knows it,
+    and the waybill row it comes from (-1: none): `loaded` while a waybill is in force;
+    `empty_uncleaned` for a tank truck whose last waybill ended and that was not washed since (its
+    residue is that waybill's cargo); `empty_clean` once washed, or a truck that is not a tank (packaged
+    goods leave no residue); `unknown` before its first waybill (or an unregistered vehicle)."""
+    slot = np.asarray(slot, "int64")
+    t_ms = np.asarray(t_ms, "int64")
+    states = np.full(len(slot), "unknown", dtype=object)
+    rows = np.full(len(slot), -1, "int64")
+    index = waybill_index(world)
+    registered = np.flatnonzero((slot >= 0) & (slot < len(world.vehicle_ids)))
+    if not len(registered) or not len(index.row):
+        return states, rows
+    j = latest_departed(index, slot[registered], t_ms[registered])
+    on = registered[j >= 0]
+    j = j[j >= 0]
+    row = index.row[j]
+    end = np.minimum(_limit_ms(index, settings)[j], grow(state.unload_end_ms, len(world.world.waybills), NEVER_MS)[row])
+    loaded = t_ms[on] <= end
+    residue = stop_residue(state, world, pd.DataFrame({"slot": slot[on], "confirmed_ms": t_ms[on]}), settings) >= 0
+    states[on] = np.where(loaded, "loaded", np.where(residue, "empty_uncleaned", "empty_clean"))
+    rows[on] = row
+    return states, rows
