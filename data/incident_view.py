@@ -13,6 +13,8 @@ The evidence by rule:
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import shapely
@@ -97,10 +99,22 @@ def _buffered(geometry, metres: float) -> list:
 
 
 def _feature(frame: pd.DataFrame, feature_id) -> pd.Series | None:
+    """One row by id (a positional pick: a boolean mask over a GeoDataFrame copies it whole)."""
     if feature_id is None or not len(frame):
         return None
-    match = frame[frame["id"] == str(feature_id)]
-    return match.iloc[0] if len(match) else None
+    hit = np.flatnonzero(frame["id"].to_numpy() == str(feature_id))
+    return frame.iloc[int(hit[0])] if len(hit) else None
+
+
+def _incident_row(store, incident_id: str) -> dict:
+    """The incident's own row (its recipients and history are the incident panel's, not needed here)."""
+    from data.incidents import incidents
+
+    with store.engine.connect() as connection:
+        row = connection.execute(sa.select(incidents).where(incidents.c.id == str(incident_id))).mappings().first()
+    if row is None:
+        raise LookupError(f"no incident {incident_id!r}")
+    return dict(row)
 
 
 def _number(value) -> float | None:
@@ -231,12 +245,7 @@ def impact_view(world: World, feature_id: str, *, live: LiveState | None = None,
     if feature_id.startswith("INC-"):
         if store is None:
             raise LookupError(f"no incident {feature_id!r}: this screen has no store")
-        from data.incidents import IncidentError, IncidentStore
-
-        try:
-            incident = IncidentStore(store, world).show(feature_id)["incident"]
-        except IncidentError as exc:
-            raise LookupError(str(exc)) from None
+        incident = _incident_row(store, feature_id)
         subject = str(incident["subject_id"])
         at = _utc(incident["last_time"])
     else:
@@ -267,8 +276,8 @@ def impact_view(world: World, feature_id: str, *, live: LiveState | None = None,
         if position is None:
             raise LookupError(f"{subject} has no known position")
         lon, lat = position
-        loaded = loaded_waybills(world, at)
-        mine = loaded[loaded["vehicle_id"] == subject]
+        own = world.waybills.iloc[np.flatnonzero(world.waybills["vehicle_id"].to_numpy() == subject)]
+        mine = loaded_waybills(SimpleNamespace(waybills=own), at)  # only its own waybills looked at
         waybill = mine.iloc[-1] if len(mine) else None
         bill = world.waybill_goods
         goods = (bill.loc[bill["waybill_id"] == waybill["id"], ["un_number", "name", "quantity_t"]].reset_index(drop=True)

@@ -101,7 +101,7 @@ def _within(geometries, subject: shapely.Point, distances: ErgDistances) -> tupl
 
 def _listed(frame: pd.DataFrame, metres: np.ndarray, inside: np.ndarray, columns: list[str],
             distances: ErgDistances) -> pd.DataFrame:
-    out = frame.loc[inside, columns].reset_index(drop=True)
+    out = pd.DataFrame({c: frame[c].to_numpy()[inside] for c in columns})  # not .loc on a whole GeoDataFrame
     out["distance_m"] = metres[inside]
     isolation = distances.isolation_m if not np.isnan(distances.isolation_m) else -1.0
     out["zone"] = np.where(out["distance_m"].to_numpy() <= isolation, ZONES[0], ZONES[1])
