@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from data.people import ROLES, User
+from spatial.incidents.levels import level_keys
 
 ALL = frozenset(ROLES)
 READERS = frozenset({"duty_officer", "department", "enterprise", "kiosk"})
@@ -141,6 +142,7 @@ class Visible:
     key: str
     features: frozenset[str]
     incidents: frozenset[str]
+    open_by_level: dict[str, int] = field(default_factory=dict)  # its incidents not closed, by level key
     _masks: dict = field(default_factory=dict, compare=False, repr=False)
 
     def mask(self, name: str, ids: pd.Index) -> np.ndarray:
@@ -201,6 +203,9 @@ class Scopes:
                 return cached[1]
         routed = self._routed_to(own)
         incidents = frozenset(routed["incident_id"])
+        still_open = routed[routed["status"] != "closed"]
+        open_by_level = pd.Series(level_keys(still_open["severity"].astype("int64").to_numpy()), dtype=object) \
+            .value_counts().to_dict() if len(still_open) else {}
         if user.role == "enterprise":
             features = self.owned_by.get(own, frozenset({own}))
         else:  # department: the incidents' subjects and who owns them
@@ -208,7 +213,7 @@ class Scopes:
             owners = (self.ownership.owner.get(s, frozenset()) for s in subjects)
             features = subjects.union(*owners)
         key = hashlib.blake2s("\n".join(sorted(features)).encode(), digest_size=6).hexdigest()
-        found = Visible(key, features, incidents)
+        found = Visible(key, features, incidents, {str(k): int(v) for k, v in open_by_level.items()})
         with self._lock:
             self._cache[(user.role, own)] = (version, found)
         return found
@@ -245,13 +250,15 @@ class Scopes:
         return int(found or 0)
 
     def _routed_to(self, recipient: str) -> pd.DataFrame:
+        columns = ["incident_id", "subject_id", "status", "severity"]
         if self.store is None:
-            return pd.DataFrame({"incident_id": [], "subject_id": []}, dtype=object)
+            return pd.DataFrame({c: [] for c in columns}, dtype=object)
         import sqlalchemy as sa
 
         from data.incidents import incident_recipients as r, incidents as i
 
         with self.store.engine.connect() as connection:
-            rows = connection.execute(sa.select(i.c.id, i.c.subject_id).join(r, r.c.incident_id == i.c.id)
-                                      .where(r.c.recipient_id == recipient)).all()
-        return pd.DataFrame(rows, columns=["incident_id", "subject_id"], dtype=object).astype(str)
+            rows = connection.execute(sa.select(i.c.id, i.c.subject_id, i.c.status, i.c.severity)
+                                      .join(r, r.c.incident_id == i.c.id).where(r.c.recipient_id == recipient)).all()
+        frame = pd.DataFrame(rows, columns=columns, dtype=object)
+        return frame.astype({"incident_id": str, "subject_id": str, "status": str})

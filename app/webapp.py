@@ -635,10 +635,14 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
                       State("hz-language", "data"))
         def wall_header(_n, language):
             stats = getattr(screen.live, "stats", None)
+            incidents = screen.today_incidents() if screen.today_incidents is not None else None
+            visible, points, trucks = request_visible(), point_ids, None
+            if visible is not None:  # a department's or enterprise's own trucks, points and open incidents
+                points, trucks = point_ids[visible.mask("header:points", point_ids)], visible.features
+                incidents = None if incidents is None else {"open_by_level": visible.open_by_level}
             figures = header_figures(
-                _snapshot(screen.live), point_ids,
-                screen.today_incidents() if screen.today_incidents is not None else None,
-                stats() if callable(stats) else None, screen.settings.ready_feed_max_silence_s)
+                _snapshot(screen.live), points, incidents,
+                stats() if callable(stats) else None, screen.settings.ready_feed_max_silence_s, trucks)
             return header_children(figures, language)
 
     @web.callback(

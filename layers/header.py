@@ -43,12 +43,16 @@ LABELS: dict[str, Text] = {
 }
 
 
-def truck_counts(state: LiveState, settings: LiveEncodingSettings | None = None) -> dict[str, int]:
+def truck_counts(state: LiveState, settings: LiveEncodingSettings | None = None,
+                 only: frozenset[str] | None = None) -> dict[str, int]:
     """Trucks with a position: moving (faster than the parked speed), stopped, offline (silent
     longer than the stale time behind the fleet's newest report, whatever they last reported).
-    An alert does not change which of the three a truck is."""
+    An alert does not change which of the three a truck is. `only`: of these trucks alone (one
+    user's, app/permissions.py); staleness still counts from the whole fleet's newest report."""
     settings = settings or LiveEncodingSettings()
     positions = state.positions
+    if only is not None:
+        positions = positions[positions.index.isin(list(only))]
     if not len(positions):
         return {"moving": 0, "stopped": 0, "offline": 0}
     newest = newest_report_ms(state)
@@ -77,7 +81,7 @@ def handling_rate(pushed: dict | None, disposed: dict | None) -> float | None:
 
 
 def header_figures(state: LiveState, point_ids: pd.Index, incidents: dict | None, monitor: dict | None,
-                   max_silence_s: float) -> dict:
+                   max_silence_s: float, trucks: frozenset[str] | None = None) -> dict:
     """Every figure of the header. `incidents`: {"open_by_level": {key: n}, "pushed_by_level",
     "disposed_by_level"} over today (empty or None without an incident store); `monitor`: the
     live monitor's stats() (its "gateway" part: terminals and reports/s), or None; the feed is
@@ -91,7 +95,7 @@ def header_figures(state: LiveState, point_ids: pd.Index, incidents: dict | None
     return {
         "incidents": open_by_level if incidents else None,
         "points_alarm": points_in_alarm(state, point_ids),
-        "trucks": truck_counts(state),
+        "trucks": truck_counts(state, only=trucks),
         "handling_rate": handling_rate(incidents.get("pushed_by_level"), incidents.get("disposed_by_level")),
         "feed": {"terminals": gateway.get("authenticated_terminals"), "reports_per_s": gateway.get("reports_per_s"),
                  "last_input_s_ago": ago, "stale": stale} if monitor else None,

@@ -33,6 +33,15 @@ def wall(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("scoped_wall")
     url = f"sqlite:///{(tmp / 'hazmap.sqlite').as_posix()}"
     env = build_env(url, api_world, tmp)
+    # a red point alarm routed elsewhere: the department's header must not count it
+    from data.incidents import IncidentStore
+
+    point = api_world.monitoring_points.iloc[-1]
+    incidents = IncidentStore(env.store, api_world)
+    incidents.apply_events([ev("open", 1, rule="point_level", subject=str(point["id"]), severity=1,
+                               lon=point.geometry.x, lat=point.geometry.y, evidence={"level": 1})])
+    alarm = incidents.list(limit=1)["id"].iloc[0]
+    assert env.department not in set(incidents.show(alarm)["recipients"]["recipient_id"])
     settings = Settings(var_dir=tmp, database_url=url, tile_url=UNREACHABLE_TILES)
     web = create_app(settings, api_world, api_world.fingerprint(), live=FakeLive(api_world), people=env.people)
     server = make_server("127.0.0.1", 0, web.server, threaded=True)
@@ -75,6 +84,10 @@ def test_a_departments_wall_draws_its_own_trucks_and_grows_with_its_incidents(pa
     others = world.vehicles["id"][world.vehicles["id"] != env.vehicle]
     assert page.evaluate("(ids) => ids.filter((id) => window.hazmapLive.stateOf(id) !== null)",
                          others.tolist()) == []
+    page.wait_for_selector(".hz-wall-trucks .hz-stat-value[data-moving='1']", timeout=LOAD_TIMEOUT_MS)
+    counted = page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('.hz-wall-incidents [data-level]')]
+                                     .map((e) => [e.dataset.level, Number(e.dataset.n)]))""")
+    assert counted == {"red": 0, "orange": 0, "yellow": 1, "blue": 0}  # its one incident, not the city's
     drawn = static_drawn(page)
     assert drawn["entities"] == 1  # the truck's carrier
     assert drawn["sensitive_sites"] == len(world.sensitive_sites)  # the city's, for everyone
