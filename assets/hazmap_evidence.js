@@ -80,7 +80,9 @@
                 bounds.extend(reach.getBounds());
             }
             if (e.site.outline && e.site.outline.length) { add(L.polygon(polygons(e.site.outline), shape("site"))); }
-            else if (e.site.centre) { add(L.circleMarker([e.site.centre[1], e.site.centre[0]], Object.assign(shape("site"), {radius: 7}))); }
+            else if (e.site.centre) {  // a point site: its place
+                add(L.circleMarker([e.site.centre[1], e.site.centre[0]], Object.assign(shape("site"), {radius: 7})));
+            }
             drawn.site = {id: e.site.id, radius_m: e.site.radius_m, reach: (e.site.reach || []).length,
                           centre: e.site.centre};
         }
@@ -112,8 +114,8 @@
         // site's radius is invisible at the city's zoom), no closer than a street.
         if (bounds.isValid()) {
             var panel = document.getElementById("hz-panel");
-            map.fitBounds(bounds, {paddingTopLeft: [40, 90], paddingBottomRight: [(panel ? panel.offsetWidth : 0) + 40, 40],
-                                   maxZoom: 16, animate: false});
+            map.fitBounds(bounds, {paddingTopLeft: [40, 90], maxZoom: 16, animate: false,
+                                   paddingBottomRight: [(panel ? panel.offsetWidth : 0) + 40, 40]});
         }
     }
 

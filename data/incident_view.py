@@ -280,7 +280,8 @@ def impact_view(world: World, feature_id: str, *, live: LiveState | None = None,
         mine = loaded_waybills(SimpleNamespace(waybills=own), at)  # only its own waybills looked at
         waybill = mine.iloc[-1] if len(mine) else None
         bill = world.waybill_goods
-        goods = (bill.loc[bill["waybill_id"] == waybill["id"], ["un_number", "name", "quantity_t"]].reset_index(drop=True)
+        goods = (bill.loc[bill["waybill_id"] == waybill["id"], ["un_number", "name", "quantity_t"]]
+                 .reset_index(drop=True)
                  if waybill is not None else pd.DataFrame(columns=["un_number", "name", "quantity_t"]))
         carrier = _feature(world.entities, vehicle.get("carrier_id")) if "carrier_id" in vehicle.index else None
         out["vehicle"] = {"id": subject, "plate": str(vehicle["plate"]), "driver": vehicle.get("driver"),

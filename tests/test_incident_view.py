@@ -33,7 +33,8 @@ def stored(store, world):
     n = 80
     ms = START.value // 1_000_000 + np.arange(n) * 30_000
     lon, lat = np.linspace(121.50, 121.54, n), np.linspace(29.90, 29.93, n)
-    store.write_pings(PingBatch.from_arrays(np.full(n, VEHICLE, dtype=object), ms, lon, lat, speed_kmh=np.full(n, 40.0)))
+    store.write_pings(PingBatch.from_arrays(np.full(n, VEHICLE, dtype=object), ms, lon, lat,
+                                            speed_kmh=np.full(n, 40.0)))
     point = world.monitoring_points.iloc[0]
     store.write_readings(ReadingBatch.from_arrays(np.full(300, point["id"], dtype=object),
                                                   ms[0] + np.arange(300) * 60_000, np.arange(300.0)))
@@ -111,3 +112,22 @@ def test_the_impact_view_of_an_incident_uses_its_time_position_and_cargo(world, 
         impact_view(world, "INC-0000000000000000", store=store)
     with pytest.raises(LookupError):
         impact_view(world, "SITE-000001", store=store)
+
+
+def test_the_texts_table_shows_each_texts_state_and_the_terminals_answer():
+    from data.incident_view import TEXT_COLUMNS
+    from layers.panels.impact import texts_table
+
+    at = pd.Timestamp("2026-11-01T21:00Z")
+    frame = pd.DataFrame([
+        ["D1", at, "duty", "靠边停车", "sent", 1, at, "success", 0, None],
+        ["D2", at, "duty", "报告位置", "pending", 1, None, "no 0x0001 within 10 s", None, "timeout: no 0x0001"],
+        ["D3", at, "dept", "停车", "dead", 5, None, None, None, "expired after 600 s"],
+    ], columns=TEXT_COLUMNS)
+    rows = texts_table(frame, "en").children[1].children
+    assert [r.to_plotly_json()["props"]["data-status"] for r in rows] == ["sent", "pending", "dead"]
+    cells = [[c.children for c in r.children] for r in rows]
+    assert cells[0][3:] == ["answered", "0x0001 0 success"]
+    assert cells[1][3:] == ["sending", "no 0x0001 within 10 s"]
+    assert cells[2][3:] == ["failed", "expired after 600 s"]
+    assert texts_table(frame.iloc[0:0], "en").className == "hz-panel-none"

@@ -142,7 +142,8 @@ def build(data: dict, language: str, history: list, actions: tuple[str, ...] = (
         "hz-incident-history"), count=len(transitions))
     if actions:
         body += section(L["actions"], language, *_action_form(str(row["id"]), actions, language))
-    title = f"{text(level and (level.name_zh, level.name_en) or ('', ''), language)} · {_rule_title(row['rule'], language)}"
+    level_name = text(level and (level.name_zh, level.name_en) or ("", ""), language)
+    title = f"{level_name} · {_rule_title(row['rule'], language)}"
     return frame_("incidents", str(row["id"]), title, language, history, _focus(row), body)
 
 
