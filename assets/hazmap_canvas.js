@@ -19,7 +19,10 @@
     var L = window.L;
 
     hazmap.CanvasLayer = L.Renderer.extend({
-        options: {padding: 0.1, className: "hz-canvas"},
+        // keepWhileCovered: a layer whose drawing changes only with the view keeps its canvas
+        // through a pan that stays within what it drew (same zoom, same pixel origin), and
+        // redraws only when the view leaves it; `invalidate()` when its content changes.
+        options: {padding: 0.1, className: "hz-canvas", keepWhileCovered: false},
 
         _initContainer: function () {
             var canvas = (this._container = document.createElement("canvas"));
@@ -38,7 +41,9 @@
         // After a pan or zoom ends (not during a zoom animation: Leaflet scales the old canvas).
         _update: function () {
             if (this._map._animatingZoom && this._bounds) { return; }
+            if (this.options.keepWhileCovered && this._covers()) { return; }
             L.Renderer.prototype._update.call(this);
+            this._drawnAt = {zoom: this._zoom, origin: this._map.getPixelOrigin(), bounds: this._bounds};
             var b = this._bounds, size = b.getSize(), m = window.devicePixelRatio || 1, canvas = this._container;
             L.DomUtil.setPosition(canvas, b.min);
             canvas.width = Math.round(m * size.x);
@@ -47,6 +52,15 @@
             canvas.style.height = size.y + "px";
             this._draw();
         },
+
+        _covers: function () {
+            var at = this._drawnAt, map = this._map;
+            if (!at || at.zoom !== map.getZoom() || !at.origin.equals(map.getPixelOrigin())) { return false; }
+            var view = map.getPixelBounds(), origin = at.origin;
+            return at.bounds.contains(L.bounds(view.min.subtract(origin), view.max.subtract(origin)));
+        },
+
+        invalidate: function () { this._drawnAt = null; },
 
         requestDraw: function () {
             if (this._map && !this._drawRequest) {
