@@ -146,12 +146,15 @@ def test_what_an_enterprise_owns(api_world):
 
 
 def test_the_screens_routes_as_every_role(shared_env):
-    """The screen: every role may look at the wall (404 would hide nothing: the layers are the
-    city's); without a login a browser is sent to /login and Dash's own requests get 401."""
+    """The screen: every role may look at the wall (its layers narrowed to what it may see:
+    tests/api/test_screen_scope.py); without a login a browser is sent to /login and Dash's own
+    requests get 401."""
     env = shared_env
     env.client.delete_cookie("hazmap_session")
     version = env.world.fingerprint()
     table = [("/", 302), ("/_dash-layout", 401), (f"/layers/{version}/districts.geojson", 302),
+             (f"/layers/{version}/vehicles.geojson", 302), (f"/canvas/{version}/entities.json", 302),
+             (f"/search/{version}?q=VEH&lang=en", 302),
              (f"/grid/{version}/state?res=7&since=0", 302), ("/assets/hazmap_map.js", 200), ("/api/health", 200),
              ("/api/openapi.json", 200), ("/metrics", 200)]
     wrong = []
