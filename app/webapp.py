@@ -58,7 +58,7 @@ from layers.panels import CHART_TYPE as PANEL_CHART_TYPE, WINDOW_TYPE as PANEL_W
 from layers.panels.impact import LAYER as IMPACT_LAYER, TEXTS_TYPE as IMPACT_TEXTS_TYPE, TICK_TYPE as IMPACT_TICK_TYPE
 from layers.display_crs import leaflet_crs
 from layers.panels.impact import build as build_impact, texts_table as impact_texts_table
-from layers.grid import GRID_ITEM_TYPE, GRID_TITLE, GridFeed, grid_legend, panel_children as grid_panel_children
+from layers.grid import GRID_ITEM_TYPE, GRID_TITLE, GridFeed, PointCounts, grid_legend, panel_children as grid_panel_children
 from layers.grid import screen_config as grid_screen_config
 from layers.live import (
     FEED_TIME_LABEL,
@@ -135,6 +135,7 @@ def create_app(settings: Settings, world: World, world_version: str, live=None, 
     _add_search_route(web, world_version, SearchIndex(world))  # layers/search.py
     _add_live_routes(web, world_version, live, encoder)
     _add_grid_route(web, world_version, screen.grid)
+    _add_counts_route(web, world_version, PointCounts(world, live))  # counts per cell below the symbols' zoom
     _add_language_route(web)
     ops = add_ops_routes(web, settings, world, live)  # /api/health, /api/ready, /metrics, request ids
     web.server.extensions["hazmap_ops"] = ops  # Flask's place for an app's own objects
@@ -213,7 +214,8 @@ class _Screen:
                 dcc.Store(id="hz-live-click"),
                 # The risk grid (assets/hazmap_grid.js) and a click on one of its cells ({cell, res}).
                 dcc.Store(id="hz-grid-config", data=grid_screen_config(
-                    language, f"{self.url_prefix}grid/{self.world_version}/state")),
+                    language, f"{self.url_prefix}grid/{self.world_version}/state",
+                    self.settings.point_symbols_min_zoom, count_titles=_count_titles(language))),
                 dcc.Store(id="hz-grid-click"),
                 # The large static point layers' canvas (assets/hazmap_static.js).
                 dcc.Store(id="hz-static-config", data=canvas_config(
@@ -358,6 +360,7 @@ class _Screen:
             zoomControl=False,
             minZoom=7,
             maxZoom=18,
+            crs=leaflet_crs(self.settings.tile_crs),  # GCJ-02 tiles: everything drawn shifted (layers/display_crs.py)
             children=[
                 *[dl.TileLayer(className="hz-tiles", maxZoom=18, **tiles)
                   for tiles in self.settings.basemap_layers(language)],  # none offline: no tile request
@@ -377,7 +380,6 @@ class _Screen:
                 dl.ZoomControl(position="topright"),  # under the drawing tools: the area export sits bottom right
                 dl.ScaleControl(position="bottomright", imperial=False, maxWidth=240),
                 draw_control(),  # an area to export (app/screen_reports.py)
-            crs=leaflet_crs(self.settings.tile_crs),  # GCJ-02 tiles: everything drawn shifted (layers/display_crs.py)
             ],
         )
 
@@ -973,6 +975,44 @@ def _add_grid_route(web: dash.Dash, world_version: str, grid: GridFeed) -> None:
 
     web.server.add_url_rule(f"{web.config.routes_pathname_prefix}grid/<version>/state", endpoint="hazmap_grid_state",
                             view_func=grid_state)
+
+
+def _count_titles(language: str) -> dict[str, list[str]]:
+    """The overlays that show each counted point layer (layers/grid.COUNT_LAYERS)."""
+    from layers.live import LIVE_POINTS_TITLE, LIVE_TRUCKS_TITLE
+
+    titles = {name: [text(map_layer(name).title, language)] for name in ("entities", "monitoring_points",
+                                                                          "sensitive_sites")}
+    titles["monitoring_points"].append(text(LIVE_POINTS_TITLE, language))
+    titles["vehicles"] = [text(LIVE_TRUCKS_TITLE, language)]
+    return titles
+
+
+def _add_counts_route(web: dash.Dash, world_version: str, counts: PointCounts) -> None:
+    """`/grid/<world_version>/counts?res=R`: points per cell of each point layer (layers/grid.py),
+    a scoped user's narrowed to what it may see, never cached."""
+
+    def counts_json(version: str):
+        if version != world_version:
+            message = f"world version {version!r} is not served; this server has {world_version!r}"
+            return flask.jsonify(error=message), 404
+        res_text = flask.request.args.get("res", "")
+        if not res_text.isdigit():
+            return flask.jsonify(error=f"res must be a whole number, got res={res_text!r}"), 400
+        visible = request_visible()
+        keep = None if visible is None else (
+            lambda name, ids: visible.mask(f"counts:{name}", ids) if name != "vehicles"
+            else ids.isin(list(visible.features)))
+        try:
+            frame = counts.frame(int(res_text), keep)
+        except ValueError as bad:
+            return flask.jsonify(error=str(bad)), 400
+        response = flask.jsonify(frame)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    web.server.add_url_rule(f"{web.config.routes_pathname_prefix}grid/<version>/counts",
+                            endpoint="hazmap_grid_counts", view_func=counts_json)
 
 
 def _add_language_route(web: dash.Dash) -> None:

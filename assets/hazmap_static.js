@@ -155,7 +155,10 @@
             for (k = 0; k < state.order.length; k++) {
                 entry = state.layers[state.order[k]];
                 entry.drawn = 0;
-                if (!entry.wanted || !entry.data) { continue; }
+                // issue 15: below the symbols' zoom the points show as counts per cell (assets/hazmap_counts.js)
+                if (!entry.wanted || !entry.data || (hazmap.countsHide && hazmap.countsHide(this._map.getZoom()))) {
+                    continue;
+                }
                 this._points(entry, view);
                 painted.push(entry);
             }
@@ -248,7 +251,10 @@
             var s = screenScale();
             for (var k = state.order.length - 1; k >= 0; k--) {
                 var entry = state.layers[state.order[k]];
-                if (!entry.wanted || !entry.data) { continue; }
+                // issue 15: below the symbols' zoom the points show as counts per cell (assets/hazmap_counts.js)
+                if (!entry.wanted || !entry.data || (hazmap.countsHide && hazmap.countsHide(this._map.getZoom()))) {
+                    continue;
+                }
                 var d = entry.data, xs = entry.xs, ys = entry.ys, best = -1, bestD = Infinity;
                 for (var i = 0; i < d.n; i++) {
                     if (xs[i] !== xs[i]) { continue; }

@@ -140,7 +140,8 @@ def serve(world, live, canvas: bool):
 
     webapp.CANVAS_LAYERS = CANVAS_LAYERS if canvas else ()  # the anchor: GeoJSON circle markers
     settings = Settings(var_dir=Path(tempfile.mkdtemp(prefix="hazmap-bench-map-")),
-                        tile_url="http://127.0.0.1:9/{z}/{x}/{y}.png", language="zh")
+                        tile_url="http://127.0.0.1:9/{z}/{x}/{y}.png", language="zh",
+                        point_symbols_min_zoom=0)  # the symbols at every zoom: what the bench measures
     web = webapp.create_app(settings, world, world_version=world.fingerprint(), live=live)
     server = make_server("127.0.0.1", 0, web.server, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
