@@ -68,6 +68,11 @@ class Settings(BaseSettings):
         description="overrides of the risk grid's weights and band cut points (spatial.risk.RiskWeights, "
         "docs/risk.md), e.g. HAZMAP_RISK_WEIGHTS='{\"exposure_pts\": 2.0, \"band_cuts\": [20, 50, 100]}'",
     )
+    point_symbols_min_zoom: float = Field(
+        12.0, ge=0, le=22,
+        description="map zoom from which the point layers (entities, monitoring points, sensitive sites, trucks) "
+        "show their symbols; below it, counts per H3 cell (engineering default: at zoom 12 a pixel is ~33 m, "
+        "the city's points can be told apart)")
     briefing_attention: dict[str, Any] = Field(
         default_factory=dict,
         description="overrides of the daily briefing's attention thresholds (spatial.briefing.AttentionSettings, "

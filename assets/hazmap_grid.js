@@ -276,6 +276,7 @@
     function gridSync(shownTitles, config) {
         if (!config) { return; }
         wanted = (shownTitles || []).indexOf(config.title) >= 0;
+        if (hazmap.counts) { hazmap.counts.sync(shownTitles, config.counts); } // assets/hazmap_counts.js
         start(config);
         syncLayer();
     }

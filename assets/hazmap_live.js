@@ -448,6 +448,8 @@
 
         // Layer points of every slot, NaN where it is not drawn (hidden, absent, off the canvas).
         _layerPoints: function (nx, ny, shown, states, xy, view) {
+            // issue 15: below the symbols' zoom the points show as counts per cell (assets/hazmap_counts.js)
+            shown = shown && !(hazmap.countsHide && hazmap.countsHide(this._zoom));
             var n = nx.length;
             if (xy.x.length !== n) { xy = {x: new Float32Array(n), y: new Float32Array(n)}; }
             var xs = xy.x, ys = xy.y, margin = 12 * view.s;

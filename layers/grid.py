@@ -38,11 +38,14 @@ from layers.live import (
 from layers.style import RISK_BAND_STYLES, LegendEntry, LegendGroup, Text, text
 from spatial.h3cells import (
     H3_RES_GRID_CITY,
+    H3_RES_GRID_FINEST,
     H3_RES_GRID_DISTRICT,
     H3_RES_GRID_STREET,
     H3_RES_RISK_GRID,
     RISK_GRID_RESOLUTIONS,
     cell_hex,
+    cell_ints,
+    parent_cells,
 )
 from spatial.model import NO_ALERT_SEVERITY, LiveState, World
 from spatial.risk import BANDS, PARTS, TRUCK_COLUMNS, RiskGrid, RiskWeights, class_factors, explain
@@ -262,16 +265,87 @@ class GridFeed:
         return (table.loc[cell] if cell in table.index else None), items
 
 
+# -- points per cell: what the point layers show below the zoom where symbols can be told apart ---
+
+# The layers counted and the overlays that show each (a monitoring point: its static layer or its
+# live status); the live trucks come from the LiveState, the others from the World once.
+COUNT_LAYERS: tuple[str, ...] = ("entities", "monitoring_points", "sensitive_sites", "vehicles")
+COUNT_LABELS: dict[str, Text] = {"entities": ("涉危主体", "Entities"), "monitoring_points": ("监测点", "Points"),
+                                 "sensitive_sites": ("敏感目标", "Sites"), "vehicles": ("车辆", "Trucks")}
+# Cells a count is drawn in, by zoom (lowest first): ~9 km hexagons over the whole region, ~3 km
+# (H3_RES_GRID_CITY) over the city: a label fits in each.
+H3_RES_COUNTS_REGION = 5
+COUNT_ZOOM_RESOLUTIONS: tuple[tuple[float, int], ...] = ((0.0, H3_RES_COUNTS_REGION), (9.5, H3_RES_GRID_CITY))
+COUNT_RESOLUTIONS = tuple(r for _, r in COUNT_ZOOM_RESOLUTIONS)
+
+
+class PointCounts:
+    """Points per H3 cell of each COUNT_LAYERS layer: the World's (a polygon at its point on
+    surface, where the static canvas draws it) indexed once, the trucks' from the live source's
+    newest positions. Thread-safe (nothing shared is changed after __init__)."""
+
+    def __init__(self, world: World, live=None):
+        import shapely
+
+        self.live = live
+        self._static: dict[str, tuple[pd.Index, np.ndarray]] = {}
+        for name in COUNT_LAYERS[:-1]:
+            frame = world.table(name)
+            geoms = frame.geometry.to_numpy()
+            anchor = np.where(shapely.get_type_id(geoms) == 0, geoms, shapely.point_on_surface(geoms)) \
+                if len(geoms) else geoms
+            cells = cell_ints(shapely.get_x(anchor), shapely.get_y(anchor), H3_RES_GRID_FINEST) if len(geoms) \
+                else np.zeros(0, "uint64")
+            self._static[name] = (pd.Index(frame["id"].astype(str).to_numpy(object), dtype=object), cells)
+
+    def frame(self, resolution: int, keep=None) -> dict:
+        """{"res", "version" (the live state's), "layers": {name: {"ids": hex cells, "n": counts}}};
+        `keep(name, ids)` -> a boolean mask of what the user may see (None: everything)."""
+        if resolution not in COUNT_RESOLUTIONS:
+            raise ValueError(f"res must be one of {COUNT_RESOLUTIONS}, got {resolution!r}")
+        layers, version = {}, 0
+        for name, (ids, cells) in self._static.items():
+            layers[name] = _counted(cells, resolution, keep(name, ids) if keep else None)
+        if self.live is not None:
+            state = self.live.snapshot()
+            version = int(state.version)
+            where = state.positions
+            ids = pd.Index(where.index.astype(str).to_numpy(object), dtype=object)
+            cells = cell_ints(pd.to_numeric(where["lon"], errors="coerce").to_numpy("float64"),
+                              pd.to_numeric(where["lat"], errors="coerce").to_numpy("float64"), H3_RES_GRID_FINEST)
+            layers["vehicles"] = _counted(cells, resolution, keep("vehicles", ids) if keep else None)
+        return {"res": int(resolution), "version": version, "layers": layers}
+
+
+def _counted(cells: np.ndarray, resolution: int, mask) -> dict:
+    if mask is not None:
+        cells = cells[np.asarray(mask, bool)]
+    cells = parent_cells(cells[cells != 0], resolution)
+    uniq, n = np.unique(cells, return_counts=True)
+    return {"ids": cell_hex(uniq), "n": n.tolist()}
+
+
 # -- the screen's texts and colours of the grid ---------------------------------------------------
 
 if set(RISK_BAND_STYLES) != set(BANDS):
     raise RuntimeError("layers.style RISK_BAND_STYLES must style exactly spatial.risk BANDS")
 
 
-def screen_config(language: str, state_url: str) -> dict:
+def screen_config(language: str, state_url: str, symbol_min_zoom: float = 12.0,
+                  counts_url: str | None = None, count_titles: dict[str, list[str]] | None = None) -> dict:
     """What assets/hazmap_grid.js needs: where to poll, how often, which resolution at which
-    zoom, the band colours (layers/style.py) and the hover's texts."""
+    zoom, the band colours (layers/style.py) and the hover's texts; and what
+    assets/hazmap_counts.js needs: below `symbol_min_zoom` the point layers hide their symbols
+    and it draws their counts per cell from `counts_url`, each layer counted while one of its
+    overlays (`count_titles`) is shown."""
     return {
+        "counts": {
+            "url": counts_url or state_url.rsplit("/", 1)[0] + "/counts", "pollMs": POLL_INTERVAL_MS,
+            "symbolMinZoom": float(symbol_min_zoom),
+            "zoomResolutions": [[z, r] for z, r in COUNT_ZOOM_RESOLUTIONS],
+            "layers": [{"name": name, "label": text(COUNT_LABELS[name], language),
+                        "titles": list((count_titles or {}).get(name, []))} for name in COUNT_LAYERS],
+        },
         "stateUrl": state_url,
         "pollMs": POLL_INTERVAL_MS,
         "title": text(GRID_TITLE, language),

@@ -32,6 +32,8 @@ SCALE = 0.05
 T0_MS = int(pd.Timestamp("2026-11-02T08:00:00+08:00").value // 1_000_000)
 LOAD_TIMEOUT_MS = 30_000
 STREET_ZOOM = 12.5  # resolution 8 on the wall
+SYMBOL_ZOOM = 12.0  # point symbols from here on, counts per cell below (the setting's default)
+CITY_ZOOM = 10.5  # counts in resolution-6 cells
 
 
 class Feed:
@@ -77,7 +79,8 @@ def grid_app(tmp_path_factory) -> Iterator[GridApp]:
 
     world = build_world(seed=SEED, scale=SCALE)
     feed = Feed(world)
-    settings = Settings(var_dir=tmp_path_factory.mktemp("var"), tile_url=UNREACHABLE_TILES, language="zh")
+    settings = Settings(var_dir=tmp_path_factory.mktemp("var"), tile_url=UNREACHABLE_TILES, language="zh",
+                        point_symbols_min_zoom=SYMBOL_ZOOM)
     web = create_app(settings, world, world_version=world.fingerprint(), live=feed)
     server = make_server("127.0.0.1", 0, web.server, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="hazmap-grid-test-server", daemon=True)
@@ -256,3 +259,105 @@ def test_a_click_on_a_cell_opens_its_parts_and_contents(page, grid_app, console)
     page.wait_for_function("(id) => document.querySelector('#hz-panel-body').innerText.includes('重大危险源')"
                            " && !document.querySelector('.hz-grid-items')", arg=str(hs["id"].iloc[0]), timeout=10_000)
     assert console.unexpected() == []
+
+
+def expected_counts(app: GridApp, resolution: int, tmp_path) -> dict[str, dict[str, int]]:
+    """Per point layer, per cell at `resolution`: the store's own counts of its `h3_cell` column
+    (resolution 9) rolled up to their parents, for the layers that have one (entities, monitoring
+    points); for sensitive sites (areas too: at their point on surface, where the wall draws them)
+    and the feed's trucks, h3 one feature at a time, the same way."""
+    import shapely
+    import sqlalchemy as sa
+
+    from data.store import Store
+
+    def rolled_up(cells, n=None) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for cell, k in zip(cells, n if n is not None else [1] * len(cells)):
+            parent = h3.cell_to_parent(cell, resolution)
+            out[parent] = out.get(parent, 0) + int(k)
+        return out
+
+    out = {}
+    url = f"sqlite:///{tmp_path / 'grid-counts.sqlite'}"
+    with Store.open(url, upgrade=True) as store:
+        store.replace_world(app.world)
+        with store.engine.connect() as connection:
+            for name in ("entities", "monitoring_points"):
+                rows = connection.execute(sa.text(f"SELECT h3_cell, COUNT(*) FROM {name} GROUP BY h3_cell")).all()
+                out[name] = rolled_up([r[0] for r in rows], [r[1] for r in rows])
+    geoms = app.world.sensitive_sites.geometry.to_numpy()
+    anchor = np.where(shapely.get_type_id(geoms) == 0, geoms, shapely.point_on_surface(geoms))
+    out["sensitive_sites"] = rolled_up([h3.latlng_to_cell(y, x, 9) for x, y in
+                                        zip(shapely.get_x(anchor), shapely.get_y(anchor))])
+    where = app.feed.snapshot().positions
+    out["vehicles"] = rolled_up([h3.latlng_to_cell(float(y), float(x), 9) for x, y in zip(where["lon"], where["lat"])])
+    return out
+
+
+# The counts canvas's pixels in a square of 2·half+1 page pixels around a page point: how many are
+# the badge's dark disc, how many its light digits.
+COUNTS_BADGE_JS = """([x, y, half]) => {
+    const map = window.hazmap.leafletMap, canvas = window.hazmapCounts.canvas();
+    const box = map.getContainer().getBoundingClientRect();
+    const layer = map.containerPointToLayerPoint([x - box.left, y - box.top]);
+    const origin = L.DomUtil.getPosition(canvas);
+    const ratio = canvas.width / canvas.clientWidth;
+    const px = Math.floor((layer.x - origin.x - half) * ratio), py = Math.floor((layer.y - origin.y - half) * ratio);
+    const side = Math.floor((2 * half + 1) * ratio), data = canvas.getContext('2d').getImageData(px, py, side, side).data;
+    let dark = 0, light = 0;
+    for (let i = 0; i < data.length; i += 4) {
+        const hi = Math.max(data[i], data[i + 1], data[i + 2]), lo = Math.min(data[i], data[i + 1], data[i + 2]);
+        if (data[i + 3] > 150 && hi < 80) { dark += 1; }
+        if (data[i + 3] > 150 && lo > 200) { light += 1; }
+    }
+    return [dark, light];
+}"""
+
+
+def test_city_zoom_shows_counts_per_cell_and_street_zoom_the_symbols(page, grid_app, console, tmp_path):
+    """Below the symbols' zoom the point layers show as counts per cell: each drawn cell's count
+    per shown layer equals the data's, a badge is painted at its centre, and no truck or point
+    symbol is drawn; from that zoom on the symbols are back and no count is drawn."""
+    open_wall(page, grid_app)
+    v = grid_app.world.vehicles
+    lon, lat = float(np.median(v.geometry.x)), float(np.median(v.geometry.y))
+    view(page, lon, lat, CITY_ZOOM)
+    page.wait_for_function("() => window.hazmapCounts.active() && window.hazmapCounts.res === 6 && "
+                           "window.hazmapCounts.drawn > 0", timeout=LOAD_TIMEOUT_MS, polling=100)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(SCREENSHOTS / "grid_counts_city.png"))
+    shown = page.evaluate("window.hazmapCounts.shownLayers()")
+    assert "vehicles" in shown and "monitoring_points" in shown, shown
+    on_screen = page.evaluate("window.hazmapCounts.counts()")
+    want = expected_counts(grid_app, 6, tmp_path)
+    assert on_screen, "no counts drawn at city zoom"
+    for cell, layers in on_screen.items():
+        assert layers == {name: want[name][cell] for name in shown if cell in want[name]}, cell
+    for name in shown:  # no cell of the data is missing on the screen
+        assert set(want[name]) <= set(on_screen), name
+    # the badge is painted where the busiest cells are (what the officer reads)
+    busiest = sorted(on_screen, key=lambda c: -sum(on_screen[c].values()))[:5]
+    for cell in busiest:
+        x, y = page.evaluate("(id) => window.hazmapCounts.cellPixel(id)", cell)
+        box = page.evaluate("() => { const b = window.hazmap.leafletMap.getContainer().getBoundingClientRect(); "
+                            "return [b.left, b.top, b.right, b.bottom]; }")
+        if not (box[0] + 20 < x < box[2] - 20 and box[1] + 20 < y < box[3] - 20):
+            continue
+        dark, light = page.evaluate(COUNTS_BADGE_JS, [x, y, 9])  # the badge: a dark disc, light digits
+        assert dark > 40 and light > 5, (cell, dark, light)
+    # the symbols give way: no truck drawn, no static feature drawn
+    truck = str(v["id"].iloc[0])
+    assert page.evaluate("(id) => window.hazmapLive.drawnPixel(id)", truck) is None
+    assert not any(page.evaluate("window.hazmapStatic.drawn()").values())
+
+    view(page, lon, lat, STREET_ZOOM)
+    page.wait_for_function("() => !window.hazmapCounts.active() && window.hazmapCounts.drawn === 0",
+                           timeout=LOAD_TIMEOUT_MS, polling=100)
+    page.wait_for_function("() => Object.keys(window.hazmapLive.shown).length > 0", timeout=LOAD_TIMEOUT_MS)
+    page.evaluate("([lon, lat]) => window.hazmap.leafletMap.setView([lat, lon], 12.5, {animate: false})",
+                  [float(v.geometry.x.iloc[0]), float(v.geometry.y.iloc[0])])
+    page.wait_for_function("(id) => window.hazmapLive.drawnPixel(id) !== null", arg=truck, timeout=LOAD_TIMEOUT_MS,
+                           polling=100)
+    page.screenshot(path=str(SCREENSHOTS / "grid_counts_street.png"))
+    assert not console.unexpected()
