@@ -97,14 +97,15 @@
     function drawMarks(box, t0, t1, stops, incidents, jump) {
         var strip = document.createElement("div"), span = Math.max(1, t1 - t0), marks = {stops: [], incidents: []};
         strip.className = "hz-replay-marks";
-        strip.style.cssText = "position:relative;height:10px;margin:2px 0 4px 0;background:rgba(215,227,240,0.08)";
+        strip.style.cssText = "position:relative;flex:1 1 100%;height:10px;margin:0 0 4px 0;"
+            + "background:rgba(215,227,240,0.08)";
         function tick(kind, from, to, colour, title) {
             var el = document.createElement("span"), left = Math.max(0, Math.min(1, (from - t0) / span));
             var width = Math.max(0.004, Math.min(1 - left, (to - from) / span));
             el.className = "hz-replay-" + kind;
             el.title = title;
-            el.style.cssText = "position:absolute;top:0;height:10px;cursor:pointer;left:" + (left * 100) + "%;width:"
-                + (width * 100) + "%;background:" + colour;
+            el.style.cssText = "position:absolute;top:0;height:10px;min-width:3px;cursor:pointer;left:" + (left * 100)
+                + "%;width:" + (width * 100) + "%;background:" + colour;
             el.addEventListener("click", function () { jump(from); });
             strip.appendChild(el);
         }

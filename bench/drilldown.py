@@ -158,6 +158,12 @@ def _points_everywhere(world, live) -> np.ndarray:
     return np.vstack(rows)
 
 
+def isolated(world, live, lonlat: np.ndarray) -> np.ndarray:
+    """Whether each lon/lat row has no other point the wall draws within ISOLATED_M (a click there
+    can only open it)."""
+    return _isolated(np.asarray(lonlat, dtype="float64").reshape(-1, 2), _points_everywhere(world, live))
+
+
 def _isolated(lonlat: np.ndarray, everywhere: np.ndarray) -> np.ndarray:
     """Whether each point has no other drawn point within ISOLATED_M (itself counts once)."""
     import shapely
@@ -200,7 +206,7 @@ def _fill_store(store, world, chosen: dict[str, pd.DataFrame], now_ms: int, rng)
     trucks = chosen["vehicles"]
     n = len(trucks)
     ms = now_ms - np.arange(TRACK_POSITIONS)[::-1].astype("int64") * 30_000
-    steps = rng.normal(0, 2e-4, (n, TRACK_POSITIONS))
+    steps = rng.normal(0, 2e-3, (n, TRACK_POSITIONS))  # ~200 m a report: driving
     steps[:, TRACK_POSITIONS // 2:TRACK_POSITIONS // 2 + 60] = 0.0  # half an hour still: a stop to mark
     walk = np.cumsum(steps[:, ::-1], axis=1)[:, ::-1] - steps[:, -1:]  # ends at 0: the live position
     lon = trucks["lon"].to_numpy()[:, None] + walk

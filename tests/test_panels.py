@@ -306,6 +306,8 @@ def test_a_chart_window_switch_redraws_the_speed_over_24_h_and_the_readings_over
                         "en")
     stored = store.read_pings(NOW - pd.Timedelta(hours=24), NOW + pd.Timedelta(seconds=1), [vehicle["id"]])
     np.testing.assert_array_equal(day["data"][0]["y"], stored["speed_kmh"].to_numpy())
+    # drawn on Ningbo's wall clock (UTC+8, no summer time): the axis shows 12:00 for 04:00 UTC
+    np.testing.assert_array_equal(day["data"][0]["x"], stored["epoch_ms"].to_numpy("int64") + 8 * 3_600_000)
     assert len(day["data"][0]["y"]) == n
 
     point = world.monitoring_points.dropna(subset=["high", "high_high"]).iloc[1]

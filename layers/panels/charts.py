@@ -37,7 +37,7 @@ CHART_TYPE = "hz-panel-chart"  # a chart's pattern-matching id: {"type": CHART_T
 def local_ms(epoch_ms) -> np.ndarray:
     """UTC epoch milliseconds as the wall clock in Asia/Shanghai, in milliseconds (what a date axis shows)."""
     stamps = pd.to_datetime(np.asarray(epoch_ms, dtype="int64"), unit="ms", utc=True)
-    return stamps.tz_convert(SCREEN_TIMEZONE).tz_localize(None).asi8 // 1_000_000
+    return stamps.tz_convert(SCREEN_TIMEZONE).tz_localize(None).as_unit("ms").asi8
 
 
 def _line(x, y, name: str, colour: str, width: float = 1.5, dash: str | None = None, hover: bool = True) -> dict:

@@ -57,7 +57,7 @@ def window_switch(name: str, options: list[tuple[object, str]], value) -> dcc.Ra
     return dcc.RadioItems(id={"type": WINDOW_TYPE, "name": name}, className="hz-panel-window", value=value,
                           options=[{"label": label, "value": v} for v, label in options], inline=True,
                           style={"fontSize": "13px"}, inputStyle={"marginRight": "4px"},
-                          labelStyle={"marginRight": "14px", "cursor": "pointer"})
+                          labelStyle={"marginRight": "14px", "cursor": "pointer", "color": "#d7e3f0"})
 
 
 def fields(rows: list[tuple[str, object]]) -> html.Table:
