@@ -184,7 +184,11 @@ def test_the_incidents_evidence_is_drawn_as_the_store_holds_it(page, incident_ap
     page.wait_for_timeout(300)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"incident_evidence_{kind}.png"))
-    # closing the panel clears the evidence
+    # another entity opened (the subject, by its link) clears the evidence, and so does closing the panel
+    page.locator("#hz-panel-body a.hz-panel-link", has_text=row["subject_id"]).first.click()
+    page.wait_for_function("() => window.hazmapEvidence.drawn() === null", timeout=10_000)
+    page.click(".hz-panel-back")
+    drawn_evidence(page, incident_id)
     page.click("#hz-panel-close")
     page.wait_for_function("() => window.hazmapEvidence.drawn() === null", timeout=10_000)
 
