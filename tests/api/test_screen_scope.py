@@ -220,3 +220,27 @@ def test_a_new_incident_routed_to_a_department_shows_its_truck(env, api_world, s
     listed, drawn, _ = _live_trucks(env, "dept")
     assert listed == drawn == {env.vehicle, other}
     assert _geojson_ids(env, "dept", "vehicles") == {env.vehicle, other}
+
+
+def test_a_grid_cells_list_names_only_what_the_user_may_see(api_world):
+    """The cell's contents (the risk grid's click panel) list a scoped user's own features and the
+    city's sensitive sites, never another's trucks or sources, nor name one as a `via`."""
+    from layers.grid import GridFeed, panel_children
+    from spatial.h3cells import H3_RES_RISK_GRID, cell_hex, cell_ints
+
+    feed = GridFeed(api_world, FakeLive(api_world))
+    v = api_world.vehicles
+    cells = pd.Series(cell_ints(v.geometry.x.to_numpy(), v.geometry.y.to_numpy(), H3_RES_RISK_GRID))
+    cell = cell_hex(np.asarray([cells.value_counts().idxmax()], "uint64"))[0]  # the cell with most trucks
+    _, contents = feed.cell(cell, H3_RES_RISK_GRID)
+    here = set(contents["item_id"][contents["kind"] == "vehicles"])
+    assert len(here) >= 2  # another's truck to leave out
+    mine = sorted(here)[0]
+    everything = str(panel_children(feed, cell, H3_RES_RISK_GRID, "en"))
+    narrowed = str(panel_children(feed, cell, H3_RES_RISK_GRID, "en", visible=frozenset({mine})))
+    assert all(v in everything for v in here)
+    assert mine in narrowed and not any(v in narrowed for v in here - {mine})
+    others = set(contents["item_id"]) | set(contents["via"]) - {""}
+    sites = set(contents["item_id"][contents["kind"] == "sensitive_sites"])
+    assert not any(i in narrowed for i in others - {mine} - sites)
+    assert all(s in narrowed for s in sites)
