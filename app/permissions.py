@@ -180,6 +180,9 @@ class Scopes:
             for owner in owners:
                 owned_by.setdefault(owner, set()).add(feature)
         self.owned_by = {k: frozenset(v) for k, v in owned_by.items()}
+        # (feature, owner) pairs: a department's subjects' owners in one isin, not a loop
+        pairs = [(f, o) for f, owners in self.ownership.owner.items() for o in owners]
+        self._owner_of = pd.DataFrame(pairs, columns=["feature", "owner"], dtype=object)
         self.public_ids = frozenset(str(i) for name in PUBLIC_LAYERS for i in world.table(name)["id"]) \
             if hasattr(world, "table") else frozenset()
         self._cache: dict[tuple[str, str], tuple[int, Visible]] = {}
@@ -209,9 +212,9 @@ class Scopes:
         if user.role == "enterprise":
             features = self.owned_by.get(own, frozenset({own}))
         else:  # department: the incidents' subjects and who owns them
-            subjects = frozenset(routed["subject_id"])
-            owners = (self.ownership.owner.get(s, frozenset()) for s in subjects)
-            features = subjects.union(*owners)
+            subjects = routed["subject_id"].unique()
+            owners = self._owner_of["owner"][self._owner_of["feature"].isin(subjects)].unique()
+            features = frozenset(subjects).union(owners)
         key = hashlib.blake2s("\n".join(sorted(features)).encode(), digest_size=6).hexdigest()
         found = Visible(key, features, incidents, {str(k): int(v) for k, v in open_by_level.items()})
         with self._lock:
