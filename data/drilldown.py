@@ -261,6 +261,13 @@ def status_history(store, point_id: str, now: pd.Timestamp) -> pd.DataFrame:
     return grouped.sort_values("start", ascending=False)[columns].reset_index(drop=True)
 
 
+def _entity_names(world: World, ids) -> dict[str, str]:
+    """Enterprise names by id (a waybill's loading and unloading sites)."""
+    entities = world.entities
+    found = entities[entities["id"].isin([str(i) for i in ids if isinstance(i, str)])]
+    return dict(zip(found["id"].astype(str), found["name"].astype(str), strict=True))
+
+
 def truck(world: World, vehicle_id: str, *, live: LiveState | None = None, store=None, now=None,
           hours: int = SPEED_WINDOWS_H[0]) -> dict:
     if hours not in SPEED_WINDOWS_H:
@@ -297,6 +304,8 @@ def truck(world: World, vehicle_id: str, *, live: LiveState | None = None, store
         "replay_incidents": replay_incidents(store, vehicle_id, start, at),
         "speed_limit_kmh": _speed_limit(world, lon, lat) if np.isfinite(lon) else None,
         "incidents": incidents_of(store, [vehicle_id]),
+        "site_names": _entity_names(world, [] if waybill is None else [waybill["loading_site_id"],
+                                                                        waybill["unloading_site_id"]]),
     }
 
 

@@ -88,6 +88,11 @@ def test_the_truck_panel_shows_its_stored_speeds_carrier_waybill_and_incidents(w
     assert _field(panel, "Speed") == f"{batch.speed_kmh[-1]:g} km/h"
     carrier = _field(panel, "Carrier")
     assert carrier.id["layer"] == "entities" and carrier.id["id"] == vehicle["carrier_id"]
+    assert _field(panel, "Carrier contacts") == "—"  # the demo world holds no contact fields yet
+    if data["waybill"] is not None:  # its sites as links named by the enterprise
+        site = _field(panel, "Loading site")
+        names = world.entities.set_index("id")["name"]
+        assert site.id["id"] == data["waybill"]["loading_site_id"] and site.children == names[site.id["id"]]
     incidents = [n for n in _all(panel) if type(n).__name__ == "Table" and "hz-panel-incidents" in n.className]
     assert len(incidents) == 1 and data["incidents"]["subject_id"].tolist() == [vehicle["id"]]
     if data["waybill"] is not None:  # the planned route goes to the map

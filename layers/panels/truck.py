@@ -25,7 +25,7 @@ L: dict[str, Text] = {
     "goods": ("货物", "Goods"), "un": ("UN号", "UN"), "name": ("品名", "Name"), "class": ("类别", "Class"),
     "qty": ("数量 (t)", "Quantity (t)"), "replay": ("轨迹回放 (24 h)", "Track replay (24 h)"),
     "play": ("播放", "Play"), "pause": ("暂停", "Pause"), "window": ("时段", "Window"),
-    "speed_chart": ("车速", "Speed"), "marks": ("停车 {stops} 次 · 告警 {incidents} 起", "{stops} stops · {incidents} incidents"),
+    "speed_chart": ("车速", "Speed"), "contacts": ("承运企业联系方式", "Carrier contacts"), "marks": ("停车 {stops} 次 · 告警 {incidents} 起", "{stops} stops · {incidents} incidents"),
 }
 SPEED_WINDOWS: tuple[tuple[int, str], ...] = ((2, "2 h"), (24, "24 h"))  # data/drilldown.SPEED_WINDOWS_H
 CARGO: dict[str, Text] = {"loaded": ("重载", "Loaded"), "empty": ("空载 (洗消状态未知)", "Empty (wash state not known)")}
@@ -41,6 +41,7 @@ def build(data: dict, language: str, history: list) -> list:
     # plate, driver, escort, body and terminal are in the attribute table above (layers/details.py)
     rows = [
         (text(L["carrier"], language), carrier_cell),
+        (text(L["contacts"], language), carrier_contacts(carrier)),
         (text(L["cargo"], language), cargo_state(data, language)),
     ]
     if position is not None:
@@ -57,8 +58,8 @@ def build(data: dict, language: str, history: list) -> list:
     if waybill is not None:
         body += section(L["waybill"], language, fields([
             (text(L["waybill"], language), f"{waybill['id']} ({waybill['status']})"),
-            (text(L["loading"], language), links.to("entities", waybill["loading_site_id"])),
-            (text(L["unloading"], language), links.to("entities", waybill["unloading_site_id"])),
+            (text(L["loading"], language), _site(links, waybill["loading_site_id"], data)),
+            (text(L["unloading"], language), _site(links, waybill["unloading_site_id"], data)),
             (text(L["planned"], language), f"{format_value(waybill['planned_departure'], 'datetime', language)} → "
                                            f"{format_value(waybill['planned_arrival'], 'datetime', language)}"),
             (text(L["emergency"], language), str(waybill["emergency_phone"])),
@@ -98,6 +99,24 @@ def speed_chart(data: dict, language: str):
     """The speed figure of data/drilldown.truck or .speed_series (its window's track, the road's limit)."""
     track = data["track"]
     return speed_figure(track["epoch_ms"], track["speed_kmh"], data["speed_limit_kmh"], language)
+
+
+CONTACT_FIELDS = ("contact", "phone", "email")  # an enterprise's contact columns, when the World holds them
+
+
+def carrier_contacts(carrier) -> str:
+    """The carrier's contact fields the World holds (none yet in the demo world: "—")."""
+    if carrier is None:
+        return "—"
+    found = [str(carrier[c]) for c in CONTACT_FIELDS if c in carrier.index and isinstance(carrier[c], str) and carrier[c]]
+    return " · ".join(found) or "—"
+
+
+def _site(links: Links, site_id, data: dict):
+    """A loading or unloading site: a link named by the enterprise (its id when the World lacks it)."""
+    if not isinstance(site_id, str):
+        return "—"
+    return links.to("entities", site_id, data.get("site_names", {}).get(site_id, site_id))
 
 
 def cargo_state(data: dict, language: str) -> str:
