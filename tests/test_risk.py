@@ -538,3 +538,32 @@ def test_the_live_monitor_keeps_each_trucks_cargo_state_from_the_engine(tmp_path
     assert len(live.cargo) == len(live.positions) > 0
     assert live.cargo["cargo_state"].reindex(newest.index).tolist() == states.tolist()
     assert {"loaded", "empty_uncleaned"} <= set(states)  # the sample has trucks on a trip and after one
+
+
+def test_point_counts_per_cell_roll_up_each_layers_finest_cells(demo_world):
+    """layers/grid.PointCounts: per layer, per cell, the features whose finest cell's parent it is
+    (h3 one by one here), the trucks where the live state has them; narrowed by `keep`; a
+    resolution it does not draw is refused."""
+    import shapely
+
+    from layers.grid import COUNT_RESOLUTIONS, PointCounts
+    from spatial.model import PingBatch
+
+    live = _Live()
+    v = demo_world.vehicles
+    live.state.apply_pings(PingBatch.from_arrays(v["id"].to_numpy(object), np.full(len(v), 1_762_000_000_000),
+                                                 v.geometry.x.to_numpy(), v.geometry.y.to_numpy()))
+    counts = PointCounts(demo_world, live)
+    for res in COUNT_RESOLUTIONS:
+        frame = counts.frame(res)
+        for name in ("entities", "sensitive_sites", "vehicles"):
+            geoms = demo_world.table(name).geometry.to_numpy()
+            anchor = np.where(shapely.get_type_id(geoms) == 0, geoms, shapely.point_on_surface(geoms))
+            want = pd.Series([h3.cell_to_parent(h3.latlng_to_cell(y, x, H3_RES_GRID_FINEST), res) for x, y in
+                              zip(shapely.get_x(anchor), shapely.get_y(anchor))]).value_counts().to_dict()
+            got = dict(zip(frame["layers"][name]["ids"], frame["layers"][name]["n"]))
+            assert got == want and sum(got.values()) == len(geoms), (name, res)
+    hidden = counts.frame(COUNT_RESOLUTIONS[-1], keep=lambda name, ids: np.zeros(len(ids), bool))
+    assert all(not layer["ids"] for layer in hidden["layers"].values())
+    with pytest.raises(ValueError, match="res must be one of"):
+        counts.frame(9)
