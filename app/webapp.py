@@ -611,9 +611,8 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
         return panel_window_figure(shown[0], data, language)
 
     @web.callback(Output({"type": IMPACT_TEXTS_TYPE, "id": MATCH}, "children"),
-                  Input({"type": IMPACT_TICK_TYPE, "id": MATCH}, "n_intervals"), State("hz-language", "data"),
-                  prevent_initial_call=True)
-    def impact_texts(_n, language):
+                  Input({"type": IMPACT_TICK_TYPE, "id": MATCH}, "n_intervals"), State("hz-language", "data"))
+    def impact_texts(_n, language):  # also when drawn: the incident panel's table arrives empty
         """The impact view's texts to the driver, refreshed: the terminal's answer shows when it comes."""
         from data.incident_view import driver_texts
 

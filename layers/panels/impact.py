@@ -122,10 +122,15 @@ def _texting(data: dict, actions: tuple[str, ...], language: str) -> list:
                      html.Button(text(L["send"], language), className="hz-incident-button hz-impact-text",
                                  **{"data-incident": incident_id}),
                      html.Div(id="hz-impact-result", className="hz-incident-result")]
-    children += [html.Div(texts_table(data.get("texts"), language), id={"type": TEXTS_TYPE, "id": incident_id},
-                          className="hz-impact-texts"),
-                 dcc.Interval(id={"type": TICK_TYPE, "id": incident_id}, interval=TEXTS_REFRESH_MS)]
+    children += texts_live(incident_id, data.get("texts"), language)
     return section(L["texts"], language, *children)
+
+
+def texts_live(incident_id: str, texts: pd.DataFrame | None, language: str) -> list:
+    """The texts' table and its tick: app/webapp.py refreshes it (at once, then every few seconds)."""
+    return [html.Div(texts_table(texts, language), id={"type": TEXTS_TYPE, "id": incident_id},
+                     className="hz-impact-texts"),
+            dcc.Interval(id={"type": TICK_TYPE, "id": incident_id}, interval=TEXTS_REFRESH_MS)]
 
 
 def build(data: dict, language: str, history: list, actions: tuple[str, ...] = ()) -> list:
@@ -194,4 +199,4 @@ def _frame(feature_id: str, title: str, language: str, history: list, focus: dic
     ]
 
 
-__all__ = ["LAYER", "TEXTS_TYPE", "TICK_TYPE", "build", "open_link", "texts_table"]
+__all__ = ["LAYER", "TEXTS_TYPE", "TICK_TYPE", "build", "open_link", "texts_live", "texts_table"]

@@ -16,7 +16,7 @@ import pandas as pd
 from dash import dcc, html
 
 from layers.panels.common import LINK_TYPE, Links, fields, frame_, local_time, section, table
-from layers.panels.impact import open_link
+from layers.panels.impact import open_link, texts_live
 from layers.style import Text, text
 
 L: dict[str, Text] = {
@@ -26,7 +26,7 @@ L: dict[str, Text] = {
     "history": ("处置记录", "History"), "actions": ("处置", "Actions"), "note": ("备注", "Note"),
     "outcome": ("处置结果", "Outcome"), "message": ("短信内容", "Message"),
     "deadline": ("督办期限 (小时)", "Supervision deadline (h)"),
-    "readings": ("报警前后读数", "Readings around the alarm")
+    "readings": ("报警前后读数", "Readings around the alarm"), "texts": ("下发司机短信", "Texts to the driver")
 }
 ACTION_LABELS: dict[str, Text] = {
     "sign": ("签收", "Sign"), "dispose": ("处置", "Dispose"), "close": ("办结", "Close"),
@@ -142,6 +142,8 @@ def build(data: dict, language: str, history: list, actions: tuple[str, ...] = (
         "hz-incident-history"), count=len(transitions))
     if actions:
         body += section(L["actions"], language, *_action_form(str(row["id"]), actions, language))
+    if subject.startswith("VEH-"):  # the texts to its driver and the terminal's answers, refreshed
+        body += section(L["texts"], language, *texts_live(str(row["id"]), None, language))
     level_name = text(level and (level.name_zh, level.name_en) or ("", ""), language)
     title = f"{level_name} · {_rule_title(row['rule'], language)}"
     return frame_("incidents", str(row["id"]), title, language, history, _focus(row), body)

@@ -255,6 +255,13 @@ def test_texting_the_driver_shows_the_terminals_answer_when_it_comes(page, incid
                            timeout=15_000)
     assert "0x0001 0 success" in page.inner_text(".hz-impact-text-rows")
     page.screenshot(path=str(SCREENSHOTS / "incident_impact_text.png"))
+    # the incident's own panel lists it too, with its answer
+    page.locator("#hz-panel-body a.hz-panel-link", has_text=incident_app.impact).first.click()
+    page.wait_for_selector("#hz-panel .hz-incident-history", timeout=15_000)
+    page.wait_for_function("() => document.querySelector('.hz-impact-text-rows tr[data-status=sent]')",
+                           timeout=15_000)
+    history = page.locator(".hz-incident-history").inner_text()
+    assert "driver_text_requested" in history and "driver_text_answered" in history
 
 
 def test_actions_taken_in_the_panel_show_in_the_stores_history(page, incident_app):
