@@ -523,6 +523,9 @@ def _related(api: Api, layer: str, feature_id: str, user) -> list[dict]:
             continue
         ids = frame.index[(frame[column] == feature_id).to_numpy()]
         out += [{"id": str(i), "layer": child, "relation": relation} for i in ids[:MAX_RELATED]]
+    visible = api.scopes.visible(user)  # a related feature the user may not see is not named either
+    if visible is not None:
+        out = [r for r in out if r["id"] in visible.features or r["id"] in api.scopes.public_ids]
     return out
 
 

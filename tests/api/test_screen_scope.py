@@ -244,3 +244,18 @@ def test_a_grid_cells_list_names_only_what_the_user_may_see(api_world):
     sites = set(contents["item_id"][contents["kind"] == "sensitive_sites"])
     assert not any(i in narrowed for i in others - {mine} - sites)
     assert all(s in narrowed for s in sites)
+
+
+def test_an_entitys_related_features_are_only_those_the_user_may_see(screen):
+    """The API names a carrier's trucks to whoever sees them all, a department only the one its
+    incident is about (the carrier is visible to it through that incident)."""
+    env = screen
+
+    def related(user):
+        body = env.client.get(f"/api/entities/{env.enterprise}", headers=env.headers(user)).get_json()
+        return {r["id"] for r in body["related"] if r["layer"] == "vehicles"}
+
+    fleet = set(env.world.vehicles["id"][env.world.vehicles["carrier_id"] == env.enterprise])
+    assert len(fleet) >= 2
+    assert related("duty") == related("ent") == fleet
+    assert related("dept") == {env.vehicle}
