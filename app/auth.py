@@ -198,20 +198,32 @@ class Auth:
         return response
 
     def _login_page(self, message: str | None = None, status: int = 200) -> flask.Response:
+        from layers.labels import LOGIN_LABELS
+
+        chosen = flask.request.args.get("lang")  # the form's own switch; else the wall's switch cookie
+        language = next((v for v in (chosen, flask.request.cookies.get("hazmap_language")) if v in ("zh", "en")),
+                        self.settings.language)
+        t = {k: v[0] if language == "zh" else v[1] for k, v in LOGIN_LABELS.items()}
         token = secrets.token_urlsafe(24)
-        nxt = html.escape(_safe_next(flask.request.values.get("next", ""), self.prefix))
+        raw_next = flask.request.values.get("next", "")
+        nxt = html.escape(_safe_next(raw_next, self.prefix))
+        other = "en" if language == "zh" else "zh"
+        switch = html.escape(f"{self.prefix}/login?" + urllib.parse.urlencode({"lang": other, "next": raw_next}))
         note = f'<p class="hz-login-error" role="alert">{html.escape(message)}</p>' if message else ""
-        body = f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
-<title>hazmap — 登录 / log in</title><style>{_LOGIN_CSS}</style></head>
+        body = f"""<!doctype html><html lang="{'zh-CN' if language == 'zh' else 'en'}"><head><meta charset="utf-8">
+<title>hazmap — {t['page']}</title><style>{_LOGIN_CSS}</style></head>
 <body class="hz-login"><form method="post" action="{self.prefix}/login" class="hz-login-form">
-<h1>危化品安全风险智控 · hazmap</h1>{note}
-<label>用户名 / user <input name="username" autocomplete="username" required autofocus></label>
-<label>密码 / password <input name="password" type="password" autocomplete="current-password" required></label>
+<h1>{t['title']} · hazmap</h1>{note}
+<label>{t['user']} <input name="username" autocomplete="username" required autofocus></label>
+<label>{t['password']} <input name="password" type="password" autocomplete="current-password" required></label>
 <input type="hidden" name="csrf_token" value="{token}"><input type="hidden" name="next" value="{nxt}">
-<button type="submit">登录 / log in</button></form></body></html>"""
+<button type="submit">{t['submit']}</button><a href="{switch}" class="hz-login-language">{t['switch']}</a></form>
+</body></html>"""
         response = flask.Response(body, status=status, mimetype="text/html")
         response.set_cookie("hazmap_login_csrf", token, httponly=True, samesite="Strict",
                             secure=flask.request.is_secure, path=self.prefix + "/login")
+        if chosen == language:  # the choice is kept for the wall after the login (webapp.LANGUAGE_COOKIE)
+            response.set_cookie("hazmap_language", language, max_age=10 * 365 * 24 * 3600, samesite="Lax")
         return response
 
 

@@ -293,6 +293,13 @@
         resizeTimer = setTimeout(fitWorld, 200);
     });
 
+    // The browser tab's title follows the officer's language (Dash's title is the settings' one).
+    (function titleFromHeader() {
+        var h1 = document.querySelector(".hz-titles h1");
+        if (!h1) { setTimeout(titleFromHeader, 200); return; }
+        document.title = h1.textContent;
+    })();
+
     window.hazmapWall = Object.freeze({
         fitted: function () { return fit.done; },
         link: function () { return link.state; },

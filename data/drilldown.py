@@ -286,7 +286,9 @@ def truck(world: World, vehicle_id: str, *, live: LiveState | None = None, store
     waybill = waybill.iloc[0] if len(waybill) else None
     goods = pd.DataFrame()
     if waybill is not None:
-        goods = world.waybill_goods[world.waybill_goods["waybill_id"] == waybill["id"]].sort_values("seq")
+        goods = world.waybill_goods[world.waybill_goods["waybill_id"] == waybill["id"]].sort_values("seq").copy()
+        names_en = _catalogue(world).reindex(goods["un_number"].astype(str))  # the English wall's names
+        goods["name_en"] = names_en["name_en"].to_numpy() if "name_en" in names_en.columns else None
     position = None
     if live is not None and vehicle_id in live.positions.index:
         position = live.positions.loc[vehicle_id]

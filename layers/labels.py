@@ -211,3 +211,14 @@ def _check_coverage() -> None:
 
 
 _check_coverage()
+
+# The screen's login form (app/auth.py), in the officer's language (the wall's language switch
+# cookie, or ?lang= on the form, else settings.language).
+LOGIN_LABELS: dict[str, Text] = {
+    "page": ("登录", "Log in"),
+    "title": ("危化品安全风险智控", "Hazmat safety command centre"),
+    "user": ("用户名", "User"),
+    "password": ("密码", "Password"),
+    "submit": ("登录", "Log in"),
+    "switch": ("English", "中文"),
+}

@@ -69,7 +69,8 @@ def build(data: dict, language: str, history: list) -> list:
             body += section(L["goods"], language, table(
                 [text(L[k], language) for k in ("un", "name", "class", "qty")],
                 [[str(u), str(n), str(c), number(q)] for u, n, c, q in
-                 zip(goods["un_number"], goods["name"], goods["hazard_class"], goods["quantity_t"], strict=True)]))
+                 zip(goods["un_number"], _goods_names(goods, language), goods["hazard_class"], goods["quantity_t"],
+                     strict=True)]))
         route = waybill.geometry
         if route is not None and not shapely.is_empty(route):
             focus["route"] = shapely.get_coordinates(route).round(6).tolist()  # drawn by assets/hazmap_panel.js
@@ -99,6 +100,23 @@ def speed_chart(data: dict, language: str):
     """The speed figure of data/drilldown.truck or .speed_series (its window's track, the road's limit)."""
     track = data["track"]
     return speed_figure(track["epoch_ms"], track["speed_kmh"], data["speed_limit_kmh"], language)
+
+
+def cargo_state(data: dict, language: str) -> str:
+    """The engine's cargo state (LiveState.cargo: loaded / empty, not cleaned / empty, clean), else
+    loaded or empty from the waybills."""
+    state = data.get("cargo_state")
+    if state in VALUE_LABELS["cargo_state"]:
+        return text(VALUE_LABELS["cargo_state"][state], language)
+    return text(CARGO[data["cargo"]], language)
+
+
+def _goods_names(goods, language: str) -> list[str]:
+    """The shipping names in the screen's language: the catalogue's English name where it has one."""
+    names = goods["name"].astype(str).tolist()
+    if language == "zh" or "name_en" not in goods:
+        return names
+    return [str(en) if isinstance(en, str) and en else zh for zh, en in zip(names, goods["name_en"], strict=True)]
 
 
 CONTACT_FIELDS = ("contact", "phone", "email")  # an enterprise's contact columns, when the World holds them
