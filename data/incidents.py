@@ -21,7 +21,6 @@ on PostgreSQL) and JSON as text, so a year of incidents is not converted value b
 
 from __future__ import annotations
 
-import itertools
 import json
 import uuid
 from collections.abc import Iterable
@@ -45,8 +44,8 @@ from spatial.incidents.lifecycle import (
     check_events,
     check_transition,
     escalation_due,
-    plan_events,
 )
+from spatial.incidents.batch import json_text, plan_batch
 from spatial.incidents.routing import escalation_target, recipients_for
 from spatial.model import Event, World
 
@@ -319,6 +318,25 @@ def _plain(raw) -> list:
     return out
 
 
+def _isoformat(times: pd.Series) -> np.ndarray:
+    """pd.Timestamp.isoformat() of aware UTC µs times, in bulk ("…T01:00:00+00:00", µs when any)."""
+    text = pd.Series(np.datetime_as_string(times.dt.tz_convert("UTC").dt.as_unit("us").array.asi8.view("M8[us]"),
+                                           unit="us"), dtype=object)
+    return (text.str.replace(r"\.000000$", "", regex=True) + "+00:00").to_numpy(dtype=object)
+
+
+def _log_frame(rows, documents: tuple[str, ...]) -> pd.DataFrame:
+    """Transitions or outbox rows as a frame, their JSON documents as text (dicts encoded here)."""
+    if rows is None:
+        return pd.DataFrame()
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame.from_records(rows) if rows else pd.DataFrame()
+    for name in documents:
+        if name in frame.columns and len(frame):
+            frame[name] = [v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
+                           for v in frame[name].tolist()]
+    return frame
+
+
 def _events_frame(events, labels=None) -> pd.DataFrame:
     """A list of Events or a frame (EVENT_COLUMNS, `seq` optional) as one checked frame."""
     if isinstance(events, pd.DataFrame):
@@ -358,57 +376,71 @@ class IncidentStore:
         ).first()
         if row is None:
             raise IncidentError("the incident tables have no cursor row: run `hazmap db upgrade`")
-        self._tx = (uuid.uuid4().hex[:12], itertools.count())
+        self._tx = (uuid.uuid4().hex[:12], [0])
         return int(row[0]), int(row[1])
 
     def _wire_times(self, values) -> list:
+        """Times as the driver takes them: µs since the epoch (SQLite), ISO-8601 text for COPY
+        (PostgreSQL); None for a missing time."""
         if isinstance(values, pd.Series) and isinstance(values.dtype, pd.DatetimeTZDtype):
             times = values.dt.tz_convert("UTC")
         else:
             times = pd.to_datetime(pd.Series(values, dtype=object), utc=True)
+        raw = times.dt.as_unit("us").array.asi8
         if self.dialect == "sqlite":
-            raw = times.dt.as_unit("us").array.asi8
             out = np.asarray(raw, dtype=object)
         else:
-            out = np.array(times.dt.to_pydatetime(), dtype=object)
+            out = np.array((pd.Series(np.datetime_as_string(raw.view("M8[us]"), unit="us"), dtype=object) + "Z")
+                           .tolist(), dtype=object)
         out[times.isna().to_numpy()] = None
         return out.tolist()
 
     def _insert(self, connection: sa.Connection, table: sa.Table, columns: dict[str, Iterable],
                 conflict: tuple[str, ...] | None = None, update: Iterable[str] = (),
-                accumulate: Iterable[str] = ()) -> None:
-        """executemany of `columns` (name -> values) into `table` through the driver; with
-        `conflict`, an upsert that sets `update` from the new row."""
+                accumulate: Iterable[str] = (), json_ready: Iterable[str] = ()) -> None:
+        """Write `columns` (name -> values) into `table` in one statement per table: SQLite an
+        executemany, PostgreSQL a COPY (through a temporary table when upserting); with `conflict`,
+        an upsert that sets `update` from the new row and adds `accumulate` to it. JSON columns take
+        documents, or text already encoded for the columns named in `json_ready`."""
         names = list(columns)
         n = len(next(iter(columns.values()))) if names else 0
         if not n:
             return
         postgres = self.dialect == "postgresql"
+        ready = set(json_ready)
         values = []
-        placeholders = []
         for name in names:
             column_type = table.c[name].type
             raw = columns[name]
             if isinstance(column_type, UtcDateTime):
                 values.append(self._wire_times(raw))
             elif isinstance(column_type, JsonDocument):
-                values.append([None if v is None else json.dumps(v, ensure_ascii=False, default=str) for v in raw])
+                values.append(_plain(raw) if name in ready else
+                              [None if v is None else json.dumps(v, ensure_ascii=False, default=str) for v in raw])
             else:
                 values.append(_plain(raw))
-            mark = "%s" if postgres else "?"
-            placeholders.append(f"{mark}::jsonb" if postgres and isinstance(column_type, JsonDocument) else mark)
-        sql = f'INSERT INTO {table.name} ({", ".join(names)}) VALUES ({", ".join(placeholders)})'
-        if conflict:
-            sets = ", ".join([f"{c} = excluded.{c}" for c in update]
-                             + [f"{c} = {table.name}.{c} + excluded.{c}" for c in accumulate])
-            sql += f' ON CONFLICT ({", ".join(conflict)}) DO UPDATE SET {sets}'
-        rows = list(zip(*values))
+        sets = ", ".join([f"{c} = excluded.{c}" for c in update]
+                         + [f"{c} = {table.name}.{c} + excluded.{c}" for c in accumulate])
         driver = connection.connection.driver_connection
-        if postgres:
-            with driver.cursor() as cursor:
-                cursor.executemany(sql, rows)
-        else:
-            driver.executemany(sql, rows)
+        if not postgres:
+            sql = f'INSERT INTO {table.name} ({", ".join(names)}) VALUES ({", ".join("?" * len(names))})'
+            if conflict:
+                sql += f' ON CONFLICT ({", ".join(conflict)}) DO UPDATE SET {sets}'
+            driver.executemany(sql, list(zip(*values)))
+            return
+        target = table.name
+        with driver.cursor() as cursor:
+            if conflict:
+                # a per-connection scratch table, emptied at commit: COPY there, then one upsert
+                target = f"_incoming_{table.name}"
+                cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {target} (LIKE {table.name}) ON COMMIT DELETE ROWS")
+            with cursor.copy(f'COPY {target} ({", ".join(names)}) FROM STDIN') as copy:
+                for row in zip(*values):
+                    copy.write_row(row)
+            if conflict:
+                cursor.execute(f'INSERT INTO {table.name} ({", ".join(names)}) SELECT {", ".join(names)} FROM {target} '
+                               f'ON CONFLICT ({", ".join(conflict)}) DO UPDATE SET {sets}')
+                cursor.execute(f"DELETE FROM {target}")  # a second upsert in this transaction starts empty
 
     def _read(self, connection: sa.Connection, table: sa.Table, *conditions, columns=None,
               order_by=None, limit=None) -> pd.DataFrame:
@@ -525,7 +557,7 @@ class IncidentStore:
                         sa.or_(t.c.state == "active", t.c.end_time >= window_start)),
             ),
         )
-        plan = plan_events(frame, applied, candidates, self.settings, source=source)
+        plan = plan_batch(frame, applied, candidates, self.settings, source=source)
         now = _now()
         if len(plan.applied):
             self._insert(connection, incident_applied, {
@@ -533,46 +565,43 @@ class IncidentStore:
                                                             "incident_id", "seq")},
                 "source": [source] * len(plan.applied), "applied_at": [now] * len(plan.applied),
             })
-        transitions = list(plan.transitions)
-        outbox: list[dict] = []
-        rows = plan.incidents
+        rows = plan.incidents.set_index("id", drop=False)
         routed = None
         if plan.opened:
-            routed, pushed_at, severity = self._route([rows[i] for i in plan.opened])
+            routed, pushed_at, severity = self._route(rows.loc[plan.opened])
             first = routed.dropna(subset=["district_adcode"]).drop_duplicates("incident_id")
-            for inc_id, adcode in zip(first["incident_id"], first["district_adcode"]):
-                rows[inc_id]["district_adcode"] = adcode
-        if rows:
-            columns = [c.name for c in incidents.columns if c.name != "closed_at"]
-            records = list(rows.values())
-            values = {c: [r.get(c) for r in records] for c in columns if c != "version"}
-            values["version"] = [version] * len(records)
+            adcode = pd.Series(first["district_adcode"].to_numpy(dtype=object), index=first["incident_id"].to_numpy())
+            routed_here = rows["id"].map(adcode)
+            has = routed_here.notna().to_numpy()
+            rows["district_adcode"] = np.where(has, routed_here.to_numpy(dtype=object),
+                                               rows["district_adcode"].to_numpy(dtype=object))
+        if len(rows):
+            values = {c.name: rows[c.name] for c in incidents.columns if c.name not in ("closed_at", "version")}
+            values["version"] = [version] * len(rows)
             self._insert(connection, incidents, values, conflict=("id",),
                          update=[c for c in values if c not in ("id", "rule", "subject_id", "first_episode_id",
                                                                  "first_time", "source")])
         increments = []
+        pushed = deliveries = None
         if routed is not None:
-            opened_info = pd.DataFrame([rows[i] for i in plan.opened]).set_index("id")[
-                ["rule", "severity", "district_adcode", "first_time", "quick_close", "episodes"]]
+            opened_info = rows.loc[plan.opened, ["rule", "severity", "district_adcode", "first_time", "quick_close",
+                                                 "episodes"]]
             increments.append(kpi_logic.rollup_increments(opened_info, "incidents", per_recipient=False))
-            _, pushed, deliveries = self._push(connection, routed, pushed_at, severity,
-                                               tier=np.zeros(len(routed), "int64"),
-                                               escalated_from=[None] * len(routed), actor="system", version=version,
-                                               info=opened_info)
-            transitions += pushed
-            outbox += deliveries
+            pushed, deliveries = self._push(connection, routed, pushed_at, severity,
+                                            tier=np.zeros(len(routed), "int64"), escalated_from=[None] * len(routed),
+                                            actor="system", version=version, info=opened_info)
         new_ids = set(plan.opened)
         for metric, ids in (("quick_closes", plan.quick_closed), ("reopens", plan.reopened)):
             if ids:
-                info = pd.DataFrame([rows[i] for i in ids]).set_index("id")[
-                    ["rule", "severity", "district_adcode", "first_time"]]
+                info = rows.loc[ids, ["rule", "severity", "district_adcode", "first_time"]]
                 increments.append(kpi_logic.rollup_increments(info, metric, per_recipient=False))
                 older = [i for i in ids if i not in new_ids]  # the new ones' recipients count it when pushed
                 if older:
                     increments.append(self._recipient_increments(
                         connection, older, metric, info[~info.index.duplicated()]))
         self._bump(connection, increments)
-        self._log(connection, transitions, outbox, now)
+        transitions = plan.transitions if pushed is None else pd.concat([plan.transitions, pushed], ignore_index=True)
+        self._log(connection, transitions, deliveries, now)
         c = plan.counts
         return ApplyResult(applied=c["applied"], duplicates=plan.duplicates, opened=c["opened"],
                            updated=c["updated"], closed=c["closed"], reopened=c["reopened"])
@@ -601,37 +630,41 @@ class IncidentStore:
         rows = rows.join(info, on="incident_id")
         return kpi_logic.rollup_increments(rows, metric, per_recipient=True, incident_groupings=False)
 
-    def _route(self, opened: list[dict]):
-        """Recipients of newly opened incidents (routing.recipients_for), with push times (the
-        incident's first event) and severities, row by row."""
+    def _route(self, opened: pd.DataFrame):
+        """Recipients of newly opened incidents (routing.recipients_for; `opened` holds their rows),
+        with push times (the incident's first event) and severities, row by row."""
         frame = pd.DataFrame({
-            "incident_id": [r["id"] for r in opened], "rule": [r["rule"] for r in opened],
-            "subject_id": [r["subject_id"] for r in opened], "subject_kind": [r["subject_kind"] for r in opened],
-            "lon": [r["lon"] for r in opened], "lat": [r["lat"] for r in opened],
-            "level": [int(r["severity"]) for r in opened],
+            "incident_id": opened["id"].to_numpy(dtype=object), "rule": opened["rule"].to_numpy(dtype=object),
+            "subject_id": opened["subject_id"].to_numpy(dtype=object),
+            "subject_kind": opened["subject_kind"].to_numpy(dtype=object),
+            "lon": opened["lon"].to_numpy(dtype="float64"), "lat": opened["lat"].to_numpy(dtype="float64"),
+            "level": opened["severity"].to_numpy(dtype="int64"),
         })
         routed = recipients_for(frame, self.world)
         routed = routed.drop_duplicates(["incident_id", "recipient_id"]).reset_index(drop=True)
-        first_time = pd.Series([r["first_time"] for r in opened], index=frame["incident_id"])
-        severity = pd.Series(frame["level"].to_numpy(), index=frame["incident_id"])
-        return (routed, first_time.reindex(routed["incident_id"]).to_numpy(),
-                severity.reindex(routed["incident_id"]).to_numpy())
+        at = pd.Index(frame["incident_id"]).get_indexer(routed["incident_id"])
+        first_time = pd.to_datetime(opened["first_time"], utc=True).to_numpy()[at]
+        return routed, first_time, frame["level"].to_numpy()[at]
 
     def _push(self, connection, routed: pd.DataFrame, pushed_at, severity, *, tier, escalated_from, actor, version,
-              info: pd.DataFrame):
+              info: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Insert recipient rows (pushed) and count them in the rollup; returns their `pushed`
+        transitions and outbox deliveries as frames (ids given), for _log."""
         n = len(routed)
-        pushed_at = pd.to_datetime(pd.Series(pushed_at, dtype=object), utc=True)
+        pushed_at = pd.Series(pd.to_datetime(pd.Series(pushed_at), utc=True).to_numpy(), dtype="datetime64[us, UTC]") \
+            if n else pd.Series(dtype="datetime64[us, UTC]")
         deadline = pushed_at + pd.to_timedelta(self.settings.deadline_s(severity), unit="s")
-        if n:
-            self._insert(connection, incident_recipients, {
-                "incident_id": routed["incident_id"].to_numpy(), "recipient_id": routed["recipient_id"].to_numpy(),
-                "recipient_kind": routed["recipient_kind"].to_numpy(), "role": routed["role"].to_numpy(),
-                "district_adcode": routed["district_adcode"].to_numpy(), "state": ["pushed"] * n,
-                "tier": np.asarray(tier, dtype="int64"), "escalated_from": list(escalated_from),
-                "pushed_at": pushed_at, "sign_deadline": deadline, "reminders": [0] * n, "version": [version] * n,
-            })
         if not n:
-            return routed, [], []
+            return pd.DataFrame(), pd.DataFrame()
+        tier = np.asarray(tier, dtype="int64")
+        escalated_from = pd.Series(list(escalated_from), dtype=object)
+        self._insert(connection, incident_recipients, {
+            "incident_id": routed["incident_id"].to_numpy(), "recipient_id": routed["recipient_id"].to_numpy(),
+            "recipient_kind": routed["recipient_kind"].to_numpy(), "role": routed["role"].to_numpy(),
+            "district_adcode": routed["district_adcode"].to_numpy(), "state": ["pushed"] * n,
+            "tier": tier, "escalated_from": escalated_from, "pushed_at": pushed_at, "sign_deadline": deadline,
+            "reminders": [0] * n, "version": [version] * n,
+        })
         counted = routed[["incident_id", "recipient_id", "recipient_kind"]].join(info, on="incident_id")
         # a recipient counts its incidents' noise as it stands (a later one as it happens, in _apply)
         again = counted.loc[counted.index.repeat(np.maximum(counted["episodes"].to_numpy(dtype="int64") - 1, 0))]
@@ -641,22 +674,37 @@ class IncidentStore:
             kpi_logic.rollup_increments(counted[counted["quick_close"].to_numpy(dtype=bool)], "quick_closes",
                                         per_recipient=True, incident_groupings=False),
             kpi_logic.rollup_increments(again, "reopens", per_recipient=True, incident_groupings=False)])
-        levels = level_keys(severity)
-        deadline_iso = _iso(deadline)
-        transitions = [
-            {"id": self._new_id("TR"), "incident_id": i, "recipient_id": w, "action": "pushed", "from_state": None,
-             "to_state": "pushed", "actor": actor, "at": p, "note": None,
-             "details": None if not t else {"tier": int(t), "escalated_from": f}}  # tier and role: the recipient row
-            for i, w, p, t, f in zip(routed["incident_id"], routed["recipient_id"], pushed_at.tolist(), tier,
-                                     escalated_from)]
-        deliveries = [self._delivery(t, kind, {"level": level, "sign_deadline": d})
-                      for t, kind, level, d in zip(transitions, routed["recipient_kind"], levels, deadline_iso)]
-        return routed, transitions, deliveries
+        incident_ids = routed["incident_id"].to_numpy(dtype=object)
+        recipient_ids = routed["recipient_id"].to_numpy(dtype=object)
+        ids = self._new_ids("TR", n)
+        details = np.full(n, None, dtype=object)
+        for i in np.flatnonzero(tier):  # escalations only: tier and role are on the recipient row
+            details[i] = json.dumps({"tier": int(tier[i]), "escalated_from": escalated_from.iloc[i]},
+                                    ensure_ascii=False)
+        transitions = pd.DataFrame({
+            "id": ids, "incident_id": incident_ids, "recipient_id": recipient_ids, "action": "pushed",
+            "from_state": pd.Series([None] * n, dtype=object), "to_state": "pushed", "actor": actor,
+            "at": pushed_at.to_numpy(), "note": pd.Series([None] * n, dtype=object), "details": details})
+        payload = ('{"incident_id": ' + json_text(incident_ids) + ', "action": "pushed", "to_state": "pushed", '
+                   '"at": "' + _isoformat(pushed_at) + '", "note": null, "level": "'
+                   + level_keys(severity).astype(object) + '", "sign_deadline": "' + np.asarray(_iso(deadline), dtype=object)
+                   + '"}')
+        deliveries = pd.DataFrame({"transition_id": ids, "incident_id": incident_ids, "recipient_id": recipient_ids,
+                                   "recipient_kind": routed["recipient_kind"].to_numpy(dtype=object),
+                                   "action": "pushed", "payload": payload})
+        return transitions, deliveries
 
     def _new_id(self, kind: str) -> str:
         """Unique without a round trip: the transaction's random prefix and a counter."""
         prefix, counter = self._tx
-        return f"{kind}-{prefix}-{next(counter)}"
+        counter[0] += 1
+        return f"{kind}-{prefix}-{counter[0] - 1}"
+
+    def _new_ids(self, kind: str, n: int) -> np.ndarray:
+        prefix, counter = self._tx
+        first = counter[0]
+        counter[0] += n
+        return (f"{kind}-{prefix}-" + pd.Series(np.arange(first, first + n)).astype(str)).to_numpy(dtype=object)
 
     def _delivery(self, transition: dict, recipient_kind: str, extra: dict | None = None) -> dict:
         transition.setdefault("id", self._new_id("TR"))
@@ -668,24 +716,31 @@ class IncidentStore:
                             "to_state": transition["to_state"], "at": at.isoformat() if isinstance(at, pd.Timestamp)
                             else pd.Timestamp(at).isoformat(), "note": transition["note"], **(extra or {})}}
 
-    def _log(self, connection, transitions: list[dict], outbox: list[dict], now: pd.Timestamp) -> None:
-        if transitions:
-            for t in transitions:
-                if "id" not in t:
-                    t["id"] = self._new_id("TR")
+    def _log(self, connection, transitions, outbox, now: pd.Timestamp) -> None:
+        """Append transitions and outbox rows: lists of dicts (documents as dicts) or frames
+        (documents as JSON text); transitions without an id get one."""
+        transitions = _log_frame(transitions, ("details",))
+        outbox = _log_frame(outbox, ("payload",))
+        if len(transitions):
+            given = transitions["id"].to_numpy(dtype=object) if "id" in transitions.columns \
+                else np.full(len(transitions), None, dtype=object)
+            missing = pd.isna(given)
+            if missing.any():
+                given = given.copy()
+                given[missing] = self._new_ids("TR", int(missing.sum()))
             self._insert(connection, incident_transitions, {
-                **{c: [t[c] for t in transitions] for c in ("id", "incident_id", "recipient_id", "action",
-                                                             "from_state", "to_state", "actor", "at", "note",
-                                                             "details")},
+                "id": given,
+                **{c: transitions[c] for c in ("incident_id", "recipient_id", "action", "from_state", "to_state",
+                                               "actor", "at", "note", "details")},
                 "recorded_at": [now] * len(transitions),
-            })
-        if outbox:
+            }, json_ready=("details",))
+        if len(outbox):
             self._insert(connection, incident_outbox, {
-                "delivery_id": [self._new_id("DLV") for _ in outbox],
-                **{c: [o[c] for o in outbox] for c in ("transition_id", "incident_id", "recipient_id",
-                                                        "recipient_kind", "action", "payload")},
+                "delivery_id": self._new_ids("DLV", len(outbox)),
+                **{c: outbox[c] for c in ("transition_id", "incident_id", "recipient_id", "recipient_kind", "action",
+                                          "payload")},
                 "created_at": [now] * len(outbox), "attempts": [0] * len(outbox),
-            })
+            }, json_ready=("payload",))
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -773,7 +828,8 @@ class IncidentStore:
             _, version = self._begin(connection)
             info = self._read(connection, incidents, self.store._in_values(incidents.c.id, ids, "in_ids"),
                               columns=["id", "severity", "state"])
-            unknown = [i for i in ids if i not in set(info["id"])]
+            found = set(info["id"])
+            unknown = [i for i in ids if i not in found]
             if unknown:
                 raise IncidentError(f"no incident {', '.join(unknown[:5])}" + (" …" if len(unknown) > 5 else ""))
             rows = self._read(connection, r, self.store._in_values(r.c.incident_id, ids, "in_ids"),
@@ -781,13 +837,15 @@ class IncidentStore:
                                        "sign_deadline"])
             if recipient_id is not None:
                 targets = rows[rows["recipient_id"] == str(recipient_id)]
-                missing = [i for i in ids if i not in set(targets["incident_id"])]
+                pushed_to = set(targets["incident_id"])
+                missing = [i for i in ids if i not in pushed_to]
                 if missing:
                     raise IncidentError(f"{missing[0]} was not pushed to {recipient_id}")
             else:  # the only recipient, or the only one not closed
                 per = rows.groupby("incident_id")["recipient_id"].transform("size")
                 candidates = rows[(per == 1) | (rows["state"] != "closed")]
-                ambiguous = [i for i in ids if (candidates["incident_id"] == i).sum() != 1]
+                per_id = candidates["incident_id"].value_counts()
+                ambiguous = [i for i in ids if per_id.get(i, 0) != 1]
                 if ambiguous:
                     pending = rows[(rows["incident_id"] == ambiguous[0]) & (rows["state"] != "closed")]
                     who = ", ".join(pending["recipient_id"]) or "none"
@@ -953,11 +1011,12 @@ class IncidentStore:
                 tier_of = dict(zip(zip(up["incident_id"], up["recipient_id"]), up["tier"]))
                 tiers = np.array([int(tier_of.get((i, f), 0)) + 1 for i, f in
                                   zip(new["incident_id"], new["from_recipient_id"])], dtype="int64")
-                _, pushed, deliveries = self._push(
+                pushed, deliveries = self._push(
                     connection, new, [now] * len(new), sev.reindex(new["incident_id"]).to_numpy(), tier=tiers,
                     escalated_from=new["from_recipient_id"].tolist(), actor="system", version=version, info=info)
-                transitions += pushed
-                outbox += deliveries
+                transitions += [{**t, "details": None if t["details"] is None else json.loads(t["details"])}
+                                for t in pushed.to_dict("records")]
+                outbox += deliveries.to_dict("records")
             escalated_ids = up["incident_id"].unique().tolist()
             for inc in escalated_ids:
                 connection.execute(sa.update(incidents).where(incidents.c.id == inc)

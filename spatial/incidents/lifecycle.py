@@ -16,9 +16,9 @@ blue incident whose rule has ended may be closed once signed. Past the level's s
 recipient is reminded (once per deadline period until it signs) and escalated once to the next
 recipient up (enterprise -> district -> city).
 
-`plan_events` loops over events (a monitor batch holds a handful; the year bench measures the
-loop at ~10^5 events/s): each event may depend on the one before it (a close then a reopening of
-the same subject in one batch), which a vectorised pass would have to chain anyway.
+`plan_events` loops over events, one at a time: the reference. The store applies batches with
+`spatial/incidents/batch.py` (`plan_batch`), which gives the same plan set-based and falls back to
+this loop for batches outside the monitor's shape.
 """
 
 from __future__ import annotations
@@ -109,6 +109,9 @@ def check_events(events: pd.DataFrame, labels=None) -> pd.DataFrame:
     if bad.any():
         fail(bad, f"phase must be one of {', '.join(PHASES)}")
     for name in ("start", "end"):
+        if isinstance(frame[name].dtype, pd.DatetimeTZDtype):  # already times (the monitor's, a frame's)
+            frame[name] = frame[name].dt.tz_convert("UTC")
+            continue
         times = pd.to_datetime(frame[name], utc=True, errors="coerce", format="mixed")
         # `hazmap events --json` writes an open's missing end as "NaT"
         given = frame[name].notna() & ~frame[name].astype(str).str.strip().isin(["", "NaT", "None", "null", "nan"])
