@@ -113,9 +113,9 @@
         // The officer opened the incident to see this: fit it beside the panel (a 200 m corridor or a
         // site's radius is invisible at the city's zoom), no closer than a street.
         if (bounds.isValid()) {
-            var panel = document.getElementById("hz-panel");
-            map.fitBounds(bounds, {paddingTopLeft: [40, 90], maxZoom: 16, animate: false,
-                                   paddingBottomRight: [(panel ? panel.offsetWidth : 0) + 40, 40]});
+            var panel = document.getElementById("hz-panel"), legend = document.getElementById("hz-legend");
+            map.fitBounds(bounds, {paddingTopLeft: [(legend ? legend.offsetWidth : 0) + 40, 90], maxZoom: 16,
+                                   paddingBottomRight: [(panel ? panel.offsetWidth : 0) + 40, 40], animate: false});
         }
     }
 
