@@ -335,7 +335,7 @@ class _BucketIndex:
         return t, self.sites[m]
 
 
-_POINT_BUCKET_M = 250.0  # a few sites a bucket in a city; a protective distance spans a few buckets
+_POINT_BUCKET_M = 500.0  # a protective distance (25-800 m) spans a few buckets; smaller ones cost more buckets than checks
 _AREA_BUCKET_M = 2000.0  # areas are few and up to kilometres wide
 _MAX_BUCKETS = 2048
 
