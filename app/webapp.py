@@ -73,6 +73,7 @@ from layers.live import (
 from layers.header import TICKER_LABELS, header_children, header_figures, incident_items
 from layers.search import NO_HITS, SEARCH_PLACEHOLDER, SearchIndex
 from layers.static_canvas import CANVAS_LAYERS, build_canvas_payloads, canvas_config, canvas_payload
+from layers.vector_canvas import VECTOR_LAYERS, build_vector_payloads, vector_config, vector_payloads
 from layers.style import BASE_HIDEOUT, LANGUAGES, LegendGroup, layer_style, legend, text
 from layers.geojson import feature_collection
 from spatial.model import LAYER_NAMES, LiveState, World
@@ -132,6 +133,7 @@ def create_app(settings: Settings, world: World, world_version: str, live=None, 
     web.server.extensions["hazmap_scopes"] = Scopes(world, people.store) if people is not None else None
     _add_layer_route(web, world_version, payloads, world)
     _add_canvas_route(web, world_version, build_canvas_payloads(world), world)  # layers/static_canvas.py
+    _add_vector_route(web, world_version, build_vector_payloads(world), world)  # layers/vector_canvas.py
     _add_search_route(web, world_version, SearchIndex(world))  # layers/search.py
     _add_live_routes(web, world_version, live, encoder)
     _add_grid_route(web, world_version, screen.grid)
@@ -185,6 +187,9 @@ class _Screen:
     def canvas_url(self, name: str) -> str:
         return f"{self.url_prefix}canvas/{self.world_version}/{name}.json"
 
+    def vector_url(self, name: str) -> str:
+        return f"{self.url_prefix}vector/{self.world_version}/{name}.json"
+
     def live_url(self, name: str) -> str:
         return f"{self.url_prefix}live/{self.world_version}/{name}"
 
@@ -220,6 +225,9 @@ class _Screen:
                 # The large static point layers' canvas (assets/hazmap_static.js).
                 dcc.Store(id="hz-static-config", data=canvas_config(
                     language, {name: self.canvas_url(name) for name in CANVAS_LAYERS})),
+                # The line and area layers' canvas (assets/hazmap_vector.js).
+                dcc.Store(id="hz-vector-config", data=vector_config(
+                    language, {name: self.vector_url(name) for name in VECTOR_LAYERS})),
                 *live_stores,
                 self._header(language),
                 html.Main(
@@ -335,6 +343,7 @@ class _Screen:
                 checked=layer.shown_by_default,
                 # The large point layers hold nothing: hazmap_static.js draws them on its canvas.
                 children=dl.LayerGroup(id=f"hz-static-toggle-{layer.name}") if layer.name in CANVAS_LAYERS
+                else dl.LayerGroup(id=f"hz-vector-toggle-{layer.name}") if layer.name in VECTOR_LAYERS  # hazmap_vector.js
                 else dl.GeoJSON(
                     id={"type": LAYER_ID_TYPE, "name": layer.name},
                     # Layers that start off are fetched when first switched on: the wall
@@ -515,6 +524,13 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
         ClientsideFunction(namespace="hazmap_static", function_name="staticSync"),
         Input("hz-layers", "overlays"),
         State("hz-static-config", "data"),
+    )
+
+    # Show and hide the vector canvas layers (lines, areas) with their overlays' check boxes.
+    web.clientside_callback(
+        ClientsideFunction(namespace="hazmap_vector", function_name="vectorSync"),
+        Input("hz-layers", "overlays"),
+        State("hz-vector-config", "data"),
     )
 
     # Show and hide the risk grid's canvas with its overlay's check box (also at start-up).
@@ -866,6 +882,48 @@ def _add_canvas_route(web: dash.Dash, world_version: str, payloads: dict[str, by
 
     web.server.add_url_rule(f"{web.config.routes_pathname_prefix}canvas/<version>/<name>.json",
                             endpoint="hazmap_canvas_json", view_func=canvas_json)
+
+
+def _add_vector_route(web: dash.Dash, world_version: str, payloads: dict, world: World) -> None:
+    """`/vector/<world_version>/<layer>.json` (meta), `.../<layer>/<band>.bin` (a zoom band),
+    `.../<layer>/hit.bin` (click geometry): a vector canvas layer (layers/vector_canvas.py), gzip
+    when the browser takes it, cached for good; a scoped user's narrowed to what it may see."""
+    def gz(body: bytes) -> bytes:
+        return gzip.compress(body, 6, mtime=0)
+
+    parts = {(name, "meta"): p.meta for name, p in payloads.items()}
+    parts.update({(name, "hit"): p.hit for name, p in payloads.items()})
+    parts.update({(name, str(i)): band for name, p in payloads.items() for i, band in enumerate(p.bands)})
+    gzipped = {key: gz(body) for key, body in parts.items()}
+    narrowed = _ScopedBodies()
+
+    def part_of(p, part: str) -> bytes:
+        return p.meta if part == "meta" else p.hit if part == "hit" else p.bands[int(part)]
+
+    def respond(version: str, name: str, part: str):
+        if version != world_version:
+            message = f"world version {version!r} is not served; this server has {world_version!r}"
+            return flask.jsonify(error=message), 404
+        if (name, part) not in parts:
+            return flask.jsonify(error=f"no vector layer part {name}/{part}; layers: {sorted(payloads)}"), 404
+        mimetype = "application/json" if part == "meta" else "application/octet-stream"
+        if name not in PUBLIC_LAYERS and (visible := request_visible()) is not None:
+            keep = lambda: visible.mask(f"layer:{name}", pd.Index(world.table(name)["id"].astype(str)))  # noqa: E731
+            scoped = narrowed.get((visible.key, name), lambda: vector_payloads(world, name, keep=keep()))
+            return _scoped_response(part_of(scoped, part), mimetype)
+        zipped = flask.request.accept_encodings["gzip"] > 0
+        response = flask.Response(gzipped[(name, part)] if zipped else parts[(name, part)], mimetype=mimetype)
+        if zipped:
+            response.headers["Content-Encoding"] = "gzip"
+        response.headers["Vary"] = "Accept-Encoding"
+        response.headers["Cache-Control"] = _LAYER_CACHE_CONTROL
+        response.set_etag(f"{world_version}-vector-{name}-{part}{'-gz' if zipped else ''}")
+        return response.make_conditional(flask.request)
+
+    prefix = f"{web.config.routes_pathname_prefix}vector/<version>/<name>"
+    web.server.add_url_rule(f"{prefix}.json", endpoint="hazmap_vector_meta",
+                            view_func=lambda version, name: respond(version, name, "meta"))
+    web.server.add_url_rule(f"{prefix}/<part>.bin", endpoint="hazmap_vector_bin", view_func=respond)
 
 
 def _snapshot(live) -> LiveState:

@@ -134,7 +134,8 @@
 
     // --- the canvas ------------------------------------------------------------------------------
     var StaticCanvas = hazmap.CanvasLayer.extend({ // the lifecycle: assets/hazmap_canvas.js
-        options: {pane: PANE, className: "hz-static-canvas"},
+        // padded and kept through pans within it, as assets/hazmap_vector.js
+        options: {pane: PANE, className: "hz-static-canvas", padding: 0.25, keepWhileCovered: true},
 
         _draw: function () {
             if (!this._ctx) { return; }

@@ -7,18 +7,22 @@ world at `--scale` with a scripted live feed: every truck placed on a waybill ro
 (30 s reports over a 2 s poll) moving on along it every 2 s. Measured in the same run:
 
 - ``first_render_ms``: navigation start to the moment every layer is drawn (every GeoJSON layer
-  holds all its features, each static canvas layer has marked its first paint and drawn all its
-  features, the live canvas holds every truck): every layer is on from the start;
-- ``pan_redraw_ms_p90``: a 300 px pan, from the call to the second animation frame after it;
+  holds all its features, each static and vector canvas layer has marked its first paint and
+  drawn all its features, the live canvas holds every truck): every layer is on from the start;
+- ``pan_redraw_ms_p90``: a 300 px pan, from the call to the second animation frame after it (the
+  static and vector canvases keep their drawing through a pan within their padding);
+- ``zoom_redraw_ms_p90``: a one-step zoom in or out (every canvas redraws), measured the same way;
 - ``tick_to_paint_ms_p50`` / ``_p90`` at 3,419 and at 15,000 trucks: a poll's decode + paint
   (assets/hazmap_live.js stats);
 - ``long_tasks_over_50ms``: PerformanceObserver long tasks over 50 ms while the feed runs;
-- ``static_canvas_paint_ms_p90``: of a pan, what the static canvas's own redraw took;
+- ``static_canvas_paint_ms_p90``, ``vector_canvas_paint_ms_p90``: what those canvases' own redraws
+  took in script (a 2D canvas rasterises its paths later, outside this figure);
 - ``bytes_per_tick``: mean gzip bytes on the wire of a poll (Resource Timing), ``chars_per_tick``
   the JSON it decodes;
-- the anchor: the same static layers (entities, monitoring points, sensitive sites) as dash-leaflet
-  GeoJSON circle markers (what the wall did before layers/static_canvas.py): ``anchor_first_render_ms``,
-  ``anchor_pan_redraw_ms_p90`` and the ratios anchor ÷ canvas.
+- the anchor: every layer as dash-leaflet GeoJSON (the static points as circle markers, lines and
+  areas as Leaflet paths: the wall before layers/static_canvas.py and layers/vector_canvas.py):
+  ``anchor_first_render_ms``, ``anchor_pan_redraw_ms_p90``, ``anchor_zoom_redraw_ms_p90`` and the
+  ratios anchor ÷ canvas.
 
     python -m bench.map [--seed 7] [--scale 1.0] [--ticks 15] [--pans 15]
     hazmap bench map ...
@@ -137,8 +141,11 @@ def serve(world, live, canvas: bool):
     from app.settings import Settings
 
     from layers.static_canvas import CANVAS_LAYERS
+    from layers.vector_canvas import VECTOR_LAYERS
 
-    webapp.CANVAS_LAYERS = CANVAS_LAYERS if canvas else ()  # the anchor: GeoJSON circle markers
+    # the anchor: every layer as dash-leaflet GeoJSON (points as circle markers, lines and areas as paths)
+    webapp.CANVAS_LAYERS = CANVAS_LAYERS if canvas else ()
+    webapp.VECTOR_LAYERS = VECTOR_LAYERS if canvas else ()
     settings = Settings(var_dir=Path(tempfile.mkdtemp(prefix="hazmap-bench-map-")),
                         tile_url="http://127.0.0.1:9/{z}/{x}/{y}.png", language="zh",
                         point_symbols_min_zoom=0)  # the symbols at every zoom: what the bench measures
@@ -155,8 +162,8 @@ DRAWN_JS = """([expected, canvas, trucks]) => {
         const name = l.options && l.options.hazmapLayer;
         if (name && l.feature) counts[name] = (counts[name] || 0) + 1;
     });
-    if (window.hazmapStatic) Object.entries(window.hazmapStatic.drawn()).forEach(([k, n]) => {
-        if (n) counts[k] = (counts[k] || 0) + n; });
+    [window.hazmapStatic, window.hazmapVector].forEach(canvas => { if (canvas) Object.entries(canvas.drawn())
+        .forEach(([k, n]) => { if (n) counts[k] = (counts[k] || 0) + n; }); });
     const marks = performance.getEntriesByType('mark').map(m => m.name);
     return Object.entries(expected).every(([k, n]) => counts[k] === n)
         && canvas.every(name => marks.includes('hazmap:layer:' + name))
@@ -177,6 +184,23 @@ PAN_JS = """async (pans) => {
 }"""
 
 
+# A zoom redraws every canvas in full (a pan within a canvas's padding need not): in and out by one
+# step about the centre, no animation, to the second frame after.
+ZOOM_JS = """async (zooms) => {
+    const map = window.hazmap.leafletMap, out = [], z0 = map.getZoom();
+    const frame = () => new Promise(r => requestAnimationFrame(() => r()));
+    for (let i = 0; i < zooms; i++) {
+        await frame();
+        const t0 = performance.now();
+        map.setZoom(i % 2 ? z0 : z0 + 1, {animate: false});
+        await frame(); await frame();
+        out.push(performance.now() - t0);
+    }
+    map.setZoom(z0, {animate: false});
+    return out;
+}"""
+
+
 def measure(browser, url: str, world, canvas_layers: tuple[str, ...], trucks: int, ticks: int, pans: int,
             feed: bool = True) -> dict:
     from layers.catalog import LAYERS
@@ -192,9 +216,10 @@ def measure(browser, url: str, world, canvas_layers: tuple[str, ...], trucks: in
                            polling="raf")
     first = page.evaluate("performance.now()")
     page.wait_for_timeout(1000)
-    out = {"first_render_ms": first, "pan_ms": page.evaluate(PAN_JS, pans),
+    out = {"first_render_ms": first, "pan_ms": page.evaluate(PAN_JS, pans), "zoom_ms": page.evaluate(ZOOM_JS, pans),
            # what the static canvas itself took per redraw (the rest of a pan: Leaflet's canvas, the grid, live)
-           "static_paint_ms": page.evaluate("window.hazmapStatic ? window.hazmapStatic.stats().paintMs : []")}
+           "static_paint_ms": page.evaluate("window.hazmapStatic ? window.hazmapStatic.stats().paintMs : []"),
+           "vector_paint_ms": page.evaluate("window.hazmapVector ? window.hazmapVector.stats().paintMs : []")}
     if feed:
         page.evaluate("window.__longTasks = []; performance.clearResourceTimings()")
         polls = page.evaluate("window.hazmapLive.polls")
@@ -227,6 +252,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     from data.demo import build_world
     from data.reference import load_chemicals
     from layers.static_canvas import CANVAS_LAYERS
+    from layers.vector_canvas import VECTOR_LAYERS
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     started = time.perf_counter()
@@ -256,8 +282,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
                 feed = RouteFeed(fleet_world, seed=args.seed).start()
                 server = serve(fleet_world, feed, canvas=True)
                 try:
-                    run = measure(browser, f"http://127.0.0.1:{server.server_port}/", fleet_world, CANVAS_LAYERS,
-                                  fleet, args.ticks, args.pans)
+                    run = measure(browser, f"http://127.0.0.1:{server.server_port}/", fleet_world,
+                                  CANVAS_LAYERS + VECTOR_LAYERS, fleet, args.ticks, args.pans)
                 finally:
                     server.shutdown()
                     feed.stop()
@@ -270,16 +296,21 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
                 if fleet == FLEETS[0]:
                     figures["first_render_ms"] = run["first_render_ms"]
                     figures["pan_redraw_ms_p90"] = float(np.percentile(run["pan_ms"], 90))
+                    figures["zoom_redraw_ms_p90"] = float(np.percentile(run["zoom_ms"], 90))
                     figures["static_canvas_paint_ms_p90"] = float(np.percentile(run["static_paint_ms"], 90))
+                    figures["vector_canvas_paint_ms_p90"] = float(np.percentile(run["vector_paint_ms"], 90))
                 else:
                     figures[f"first_render_ms_{fleet}"] = run["first_render_ms"]
                     figures[f"pan_redraw_ms_p90_{fleet}"] = float(np.percentile(run["pan_ms"], 90))
+                    figures[f"zoom_redraw_ms_p90_{fleet}"] = float(np.percentile(run["zoom_ms"], 90))
         finally:
             browser.close()
     figures["anchor_first_render_ms"] = anchor["first_render_ms"]
     figures["anchor_pan_redraw_ms_p90"] = float(np.percentile(anchor["pan_ms"], 90))
+    figures["anchor_zoom_redraw_ms_p90"] = float(np.percentile(anchor["zoom_ms"], 90))
     figures["ratio_first_render"] = figures["anchor_first_render_ms"] / figures["first_render_ms"]
     figures["ratio_pan_redraw"] = figures["anchor_pan_redraw_ms_p90"] / figures["pan_redraw_ms_p90"]
+    figures["ratio_zoom_redraw"] = figures["anchor_zoom_redraw_ms_p90"] / figures["zoom_redraw_ms_p90"]
     for name, value in figures.items():
         print(f"{name}={value:.1f}" if isinstance(value, float) else f"{name}={value}")
     print("targets: " + ", ".join(f"{k} <= {v:,}" for k, v in TARGETS.items()))

@@ -1,6 +1,6 @@
-"""The large static point layers (regulated entities, monitoring points, sensitive sites) as
-typed arrays for the canvas of assets/hazmap_static.js, instead of thousands of Leaflet
-circle markers (DESIGN.md §7: 12,000 static circle markers cost 50-200 ms on every pan or zoom).
+"""The large static point layers (regulated entities, monitoring points, registered vehicles,
+sensitive sites) as typed arrays for the canvas of assets/hazmap_static.js, instead of thousands
+of Leaflet circle markers (DESIGN.md §7: 12,000 static circle markers cost 50-200 ms on every pan or zoom).
 
 One payload per layer, built once per World and served by URL under the world's fingerprint
 (cached for good): the feature ids (a feature's *index* is its place in this list), lon/lat
@@ -25,7 +25,8 @@ from layers.style import Text, layer_style, text
 from spatial.model import World
 
 # The layers drawn on the static canvas, in drawing order (the last on top).
-CANVAS_LAYERS: tuple[str, ...] = ("monitoring_points", "entities", "sensitive_sites")
+# Registered vehicles (3,419 at Ningbo scale) too: as Leaflet circle markers they were redrawn on every pan.
+CANVAS_LAYERS: tuple[str, ...] = ("monitoring_points", "entities", "vehicles", "sensitive_sites")
 OUTLINE_MIN_ZOOM = 13  # areas show their outlines from here on; below, a point is all a pixel holds
 # A pixel at zoom 13 is ~19 m at the equator (~17 m at Ningbo's 30°N): a 5 m simplification
 # changes nothing the wall can show and drops most vertices of a drawn-by-hand outline.

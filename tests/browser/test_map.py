@@ -15,6 +15,7 @@ import pytest
 from layers.catalog import LAYERS
 from layers.labels import VALUE_LABELS
 from layers.static_canvas import CANVAS_LAYERS
+from layers.vector_canvas import VECTOR_LAYERS
 from layers.style import LAND, SEA
 from tests.browser.conftest import SCREENSHOTS, WALL_2160, open_page
 
@@ -30,9 +31,12 @@ DRAWN_COUNTS_JS = """() => {
         const name = layer.options && layer.options.hazmapLayer;
         if (name && layer.feature) { counts[name] = (counts[name] || 0) + 1; }
     });
-    // The large point layers are drawn on their own canvas (assets/hazmap_static.js).
-    const onCanvas = window.hazmapStatic ? window.hazmapStatic.drawn() : {};
-    Object.entries(onCanvas).forEach(([name, n]) => { if (n) { counts[name] = (counts[name] || 0) + n; } });
+    // The large point layers are drawn on their own canvas (assets/hazmap_static.js), the lines
+    // and areas on theirs (assets/hazmap_vector.js).
+    [window.hazmapStatic, window.hazmapVector].forEach(canvas => {
+        const onCanvas = canvas ? canvas.drawn() : {};
+        Object.entries(onCanvas).forEach(([name, n]) => { if (n) { counts[name] = (counts[name] || 0) + n; } });
+    });
     return counts;
 }"""
 
@@ -126,7 +130,7 @@ def test_every_layer_draws_every_feature_the_store_holds(page, live_server, cons
         label.click()
     wait_for_counts(page, expected_counts(live_server))
     levels = page.evaluate(DRAW_LEVELS_JS)
-    on_leaflet = [layer.name for layer in LAYERS if layer.name not in CANVAS_LAYERS]  # the rest: their canvas
+    on_leaflet = [layer.name for layer in LAYERS if layer.name not in CANVAS_LAYERS + VECTOR_LAYERS]  # the rest: ours
     assert len(levels) >= sum(expected_counts(live_server, on_leaflet).values())
     assert levels == sorted(levels), "the canvas draw list is not ordered by level"
 
@@ -136,6 +140,20 @@ def test_every_layer_draws_every_feature_the_store_holds(page, live_server, cons
 
 def click_feature(page, layer: str, feature_id: str, zoom: int = 16) -> None:
     """Centre the map on a point feature and click it where it is drawn, as an officer would."""
+    if layer in CANVAS_LAYERS:  # drawn on the static canvas (assets/hazmap_static.js), not by Leaflet
+        page.wait_for_function("([l, id]) => window.hazmapStatic && window.hazmapStatic.lonLatOf(l, id)",
+                               arg=[layer, feature_id], timeout=LOAD_TIMEOUT_MS)
+        lon, lat = page.evaluate("([l, id]) => window.hazmapStatic.lonLatOf(l, id)", [layer, feature_id])
+        page.evaluate("([lat, lon, z]) => window.hazmap.leafletMap.setView([lat, lon], z, {animate: false})",
+                      [lat, lon, zoom])
+        page.wait_for_timeout(300)  # let the canvas redraw at the new view
+        x, y = page.evaluate("""([lat, lon]) => {
+            const map = window.hazmap.leafletMap, p = map.latLngToContainerPoint([lat, lon]);
+            const box = map.getContainer().getBoundingClientRect();
+            return [box.left + p.x, box.top + p.y];
+        }""", [lat, lon])
+        page.mouse.click(x, y)
+        return
     position = page.evaluate(
         """([layerName, id, zoom]) => {
             const map = window.hazmap.leafletMap;

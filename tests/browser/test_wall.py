@@ -16,6 +16,7 @@ import shapely
 
 from layers.catalog import LAYERS, map_layer
 from layers.static_canvas import CANVAS_LAYERS, OUTLINE_MIN_ZOOM
+from layers.vector_canvas import VECTOR_LAYERS
 from tests.browser.conftest import SCREENSHOTS, WALL_2160, open_page
 from tests.browser.test_map import assert_no_console_errors, control_checkbox
 
@@ -128,6 +129,85 @@ def test_a_click_on_a_canvas_point_opens_it_in_the_panel(page, live_server, cons
     assert page.evaluate("([x, y]) => window.hazmapStatic.hitAt(x, y)", [x - 60 - page.evaluate(
         "window.hazmap.leafletMap.getContainer().getBoundingClientRect().left"), y - 60 - page.evaluate(
         "window.hazmap.leafletMap.getContainer().getBoundingClientRect().top")]) is None
+    assert_no_console_errors(console)
+
+
+# -- the vector canvas: lines and areas (assets/hazmap_vector.js, layers/vector_canvas.py) -------------
+
+def wait_for_vector(page, expected: dict[str, int]) -> dict[str, int]:
+    try:
+        page.wait_for_function(
+            """(wanted) => window.hazmapVector && Object.entries(wanted).every(
+                   ([name, n]) => window.hazmapVector.drawn()[name] === n)""",
+            arg=expected, timeout=LOAD_TIMEOUT_MS, polling=100)
+    except Exception as exc:
+        drawn = page.evaluate("window.hazmapVector ? window.hazmapVector.drawn() : null")
+        raise AssertionError(f"the vector canvas never drew {expected}; it drew {drawn}") from exc
+    return page.evaluate("window.hazmapVector.drawn()")
+
+
+def test_each_vector_layer_draws_every_stored_feature_and_none_is_on_leaflet(page, live_server, console):
+    stored = live_server.stored.counts
+    page.goto(live_server.url)
+    wait_for_vector(page, {name: stored[name] if map_layer(name).shown_by_default else 0 for name in VECTOR_LAYERS})
+    switch_on_every_layer(page)
+    assert wait_for_vector(page, {name: stored[name] for name in VECTOR_LAYERS}) == \
+        {name: stored[name] for name in VECTOR_LAYERS}
+    marks = page.evaluate("performance.getEntriesByType('mark').map(m => m.name)")
+    assert {f"hazmap:layer:{name}" for name in VECTOR_LAYERS} <= set(marks)
+    leaflet_drawn = page.evaluate("""(names) => { let n = 0; window.hazmap.leafletMap.eachLayer(l => {
+        if (l.feature && names.includes(l.options.hazmapLayer)) n++; }); return n; }""", list(VECTOR_LAYERS))
+    assert leaflet_drawn == 0
+    # the city view draws the coarsest band; a street's view a finer one, fetched when first needed
+    assert page.evaluate("window.hazmapVector.band('roads').index") == 0
+    road = live_server.stored.world.roads.geometry.iloc[0].interpolate(0.5, normalized=True)
+    set_view(page, road.x, road.y, 15)
+    page.wait_for_function("window.hazmapVector.band('roads').loaded", timeout=10_000)
+    assert page.evaluate("window.hazmapVector.band('roads').index") > 0
+    # switched off, a layer is gone from the canvas
+    label, _ = control_checkbox(page, map_layer("waybills").title[0])
+    label.click()
+    wait_for_vector(page, {"waybills": 0})
+    assert_no_console_errors(console)
+
+
+def _lonely_road(world) -> tuple[str, float, float]:
+    """A road's midpoint with no route, other road or point feature within 60 m."""
+    others = np.concatenate([world.table(n).geometry.to_numpy() for n in (
+        "hazard_sources", "monitoring_points", "vehicles", "wash_stations", "parking_lots", "service_areas",
+        "repair_shops", "entities", "waybills")] + [shapely.point_on_surface(world.sensitive_sites.geometry.to_numpy())])
+    tree, roads = shapely.STRtree(others), world.roads.geometry.to_numpy()
+    for i, middle in enumerate(shapely.line_interpolate_point(roads, 0.5, normalized=True)):
+        near_roads = shapely.dwithin(roads, middle, 6e-4).sum() - 1
+        if not len(tree.query(middle, predicate="dwithin", distance=6e-4)) and not near_roads:
+            return str(world.roads["id"].iloc[i]), middle.x, middle.y
+    raise AssertionError("the demo world has no road standing alone")
+
+
+def test_a_click_on_a_road_opens_it_and_the_empty_map_beside_it_does_not(page, live_server, console):
+    road_id, lon, lat = _lonely_road(live_server.stored.world)
+    page.goto(live_server.url)
+    label, checkbox = control_checkbox(page, map_layer("roads").title[0])
+    if not checkbox.is_checked():
+        label.click()
+    wait_for_vector(page, {"roads": live_server.stored.counts["roads"]})
+    set_view(page, lon, lat, 16)
+    page.wait_for_function("window.hazmapVector.clickable().roads", timeout=10_000)
+    page.screenshot(path=str(SCREENSHOTS / "wall-road-click.png"))
+    x, y = container_pixel(page, lon, lat)
+    page.mouse.click(x, y)
+    panel = page.locator("#hz-panel.hz-open")
+    panel.wait_for(timeout=10_000)
+    assert panel.locator(".hz-panel-layer").inner_text() == map_layer("roads").title[0]
+    fields = dict(zip(panel.locator(".hz-panel-fields th").all_inner_texts(),
+                      panel.locator(".hz-panel-fields td").all_inner_texts()))
+    assert fields["编号"] == road_id
+    box = page.evaluate("(() => { const b = window.hazmap.leafletMap.getContainer().getBoundingClientRect(); "
+                        "return [b.left, b.top]; })()")
+    assert page.evaluate("([x, y]) => window.hazmapVector.hitAt(x, y)", [x - box[0], y - box[1]])["id"] == road_id
+    # 40 px beside it (no route, road or point within 60 m): no line; at most the district it lies in
+    beside = page.evaluate("([x, y]) => window.hazmapVector.hitAt(x, y)", [x - box[0] + 40, y - box[1] + 40])
+    assert beside is None or (beside["area"] and beside["layer"] == "districts"), beside
     assert_no_console_errors(console)
 
 
