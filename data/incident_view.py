@@ -145,6 +145,7 @@ def evidence(world: World, row: dict, store) -> dict:
         if store is not None:
             readings = store.read_readings(start, end, [subject])[["epoch_ms", "value"]].reset_index(drop=True)
         out["readings"] = readings
+        out["alarm_ms"] = int(_utc(row["first_time"]).value // 1_000_000)
         out["readings_window"] = [int(start.value // 1_000_000), int(end.value // 1_000_000)]
         return out
     if kind == "route_deviation":

@@ -83,8 +83,8 @@ def _evidence_on_map(drawn: dict | None) -> html.Div | None:
 
 
 def _readings_chart(drawn: dict, language: str) -> list:
-    """A point's readings around its alarm, with its level 1 and 2 lines."""
-    from layers.panels.charts import graph, readings_figure
+    """A point's readings around its alarm, with its level 1 and 2 lines and a mark where it began."""
+    from layers.panels.charts import graph, local_ms, readings_figure
     from layers.panels.common import nothing
     from layers.panels.monitoring_point import alarm_levels
 
@@ -92,10 +92,17 @@ def _readings_chart(drawn: dict, language: str) -> list:
     point = drawn.get("point_row")
     level_1, level_2 = alarm_levels(point) if point is not None else (None, None)
     unit = str(point["unit"]) if point is not None else ""
-    chart = graph(readings_figure(readings["epoch_ms"], readings["value"], unit, level_1, level_2, language),
-                  "incident-readings") if readings is not None and len(readings) else nothing(language)
+    if readings is None or not len(readings):
+        return section(L["readings"], language, nothing(language), count=0)
+    figure = readings_figure(readings["epoch_ms"], readings["value"], unit, level_1, level_2, language)
+    if drawn.get("alarm_ms") is not None:  # where the alarm began, on the chart's wall clock
+        at = int(local_ms([drawn["alarm_ms"]])[0])
+        figure["layout"].setdefault("shapes", []).append(
+            {"type": "line", "x0": at, "x1": at, "xref": "x", "y0": 0, "y1": 1, "yref": "paper",
+             "line": {"color": "#ff4d6d", "width": 1.5, "dash": "dot"}})
+    chart = graph(figure, "incident-readings")
     return section(L["readings"], language, html.Div(chart, className="hz-incident-readings"),
-                   count=0 if readings is None else len(readings))
+                   count=len(readings))
 
 
 def _stamp(value) -> str:

@@ -181,6 +181,10 @@ def test_the_incidents_evidence_is_drawn_as_the_store_holds_it(page, incident_ap
         levels = [v for v in (point["high"], point["high_high"]) if pd.notna(v)] or \
             [v for v in (point["low"], point["low_low"]) if pd.notna(v)]
         assert [name for name, _ in traces[1:]] == ["一级报警", "二级报警"][:len(levels)]
+        marks = page.evaluate("() => document.querySelector('.hz-incident-readings .js-plotly-plot')"
+                              ".layout.shapes.map(s => s.x0)")
+        wall = first.tz_convert("Asia/Shanghai").tz_localize(None)  # the chart's axis is Ningbo's wall clock
+        assert marks == [int(wall.value // 1_000_000)]
     page.wait_for_timeout(300)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"incident_evidence_{kind}.png"))
