@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -115,8 +116,13 @@ def run(seed: int, scale: float, samples: int, tracks: int) -> dict[str, float]:
 # - replay_load_ms: the press on a truck to its replay ready (track drawn, marker, slider, marks:
 #   assets/hazmap_panel.js readyAt), p90 over the trucks; replay_positions: the positions it holds;
 # - panel_first_open_ms: the very first panel of the page (Plotly's bundle loads then), not in the p90s;
-# - panel_misses: clicks whose panel showed another entity or none within PANEL_TIMEOUT_MS.
+# - panel_misses: clicks whose panel showed another entity or none within PANEL_TIMEOUT_MS;
+# - anchor_panel_open_ms_p90: the repair shops' attribute panels (ANCHOR_KIND); ratio_panel_open:
+#   panel_open_ms_p90 / anchor; load_average_1min: the machine's load when the run ended.
 BROWSER_KINDS = ("vehicles", "hazard_sources", "monitoring_points", "entities", "sensitive_sites", "wash_stations")
+# The anchor, in the same run: the same click on a repair shop, whose panel is the plain attribute
+# table (no drill-down data, no chart): what any panel costs on this machine at this moment.
+ANCHOR_KIND = "repair_shops"
 ISOLATED_M = 40.0
 CLICK_ZOOM = 17
 PANEL_TIMEOUT_MS = 20_000
@@ -124,6 +130,12 @@ READING_STEP_MS = 60_000
 
 PRESS_JS = """() => { if (window.__hzPress) return; window.__hzPress = true;
     document.addEventListener('pointerdown', () => { window.__pressAt = performance.now(); }, true); }"""
+
+ANCHOR_JS = """([layer, name]) => {
+    const title = document.querySelector('#hz-panel-body .hz-panel-title');
+    if (!title) return false;
+    return title.innerText === name ? {at: performance.now(), charts: 0} : {miss: true};
+}"""
 
 PAINTED_JS = """([layer, id]) => {
     const node = document.querySelector('#hz-panel-body .hz-panel-focus');
@@ -184,14 +196,14 @@ def _samples(world, live, samples: int, rng) -> dict[str, pd.DataFrame]:
 
     everywhere = _points_everywhere(world, live)
     chosen = {}
-    for kind in BROWSER_KINDS:
+    for kind in (*BROWSER_KINDS, ANCHOR_KIND):
         if kind == "vehicles":
             frame = live.positions[["lon", "lat"]].rename_axis("id").reset_index()
         else:
             table = world.table(kind)
             table = table[shapely.get_type_id(table.geometry.to_numpy()) == 0]
             frame = pd.DataFrame({"id": table["id"].astype(str).to_numpy(object), "lon": table.geometry.x.to_numpy(),
-                                  "lat": table.geometry.y.to_numpy()})
+                                  "lat": table.geometry.y.to_numpy(), "name": table["name"].astype(str).to_numpy(object)})
         frame = frame[_isolated(frame[["lon", "lat"]].to_numpy("float64"), everywhere)]
         take = rng.choice(len(frame), size=min(samples + 1, len(frame)), replace=False)  # + 1: the warm-up
         chosen[kind] = frame.iloc[np.sort(take)].reset_index(drop=True)
@@ -224,7 +236,7 @@ def _fill_store(store, world, chosen: dict[str, pd.DataFrame], now_ms: int, rng)
     store.write_readings(ReadingBatch.from_arrays(np.repeat(ids, steps), np.tile(times, len(ids)), values.ravel()))
 
 
-def _open(page, kind: str, feature_id: str, lon: float, lat: float) -> dict | None:
+def _open(page, kind: str, feature_id: str, lon: float, lat: float, name: str | None = None) -> dict | None:
     """Close the panel, centre the map on the entity at CLICK_ZOOM, press it; what PAINTED_JS saw
     (with the press's time), None when no panel came."""
     page.evaluate("() => { const b = document.getElementById('hz-panel-close'); if (b) b.click(); }")
@@ -241,7 +253,8 @@ def _open(page, kind: str, feature_id: str, lon: float, lat: float) -> dict | No
         return [box.left + p.x, box.top + p.y]; }""", [lat, lon, feature_id if kind == "vehicles" else None])
     page.mouse.click(x, y)
     try:
-        seen = page.wait_for_function(PAINTED_JS, arg=[kind, feature_id], polling="raf",
+        seen = page.wait_for_function(*((ANCHOR_JS, [kind, name]) if kind == ANCHOR_KIND else
+                                        (PAINTED_JS, [kind, feature_id])), polling="raf",
                                       timeout=PANEL_TIMEOUT_MS).json_value()
     except Exception:  # noqa: BLE001 - no panel: a miss, counted
         return None
@@ -288,10 +301,11 @@ def browser_figures(browser, world, *, seed: int = 7, samples: int = 15) -> dict
             page.wait_for_timeout(2000)
             page.evaluate(PRESS_JS)
             every, misses, replays, positions = [], 0, [], []
-            for kind in BROWSER_KINDS:
+            for kind in (*BROWSER_KINDS, ANCHOR_KIND):
                 times = []
-                for i, item in enumerate(chosen[kind].itertuples(index=False)):
-                    seen = _open(page, kind, str(item.id), float(item.lon), float(item.lat))
+                for item in chosen[kind].itertuples(index=False):
+                    seen = _open(page, kind, str(item.id), float(item.lon), float(item.lat),
+                                 getattr(item, "name", None))
                     if seen is None or seen.get("miss"):
                         misses += 1
                         continue
@@ -302,6 +316,9 @@ def browser_figures(browser, world, *, seed: int = 7, samples: int = 15) -> dict
                     if "replayAt" in seen:
                         replays.append(seen["replayAt"] - seen["pressAt"])
                         positions.append(seen["positions"])
+                if kind == ANCHOR_KIND:
+                    figures["anchor_panel_open_ms_p90"] = float(np.percentile(times, 90)) if times else float("nan")
+                    continue
                 figures[f"panel_open_ms_p90_{kind}"] = float(np.percentile(times, 90)) if times else float("nan")
                 figures[f"panel_open_n_{kind}"] = len(times)
                 every += times
@@ -310,6 +327,8 @@ def browser_figures(browser, world, *, seed: int = 7, samples: int = 15) -> dict
             figures["replay_load_ms"] = float(np.percentile(replays, 90)) if replays else float("nan")
             figures["replay_positions"] = float(np.median(positions)) if positions else float("nan")
             figures["panel_misses"] = misses
+            figures["ratio_panel_open"] = figures["panel_open_ms_p90"] / figures["anchor_panel_open_ms_p90"]
+            figures["load_average_1min"] = os.getloadavg()[0]
             context.close()
         finally:
             if server is not None:

@@ -153,7 +153,8 @@ def test_the_replay_moves_the_marker_along_the_stored_track(page, drill_app):
     click_feature(page, "vehicles", env.vehicle)
     page.wait_for_selector("#hz-panel .hz-replay-play", timeout=15_000)
     start = page.evaluate("window.hazmapPanel.replay()")
-    assert start["t"] in set(ms[:3].tolist())  # the first report inside the last 24 h
+    # the first report inside the server's last 24 h (the page takes a while to load on a busy machine)
+    assert start["t"] in set(ms.tolist()) and start["t"] <= ms[0] + 600_000
     page.select_option(".hz-replay-speed", "600")
     page.click(".hz-replay-play")
     page.wait_for_timeout(1500)
