@@ -381,6 +381,14 @@ def test_the_grid_route_answers_and_refuses_clearly(demo_world, tmp_path):
     bad = client.get("/grid/v1/state?res=5")
     assert bad.status_code == 400 and "res must be one of" in bad.get_json()["error"]
     assert client.get("/grid/v1/state?res=8&since=-1").status_code == 400
+    # the counts per cell below the symbols' zoom (layers/grid.PointCounts)
+    counts = client.get("/grid/v1/counts?res=6")
+    assert counts.status_code == 200 and counts.headers["Cache-Control"] == "no-store"
+    layers = counts.get_json()["layers"]
+    assert sum(layers["entities"]["n"]) == len(demo_world.entities) and layers["vehicles"]["ids"] == []
+    assert client.get("/grid/v2/counts?res=6").status_code == 404
+    assert "res must be one of" in client.get("/grid/v1/counts?res=8").get_json()["error"]
+    assert client.get("/grid/v1/counts?res=x").status_code == 400
 
 
 def test_sites_reached_agree_with_a_brute_force_shapely_oracle(demo_world):
