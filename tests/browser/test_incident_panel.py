@@ -114,7 +114,7 @@ def open_incident(page, incident_id: str) -> None:
     """As the ticker, the queue and a panel's incident list do: the incident opens in the panel."""
     page.evaluate("(id) => window.dash_clientside.set_props('hz-live-click', "
                   "{data: {layer: 'incidents', id: id, at: Date.now()}})", incident_id)
-    page.wait_for_selector("#hz-panel.hz-open .hz-drill", timeout=15_000)
+    page.wait_for_selector(f"#hz-panel.hz-open .hz-panel-title[data-id='{incident_id}'] ~ .hz-drill", timeout=15_000)
 
 
 def drawn_evidence(page, incident_id: str) -> dict:
@@ -359,6 +359,9 @@ def test_another_departments_user_gets_no_action_nor_impact_view(page, incident_
     env = incident_app.env
     login(page, env, "dept2")
     for layer in ("incidents", "impact"):
+        if page.locator("#hz-panel.hz-open").count():  # closed first, so the next answer is this one's
+            page.click("#hz-panel-close")
+            page.wait_for_selector("#hz-panel:not(.hz-open)", state="attached", timeout=15_000)
         page.evaluate("([layer, id]) => window.dash_clientside.set_props('hz-live-click', "
                       "{data: {layer: layer, id: id, at: Date.now()}})", [layer, env.incident])
         page.wait_for_selector("#hz-panel.hz-open", timeout=15_000)
