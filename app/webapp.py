@@ -632,7 +632,8 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
         """The impact view's texts to the driver, refreshed: the terminal's answer shows when it comes."""
         from data.incident_view import driver_texts
 
-        incident_id = str(ctx.triggered_id["id"])
+        # drawn (no trigger yet): the output's own id says which incident
+        incident_id = str((ctx.triggered_id or ctx.outputs_list["id"])["id"])
         try:
             _incident_actions(incident_id)  # LookupError: not the user's to see
         except LookupError:
