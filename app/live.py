@@ -318,7 +318,9 @@ class LiveMonitor:
         (the risk grid weighs it; the truck's panel shows it)."""
         newest = pd.Series(np.asarray(batch.epoch_ms, "int64")).groupby(np.asarray(batch.vehicle_id, object)).max()
         states, rows = self._engine.cargo_states(newest.index.to_numpy(object), newest.to_numpy("int64"))
-        waybill_ids = self.world.waybills["id"].astype(object).to_numpy()
+        if getattr(self, "_waybill_ids", None) is None:  # once: converting the id column costs ~1 ms a batch
+            self._waybill_ids = self.world.waybills["id"].astype(object).to_numpy()
+        waybill_ids = self._waybill_ids
         ids = np.where(rows >= 0, waybill_ids[np.maximum(rows, 0)] if len(waybill_ids) else None, None)
         with self._lock:
             self._live.apply_cargo(newest.index.to_numpy(object), states, ids)
