@@ -203,7 +203,7 @@ def _samples(world, live, samples: int, rng) -> dict[str, pd.DataFrame]:
             table = world.table(kind)
             table = table[shapely.get_type_id(table.geometry.to_numpy()) == 0]
             frame = pd.DataFrame({"id": table["id"].astype(str).to_numpy(object), "lon": table.geometry.x.to_numpy(),
-                                  "lat": table.geometry.y.to_numpy(), "name": table["name"].astype(str).to_numpy(object)})
+                                  "lat": table.geometry.y.to_numpy(), "name": table["name" if "name" in table.columns else "id"].astype(str).to_numpy(object)})
         frame = frame[_isolated(frame[["lon", "lat"]].to_numpy("float64"), everywhere)]
         take = rng.choice(len(frame), size=min(samples + 1, len(frame)), replace=False)  # + 1: the warm-up
         chosen[kind] = frame.iloc[np.sort(take)].reset_index(drop=True)

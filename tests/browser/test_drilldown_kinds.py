@@ -157,7 +157,12 @@ def click_drawn(page, lon: float, lat: float, zoom: int = 17) -> None:
 
 
 def wait_panel(page, feature_id: str) -> None:
-    page.wait_for_function(FOCUS_JS, arg=feature_id, timeout=20_000)
+    try:
+        page.wait_for_function(FOCUS_JS, arg=feature_id, timeout=20_000)
+    except Exception:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"drilldown_no_panel_{feature_id}.png"))
+        raise AssertionError(f"no panel for {feature_id}: {page.inner_text('#hz-panel-body')[:300]!r}") from None
 
 
 def centre(page) -> tuple[float, float]:
