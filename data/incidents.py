@@ -13,10 +13,13 @@ the same transaction, and `apply_stored_events` records the last applied `seq` t
 crash loses nothing acknowledged and doubles nothing. The inbox is a view of the recipients
 (pending rows of one recipient), not a copy.
 
-Lifecycle decisions are pure (spatial/incidents/lifecycle.py); routing is
-spatial/incidents/routing.py; KPIs spatial/incidents/kpis.py. Bulk writes go through the driver's
-executemany with times in the backend's wire form (µs since the epoch on SQLite, aware datetimes
-on PostgreSQL) and JSON as text, so a year of incidents is not converted value by value.
+Lifecycle decisions are pure: a batch is planned set-based (spatial/incidents/batch.py, the
+event-by-event reference being spatial/incidents/lifecycle.py); routing is
+spatial/incidents/routing.py; KPIs spatial/incidents/kpis.py. Each table is written once per
+batch (`_insert`): one executemany on SQLite, a COPY on PostgreSQL (upserts COPY into a per-
+connection temporary table emptied at commit, then one INSERT … SELECT … ON CONFLICT), with
+times in the backend's wire form (µs since the epoch on SQLite, ISO text for COPY) and JSON built
+as text in bulk, so a year of incidents is not converted value by value.
 """
 
 from __future__ import annotations
