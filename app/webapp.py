@@ -248,8 +248,10 @@ class _Screen:
                                 html.Button("×", id="hz-panel-close", className="hz-panel-close",
                                             title=ui("close", language), n_clicks=0),
                                 html.Div(id="hz-panel-body"),
-                                # loads Plotly's bundle with the page, not with the first chart a click opens
-                                dcc.Graph(id="hz-panel-plotly", style={"display": "none"}, config={"staticPlot": True}),
+                                # Plotly's bundle loads after the wall's first paint (a hidden graph put
+                                # here later), not with the first chart a click opens nor before the map
+                                html.Div(id="hz-panel-plotly-slot"),
+                                dcc.Interval(id="hz-panel-plotly-later", interval=4000, max_intervals=1),
                             ],
                         ),
                         snapshot_panel(language),  # the drawn area's snapshot, downloaded (app/screen_reports.py)
@@ -605,6 +607,11 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
             return [html.P(ui("not_found", language))], "hz-panel hz-open"
         live = live_rows(_snapshot(screen.live), layer, feature_id, language) if screen.live is not None else []
         return _panel_children(details, live, language), "hz-panel hz-open"
+
+    @web.callback(Output("hz-panel-plotly-slot", "children"), Input("hz-panel-plotly-later", "n_intervals"),
+                  prevent_initial_call=True)
+    def load_plotly_later(_n):
+        return dcc.Graph(id="hz-panel-plotly", style={"display": "none"}, config={"staticPlot": True})
 
     # A drill-down chart's time window switch (truck speed 2 h / 24 h, point readings 1 h / 24 h / 7 d)
     # redraws that chart only, for the entity the panel shows (the last entry of its back stack).
