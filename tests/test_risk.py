@@ -575,3 +575,33 @@ def test_point_counts_per_cell_roll_up_each_layers_finest_cells(demo_world):
     assert all(not layer["ids"] for layer in hidden["layers"].values())
     with pytest.raises(ValueError, match="res must be one of"):
         counts.frame(9)
+
+
+def test_sites_reached_from_lonlat_equal_the_exact_projections(demo_world):
+    """The fitted projection only nominates: every pair equals `reached` on pyproj's exact
+    projection, for threats anywhere in the box, on the threshold itself (decided again exactly),
+    and outside the fitted box."""
+    import shapely
+
+    from spatial.crs import from_metric, geometry_to_metric, to_metric
+    from spatial.risk import Sites
+
+    sites = Sites(demo_world.sensitive_sites, RiskWeights())
+    assert sites._fit is not None and sites._fit.error_m < 1e-3
+    rng = np.random.default_rng(9)
+    west, south, east, north = demo_world.sensitive_sites.total_bounds
+    points = geometry_to_metric(shapely.point_on_surface(demo_world.sensitive_sites.geometry.to_numpy()))
+    pick = rng.integers(0, len(points), 300)
+    angle = rng.uniform(0, 2 * np.pi, 300)
+    d = rng.choice([25.0, 100.0, 300.0, 800.0], 300)
+    # on the threshold of a point site (and of an area's anchor), near it, anywhere, far outside
+    edge_lon, edge_lat = from_metric(shapely.get_x(points[pick]) + d * np.cos(angle),
+                                     shapely.get_y(points[pick]) + d * np.sin(angle))
+    lon = np.r_[edge_lon, rng.uniform(west, east, 300), [west - 3.0, np.nan]]
+    lat = np.r_[edge_lat, rng.uniform(south, north, 300), [south - 3.0, 30.0]]
+    distance = np.r_[d, rng.choice([25.0, 300.0, 2500.0], 300), [800.0, 800.0]]
+    got = sites.reached_lonlat(lon, lat, distance)
+    x, y = (np.asarray(v) for v in to_metric(lon, lat))
+    want = sites.reached(x, y, distance)
+    assert len(want[0]) > 100
+    assert sorted(zip(*map(np.ndarray.tolist, got))) == sorted(zip(*map(np.ndarray.tolist, want)))
