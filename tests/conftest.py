@@ -8,12 +8,22 @@ migrated. A missing server goes through tests.services.missing_service (a failur
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import pytest
 import sqlalchemy as sa
 
 from tests.services import missing_service, postgis_admin_url
+
+# The test servers' werkzeug request log would install its own StreamHandler on the stderr that
+# pytest captures for one test and later closes. Its server threads then print "--- Logging error
+# ---" tracebacks, and CPython 3.11's traceback printing calls ast.parse: two threads parsing at
+# once raise "SystemError: AST constructor recursion depth mismatch" (CPython gh-106905, a thread
+# race fixed after 3.11.7, which pyenv has here) inside pytest's report of a failing test, an INTERNALERROR that ends the run.
+# A NullHandler keeps werkzeug from adding its handler; its warnings still reach pytest's capture.
+logging.getLogger("werkzeug").addHandler(logging.NullHandler())
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 STORE_BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
