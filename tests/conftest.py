@@ -20,8 +20,9 @@ from tests.services import missing_service, postgis_admin_url
 # pytest captures for one test and later closes. Its server threads then print "--- Logging error
 # ---" tracebacks, and CPython 3.11's traceback printing calls ast.parse: two threads parsing at
 # once raise "SystemError: AST constructor recursion depth mismatch" (CPython gh-106905, a thread
-# race fixed after 3.11.7, which pyenv has here) inside pytest's report of a failing test, an INTERNALERROR that ends the run.
-# A NullHandler keeps werkzeug from adding its handler; its warnings still reach pytest's capture.
+# race fixed after 3.11.7, the pyenv Python here) inside pytest's report of a failing test: an
+# INTERNALERROR that ends the whole run. A NullHandler keeps werkzeug from adding its handler;
+# its warnings still reach pytest's log capture.
 logging.getLogger("werkzeug").addHandler(logging.NullHandler())
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
