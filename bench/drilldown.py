@@ -239,8 +239,15 @@ def _fill_store(store, world, chosen: dict[str, pd.DataFrame], now_ms: int, rng)
 def _open(page, kind: str, feature_id: str, lon: float, lat: float, name: str | None = None) -> dict | None:
     """Close the panel, centre the map on the entity at CLICK_ZOOM, press it; what PAINTED_JS saw
     (with the press's time), None when no panel came."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page.evaluate("() => { const b = document.getElementById('hz-panel-close'); if (b) b.click(); }")
-    page.wait_for_function("() => !document.querySelector('#hz-panel-body .hz-panel-focus')", timeout=PANEL_TIMEOUT_MS)
+    try:
+        page.wait_for_function("() => !document.querySelector('#hz-panel-body .hz-panel-focus')",
+                               timeout=PANEL_TIMEOUT_MS)
+    except PlaywrightTimeout:  # the panel did not close: this sample is a miss, counted
+        print(f"drill-down bench: the panel did not close before {kind} {feature_id}")
+        return None
     if kind == "vehicles":  # where the screen has the truck now (it may have moved since the sample)
         lon, lat = page.evaluate("(id) => window.hazmapLive.positionsOf(id)", feature_id) or (lon, lat)
     page.evaluate("([lat, lon, z]) => { window.hazmap.leafletMap.setView([lat, lon], z, {animate: false}); }",
@@ -253,10 +260,10 @@ def _open(page, kind: str, feature_id: str, lon: float, lat: float, name: str | 
         return [box.left + p.x, box.top + p.y]; }""", [lat, lon, feature_id if kind == "vehicles" else None])
     page.mouse.click(x, y)
     try:
-        seen = page.wait_for_function(*((ANCHOR_JS, [kind, name]) if kind == ANCHOR_KIND else
-                                        (PAINTED_JS, [kind, feature_id])), polling="raf",
+        script, arg = (ANCHOR_JS, [kind, name]) if kind == ANCHOR_KIND else (PAINTED_JS, [kind, feature_id])
+        seen = page.wait_for_function(script, arg=arg, polling="raf",
                                       timeout=PANEL_TIMEOUT_MS).json_value()
-    except Exception:  # noqa: BLE001 - no panel: a miss, counted
+    except PlaywrightTimeout:  # no panel: a miss, counted
         return None
     if seen.get("miss"):
         page.screenshot(path=str(Path(tempfile.gettempdir()) / f"hazmap-drill-miss-{kind}.png"))
@@ -298,7 +305,9 @@ def browser_figures(browser, world, *, seed: int = 7, samples: int = 15) -> dict
             page.goto(f"http://127.0.0.1:{server.server_port}/")
             page.wait_for_function("() => window.hazmap && window.hazmap.leafletMap && window.hazmapPanel "
                                    "&& window.hazmapLive && window.hazmapLive.trucks > 0", timeout=120_000)
-            page.wait_for_timeout(2000)
+            # the wall loads Plotly's bundle a few seconds after its first paint: not in the first click
+            page.wait_for_function("() => !!window.Plotly", timeout=120_000)
+            page.wait_for_timeout(1000)
             page.evaluate(PRESS_JS)
             every, misses, replays, positions = [], 0, [], []
             for kind in (*BROWSER_KINDS, ANCHOR_KIND):
