@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     figures = run(args.seed, args.scale, args.samples, args.tracks)
     for name, value in figures.items():
         print(f"{name:32s} {value:10.1f}")
-    print(f"targets (browser included, not measured here): {TARGETS}")
+    print(f"targets (click to painted panel, in the browser: hazmap bench map --part drilldown): {TARGETS}")
 
 
 if __name__ == "__main__":
