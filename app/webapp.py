@@ -249,9 +249,11 @@ class _Screen:
                                             title=ui("close", language), n_clicks=0),
                                 html.Div(id="hz-panel-body"),
                                 # Plotly's bundle loads after the wall's first paint (a hidden graph put
-                                # here later), not with the first chart a click opens nor before the map
+                                # here when assets/hazmap_canvas.js sets the store; the interval: a wall
+                                # with no canvas layer shown), not with the first chart a click opens
                                 html.Div(id="hz-panel-plotly-slot"),
-                                dcc.Interval(id="hz-panel-plotly-later", interval=4000, max_intervals=1),
+                                dcc.Store(id="hz-panel-plotly-go"),
+                                dcc.Interval(id="hz-panel-plotly-later", interval=20_000, max_intervals=1),
                             ],
                         ),
                         snapshot_panel(language),  # the drawn area's snapshot, downloaded (app/screen_reports.py)
@@ -608,9 +610,12 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
         live = live_rows(_snapshot(screen.live), layer, feature_id, language) if screen.live is not None else []
         return _panel_children(details, live, language), "hz-panel hz-open"
 
-    @web.callback(Output("hz-panel-plotly-slot", "children"), Input("hz-panel-plotly-later", "n_intervals"),
+    @web.callback(Output("hz-panel-plotly-slot", "children"), Input("hz-panel-plotly-go", "data"),
+                  Input("hz-panel-plotly-later", "n_intervals"), State("hz-panel-plotly-slot", "children"),
                   prevent_initial_call=True)
-    def load_plotly_later(_n):
+    def load_plotly_later(_go, _n, loaded):
+        if loaded:
+            return dash.no_update
         return dcc.Graph(id="hz-panel-plotly", style={"display": "none"}, config={"staticPlot": True})
 
     # A drill-down chart's time window switch (truck speed 2 h / 24 h, point readings 1 h / 24 h / 7 d)
