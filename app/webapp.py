@@ -51,12 +51,12 @@ from layers.catalog import (
     world_bounds,
 )
 from layers.details import FeatureDetails, FeatureDirectory
+from layers.display_crs import leaflet_crs
 from layers.panels import BACK_N as PANEL_BACK_N, HISTORY_TYPE as PANEL_HISTORY_TYPE
 from layers.panels import KINDS as PANEL_KINDS, build_panel, next_history
 from layers.panels import CHART_TYPE as PANEL_CHART_TYPE, WINDOW_TYPE as PANEL_WINDOW_TYPE, \
     window_figure as panel_window_figure
 from layers.panels.impact import LAYER as IMPACT_LAYER, TEXTS_TYPE as IMPACT_TEXTS_TYPE, TICK_TYPE as IMPACT_TICK_TYPE
-from layers.display_crs import leaflet_crs
 from layers.panels.impact import build as build_impact, texts_table as impact_texts_table
 from layers.grid import GRID_ITEM_TYPE, GRID_TITLE, GridFeed, PointCounts, grid_legend, panel_children as grid_panel_children
 from layers.grid import screen_config as grid_screen_config
@@ -74,8 +74,8 @@ from layers.header import TICKER_LABELS, header_children, header_figures, incide
 from layers.search import NO_HITS, SEARCH_PLACEHOLDER, SearchIndex
 from layers.static_canvas import CANVAS_LAYERS, build_canvas_payloads, canvas_config, canvas_payload
 from layers.vector_canvas import VECTOR_LAYERS, build_vector_payloads, vector_config, vector_payloads
-from layers.style import BASE_HIDEOUT, LANGUAGES, LegendGroup, layer_style, legend, text
 from layers.geojson import feature_collection
+from layers.style import BASE_HIDEOUT, LANGUAGES, LegendGroup, layer_style, legend, text
 from spatial.model import LAYER_NAMES, LiveState, World
 from spatial.risk import weights_from
 
@@ -206,12 +206,12 @@ class _Screen:
         return html.Div(
             className="hz-root",
             lang="zh-CN" if language == "zh" else "en",
+            **{"data-bounds": json.dumps(self.bounds)},  # fitted again once the layout settles (hazmap_wall.js)
             children=[
                 dcc.Store(id="hz-language", data=language),
                 # Overlay title -> layer file: what the clientside loader fetches when an
                 # overlay that starts off is first switched on.
                 dcc.Store(id="hz-layer-files", data={
-            **{"data-bounds": json.dumps(self.bounds)},  # fitted again once the layout settles (hazmap_wall.js)
                     "names": {text(layer.title, language): layer.name for layer in LAYERS},
                     "urls": {layer.name: self.layer_url(layer.name) for layer in LAYERS},
                 }),

@@ -135,12 +135,3 @@ def _site(links: Links, site_id, data: dict):
     if not isinstance(site_id, str):
         return "—"
     return links.to("entities", site_id, data.get("site_names", {}).get(site_id, site_id))
-
-
-def cargo_state(data: dict, language: str) -> str:
-    """The engine's cargo state (LiveState.cargo: loaded / empty, not cleaned / empty, clean), else
-    loaded or empty from the waybills."""
-    state = data.get("cargo_state")
-    if state in VALUE_LABELS["cargo_state"]:
-        return text(VALUE_LABELS["cargo_state"][state], language)
-    return text(CARGO[data["cargo"]], language)
