@@ -460,7 +460,8 @@ def _drill_panel(screen: "_Screen", layer: str, feature_id: str, language: str, 
     from data.drilldown import gather
 
     live = _snapshot(screen.live) if screen.live is not None else None
-    data = gather(screen.world, layer, feature_id, live=live, store=getattr(screen, "store", None))
+    data = gather(screen.world, layer, feature_id, live=live, store=getattr(screen, "store", None),
+                  visible=request_visible())  # a department's or enterprise's related rows only
     head = None if layer == "incidents" else _panel_children(
         screen.directory.describe(layer, feature_id, language),
         live_rows(live, layer, feature_id, language) if live is not None else [], language)
@@ -473,7 +474,8 @@ def _impact_panel(screen: "_Screen", feature_id: str, language: str, history: li
     from data.incident_view import impact_view
 
     live = _snapshot(screen.live) if screen.live is not None else None
-    data = impact_view(screen.world, feature_id, live=live, store=getattr(screen, "store", None))
+    data = impact_view(screen.world, feature_id, live=live, store=getattr(screen, "store", None),
+                       visible=request_visible())
     return build_impact(data, language, next_history(history, IMPACT_LAYER, feature_id, back), actions)
 
 

@@ -472,11 +472,67 @@ GATHERERS = {"vehicles": truck, "hazard_sources": hazard_source, "monitoring_poi
              "entities": enterprise, "sensitive_sites": sensitive_site, "wash_stations": wash_station}
 
 
-def gather(world: World, layer: str, feature_id: str, **kwargs) -> dict:
-    """The panel data of one entity of a drill-down kind (KINDS)."""
+def gather(world: World, layer: str, feature_id: str, *, visible=None, **kwargs) -> dict:
+    """The panel data of one entity of a drill-down kind (KINDS); `visible` (app/permissions.Visible:
+    `features`, `incidents`; None: the user sees all) narrows its related rows (`narrow`)."""
     if layer not in GATHERERS:
         raise LookupError(f"no drill-down panel for layer {layer!r}")
-    return GATHERERS[layer](world, feature_id, **kwargs)
+    return narrow(GATHERERS[layer](world, feature_id, **kwargs), visible)
+
+
+# --- a scoped user's panel (issue 14: each sees its own warnings and nobody else's) ----------------
+
+# panel key -> the column naming the related feature; each frame is cut to the visible ids in one isin.
+# The city's public layers (sensitive sites, stations, zones ...) are never narrowed.
+RELATED_FEATURES = {"hazard_sources": "id", "points": "id", "vehicles": "id", "trucks": "id", "readings": "point_id",
+                    "visits": "vehicle_id", "washed": "vehicle_id"}
+RELATED_INCIDENTS = ("incidents", "replay_incidents")
+RELATED_ROWS = ("carrier", "entity")  # one enterprise row (a truck's carrier, a source's owner)
+
+
+def _keep(frame: pd.DataFrame, column: str, ids) -> pd.DataFrame:
+    return frame[frame[column].astype(str).isin(ids).to_numpy(bool)]
+
+
+def narrow_impact(view, visible) -> tuple[object, dict[str, int]]:
+    """An impact (spatial.impact.Impact) with the hazard sources and trucks `visible` does not name
+    dropped, and how many each list lost (the sites inside stay: a public layer)."""
+    if visible is None:
+        return view, {"hazard_sources": 0, "trucks": 0}
+    import dataclasses
+
+    sources = _keep(view.hazard_sources, "id", visible.features)
+    trucks = _keep(view.trucks, "id", visible.features)
+    hidden = {"hazard_sources": len(view.hazard_sources) - len(sources), "trucks": len(view.trucks) - len(trucks)}
+    return dataclasses.replace(view, hazard_sources=sources, trucks=trucks), hidden
+
+
+def narrow(data: dict, visible) -> dict:
+    """The panel `data` without the related rows `visible` does not name: other enterprises' trucks,
+    sources and points, incidents not routed to the user; `data["hidden"]` counts the rows dropped
+    from the lists a user reads as "who is near" (trucks, hazard sources), so the panel can say the
+    picture is partial. None: everything kept."""
+    if visible is None:
+        return data
+    out, hidden = dict(data), {}
+    for key, column in RELATED_FEATURES.items():
+        frame = out.get(key)
+        if isinstance(frame, pd.DataFrame) and column in frame.columns:
+            out[key] = _keep(frame, column, visible.features)
+            hidden[key] = len(frame) - len(out[key])
+    for key in RELATED_INCIDENTS:
+        frame = out.get(key)
+        if isinstance(frame, pd.DataFrame) and "id" in frame.columns:
+            out[key] = _keep(frame, "id", visible.incidents)
+    for key in RELATED_ROWS:
+        row = out.get(key)
+        if row is not None and str(row["id"]) not in visible.features:
+            out[key] = None
+    if out.get("impact") is not None:
+        out["impact"], lost = narrow_impact(out["impact"], visible)
+        hidden["trucks"] = lost["trucks"]
+    out["hidden"] = hidden
+    return out
 
 
 def chart_window(world: World, layer: str, feature_id: str, window, **kwargs) -> dict:

@@ -235,11 +235,14 @@ def _truck_position(world: World, live: LiveState | None, store, vehicle_id: str
     return None if geometry is None or geometry.is_empty else (float(geometry.x), float(geometry.y))
 
 
-def impact_view(world: World, feature_id: str, *, live: LiveState | None = None, store=None, now=None) -> dict:
+def impact_view(world: World, feature_id: str, *, live: LiveState | None = None, store=None, now=None,
+                visible=None) -> dict:
     """The impact view of a truck (VEH-), a hazard source (HS-) or an incident (INC-) about either
     (a monitoring point's incident: its hazard source): where, what cargo, ERG distances by the
-    incident's time (else now), what lies inside, nearest first, and who to call."""
-    from data.drilldown import _now, loaded_trucks, loaded_waybills
+    incident's time (else now), what lies inside, nearest first, and who to call. `visible`
+    (app/permissions.Visible; None: sees all): the hazard sources and trucks inside it does not
+    name are only counted (`hidden`)."""
+    from data.drilldown import _now, loaded_trucks, loaded_waybills, narrow_impact
 
     feature_id = str(feature_id)
     incident = None
@@ -303,6 +306,7 @@ def impact_view(world: World, feature_id: str, *, live: LiveState | None = None,
         raise LookupError(f"no impact view for {feature_id!r}: a truck, a hazard source or an incident about one")
     trucks = loaded_trucks(world, live, _now(live, now))  # who is loaded where now (the live positions' time)
     view = impact(world, lon, lat, goods["un_number"].astype(str).tolist(), at, trucks=trucks, exclude_ids=[subject])
+    view, out["hidden"] = narrow_impact(view, visible)
     inside = world.sensitive_sites.set_index("id").geometry.reindex(view.sites["id"])
     points = shapely.point_on_surface(inside.to_numpy()) if len(inside) else np.array([], dtype=object)
     out.update(lon=lon, lat=lat, goods=goods, impact=view,

@@ -222,3 +222,7 @@ LOGIN_LABELS: dict[str, Text] = {
     "submit": ("登录", "Log in"),
     "switch": ("English", "中文"),
 }
+
+# A drill-down or impact list narrowed to what a department or enterprise may see (app/permissions.py):
+# the rows it may not see are counted, not named, so the officer knows the picture is partial.
+OUTSIDE_SCOPE: Text = ("另有 {n} 个不在您的权限范围内", "{n} more outside your scope")

@@ -78,6 +78,15 @@ def section(title: Text | str, language: str, *children, count: int | None = Non
     return [html.H3(heading if count is None else f"{heading} ({count})"), *children]
 
 
+def outside_scope(data: dict, key: str, language: str) -> list:
+    """"N more outside your scope" under a list a scoped user sees only part of (data/drilldown.narrow's
+    `hidden`), nothing when it sees the whole list."""
+    from layers.labels import OUTSIDE_SCOPE
+
+    n = int((data.get("hidden") or {}).get(key, 0))
+    return [html.P(text(OUTSIDE_SCOPE, language).format(n=n), className="hz-panel-outside-scope")] if n else []
+
+
 def nothing(language: str) -> html.P:
     return html.P(text(NONE_TEXT, language), className="hz-panel-none")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from layers.panels.charts import sparkline
-from layers.panels.common import Links, fields, frame_, incidents, nothing, number, section, table
+from layers.panels.common import Links, fields, frame_, incidents, nothing, number, outside_scope, section, table
 from layers.panels.impact import open_link
 from layers.panels.monitoring_point import alarm_levels
 from layers.style import Text, text
@@ -59,7 +59,7 @@ def build(data: dict, language: str, history: list) -> list:
     body += section(L["trucks"], language, table(
         [text(("车辆", "Truck"), language), text(L["dist"], language)],
         [[links.to("vehicles", t), f"{d:,.0f}"] for t, d in zip(trucks["id"], trucks["distance_m"], strict=True)])
-        if len(trucks) else nothing(language), count=len(trucks))
+        if len(trucks) else nothing(language), *outside_scope(data, "trucks", language), count=len(trucks))
     sites = view.sites
     body += section(L["sites"], language, table(
         [text(("目标", "Site"), language), text(L["occupancy"], language), text(L["dist"], language)],

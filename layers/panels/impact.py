@@ -14,7 +14,7 @@ import pandas as pd
 from dash import dcc, html
 
 from layers.panels.common import (BACK_N, BACK_TEXT, FOCUS_TYPE, HISTORY_MAX, HISTORY_TYPE, LINK_TYPE, Links, fields,
-                                  local_time, nothing, section)
+                                  local_time, nothing, outside_scope, section)
 from layers.style import Text, text
 
 LAYER = "impact"  # the panel's pseudo-layer: links {layer: "impact", id: VEH-… | HS-… | INC-…}
@@ -164,12 +164,13 @@ def build(data: dict, language: str, history: list, actions: tuple[str, ...] = (
         view.hazard_sources, "hz-impact-sources",
         [text(L["name"], language), text(L["distance"], language), text(L["zone"], language)],
         lambda h: [links.to("hazard_sources", h.id, str(h.name)), f"{h.distance_m:,.0f}", zone(h.zone)])
-        if len(view.hazard_sources) else nothing(language), count=len(view.hazard_sources))
+        if len(view.hazard_sources) else nothing(language), *outside_scope(data, "hazard_sources", language),
+        count=len(view.hazard_sources))
     body += section(L["trucks"], language, _rows(
         view.trucks, "hz-impact-trucks",
         [text(L["subject"], language), text(L["distance"], language), text(L["zone"], language)],
         lambda t: [links.to("vehicles", t.id), f"{t.distance_m:,.0f}", zone(t.zone)])
-        if len(view.trucks) else nothing(language), count=len(view.trucks))
+        if len(view.trucks) else nothing(language), *outside_scope(data, "trucks", language), count=len(view.trucks))
     body += _texting(data, actions, language)
     focus = {"layer": LAYER, "id": str(data["id"]), "lon": float(data["lon"]), "lat": float(data["lat"]),
              "circles": _circles(distances)}

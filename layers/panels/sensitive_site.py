@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import shapely
 
-from layers.panels.common import Links, fields, frame_, incidents, nothing, section, table
+from layers.panels.common import Links, fields, frame_, incidents, nothing, outside_scope, section, table
 from layers.style import Text, text
 
 L: dict[str, Text] = {
@@ -29,11 +29,12 @@ def build(data: dict, language: str, history: list) -> list:
     body += section(L["trucks"], language, table(head, [
         [links.to("vehicles", i), f"{d:,.0f}", f"{r:,.0f}"]
         for i, d, r in zip(trucks["id"], trucks["distance_m"], trucks["radius_m"], strict=True)])
-        if len(trucks) else nothing(language), count=len(trucks))
+        if len(trucks) else nothing(language), *outside_scope(data, "trucks", language), count=len(trucks))
     body += section(L["sources"], language, table(head, [
         [links.to("hazard_sources", i, str(n)), f"{d:,.0f}", f"{r:,.0f}"]
         for i, n, d, r in zip(sources["id"], sources["name"], sources["distance_m"], sources["radius_m"],
-                              strict=True)]) if len(sources) else nothing(language), count=len(sources))
+                              strict=True)]) if len(sources) else nothing(language),
+        *outside_scope(data, "hazard_sources", language), count=len(sources))
     body += incidents(data["incidents"], language, links)
     centre = shapely.centroid(row.geometry)
     focus = {"layer": "sensitive_sites", "id": str(row["id"]), "lon": float(centre.x), "lat": float(centre.y)}
