@@ -70,13 +70,14 @@ def _catalogue(world: World) -> pd.DataFrame:
     return catalogue
 
 
-def incidents_of(store, subject_ids, limit: int = INCIDENTS_MAX, since: pd.Timestamp | None = None) -> pd.DataFrame:
+def incidents_of(store, subject_ids, limit: int = INCIDENTS_MAX, since: pd.Timestamp | None = None,
+                 only=None) -> pd.DataFrame:
     """The newest incidents about any of `subject_ids` (id, rule, subject_id, status, severity,
-    first_time, last_time, lon, lat); `since`: only those still going at or after it; empty
-    without a store."""
+    first_time, last_time, lon, lat); `since`: only those still going at or after it; `only`: among
+    these incident ids (a scoped user's, chosen before the limit); empty without a store."""
     columns = ["id", "rule", "subject_id", "status", "severity", "first_time", "last_time", "lon", "lat"]
     subjects = sorted({str(s) for s in subject_ids})
-    if store is None or not subjects:
+    if store is None or not subjects or (only is not None and not only):
         return pd.DataFrame(columns=columns)
     from data.incidents import incidents
 
@@ -85,6 +86,8 @@ def incidents_of(store, subject_ids, limit: int = INCIDENTS_MAX, since: pd.Times
              .order_by(incidents.c.first_time.desc(), incidents.c.id).limit(limit))
     if since is not None:
         query = query.where(incidents.c.last_time >= since.to_pydatetime())
+    if only is not None:
+        query = query.where(store._in_values(incidents.c.id, only, "in_ids"))
     with store.engine.connect() as connection:
         rows = connection.execute(query).all()
     return pd.DataFrame(rows, columns=columns)
@@ -217,10 +220,10 @@ def track_stops(track: pd.DataFrame, settings=None) -> pd.DataFrame:
     return out.sort_values(["vehicle_id", "start_ms"]).reset_index(drop=True)
 
 
-def replay_incidents(store, vehicle_id: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+def replay_incidents(store, vehicle_id: str, start: pd.Timestamp, end: pd.Timestamp, only=None) -> pd.DataFrame:
     """The truck's incidents going during the replay's window with a position: id, rule, epoch_ms
     (its first time, or the window's start for one that began before), lon, lat."""
-    frame = incidents_of(store, [vehicle_id], limit=200, since=start)
+    frame = incidents_of(store, [vehicle_id], limit=200, since=start, only=only)
     if not len(frame):
         return pd.DataFrame(columns=["id", "rule", "epoch_ms", "lon", "lat"])
     first = pd.to_datetime(frame["first_time"], utc=True)
@@ -289,7 +292,7 @@ def _entity_names(world: World, ids) -> dict[str, str]:
 
 
 def truck(world: World, vehicle_id: str, *, live: LiveState | None = None, store=None, now=None,
-          hours: int = SPEED_WINDOWS_H[0]) -> dict:
+          hours: int = SPEED_WINDOWS_H[0], incident_ids=None) -> dict:
     if hours not in SPEED_WINDOWS_H:
         raise ValueError(f"hours must be one of {SPEED_WINDOWS_H}, got {hours!r}")
     row = _row(world.vehicles, vehicle_id, "truck")
@@ -323,15 +326,16 @@ def truck(world: World, vehicle_id: str, *, live: LiveState | None = None, store
         "cargo_state": live.cargo["cargo_state"].get(vehicle_id) if live is not None else None,  # the engine's
         "position": position, "track": track, "replay": replay, "hours": hours, "now": at,
         "replay_stops": track_stops(replay.assign(vehicle_id=vehicle_id)),
-        "replay_incidents": replay_incidents(store, vehicle_id, start, at),
+        "replay_incidents": replay_incidents(store, vehicle_id, start, at, only=incident_ids),
         "speed_limit_kmh": _speed_limit(world, lon, lat) if np.isfinite(lon) else None,
-        "incidents": incidents_of(store, [vehicle_id]),
+        "incidents": incidents_of(store, [vehicle_id], only=incident_ids),
         "site_names": _entity_names(world, [] if waybill is None else [waybill["loading_site_id"],
                                                                         waybill["unloading_site_id"]]),
     }
 
 
-def hazard_source(world: World, source_id: str, *, live: LiveState | None = None, store=None, now=None) -> dict:
+def hazard_source(world: World, source_id: str, *, live: LiveState | None = None, store=None, now=None,
+                  incident_ids=None) -> dict:
     row = _row(world.hazard_sources, source_id, "hazard source")
     at = _now(live, now)
     catalogue = _catalogue(world)
@@ -357,32 +361,36 @@ def hazard_source(world: World, source_id: str, *, live: LiveState | None = None
             world.entities["id"] == row["entity_id"]).any() else None,
         "chemicals": chemicals, "alpha": alpha, "s_value": float(np.nansum(chemicals["ratio"])), "r_value": r,
         "grade": int(grade_for_r(r)), "points": points, "readings": readings, "impact": view, "now": at,
-        "incidents": incidents_of(store, [source_id, *points["id"]]),
+        "incidents": incidents_of(store, [source_id, *points["id"]], only=incident_ids),
     }
 
 
 def monitoring_point(world: World, point_id: str, *, live: LiveState | None = None, store=None, now=None,
-                     window: str = "24h") -> dict:
+                     window: str = "24h", incident_ids=None) -> dict:
     if window not in READING_WINDOWS_H:
         raise ValueError(f"window must be one of {tuple(READING_WINDOWS_H)}, got {window!r}")
     row = _row(world.monitoring_points, point_id, "monitoring point")
     at = _now(live, now)
     readings = point_readings(world, point_id, window, live=live, store=store, now=at)
     return {"row": row, "readings": readings, "window": window, "now": at,
-            "status_history": status_history(store, point_id, at), "incidents": incidents_of(store, [point_id])}
+            "status_history": status_history(store, point_id, at),
+            "incidents": incidents_of(store, [point_id], only=incident_ids)}
 
 
-def enterprise(world: World, entity_id: str, *, live: LiveState | None = None, store=None, now=None) -> dict:
+def enterprise(world: World, entity_id: str, *, live: LiveState | None = None, store=None, now=None,
+               incident_ids=None) -> dict:
     row = _row(world.entities, entity_id, "enterprise")
     sources = world.hazard_sources[world.hazard_sources["entity_id"] == entity_id]
     points = world.monitoring_points[world.monitoring_points["hazard_source_id"].isin(sources["id"])]
     vehicles = world.vehicles
     vehicles = vehicles[vehicles["carrier_id"] == entity_id] if "carrier_id" in vehicles.columns else vehicles.iloc[0:0]
     return {"row": row, "hazard_sources": sources, "points": points, "vehicles": vehicles, "now": _now(live, now),
-            "incidents": incidents_of(store, [entity_id, *sources["id"], *points["id"], *vehicles["id"]])}
+            "incidents": incidents_of(store, [entity_id, *sources["id"], *points["id"], *vehicles["id"]],
+                                      only=incident_ids)}
 
 
-def sensitive_site(world: World, site_id: str, *, live: LiveState | None = None, store=None, now=None) -> dict:
+def sensitive_site(world: World, site_id: str, *, live: LiveState | None = None, store=None, now=None,
+                   incident_ids=None) -> dict:
     """Who is near the site now: loaded trucks within their cargo's protective distance of it, and
     hazard sources whose protective distance (by their chemicals) reaches it."""
     import shapely
@@ -417,10 +425,11 @@ def sensitive_site(world: World, site_id: str, *, live: LiveState | None = None,
                          by_source.reindex(sources["id"].to_numpy()).to_numpy("float64"))
     near_sources["name"] = sources.set_index("id")["name"].reindex(near_sources["id"]).to_numpy()
     return {"row": row, "trucks": near_trucks, "hazard_sources": near_sources, "night": night, "now": at,
-            "incidents": incidents_of(store, [site_id])}
+            "incidents": incidents_of(store, [site_id], only=incident_ids)}
 
 
-def wash_station(world: World, station_id: str, *, live: LiveState | None = None, store=None, now=None) -> dict:
+def wash_station(world: World, station_id: str, *, live: LiveState | None = None, store=None, now=None,
+                 incident_ids=None) -> dict:
     """Trucks that reported within WASH_VISIT_RADIUS_M of the station since local midnight (the
     store narrows by a box around the station; the exact metric distance decides)."""
     from data.schema import pings
@@ -448,7 +457,8 @@ def wash_station(world: World, station_id: str, *, live: LiveState | None = None
             visits = (near.groupby("vehicle_id")["epoch_ms"].agg(first_ms="min", last_ms="max", reports="size")
                       .reset_index().sort_values("first_ms").reset_index(drop=True))
             washed = _washed(store, visits["vehicle_id"].tolist(), midnight, at, sx[0], sy[0])
-    return {"row": row, "visits": visits, "washed": washed, "now": at, "incidents": incidents_of(store, [station_id])}
+    return {"row": row, "visits": visits, "washed": washed, "now": at,
+            "incidents": incidents_of(store, [station_id], only=incident_ids)}
 
 
 def _washed(store, vehicle_ids: list, since: pd.Timestamp, until: pd.Timestamp, x: float, y: float) -> pd.DataFrame:
@@ -477,6 +487,8 @@ def gather(world: World, layer: str, feature_id: str, *, visible=None, **kwargs)
     `features`, `incidents`; None: the user sees all) narrows its related rows (`narrow`)."""
     if layer not in GATHERERS:
         raise LookupError(f"no drill-down panel for layer {layer!r}")
+    if visible is not None and layer != "incidents":  # its incidents chosen before the newest-first limit
+        kwargs["incident_ids"] = visible.incidents
     return narrow(GATHERERS[layer](world, feature_id, **kwargs), visible)
 
 

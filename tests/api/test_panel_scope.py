@@ -44,6 +44,7 @@ def test_a_carriers_panel_lists_only_the_trucks_the_user_may_see(screen):  # noq
     assert all(f'"{v}"' in duty for v in fleet) and all(f'"{v}"' in ent for v in fleet)
     assert f'"{env.vehicle}"' in dept and not any(f'"{v}"' in dept for v in others)
     assert f"Vehicles ({len(fleet)})" in duty and "Vehicles (1)" in dept
+    assert f'"{env.incident}"' in dept and f'"{env.incident}"' in duty  # its incident listed under the carrier
     # the truck's own panel names its carrier to the department (it sees it through the incident)
     assert f'"{env.enterprise}"' in _panel(env, "dept", "vehicles", env.vehicle)
 
@@ -101,3 +102,16 @@ def test_narrow_keeps_only_the_visible_related_rows_and_incidents():
     assert seen["vehicles"]["id"].tolist() == ["VEH-2"] and seen["readings"]["value"].tolist() == [2.0, 3.0]
     assert seen["incidents"]["id"].tolist() == ["INC-1"] and seen["carrier"] is None
     assert seen["hidden"]["vehicles"] == 1 and len(data["vehicles"]) == 2  # the gathered data untouched
+
+
+def test_a_scoped_users_incidents_are_chosen_before_the_newest_first_limit(screen):  # noqa: F811
+    """incidents_of's `only` narrows in the query, so another's newer incidents cannot push the
+    user's out of the panel's list."""
+    from data.drilldown import incidents_of
+
+    env = screen
+    assert incidents_of(env.store, [env.vehicle], limit=1)["id"].tolist() == [env.incident]
+    assert incidents_of(env.store, [env.vehicle], limit=1, only=frozenset({env.incident}))["id"].tolist() == \
+        [env.incident]
+    assert incidents_of(env.store, [env.vehicle], only=frozenset({"INC-not-routed-to-me"})).empty
+    assert incidents_of(env.store, [env.vehicle], only=frozenset()).empty
