@@ -522,8 +522,8 @@ def narrow_impact(view, visible) -> tuple[object, dict[str, int]]:
 def narrow(data: dict, visible) -> dict:
     """The panel `data` without the related rows `visible` does not name: other enterprises' trucks,
     sources and points, incidents not routed to the user; `data["hidden"]` counts the rows dropped
-    from the lists a user reads as "who is near" (trucks, hazard sources), so the panel can say the
-    picture is partial. None: everything kept."""
+    from each list (the "who is near" lists, trucks and hazard sources, say so: the picture is
+    partial). None: everything kept."""
     if visible is None:
         return data
     out, hidden = dict(data), {}
