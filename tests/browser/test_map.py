@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from layers.catalog import LAYERS
 from layers.labels import VALUE_LABELS
@@ -95,6 +96,10 @@ def layer_title(name: str) -> str:
 
 def control_checkbox(page, title: str):
     label = page.locator(".leaflet-control-layers-overlays label").filter(has_text=title)
+    try:  # the layers control is drawn by the page's first render, which a loaded machine delays
+        label.first.wait_for(state="attached", timeout=30_000)
+    except PlaywrightTimeoutError:
+        pass  # the count below says what is missing
     assert label.count() == 1, f"one overlay named {title!r} in the layers control"
     return label, label.locator("input")
 
