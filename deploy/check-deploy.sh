@@ -55,7 +55,7 @@ PORT=$(free_port)
   echo "HAZMAP_JT808_PORT=0"
   echo "HAZMAP_JT808_STATS_PORT=0"
   echo "HAZMAP_MQTT_IN_SERVE=false"
-  echo "HAZMAP_TILE_URL=http://127.0.0.1:9/{z}/{x}/{y}.png"
+  echo "HAZMAP_BASEMAP=none"  # no tile server reachable from a test machine: the offline preset
 } > "$ETC/hazmap.env"
 chmod 600 "$ETC/hazmap.env"
 run_hazmap() { (cd "$ETC" && set -a && . ./hazmap.env && set +a && env -u PYTHONPATH "$HAZMAP_VENV/bin/hazmap" "$@"); }
