@@ -96,22 +96,27 @@ def env(store_url, api_world, tmp_path):
         made.store.close()
 
 
+def backend_url(request, tmp):
+    """A fresh store URL on the fixture's backend (request.param) and how to drop it (None for
+    SQLite: the file goes with tmp)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{(tmp / 'hazmap.sqlite').as_posix()}", None
+    admin, template = request.getfixturevalue("postgis_template")
+    name = f"hazmap_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+
+    def drop():
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return admin.url.set(database=name).render_as_string(hide_password=False), drop
+
+
 @pytest.fixture(scope="module", params=STORE_BACKENDS)
 def shared_env(request, api_world, tmp_path_factory):
     """One environment per backend for a whole module (read-mostly tests)."""
     tmp = tmp_path_factory.mktemp("api")
-    if request.param == "sqlite":
-        url, drop = f"sqlite:///{(tmp / 'hazmap.sqlite').as_posix()}", None
-    else:
-        admin, template = request.getfixturevalue("postgis_template")
-        name = f"hazmap_test_{uuid.uuid4().hex[:12]}"
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        url = admin.url.set(database=name).render_as_string(hide_password=False)
-
-        def drop():
-            with admin.connect() as connection:
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    url, drop = backend_url(request, tmp)
     made = build_env(url, api_world, tmp)
     try:
         yield made

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from spatial.model import LiveState, PingBatch
-from tests.api.conftest import build_env
+from tests.api.conftest import backend_url, build_env
 from tests.conftest import STORE_BACKENDS
 from tests.incidents.helpers import ev
 
@@ -44,25 +44,11 @@ class FakeLive:
 
 @pytest.fixture(scope="module", params=STORE_BACKENDS)
 def screen(request, api_world, tmp_path_factory):
-    import uuid
-
     from app.settings import Settings
     from app.webapp import create_app
 
     tmp = tmp_path_factory.mktemp("scope")
-    drop = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{(tmp / 'hazmap.sqlite').as_posix()}"
-    else:
-        admin, template = request.getfixturevalue("postgis_template")
-        name = f"hazmap_test_{uuid.uuid4().hex[:12]}"
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        url = admin.url.set(database=name).render_as_string(hide_password=False)
-
-        def drop():
-            with admin.connect() as connection:
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    url, drop = backend_url(request, tmp)
     env = build_env(url, api_world, tmp)
     settings = Settings(var_dir=tmp, database_url=url, tile_url="http://127.0.0.1:9/{z}/{x}/{y}.png")
     web = create_app(settings, api_world, api_world.fingerprint(), live=FakeLive(api_world), people=env.people)
