@@ -42,16 +42,10 @@ def _feature_index_dtype(n: int) -> str:
     return "<u2" if n <= 65536 else "<u4"
 
 
-def canvas_payload(world: World, name: str, bbox=None, keep: np.ndarray | None = None) -> dict:
-    """The payload of one canvas layer (see the module docstring); with `keep` (a boolean
-    array over the layer's rows), of those features only (one user's, app/permissions.py).
-
-    Raises ValueError naming the layer when a feature has no geometry or lies outside the box
-    (a feature the wall cannot place is a data error, not something to drop quietly)."""
-    if name not in CANVAS_LAYERS:
-        raise ValueError(f"{name!r} is not a canvas layer; canvas layers: {list(CANVAS_LAYERS)}")
-    bbox = bbox or live_bbox(world, BBOX_MARGIN_DEG)
-    definition = map_layer(name)
+def placed_features(world: World, name: str, keep: np.ndarray | None = None):
+    """The layer's rows (those of `keep`, a boolean array over them, when given), their geometries
+    and ids; raises ValueError naming the layer when a feature has no geometry (the canvases
+    cannot place it: a data error, not something to drop quietly)."""
     frame = world.table(name)
     if keep is not None:
         frame = frame[np.asarray(keep, bool)]
@@ -62,6 +56,20 @@ def canvas_payload(world: World, name: str, bbox=None, keep: np.ndarray | None =
         if missing.any():
             raise ValueError(f"{name}: {int(missing.sum())} features have no geometry (first: "
                              f"{ids[missing][:5].tolist()})")
+    return frame, geometries, ids
+
+
+def canvas_payload(world: World, name: str, bbox=None, keep: np.ndarray | None = None) -> dict:
+    """The payload of one canvas layer (see the module docstring); with `keep` (a boolean
+    array over the layer's rows), of those features only (one user's, app/permissions.py).
+
+    Raises ValueError naming the layer when a feature has no geometry or lies outside the box
+    (a feature the wall cannot place is a data error, not something to drop quietly)."""
+    if name not in CANVAS_LAYERS:
+        raise ValueError(f"{name!r} is not a canvas layer; canvas layers: {list(CANVAS_LAYERS)}")
+    bbox = bbox or live_bbox(world, BBOX_MARGIN_DEG)
+    definition = map_layer(name)
+    frame, geometries, ids = placed_features(world, name, keep)
     classes = list(layer_style(name).classes)
     keys = definition.class_keys(frame)
     class_byte = pd.Series(keys, dtype=object).map({k: i for i, k in enumerate(classes)}).to_numpy("u1")

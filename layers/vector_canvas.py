@@ -34,7 +34,7 @@ import shapely
 
 from layers.catalog import map_layer
 from layers.live import QUANT_MAX, b64, live_bbox
-from layers.static_canvas import BBOX_MARGIN_DEG
+from layers.static_canvas import BBOX_MARGIN_DEG, placed_features
 from layers.style import layer_style, text
 from spatial.model import World
 
@@ -141,15 +141,7 @@ def vector_payloads(world: World, name: str, bbox=None, keep: np.ndarray | None 
     if name not in VECTOR_LAYERS:
         raise ValueError(f"{name!r} is not a vector canvas layer; vector layers: {list(VECTOR_LAYERS)}")
     bbox = tuple(bbox or live_bbox(world, BBOX_MARGIN_DEG))
-    frame = world.table(name)
-    if keep is not None:
-        frame = frame[np.asarray(keep, bool)]
-    geometries = frame.geometry.to_numpy()
-    ids = frame["id"].astype(str).to_numpy(object)
-    if len(frame):
-        missing = shapely.is_missing(geometries) | shapely.is_empty(geometries)
-        if missing.any():
-            raise ValueError(f"{name}: {int(missing.sum())} features have no geometry (first: {ids[missing][:5].tolist()})")
+    frame, geometries, ids = placed_features(world, name, keep)
     types = shapely.get_type_id(geometries) if len(frame) else np.zeros(0, "int64")
     wrong = ~np.isin(types, [1, 3, 5, 6])  # (Multi)LineString, (Multi)Polygon
     if wrong.any():
