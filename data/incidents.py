@@ -56,6 +56,10 @@ __all__ = ["ApplyResult", "EscalationResult", "IncidentError", "IncidentSettings
 
 CURSOR = "events"  # the cursor row of the processor that follows the events table
 CHUNK_EVENTS = 5_000  # stored events applied per transaction by apply_stored_events
+# the pushed recipient rows not yet counted as overdue: literal text (migration 0008's partial index
+# WHERE), so that SQLite, which matches a partial index only on the same terms, uses the index
+UNCOUNTED_OVERDUE = "state = 'pushed' AND overdue_counted_severity IS NULL"
+UNCOUNTED_INDEX = "ix_incident_recipients_uncounted_deadline"
 
 # --- tables (declared on the store's metadata; migration 0005 is their frozen history) -----------
 _m = schema.metadata
@@ -114,11 +118,17 @@ incident_recipients = sa.Table(
     sa.Column("supervised_by", sa.Text()), _time("supervised_at"), _time("supervision_deadline"),
     sa.Column("supervision_note", sa.Text()),
     sa.Column("version", sa.BigInteger(), nullable=False),
+    # NULL until the escalation pass counts it in the rollup as unsigned past its deadline; then the
+    # severity it was counted under (signing takes the count back from that level). Migration 0008.
+    sa.Column("overdue_counted_severity", sa.BigInteger()),
     sa.PrimaryKeyConstraint("incident_id", "recipient_id", name="pk_incident_recipients"),
     sa.ForeignKeyConstraint(["incident_id"], ["incidents.id"], name="fk_incident_recipients_incidents",
                             ondelete="CASCADE"),
     sa.Index("ix_incident_recipients_recipient_id_state", "recipient_id", "state"),
     sa.Index("ix_incident_recipients_state_sign_deadline", "state", "sign_deadline"),
+    # the pushed rows the pass has not counted yet (data/incident_kpis.py counts those past `now` live)
+    sa.Index(UNCOUNTED_INDEX, "sign_deadline",
+             sqlite_where=sa.text(UNCOUNTED_OVERDUE), postgresql_where=sa.text(UNCOUNTED_OVERDUE)),
 )
 
 incident_transitions = sa.Table(  # append-only: nothing updates or deletes a row
@@ -195,8 +205,25 @@ incident_kpis = sa.Table(  # the KPI rollup (spatial/incidents/kpis.py), kept in
     sa.PrimaryKeyConstraint("grouping", "key", "day", "metric", "bin", name="pk_incident_kpis"),
 )
 
+incident_kpi_totals = sa.Table(  # incident_kpis summed over days, kept with it: a KPI table over all days reads this
+    "incident_kpi_totals", _m,
+    sa.Column("grouping", sa.Text(), nullable=False),
+    sa.Column("key", sa.Text(), nullable=False),
+    sa.Column("metric", sa.Text(), nullable=False),
+    sa.Column("bin", sa.BigInteger(), nullable=False),
+    sa.Column("n", sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint("grouping", "key", "metric", "bin", name="pk_incident_kpi_totals"),
+)
+
+# the escalation pass's scratch table (a per-connection TEMP table, not in the schema: escalate_overdue)
+_overdue_scratch = sa.Table(
+    "_overdue_rows", sa.MetaData(),
+    sa.Column("incident_id", sa.Text()), sa.Column("recipient_id", sa.Text()), sa.Column("escalate", sa.Boolean()),
+    sa.Column("remind", sa.Boolean()), sa.Column("counted_severity", sa.BigInteger()),
+)
+
 TABLES = (incidents, incident_recipients, incident_transitions, incident_outbox, incident_applied, incident_cursor,
-          incident_kpis)
+          incident_kpis, incident_kpi_totals)
 
 
 @dataclass(frozen=True)
@@ -618,6 +645,10 @@ class IncidentStore:
         total = pd.concat(parts, ignore_index=True).groupby(keys, as_index=False, sort=True)["n"].sum()
         self._insert(connection, incident_kpis, {c: total[c].to_numpy() for c in [*keys, "n"]},
                      conflict=tuple(keys), accumulate=("n",))
+        keys.remove("day")  # and the same counters over all days (the KPI table over the whole record)
+        over_days = total.groupby(keys, as_index=False, sort=True)["n"].sum()
+        self._insert(connection, incident_kpi_totals, {c: over_days[c].to_numpy() for c in [*keys, "n"]},
+                     conflict=tuple(keys), accumulate=("n",))
 
     def _info(self, connection, ids) -> pd.DataFrame:
         """What the rollup needs of some incidents, indexed by id."""
@@ -837,7 +868,7 @@ class IncidentStore:
                 raise IncidentError(f"no incident {', '.join(unknown[:5])}" + (" …" if len(unknown) > 5 else ""))
             rows = self._read(connection, r, self.store._in_values(r.c.incident_id, ids, "in_ids"),
                               columns=["incident_id", "recipient_id", "state", "recipient_kind", "pushed_at",
-                                       "sign_deadline"])
+                                       "sign_deadline", "overdue_counted_severity"])
             if recipient_id is not None:
                 targets = rows[rows["recipient_id"] == str(recipient_id)]
                 pushed_to = set(targets["incident_id"])
@@ -895,6 +926,13 @@ class IncidentStore:
                 if action == "sign":
                     parts.append(kpi_logic.rollup_increments(counted[(at > counted["sign_deadline"]).to_numpy()],
                                                              "signed_late", per_recipient=True))
+                    # the pass counted these unsigned past their deadline: no longer, under the level it used
+                    was_overdue = targets["overdue_counted_severity"].notna().to_numpy()
+                    if was_overdue.any():
+                        back = counted[was_overdue].assign(
+                            severity=targets["overdue_counted_severity"][was_overdue].to_numpy(dtype="int64"))
+                        back = kpi_logic.rollup_increments(back, "unsigned_overdue", per_recipient=True)
+                        parts.append(back.assign(n=-back["n"]))
                 elif outcome == "false_alarm":
                     parts.append(kpi_logic.rollup_increments(counted, "false_alarms", per_recipient=True))
                 self._bump(connection, parts)
@@ -977,70 +1015,133 @@ class IncidentStore:
 
     def escalate_overdue(self, now=None) -> EscalationResult:
         """Past its sign deadline a pushed recipient is reminded (once per deadline period) and
-        escalated once to the next recipient up (routing.escalation_target)."""
+        escalated once to the next recipient up (routing.escalation_target); the first time the
+        pass sees it past its deadline it is counted in the KPI rollup as unsigned overdue
+        (data/incident_kpis.py). Set-based: one read, one UPDATE of the recipients it moves (from a
+        scratch table of their keys), one of their incidents, one write per log table."""
         now = _at(now, "now")
         r = incident_recipients
         with self.engine.begin() as connection:
             _, version = self._begin(connection)
-            rows = self._read(connection, r, r.c.state == "pushed", r.c.sign_deadline < now)
+            rows = self._read(connection, r, r.c.state == "pushed", r.c.sign_deadline < now,
+                              columns=["incident_id", "recipient_id", "recipient_kind", "role", "district_adcode",
+                                       "state", "tier", "sign_deadline", "escalated_at", "reminders",
+                                       "last_reminded_at", "overdue_counted_severity"])
             if not len(rows):
                 return EscalationResult()
-            sev = self._read(connection, incidents,
-                             self.store._in_values(incidents.c.id, rows["incident_id"].unique().tolist(), "in_ids"),
-                             columns=["id", "severity"]).set_index("id")["severity"]
-            rows["severity"] = sev.reindex(rows["incident_id"]).to_numpy()
-            escalate, remind = escalation_due(rows, now, self.settings)
-            transitions, outbox = [], []
-            up = rows[escalate]
             info = self._info(connection, rows["incident_id"].unique().tolist())
-            self._bump(connection, [kpi_logic.rollup_increments(
-                up[["incident_id", "recipient_id", "recipient_kind"]].join(info, on="incident_id"), "escalated",
-                per_recipient=True)])
+            rows["severity"] = info["severity"].reindex(rows["incident_id"]).to_numpy(dtype="int64")
+            escalate, remind = escalation_due(rows, now, self.settings)
+            newly_overdue = rows["overdue_counted_severity"].isna().to_numpy()
+            up = rows[escalate]
+            counted = rows[["incident_id", "recipient_id", "recipient_kind"]].join(info, on="incident_id")
+            self._bump(connection, [
+                kpi_logic.rollup_increments(counted[escalate], "escalated", per_recipient=True),
+                kpi_logic.rollup_increments(counted[newly_overdue], "unsigned_overdue", per_recipient=True)])
+            moved = escalate | remind | newly_overdue
+            self._update_overdue_rows(connection, rows[moved], escalate[moved], remind[moved],
+                                      newly_overdue[moved], now, version)
+
             targets = escalation_target(up[["incident_id", "recipient_kind", "recipient_id", "role",
                                             "district_adcode"]].reset_index(drop=True), self.world)
-            existing = set(zip(*[self._read(connection, r, self.store._in_values(
-                r.c.incident_id, up["incident_id"].unique().tolist(), "in_ids"),
-                columns=["incident_id", "recipient_id"])[c] for c in ("incident_id", "recipient_id")]))
-            if len(up):
-                for inc, who in zip(up["incident_id"], up["recipient_id"]):
-                    connection.execute(sa.update(r).where(r.c.incident_id == inc, r.c.recipient_id == who)
-                                       .values(escalated_at=now, version=version))
-                    transitions.append({"incident_id": inc, "recipient_id": who, "action": "escalated",
-                                        "from_state": "pushed", "to_state": "pushed", "actor": "system", "at": now,
-                                        "note": None, "details": {"sign_overdue": True}})
-            new = targets[[(i, w) not in existing for i, w in zip(targets["incident_id"], targets["recipient_id"])]]
+            have = self._read(connection, r, self.store._in_values(r.c.incident_id, up["incident_id"].unique().tolist(),
+                                                                   "in_ids"), columns=["incident_id", "recipient_id"])
+            known = pd.MultiIndex.from_frame(have[["incident_id", "recipient_id"]])
+            new = targets[~pd.MultiIndex.from_frame(targets[["incident_id", "recipient_id"]]).isin(known)]
             new = new.drop_duplicates(["incident_id", "recipient_id"]).reset_index(drop=True)
+            escalated = pd.DataFrame({
+                "id": self._new_ids("TR", len(up)), "incident_id": up["incident_id"].to_numpy(dtype=object),
+                "recipient_id": up["recipient_id"].to_numpy(dtype=object), "action": "escalated",
+                "from_state": "pushed", "to_state": "pushed", "actor": "system", "at": now,
+                "note": pd.Series([None] * len(up), dtype=object), "details": '{"sign_overdue": true}'})
+            parts, outbox = [escalated], []
             if len(new):
-                tier_of = dict(zip(zip(up["incident_id"], up["recipient_id"]), up["tier"]))
-                tiers = np.array([int(tier_of.get((i, f), 0)) + 1 for i, f in
-                                  zip(new["incident_id"], new["from_recipient_id"])], dtype="int64")
+                tier_from = up.set_index(["incident_id", "recipient_id"])["tier"]
+                tiers = tier_from.reindex(pd.MultiIndex.from_frame(new[["incident_id", "from_recipient_id"]])) \
+                    .fillna(0).to_numpy(dtype="int64") + 1
                 pushed, deliveries = self._push(
-                    connection, new, [now] * len(new), sev.reindex(new["incident_id"]).to_numpy(), tier=tiers,
-                    escalated_from=new["from_recipient_id"].tolist(), actor="system", version=version, info=info)
-                transitions += [{**t, "details": None if t["details"] is None else json.loads(t["details"])}
-                                for t in pushed.to_dict("records")]
-                outbox += deliveries.to_dict("records")
-            escalated_ids = up["incident_id"].unique().tolist()
-            for inc in escalated_ids:
-                connection.execute(sa.update(incidents).where(incidents.c.id == inc)
-                                   .values(escalations=incidents.c.escalations + 1, version=version))
+                    connection, new, [now] * len(new), info["severity"].reindex(new["incident_id"]).to_numpy(),
+                    tier=tiers, escalated_from=new["from_recipient_id"].tolist(), actor="system", version=version,
+                    info=info)
+                parts.append(pushed)
+                outbox.append(deliveries)
             again = rows[remind]
-            for row in again.itertuples(index=False):
-                connection.execute(sa.update(r).where(r.c.incident_id == row.incident_id,
-                                                      r.c.recipient_id == row.recipient_id)
-                                   .values(reminders=r.c.reminders + 1, last_reminded_at=now, version=version))
-                t = {"incident_id": row.incident_id, "recipient_id": row.recipient_id, "action": "reminded",
-                     "from_state": "pushed", "to_state": "pushed", "actor": "system", "at": now, "note": None,
-                     "details": {"reminders": int(row.reminders) + 1}}
-                transitions.append(t)
-                outbox.append(self._delivery(t, row.recipient_kind, {"level": str(level_keys([row.severity])[0])}))
+            reminded, reminder_deliveries = self._reminders(again, now)
+            parts.append(reminded)
+            outbox.append(reminder_deliveries)
+            escalated_ids = up["incident_id"].unique().tolist()
+            if escalated_ids:
+                connection.execute(sa.update(incidents).where(self.store._in_values(incidents.c.id, escalated_ids,
+                                                                                    "in_ids"))
+                                   .values(escalations=incidents.c.escalations + 1, version=version))
             if len(new):
                 self._refresh_status(connection, new["incident_id"].unique().tolist(), version, now)
-            self._log(connection, transitions, outbox, _now())
+            parts, outbox = [p for p in parts if len(p)], [o for o in outbox if len(o)]
+            if not parts:
+                return EscalationResult()
+            transitions = pd.concat(parts, ignore_index=True)
+            self._log(connection, transitions, pd.concat(outbox, ignore_index=True) if outbox else None, _now())
             from data.people import audit_system  # the system's escalations audited in their own transaction
 
-            audit_system(connection, transitions)
+            audit_system(connection, [
+                {"action": a, "incident_id": i, "recipient_id": w, "details": None if d is None else json.loads(d)}
+                for a, i, w, d in zip(transitions["action"], transitions["incident_id"], transitions["recipient_id"],
+                                      transitions["details"])])
         return EscalationResult(escalated=int(len(up)), reminded=int(len(again)))
+
+    def _reminders(self, again: pd.DataFrame, now: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The `reminded` transitions and their deliveries for the rows `again` (with severity), as
+        frames with JSON text, built in bulk."""
+        n = len(again)
+        if not n:
+            return pd.DataFrame(), pd.DataFrame()
+        ids = self._new_ids("TR", n)
+        incident_ids = again["incident_id"].to_numpy(dtype=object)
+        recipient_ids = again["recipient_id"].to_numpy(dtype=object)
+        count = (again["reminders"].to_numpy(dtype="int64") + 1).astype(str).astype(object)
+        transitions = pd.DataFrame({
+            "id": ids, "incident_id": incident_ids, "recipient_id": recipient_ids, "action": "reminded",
+            "from_state": "pushed", "to_state": "pushed", "actor": "system", "at": now,
+            "note": pd.Series([None] * n, dtype=object), "details": '{"reminders": ' + count + "}"})
+        payload = ('{"incident_id": ' + json_text(incident_ids) + ', "action": "reminded", "to_state": "pushed", '
+                   '"at": "' + now.isoformat() + '", "note": null, "level": "'
+                   + level_keys(again["severity"].to_numpy(dtype="int64")).astype(object) + '"}')
+        deliveries = pd.DataFrame({"transition_id": ids, "incident_id": incident_ids, "recipient_id": recipient_ids,
+                                   "recipient_kind": again["recipient_kind"].to_numpy(dtype=object),
+                                   "action": "reminded", "payload": payload})
+        return transitions, deliveries
+
+    def _update_overdue_rows(self, connection, rows: pd.DataFrame, escalate, remind, newly_overdue,
+                             now: pd.Timestamp, version: int) -> None:
+        """One UPDATE of the recipient rows the pass moves: escalated (escalated_at), reminded
+        (reminders, last_reminded_at), counted overdue (the severity counted under), from a
+        per-connection scratch table of their keys (SQLite executemany, PostgreSQL COPY)."""
+        if not len(rows):
+            return
+        postgres = self.dialect == "postgresql"
+        connection.exec_driver_sql(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_overdue_scratch.name} (incident_id TEXT NOT NULL, "
+            "recipient_id TEXT NOT NULL, escalate BOOLEAN NOT NULL, remind BOOLEAN NOT NULL, "
+            "counted_severity BIGINT, PRIMARY KEY (incident_id, recipient_id))"
+            + (" ON COMMIT DELETE ROWS" if postgres else ""))
+        connection.exec_driver_sql(f"DELETE FROM {_overdue_scratch.name}")  # SQLite keeps it past the commit
+        severity = rows["severity"].to_numpy(dtype="int64")
+        self._insert(connection, _overdue_scratch, {
+            "incident_id": rows["incident_id"].to_numpy(dtype=object),
+            "recipient_id": rows["recipient_id"].to_numpy(dtype=object),
+            "escalate": np.asarray(escalate, dtype=bool), "remind": np.asarray(remind, dtype=bool),
+            "counted_severity": np.where(np.asarray(newly_overdue, dtype=bool), severity.astype(object), None)})
+        r = incident_recipients.name
+        connection.execute(sa.text(
+            f"UPDATE {r} SET "
+            f"escalated_at = CASE WHEN s.escalate THEN :now ELSE {r}.escalated_at END, "
+            f"reminders = {r}.reminders + CASE WHEN s.remind THEN 1 ELSE 0 END, "
+            f"last_reminded_at = CASE WHEN s.remind THEN :now ELSE {r}.last_reminded_at END, "
+            f"overdue_counted_severity = COALESCE(s.counted_severity, {r}.overdue_counted_severity), "
+            f"version = :version FROM {_overdue_scratch.name} AS s "
+            f"WHERE {r}.incident_id = s.incident_id AND {r}.recipient_id = s.recipient_id"
+        ).bindparams(sa.bindparam("now", type_=UtcDateTime()), sa.bindparam("version", type_=sa.BigInteger())),
+            {"now": now, "version": version})
 
     def append_history(self, connection: sa.Connection, incident_id: str, action: str, actor: str, at,
                        note: str | None = None, details: dict | None = None) -> None:
@@ -1059,51 +1160,15 @@ class IncidentStore:
         """Handling figures per department | district | enterprise | rule | level | day
         (spatial/incidents/kpis.py) from the rollup, over incidents first seen on the local days
         [since, until) (whole Asia/Shanghai days); overdue counts the recipients signed late and
-        those still unsigned past their deadline at `now`. Durations are read from 5 % bins."""
+        those still unsigned past their deadline at `now` (data/incident_kpis.py: the escalation
+        pass's counter, corrected live). Durations are read from 5 % bins."""
+        from data.incident_kpis import read_kpis
+
         if by not in kpi_logic.GROUPINGS:
             raise IncidentError(f"--by must be one of {', '.join(kpi_logic.GROUPINGS)}, got {by!r}")
-        now = _at(now, "now") if now is not None else _now()
-        k, t, r = incident_kpis, incidents, incident_recipients
-        conditions = [k.c.grouping == by]
-        live = [r.c.state == "pushed", r.c.sign_deadline < now]
-        if since is not None:
-            since = _at(since, "since")
-            conditions.append(k.c.day >= kpi_logic.local_days([since])[0])
-            live.append(t.c.first_time >= since)
-        if until is not None:
-            until = _at(until, "until")
-            conditions.append(k.c.day < kpi_logic.local_days([until])[0])
-            live.append(t.c.first_time < until)
-        if by in ("department", "enterprise"):
-            key = r.c.recipient_id
-            live.append(r.c.recipient_kind == by)
-        elif by == "district":
-            key = sa.func.coalesce(t.c.district_adcode, "unknown")
-        elif by == "rule":
-            key = t.c.rule
-        elif by == "level":
-            key = t.c.severity
-        elif self.dialect == "postgresql":
-            key = sa.func.to_char(sa.func.timezone(kpi_logic.LOCAL_TZ, t.c.first_time), "YYYY-MM-DD")
-        else:  # µs since the epoch, shifted to UTC+8 (Asia/Shanghai keeps no daylight saving)
-            key = sa.func.strftime("%Y-%m-%d", sa.type_coerce(t.c.first_time, sa.BigInteger()) // 1_000_000 + 8 * 3600,
-                                   "unixepoch")
-        with self.engine.connect() as connection:
-            rollup = pd.DataFrame(connection.execute(
-                sa.select(k.c.key, k.c.metric, k.c.bin, sa.func.sum(k.c.n).label("n")).where(*conditions)
-                .group_by(k.c.key, k.c.metric, k.c.bin)).all(), columns=["key", "metric", "bin", "n"])
-            # per recipient over all days the recipients' own index answers: no join with the incidents
-            source = r if by in ("department", "enterprise") and since is None and until is None \
-                else r.join(t, r.c.incident_id == t.c.id)
-            late = pd.DataFrame(connection.execute(
-                sa.select(key.label("key"), sa.func.count().label("n")).select_from(source)
-                .where(*live).group_by(key)).all(), columns=["key", "n"])
-        rollup["n"] = rollup["n"].astype("int64")
-        rollup["bin"] = rollup["bin"].astype("int64")
-        if by == "level" and len(late):
-            late["key"] = level_keys(late["key"].to_numpy(dtype="int64"))
-        late["key"] = late["key"].astype(str)
-        return kpi_logic.kpis_from_rollup(rollup, late, by=by)
+        return read_kpis(self, by, _at(since, "since") if since is not None else None,
+                         _at(until, "until") if until is not None else None,
+                         _at(now, "now") if now is not None else _now())
 
     def kpis_exact(self, by: str = "department", since=None, until=None, now=None) -> pd.DataFrame:
         """The same figures from every incident and recipient row (exact quantiles; reads them all:

@@ -156,14 +156,17 @@ def rollup_increments(rows: pd.DataFrame, metric: str, *, per_recipient: bool, s
         .rename(columns={"size": "n"})
 
 
-COUNTER_METRICS = ("incidents", "pushed", "signed", "disposed", "signed_late", "escalated", "false_alarms",
-                   "quick_closes", "reopens")
+# unsigned_overdue: recipients the escalation pass counted as unsigned past their deadline (moved
+# back when one signs; signed_late then counts it if it signed after the deadline)
+COUNTER_METRICS = ("incidents", "pushed", "signed", "disposed", "signed_late", "unsigned_overdue", "escalated",
+                   "false_alarms", "quick_closes", "reopens")
 
 
 def kpis_from_rollup(rollup: pd.DataFrame, unsigned_overdue: pd.DataFrame, *, by: str) -> pd.DataFrame:
-    """The KPI table from rollup rows of one grouping (key, metric, bin, n) and the live count of
-    recipients unsigned past their deadline (key, n). Numpy on the few thousand rows the query
-    returns (pandas' pivot and groupby cost more than the data here)."""
+    """The KPI table from rollup rows of one grouping (key, metric, bin, n) and the live correction
+    of the `unsigned_overdue` counter at the query's `now` (key, n, n may be negative: see
+    data/incident_kpis.py). Numpy on the few thousand rows the query returns (pandas' pivot and
+    groupby cost more than the data here)."""
     keys = np.unique(np.concatenate([rollup["key"].to_numpy(dtype=object).astype(str),
                                      unsigned_overdue["key"].to_numpy(dtype=object).astype(str)]))
     k = np.searchsorted(keys, rollup["key"].to_numpy(dtype=object).astype(str))
@@ -178,7 +181,7 @@ def kpis_from_rollup(rollup: pd.DataFrame, unsigned_overdue: pd.DataFrame, *, by
     late_k = np.searchsorted(keys, unsigned_overdue["key"].to_numpy(dtype=object).astype(str))
     late_now = np.bincount(late_k, weights=unsigned_overdue["n"].to_numpy(dtype="int64"),
                            minlength=len(keys)).astype("int64")
-    data["overdue"] = data.pop("signed_late") + late_now
+    data["overdue"] = data.pop("signed_late") + data.pop("unsigned_overdue") + late_now
     with np.errstate(invalid="ignore", divide="ignore"):
         data["handling_rate"] = np.where(data["pushed"] > 0, data["disposed"] / np.maximum(data["pushed"], 1), np.nan)
     for name, label in (("sign_s", "sign"), ("dispose_s", "dispose")):

@@ -1,0 +1,103 @@
+"""The KPI tables' overdue figure over a year-shaped record, on both backends: the escalation
+pass counts rows as their deadlines pass, signing takes them back, and `kpis(now)` corrects live
+for what the passes have not seen at `now` (or have counted ahead of an earlier `now`), always
+equal to the figures computed from every row (`kpis_exact`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from data.incidents import IncidentStore, incident_kpi_totals, incident_kpis, incident_recipients
+from tests.incidents.helpers import at, episode
+from tests.incidents.test_lifecycle import SETTINGS, three_tier_routing  # noqa: F401 (a fixture)
+
+COUNTS = ["incidents", "pushed", "signed", "disposed", "overdue", "escalated", "false_alarms", "quick_closes",
+          "reopens"]
+DAY = 24 * 60  # minutes
+
+
+@pytest.fixture
+def incidents(store):
+    return IncidentStore(store, None, SETTINGS)
+
+
+def year_of_episodes(rng, n: int, first_day: float, last_day: float) -> list:
+    starts = np.sort(rng.uniform(first_day * DAY, last_day * DAY, n))
+    events = []
+    for k, start in enumerate(starts):
+        events += episode(float(start), float(start) + 30, subject=f"VEH-{k % 17:04d}",
+                          severity=int(rng.integers(1, 5)), rule=("speeding", "offline", "fatigue")[k % 3])
+    return events
+
+
+def assert_kpis_exact(incidents, now) -> None:
+    for by in ("department", "enterprise", "district", "rule", "level", "day"):
+        fast, exact = incidents.kpis(by=by, now=now), incidents.kpis_exact(by=by, now=now)
+        assert fast[[by, *COUNTS]].to_dict("records") == exact[[by, *COUNTS]].to_dict("records"), (by, now)
+
+
+def pushed_to(incidents, recipient: str, deadline_before=None) -> pd.DataFrame:
+    rows = incidents.inbox(recipient)
+    rows = rows[rows["state"] == "pushed"]
+    if deadline_before is not None:
+        rows = rows[rows["sign_deadline"] < deadline_before]
+    return rows
+
+
+def test_overdue_counts_rows_whose_deadlines_pass_between_two_passes(incidents, three_tier_routing):
+    rng = np.random.default_rng(12)
+    incidents.apply_events(year_of_episodes(rng, 240, 0, 365))
+    first_pass, second_pass = at(100 * DAY), at(250 * DAY)
+    assert incidents.escalate_overdue(first_pass).escalated > 0
+    # some of the counted rows are signed after the pass: late stays overdue, "on time" (a sign
+    # recorded before the deadline) does not; some rows the pass had not seen are signed too
+    counted = pushed_to(incidents, "ENT-C", first_pass)
+    late, on_time = counted.iloc[::3], counted.iloc[1:12:3]
+    incidents.sign(late["incident_id"].tolist(), "ENT-C", "Li", at=first_pass + pd.Timedelta(hours=1))
+    for row in on_time.itertuples():
+        incidents.sign([row.incident_id], "ENT-C", "Li", at=row.sign_deadline - pd.Timedelta(minutes=1))
+    ahead = pushed_to(incidents, "ENT-C", at(180 * DAY)).iloc[::2]
+    incidents.sign(ahead["incident_id"].tolist(), "ENT-C", "Li", at=at(181 * DAY))
+    # deadlines pass between the passes; the second pass counts them, and the KPIs see them at
+    # every instant: between the passes (live), after the second, before either
+    assert_kpis_exact(incidents, at(200 * DAY))
+    assert incidents.escalate_overdue(second_pass).reminded > 0
+    # a row pushed after the pass with a deadline long past (an old events file imported late)
+    incidents.apply_events(year_of_episodes(rng, 5, 20, 30))
+    for now in (at(300 * DAY), at(200 * DAY), at(50 * DAY)):  # after the passes, between them, before both
+        assert_kpis_exact(incidents, now)
+
+    # the counter holds exactly the rows the passes counted that are still unsigned
+    with incidents.engine.connect() as connection:
+        r, k = incident_recipients, incident_kpis
+        still = connection.execute(sa.select(sa.func.count()).select_from(r).where(
+            r.c.state == "pushed", r.c.overdue_counted_severity.is_not(None))).scalar()
+        counter = connection.execute(sa.select(sa.func.sum(k.c.n)).where(
+            k.c.grouping == "rule", k.c.metric == "unsigned_overdue")).scalar()
+        totals = connection.execute(sa.select(sa.func.sum(incident_kpi_totals.c.n)).where(
+            incident_kpi_totals.c.grouping == "rule", incident_kpi_totals.c.metric == "unsigned_overdue")).scalar()
+    assert still > 0 and counter == totals == still
+
+
+def test_a_pass_is_set_based_and_counts_each_row_once(incidents, three_tier_routing, store):
+    incidents.apply_events(year_of_episodes(np.random.default_rng(3), 60, 0, 30))
+    statements = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    sa.event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        first = incidents.escalate_overdue(at(40 * DAY))
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", count)
+    opened = len(incidents.list())
+    assert (first.escalated, first.reminded) == (opened, opened)  # every carrier's row, once
+    # no statement per row: a fixed number, whatever the rows (the 60 carriers' rows and those escalated)
+    assert len(statements) < 40, len(statements)
+    again = incidents.escalate_overdue(at(40 * DAY))  # the same instant: nothing new to count or send
+    assert (again.escalated, again.reminded) == (0, 0)
+    assert_kpis_exact(incidents, at(40 * DAY))
