@@ -29,29 +29,99 @@
             canvas.className = this.options.className;
             canvas.style.pointerEvents = "none"; // clicks are hit-tested from arrays, by each layer
             this._ctx = canvas.getContext("2d");
+            this._drawnAt = null; // a new canvas holds nothing
         },
 
         _destroyContainer: function () {
             L.Util.cancelAnimFrame(this._drawRequest);
             this._drawRequest = null;
+            this._paddingJob = (this._paddingJob || 0) + 1;
+            this._drawnAt = null;
             L.DomUtil.remove(this._container);
             delete this._ctx;
         },
 
         // After a pan or zoom ends (not during a zoom animation: Leaflet scales the old canvas).
+        // A zoom without animation calls this twice (viewreset, then moveend): the second finds
+        // the same view drawn and returns. A `viewFirst` layer draws the view at once and the
+        // padding around it afterwards, strip by strip in idle time (`_fillPadding`): a zoom
+        // waits for 1/2.25 of the canvas, and no strip is a long task.
         _update: function () {
             if (this._map._animatingZoom && this._bounds) { return; }
             if (this.options.keepWhileCovered && this._covers()) { return; }
             L.Renderer.prototype._update.call(this);
-            this._drawnAt = {zoom: this._zoom, origin: this._map.getPixelOrigin(), bounds: this._bounds};
-            var b = this._bounds, size = b.getSize(), m = window.devicePixelRatio || 1, canvas = this._container;
+            var b = this._bounds, origin = this._map.getPixelOrigin(), at = this._drawnAt;
+            if (at && at.zoom === this._zoom && at.origin.equals(origin) && at.canvas.min.equals(b.min) &&
+                at.canvas.max.equals(b.max)) { return; }
+            var size = b.getSize(), m = window.devicePixelRatio || 1, canvas = this._container;
             L.DomUtil.setPosition(canvas, b.min);
-            canvas.width = Math.round(m * size.x);
-            canvas.height = Math.round(m * size.y);
-            canvas.style.width = size.x + "px";
-            canvas.style.height = size.y + "px";
+            var width = Math.round(m * size.x), height = Math.round(m * size.y);
+            if (canvas.width !== width || canvas.height !== height) { // same size: no new backing store
+                canvas.width = width;
+                canvas.height = height;
+                canvas.style.width = size.x + "px";
+                canvas.style.height = size.y + "px";
+            }
+            this._paddingJob = (this._paddingJob || 0) + 1; // strips of an older view are dropped
+            if (!this.options.viewFirst) {
+                this._drawnAt = {zoom: this._zoom, origin: origin, bounds: b, canvas: b};
+                this._draw();
+                return;
+            }
+            var view = this._viewBounds();
+            this._drawnAt = {zoom: this._zoom, origin: origin, bounds: view, canvas: b};
+            this._draw(view, true); // true: what lies outside the view is stale, cleared
+            this._fillPadding(this._paddingJob);
+        },
+
+        // The map's view in layer points (whole pixels), within the canvas.
+        _viewBounds: function () {
+            var map = this._map, b = this._bounds, size = map.getSize();
+            var min = map.containerPointToLayerPoint([0, 0]).floor(), max = min.add(size).add([1, 1]);
+            return L.bounds(L.point(Math.max(min.x, b.min.x), Math.max(min.y, b.min.y)),
+                L.point(Math.min(max.x, b.max.x), Math.min(max.y, b.max.y)));
+        },
+
+        // The padding around the view drawn in four strips, each in its own idle task: left and
+        // right of the view, then above and below the whole width, so that what is drawn stays one
+        // rectangle (`_drawnAt.bounds`, what a pan may keep) after every strip.
+        _fillPadding: function (job) {
+            var b = this._bounds, v = this._drawnAt.bounds, self = this;
+            var strips = [
+                L.bounds(L.point(b.min.x, v.min.y), L.point(v.min.x, v.max.y)),
+                L.bounds(L.point(v.max.x, v.min.y), L.point(b.max.x, v.max.y)),
+                L.bounds(b.min, L.point(b.max.x, v.min.y)),
+                L.bounds(L.point(b.min.x, v.max.y), b.max)
+            ];
+            var covered = [
+                L.bounds(L.point(b.min.x, v.min.y), v.max),
+                L.bounds(L.point(b.min.x, v.min.y), L.point(b.max.x, v.max.y)),
+                L.bounds(b.min, L.point(b.max.x, v.max.y)),
+                b
+            ];
+            var idle = window.requestIdleCallback || function (f) { return setTimeout(f, 16); };
+            function next(i) {
+                if (i >= strips.length || job !== self._paddingJob || !self._map) { return; }
+                idle(function () {
+                    if (job !== self._paddingJob || !self._map) { return; }
+                    var s = strips[i];
+                    self._drawnAt.bounds = covered[i];
+                    if (s.max.x > s.min.x && s.max.y > s.min.y) { self._draw(s, false); }
+                    next(i + 1);
+                }, {timeout: 1000});
+            }
+            next(0);
+        },
+
+        // Everything drawn from scratch (content changed): the whole canvas, no strip pending.
+        _drawAll: function () {
+            this._paddingJob = (this._paddingJob || 0) + 1;
+            if (this._drawnAt) { this._drawnAt.bounds = this._drawnAt.canvas; }
             this._draw();
         },
+
+        // What is drawn, in layer points: the canvas, or only part of it while strips are pending.
+        _covered: function () { return this._drawnAt ? this._drawnAt.bounds : this._bounds; },
 
         _covers: function () {
             var at = this._drawnAt, map = this._map;
@@ -66,13 +136,101 @@
             if (this._map && !this._drawRequest) {
                 this._drawRequest = L.Util.requestAnimFrame(function () {
                     this._drawRequest = null;
-                    if (this._map) { this._draw(); }
+                    if (this._map) { this._drawAll(); }
                 }, this);
             }
         },
 
-        _draw: function () {}
+        // All of the layer's drawing; `region` (layer points), when given, limits it to that part
+        // of the canvas (a `viewFirst` layer's view, then its padding strips); `fresh`: the rest of
+        // the canvas is to be cleared (the view), else left as it is (a strip).
+        _draw: function (region, fresh) {}
     });
+
+    // --- sprites: a glyph drawn once on a small canvas, then stamped as pixels into an ImageData ----
+    // (assets/hazmap_live.js, hazmap_static.js). Stamping pixels is several times cheaper than a
+    // path or drawImage per feature on a software canvas. A sprite lists the pixels its glyph
+    // covers, opaque ones first: those are copied without a test, the antialiased edge after them
+    // is copied onto empty pixels and blended over drawn ones ("source over", straight alpha).
+    var packed = new Uint32Array(1), packedBytes = new Uint8Array(packed.buffer); // endian-proof RGBA words
+
+    hazmap.spriteFromImage = function (data, size, reach) {
+        var opaque = [], edge = [];
+        for (var y = 0; y < size; y++) {
+            for (var x = 0; x < size; x++) {
+                var k = (y * size + x) * 4;
+                if (data[k + 3]) { (data[k + 3] === 255 ? opaque : edge).push(k); }
+            }
+        }
+        var all = opaque.concat(edge), n = all.length;
+        var sprite = {
+            dx: new Int16Array(n), dy: new Int16Array(n), color: new Uint32Array(n), alpha: new Uint8Array(n),
+            rgb: new Uint8Array(3 * n), r: reach, opaque: opaque.length, offWidth: -1, off: new Int32Array(n)
+        };
+        for (var j = 0; j < n; j++) {
+            var at = all[j], p = at >> 2;
+            packedBytes.set(data.subarray(at, at + 4));
+            sprite.dx[j] = (p % size) - reach;
+            sprite.dy[j] = Math.floor(p / size) - reach;
+            sprite.color[j] = packed[0];
+            sprite.alpha[j] = data[at + 3];
+            sprite.rgb[3 * j] = data[at]; sprite.rgb[3 * j + 1] = data[at + 1]; sprite.rgb[3 * j + 2] = data[at + 2];
+        }
+        return sprite;
+    };
+
+    // An antialiased pixel of the sprite over a drawn one. Over an opaque pixel (most of them) in
+    // 32-bit integers, red and blue at once, alpha scaled to 0-256 (within 1/255 of the exact
+    // blend); else in floats over the bytes.
+    var LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1; // alpha in the top byte
+    function blend(target, at, sprite, j) {
+        var p = target.pixels[at], a = sprite.alpha[j];
+        if (LITTLE_ENDIAN && (p >>> 24) === 255) {
+            var q = sprite.color[j], sa = a + (a >> 7), ia = 256 - sa;
+            var rb = (((q & 0xff00ff) * sa + (p & 0xff00ff) * ia) >>> 8) & 0xff00ff;
+            var g = (((q & 0xff00) * sa + (p & 0xff00) * ia) >>> 8) & 0xff00;
+            target.pixels[at] = 0xff000000 | rb | g;
+            return;
+        }
+        var bytes = target.bytes, k = at * 4, da = bytes[k + 3], s = sprite.rgb, c = j * 3;
+        var dw = da * (255 - a), oa = a * 255 + dw; // out alpha x 255
+        bytes[k] = (s[c] * a * 255 + bytes[k] * dw) / oa;
+        bytes[k + 1] = (s[c + 1] * a * 255 + bytes[k + 1] * dw) / oa;
+        bytes[k + 2] = (s[c + 2] * a * 255 + bytes[k + 2] * dw) / oa;
+        bytes[k + 3] = oa / 255;
+    }
+
+    // The pixels a layer stamps into: its ImageData's bytes and their Uint32 view (read once: the
+    // ImageData's own getters cost more than a stamp).
+    hazmap.stampTarget = function (image) {
+        return {image: image, width: image.width, height: image.height, bytes: image.data,
+            pixels: new Uint32Array(image.data.buffer)};
+    };
+
+    // `sprite` centred on pixel (bx, by) of `target`, clipped to the pixel rectangle [x0, x1) x [y0, y1).
+    hazmap.stamp = function (target, sprite, bx, by, x0, y0, x1, y1) {
+        var w = target.width, pixels = target.pixels, r = sprite.r, color = sprite.color, n = color.length, j, at;
+        if (bx - r >= x0 && by - r >= y0 && bx + r < x1 && by + r < y1) { // all inside: offsets, no tests
+            if (sprite.offWidth !== w) {
+                for (j = 0; j < n; j++) { sprite.off[j] = sprite.dy[j] * w + sprite.dx[j]; }
+                sprite.offWidth = w;
+            }
+            var off = sprite.off, base = by * w + bx, opaque = sprite.opaque;
+            for (j = 0; j < opaque; j++) { pixels[base + off[j]] = color[j]; }
+            for (; j < n; j++) {
+                at = base + off[j];
+                if (pixels[at] === 0) { pixels[at] = color[j]; } else { blend(target, at, sprite, j); }
+            }
+            return;
+        }
+        var dx = sprite.dx, dy = sprite.dy, alpha = sprite.alpha;
+        for (j = 0; j < n; j++) {
+            var x = bx + dx[j], y = by + dy[j];
+            if (x < x0 || y < y0 || x >= x1 || y >= y1) { continue; }
+            at = y * w + x;
+            if (alpha[j] === 255 || pixels[at] === 0) { pixels[at] = color[j]; } else { blend(target, at, sprite, j); }
+        }
+    };
 
     // Plotly's 4.8 MB bundle (the drill-down's charts) loads once the wall has painted: when no
     // layer has marked its first paint (`hazmap:layer:<name>`) for QUIET_MS and the main thread is

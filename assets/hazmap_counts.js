@@ -67,10 +67,14 @@
             if (!this._ctx || !state.config) { return; }
             var ctx = this._ctx, b = this._bounds, m = window.devicePixelRatio || 1;
             var w = b.max.x - b.min.x, h = b.max.y - b.min.y;
+            state.drawn = 0;
+            // From the symbols' zoom on the canvas stays empty: hidden, the browser neither clears
+            // nor composites a screen-sized transparent layer on every frame that redraws the map.
+            var on = active(this._map.getZoom()) && !!window.h3;
+            this._container.style.display = on ? "" : "none";
+            if (!on) { return; }
             ctx.setTransform(m, 0, 0, m, 0, 0);
             ctx.clearRect(0, 0, w, h);
-            state.drawn = 0;
-            if (!active(this._map.getZoom()) || !window.h3) { return; }
             var map = this._map, origin = map.getPixelOrigin();
             ctx.font = "600 " + FONT_PX + "px sans-serif";
             ctx.textAlign = "center";

@@ -45,6 +45,7 @@
     var STATS_KEPT = 120;
     var TRAIL_BANDS = 5; // age bands of the trail: full colour now, TRAIL_OLDEST_ALPHA at trail_s
     var TRAIL_OLDEST_ALPHA = 0.25;
+    var CHUNK_MS = 8; // a poll's redraw: stamping per task (assets/hazmap_live.js requestDraw)
     var TRAIL_WIDTH_PX = 3, TRAIL_CASING_PX = 2, TRAIL_STOP_PX = 3.5, TRAIL_RING_PX = 11;
 
     function screenScale() { // as assets/hazmap_map.js: sizes are set for a 1920x1080 wall
@@ -73,8 +74,10 @@
         truckQx: new Uint16Array(0), truckQy: new Uint16Array(0),
         truckNx: new Float64Array(0), truckNy: new Float64Array(0),
         pointStatus: new Uint8Array(0), pointNx: new Float64Array(0), pointNy: new Float64Array(0),
-        stats: {paintMs: [], decodeMs: [], payloadChars: [], changedTrucks: [], trailMs: [], trailDecodeMs: [],
-            trailChars: []}
+        // paintMs: a redraw from its start to its image put (a poll's: across its tasks); chunkMs:
+        // the longest task of each
+        stats: {paintMs: [], chunkMs: [], decodeMs: [], payloadChars: [], changedTrucks: [], trailMs: [],
+            trailDecodeMs: [], trailChars: []}
     };
 
     // The selected truck's trail: its pings projected like the trucks, their times, the seconds
@@ -241,7 +244,6 @@
     // --- sprites: each glyph drawn once by the canvas, then stamped as pixels -------------------
     var sprites = {}; // kind, code and scale -> [dot, arrow per heading step...], each built when first needed
     var scratch = document.createElement("canvas");
-    var packed = new Uint32Array(1), packedBytes = new Uint8Array(packed.buffer); // endian-proof RGBA words
 
     // The sprites of one style (`kind` "t" trucks, "p" points, and its code) at `scale`:
     // slot 0 the dot, slot 1 + h the arrow of heading step h.
@@ -287,22 +289,15 @@
             ctx.strokeStyle = c.stroke;
             ctx.stroke();
         }
-        var data = ctx.getImageData(0, 0, size, size).data;
-        var dxs = [], dys = [], colors = [], alphas = [], rgb = [];
-        for (var y = 0; y < size; y++) {
-            for (var x = 0; x < size; x++) {
-                var k = (y * size + x) * 4;
-                if (!data[k + 3]) { continue; }
-                packedBytes.set(data.subarray(k, k + 4));
-                dxs.push(x - reach); dys.push(y - reach); colors.push(packed[0]); alphas.push(data[k + 3]);
-                rgb.push(data[k], data[k + 1], data[k + 2]);
-            }
-        }
-        return {
-            dx: Int16Array.from(dxs), dy: Int16Array.from(dys), color: Uint32Array.from(colors),
-            alpha: Uint8Array.from(alphas), rgb: Uint8Array.from(rgb), r: reach
-        };
+        return hazmap.spriteFromImage(ctx.getImageData(0, 0, size, size).data, size, reach);
     }
+
+    // The next task, without setTimeout's clamping: a poll's redraw continues here.
+    var nextTask = (function () {
+        var channel = new MessageChannel(), queued = [];
+        channel.port1.onmessage = function () { var run = queued.shift(); if (run) { run(); } };
+        return function (run) { queued.push(run); channel.port2.postMessage(0); };
+    })();
 
     // --- the canvas ------------------------------------------------------------------------------
     var LiveCanvas = hazmap.CanvasLayer.extend({ // the lifecycle: assets/hazmap_canvas.js
@@ -317,8 +312,33 @@
             this.pointXY = {x: new Float32Array(0), y: new Float32Array(0)};
         },
 
+        // After a pan or zoom (hazmap.CanvasLayer `_update`): the whole redraw at once.
         _draw: function () {
             if (!this._ctx || !feed.stat) { return; }
+            var job = this._begin();
+            this._stampSome(job, Infinity);
+            this._finish(job);
+        },
+
+        // A poll's redraw (and a shown overlay's, a trail's): the same work as tasks of at most
+        // CHUNK_MS of stamping each (the clock read every 256 slots), one after the other, the
+        // canvas keeping the last image until the new one is put whole: at 15,000 trucks a single
+        // redraw is 20-30 ms of stamping, which with the frame's commit made tasks over 50 ms.
+        // A newer redraw (a poll, a pan, a zoom) drops the one under way.
+        requestDraw: function () {
+            if (!this._map || !this._ctx || !feed.stat) { return; }
+            var job = this._begin(), self = this;
+            (function run() {
+                if (self._job !== job || !self._map) { return; }
+                var t = performance.now();
+                var done = self._stampSome(job, t + CHUNK_MS);
+                job.longest = Math.max(job.longest, performance.now() - t);
+                if (done) { self._finish(job); } else { nextTask(run); }
+            })();
+        },
+
+        // A redraw's start: the layer points of every slot, the ImageData cleared.
+        _begin: function () {
             var t0 = performance.now();
             var canvas = this._container, b = this._bounds, m = window.devicePixelRatio || 1;
             var scale = this._map.options.crs.scale(this._zoom), origin = this._map.getPixelOrigin();
@@ -326,30 +346,37 @@
                 scale: scale, ox: origin.x, oy: origin.y, s: screenScale(), m: m, zoomScale: zoomScale(this._zoom),
                 minX: b.min.x, minY: b.min.y, maxX: b.max.x, maxY: b.max.y
             };
-            if (!this._image || this._image.width !== canvas.width || this._image.height !== canvas.height) {
-                this._image = this._ctx.createImageData(canvas.width, canvas.height);
-                this._pixels = new Uint32Array(this._image.data.buffer);
+            if (!this._target || this._target.width !== canvas.width || this._target.height !== canvas.height) {
+                this._target = hazmap.stampTarget(this._ctx.createImageData(canvas.width, canvas.height));
             }
-            this._pixels.fill(0);
+            this._target.pixels.fill(0);
             this.pointXY = this._layerPoints(feed.pointNx, feed.pointNy, this.showPoints, null, this.pointXY, view);
             this.truckXY = this._layerPoints(feed.truckNx, feed.truckNy, this.showTrucks, feed.truckState,
                 this.truckXY, view);
-            var unknown = feed.stat.heading_unknown, none = new Uint8Array(0);
+            var lists = [];
             if (this.showPoints) {
-                this._stampAll(this.pointXY, feed.pointStatus, none, unknown, feed.config.pointStyles, "p", view);
+                lists.push({xy: this.pointXY, codes: feed.pointStatus, headings: new Uint8Array(0),
+                    styles: feed.config.pointStyles, kind: "p"});
             }
             if (this.showTrucks) {
-                this._stampAll(this.truckXY, feed.truckState, feed.truckHeading, unknown, feed.config.truckStyles, "t",
-                    view);
+                lists.push({xy: this.truckXY, codes: feed.truckState, headings: feed.truckHeading,
+                    styles: feed.config.truckStyles, kind: "t"});
             }
-            this._ctx.putImageData(this._image, 0, 0);
+            this._job = {t0: t0, view: view, lists: lists, list: 0, code: 0, i: 0, longest: 0};
+            return this._job;
+        },
+
+        _finish: function (job) {
+            this._job = null;
+            this._ctx.putImageData(this._target.image, 0, 0);
             trail.drawn = 0;
             if (this.showTrucks && trail.id !== null && trail.n) {
                 var t1 = performance.now();
-                this._drawTrail(view);
+                this._drawTrail(job.view);
                 keep(feed.stats.trailMs, performance.now() - t1);
             }
-            keep(feed.stats.paintMs, performance.now() - t0);
+            keep(feed.stats.paintMs, performance.now() - job.t0);
+            keep(feed.stats.chunkMs, job.longest);
         },
 
         // The selected truck's trail, drawn behind what is already on the canvas (the trucks and
@@ -463,40 +490,29 @@
             return xy;
         },
 
-        // Every drawn slot, code by code (higher codes, the alerts, on top): its sprite stamped at
-        // the canvas pixel that holds its position. Stamping pixels into one ImageData is ~4x
-        // cheaper than filling canvas paths (3,419 trucks and 5,196 points: 9 ms, 35 ms as paths).
-        _stampAll: function (xy, codes, headings, unknown, styles, kind, view) {
-            var xs = xy.x, ys = xy.y, n = codes.length, m = view.m, minX = view.minX, minY = view.minY;
-            for (var code = 0; code < styles.length; code++) {
-                var scale = view.s * view.m * (styles[code].keepSize ? 1 : view.zoomScale);
-                var table = spritesOf(kind, code, scale);
-                for (var i = 0; i < n; i++) {
-                    if (codes[i] !== code || xs[i] !== xs[i]) { continue; } // x !== x: NaN, not drawn
-                    var slot = i < headings.length && headings[i] !== unknown ? headings[i] + 1 : 0;
-                    var sprite = table[slot] || (table[slot] = makeSprite(slot - 1, styles[code], scale));
-                    this._stamp(sprite, Math.floor((xs[i] - minX) * m), Math.floor((ys[i] - minY) * m));
+        // Every drawn slot, points then trucks, code by code (higher codes, the alerts, on top):
+        // its sprite stamped at the canvas pixel that holds its position (hazmap.stamp). Stamping
+        // pixels into one ImageData is ~4x cheaper than filling canvas paths. Resumable: stops at
+        // `deadline` (performance.now()) and returns false, the job remembering where; true when done.
+        _stampSome: function (job, deadline) {
+            var view = job.view, m = view.m, minX = view.minX, minY = view.minY, unknown = feed.stat.heading_unknown;
+            var target = this._target, W = target.width, H = target.height, stamp = hazmap.stamp;
+            for (; job.list < job.lists.length; job.list++, job.code = 0) {
+                var list = job.lists[job.list], xs = list.xy.x, ys = list.xy.y, codes = list.codes, n = codes.length;
+                var headings = list.headings, styles = list.styles;
+                for (; job.code < styles.length; job.code++, job.i = 0) {
+                    var code = job.code, scale = view.s * m * (styles[code].keepSize ? 1 : view.zoomScale);
+                    var table = spritesOf(list.kind, code, scale);
+                    for (var i = job.i; i < n; i++) {
+                        if ((i & 255) === 0 && i !== job.i && performance.now() > deadline) { job.i = i; return false; }
+                        if (codes[i] !== code || xs[i] !== xs[i]) { continue; } // x !== x: NaN, not drawn
+                        var slot = i < headings.length && headings[i] !== unknown ? headings[i] + 1 : 0;
+                        var sprite = table[slot] || (table[slot] = makeSprite(slot - 1, styles[code], scale));
+                        stamp(target, sprite, Math.floor((xs[i] - minX) * m), Math.floor((ys[i] - minY) * m), 0, 0, W, H);
+                    }
                 }
             }
-        },
-
-        _stamp: function (sprite, bx, by) {
-            var image = this._image, w = image.width, h = image.height, pixels = this._pixels, bytes = image.data;
-            var dx = sprite.dx, dy = sprite.dy, color = sprite.color, alpha = sprite.alpha, n = dx.length;
-            var inside = bx - sprite.r >= 0 && by - sprite.r >= 0 && bx + sprite.r < w && by + sprite.r < h;
-            for (var j = 0; j < n; j++) {
-                var x = bx + dx[j], y = by + dy[j];
-                if (!inside && (x < 0 || y < 0 || x >= w || y >= h)) { continue; }
-                var at = y * w + x, a = alpha[j];
-                if (a === 255 || pixels[at] === 0) { pixels[at] = color[j]; continue; }
-                // An antialiased edge over something drawn: blend ("source over", straight alpha).
-                var k = at * 4, sa = a / 255, da = bytes[k + 3] / 255, oa = sa + da * (1 - sa);
-                var s = sprite.rgb, c = j * 3;
-                bytes[k] = (s[c] * sa + bytes[k] * da * (1 - sa)) / oa;
-                bytes[k + 1] = (s[c + 1] * sa + bytes[k + 1] * da * (1 - sa)) / oa;
-                bytes[k + 2] = (s[c + 2] * sa + bytes[k + 2] * da * (1 - sa)) / oa;
-                bytes[k + 3] = oa * 255;
-            }
+            return true;
         },
 
         // The topmost truck (else point) drawn within reach of a layer point: {layer, id} or null.

@@ -94,7 +94,6 @@
     // feature on a software canvas (17,000 points: ~160 ms with drawImage; the live layer found 4x).
     var sprites = {};
     var scratch = document.createElement("canvas");
-    var packed = new Uint32Array(1), packedBytes = new Uint8Array(packed.buffer); // endian-proof RGBA words
 
     function spriteOf(style, key, scale) {
         var id = key + "@" + scale;
@@ -115,29 +114,18 @@
             ctx.strokeStyle = style.stroke;
             ctx.stroke();
         }
-        var data = ctx.getImageData(0, 0, size, size).data;
-        var dxs = [], dys = [], colors = [], alphas = [], rgb = [];
-        for (var y = 0; y < size; y++) {
-            for (var x = 0; x < size; x++) {
-                var k = (y * size + x) * 4;
-                if (!data[k + 3]) { continue; }
-                packedBytes.set(data.subarray(k, k + 4));
-                dxs.push(x - reach); dys.push(y - reach); colors.push(packed[0]); alphas.push(data[k + 3]);
-                rgb.push(data[k], data[k + 1], data[k + 2]);
-            }
-        }
-        return (sprites[id] = {
-            dx: Int16Array.from(dxs), dy: Int16Array.from(dys), color: Uint32Array.from(colors),
-            alpha: Uint8Array.from(alphas), rgb: Uint8Array.from(rgb), r: reach
-        });
+        return (sprites[id] = hazmap.spriteFromImage(ctx.getImageData(0, 0, size, size).data, size, reach));
     }
 
     // --- the canvas ------------------------------------------------------------------------------
     var StaticCanvas = hazmap.CanvasLayer.extend({ // the lifecycle: assets/hazmap_canvas.js
-        // padded and kept through pans within it, as assets/hazmap_vector.js
-        options: {pane: PANE, className: "hz-static-canvas", padding: 0.25, keepWhileCovered: true},
+        // padded and kept through pans within it, as assets/hazmap_vector.js; after a zoom the view
+        // is drawn first and the padding in idle strips (hazmap.CanvasLayer `viewFirst`)
+        options: {pane: PANE, className: "hz-static-canvas", padding: 0.25, keepWhileCovered: true, viewFirst: true},
 
-        _draw: function () {
+        // The whole canvas, or `region` of it (layer points; `fresh`: the rest cleared, see
+        // assets/hazmap_canvas.js): the points stamped into one ImageData, put, outlines over it.
+        _draw: function (region, fresh) {
             if (!this._ctx) { return; }
             var t0 = performance.now();
             var b = this._bounds, m = window.devicePixelRatio || 1, ctx = this._ctx;
@@ -146,29 +134,44 @@
                 scale: this._map.options.crs.scale(this._zoom), ox: origin.x, oy: origin.y, s: screenScale(), m: m,
                 minX: b.min.x, minY: b.min.y, maxX: b.max.x, maxY: b.max.y, zoom: this._zoom
             };
-            var canvas = this._container;
-            if (!this._image || this._image.width !== canvas.width || this._image.height !== canvas.height) {
-                this._image = ctx.createImageData(canvas.width, canvas.height);
-                this._pixels = new Uint32Array(this._image.data.buffer);
+            var canvas = this._container, W = canvas.width, H = canvas.height;
+            if (!this._target || this._target.width !== W || this._target.height !== H) {
+                this._target = hazmap.stampTarget(ctx.createImageData(W, H));
             }
-            this._pixels.fill(0);
+            var pixels = this._target.pixels;
+            // the region in canvas pixels: [x0, x1) x [y0, y1)
+            var x0 = 0, y0 = 0, x1 = W, y1 = H;
+            if (region) {
+                x0 = Math.max(0, Math.floor((region.min.x - b.min.x) * m));
+                y0 = Math.max(0, Math.floor((region.min.y - b.min.y) * m));
+                x1 = Math.min(W, Math.ceil((region.max.x - b.min.x) * m));
+                y1 = Math.min(H, Math.ceil((region.max.y - b.min.y) * m));
+            }
+            var whole = !region || fresh; // the points' layer positions change: computed again
+            if (whole) {
+                pixels.fill(0);
+            } else {
+                for (var row = y0; row < y1; row++) { pixels.fill(0, row * W + x0, row * W + x1); }
+            }
+            var clip = [x0, y0, x1, y1], covered = this._covered();
             var painted = [], k, entry;
             for (k = 0; k < state.order.length; k++) {
                 entry = state.layers[state.order[k]];
-                entry.drawn = 0;
                 // issue 15: below the symbols' zoom the points show as counts per cell (assets/hazmap_counts.js)
                 if (!entry.wanted || !entry.data || (hazmap.countsHide && hazmap.countsHide(this._map.getZoom()))) {
+                    entry.drawn = 0;
                     continue;
                 }
-                this._points(entry, view);
+                this._points(entry, view, whole, clip, covered);
                 painted.push(entry);
             }
             ctx.setTransform(1, 0, 0, 1, 0, 0);
-            ctx.putImageData(this._image, 0, 0);
+            if (region && fresh) { ctx.clearRect(0, 0, W, H); }
+            ctx.putImageData(this._target.image, 0, 0, x0, y0, x1 - x0, y1 - y0);
             // the areas' outlines over the stamped points (putImageData replaces, it does not blend)
             for (k = 0; k < painted.length; k++) {
                 entry = painted[k];
-                if (entry.data.rings && view.zoom >= state.config.outlineMinZoom) { this._outlines(entry, view); }
+                if (entry.data.rings && view.zoom >= state.config.outlineMinZoom) { this._outlines(entry, view, clip); }
                 if (!entry.painted) {
                     entry.painted = true;
                     performance.mark("hazmap:layer:" + entry.name);
@@ -177,50 +180,48 @@
             if (painted.length) { keep(state.stats.paintMs, performance.now() - t0); }
         },
 
-        // Layer points of every feature (NaN off the canvas), then one sprite per feature, class by class.
-        _points: function (entry, view) {
-            var d = entry.data, n = d.n, xs = entry.xs, ys = entry.ys, margin = 12 * view.s;
-            var drawn = 0, m = view.m;
-            for (var i = 0; i < n; i++) {
-                var x = d.nx[i] * view.scale - view.ox, y = d.ny[i] * view.scale - view.oy;
-                var off = x < view.minX - margin || x > view.maxX + margin || y < view.minY - margin ||
-                    y > view.maxY + margin;
-                xs[i] = off ? NaN : x;
-                ys[i] = off ? NaN : y;
-                if (!off) { drawn++; }
+        // Layer points of every feature (NaN off the canvas; when `whole`), then one sprite per
+        // feature within reach of the clip rectangle, clipped to it. `drawn`: the features drawn
+        // so far (within `covered`, the part of the canvas drawn).
+        _points: function (entry, view, whole, clip, covered) {
+            var d = entry.data, n = d.n, xs = entry.xs, ys = entry.ys, margin = 12 * view.s, i;
+            var m = view.m, target = this._target, stamp = hazmap.stamp;
+            if (whole) {
+                for (i = 0; i < n; i++) {
+                    var x = d.nx[i] * view.scale - view.ox, y = d.ny[i] * view.scale - view.oy;
+                    var off = x < view.minX - margin || x > view.maxX + margin || y < view.minY - margin ||
+                        y > view.maxY + margin;
+                    xs[i] = off ? NaN : x;
+                    ys[i] = off ? NaN : y;
+                }
             }
             var table = d.classes.map(function (key) {
                 return spriteOf(entry.styles[key] || entry.styles.other, entry.name + ":" + key, view.s * m);
             });
-            for (var j = 0; j < n; j++) {
-                if (xs[j] !== xs[j]) { continue; } // NaN: off the canvas
-                this._stamp(table[d.cls[j]], Math.floor((xs[j] - view.minX) * m), Math.floor((ys[j] - view.minY) * m));
+            // in canvas pixels, the clip widened by the largest sprite's reach
+            var reach = 0;
+            table.forEach(function (sprite) { reach = Math.max(reach, sprite.r); });
+            var cx0 = clip[0] - reach, cy0 = clip[1] - reach, cx1 = clip[2] + reach, cy1 = clip[3] + reach;
+            var drawn = 0, kx0 = covered.min.x - margin, ky0 = covered.min.y - margin,
+                kx1 = covered.max.x + margin, ky1 = covered.max.y + margin;
+            for (i = 0; i < n; i++) {
+                var lx = xs[i], ly = ys[i];
+                if (lx !== lx) { continue; } // NaN: off the canvas
+                if (lx >= kx0 && lx <= kx1 && ly >= ky0 && ly <= ky1) { drawn++; }
+                var bx = Math.floor((lx - view.minX) * m), by = Math.floor((ly - view.minY) * m);
+                if (bx < cx0 || by < cy0 || bx >= cx1 || by >= cy1) { continue; }
+                stamp(target, table[d.cls[i]], bx, by, clip[0], clip[1], clip[2], clip[3]);
             }
             entry.drawn = drawn;
         },
 
-        _stamp: function (sprite, bx, by) { // as assets/hazmap_live.js: opaque pixels copied, edges blended
-            var image = this._image, w = image.width, h = image.height, pixels = this._pixels, bytes = image.data;
-            var dx = sprite.dx, dy = sprite.dy, color = sprite.color, alpha = sprite.alpha, n = dx.length;
-            var inside = bx - sprite.r >= 0 && by - sprite.r >= 0 && bx + sprite.r < w && by + sprite.r < h;
-            for (var j = 0; j < n; j++) {
-                var x = bx + dx[j], y = by + dy[j];
-                if (!inside && (x < 0 || y < 0 || x >= w || y >= h)) { continue; }
-                var at = y * w + x, a = alpha[j];
-                if (a === 255 || pixels[at] === 0) { pixels[at] = color[j]; continue; }
-                var k = at * 4, sa = a / 255, da = bytes[k + 3] / 255, oa = sa + da * (1 - sa);
-                var s = sprite.rgb, c = j * 3;
-                bytes[k] = (s[c] * sa + bytes[k] * da * (1 - sa)) / oa;
-                bytes[k + 1] = (s[c + 1] * sa + bytes[k + 1] * da * (1 - sa)) / oa;
-                bytes[k + 2] = (s[c + 2] * sa + bytes[k + 2] * da * (1 - sa)) / oa;
-                bytes[k + 3] = oa * 255;
-            }
-        },
-
-        // Area outlines in their class colour, one path per class.
-        _outlines: function (entry, view) {
+        // Area outlines in their class colour, one path per class, within the clip rectangle.
+        _outlines: function (entry, view, clip) {
             var d = entry.data, ctx = this._ctx, m = view.m;
             ctx.save();
+            ctx.beginPath();
+            ctx.rect(clip[0], clip[1], clip[2] - clip[0], clip[3] - clip[1]);
+            ctx.clip();
             ctx.setTransform(m, 0, 0, m, -view.minX * m, -view.minY * m);
             ctx.lineJoin = "round";
             for (var c = 0; c < d.classes.length; c++) {

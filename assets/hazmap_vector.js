@@ -199,24 +199,39 @@
     var VectorCanvas = hazmap.CanvasLayer.extend({ // the lifecycle: assets/hazmap_canvas.js
         // padded a quarter of the view each way and kept through pans within it: a pan redraws
         // (strokes every line on a software canvas: the costly part) only when it leaves that
-        options: {pane: PANE, className: "hz-vector-canvas", padding: 0.25, keepWhileCovered: true},
+        // after a zoom the view is drawn first and the padding in idle strips (`viewFirst`)
+        options: {pane: PANE, className: "hz-vector-canvas", padding: 0.25, keepWhileCovered: true, viewFirst: true},
 
-        _draw: function () {
+        // The whole canvas, or `region` of it (layer points; `fresh`: the rest cleared, see
+        // assets/hazmap_canvas.js): the parts whose box meets it, stroked within it.
+        _draw: function (region, fresh) {
             if (!this._ctx) { return; }
             var t0 = performance.now(), map = this._map, b = this._bounds, m = window.devicePixelRatio || 1;
             var ctx = this._ctx, canvas = this._container, origin = map.getPixelOrigin();
-            var scale = map.options.crs.scale(this._zoom), s = screenScale();
+            var scale = map.options.crs.scale(this._zoom), s = screenScale(), area = region || b;
+            ctx.save();
             ctx.setTransform(1, 0, 0, 1, 0, 0);
-            ctx.clearRect(0, 0, canvas.width, canvas.height);
+            if (!region || fresh) {
+                ctx.clearRect(0, 0, canvas.width, canvas.height);
+            }
             ctx.setTransform(m, 0, 0, m, -b.min.x * m, -b.min.y * m); // layer points
+            if (region) {
+                ctx.beginPath();
+                ctx.rect(area.min.x, area.min.y, area.max.x - area.min.x, area.max.y - area.min.y);
+                ctx.clip();
+                if (!fresh) { ctx.clearRect(area.min.x, area.min.y, area.max.x - area.min.x, area.max.y - area.min.y); }
+            }
             // butt ends and bevel joins: at 1-3 px they look as round ones do, and a software canvas
             // strokes them in about two thirds of the time
             ctx.lineCap = "butt";
             ctx.lineJoin = "bevel";
             var view = {
-                scale: scale, ox: origin.x, oy: origin.y, s: s, minX: b.min.x, minY: b.min.y, maxX: b.max.x, maxY: b.max.y
+                scale: scale, ox: origin.x, oy: origin.y, s: s,
+                minX: area.min.x, minY: area.min.y, maxX: area.max.x, maxY: area.max.y
             };
-            var sw = map.layerPointToLatLng(b.min.add([0, b.getSize().y])), ne = map.layerPointToLatLng(b.max.subtract([0, b.getSize().y]));
+            // the features drawn so far: those whose box meets the part of the canvas drawn
+            var c = this._covered(), h = c.getSize().y;
+            var sw = map.layerPointToLatLng(c.min.add([0, h])), ne = map.layerPointToLatLng(c.max.subtract([0, h]));
             var lonLatBox = [Math.min(sw.lng, ne.lng), Math.min(sw.lat, ne.lat), Math.max(sw.lng, ne.lng), Math.max(sw.lat, ne.lat)];
             var painted = 0;
             for (var k = 0; k < state.order.length; k++) {
@@ -237,6 +252,7 @@
                 }
             }
             ctx.setLineDash([]);
+            ctx.restore();
             if (painted) { keep(state.stats.paintMs, performance.now() - t0); }
         },
 
