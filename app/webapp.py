@@ -26,6 +26,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from pathlib import Path
 
 import dash
 import dash_leaflet as dl
@@ -73,7 +74,7 @@ from layers.live import (
 from layers.header import TICKER_LABELS, header_children, header_figures, incident_items
 from layers.search import NO_HITS, SEARCH_PLACEHOLDER, SearchIndex
 from layers.static_canvas import CANVAS_LAYERS, build_canvas_payloads, canvas_config, canvas_payload
-from layers.vector_canvas import VECTOR_LAYERS, build_vector_payloads, vector_config, vector_payloads
+from layers.vector_canvas import VECTOR_LAYERS, ZOOM_BANDS, build_vector_payloads, vector_config, vector_payloads
 from layers.geojson import feature_collection
 from layers.style import BASE_HIDEOUT, LANGUAGES, LegendGroup, layer_style, legend, text
 from spatial.model import LAYER_NAMES, LiveState, World
@@ -90,6 +91,9 @@ _VEHICLE_ID_PATTERN = re.compile(r"[\w.:-]{1,128}")  # letters of any script, di
 _LIVE_GZIP_LEVEL = 5  # a poll's payload is small: fast beats the last few per cent
 
 _js = Namespace("hazmap", "map")
+_PRELOAD_SCRIPT = "hazmap_preload.js"
+_LEAFLET_CHUNKS = ("async-GeoJSON.js", "async-EditControl.ts.js")
+_HEADER_SHARE = 0.124  # of the window's height above the map at 1920x1080 (and about so at 3840x2160)
 LAYER_ID_TYPE = "hz-layer"
 
 
@@ -121,6 +125,7 @@ def create_app(settings: Settings, world: World, world_version: str, live=None, 
         title=ui("title", settings.language),
         update_title=None,
         serve_locally=True,
+        assets_ignore=re.escape(_PRELOAD_SCRIPT),  # inlined in the page's head instead (_preloading_index)
     )
     encoder = LiveEncoder(world) if live is not None else None
     screen = _Screen(settings, world, world_version, web.config.requests_pathname_prefix, live)
@@ -129,6 +134,7 @@ def create_app(settings: Settings, world: World, world_version: str, live=None, 
     # the drill-down panels' pings, readings, incidents (`store`: a screen without people, as the bench's)
     screen.store = people.store if people is not None else store
     screen.world = world
+    web.index_string = _preloading_index(web.index_string, screen)  # the payloads' fetches start with the page
     # who sees what (app/permissions.py Scopes): the routes below narrow to it, the API reads it
     web.server.extensions["hazmap_scopes"] = Scopes(world, people.store) if people is not None else None
     _add_layer_route(web, world_version, payloads, world)
@@ -406,6 +412,41 @@ class _Screen:
         grid = [grid_legend(language)] if text(GRID_TITLE, language) in shown else []
         return grid + (live_legend(language, *live) if live else []) + legend(
             [(layer.name, layer.title) for layer in layers], language, self.present_classes)
+
+
+def _preloading_index(index_string: str, screen: _Screen) -> str:
+    """Dash's page with the wall's payloads fetched from the top of its <head>
+    (assets/hazmap_preload.js, inlined before the stylesheets so that nothing holds it): the
+    layers shown at start on the canvases (their typed arrays, the vector layers' meta and first
+    band, the live lists and first full frame), taken once by the layer scripts, and the GeoJSON
+    layers dash-leaflet fetches itself (`<link rel=preload as=fetch>`, which its fetch() reuses).
+    Without this, each waits for Dash's bundles, layout and first callbacks (~1.5 s)."""
+    shown = [layer.name for layer in LAYERS if layer.shown_by_default]
+    vector = [name for name in shown if name in VECTOR_LAYERS]
+    urls = [screen.canvas_url(name) for name in shown if name in CANVAS_LAYERS]
+    urls += [screen.vector_url(name) for name in vector]
+    no_store = []
+    if screen.live is not None:  # as assets/hazmap_live.js asks: the lists, then the first full frame
+        urls.append(screen.live_url("static.json"))
+        no_store.append(screen.live_url("state") + "?since=0")
+    geojson = [screen.layer_url(name) for name in ("land", "district_outlines", "district_labels")]
+    geojson += [screen.layer_url(name) for name in shown if name not in CANVAS_LAYERS and name not in VECTOR_LAYERS]
+    config = {"urls": urls, "noStore": no_store, "vector": {
+        "bases": [screen.vector_url(name).removesuffix(".json") for name in vector],
+        "bands": [first for first, _ in ZOOM_BANDS],
+        "fit": {"bounds": screen.bounds, "padding": 12, "zoomSnap": 0.1, "minZoom": 7, "maxZoom": 18,
+                "headerShare": _HEADER_SHARE}}}  # as _Screen._map sets the map
+    # dash-leaflet's GeoJSON and drawing tools are chunks it loads once the layout is in
+    chunks = [f"{screen.url_prefix}_dash-component-suites/dash_leaflet/{name}" for name in _LEAFLET_CHUNKS
+              if (Path(dl.__file__).parent / name).exists()]
+    script = (ASSETS_DIR / _PRELOAD_SCRIPT).read_text(encoding="utf-8")
+    head = "".join(f'<link rel="preload" as="fetch" crossorigin="anonymous" href="{url}">' for url in geojson)
+    head += "".join(f'<link rel="preload" as="script" href="{url}">' for url in chunks)
+    head += ("<script>window.hazmapPreloadConfig = " + json.dumps(config).replace("</", "<\\/") + ";\n"
+             + script + "</script>")
+    if "<head>" not in index_string:
+        raise ValueError("the page template has no <head> for the payloads' preload")
+    return index_string.replace("<head>", "<head>\n" + head, 1)
 
 
 def _legend_children(groups: list[LegendGroup], language: str) -> list:

@@ -562,7 +562,8 @@
         // names them; a frame of another scope means they changed, so they are loaded again.
         var scope = feed.stat.scope;
         var url = feed.config.stateUrl + "?since=" + feed.version + (scope ? "&scope=" + scope : "");
-        fetch(url, {cache: "no-store"})
+        // the first full frame may have been started by the page's head (assets/hazmap_preload.js)
+        ((window.hazmapPreload && window.hazmapPreload.take(url)) || fetch(url, {cache: "no-store"}))
             .then(function (response) {
                 return response.text().then(function (body) {
                     if (!response.ok) { throw new Error(response.status + " " + body); }
@@ -640,7 +641,8 @@
             map.getContainer().addEventListener("mousemove", onMouseMove, true);
             layer = new LiveCanvas();
             syncLayer();
-            fetch(config.staticUrl)
+            // the page's head may have started it (assets/hazmap_preload.js): taken once
+            ((window.hazmapPreload && window.hazmapPreload.take(config.staticUrl)) || fetch(config.staticUrl))
                 .then(function (response) {
                     if (!response.ok) { throw new Error(response.status + " " + config.staticUrl); }
                     return response.json();

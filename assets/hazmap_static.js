@@ -320,7 +320,8 @@
 
     function fetchLayer(entry) {
         entry.requested = true;
-        fetch(entry.url)
+        // the page's head may have started it (assets/hazmap_preload.js): taken once
+        ((window.hazmapPreload && window.hazmapPreload.take(entry.url)) || fetch(entry.url))
             .then(function (response) {
                 if (!response.ok) { throw new Error(response.status + " " + entry.url); }
                 return response.json();

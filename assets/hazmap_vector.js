@@ -138,15 +138,16 @@
         entry.bandRequested = meta.bands.map(function () { return false; });
     }
 
+    // The meta and the first band may have been started by the page's head (assets/hazmap_preload.js).
     function getJson(url) {
-        return fetch(url).then(function (response) {
+        return ((window.hazmapPreload && window.hazmapPreload.take(url)) || fetch(url)).then(function (response) {
             if (!response.ok) { throw new Error(response.status + " " + url); }
             return response.json();
         });
     }
 
     function getBinary(url) {
-        return fetch(url).then(function (response) {
+        return ((window.hazmapPreload && window.hazmapPreload.take(url)) || fetch(url)).then(function (response) {
             if (!response.ok) { throw new Error(response.status + " " + url); }
             return response.arrayBuffer();
         });
