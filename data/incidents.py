@@ -10,7 +10,10 @@ order; each event's key (rule, episode_id, phase, ordinal) goes into `incident_a
 primary key makes a second application impossible; the incidents, their recipients, the
 append-only transition log and the outbox rows (deliveries for issue 13's sender) are written in
 the same transaction, and `apply_stored_events` records the last applied `seq` there too. A
-crash loses nothing acknowledged and doubles nothing. The inbox is a view of the recipients
+crash loses nothing acknowledged and doubles nothing. The push that routes an opened incident to
+a recipient is recorded by the recipient row itself (pushed_at, tier 0), not logged as a
+transition (one row fewer per recipient); `show()` lists it in the history, and its outbox row
+names it (`routing_push_ids`). Pushes up the escalation chain are logged. The inbox is a view of the recipients
 (pending rows of one recipient), not a copy.
 
 Lifecycle decisions are pure: a batch is planned set-based (spatial/incidents/batch.py, the
@@ -330,20 +333,33 @@ def _iso(times: pd.Series) -> list[str]:
     return np.datetime_as_string(times.dt.tz_convert(None).to_numpy(dtype="datetime64[ms]"), unit="ms").tolist()
 
 
-def _plain(raw) -> list:
-    """Driver-ready Python values (numpy scalars unwrapped, NaN and NA as None), column-wise."""
-    series = raw if isinstance(raw, pd.Series) else pd.Series(raw if len(raw) else [], dtype=None
-                                                             if not isinstance(raw, list) else object)
-    if series.dtype.kind in "iub":
-        return series.tolist()
-    missing = series.isna().to_numpy()
-    values = series.to_numpy(dtype=object).copy() if series.dtype.kind != "O" else series.to_numpy().copy()
+def _plain(raw, n: int | None = None) -> list:
+    """Driver-ready Python values of one column (numpy scalars unwrapped, NaN, NA and NaT as None),
+    without a detour through a pandas Series (pandas 3 would infer its arrow-backed str dtype from
+    an object array and convert every value). A scalar stands for a column of `n` equal values."""
+    if not isinstance(raw, (list, tuple, np.ndarray, pd.Series, pd.Index, pd.api.extensions.ExtensionArray)):
+        value = None if raw is None or (not isinstance(raw, str) and pd.isna(raw)) else raw
+        return [value.item() if isinstance(value, np.generic) else value] * int(n or 0)
+    if isinstance(raw, (pd.Series, pd.Index, pd.api.extensions.ExtensionArray)):
+        values = np.asarray(raw) if isinstance(raw.dtype, np.dtype) else raw.to_numpy(dtype=object, na_value=None)
+    elif isinstance(raw, np.ndarray):
+        values = raw
+    else:
+        values = np.asarray(raw, dtype=object) if len(raw) else np.zeros(0, dtype=object)
+    if values.dtype.kind in "iub":
+        return values.tolist()
+    if values.dtype.kind == "f":
+        out = values.astype(object)
+        out[np.isnan(values)] = None
+        return out.tolist()
     if values.dtype.kind != "O":
         values = values.astype(object)
+    missing = pd.isna(values)
     if missing.any():
+        values = values.copy()
         values[missing] = None
     out = values.tolist()
-    if series.dtype.kind == "O" and len(out) and any(isinstance(v, np.generic) for v in out[:1]):
+    if len(out) and any(isinstance(v, np.generic) for v in out[:1]):
         out = [v.item() if isinstance(v, np.generic) else v for v in out]
     return out
 
@@ -355,6 +371,73 @@ def _isoformat(times: pd.Series) -> np.ndarray:
     return (text.str.replace(r"\.000000$", "", regex=True) + "+00:00").to_numpy(dtype=object)
 
 
+def _us_of(times) -> np.ndarray:
+    """Times (aware Series, naive UTC datetime64, Timestamps …) -> int64 µs since the epoch, in bulk."""
+    if isinstance(times, (pd.Series, pd.Index)) and isinstance(times.dtype, pd.DatetimeTZDtype):
+        return np.asarray(times.dt.as_unit("us").array.asi8 if isinstance(times, pd.Series)
+                          else times.as_unit("us").asi8, dtype="int64")
+    values = times if isinstance(times, np.ndarray) else None
+    if values is not None and values.dtype.kind == "M":
+        return values.astype("datetime64[us]").view("int64")
+    return pd.to_datetime(pd.Series(list(times) if not isinstance(times, (pd.Series, np.ndarray)) else times,
+                                    dtype=object), utc=True).dt.as_unit("us").array.asi8.copy()
+
+
+def _objects(values, n: int | None = None) -> pd.Series:
+    """A column of Python objects as is (pandas 3 would infer its arrow-backed str dtype and convert
+    every value); a scalar stands for `n` of them."""
+    if n is not None:
+        return pd.Series(np.full(n, values, dtype=object), dtype=object)
+    return pd.Series(np.asarray(values, dtype=object), dtype=object)
+
+
+def _isoformat_us(us: np.ndarray) -> np.ndarray:
+    """pd.Timestamp.isoformat() of UTC µs times, in bulk ("…T01:00:00+00:00", µs when any)."""
+    text = np.datetime_as_string(np.asarray(us, dtype="int64").view("M8[us]"), unit="us").astype(object)
+    whole = np.asarray(us, dtype="int64") % 1_000_000 == 0
+    text[whole] = np.datetime_as_string(np.asarray(us, dtype="int64")[whole].view("M8[us]"), unit="s").astype(object)
+    return text + "+00:00"
+
+
+def _iso_ms(us: np.ndarray) -> np.ndarray:
+    """ISO-8601 UTC text to the millisecond (as _iso), in bulk."""
+    return np.datetime_as_string((np.asarray(us, dtype="int64") // 1000).view("M8[ms]"), unit="ms").astype(object)
+
+
+def routing_push_ids(incident_ids, recipient_ids) -> np.ndarray:
+    """The transition id of the push that routed an opened incident to a recipient: named by the
+    pair (one push each), as the outbox row refers to it and show() lists it."""
+    return "TR-push-" + np.asarray(incident_ids, dtype=object) + "-" + np.asarray(recipient_ids, dtype=object)
+
+
+def _with_routing_pushes(history: pd.DataFrame, recipients: pd.DataFrame) -> pd.DataFrame:
+    """The history with the routing pushes read from the recipient rows: a recipient reached when
+    the incident opened is recorded by its row (pushed_at), not by a logged transition; its push
+    is listed after the incident's `opened` (as the same transaction wrote them). Recipients whose
+    push is logged (escalations, stores written before) are left as logged."""
+    logged = set(history.loc[history["action"] == "pushed", "recipient_id"])
+    routed = recipients[(recipients["tier"].to_numpy(dtype="int64") == 0)
+                        & ~recipients["recipient_id"].isin(logged).to_numpy()]
+    if not len(routed):
+        return history
+    k = len(routed)
+    opened = np.flatnonzero((history["action"] == "opened").to_numpy())
+    at = int(opened[0]) + 1 if len(opened) else 0
+    recorded = history["recorded_at"].iloc[at - 1] if len(opened) else routed["pushed_at"].iloc[0]
+    pushes = pd.DataFrame({
+        "seq": pd.array([pd.NA] * k, dtype="Int64"),
+        "id": _objects(routing_push_ids(routed["incident_id"].to_numpy(dtype=object),
+                                        routed["recipient_id"].to_numpy(dtype=object))),
+        "incident_id": _objects(routed["incident_id"].to_numpy(dtype=object)),
+        "recipient_id": _objects(routed["recipient_id"].to_numpy(dtype=object)),
+        "action": _objects("pushed", k), "from_state": _objects(None, k), "to_state": _objects("pushed", k),
+        "actor": _objects("system", k), "at": routed["pushed_at"].reset_index(drop=True), "note": _objects(None, k),
+        "details": _objects(None, k), "recorded_at": pd.Series([recorded] * k, dtype=history["recorded_at"].dtype),
+    })
+    out = history.astype({"seq": "Int64"})
+    return pd.concat([out.iloc[:at], pushes[out.columns], out.iloc[at:]], ignore_index=True)
+
+
 def _log_frame(rows, documents: tuple[str, ...]) -> pd.DataFrame:
     """Transitions or outbox rows as a frame, their JSON documents as text (dicts encoded here)."""
     if rows is None:
@@ -362,8 +445,11 @@ def _log_frame(rows, documents: tuple[str, ...]) -> pd.DataFrame:
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame.from_records(rows) if rows else pd.DataFrame()
     for name in documents:
         if name in frame.columns and len(frame):
-            frame[name] = [v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
-                           for v in frame[name].tolist()]
+            values = frame[name].tolist()
+            if not all(v is None or isinstance(v, str) for v in values):
+                values = [v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
+                          for v in values]
+            frame[name] = pd.Series(values, dtype=object, index=frame.index)
     return frame
 
 
@@ -409,20 +495,25 @@ class IncidentStore:
         self._tx = (uuid.uuid4().hex[:12], [0])
         return int(row[0]), int(row[1])
 
-    def _wire_times(self, values) -> list:
+    def _wire_times(self, values, n: int | None = None) -> list:
         """Times as the driver takes them: µs since the epoch (SQLite), ISO-8601 text for COPY
-        (PostgreSQL); None for a missing time."""
+        (PostgreSQL); None for a missing time. A single time stands for a column of `n`."""
+        if not isinstance(values, (list, tuple, np.ndarray, pd.Series, pd.Index,
+                                   pd.api.extensions.ExtensionArray)):
+            return self._wire_times([values])[:1] * int(n or 0)
         if isinstance(values, pd.Series) and isinstance(values.dtype, pd.DatetimeTZDtype):
-            times = values.dt.tz_convert("UTC")
+            raw = values.dt.as_unit("us").array.asi8
+        elif isinstance(values, np.ndarray) and values.dtype.kind == "M":  # naive datetime64: UTC
+            raw = values.astype("datetime64[us]").view("int64")
         else:
-            times = pd.to_datetime(pd.Series(values, dtype=object), utc=True)
-        raw = times.dt.as_unit("us").array.asi8
+            raw = pd.to_datetime(pd.Series(values, dtype=object), utc=True).dt.as_unit("us").array.asi8
+        missing = raw == np.iinfo("int64").min
         if self.dialect == "sqlite":
-            out = np.asarray(raw, dtype=object)
+            out = raw.astype(object)
         else:
-            out = np.array((pd.Series(np.datetime_as_string(raw.view("M8[us]"), unit="us"), dtype=object) + "Z")
-                           .tolist(), dtype=object)
-        out[times.isna().to_numpy()] = None
+            out = (np.datetime_as_string(raw.view("M8[us]"), unit="us").astype(object) + "Z")
+        if missing.any():
+            out[missing] = None
         return out.tolist()
 
     def _insert(self, connection: sa.Connection, table: sa.Table, columns: dict[str, Iterable],
@@ -433,7 +524,9 @@ class IncidentStore:
         an upsert that sets `update` from the new row and adds `accumulate` to it. JSON columns take
         documents, or text already encoded for the columns named in `json_ready`."""
         names = list(columns)
-        n = len(next(iter(columns.values()))) if names else 0
+        # a scalar value stands for a column of equal values (the batch's time, version, source …)
+        n = next((len(v) for v in columns.values() if isinstance(v, (list, tuple, np.ndarray, pd.Series, pd.Index,
+                                                                     pd.api.extensions.ExtensionArray))), 0)
         if not n:
             return
         postgres = self.dialect == "postgresql"
@@ -443,12 +536,12 @@ class IncidentStore:
             column_type = table.c[name].type
             raw = columns[name]
             if isinstance(column_type, UtcDateTime):
-                values.append(self._wire_times(raw))
+                values.append(self._wire_times(raw, n))
             elif isinstance(column_type, JsonDocument):
-                values.append(_plain(raw) if name in ready else
+                values.append(_plain(raw, n) if name in ready else
                               [None if v is None else json.dumps(v, ensure_ascii=False, default=str) for v in raw])
             else:
-                values.append(_plain(raw))
+                values.append(_plain(raw, n))
         sets = ", ".join([f"{c} = excluded.{c}" for c in update]
                          + [f"{c} = {table.name}.{c} + excluded.{c}" for c in accumulate])
         driver = connection.connection.driver_connection
@@ -593,7 +686,7 @@ class IncidentStore:
             self._insert(connection, incident_applied, {
                 **{c: plan.applied[c].to_numpy() for c in ("rule", "episode_id", "phase", "ordinal", "digest",
                                                             "incident_id", "seq")},
-                "source": [source] * len(plan.applied), "applied_at": [now] * len(plan.applied),
+                "source": source, "applied_at": now,
             })
         rows = plan.incidents.set_index("id", drop=False)
         routed = None
@@ -607,7 +700,7 @@ class IncidentStore:
                                                rows["district_adcode"].to_numpy(dtype=object))
         if len(rows):
             values = {c.name: rows[c.name] for c in incidents.columns if c.name not in ("closed_at", "version")}
-            values["version"] = [version] * len(rows)
+            values["version"] = version
             self._insert(connection, incidents, values, conflict=("id",),
                          update=[c for c in values if c not in ("id", "rule", "subject_id", "first_episode_id",
                                                                  "first_time", "source")])
@@ -617,9 +710,11 @@ class IncidentStore:
             opened_info = rows.loc[plan.opened, ["rule", "severity", "district_adcode", "first_time", "quick_close",
                                                  "episodes"]]
             increments.append(kpi_logic.rollup_increments(opened_info, "incidents", per_recipient=False))
+            # the push at opening is recorded by the recipient row itself (pushed_at), not logged: one
+            # row fewer per recipient; show() puts it in the history (_with_routing_pushes)
             pushed, deliveries = self._push(connection, routed, pushed_at, severity,
                                             tier=np.zeros(len(routed), "int64"), escalated_from=[None] * len(routed),
-                                            actor="system", version=version, info=opened_info)
+                                            actor="system", version=version, info=opened_info, logged=False)
         new_ids = set(plan.opened)
         for metric, ids in (("quick_closes", plan.quick_closed), ("reopens", plan.reopened)):
             if ids:
@@ -630,8 +725,7 @@ class IncidentStore:
                     increments.append(self._recipient_increments(
                         connection, older, metric, info[~info.index.duplicated()]))
         self._bump(connection, increments)
-        transitions = plan.transitions if pushed is None else pd.concat([plan.transitions, pushed], ignore_index=True)
-        self._log(connection, transitions, deliveries, now)
+        self._log(connection, plan.transitions, deliveries, now)
         c = plan.counts
         return ApplyResult(applied=c["applied"], duplicates=plan.duplicates, opened=c["opened"],
                            updated=c["updated"], closed=c["closed"], reopened=c["reopened"])
@@ -676,57 +770,67 @@ class IncidentStore:
         })
         routed = recipients_for(frame, self.world)
         routed = routed.drop_duplicates(["incident_id", "recipient_id"]).reset_index(drop=True)
-        at = pd.Index(frame["incident_id"]).get_indexer(routed["incident_id"])
-        first_time = pd.to_datetime(opened["first_time"], utc=True).to_numpy()[at]
+        at = pd.Index(frame["incident_id"].to_numpy(dtype=object), dtype=object).get_indexer(
+            routed["incident_id"].to_numpy(dtype=object))
+        first_time = _us_of(opened["first_time"]).view("M8[us]")[at]  # naive datetime64: UTC
         return routed, first_time, frame["level"].to_numpy()[at]
 
     def _push(self, connection, routed: pd.DataFrame, pushed_at, severity, *, tier, escalated_from, actor, version,
-              info: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+              info: pd.DataFrame, logged: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Insert recipient rows (pushed) and count them in the rollup; returns their `pushed`
-        transitions and outbox deliveries as frames (ids given), for _log."""
+        transitions and outbox deliveries as frames (ids given), for _log. `logged=False` (the
+        routing of opened incidents): the recipient row is the push's record, not logged
+        (show() reads it back, named by routing_push_ids), and only the deliveries are returned."""
         n = len(routed)
-        pushed_at = pd.Series(pd.to_datetime(pd.Series(pushed_at), utc=True).to_numpy(), dtype="datetime64[us, UTC]") \
-            if n else pd.Series(dtype="datetime64[us, UTC]")
-        deadline = pushed_at + pd.to_timedelta(self.settings.deadline_s(severity), unit="s")
         if not n:
             return pd.DataFrame(), pd.DataFrame()
+        pushed_us = _us_of(pushed_at)
+        deadline_us = pushed_us + (self.settings.deadline_s(severity) * 1e6).astype("int64")
         tier = np.asarray(tier, dtype="int64")
-        escalated_from = pd.Series(list(escalated_from), dtype=object)
-        self._insert(connection, incident_recipients, {
-            "incident_id": routed["incident_id"].to_numpy(), "recipient_id": routed["recipient_id"].to_numpy(),
-            "recipient_kind": routed["recipient_kind"].to_numpy(), "role": routed["role"].to_numpy(),
-            "district_adcode": routed["district_adcode"].to_numpy(), "state": ["pushed"] * n,
-            "tier": tier, "escalated_from": escalated_from, "pushed_at": pushed_at, "sign_deadline": deadline,
-            "reminders": [0] * n, "version": [version] * n,
-        })
-        counted = routed[["incident_id", "recipient_id", "recipient_kind"]].join(info, on="incident_id")
-        # a recipient counts its incidents' noise as it stands (a later one as it happens, in _apply)
-        again = counted.loc[counted.index.repeat(np.maximum(counted["episodes"].to_numpy(dtype="int64") - 1, 0))]
-        self._bump(connection, [
-            kpi_logic.rollup_increments(counted, "pushed", per_recipient=True),
-            kpi_logic.rollup_increments(counted, "incidents", per_recipient=True, incident_groupings=False),
-            kpi_logic.rollup_increments(counted[counted["quick_close"].to_numpy(dtype=bool)], "quick_closes",
-                                        per_recipient=True, incident_groupings=False),
-            kpi_logic.rollup_increments(again, "reopens", per_recipient=True, incident_groupings=False)])
+        escalated_from = np.asarray(list(escalated_from), dtype=object)
         incident_ids = routed["incident_id"].to_numpy(dtype=object)
         recipient_ids = routed["recipient_id"].to_numpy(dtype=object)
-        ids = self._new_ids("TR", n)
+        recipient_kinds = routed["recipient_kind"].to_numpy(dtype=object)
+        self._insert(connection, incident_recipients, {
+            "incident_id": incident_ids, "recipient_id": recipient_ids, "recipient_kind": recipient_kinds,
+            "role": routed["role"].to_numpy(dtype=object), "district_adcode": routed["district_adcode"].to_numpy(
+                dtype=object), "state": "pushed", "tier": tier, "escalated_from": escalated_from,
+            "pushed_at": pushed_us.view("M8[us]"), "sign_deadline": deadline_us.view("M8[us]"), "reminders": 0,
+            "version": version,
+        })
+        counted = routed[["incident_id", "recipient_id", "recipient_kind"]].join(info, on="incident_id")
+        pushed_counts = kpi_logic.rollup_increments(counted, "pushed", per_recipient=True)
+        # per recipient, its incidents are counted as its pushes are (the same rows, another metric)
+        incidents_counts = pushed_counts[pushed_counts["grouping"].isin(kpi_logic.RECIPIENT_GROUPINGS).to_numpy()] \
+            .assign(metric="incidents")
+        # a recipient counts its incidents' noise as it stands (a later one as it happens, in _apply)
+        quick = counted["quick_close"].to_numpy(dtype=bool)
+        reopens = np.maximum(counted["episodes"].to_numpy(dtype="int64") - 1, 0)
+        parts = [pushed_counts, incidents_counts]
+        if quick.any():
+            parts.append(kpi_logic.rollup_increments(counted[quick], "quick_closes", per_recipient=True,
+                                                     incident_groupings=False))
+        if reopens.any():
+            parts.append(kpi_logic.rollup_increments(counted.loc[counted.index.repeat(reopens)], "reopens",
+                                                     per_recipient=True, incident_groupings=False))
+        self._bump(connection, parts)
+        ids = self._new_ids("TR", n) if logged else routing_push_ids(incident_ids, recipient_ids)
         details = np.full(n, None, dtype=object)
         for i in np.flatnonzero(tier):  # escalations only: tier and role are on the recipient row
-            details[i] = json.dumps({"tier": int(tier[i]), "escalated_from": escalated_from.iloc[i]},
-                                    ensure_ascii=False)
+            details[i] = json.dumps({"tier": int(tier[i]), "escalated_from": escalated_from[i]}, ensure_ascii=False)
+        at = pd.Series(pd.DatetimeIndex(pushed_us.view("M8[us]"), tz="UTC"))
         transitions = pd.DataFrame({
-            "id": ids, "incident_id": incident_ids, "recipient_id": recipient_ids, "action": "pushed",
-            "from_state": pd.Series([None] * n, dtype=object), "to_state": "pushed", "actor": actor,
-            "at": pushed_at.to_numpy(), "note": pd.Series([None] * n, dtype=object), "details": details})
+            "id": _objects(ids), "incident_id": _objects(incident_ids), "recipient_id": _objects(recipient_ids),
+            "action": _objects("pushed", n), "from_state": _objects(None, n), "to_state": _objects("pushed", n),
+            "actor": _objects(actor, n), "at": at, "note": _objects(None, n), "details": _objects(details)})
+        level = level_keys(severity).astype(object)
         payload = ('{"incident_id": ' + json_text(incident_ids) + ', "action": "pushed", "to_state": "pushed", '
-                   '"at": "' + _isoformat(pushed_at) + '", "note": null, "level": "'
-                   + level_keys(severity).astype(object) + '", "sign_deadline": "' + np.asarray(_iso(deadline), dtype=object)
-                   + '"}')
-        deliveries = pd.DataFrame({"transition_id": ids, "incident_id": incident_ids, "recipient_id": recipient_ids,
-                                   "recipient_kind": routed["recipient_kind"].to_numpy(dtype=object),
-                                   "action": "pushed", "payload": payload})
-        return transitions, deliveries
+                   '"at": "' + _isoformat_us(pushed_us) + '", "note": null, "level": "' + level
+                   + '", "sign_deadline": "' + _iso_ms(deadline_us) + '"}')
+        deliveries = pd.DataFrame({"transition_id": _objects(ids), "incident_id": _objects(incident_ids),
+                                   "recipient_id": _objects(recipient_ids), "recipient_kind": _objects(recipient_kinds),
+                                   "action": _objects("pushed", n), "payload": _objects(payload)})
+        return (transitions if logged else transitions.iloc[:0]), deliveries
 
     def _new_id(self, kind: str) -> str:
         """Unique without a round trip: the transaction's random prefix and a counter."""
@@ -738,7 +842,7 @@ class IncidentStore:
         prefix, counter = self._tx
         first = counter[0]
         counter[0] += n
-        return (f"{kind}-{prefix}-" + pd.Series(np.arange(first, first + n)).astype(str)).to_numpy(dtype=object)
+        return f"{kind}-{prefix}-" + np.arange(first, first + n).astype(str).astype(object)
 
     def _delivery(self, transition: dict, recipient_kind: str, extra: dict | None = None) -> dict:
         transition.setdefault("id", self._new_id("TR"))
@@ -766,14 +870,14 @@ class IncidentStore:
                 "id": given,
                 **{c: transitions[c] for c in ("incident_id", "recipient_id", "action", "from_state", "to_state",
                                                "actor", "at", "note", "details")},
-                "recorded_at": [now] * len(transitions),
+                "recorded_at": now,
             }, json_ready=("details",))
         if len(outbox):
             self._insert(connection, incident_outbox, {
                 "delivery_id": self._new_ids("DLV", len(outbox)),
                 **{c: outbox[c] for c in ("transition_id", "incident_id", "recipient_id", "recipient_kind", "action",
                                           "payload")},
-                "created_at": [now] * len(outbox), "attempts": [0] * len(outbox),
+                "created_at": now, "attempts": 0,
             }, json_ready=("payload",))
 
     # --- reading ------------------------------------------------------------------------------
@@ -824,7 +928,8 @@ class IncidentStore:
                                  order_by=[incident_transitions.c.seq])
         row = frame.iloc[0].to_dict()
         row["level"] = str(level_keys([row["severity"]])[0])
-        return {"incident": row, "events": applied, "recipients": recipients, "history": history}
+        return {"incident": row, "events": applied, "recipients": recipients,
+                "history": _with_routing_pushes(history, recipients)}
 
     def inbox(self, recipient_id: str, pending_only: bool = True) -> pd.DataFrame:
         """What one recipient must act on: its rows (not closed, when pending_only) with the

@@ -99,13 +99,19 @@ def check_events(events: pd.DataFrame, labels=None) -> pd.DataFrame:
         raise IncidentError(f"{where}: {what} (rule {frame['rule'].iloc[row]!r}, episode "
                             f"{frame['episode_id'].iloc[row]!r}); {int(np.sum(mask))} event(s) so")
 
-    for name in ("rule", "subject_id", "episode_id"):
-        values = frame[name]
-        bad = values.isna() | (values.astype(str).str.len() == 0)
-        if bad.any():
-            fail(bad, f"{name} is missing")
-        frame[name] = values.astype(str)
-    bad = ~frame["phase"].isin(PHASES)
+    for name in ("rule", "subject_id", "episode_id", "phase"):
+        # plain object arrays of str: the planner and the writers take them as they are (pandas'
+        # arrow-backed str dtype would be converted back and forth on every use)
+        values = frame[name].to_numpy(dtype=object)
+        if pd.api.types.infer_dtype(values, skipna=False) != "string":
+            values = np.asarray([None if v is None or (isinstance(v, float) and v != v) else str(v) for v in values],
+                                dtype=object)
+        if name != "phase":
+            bad = pd.isna(values) | (values == "")
+            if bad.any():
+                fail(bad, f"{name} is missing")
+        frame[name] = pd.Series(values, dtype=object)
+    bad = ~np.isin(frame["phase"].to_numpy(dtype=object), np.asarray(PHASES, dtype=object))
     if bad.any():
         fail(bad, f"phase must be one of {', '.join(PHASES)}")
     for name in ("start", "end"):
@@ -131,7 +137,7 @@ def check_events(events: pd.DataFrame, labels=None) -> pd.DataFrame:
     frame["severity"] = severity.astype("int64")
     for name in ("lon", "lat"):
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
-    bad = ~frame["evidence"].map(lambda e: isinstance(e, dict))
+    bad = ~np.fromiter((isinstance(e, dict) for e in frame["evidence"].tolist()), dtype=bool, count=len(frame))
     if bad.any():
         fail(bad, "evidence must be a JSON object")
     frame["event_time"] = frame["end"].where(frame["phase"] == "close", frame["start"])

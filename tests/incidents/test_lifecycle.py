@@ -162,9 +162,14 @@ def test_a_department_supervises_the_enterprise_and_the_order_goes_out(incidents
         outbox = connection.execute(sa.select(incident_outbox.c.action, incident_outbox.c.recipient_id,
                                               incident_outbox.c.transition_id, incident_outbox.c.delivery_id)
                                     .order_by(incident_outbox.c.seq)).all()
-        transition_ids = set(connection.execute(sa.select(incident_transitions.c.id)).scalars())
+        logged = set(connection.execute(sa.select(incident_transitions.c.id)).scalars())
+    history = incidents.show(iid)["history"]
     assert [(a, r) for a, r, _, _ in outbox] == [("pushed", "ENT-C"), ("supervised", "ENT-C")]
-    assert all(t in transition_ids for _, _, t, _ in outbox)
+    # every delivery names a transition of the history: the push at routing is the recipient row's
+    # (listed by show, not logged), the supervision order is logged
+    assert [t in set(history["id"]) for _, _, t, _ in outbox] == [True, True]
+    assert [t in logged for _, _, t, _ in outbox] == [False, True]
+    assert history["action"].tolist() == ["opened", "pushed", "supervised"]
     assert len({d for *_, d in outbox}) == 2
 
 

@@ -13,8 +13,8 @@ import time
 import pandas as pd
 import sqlalchemy as sa
 
-from data.incidents import IncidentError, IncidentStore, incident_applied, incident_cursor, incident_recipients, \
-    incident_transitions, incidents
+from data.incidents import IncidentError, IncidentStore, incident_applied, incident_cursor, incident_outbox, \
+    incident_recipients, incident_transitions, incidents
 from data.store import Store
 from tests.test_cli import HAZMAP
 
@@ -78,6 +78,13 @@ def _check_no_doubles(store: Store) -> None:
                 .where(incident_transitions.c.action == action)
                 .group_by(incident_transitions.c.incident_id, incident_transitions.c.recipient_id)).scalars().all()
             assert set(per) <= {1}, action
+        # each recipient was pushed once: its push (recorded by its row at routing) went out exactly once
+        pushes = connection.execute(
+            sa.select(incident_outbox.c.incident_id, incident_outbox.c.recipient_id, sa.func.count())
+            .where(incident_outbox.c.action == "pushed")
+            .group_by(incident_outbox.c.incident_id, incident_outbox.c.recipient_id)).all()
+        assert {n for *_, n in pushes} <= {1}
+        assert len(pushes) == _count(connection, incident_recipients)
         cursor = connection.execute(sa.select(incident_cursor.c.last_seq)).scalar()
         # what the monitor applied is exactly the events up to its cursor, in one piece
         assert _count(connection, incident_applied, incident_applied.c.seq > cursor) == 0
