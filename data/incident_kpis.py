@@ -32,8 +32,8 @@ def read_kpis(store, by: str, since: pd.Timestamp | None, until: pd.Timestamp | 
               now: pd.Timestamp) -> pd.DataFrame:
     """The KPI table of `by` over incidents first seen on the local days [since, until) (None: all),
     at `now`. `store` is an IncidentStore."""
-    from data.incidents import (UNCOUNTED_INDEX, UNCOUNTED_OVERDUE, incident_kpi_totals, incident_kpis,
-                                incident_recipients)
+    from data.incidents import (OVERDUE_CURSOR, UNCOUNTED_INDEX, UNCOUNTED_OVERDUE, incident_cursor,
+                                incident_kpi_totals, incident_kpis, incident_recipients)
 
     r = incident_recipients
     first_day = kpi_logic.local_days([since])[0] if since is not None else None
@@ -48,18 +48,25 @@ def read_kpis(store, by: str, since: pd.Timestamp | None, until: pd.Timestamp | 
             days += [k.c.day < last_day] if last_day is not None else []
             statement = (sa.select(k.c.key, k.c.metric, k.c.bin, sa.func.sum(k.c.n).label("n"))
                          .where(k.c.grouping == by, *days).group_by(k.c.key, k.c.metric, k.c.bin))
-        rollup = pd.DataFrame(connection.execute(statement).all(), columns=["key", "metric", "bin", "n"])
+        rollup = _frame(connection.execute(statement).all(), ["key", "metric", "bin", "n"])
         # the partial index's WHERE, literally (SQLite matches a partial index on the same terms only),
         # and named on SQLite: without statistics it would pick (state, sign_deadline), every unsigned row
         hint = f" INDEXED BY {UNCOUNTED_INDEX}" if store.dialect == "sqlite" else ""
-        not_counted = pd.DataFrame(connection.execute(sa.text(
+        not_counted = _frame(connection.execute(sa.text(
             f"SELECT incident_id, recipient_id, recipient_kind FROM {r.name}{hint} "
             f"WHERE {UNCOUNTED_OVERDUE} AND sign_deadline < :now").bindparams(
             sa.bindparam("now", type_=UtcDateTime())), {"now": now}).all(),
-            columns=["incident_id", "recipient_id", "recipient_kind"])
-        counted = store._read(connection, r, r.c.state == "pushed", r.c.sign_deadline >= now,
-                              r.c.overdue_counted_severity.is_not(None),
-                              columns=["incident_id", "recipient_id", "recipient_kind", "overdue_counted_severity"])
+            ["incident_id", "recipient_id", "recipient_kind"])
+        # counted rows not yet past their deadline at `now`: none when `now` is past the latest deadline
+        # counted (the pass keeps it; no row yet: no pass has counted, the range holds few rows)
+        latest = connection.execute(sa.select(incident_cursor.c.last_seq).where(
+            incident_cursor.c.name == OVERDUE_CURSOR)).scalar()
+        if latest is None or now.value // 1000 <= latest:
+            counted = store._read(connection, r, r.c.state == "pushed", r.c.sign_deadline >= now,
+                                  r.c.overdue_counted_severity.is_not(None),
+                                  columns=["incident_id", "recipient_id", "recipient_kind", "overdue_counted_severity"])
+        else:
+            counted = pd.DataFrame(columns=["incident_id"])
         ids = set(not_counted["incident_id"]) | set(counted["incident_id"])
         info = store._info(connection, ids) if ids else None
     parts = []
@@ -82,3 +89,10 @@ def read_kpis(store, by: str, since: pd.Timestamp | None, until: pd.Timestamp | 
     live["key"] = live["key"].astype(str)
     return kpi_logic.kpis_from_rollup(rollup, live, by=by)
 
+
+
+def _frame(rows, columns: list[str]) -> pd.DataFrame:
+    """Result rows as a frame, column by column (pandas' row-wise construction from Row objects
+    costs more than the query here)."""
+    values = list(zip(*rows)) if rows else [() for _ in columns]
+    return pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in zip(columns, values)})

@@ -63,6 +63,9 @@ CHUNK_EVENTS = 5_000  # stored events applied per transaction by apply_stored_ev
 # WHERE), so that SQLite, which matches a partial index only on the same terms, uses the index
 UNCOUNTED_OVERDUE = "state = 'pushed' AND overdue_counted_severity IS NULL"
 UNCOUNTED_INDEX = "ix_incident_recipients_uncounted_deadline"
+# the cursor row whose last_seq holds the latest sign deadline (µs since the epoch) of any row the
+# escalation pass counted as overdue: a KPI table at a `now` past it has no counted row to take back
+OVERDUE_CURSOR = "overdue_counted_deadline"
 
 # --- tables (declared on the store's metadata; migration 0005 is their frozen history) -----------
 _m = schema.metadata
@@ -1143,6 +1146,8 @@ class IncidentStore:
             self._bump(connection, [
                 kpi_logic.rollup_increments(counted[escalate], "escalated", per_recipient=True),
                 kpi_logic.rollup_increments(counted[newly_overdue], "unsigned_overdue", per_recipient=True)])
+            if newly_overdue.any():
+                self._raise_overdue_cursor(connection, rows["sign_deadline"][newly_overdue].max())
             moved = escalate | remind | newly_overdue
             self._update_overdue_rows(connection, rows[moved], escalate[moved], remind[moved],
                                       newly_overdue[moved], now, version)
@@ -1215,6 +1220,15 @@ class IncidentStore:
                                    "recipient_kind": again["recipient_kind"].to_numpy(dtype=object),
                                    "action": "reminded", "payload": payload})
         return transitions, deliveries
+
+    def _raise_overdue_cursor(self, connection, deadline: pd.Timestamp) -> None:
+        """OVERDUE_CURSOR := max(itself, deadline) (the row made on first use)."""
+        c = incident_cursor
+        us = int(deadline.value // 1000)
+        moved = connection.execute(sa.update(c).where(c.c.name == OVERDUE_CURSOR).values(
+            last_seq=sa.case((c.c.last_seq < us, us), else_=c.c.last_seq)))
+        if not moved.rowcount:
+            connection.execute(sa.insert(c).values(name=OVERDUE_CURSOR, last_seq=us, version=0))
 
     def _update_overdue_rows(self, connection, rows: pd.DataFrame, escalate, remind, newly_overdue,
                              now: pd.Timestamp, version: int) -> None:
