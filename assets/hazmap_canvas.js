@@ -123,6 +123,12 @@
         // What is drawn, in layer points: the canvas, or only part of it while strips are pending.
         _covered: function () { return this._drawnAt ? this._drawnAt.bounds : this._bounds; },
 
+        // Drawn, padding included (no strip pending).
+        settled: function () {
+            var at = this._drawnAt;
+            return !!at && at.bounds.min.equals(at.canvas.min) && at.bounds.max.equals(at.canvas.max);
+        },
+
         _covers: function () {
             var at = this._drawnAt, map = this._map;
             if (!at || at.zoom !== map.getZoom() || !at.origin.equals(map.getPixelOrigin())) { return false; }

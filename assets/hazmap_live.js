@@ -45,7 +45,8 @@
     var STATS_KEPT = 120;
     var TRAIL_BANDS = 5; // age bands of the trail: full colour now, TRAIL_OLDEST_ALPHA at trail_s
     var TRAIL_OLDEST_ALPHA = 0.25;
-    var CHUNK_MS = 8; // a poll's redraw: stamping per task (assets/hazmap_live.js requestDraw)
+    var CHUNK_MS = 8; // a poll's redraw: stamping per task (LiveCanvas.requestDraw)
+    var chunkMs = CHUNK_MS; // the browser tests set it lower (handle.setChunkMs)
     var TRAIL_WIDTH_PX = 3, TRAIL_CASING_PX = 2, TRAIL_STOP_PX = 3.5, TRAIL_RING_PX = 11;
 
     function screenScale() { // as assets/hazmap_map.js: sizes are set for a 1920x1080 wall
@@ -75,8 +76,8 @@
         truckNx: new Float64Array(0), truckNy: new Float64Array(0),
         pointStatus: new Uint8Array(0), pointNx: new Float64Array(0), pointNy: new Float64Array(0),
         // paintMs: a redraw from its start to its image put (a poll's: across its tasks); chunkMs:
-        // the longest task of each
-        stats: {paintMs: [], chunkMs: [], decodeMs: [], payloadChars: [], changedTrucks: [], trailMs: [],
+        // the longest task of each, tasks: how many (0: drawn at once, after a pan or zoom)
+        stats: {paintMs: [], chunkMs: [], tasks: [], decodeMs: [], payloadChars: [], changedTrucks: [], trailMs: [],
             trailDecodeMs: [], trailChars: []}
     };
 
@@ -331,8 +332,9 @@
             (function run() {
                 if (self._job !== job || !self._map) { return; }
                 var t = performance.now();
-                var done = self._stampSome(job, t + CHUNK_MS);
+                var done = self._stampSome(job, t + chunkMs);
                 job.longest = Math.max(job.longest, performance.now() - t);
+                job.tasks += 1;
                 if (done) { self._finish(job); } else { nextTask(run); }
             })();
         },
@@ -362,7 +364,7 @@
                 lists.push({xy: this.truckXY, codes: feed.truckState, headings: feed.truckHeading,
                     styles: feed.config.truckStyles, kind: "t"});
             }
-            this._job = {t0: t0, view: view, lists: lists, list: 0, code: 0, i: 0, longest: 0};
+            this._job = {t0: t0, view: view, lists: lists, list: 0, code: 0, i: 0, longest: 0, tasks: 0};
             return this._job;
         },
 
@@ -377,6 +379,7 @@
             }
             keep(feed.stats.paintMs, performance.now() - job.t0);
             keep(feed.stats.chunkMs, job.longest);
+            keep(feed.stats.tasks, job.tasks);
         },
 
         // The selected truck's trail, drawn behind what is already on the canvas (the trucks and
@@ -504,7 +507,7 @@
                     var code = job.code, scale = view.s * m * (styles[code].keepSize ? 1 : view.zoomScale);
                     var table = spritesOf(list.kind, code, scale);
                     for (var i = job.i; i < n; i++) {
-                        if ((i & 255) === 0 && i !== job.i && performance.now() > deadline) { job.i = i; return false; }
+                        if ((i & 255) === 0 && i !== job.i && performance.now() >= deadline) { job.i = i; return false; }
                         if (codes[i] !== code || xs[i] !== xs[i]) { continue; } // x !== x: NaN, not drawn
                         var slot = i < headings.length && headings[i] !== unknown ? headings[i] + 1 : 0;
                         var sprite = table[slot] || (table[slot] = makeSprite(slot - 1, styles[code], scale));
@@ -754,10 +757,17 @@
             };
         },
         canvas: function () { return layer && layer._map ? layer._container : null; },
-        stats: function () { return JSON.parse(JSON.stringify(feed.stats)); }
+        stats: function () { return JSON.parse(JSON.stringify(feed.stats)); },
+        // the browser tests: a poll's redraw in tasks of `ms` of stamping (default CHUNK_MS), and a
+        // redraw at once now
+        setChunkMs: function (ms) { chunkMs = ms >= 0 ? ms : CHUNK_MS; }, // 0: a task per 256 slots
+        redrawNow: function () { if (layer && layer._map) { layer._draw(); } }
     };
     ["version", "newestMs", "polls", "failures"].forEach(function (name) {
         Object.defineProperty(handle, name, {get: function () { return feed[name]; }, enumerable: true});
+    });
+    Object.defineProperty(handle, "drawing", { // a poll's redraw under way (its tasks not all run)
+        get: function () { return !!(layer && layer._job); }, enumerable: true
     });
     Object.defineProperty(handle, "trucks", {get: function () { return count(feed.truckState); }, enumerable: true});
     Object.defineProperty(handle, "shown", {

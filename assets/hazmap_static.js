@@ -425,6 +425,10 @@
             return layer.hitTest(p.x, p.y);
         },
         canvas: function () { return layer && layer._map ? layer._container : null; },
+        // true once a zoom's padding strips are drawn too (hazmap.CanvasLayer `viewFirst`)
+        settled: function () { return !!layer && !!layer._map && layer.settled(); },
+        // the whole canvas drawn again now, at once (the browser tests compare it with the strips')
+        redraw: function () { if (layer && layer._map) { layer._drawAll(); } },
         stats: function () { return JSON.parse(JSON.stringify(state.stats)); }
     });
 })();

@@ -517,6 +517,10 @@
             return {index: i, parts: entry.meta.bands[i].parts, vertices: entry.meta.bands[i].vertices, loaded: !!entry.bands[i]};
         },
         canvas: function () { return layer && layer._map ? layer._container : null; },
+        // true once a zoom's padding strips are drawn too (hazmap.CanvasLayer `viewFirst`)
+        settled: function () { return !!layer && !!layer._map && layer.settled(); },
+        // the whole canvas drawn again now, at once (the browser tests compare it with the strips')
+        redraw: function () { if (layer && layer._map) { layer._drawAll(); } },
         stats: function () { return JSON.parse(JSON.stringify(state.stats)); },
         // a redraw now, its pixels forced out (a 2D canvas rasterises lazily): [ms to draw, ms to raster]
         timedRedraw: function () {

@@ -11,9 +11,12 @@ world at `--scale` with a scripted live feed: every truck placed on a waybill ro
   drawn all its features, the live canvas holds every truck): every layer is on from the start;
 - ``pan_redraw_ms_p90``: a 300 px pan, from the call to the second animation frame after it (the
   static and vector canvases keep their drawing through a pan within their padding);
-- ``zoom_redraw_ms_p90``: a one-step zoom in or out (every canvas redraws), measured the same way;
+- ``zoom_redraw_ms_p90``: a one-step zoom in or out (every canvas redraws what the view shows),
+  measured the same way; ``zoom_settled_ms_p90`` to the end of the static and vector canvases'
+  padding, drawn off screen after the view in idle strips (assets/hazmap_canvas.js ``viewFirst``);
 - ``tick_to_paint_ms_p50`` / ``_p90`` at 3,419 and at 15,000 trucks: a poll's decode + paint
-  (assets/hazmap_live.js stats);
+  (assets/hazmap_live.js stats; the paint from its start to its image put, across the short tasks
+  it runs in), ``tick_longest_task_ms_max``: the longest of those tasks;
 - ``long_tasks_over_50ms``: PerformanceObserver long tasks over 50 ms while the feed runs;
 - ``static_canvas_paint_ms_p90``, ``vector_canvas_paint_ms_p90``: what those canvases' own redraws
   took in script (a 2D canvas rasterises its paths later, outside this figure);
@@ -184,20 +187,29 @@ PAN_JS = """async (pans) => {
 }"""
 
 
-# A zoom redraws every canvas in full (a pan within a canvas's padding need not): in and out by one
-# step about the centre, no animation, to the second frame after.
+# A zoom redraws every canvas (a pan within a canvas's padding need not): in and out by one step
+# about the centre, no animation, to the second frame after. The static and vector canvases draw the
+# view within the zoom and their padding (off screen) afterwards in idle strips: each zoom starts once
+# those are done too (as a zoom every few seconds at the wall would), and `settled` is the time to
+# that end.
 ZOOM_JS = """async (zooms) => {
-    const map = window.hazmap.leafletMap, out = [], z0 = map.getZoom();
+    const map = window.hazmap.leafletMap, out = [], settled = [], z0 = map.getZoom();
     const frame = () => new Promise(r => requestAnimationFrame(() => r()));
+    const done = () => [window.hazmapStatic, window.hazmapVector].every(h => !h || !h.settled || !h.canvas() || h.settled());
+    const settle = async () => { while (!done()) { await new Promise(r => setTimeout(r, 5)); } };
     for (let i = 0; i < zooms; i++) {
+        await settle();
         await frame();
         const t0 = performance.now();
         map.setZoom(i % 2 ? z0 : z0 + 1, {animate: false});
         await frame(); await frame();
         out.push(performance.now() - t0);
+        await settle();
+        settled.push(performance.now() - t0);
     }
     map.setZoom(z0, {animate: false});
-    return out;
+    await settle();
+    return {redraw: out, settled: settled};
 }"""
 
 
@@ -216,7 +228,9 @@ def measure(browser, url: str, world, canvas_layers: tuple[str, ...], trucks: in
                            polling="raf")
     first = page.evaluate("performance.now()")
     page.wait_for_timeout(1000)
-    out = {"first_render_ms": first, "pan_ms": page.evaluate(PAN_JS, pans), "zoom_ms": page.evaluate(ZOOM_JS, pans),
+    zooms = page.evaluate(ZOOM_JS, pans)
+    out = {"first_render_ms": first, "pan_ms": page.evaluate(PAN_JS, pans), "zoom_ms": zooms["redraw"],
+           "zoom_settled_ms": zooms["settled"],
            # what the static canvas itself took per redraw (the rest of a pan: Leaflet's canvas, the grid, live)
            "static_paint_ms": page.evaluate("window.hazmapStatic ? window.hazmapStatic.stats().paintMs : []"),
            "vector_paint_ms": page.evaluate("window.hazmapVector ? window.hazmapVector.stats().paintMs : []")}
@@ -228,6 +242,7 @@ def measure(browser, url: str, world, canvas_layers: tuple[str, ...], trucks: in
         stats = page.evaluate("window.hazmapLive.stats()")
         n = min(ticks, len(stats["paintMs"]), len(stats["decodeMs"]))
         out["tick_ms"] = (np.array(stats["paintMs"][-n:]) + np.array(stats["decodeMs"][-n:])).tolist()
+        out["tick_task_ms"] = stats.get("chunkMs", [])[-n:]  # a tick's longest task of stamping
         out["chars"] = stats["payloadChars"][-n:]
         out["bytes"] = page.evaluate("""performance.getEntriesByType('resource')
             .filter(e => e.name.includes('/state?since=')).map(e => e.encodedBodySize)""")
@@ -291,18 +306,22 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
                 figures[f"tick_to_paint_ms_p50_{fleet}"] = float(np.percentile(tick, 50))
                 figures[f"tick_to_paint_ms_p90_{fleet}"] = float(np.percentile(tick, 90))
                 figures[f"long_tasks_over_50ms_{fleet}"] = int(sum(1 for d in run["long_tasks"] if d > 50))
+                if run["tick_task_ms"]:
+                    figures[f"tick_longest_task_ms_max_{fleet}"] = float(np.max(run["tick_task_ms"]))
                 figures[f"bytes_per_tick_{fleet}"] = float(np.mean(run["bytes"])) if run["bytes"] else float("nan")
                 figures[f"chars_per_tick_{fleet}"] = float(np.mean(run["chars"]))
                 if fleet == FLEETS[0]:
                     figures["first_render_ms"] = run["first_render_ms"]
                     figures["pan_redraw_ms_p90"] = float(np.percentile(run["pan_ms"], 90))
                     figures["zoom_redraw_ms_p90"] = float(np.percentile(run["zoom_ms"], 90))
+                    figures["zoom_settled_ms_p90"] = float(np.percentile(run["zoom_settled_ms"], 90))
                     figures["static_canvas_paint_ms_p90"] = float(np.percentile(run["static_paint_ms"], 90))
                     figures["vector_canvas_paint_ms_p90"] = float(np.percentile(run["vector_paint_ms"], 90))
                 else:
                     figures[f"first_render_ms_{fleet}"] = run["first_render_ms"]
                     figures[f"pan_redraw_ms_p90_{fleet}"] = float(np.percentile(run["pan_ms"], 90))
                     figures[f"zoom_redraw_ms_p90_{fleet}"] = float(np.percentile(run["zoom_ms"], 90))
+                    figures[f"zoom_settled_ms_p90_{fleet}"] = float(np.percentile(run["zoom_settled_ms"], 90))
         finally:
             browser.close()
     figures["anchor_first_render_ms"] = anchor["first_render_ms"]

@@ -1,0 +1,125 @@
+"""How the wall's canvases redraw, in real headless Chromium (assets/hazmap_canvas.js and the
+layers on it): what the bench's zoom and tick figures rest on (issue 16).
+
+- After a zoom, the static and vector canvases draw the view at once and their padding afterwards
+  in idle strips: right after the zoom the view's features are drawn, once the strips are in the
+  canvas holds exactly what a redraw of the whole canvas at once draws (same pixels, same counts).
+- A poll's redraw of the live canvas runs as several short tasks when the stamping outlasts the
+  per-task budget, and the image it puts is the one a redraw at once gives.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from layers.static_canvas import CANVAS_LAYERS
+from layers.vector_canvas import VECTOR_LAYERS
+from tests.browser.test_live_map import live_app, wait_for_trucks  # noqa: F401 (fixture)
+from tests.browser.test_map import assert_no_console_errors
+from tests.browser.test_wall import switch_on_every_layer, wait_for_drawn, wait_for_vector
+
+pytestmark = pytest.mark.browser
+
+# A canvas's pixels as RGBA words, read back from the canvas itself (compared in the page: a
+# canvas holds millions).
+PIXELS = "(c => new Uint32Array(c.getContext('2d').getImageData(0, 0, c.width, c.height).data.buffer))"
+DIFFERING = "((a, b) => { let n = Math.abs(a.length - b.length); for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) n++; return n; })"
+
+# Features of a static layer whose drawn point lies in a layer-point rectangle widened by `margin`
+# px, from the features' lon/lat as the canvas holds them (quantised).
+POINTS_IN_JS = """([name, ids, box, margin]) => {
+    const map = window.hazmap.leafletMap;
+    let n = 0;
+    for (const id of ids) {
+        const ll = window.hazmapStatic.lonLatOf(name, id);
+        const p = map.latLngToLayerPoint([ll[1], ll[0]]);
+        if (p.x >= box[0] - margin && p.x <= box[2] + margin && p.y >= box[1] - margin && p.y <= box[3] + margin) n++;
+    }
+    return n;
+}"""
+
+VIEW_AND_CANVAS_JS = """(which) => {
+    const map = window.hazmap.leafletMap, size = map.getSize(), v = map.containerPointToLayerPoint([0, 0]);
+    const canvas = which === 'static' ? window.hazmapStatic.canvas() : window.hazmapVector.canvas();
+    const at = L.DomUtil.getPosition(canvas);
+    return {view: [v.x, v.y, v.x + size.x, v.y + size.y],
+            canvas: [at.x, at.y, at.x + canvas.clientWidth, at.y + canvas.clientHeight]};
+}"""
+
+
+def test_a_zoom_draws_the_view_at_once_and_the_padding_after_as_a_whole_redraw_would(page, live_server, console):
+    stored = live_server.stored.counts
+    world = live_server.stored.world
+    page.goto(live_server.url)
+    page.wait_for_function("() => window.hazmapStatic && window.hazmapVector", timeout=30_000)
+    switch_on_every_layer(page)
+    wait_for_drawn(page, {name: stored[name] for name in CANVAS_LAYERS})
+    wait_for_vector(page, {name: stored[name] for name in VECTOR_LAYERS})
+
+    # Two steps in, about the first entity: part of the city falls in the canvases' padding.
+    centre = world.entities.geometry.iloc[0]
+    before = page.evaluate("""([lat, lon]) => {
+        const map = window.hazmap.leafletMap;
+        map.setView([lat, lon], map.getZoom() + 2, {animate: false});
+        // what the canvases hold when setView returns: the view, the padding still to come
+        return {static: window.hazmapStatic.drawn(), vector: window.hazmapVector.drawn(),
+                settled: [window.hazmapStatic.settled(), window.hazmapVector.settled()]};
+    }""", [centre.y, centre.x])
+    assert before["settled"] == [False, False], "the padding is drawn after the view, not with it"
+    ids = world.entities["id"].astype(str).tolist()
+    boxes = page.evaluate(VIEW_AND_CANVAS_JS, "static")
+    margin = 12  # px: assets/hazmap_static.js draws a point within this of its canvas's region
+    in_view = page.evaluate(POINTS_IN_JS, ["entities", ids, boxes["view"], 0])
+    in_view_wide = page.evaluate(POINTS_IN_JS, ["entities", ids, boxes["view"], 2 * margin])
+    in_canvas = page.evaluate(POINTS_IN_JS, ["entities", ids, boxes["canvas"], 0])
+    assert in_view >= 1 and in_view < in_canvas, "the zoom leaves entities in the padding"
+    assert in_view <= before["static"]["entities"] <= in_view_wide
+
+    page.wait_for_function("() => window.hazmapStatic.settled() && window.hazmapVector.settled()", timeout=10_000)
+    after = {"static": page.evaluate("window.hazmapStatic.drawn()"), "vector": page.evaluate("window.hazmapVector.drawn()")}
+    assert in_canvas <= after["static"]["entities"] <= page.evaluate(
+        POINTS_IN_JS, ["entities", ids, boxes["canvas"], 2 * margin])
+    assert after["vector"]["roads"] > before["vector"]["roads"]
+
+    # The strips' canvas against the whole canvas drawn at once: the same features, the same pixels
+    # (the vector canvas's antialiased strokes within a few pixels' rounding).
+    for which, handle, tolerance in (("static", "hazmapStatic", 0), ("vector", "hazmapVector", 0.001)):
+        got = page.evaluate(f"""() => {{
+            const strips = {PIXELS}(window.{handle}.canvas());
+            window.{handle}.redraw();
+            const whole = {PIXELS}(window.{handle}.canvas());
+            return {{differing: {DIFFERING}(strips, whole), size: whole.length, drawn: whole.filter(w => w).length}};
+        }}""")
+        assert page.evaluate(f"window.{handle}.drawn()") == after[which]
+        assert got["drawn"] > 1000, f"the {which} canvas holds a drawing"
+        assert got["differing"] <= tolerance * got["size"], (which, got)
+    assert_no_console_errors(console)
+
+
+LIVE_DIGEST_JS = """async () => {
+    const live = window.hazmapLive, polls = live.polls;
+    // the next poll's redraw, all of its tasks run
+    while (live.polls === polls || live.drawing) { await new Promise(r => setTimeout(r, 5)); }
+    const chunked = %s(live.canvas());  // no task runs between this read, the redraw and the next
+    live.redrawNow();
+    const atOnce = %s(live.canvas());
+    const stats = live.stats();
+    return {differing: %s(chunked, atOnce), tasks: stats.tasks[stats.tasks.length - 2],
+            drawn: chunked.filter(w => w).length};
+}""" % (PIXELS, PIXELS, DIFFERING)
+
+
+def test_a_polls_live_redraw_runs_in_short_tasks_and_puts_the_whole_image(page, live_app, console):  # noqa: F811
+    page.goto(live_app.url)
+    wait_for_trucks(page, len(live_app.world.vehicles))
+    # No budget: a poll's redraw stops at every check of the clock (each 256 slots of a code).
+    page.evaluate("window.hazmapLive.setChunkMs(0)")
+    got = page.evaluate(LIVE_DIGEST_JS)
+    assert got["tasks"] > 5, "the poll's redraw ran in a task or few"
+    assert got["drawn"] > 1000, "trucks and points are on the canvas"
+    assert got["differing"] == 0
+    # The default budget at this fleet: one task.
+    page.evaluate("window.hazmapLive.setChunkMs(-1)")
+    got = page.evaluate(LIVE_DIGEST_JS)
+    assert got["tasks"] == 1 and got["differing"] == 0
+    assert_no_console_errors(console)
