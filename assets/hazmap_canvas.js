@@ -2,8 +2,10 @@
  * The canvas lifecycle shared by hazmap's own canvas layers (assets/hazmap_live.js,
  * hazmap_grid.js, hazmap_static.js, hazmap_vector.js): an L.Renderer, so Leaflet positions
  * the canvas, pads it by `padding` beyond the view and scales it through zoom animations; the
- * subclass sets `options.pane` and `options.className` and implements `_draw()` (all of its
- * drawing, from its own arrays). `requestDraw()` coalesces redraws into one animation frame.
+ * subclass sets `options.pane` and `options.className` and implements `_draw(region, fresh)`
+ * (all of its drawing, from its own arrays; a `viewFirst` layer also a region of its canvas).
+ * `requestDraw()` coalesces redraws into one animation frame. Also here: the sprites the live
+ * and static layers stamp into an ImageData (`hazmap.spriteFromImage`, `hazmap.stamp`).
  *
  * Dash loads assets/ in alphabetical order after the component libraries (Leaflet included), so
  * this file runs after Leaflet and before every hazmap_*.js that extends it.
