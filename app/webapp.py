@@ -440,8 +440,10 @@ def _preloading_index(index_string: str, screen: _Screen) -> str:
     chunks = [f"{screen.url_prefix}_dash-component-suites/dash_leaflet/{name}" for name in _LEAFLET_CHUNKS
               if (Path(dl.__file__).parent / name).exists()]
     script = (ASSETS_DIR / _PRELOAD_SCRIPT).read_text(encoding="utf-8")
-    head = "".join(f'<link rel="preload" as="fetch" crossorigin="anonymous" href="{url}">' for url in geojson)
-    head += "".join(f'<link rel="preload" as="script" href="{url}">' for url in chunks)
+    # low priority: after Dash's own scripts (assets/hazmap_preload.js says why)
+    head = "".join(f'<link rel="preload" as="fetch" crossorigin="anonymous" fetchpriority="low" href="{url}">'
+                   for url in geojson)
+    head += "".join(f'<link rel="preload" as="script" fetchpriority="low" href="{url}">' for url in chunks)
     head += ("<script>window.hazmapPreloadConfig = " + json.dumps(config).replace("</", "<\\/") + ";\n"
              + script + "</script>")
     if "<head>" not in index_string:
@@ -457,11 +459,11 @@ def _legend_children(groups: list[LegendGroup], language: str) -> list:
         children.append(html.Div(className="hz-legend-group", children=[
             html.Div(group.title, className="hz-legend-title"),
             *[
-                html.Div(className="hz-legend-entry", children=[
+                html.Div(className="hz-legend-entry", children=[  # the label a text node: one component less
                     html.Span(className=f"hz-swatch hz-swatch-{entry.shape}"
                               + (" hz-swatch-dashed" if entry.dash else ""),
                               style={"--swatch": entry.color}),
-                    html.Span(entry.label),
+                    entry.label,
                 ])
                 for entry in group.entries
             ],

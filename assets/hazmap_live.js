@@ -652,6 +652,7 @@
                 })
                 .then(function (stat) {
                     initStatic(stat);
+                    syncLayer();
                     poll();
                 })
                 .catch(function (error) { console.error("hazmap live layer could not start: " + error.message); });
@@ -664,13 +665,15 @@
         if (!layer || !feed.map) { return; }
         layer.showTrucks = wanted.trucks;
         layer.showPoints = wanted.points;
-        var on = wanted.trucks || wanted.points;
+        // on the map once the lists are in (not an empty full-screen canvas before): see start()
+        var on = (wanted.trucks || wanted.points) && !!feed.stat;
         if (on && !feed.map.hasLayer(layer)) {
-            feed.map.addLayer(layer);
+            feed.map.addLayer(layer); // drawn as it is added
         } else if (!on && feed.map.hasLayer(layer)) {
             feed.map.removeLayer(layer);
+        } else if (on) {
+            layer.requestDraw();
         }
-        if (on) { layer.requestDraw(); }
     }
 
     // Clientside callback (app/webapp.py): the layers control's shown overlays -> the canvas.

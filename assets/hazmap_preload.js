@@ -24,9 +24,11 @@
     var config = window.hazmapPreloadConfig;
     var parked = {}, taken = [];
 
+    // Low priority: Chromium keeps at most 6 connections to an HTTP/1.1 server, and these must not
+    // hold Dash's own scripts (medium priority, at the end of the body) back; they follow them.
     function park(url, init) {
         if (parked[url]) { return; }
-        parked[url] = fetch(url, init);
+        parked[url] = fetch(url, Object.assign({priority: "low"}, init));
         parked[url].catch(function () {}); // a failure is the taker's to report, when it takes it
     }
 

@@ -188,7 +188,7 @@
                 decodeMeta(entry, got[0]);
                 entry.bandRequested[index] = true;
                 decodeBand(entry, index, got[1]);
-                if (layer) { layer.requestDraw(); }
+                sync(); // on the map with its first data, drawn
             })
             .catch(function (error) {
                 entry.requested = false; // the next switch-on tries again
@@ -463,18 +463,24 @@
 
     function sync() {
         if (!layer || !state.map) { return; }
-        var any = false;
+        var any = false, loaded = false, pending = false;
         state.order.forEach(function (name) {
             var entry = state.layers[name];
             if (entry.wanted && !entry.requested) { fetchLayer(entry); }
             any = any || entry.wanted;
+            loaded = loaded || (entry.wanted && !!entry.meta);
+            pending = pending || (entry.wanted && entry.requested && !entry.meta);
         });
-        if (any && !state.map.hasLayer(layer)) {
+        // The canvas joins the map once the shown layers' data is in (fetchLayer calls back), and
+        // is drawn as it joins: an empty full-screen canvas, or one redrawn per payload, composited
+        // before the last payload arrives only delays the first render.
+        if (loaded && !pending && !state.map.hasLayer(layer)) {
             state.map.addLayer(layer);
         } else if (!any && state.map.hasLayer(layer)) {
             state.map.removeLayer(layer);
+        } else if (state.map.hasLayer(layer)) {
+            layer.requestDraw();
         }
-        if (any) { layer.requestDraw(); }
     }
 
     // Clientside callback (app/webapp.py): the layers control's shown overlays -> the vector layers.
