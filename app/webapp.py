@@ -440,11 +440,9 @@ def _preloading_index(index_string: str, screen: _Screen) -> str:
     chunks = [f"{screen.url_prefix}_dash-component-suites/dash_leaflet/{name}" for name in _LEAFLET_CHUNKS
               if (Path(dl.__file__).parent / name).exists()]
     script = (ASSETS_DIR / _PRELOAD_SCRIPT).read_text(encoding="utf-8")
-    # low priority: after Dash's own scripts (assets/hazmap_preload.js says why)
-    head = "".join(f'<link rel="preload" as="fetch" crossorigin="anonymous" fetchpriority="low" href="{url}">'
-                   for url in geojson)
-    head += "".join(f'<link rel="preload" as="script" fetchpriority="low" href="{url}">' for url in chunks)
-    head += ("<script>window.hazmapPreloadConfig = " + json.dumps(config).replace("</", "<\\/") + ";\n"
+    config["preload"] = [{"as": "fetch", "href": url} for url in geojson] + [{"as": "script", "href": url}
+                                                                             for url in chunks]
+    head = ("<script>window.hazmapPreloadConfig = " + json.dumps(config).replace("</", "<\\/") + ";\n"
              + script + "</script>")
     if "<head>" not in index_string:
         raise ValueError("the page template has no <head> for the payloads' preload")
