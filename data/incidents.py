@@ -694,7 +694,7 @@ class IncidentStore:
         rows = plan.incidents.set_index("id", drop=False)
         routed = None
         if plan.opened:
-            routed, pushed_at, severity = self._route(rows.loc[plan.opened])
+            routed, pushed_at, severity = self._route(rows.loc[plan.opened], plan.opened_severity)
             first = routed.dropna(subset=["district_adcode"]).drop_duplicates("incident_id")
             adcode = pd.Series(first["district_adcode"].to_numpy(dtype=object), index=first["incident_id"].to_numpy())
             routed_here = rows["id"].map(adcode)
@@ -712,6 +712,7 @@ class IncidentStore:
         if routed is not None:
             opened_info = rows.loc[plan.opened, ["rule", "severity", "district_adcode", "first_time", "quick_close",
                                                  "episodes"]]
+            opened_info["severity"] = plan.opened_severity  # counted at the level it was pushed with
             increments.append(kpi_logic.rollup_increments(opened_info, "incidents", per_recipient=False))
             # the push at opening is recorded by the recipient row itself (pushed_at), not logged: one
             # row fewer per recipient; show() puts it in the history (_with_routing_pushes)
@@ -761,15 +762,16 @@ class IncidentStore:
         rows = rows.join(info, on="incident_id")
         return kpi_logic.rollup_increments(rows, metric, per_recipient=True, incident_groupings=False)
 
-    def _route(self, opened: pd.DataFrame):
-        """Recipients of newly opened incidents (routing.recipients_for; `opened` holds their rows),
-        with push times (the incident's first event) and severities, row by row."""
+    def _route(self, opened: pd.DataFrame, opened_severity: np.ndarray):
+        """Recipients of newly opened incidents (routing.recipients_for; `opened` holds their rows,
+        `opened_severity` the level each opened with), with push times (the incident's first event)
+        and severities, row by row."""
         frame = pd.DataFrame({
             "incident_id": opened["id"].to_numpy(dtype=object), "rule": opened["rule"].to_numpy(dtype=object),
             "subject_id": opened["subject_id"].to_numpy(dtype=object),
             "subject_kind": opened["subject_kind"].to_numpy(dtype=object),
             "lon": opened["lon"].to_numpy(dtype="float64"), "lat": opened["lat"].to_numpy(dtype="float64"),
-            "level": opened["severity"].to_numpy(dtype="int64"),
+            "level": np.asarray(opened_severity, dtype="int64"),
         })
         routed = recipients_for(frame, self.world)
         routed = routed.drop_duplicates(["incident_id", "recipient_id"]).reset_index(drop=True)

@@ -58,6 +58,9 @@ class BatchPlan:
     quick_closed: list[str] = field(default_factory=list)
     reopened: list[str] = field(default_factory=list)
     vectorised: bool = True
+    # the severity each `opened` incident opened with: it is routed and given its deadline at that
+    # level, whichever later event of the same batch changed it (a batch's bounds change nothing)
+    opened_severity: np.ndarray = field(default_factory=lambda: np.zeros(0, "int64"))
 
 
 def plan_batch(events: pd.DataFrame, applied: pd.DataFrame, incidents: pd.DataFrame, settings: IncidentSettings,
@@ -83,9 +86,11 @@ def _from_loop(plan) -> BatchPlan:
     transitions["at"] = pd.to_datetime(transitions["at"], utc=True).astype("datetime64[us, UTC]")
     transitions["details"] = [None if d is None else json.dumps(d, ensure_ascii=False, default=str)
                               for d in transitions["details"]]
+    opened_with = {t["incident_id"]: int(t["details"]["severity"]) for t in plan.transitions if t["action"] == "opened"}
     return BatchPlan(applied=plan.applied, incidents=_typed(frame), opened=list(plan.opened),
                      transitions=transitions, duplicates=plan.duplicates, counts=dict(plan.counts),
-                     quick_closed=list(plan.quick_closed), reopened=list(plan.reopened), vectorised=False)
+                     quick_closed=list(plan.quick_closed), reopened=list(plan.reopened), vectorised=False,
+                     opened_severity=np.array([opened_with[i] for i in plan.opened], dtype="int64"))
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -380,7 +385,7 @@ def _plan_vectorised(events, applied, incidents, settings, source) -> BatchPlan 
         pd.Index(changed_ids)[was_quick])]
     return BatchPlan(applied=applied_rows, incidents=out, opened=list(own[new_rows]), transitions=transitions,
                      duplicates=int(n - len(K)), counts=counts, quick_closed=list(pd.unique(quick_order)),
-                     reopened=list(inc_new[j_rows]))
+                     reopened=list(inc_new[j_rows]), opened_severity=severity[P[new_rows]].astype("int64"))
 
 
 def _transitions(incident_ids, action, from_state, to_state, actors, at_us, pos, sub, details) -> pd.DataFrame:

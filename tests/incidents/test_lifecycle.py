@@ -90,6 +90,29 @@ def test_point_level_updates_with_one_start_all_move_the_incident(incidents):
     assert (row["peak_severity"], row["level"], row["subject_kind"]) == (1, "red", "monitoring_point")
 
 
+def test_an_incident_is_routed_at_the_level_it_opened_with_whatever_the_batch(incidents, store):
+    """An open at blue and its upgrade to red in one batch or in two: the same recipients with the
+    same deadline (blue's), and the same KPI counters per level: a batch's bounds change nothing."""
+    def events(subject):
+        kw = {"rule": "point_level", "subject": subject}
+        return [ev("open", 0, severity=4, evidence={"level": 1}, **kw),
+                ev("update", 0, severity=1, evidence={"level": 2, "time": "01:02"}, **kw)]
+    incidents.apply_events(events("MP-000001"))  # one batch
+    incidents.apply_events(events("MP-000002")[:1])  # two
+    incidents.apply_events(events("MP-000002"))
+    rows = {}
+    for _, item in incidents.list().iterrows():
+        shown = incidents.show(item["id"])
+        assert shown["incident"]["level"] == "red"  # the incident itself follows the upgrade
+        recipients = shown["recipients"]
+        waits = (recipients["sign_deadline"] - recipients["pushed_at"]).dt.total_seconds()
+        rows[item["subject_id"]] = sorted(zip(recipients["recipient_id"], waits))
+    assert rows["MP-000001"] == rows["MP-000002"] and rows["MP-000001"]
+    assert {wait for _, wait in rows["MP-000001"]} == {SETTINGS.sign_deadline_s[3]}
+    kpis = incidents.kpis(by="level", now=at(1))
+    assert kpis["level"].tolist() == ["blue"] and int(kpis["incidents"].iloc[0]) == 2
+
+
 # --- recipients ----------------------------------------------------------------------------------
 
 
