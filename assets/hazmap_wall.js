@@ -274,7 +274,14 @@
         var map = hazmap.leafletMap, root = document.querySelector(".hz-root");
         if (!map || !root || !root.dataset.bounds || fit.moved) { return; }
         map.invalidateSize({pan: false});
-        map.fitBounds(JSON.parse(root.dataset.bounds), {padding: [12, 12], animate: false});
+        var bounds = L.latLngBounds(JSON.parse(root.dataset.bounds)), options = {padding: [12, 12], animate: false};
+        // Leaflet's own fit arithmetic: a fit to the view already shown would reset the view and
+        // redraw every canvas during the first render for nothing
+        var target = map._getBoundsCenterZoom(bounds, options);
+        var shift = map.latLngToContainerPoint(target.center).distanceTo(map.latLngToContainerPoint(map.getCenter()));
+        if (target.zoom !== map.getZoom() || shift > 0.5) {
+            map.fitBounds(bounds, options);
+        }
         fit.done += 1;
     }
 
