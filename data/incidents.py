@@ -67,6 +67,10 @@ UNCOUNTED_INDEX = "ix_incident_recipients_uncounted_deadline"
 # escalation pass counted as overdue: a KPI table at a `now` past it has no counted row to take back
 OVERDUE_CURSOR = "overdue_counted_deadline"
 
+# the incidents the rule still holds open: literal text (migration 0009's partial index WHERE), as above
+ACTIVE = "state = 'active'"
+ACTIVE_INDEX = "ix_incidents_active_subject_id"
+
 # --- tables (declared on the store's metadata; migration 0005 is their frozen history) -----------
 _m = schema.metadata
 
@@ -98,10 +102,14 @@ incidents = sa.Table(
     sa.Column("escalations", sa.BigInteger(), nullable=False),
     sa.Column("version", sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint("id", name="pk_incidents"),
-    sa.Index("ix_incidents_rule_subject_id", "rule", "subject_id"),
+    sa.Index("ix_incidents_subject_id_first_time", "subject_id", "first_time"),  # a subject's newest (drill-down)
     sa.Index("ix_incidents_status", "status"),
     sa.Index("ix_incidents_first_time", "first_time"),
     sa.Index("ix_incidents_version", "version"),
+    # the apply's candidates (migration 0009): a subject's active incident, and those ended within
+    # the reopen window, found without reading the subject's whole record
+    sa.Index(ACTIVE_INDEX, "subject_id", sqlite_where=sa.text(ACTIVE), postgresql_where=sa.text(ACTIVE)),
+    sa.Index("ix_incidents_end_time", "end_time"),
 )
 
 incident_recipients = sa.Table(
@@ -675,12 +683,16 @@ class IncidentStore:
         window_start = frame["start"].min() - pd.Timedelta(seconds=self.settings.reopen_window_s)
         known_ids = applied["incident_id"].unique().tolist()
         t = incidents
+        subjects = frame["subject_id"].unique().tolist()
+        # three terms each on its own index (a year's record is not read per batch): the episodes'
+        # incidents, the subjects' active ones (partial index), those ended within the reopen window
         candidates = self._read(
             connection, t,
             sa.or_(
                 self.store._in_values(t.c.id, known_ids, "in_ids"),
-                sa.and_(self.store._in_values(t.c.subject_id, frame["subject_id"].unique().tolist(), "in_subjects"),
-                        sa.or_(t.c.state == "active", t.c.end_time >= window_start)),
+                sa.and_(sa.text(ACTIVE), self.store._in_values(t.c.subject_id, subjects, "in_active_subjects")),
+                sa.and_(t.c.end_time >= window_start,
+                        self.store._in_values(t.c.subject_id, subjects, "in_ended_subjects")),
             ),
         )
         plan = plan_batch(frame, applied, candidates, self.settings, source=source)

@@ -26,7 +26,7 @@ import pandas as pd
 from spatial.incidents.lifecycle import (
     IncidentSettings,
     event_digest,
-    incident_id,
+    incident_ids,
     plan_events,
     subject_kinds,
 )
@@ -257,7 +257,7 @@ def _plan_vectorised(events, applied, incidents, settings, source) -> BatchPlan 
     run = pd.Series(~join).groupby(group, sort=False).cumsum().to_numpy()
     own = np.full(len(P), None, dtype=object)
     new_rows = np.flatnonzero(~join)
-    own[new_rows] = [incident_id(r, e) for r, e in zip(rule[P[new_rows]], episode[P[new_rows]])]
+    own[new_rows] = incident_ids(rule[P[new_rows]], episode[P[new_rows]], start_us[P[new_rows]])
     # the incident of each new episode: its run's opener's, or the store's latest for run 0
     run_key = _keys(group, run)
     owner = pd.Series(own[new_rows], index=run_key[new_rows])
