@@ -60,6 +60,7 @@
 
     function patchCanvas(L) {
         if (L.Canvas.prototype._hazmapLevels) { return; }
+        var updatePoly = L.Canvas.prototype._updatePoly;
         L.Canvas.include({
             _hazmapLevels: true,
             _initPath: function (layer) {
@@ -84,10 +85,90 @@
                 unlink(this, layer);
                 link(this, layer, true);
                 this._requestRedraw(layer);
+            },
+            // The district outlines (`hazmapLanes`, unfilled): stroked as hairlines side by side
+            // (assets/hazmap_canvas.js `hazmap.hairlines`), the city's 10 outlines were ~6 ms of
+            // raster a zoom at 1.6 px.
+            _updatePoly: function (layer, closed) {
+                var o = layer.options, parts = layer._parts;
+                var lanes = o.hazmapLanes && !o.fill && o.stroke && hazmap.hairlines
+                    ? hazmap.hairlines(o.weight, window.devicePixelRatio || 1) : null;
+                if (!lanes || lanes.offsets.length < 2 || !this._drawing || !parts.length) {
+                    return updatePoly.call(this, layer, closed);
+                }
+                var ctx = this._ctx;
+                ctx.beginPath();
+                for (var i = 0; i < parts.length; i++) {
+                    var part = parts[i], n = part.length, xs = new Float64Array(n), ys = new Float64Array(n);
+                    for (var j = 0; j < n; j++) { xs[j] = part[j].x; ys[j] = part[j].y; }
+                    for (var k = 0; k < lanes.offsets.length; k++) { hazmap.offsetLine(ctx, xs, ys, n, lanes.offsets[k], closed); }
+                }
+                ctx.globalAlpha = o.opacity;
+                ctx.lineWidth = lanes.width;
+                ctx.strokeStyle = o.color;
+                ctx.lineCap = o.lineCap;
+                ctx.lineJoin = o.lineJoin;
+                if (ctx.setLineDash) { ctx.setLineDash((layer && layer._dashArray) || []); }
+                ctx.stroke();
             }
         });
         L.Map.addInitHook(function () {
             hazmap.leafletMap = this; // for the browser tests and for debugging at the wall
+        });
+        patchBase(L);
+    }
+
+    // The land and the district outlines (`hazmapBase`: 17,000 vertices at Ningbo scale): Leaflet
+    // projects every vertex through the CRS and simplifies every ring again on each zoom (~10 ms
+    // of a zoom). Here each ring is projected once (the CRS at zoom 0, divided by its scale: a
+    // zoom is a multiplication) and a zoom keeps a vertex only a pixel or more from the last one
+    // kept, which stands for Leaflet's simplification (smoothFactor 1 px); clipping is Leaflet's.
+    function patchBase(L) {
+        var project = L.Polyline.prototype._project, simplify = L.Polyline.prototype._simplifyPoints;
+        function normalised(layer, crs) {
+            var s0 = crs.scale(0), rings = [];
+            (function walk(latlngs) {
+                if (!latlngs.length) { return; }
+                if (!(latlngs[0] instanceof L.LatLng)) { latlngs.forEach(walk); return; }
+                var n = latlngs.length, xy = new Float64Array(2 * n);
+                for (var i = 0; i < n; i++) {
+                    var p = crs.latLngToPoint(latlngs[i], 0);
+                    xy[2 * i] = p.x / s0;
+                    xy[2 * i + 1] = p.y / s0;
+                }
+                rings.push(xy);
+            })(layer._latlngs);
+            return rings;
+        }
+        L.Polyline.include({
+            _project: function () {
+                if (!this.options.hazmapBase) { return project.call(this); }
+                var map = this._map, crs = map.options.crs;
+                if (this._hazmapFor !== this._latlngs) { // projected once per geometry
+                    this._hazmapRings = normalised(this, crs);
+                    this._hazmapFor = this._latlngs;
+                }
+                var scale = crs.scale(map.getZoom()), origin = map.getPixelOrigin(), bounds = new L.Bounds();
+                this._rings = this._hazmapRings.map(function (xy) {
+                    var n = xy.length / 2, ring = [], lx = Infinity, ly = Infinity;
+                    for (var i = 0; i < n; i++) {
+                        var x = Math.round(xy[2 * i] * scale) - origin.x, y = Math.round(xy[2 * i + 1] * scale) - origin.y;
+                        if (i > 0 && i < n - 1 && Math.abs(x - lx) < 1 && Math.abs(y - ly) < 1) { continue; }
+                        var point = new L.Point(x, y);
+                        ring.push(point);
+                        bounds.extend(point);
+                        lx = x; ly = y;
+                    }
+                    return ring;
+                });
+                if (this._bounds.isValid() && bounds.isValid()) {
+                    this._rawPxBounds = bounds;
+                    this._updateBounds();
+                }
+            },
+            _simplifyPoints: function () {
+                if (!this.options.hazmapBase) { simplify.call(this); }
+            }
         });
     }
 
@@ -150,12 +231,12 @@
 
     // --- the base drawn whatever the tiles do --------------------------------------------
     function landStyle(feature, context) {
-        return {stroke: false, fill: true, fillColor: context.hideout.fill, fillOpacity: 1};
+        return {stroke: false, fill: true, fillColor: context.hideout.fill, fillOpacity: 1, hazmapBase: true};
     }
 
     function outlineStyle(feature, context) {
         var h = context.hideout;
-        return {color: h.color, weight: h.weight * screenScale(), opacity: 0.9, fill: false};
+        return {color: h.color, weight: h.weight * screenScale(), opacity: 0.9, fill: false, hazmapLanes: true, hazmapBase: true};
     }
 
     function baseOnEachFeature(feature, layer, context) {

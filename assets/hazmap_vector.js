@@ -196,6 +196,18 @@
             });
     }
 
+    // Lines wider than a device pixel as parallel hairlines (assets/hazmap_canvas.js `hazmap.hairlines`):
+    // one part's kept vertices (layer px), reused from part to part.
+    var kept = {x: new Float64Array(1024), y: new Float64Array(1024), n: 0};
+    function keep2(x, y) {
+        if (kept.n === kept.x.length) {
+            var bx = new Float64Array(2 * kept.n), by = new Float64Array(2 * kept.n);
+            bx.set(kept.x); by.set(kept.y);
+            kept.x = bx; kept.y = by;
+        }
+        kept.x[kept.n] = x; kept.y[kept.n] = y; kept.n++;
+    }
+
     // --- the canvas ------------------------------------------------------------------------------
     var VectorCanvas = hazmap.CanvasLayer.extend({ // the lifecycle: assets/hazmap_canvas.js
         // padded a quarter of the view each way and kept through pans within it: a pan redraws
@@ -227,7 +239,7 @@
             ctx.lineCap = "butt";
             ctx.lineJoin = "bevel";
             var view = {
-                scale: scale, ox: origin.x, oy: origin.y, s: s,
+                scale: scale, ox: origin.x, oy: origin.y, s: s, m: m,
                 minX: area.min.x, minY: area.min.y, maxX: area.max.x, maxY: area.max.y
             };
             // the features drawn so far: those whose box meets the part of the canvas drawn
@@ -258,21 +270,23 @@
         },
 
         // One path per class: its rings (filled, then stroked) and its lines; the first class
-        // of the style (the most important) drawn last, on top.
+        // of the style (the most important) drawn last, on top. A line wider than a device pixel
+        // is stroked as parallel hairlines across its width (`hazmap.hairlines`).
         _layer: function (entry, band, view) {
             var ctx = this._ctx, classes = entry.meta.classes;
             for (var c = classes.length - 1; c >= 0; c--) {
                 var style = entry.styles[classes[c]] || entry.styles.other;
                 var width = Math.max(0.5, style.weight * view.s);
-                var reach = width + 2;
+                var reach = width + 2, lanes = hazmap.hairlines(width, view.m);
                 var rings = band.rings[c], lines = band.lines[c];
-                if (rings.length && this._path(band, rings, view, reach, true)) {
+                if (rings.length && this._path(band, rings, view, reach, true, null)) {
                     ctx.globalAlpha = style.fillOpacity;
                     ctx.fillStyle = style.color;
                     ctx.fill("nonzero");
-                    this._stroke(style, width);
+                    if (lanes.offsets.length > 1) { this._path(band, rings, view, reach, true, lanes.offsets); }
+                    this._stroke(style, lanes.width);
                 }
-                if (lines.length && this._path(band, lines, view, reach, false)) { this._stroke(style, width); }
+                if (lines.length && this._path(band, lines, view, reach, false, lanes.offsets)) { this._stroke(style, lanes.width); }
             }
             ctx.globalAlpha = 1;
         },
@@ -287,26 +301,30 @@
         },
 
         // The parts whose box meets the canvas (widened by `reach` px), vertices within half a
-        // pixel of the last one skipped; true when anything was added.
-        _path: function (band, parts, view, reach, closed) {
+        // pixel of the last one skipped; true when anything was added. `offsets` (layer px, or
+        // null: the line itself): each part added once per offset, moved that far across it.
+        _path: function (band, parts, view, reach, closed, offsets) {
             var ctx = this._ctx, scale = view.scale, ox = view.ox, oy = view.oy, nx = band.nx, ny = band.ny;
             var start = band.start, box = band.box, any = false;
             var minX = (view.minX - reach + ox) / scale, maxX = (view.maxX + reach + ox) / scale;
             var minY = (view.minY - reach + oy) / scale, maxY = (view.maxY + reach + oy) / scale;
+            var across = offsets && offsets.length > 1;
             ctx.beginPath();
             for (var i = 0; i < parts.length; i++) {
                 var k = parts[i], q = 4 * k;
                 if (box[q] > maxX || box[q + 2] < minX || box[q + 1] > maxY || box[q + 3] < minY) { continue; }
                 var a = start[k], z = start[k + 1];
                 var lx = nx[a] * scale - ox, ly = ny[a] * scale - oy;
-                ctx.moveTo(lx, ly);
+                if (across) { kept.n = 0; keep2(lx, ly); } else { ctx.moveTo(lx, ly); }
                 for (var j = a + 1; j < z; j++) {
                     var x = nx[j] * scale - ox, y = ny[j] * scale - oy;
                     if (j < z - 1 && Math.abs(x - lx) < 0.5 && Math.abs(y - ly) < 0.5) { continue; }
-                    ctx.lineTo(x, y);
+                    if (across) { keep2(x, y); } else { ctx.lineTo(x, y); }
                     lx = x; ly = y;
                 }
-                if (closed) { ctx.closePath(); }
+                if (across) {
+                    for (var o = 0; o < offsets.length; o++) { hazmap.offsetLine(ctx, kept.x, kept.y, kept.n, offsets[o], closed); }
+                } else if (closed) { ctx.closePath(); }
                 any = true;
             }
             return any;
