@@ -69,7 +69,7 @@ OVERDUE_CURSOR = "overdue_counted_deadline"
 
 # the incidents the rule still holds open: literal text (migration 0009's partial index WHERE), as above
 ACTIVE = "state = 'active'"
-ACTIVE_INDEX = "ix_incidents_active_subject_id"
+ACTIVE_INDEX = "ix_incidents_active"
 
 # --- tables (declared on the store's metadata; migration 0005 is their frozen history) -----------
 _m = schema.metadata
@@ -108,7 +108,7 @@ incidents = sa.Table(
     sa.Index("ix_incidents_version", "version"),
     # the apply's candidates (migration 0009): a subject's active incident, and those ended within
     # the reopen window, found without reading the subject's whole record
-    sa.Index(ACTIVE_INDEX, "subject_id", sqlite_where=sa.text(ACTIVE), postgresql_where=sa.text(ACTIVE)),
+    sa.Index(ACTIVE_INDEX, "state", sqlite_where=sa.text(ACTIVE), postgresql_where=sa.text(ACTIVE)),
     sa.Index("ix_incidents_end_time", "end_time"),
 )
 
@@ -195,9 +195,10 @@ incident_applied = sa.Table(  # one row per applied event; the primary key is th
     sa.Column("seq", sa.BigInteger()),  # the events table's seq (NULL: from a file)
     sa.Column("source", sa.Text(), nullable=False),
     _time("applied_at", False),
-    sa.PrimaryKeyConstraint("rule", "episode_id", "phase", "ordinal", name="pk_incident_applied"),
-    sa.Index("ix_incident_applied_episode_id", "episode_id"),
+    # led by episode_id, which the apply reads by; on SQLite the key is the table (migration 0009)
+    sa.PrimaryKeyConstraint("episode_id", "rule", "phase", "ordinal", name="pk_incident_applied"),
     sa.Index("ix_incident_applied_incident_id", "incident_id"),
+    sqlite_with_rowid=False,
 )
 
 incident_cursor = sa.Table(  # the processor's last applied seq, and the store's change version
@@ -685,14 +686,16 @@ class IncidentStore:
         t = incidents
         subjects = frame["subject_id"].unique().tolist()
         # three terms each on its own index (a year's record is not read per batch): the episodes'
-        # incidents, the subjects' active ones (partial index), those ended within the reopen window
+        # incidents, the active ones (partial index), those ended within the reopen window; each
+        # narrowed to the batch's subjects as a filter — `subject_id || ''` keeps the drill-down's
+        # subject index out of them (SQLite, without statistics, took it and read every subject's record)
+        subject = t.c.subject_id.op("||")(sa.literal(""))
         candidates = self._read(
             connection, t,
             sa.or_(
                 self.store._in_values(t.c.id, known_ids, "in_ids"),
-                sa.and_(sa.text(ACTIVE), self.store._in_values(t.c.subject_id, subjects, "in_active_subjects")),
-                sa.and_(t.c.end_time >= window_start,
-                        self.store._in_values(t.c.subject_id, subjects, "in_ended_subjects")),
+                sa.and_(sa.text(ACTIVE), self.store._in_values(subject, subjects, "in_active_subjects")),
+                sa.and_(t.c.end_time >= window_start, self.store._in_values(subject, subjects, "in_ended_subjects")),
             ),
         )
         plan = plan_batch(frame, applied, candidates, self.settings, source=source)

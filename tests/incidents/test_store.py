@@ -6,12 +6,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from data import incidents as incident_tables
 from data import schema
 from data.incidents import IncidentError, IncidentStore
+from data.store import _alembic_config
 from tests.incidents.helpers import at, episode, ev
 
 
@@ -79,3 +81,31 @@ def _counts(store) -> dict[str, int]:
     with store.engine.connect() as connection:
         return {t.name: connection.execute(sa.select(sa.func.count()).select_from(t)).scalar()
                 for t in incident_tables.TABLES}
+
+
+def test_migration_0009_keeps_every_applied_key_and_exactly_once_across_it(store):
+    """0009 rebuilds incident_applied on a new key (SQLite: a new table): the keys applied before it
+    are all there after it, and after a downgrade and an upgrade again, and still refuse a replay."""
+    incidents = IncidentStore(store)
+    events = [*episode(0, 10), ev("open", 30, subject="VEH-0002"),
+              ev("update", 30, severity=1, subject="VEH-0002", evidence={"level": 2})]
+    assert incidents.apply_events(events).applied == 4
+    keys = sorted(tuple(r) for r in _applied_keys(store))
+    assert len(keys) == 4
+    for target in ("0008", "head"):
+        with store.engine.begin() as connection:
+            (command.downgrade if target == "0008" else command.upgrade)(_alembic_config(connection), target)
+        assert sorted(tuple(r) for r in _applied_keys(store)) == keys, target
+        primary = sa.inspect(store.engine).get_pk_constraint("incident_applied")["constrained_columns"]
+        assert primary == (["rule", "episode_id", "phase", "ordinal"] if target == "0008"
+                           else ["episode_id", "rule", "phase", "ordinal"])
+    again = incidents.apply_events(events)
+    assert (again.applied, again.duplicates) == (0, 4)
+    assert sorted(tuple(r) for r in _applied_keys(store)) == keys
+
+
+def _applied_keys(store):
+    t = incident_tables.incident_applied
+    with store.engine.connect() as connection:
+        return connection.execute(sa.select(t.c.rule, t.c.episode_id, t.c.phase, t.c.ordinal, t.c.digest,
+                                            t.c.incident_id)).all()

@@ -1,4 +1,4 @@
-"""The incident apply at a year's scale: its candidate incidents found by index.
+"""The incident apply at a year's scale: its candidate incidents found by index, its applied keys in one B-tree.
 
 Revision ID: 0009
 Revises: 0008
@@ -11,12 +11,16 @@ active ones and those ended within the reopen window. Before this revision the l
 found by scanning the whole incidents table (no index on the subject alone), once per batch: a
 year's record read 126 times over a year's apply.
 
-- ix_incidents_active_subject_id: incidents.subject_id of the active incidents (a partial index;
-  its WHERE text is the one data/incidents.py queries with, literally, so SQLite matches it).
+- ix_incidents_active: the active incidents (a partial index on state: few rows, each gone when
+  its incident ends; its WHERE text is the one data/incidents.py queries with, literally, so
+  SQLite matches it).
 - ix_incidents_end_time: incidents.end_time (those ended within the window are the newest ends).
 - ix_incidents_subject_id_first_time replaces ix_incidents_rule_subject_id (rule, subject_id),
   which no query led with the rule used: the drill-down asks for a subject's newest incidents
   (data/drilldown.py), which read the whole table before.
+- incident_applied: its primary key led by episode_id, (episode_id, rule, phase, ordinal) — the
+  apply reads it by episode — so ix_incident_applied_episode_id goes; on SQLite the table is
+  rebuilt WITHOUT ROWID (the key is the table: one B-tree written per applied event, not three).
 """
 
 from __future__ import annotations
@@ -33,15 +37,48 @@ ACTIVE = "state = 'active'"
 
 
 def upgrade() -> None:
-    op.create_index("ix_incidents_active_subject_id", "incidents", ["subject_id"],
+    op.create_index("ix_incidents_active", "incidents", ["state"],
                     sqlite_where=sa.text(ACTIVE), postgresql_where=sa.text(ACTIVE))
     op.create_index("ix_incidents_end_time", "incidents", ["end_time"])
     op.drop_index("ix_incidents_rule_subject_id", table_name="incidents")
     op.create_index("ix_incidents_subject_id_first_time", "incidents", ["subject_id", "first_time"])
+    op.drop_index("ix_incident_applied_episode_id", table_name="incident_applied")
+    _rekey_applied(("episode_id", "rule", "phase", "ordinal"), with_rowid=False)
+
+
+def _rekey_applied(key: tuple[str, ...], with_rowid: bool) -> None:
+    """incident_applied with `key` as its primary key, its rows kept."""
+    if op.get_bind().dialect.name == "postgresql":
+        op.drop_constraint("pk_incident_applied", "incident_applied", type_="primary")
+        op.create_primary_key("pk_incident_applied", "incident_applied", list(key))
+        return
+    # SQLite changes no primary key in place: a new table, the rows copied, the old one dropped
+    text, big = sa.Text, sa.BigInteger
+    op.create_table(
+        "_incident_applied_new",
+        sa.Column("rule", text(), nullable=False),
+        sa.Column("episode_id", text(), nullable=False),
+        sa.Column("phase", text(), nullable=False),
+        sa.Column("ordinal", big(), nullable=False),
+        sa.Column("digest", text()),
+        sa.Column("incident_id", text(), nullable=False),
+        sa.Column("seq", big()),
+        sa.Column("source", text(), nullable=False),
+        sa.Column("applied_at", big(), nullable=False),
+        sa.PrimaryKeyConstraint(*key, name="pk_incident_applied"),
+        sqlite_with_rowid=with_rowid,
+    )
+    columns = "rule, episode_id, phase, ordinal, digest, incident_id, seq, source, applied_at"
+    op.execute(f"INSERT INTO _incident_applied_new ({columns}) SELECT {columns} FROM incident_applied")
+    op.drop_table("incident_applied")  # and its index
+    op.rename_table("_incident_applied_new", "incident_applied")
+    op.create_index("ix_incident_applied_incident_id", "incident_applied", ["incident_id"])
 
 
 def downgrade() -> None:
+    _rekey_applied(("rule", "episode_id", "phase", "ordinal"), with_rowid=True)
+    op.create_index("ix_incident_applied_episode_id", "incident_applied", ["episode_id"])
     op.drop_index("ix_incidents_subject_id_first_time", table_name="incidents")
     op.create_index("ix_incidents_rule_subject_id", "incidents", ["rule", "subject_id"])
     op.drop_index("ix_incidents_end_time", table_name="incidents")
-    op.drop_index("ix_incidents_active_subject_id", table_name="incidents")
+    op.drop_index("ix_incidents_active", table_name="incidents")
