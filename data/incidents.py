@@ -195,6 +195,10 @@ incident_applied = sa.Table(  # one row per applied event; the primary key is th
     sa.Column("seq", sa.BigInteger()),  # the events table's seq (NULL: from a file)
     sa.Column("source", sa.Text(), nullable=False),
     _time("applied_at", False),
+    # the order events were applied in: the batch's version (as incidents.version) and the event's
+    # place in the batch (the key orders the table by episode, not by arrival). Migration 0009.
+    sa.Column("version", sa.BigInteger(), nullable=False),
+    sa.Column("position", sa.BigInteger(), nullable=False),
     # led by episode_id, which the apply reads by; on SQLite the key is the table (migration 0009)
     sa.PrimaryKeyConstraint("episode_id", "rule", "phase", "ordinal", name="pk_incident_applied"),
     sa.Index("ix_incident_applied_incident_id", "incident_id"),
@@ -704,7 +708,8 @@ class IncidentStore:
             self._insert(connection, incident_applied, {
                 **{c: plan.applied[c].to_numpy() for c in ("rule", "episode_id", "phase", "ordinal", "digest",
                                                             "incident_id", "seq")},
-                "source": source, "applied_at": now,
+                "source": source, "applied_at": now, "version": version,
+                "position": np.arange(len(plan.applied), dtype="int64"),
             })
         rows = plan.incidents.set_index("id", drop=False)
         routed = None
@@ -755,13 +760,17 @@ class IncidentStore:
         if not parts:
             return
         keys = ["grouping", "key", "day", "metric", "bin"]
-        total = pd.concat(parts, ignore_index=True).groupby(keys, as_index=False, sort=True)["n"].sum()
-        self._insert(connection, incident_kpis, {c: total[c].to_numpy() for c in [*keys, "n"]},
-                     conflict=tuple(keys), accumulate=("n",))
-        keys.remove("day")  # and the same counters over all days (the KPI table over the whole record)
-        over_days = total.groupby(keys, as_index=False, sort=True)["n"].sum()
-        self._insert(connection, incident_kpi_totals, {c: over_days[c].to_numpy() for c in [*keys, "n"]},
-                     conflict=tuple(keys), accumulate=("n",))
+        both = {c: np.concatenate([p[c].to_numpy(dtype="int64" if c == "bin" else object) for p in parts])
+                for c in keys}
+        n = np.concatenate([p["n"].to_numpy(dtype="int64") for p in parts])
+        for table, grouped_by in ((incident_kpis, keys),
+                                  # and the same counters over all days (the KPI table over the whole record)
+                                  (incident_kpi_totals, [c for c in keys if c != "day"])):
+            total = kpi_logic.count_distinct({c: both[c] for c in grouped_by}, weights=n)
+            # upserted in the primary key's order: the upsert walks its B-tree once, in order
+            order = np.lexsort([total[c] for c in reversed(grouped_by)])
+            self._insert(connection, table, {c: total[c][order] for c in [*grouped_by, "n"]},
+                         conflict=tuple(grouped_by), accumulate=("n",))
 
     def _info(self, connection, ids) -> pd.DataFrame:
         """What the rollup needs of some incidents, indexed by id."""
@@ -939,7 +948,7 @@ class IncidentStore:
             if not len(frame):
                 raise IncidentError(f"no incident {incident_id!r}")
             applied = self._read(connection, incident_applied, incident_applied.c.incident_id == str(incident_id),
-                                 order_by=[incident_applied.c.applied_at, incident_applied.c.seq])
+                                 order_by=[incident_applied.c.version, incident_applied.c.position])
             recipients = self._read(connection, incident_recipients,
                                     incident_recipients.c.incident_id == str(incident_id),
                                     order_by=[incident_recipients.c.tier, incident_recipients.c.recipient_id])

@@ -124,8 +124,31 @@ def bin_seconds(bins) -> np.ndarray:
     return np.power(BIN_BASE, np.asarray(bins, dtype="float64") + 0.5) - 1.0
 
 
+QUARTER_HOUR_US = 900 * 1_000_000
+
+
 def local_days(times) -> np.ndarray:
-    return pd.to_datetime(pd.Series(times), utc=True).dt.tz_convert(LOCAL_TZ).dt.strftime("%Y-%m-%d").to_numpy()
+    """The local day (YYYY-MM-DD) of each time. Formatted once per distinct quarter hour, not per
+    row (zone offsets are whole quarter hours, so a quarter hour lies within one local day)."""
+    us = pd.to_datetime(pd.Series(times), utc=True).dt.as_unit("us").array.asi8
+    quarters, at = np.unique(us // QUARTER_HOUR_US, return_inverse=True)
+    days = pd.DatetimeIndex((quarters * QUARTER_HOUR_US).view("M8[us]"), tz="UTC").tz_convert(LOCAL_TZ) \
+        .strftime("%Y-%m-%d").to_numpy(dtype=object)
+    return days[at.reshape(-1)]
+
+
+def count_distinct(columns: dict[str, np.ndarray], weights=None) -> dict[str, np.ndarray]:
+    """The distinct rows of `columns` (equal-length arrays) with how many times each occurs (or the
+    sum of its `weights`) as column "n". Each column factorised, the codes combined into one integer
+    per row and counted: pandas' groupby over several text columns cost more than the rollup's data."""
+    names = list(columns)
+    combined = np.zeros(len(columns[names[0]]), dtype="int64")
+    for name in names:
+        codes, uniques = pd.factorize(np.asarray(columns[name]))
+        combined = combined * max(len(uniques), 1) + codes  # cardinalities here multiply to far below 2**63
+    distinct, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+    n = np.bincount(inverse.reshape(-1), weights=weights, minlength=len(distinct)).astype("int64")
+    return {**{name: np.asarray(columns[name])[first] for name in names}, "n": n}
 
 
 def rollup_increments(rows: pd.DataFrame, metric: str, *, per_recipient: bool, seconds=None,
@@ -134,26 +157,41 @@ def rollup_increments(rows: pd.DataFrame, metric: str, *, per_recipient: bool, s
     per_recipient, recipient_kind, recipient_id): one per row and grouping it counts in (the
     incident's district, rule, level as it stands, first day; and its recipient's department or
     enterprise). With `seconds`, the metric's duration bins instead of a plain count."""
+    columns = ["grouping", "key", "day", "metric", "bin", "n"]
     if not len(rows):
-        return pd.DataFrame(columns=["grouping", "key", "day", "metric", "bin", "n"])
+        return pd.DataFrame(columns=columns)
+    n = len(rows)
     day = local_days(rows["first_time"])
     keys = {
-        "district": rows["district_adcode"].fillna("unknown").astype(str).to_numpy(),
-        "rule": rows["rule"].astype(str).to_numpy(),
+        "district": _text(rows["district_adcode"], missing="unknown"),
+        "rule": _text(rows["rule"]),
         "level": level_keys(rows["severity"].to_numpy(dtype="int64")),
         "day": day,
     } if incident_groupings else {}
-    bins = np.full(len(rows), NO_BIN, dtype="int64") if seconds is None else duration_bins(seconds)
-    parts = [pd.DataFrame({"grouping": g, "key": k, "day": day, "bin": bins}) for g, k in keys.items()]
+    bins = np.full(n, NO_BIN, dtype="int64") if seconds is None else duration_bins(seconds)
+    grouping = [np.full(n, g, dtype=object) for g in keys]
+    key, days, bin_ = list(keys.values()), [day] * len(keys), [bins] * len(keys)
     if per_recipient:
-        kind = rows["recipient_kind"].astype(str).to_numpy()
+        kind = _text(rows["recipient_kind"])
         mine = np.isin(kind, RECIPIENT_GROUPINGS)
-        parts.append(pd.DataFrame({"grouping": kind[mine], "key": rows["recipient_id"].astype(str).to_numpy()[mine],
-                                   "day": day[mine], "bin": bins[mine]}))
-    out = pd.concat(parts, ignore_index=True)
-    out["metric"] = metric
-    return out.groupby(["grouping", "key", "day", "metric", "bin"], as_index=False, sort=False).size() \
-        .rename(columns={"size": "n"})
+        grouping.append(kind[mine])
+        key.append(_text(rows["recipient_id"])[mine])
+        days.append(day[mine])
+        bin_.append(bins[mine])
+    if not sum(len(g) for g in grouping):
+        return pd.DataFrame(columns=columns)
+    counted = count_distinct({"grouping": np.concatenate(grouping), "key": np.concatenate(key),
+                              "day": np.concatenate(days), "bin": np.concatenate(bin_)})
+    return pd.DataFrame({**{c: counted[c] for c in ("grouping", "key", "day")}, "metric": metric,
+                         "bin": counted["bin"], "n": counted["n"]}, columns=columns)
+
+
+def _text(values, missing: str | None = None) -> np.ndarray:
+    """Text as an object array of str (kept out of pandas' arrow strings: converting costs more here)."""
+    out = np.asarray(values.to_numpy(dtype=object) if hasattr(values, "to_numpy") else values, dtype=object)
+    if missing is not None:
+        out = np.where(pd.isna(out), missing, out)
+    return out.astype(str).astype(object)
 
 
 # unsigned_overdue: recipients the escalation pass counted as unsigned past their deadline (moved

@@ -32,7 +32,7 @@ def test_the_store_refuses_a_second_application_of_an_event_key(store):
     incidents = IncidentStore(store)
     incidents.apply_events(episode(0, 10))
     row = {"rule": "speeding", "episode_id": ev("open", 0).episode_id, "phase": "open", "ordinal": 0,
-           "incident_id": "INC-x", "source": "file", "applied_at": at(0)}
+           "incident_id": "INC-x", "source": "file", "applied_at": at(0), "version": 99, "position": 0}
     with pytest.raises(sa.exc.IntegrityError):
         with store.engine.begin() as connection:
             connection.execute(sa.insert(incident_tables.incident_applied).values(**row))
@@ -102,6 +102,9 @@ def test_migration_0009_keeps_every_applied_key_and_exactly_once_across_it(store
     again = incidents.apply_events(events)
     assert (again.applied, again.duplicates) == (0, 4)
     assert sorted(tuple(r) for r in _applied_keys(store)) == keys
+    # the order they were applied in survives the rebuilds ("close" sorts before "open" by key)
+    first = next(k[-1] for k in keys if k[2] == "close")
+    assert incidents.show(first)["events"]["phase"].tolist() == ["open", "close"]
 
 
 def _applied_keys(store):

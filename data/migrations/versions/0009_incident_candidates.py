@@ -21,6 +21,10 @@ year's record read 126 times over a year's apply.
 - incident_applied: its primary key led by episode_id, (episode_id, rule, phase, ordinal) — the
   apply reads it by episode — so ix_incident_applied_episode_id goes; on SQLite the table is
   rebuilt WITHOUT ROWID (the key is the table: one B-tree written per applied event, not three).
+  New columns version and position: the order events were applied in (the batch's version, the
+  event's place in it), which the table's order no longer gives; rows applied before take
+  version 0 and their place in the old table (SQLite's rowid; PostgreSQL's applied_at, seq and
+  heap order).
 """
 
 from __future__ import annotations
@@ -48,9 +52,19 @@ def upgrade() -> None:
 
 def _rekey_applied(key: tuple[str, ...], with_rowid: bool) -> None:
     """incident_applied with `key` as its primary key, its rows kept."""
+    ordered = not with_rowid  # the new key: with the version and position columns
     if op.get_bind().dialect.name == "postgresql":
         op.drop_constraint("pk_incident_applied", "incident_applied", type_="primary")
         op.create_primary_key("pk_incident_applied", "incident_applied", list(key))
+        if not ordered:
+            op.drop_column("incident_applied", "position")
+            op.drop_column("incident_applied", "version")
+            return
+        for name in ("version", "position"):
+            op.add_column("incident_applied", sa.Column(name, sa.BigInteger(), nullable=False, server_default="0"))
+            op.alter_column("incident_applied", name, server_default=None)
+        op.execute("UPDATE incident_applied a SET position = o.position FROM (SELECT ctid, row_number() OVER "
+                   "(ORDER BY applied_at, seq, ctid) AS position FROM incident_applied) o WHERE a.ctid = o.ctid")
         return
     # SQLite changes no primary key in place: a new table, the rows copied, the old one dropped
     text, big = sa.Text, sa.BigInteger
@@ -65,11 +79,18 @@ def _rekey_applied(key: tuple[str, ...], with_rowid: bool) -> None:
         sa.Column("seq", big()),
         sa.Column("source", text(), nullable=False),
         sa.Column("applied_at", big(), nullable=False),
+        *([sa.Column("version", big(), nullable=False), sa.Column("position", big(), nullable=False)]
+          if ordered else []),
         sa.PrimaryKeyConstraint(*key, name="pk_incident_applied"),
         sqlite_with_rowid=with_rowid,
     )
     columns = "rule, episode_id, phase, ordinal, digest, incident_id, seq, source, applied_at"
-    op.execute(f"INSERT INTO _incident_applied_new ({columns}) SELECT {columns} FROM incident_applied")
+    if ordered:  # the old table's order is its rowid's
+        op.execute(f"INSERT INTO _incident_applied_new ({columns}, version, position) "
+                   f"SELECT {columns}, 0, rowid FROM incident_applied")
+    else:  # back to a rowid table, in the order they were applied
+        op.execute(f"INSERT INTO _incident_applied_new ({columns}) "
+                   f"SELECT {columns} FROM incident_applied ORDER BY version, position")
     op.drop_table("incident_applied")  # and its index
     op.rename_table("_incident_applied_new", "incident_applied")
     op.create_index("ix_incident_applied_incident_id", "incident_applied", ["incident_id"])
