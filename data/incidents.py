@@ -12,8 +12,10 @@ append-only transition log and the outbox rows (deliveries for issue 13's sender
 the same transaction, and `apply_stored_events` records the last applied `seq` there too. A
 crash loses nothing acknowledged and doubles nothing. The push that routes an opened incident to
 a recipient is recorded by the recipient row itself (pushed_at, tier 0), not logged as a
-transition (one row fewer per recipient); `show()` lists it in the history, and its outbox row
-names it (`routing_push_ids`). Pushes up the escalation chain are logged. The inbox is a view of the recipients
+transition (one row fewer per recipient); `show()` lists it in the history. The routing goes
+into the outbox as ONE `routed` row per opened incident, which the sender fans out to the
+recipient rows (`fan_out_routing`, the deliveries named by `routing_push_ids`). Pushes up the
+escalation chain are logged, with an outbox row each. The inbox is a view of the recipients
 (pending rows of one recipient), not a copy.
 
 Lifecycle decisions are pure: a batch is planned set-based (spatial/incidents/batch.py, the
@@ -170,8 +172,9 @@ incident_outbox = sa.Table(  # deliveries for the sender (issue 13): one per rec
     sa.Column("delivery_id", sa.Text(), nullable=False),
     sa.Column("transition_id", sa.Text(), nullable=False),
     sa.Column("incident_id", sa.Text(), nullable=False),
-    sa.Column("recipient_id", sa.Text(), nullable=False),
-    sa.Column("recipient_kind", sa.Text(), nullable=False),
+    # NULL on a `routed` row: an opened incident's routing, fanned out by the sender (migration 0009)
+    sa.Column("recipient_id", sa.Text()),
+    sa.Column("recipient_kind", sa.Text()),
     sa.Column("action", sa.Text(), nullable=False),
     sa.Column("payload", JsonDocument(), nullable=False),
     _time("created_at", False),
@@ -418,6 +421,43 @@ def _isoformat_us(us: np.ndarray) -> np.ndarray:
 def _iso_ms(us: np.ndarray) -> np.ndarray:
     """ISO-8601 UTC text to the millisecond (as _iso), in bulk."""
     return np.datetime_as_string((np.asarray(us, dtype="int64") // 1000).view("M8[ms]"), unit="ms").astype(object)
+
+
+ROUTED = "routed"  # the outbox action of an opened incident's routing: one row, fanned out by the sender
+
+
+def fan_out_routing(connection: sa.Connection, rows: list[dict]) -> list[dict]:
+    """Outbox rows as the sender reads them (dicts), each `routed` row — an opened incident's
+    routing, one row for all its recipients — replaced by a `pushed` row per recipient the routing
+    made (tier 0): its delivery id the routed row's and the recipient's, its transition the routing
+    push show() lists, its payload what the push says to that recipient (time, level, deadline)."""
+    routed = [row for row in rows if row["action"] == ROUTED]
+    if not routed:
+        return rows
+    r = incident_recipients
+    found: dict[str, list] = {}
+    for rec in connection.execute(
+            sa.select(r.c.incident_id, r.c.recipient_id, r.c.recipient_kind, r.c.pushed_at, r.c.sign_deadline)
+            .where(r.c.tier == 0, r.c.incident_id.in_(sorted({row["incident_id"] for row in routed})))
+            .order_by(r.c.incident_id, r.c.recipient_id)):
+        found.setdefault(rec.incident_id, []).append(rec)
+    out = []
+    for row in rows:
+        if row["action"] != ROUTED:
+            out.append(row)
+            continue
+        mine = found.get(row["incident_id"], [])
+        at = _isoformat_us(_us_of([rec.pushed_at for rec in mine]))
+        deadline = _iso_ms(_us_of([rec.sign_deadline for rec in mine]))
+        for rec, push_id, at_text, deadline_text in zip(
+                mine, routing_push_ids([rec.incident_id for rec in mine], [rec.recipient_id for rec in mine]),
+                at, deadline):
+            payload = {"incident_id": rec.incident_id, "action": "pushed", "to_state": "pushed", "at": at_text,
+                       "note": None, "level": row["payload"]["level"], "sign_deadline": deadline_text}
+            out.append({**row, "delivery_id": f"{row['delivery_id']}:{rec.recipient_id}", "transition_id": push_id,
+                        "recipient_id": rec.recipient_id, "recipient_kind": rec.recipient_kind, "action": "pushed",
+                        "payload": payload})
+    return out
 
 
 def routing_push_ids(incident_ids, recipient_ids) -> np.ndarray:
@@ -736,9 +776,11 @@ class IncidentStore:
             increments.append(kpi_logic.rollup_increments(opened_info, "incidents", per_recipient=False))
             # the push at opening is recorded by the recipient row itself (pushed_at), not logged: one
             # row fewer per recipient; show() puts it in the history (_with_routing_pushes)
-            pushed, deliveries = self._push(connection, routed, pushed_at, severity,
-                                            tier=np.zeros(len(routed), "int64"), escalated_from=[None] * len(routed),
-                                            actor="system", version=version, info=opened_info, logged=False)
+            self._push(connection, routed, pushed_at, severity, tier=np.zeros(len(routed), "int64"),
+                       escalated_from=[None] * len(routed), actor="system", version=version, info=opened_info,
+                       logged=False)
+            transitions = plan.transitions.assign(id=_objects(self._new_ids("TR", len(plan.transitions))))
+            deliveries = self._routing_deliveries(routed, pushed_at, severity, transitions)
         new_ids = set(plan.opened)
         for metric, ids in (("quick_closes", plan.quick_closed), ("reopens", plan.reopened)):
             if ids:
@@ -749,7 +791,7 @@ class IncidentStore:
                     increments.append(self._recipient_increments(
                         connection, older, metric, info[~info.index.duplicated()]))
         self._bump(connection, increments)
-        self._log(connection, plan.transitions, deliveries, now)
+        self._log(connection, plan.transitions if routed is None else transitions, deliveries, now)
         c = plan.counts
         return ApplyResult(applied=c["applied"], duplicates=plan.duplicates, opened=c["opened"],
                            updated=c["updated"], closed=c["closed"], reopened=c["reopened"])
@@ -804,12 +846,30 @@ class IncidentStore:
         first_time = _us_of(opened["first_time"]).view("M8[us]")[at]  # naive datetime64: UTC
         return routed, first_time, frame["level"].to_numpy()[at]
 
+    def _routing_deliveries(self, routed: pd.DataFrame, pushed_at, severity, transitions: pd.DataFrame) -> pd.DataFrame:
+        """ONE outbox row per routed incident (action `routed`, no recipient), naming its `opened`
+        transition; the sender fans it out to the recipient rows (fan_out_routing)."""
+        every = routed["incident_id"].to_numpy(dtype=object)
+        first = np.sort(np.unique(every, return_index=True)[1])  # each incident's first row, in routing order
+        incident_ids = every[first]
+        opened = transitions[transitions["action"].to_numpy(dtype=object) == "opened"]
+        transition_of = pd.Series(opened["id"].to_numpy(dtype=object), index=opened["incident_id"].to_numpy(dtype=object))
+        level = level_keys(np.asarray(severity)[first]).astype(object)
+        payload = ('{"incident_id": ' + json_text(incident_ids) + f', "action": "{ROUTED}", "to_state": null, '
+                   '"at": "' + _isoformat_us(_us_of(pushed_at)[first]) + '", "note": null, "level": "' + level + '"}')
+        n = len(incident_ids)
+        return pd.DataFrame({"transition_id": _objects(transition_of.reindex(incident_ids).to_numpy(dtype=object)),
+                             "incident_id": _objects(incident_ids), "recipient_id": _objects(None, n),
+                             "recipient_kind": _objects(None, n), "action": _objects(ROUTED, n),
+                             "payload": _objects(payload)})
+
     def _push(self, connection, routed: pd.DataFrame, pushed_at, severity, *, tier, escalated_from, actor, version,
               info: pd.DataFrame, logged: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Insert recipient rows (pushed) and count them in the rollup; returns their `pushed`
         transitions and outbox deliveries as frames (ids given), for _log. `logged=False` (the
         routing of opened incidents): the recipient row is the push's record, not logged
-        (show() reads it back, named by routing_push_ids), and only the deliveries are returned."""
+        (show() reads it back, named by routing_push_ids), and its delivery is the incident's one
+        `routed` outbox row (_routing_deliveries): nothing is returned."""
         n = len(routed)
         if not n:
             return pd.DataFrame(), pd.DataFrame()
@@ -843,7 +903,9 @@ class IncidentStore:
             parts.append(kpi_logic.rollup_increments(counted.loc[counted.index.repeat(reopens)], "reopens",
                                                      per_recipient=True, incident_groupings=False))
         self._bump(connection, parts)
-        ids = self._new_ids("TR", n) if logged else routing_push_ids(incident_ids, recipient_ids)
+        if not logged:
+            return pd.DataFrame(), pd.DataFrame()
+        ids = self._new_ids("TR", n)
         details = np.full(n, None, dtype=object)
         for i in np.flatnonzero(tier):  # escalations only: tier and role are on the recipient row
             details[i] = json.dumps({"tier": int(tier[i]), "escalated_from": escalated_from[i]}, ensure_ascii=False)
@@ -859,7 +921,7 @@ class IncidentStore:
         deliveries = pd.DataFrame({"transition_id": _objects(ids), "incident_id": _objects(incident_ids),
                                    "recipient_id": _objects(recipient_ids), "recipient_kind": _objects(recipient_kinds),
                                    "action": _objects("pushed", n), "payload": _objects(payload)})
-        return (transitions if logged else transitions.iloc[:0]), deliveries
+        return transitions, deliveries
 
     def _new_id(self, kind: str) -> str:
         """Unique without a round trip: the transaction's random prefix and a counter."""

@@ -233,7 +233,7 @@ class DeliveryStore:
     def fan_out(self, now=None) -> int:
         """Turn up to fanout_batch unsent outbox rows into deliveries (idempotent: a delivery's id
         is its key) and stamp their sent_at, in one transaction; returns the deliveries made."""
-        from data.incidents import incident_outbox, incidents
+        from data.incidents import fan_out_routing, incident_outbox, incidents
 
         now = _now() if now is None else pd.Timestamp(now)
         o = incident_outbox
@@ -252,7 +252,9 @@ class DeliveryStore:
                 sa.select(subscriptions).where(subscriptions.c.enabled.is_(True))).mappings()]
             vehicles = {info[i]["subject_id"] for i in ids if i in info and info[i]["subject_kind"] == "vehicle"}
             phones = self._phones(connection, vehicles)
-            made = plan_deliveries([dict(r) for r in rows], info, subs, phones, self.settings, now)
+            # an opened incident's routing is one outbox row: one `pushed` row per recipient here
+            made = plan_deliveries(fan_out_routing(connection, [dict(r) for r in rows]), info, subs, phones,
+                                   self.settings, now)
             if made:
                 connection.execute(self._insert_ignore(deliveries), made)
             connection.execute(sa.update(o).where(o.c.seq.in_([r["seq"] for r in rows]))

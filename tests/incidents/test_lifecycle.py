@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 import data.incidents as store_module
-from data.incidents import IncidentError, IncidentSettings, IncidentStore, incident_outbox, incident_transitions
+from data.incidents import IncidentError, IncidentSettings, IncidentStore, fan_out_routing, incident_outbox, \
+    incident_transitions
 from spatial.incidents.levels import LEVELS, level_keys, parse_level
 from spatial.incidents.lifecycle import check_transition, escalation_due
 from tests.incidents.helpers import at, episode, ev
@@ -182,18 +183,22 @@ def test_a_department_supervises_the_enterprise_and_the_order_goes_out(incidents
     row = incidents.show(iid)["recipients"].iloc[0]
     assert (row["supervised_by"], row["supervision_deadline"]) == ("DEPT-EM", at(60))
     with store.engine.connect() as connection:
-        outbox = connection.execute(sa.select(incident_outbox.c.action, incident_outbox.c.recipient_id,
-                                              incident_outbox.c.transition_id, incident_outbox.c.delivery_id)
-                                    .order_by(incident_outbox.c.seq)).all()
+        rows = [dict(r) for r in connection.execute(sa.select(incident_outbox).order_by(incident_outbox.c.seq))
+                .mappings()]
+        sent = fan_out_routing(connection, rows)
         logged = set(connection.execute(sa.select(incident_transitions.c.id)).scalars())
     history = incidents.show(iid)["history"]
-    assert [(a, r) for a, r, _, _ in outbox] == [("pushed", "ENT-C"), ("supervised", "ENT-C")]
+    # the routing is one row naming the opened transition; the sender fans it out per recipient
+    assert [(r["action"], r["recipient_id"]) for r in rows] == [("routed", None), ("supervised", "ENT-C")]
+    assert rows[0]["transition_id"] == history.loc[history["action"] == "opened", "id"].item()
+    assert [(r["action"], r["recipient_id"]) for r in sent] == [("pushed", "ENT-C"), ("supervised", "ENT-C")]
+    assert pd.Timestamp(sent[0]["payload"]["sign_deadline"]).tz_localize("UTC") == row["sign_deadline"]
     # every delivery names a transition of the history: the push at routing is the recipient row's
     # (listed by show, not logged), the supervision order is logged
-    assert [t in set(history["id"]) for _, _, t, _ in outbox] == [True, True]
-    assert [t in logged for _, _, t, _ in outbox] == [False, True]
+    assert [r["transition_id"] in set(history["id"]) for r in sent] == [True, True]
+    assert [r["transition_id"] in logged for r in sent] == [False, True]
     assert history["action"].tolist() == ["opened", "pushed", "supervised"]
-    assert len({d for *_, d in outbox}) == 2
+    assert len({r["delivery_id"] for r in sent}) == 2
 
 
 def test_kpis_per_department_rule_level_and_day(incidents):

@@ -13,8 +13,8 @@ import time
 import pandas as pd
 import sqlalchemy as sa
 
-from data.incidents import CURSOR, IncidentError, IncidentStore, incident_applied, incident_cursor, incident_outbox, \
-    incident_recipients, incident_transitions, incidents
+from data.incidents import CURSOR, IncidentError, IncidentStore, fan_out_routing, incident_applied, incident_cursor, \
+    incident_outbox, incident_recipients, incident_transitions, incidents
 from data.store import Store
 from tests.test_cli import HAZMAP
 
@@ -78,13 +78,20 @@ def _check_no_doubles(store: Store) -> None:
                 .where(incident_transitions.c.action == action)
                 .group_by(incident_transitions.c.incident_id, incident_transitions.c.recipient_id)).scalars().all()
             assert set(per) <= {1}, action
-        # each recipient was pushed once: its push (recorded by its row at routing) went out exactly once
-        pushes = connection.execute(
-            sa.select(incident_outbox.c.incident_id, incident_outbox.c.recipient_id, sa.func.count())
-            .where(incident_outbox.c.action == "pushed")
-            .group_by(incident_outbox.c.incident_id, incident_outbox.c.recipient_id)).all()
-        assert {n for *_, n in pushes} <= {1}
-        assert len(pushes) == _count(connection, incident_recipients)
+        # each recipient was pushed once: its incident's routing went out as exactly one outbox row,
+        # which the sender fans out to every recipient row the routing made (escalations log their own)
+        routings = connection.execute(
+            sa.select(incident_outbox.c.incident_id, sa.func.count())
+            .where(incident_outbox.c.action == "routed").group_by(incident_outbox.c.incident_id)).all()
+        assert {n for _, n in routings} <= {1}
+        routed = {i for i, _ in routings}
+        assert routed == set(connection.execute(sa.select(incident_recipients.c.incident_id)
+                                                .where(incident_recipients.c.tier == 0)).scalars())
+        rows = [dict(r) for r in connection.execute(sa.select(incident_outbox)
+                                                    .where(incident_outbox.c.action == "routed")).mappings()]
+        pushes = [(r["incident_id"], r["recipient_id"]) for r in fan_out_routing(connection, rows)]
+        assert len(pushes) == len(set(pushes)) == _count(connection, incident_recipients,
+                                                           incident_recipients.c.tier == 0)
         cursor = connection.execute(sa.select(incident_cursor.c.last_seq)
                                     .where(incident_cursor.c.name == CURSOR)).scalar()  # the monitor's row
         # what the monitor applied is exactly the events up to its cursor, in one piece

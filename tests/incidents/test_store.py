@@ -83,15 +83,24 @@ def _counts(store) -> dict[str, int]:
                 for t in incident_tables.TABLES}
 
 
-def test_migration_0009_keeps_every_applied_key_and_exactly_once_across_it(store):
+def test_migration_0009_keeps_every_applied_key_and_exactly_once_across_it(store, monkeypatch):
     """0009 rebuilds incident_applied on a new key (SQLite: a new table): the keys applied before it
-    are all there after it, and after a downgrade and an upgrade again, and still refuse a replay."""
+    are all there after it, and after a downgrade and an upgrade again, and still refuse a replay.
+    Its downgrade turns each routing row of the outbox back into a row per recipient."""
+    def two_recipients(frame, world):
+        n = len(frame)
+        return pd.DataFrame({"incident_id": [*frame["incident_id"]] * 2, "recipient_kind": ["enterprise"] * 2 * n,
+                             "recipient_id": ["ENT-C"] * n + ["ENT-D"] * n, "role": ["carrier"] * 2 * n,
+                             "district_adcode": ["330203"] * 2 * n})
+
+    monkeypatch.setattr(incident_tables, "recipients_for", two_recipients)
     incidents = IncidentStore(store)
     events = [*episode(0, 10), ev("open", 30, subject="VEH-0002"),
               ev("update", 30, severity=1, subject="VEH-0002", evidence={"level": 2})]
     assert incidents.apply_events(events).applied == 4
     keys = sorted(tuple(r) for r in _applied_keys(store))
     assert len(keys) == 4
+    assert _outbox(store) == [("routed", None)] * 2  # two incidents, two recipients each: one routing row each
     for target in ("0008", "head"):
         with store.engine.begin() as connection:
             (command.downgrade if target == "0008" else command.upgrade)(_alembic_config(connection), target)
@@ -99,6 +108,8 @@ def test_migration_0009_keeps_every_applied_key_and_exactly_once_across_it(store
         primary = sa.inspect(store.engine).get_pk_constraint("incident_applied")["constrained_columns"]
         assert primary == (["rule", "episode_id", "phase", "ordinal"] if target == "0008"
                            else ["episode_id", "rule", "phase", "ordinal"])
+        # a row per recipient since the downgrade (the upgrade leaves them so: the sender reads both)
+        assert _outbox(store) == [("pushed", "ENT-C")] * 2 + [("pushed", "ENT-D")] * 2, target
     again = incidents.apply_events(events)
     assert (again.applied, again.duplicates) == (0, 4)
     assert sorted(tuple(r) for r in _applied_keys(store)) == keys
@@ -112,3 +123,9 @@ def _applied_keys(store):
     with store.engine.connect() as connection:
         return connection.execute(sa.select(t.c.rule, t.c.episode_id, t.c.phase, t.c.ordinal, t.c.digest,
                                             t.c.incident_id)).all()
+
+
+def _outbox(store):
+    with store.engine.connect() as connection:
+        return sorted(map(tuple, connection.exec_driver_sql("SELECT action, recipient_id FROM incident_outbox").all()),
+                      key=repr)

@@ -25,6 +25,9 @@ year's record read 126 times over a year's apply.
   event's place in it), which the table's order no longer gives; rows applied before take
   version 0 and their place in the old table (SQLite's rowid; PostgreSQL's applied_at, seq and
   heap order).
+- incident_outbox.recipient_id and recipient_kind nullable: an opened incident's routing goes out
+  as ONE row (action `routed`, no recipient), which the sender fans out to the recipient rows the
+  routing made (data/channels/store.py), instead of a row per recipient.
 """
 
 from __future__ import annotations
@@ -48,6 +51,14 @@ def upgrade() -> None:
     op.create_index("ix_incidents_subject_id_first_time", "incidents", ["subject_id", "first_time"])
     op.drop_index("ix_incident_applied_episode_id", table_name="incident_applied")
     _rekey_applied(("episode_id", "rule", "phase", "ordinal"), with_rowid=False)
+    _outbox_recipient_nullable(True)
+
+
+def _outbox_recipient_nullable(nullable: bool) -> None:
+    # SQLite alters a column by rebuilding the table (Alembic's batch mode); AUTOINCREMENT kept
+    with op.batch_alter_table("incident_outbox", table_kwargs={"sqlite_autoincrement": True}) as batch:
+        for name in ("recipient_id", "recipient_kind"):
+            batch.alter_column(name, existing_type=sa.Text(), nullable=nullable)
 
 
 def _rekey_applied(key: tuple[str, ...], with_rowid: bool) -> None:
@@ -97,6 +108,15 @@ def _rekey_applied(key: tuple[str, ...], with_rowid: bool) -> None:
 
 
 def downgrade() -> None:
+    # the routing rows (no recipient) go out as before: one row per recipient, from the recipient rows
+    op.execute("INSERT INTO incident_outbox (delivery_id, transition_id, incident_id, recipient_id, recipient_kind, "
+               "action, payload, created_at, attempts, sent_at, last_error) "
+               "SELECT o.delivery_id || ':' || r.recipient_id, 'TR-push-' || r.incident_id || '-' || r.recipient_id, "
+               "o.incident_id, r.recipient_id, r.recipient_kind, 'pushed', o.payload, o.created_at, o.attempts, "
+               "o.sent_at, o.last_error FROM incident_outbox o JOIN incident_recipients r "
+               "ON r.incident_id = o.incident_id AND r.tier = 0 WHERE o.action = 'routed' ORDER BY o.seq, r.recipient_id")
+    op.execute("DELETE FROM incident_outbox WHERE action = 'routed'")
+    _outbox_recipient_nullable(False)
     _rekey_applied(("rule", "episode_id", "phase", "ordinal"), with_rowid=True)
     op.create_index("ix_incident_applied_episode_id", "incident_applied", ["episode_id"])
     op.drop_index("ix_incidents_subject_id_first_time", table_name="incidents")
