@@ -159,29 +159,34 @@
     // A software canvas (Skia) strokes a line of at most one device pixel as a hairline, its
     // coverage scaled by the width: ~10x faster than a wider line, whose outline it builds and
     // fills (a zoom's 1.3-2.6 px roads and routes were 25-30 ms of raster at the city view). A line
-    // `width` px wide is drawn as n = ceil(width) hairlines of width / n side by side across it:
-    // the same band, about the same ink (~10 % less where the lanes' antialiasing overlaps).
-    // A lane is kept just under one device pixel (0.999: exactly 1 is not a hairline to Skia).
+    // `width` px wide is drawn as n hairlines side by side across it, each a lane of width / n
+    // thickened by INK (the lanes' antialiasing overlaps, and overlapping ink blends rather than
+    // adds): 0.9-1.03 of the line's ink, on the line's pixels (tests/browser/test_canvas_redraws.py).
+    // A lane stays just under one device pixel (0.999: exactly 1 is not a hairline to Skia).
     // Returns the lanes' width and their offsets across the line (px; [0]: the line itself).
+    var INK = 1.4;
     hazmap.hairlines = function (width, m) {
         var device = width * m, most = 0.999 / m;
         if (device <= 1) { return {width: Math.min(width, most), offsets: [0]}; }
-        var n = Math.ceil(device), lane = width / n, offsets = [];
+        var n = Math.ceil(device * INK), lane = width / n, offsets = [];
         for (var i = 0; i < n; i++) { offsets.push(-width / 2 + lane * (i + 0.5)); }
-        return {width: Math.min(lane, most), offsets: offsets};
+        return {width: Math.min(lane * INK, most), offsets: offsets};
     };
 
-    // The line through the first `n` points of xs, ys added to ctx's path moved `d` px along its
-    // normal at each vertex (the mean of its segments' unit normals there: no mitre, a corner's
-    // lanes come a little closer at a sharp turn).
-    hazmap.offsetLine = function (ctx, xs, ys, n, d, closed) {
+    // The line through the first `n` points of xs, ys added to ctx's path once per offset in
+    // `offsets`, moved that far (px) along its normal at each vertex (the mean of its segments'
+    // unit normals there, computed once for all offsets: no mitre, a corner's lanes come a little
+    // closer at a sharp turn).
+    var normals = {x: new Float64Array(1024), y: new Float64Array(1024)};
+    hazmap.offsetLines = function (ctx, xs, ys, n, offsets, closed) {
         if (n < 2) { return; }
-        var px = 0, py = 0; // the previous segment's unit normal
+        if (normals.x.length < n) { normals = {x: new Float64Array(2 * n), y: new Float64Array(2 * n)}; }
+        var nx = normals.x, ny = normals.y, px = 0, py = 0, i; // px, py: the previous segment's unit normal
         if (closed) {
             var ex = xs[0] - xs[n - 1], ey = ys[0] - ys[n - 1], el = Math.sqrt(ex * ex + ey * ey);
             if (el > 0) { px = -ey / el; py = ex / el; }
         }
-        for (var i = 0; i < n; i++) {
+        for (i = 0; i < n; i++) {
             var qx = 0, qy = 0; // the next segment's unit normal
             if (i < n - 1 || closed) {
                 var j = i < n - 1 ? i + 1 : 0, dx = xs[j] - xs[i], dy = ys[j] - ys[i], len = Math.sqrt(dx * dx + dy * dy);
@@ -189,10 +194,15 @@
             }
             var mx = px + qx, my = py + qy, ml = Math.sqrt(mx * mx + my * my);
             if (ml > 1e-9) { mx /= ml; my /= ml; } else { mx = qx || px; my = qy || py; }
-            if (i === 0) { ctx.moveTo(xs[i] + d * mx, ys[i] + d * my); } else { ctx.lineTo(xs[i] + d * mx, ys[i] + d * my); }
+            nx[i] = mx; ny[i] = my;
             px = qx; py = qy;
         }
-        if (closed) { ctx.closePath(); }
+        for (var k = 0; k < offsets.length; k++) {
+            var d = offsets[k];
+            ctx.moveTo(xs[0] + d * nx[0], ys[0] + d * ny[0]);
+            for (i = 1; i < n; i++) { ctx.lineTo(xs[i] + d * nx[i], ys[i] + d * ny[i]); }
+            if (closed) { ctx.closePath(); }
+        }
     };
 
     // --- sprites: a glyph drawn once on a small canvas, then stamped as pixels into an ImageData ----

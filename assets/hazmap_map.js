@@ -16,6 +16,8 @@
 
     var hazmap = (window.hazmap = window.hazmap || {});
     var DEFAULT_LEVEL = 100; // paths hazmap did not create are drawn on top
+    var DEAD_TILES = 8; // tile failures, none loaded: the tile server is down
+    var PROBE_MS = 30000;
 
     // Sizes are set for a 1920x1080 wall; a 3840x2160 wall at the same zoom needs them twice as big.
     function screenScale() {
@@ -60,7 +62,7 @@
 
     function patchCanvas(L) {
         if (L.Canvas.prototype._hazmapLevels) { return; }
-        var updatePoly = L.Canvas.prototype._updatePoly;
+        var updatePoly = L.Canvas.prototype._updatePoly, updateCircle = L.Canvas.prototype._updateCircle;
         L.Canvas.include({
             _hazmapLevels: true,
             _initPath: function (layer) {
@@ -101,7 +103,7 @@
                 for (var i = 0; i < parts.length; i++) {
                     var part = parts[i], n = part.length, xs = new Float64Array(n), ys = new Float64Array(n);
                     for (var j = 0; j < n; j++) { xs[j] = part[j].x; ys[j] = part[j].y; }
-                    for (var k = 0; k < lanes.offsets.length; k++) { hazmap.offsetLine(ctx, xs, ys, n, lanes.offsets[k], closed); }
+                    hazmap.offsetLines(ctx, xs, ys, n, lanes.offsets, closed);
                 }
                 ctx.globalAlpha = o.opacity;
                 ctx.lineWidth = lanes.width;
@@ -110,10 +112,79 @@
                 ctx.lineJoin = o.lineJoin;
                 if (ctx.setLineDash) { ctx.setLineDash((layer && layer._dashArray) || []); }
                 ctx.stroke();
+            },
+            // The point features' rings (hazard sources, stations: 1.5-2 px) the same way: the
+            // disc filled, then its ring as concentric hairlines.
+            _updateCircle: function (layer) {
+                var o = layer.options;
+                var lanes = o.hazmapLanes && o.stroke && hazmap.hairlines
+                    ? hazmap.hairlines(o.weight, window.devicePixelRatio || 1) : null;
+                if (!lanes || lanes.offsets.length < 2 || !this._drawing || layer._empty() ||
+                    (layer._radiusY && Math.round(layer._radiusY) !== Math.round(layer._radius))) { // an ellipse: Leaflet's
+                    return updateCircle.call(this, layer);
+                }
+                var p = layer._point, ctx = this._ctx, r = Math.max(Math.round(layer._radius), 1);
+                if (o.fill) {
+                    ctx.beginPath();
+                    ctx.arc(p.x, p.y, r, 0, Math.PI * 2, false);
+                    ctx.globalAlpha = o.fillOpacity;
+                    ctx.fillStyle = o.fillColor || o.color;
+                    ctx.fill(o.fillRule || "evenodd");
+                }
+                ctx.beginPath();
+                for (var k = 0; k < lanes.offsets.length; k++) {
+                    var radius = r + lanes.offsets[k];
+                    if (radius <= 0) { continue; }
+                    ctx.moveTo(p.x + radius, p.y);
+                    ctx.arc(p.x, p.y, radius, 0, Math.PI * 2, false);
+                }
+                ctx.globalAlpha = o.opacity;
+                ctx.lineWidth = lanes.width;
+                ctx.strokeStyle = o.color;
+                if (ctx.setLineDash) { ctx.setLineDash([]); }
+                ctx.stroke();
             }
         });
         L.Map.addInitHook(function () {
             hazmap.leafletMap = this; // for the browser tests and for debugging at the wall
+        });
+        // A tile layer shows (and is filtered, assets/hazmap.css .hz-tiles) once a tile has loaded.
+        // One whose server never answered stops asking after DEAD_TILES failures (it would ask for
+        // a screenful of tiles on every pan and zoom, ~5 ms of a zoom, to show nothing): a probe
+        // tile every PROBE_MS, and the layer loads again once its server answers.
+        var gridUpdate = L.GridLayer.prototype._update;
+        L.GridLayer.include({
+            _update: function (center) { if (!this._hazmapDead) { return gridUpdate.call(this, center); } }
+        });
+        L.TileLayer.addInitHook(function () {
+            var layer = this, failures = 0;
+            this.on("tileload", function () {
+                this._hazmapUp = true;
+                if (this._container) { L.DomUtil.addClass(this._container, "hz-tiles-up"); }
+            });
+            var probe = null;
+            this.on("remove", function () { // off the map: no probe; a fresh start if it comes back
+                clearInterval(probe);
+                probe = null;
+                layer._hazmapDead = false;
+                failures = 0;
+            });
+            this.on("tileerror", function (event) {
+                if (layer._hazmapUp || layer._hazmapDead || ++failures < DEAD_TILES) { return; }
+                layer._hazmapDead = true;
+                var url = layer.getTileUrl(event.coords);
+                probe = setInterval(function () {
+                    var image = new Image();
+                    image.onload = function () {
+                        if (!layer._hazmapDead) { return; }
+                        clearInterval(probe);
+                        layer._hazmapDead = false;
+                        failures = 0;
+                        if (layer._map) { layer.redraw(); }
+                    };
+                    image.src = url;
+                }, PROBE_MS);
+            });
         });
         patchBase(L);
     }
@@ -199,7 +270,7 @@
         if (kind === "point") {
             return {
                 radius: c.radius * scale, color: c.stroke, weight: c.weight * scale, opacity: 1,
-                fillColor: c.color, fillOpacity: c.fillOpacity, fill: true
+                fillColor: c.color, fillOpacity: c.fillOpacity, fill: true, hazmapLanes: true
             };
         }
         var style = {color: c.color, weight: c.weight * scale, opacity: 0.95, dashArray: c.dashArray || null};

@@ -148,9 +148,9 @@
                 y1 = Math.min(H, Math.ceil((region.max.y - b.min.y) * m));
             }
             var whole = !region || fresh; // the points' layer positions change: computed again
-            if (whole) {
+            if (!region) {
                 pixels.fill(0);
-            } else {
+            } else { // only the region's pixels are stamped and put (a strip clears its own when it comes)
                 for (var row = y0; row < y1; row++) { pixels.fill(0, row * W + x0, row * W + x1); }
             }
             var clip = [x0, y0, x1, y1], covered = this._covered();

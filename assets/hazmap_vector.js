@@ -261,7 +261,10 @@
                 if (!entry.painted && entry.bands[index]) {
                     entry.painted = true;
                     performance.mark("hazmap:layer:" + entry.name);
-                    if (!entry.hitRequested) { setTimeout(fetchHit, 0, entry); } // clicks need it, the first paint not
+                    if (!entry.hitRequested && !entry.hitQueued) { // clicks need it; the first render not
+                        entry.hitQueued = true;
+                        laterIdle(function (e) { if (!e.hitRequested) { fetchHit(e); } }, entry);
+                    }
                 }
             }
             ctx.setLineDash([]);
@@ -323,7 +326,7 @@
                     lx = x; ly = y;
                 }
                 if (across) {
-                    for (var o = 0; o < offsets.length; o++) { hazmap.offsetLine(ctx, kept.x, kept.y, kept.n, offsets[o], closed); }
+                    hazmap.offsetLines(ctx, kept.x, kept.y, kept.n, offsets, closed);
                 } else if (closed) { ctx.closePath(); }
                 any = true;
             }
@@ -345,6 +348,12 @@
             return null;
         }
     });
+
+    // Once the page is idle (within 2 s): the hit geometry's decode then leaves the first render
+    // (the GeoJSON layers and the live canvas still building) alone.
+    function laterIdle(f, arg) {
+        if (window.requestIdleCallback) { window.requestIdleCallback(function () { f(arg); }, {timeout: 2000}); } else { setTimeout(f, 0, arg); }
+    }
 
     function nearestLoaded(entry, index) {
         for (var d = 1; d < entry.bands.length; d++) {

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from spatial.crs import gcj02_to_wgs84, wgs84_to_gcj02
-from tests.browser.conftest import SCREENSHOTS, WALL_1080, open_page
+from tests.browser.conftest import SCREENSHOTS, UNREACHABLE_TILES, WALL_1080, open_page
 from tests.browser.test_map import assert_no_console_errors
 from tests.browser.test_wall import _lonely_entity, wait_for_drawn
 
@@ -233,4 +233,34 @@ def test_offline_the_wall_asks_no_tile_server(chromium, stored_world, tmp_path_f
         stop()
     assert foreign == []
     assert console.tile_failures == 0
+    assert_no_console_errors(console)
+
+
+def test_a_tile_server_that_never_answers_is_not_asked_on_every_zoom(page, live_server, console):
+    """The browser tests' tiles point at a closed port: after a few failures the wall stops asking
+    for tiles on every pan and zoom (assets/hazmap_map.js), and the tile layer, which never loaded
+    one, stays hidden (assets/hazmap.css: no filtered empty layer to composite)."""
+    asked = []
+    page.on("request", lambda request: asked.append(request.url) if request.url.startswith(
+        UNREACHABLE_TILES.split("{")[0]) else None)
+    page.goto(live_server.url)
+    wait_for_drawn(page, {"entities": live_server.stored.counts["entities"]})
+    at_load, still = -1, 0  # the load's asking done: no new request for a second
+    for _ in range(60):
+        page.wait_for_timeout(250)
+        still = still + 1 if len(asked) == at_load else 0
+        at_load = len(asked)
+        if still >= 4:
+            break
+    assert at_load > 0, "the wall asked the configured tile server at first"
+    for zoom in (11, 12, 10):
+        page.evaluate(f"window.hazmap.leafletMap.setZoom({zoom}, {{animate: false}})")
+        page.wait_for_timeout(300)
+    page.evaluate("window.hazmap.leafletMap.panBy([400, 200], {animate: false})")
+    page.wait_for_timeout(300)
+    later = asked[at_load:]  # at most the probe: one of the tiles that failed, every 30 s
+    assert set(later) <= set(asked[:at_load]) and len(set(later)) <= 1, (
+        "no tile asked of a dead server after the first failures", later)
+    assert page.evaluate("getComputedStyle(document.querySelector('.hz-tiles')).visibility") == "hidden"
+    assert page.evaluate("getComputedStyle(document.querySelector('.hz-tiles')).filter") == "none"
     assert_no_console_errors(console)

@@ -10,6 +10,8 @@ layers on it): what the bench's zoom and tick figures rest on (issue 16).
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from layers.static_canvas import CANVAS_LAYERS
@@ -123,3 +125,47 @@ def test_a_polls_live_redraw_runs_in_short_tasks_and_puts_the_whole_image(page, 
     got = page.evaluate(LIVE_DIGEST_JS)
     assert got["tasks"] == 1 and got["differing"] == 0
     assert_no_console_errors(console)
+
+
+# A line of `width` px stroked once and as hairlines side by side (assets/hazmap_canvas.js
+# `hazmap.hairlines`, `hazmap.offsetLines`): the ink (alpha summed) and where it lies.
+HAIRLINES_JS = """(width) => {
+    const size = 240, xs = [20, 90, 150, 220, 200, 40], ys = [30, 60, 20, 120, 210, 180];
+    function draw(lanes) {
+        const c = document.createElement('canvas'); c.width = c.height = size;
+        const ctx = c.getContext('2d'); ctx.strokeStyle = '#ffffff'; ctx.lineJoin = 'bevel'; ctx.beginPath();
+        if (lanes) {
+            const l = window.hazmap.hairlines(width, 1);
+            window.hazmap.offsetLines(ctx, xs, ys, xs.length, l.offsets, false);
+            ctx.lineWidth = l.width;
+        } else {
+            ctx.moveTo(xs[0], ys[0]); for (let i = 1; i < xs.length; i++) ctx.lineTo(xs[i], ys[i]);
+            ctx.lineWidth = width;
+        }
+        ctx.stroke();
+        return ctx.getImageData(0, 0, size, size).data;
+    }
+    const a = draw(false), b = draw(true);
+    let inkA = 0, inkB = 0, strayB = 0, lanes = window.hazmap.hairlines(width, 1);
+    for (let i = 3; i < a.length; i += 4) {
+        inkA += a[i]; inkB += b[i];
+        if (b[i] > 64) { // a solid pixel of the lanes lies on or next to the line's own
+            const p = (i - 3) / 4, x = p % size, y = Math.floor(p / size);
+            let near = false;
+            for (let dy = -1; dy <= 1 && !near; dy++) for (let dx = -1; dx <= 1; dx++) if (a[((y + dy) * size + x + dx) * 4 + 3] > 0) near = true;
+            if (!near) strayB++;
+        }
+    }
+    return {inkA, inkB, strayB, lanes: lanes.offsets.length, laneWidth: lanes.width};
+}"""
+
+
+@pytest.mark.parametrize("width", [0.9, 1.3, 1.8, 2.0, 2.6, 3.2])
+def test_a_line_drawn_as_hairlines_side_by_side_has_the_line_s_ink_where_the_line_is(page, live_server, width):
+    page.goto(live_server.url)
+    page.wait_for_function("() => window.hazmap && window.hazmap.hairlines", timeout=30_000)
+    got = page.evaluate(HAIRLINES_JS, width)
+    assert got["laneWidth"] < 1, "each lane is a hairline to Skia (under a device pixel)"
+    assert got["lanes"] == (1 if width <= 1 else math.ceil(1.4 * width))
+    assert 0.85 * got["inkA"] <= got["inkB"] <= 1.1 * got["inkA"], got
+    assert got["strayB"] == 0, got
