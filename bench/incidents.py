@@ -193,7 +193,7 @@ def bench_store(url: str, world, events: pd.DataFrame, *, chunk: int, seed: int,
         out(f"  applied {applied:,} events in {apply_s:.1f} s: {applied / apply_s:,.0f} events/s "
             f"({applied / apply_cpu_s:,.0f} per CPU-second of this process); "
             f"{rows['incidents']:,} incidents, {rows['incident_recipients']:,} recipients, "
-            f"{rows['incident_transitions']:,} logged transitions, {rows['incident_outbox']:,} deliveries; "
+            f"{rows['incident_transitions']:,} logged transitions, {rows['incident_outbox']:,} outbox rows; "
             f"{written / max(applied, 1):.2f} rows written per event")
         figures = {"events": applied, "incidents": rows["incidents"], "events_per_s": round(applied / apply_s),
                    "events_per_cpu_s": round(applied / apply_cpu_s), "rows_per_event": round(written / applied, 2),
