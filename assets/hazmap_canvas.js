@@ -239,26 +239,15 @@
 
     // An antialiased pixel of the sprite over a drawn one. Over an opaque pixel (most of them) in
     // 32-bit integers, red and blue at once, alpha scaled to 0-256 (within 1/255 of the exact
-    // blend); over a translucent one (the static layers' dots overlap at the city view) in floats
-    // on the pixel's word, one division; big-endian: in floats over the bytes.
+    // blend); else in floats over the bytes.
     var LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1; // alpha in the top byte
     function blend(target, at, sprite, j) {
         var p = target.pixels[at], a = sprite.alpha[j];
-        if (LITTLE_ENDIAN) {
-            var q = sprite.color[j], pa = p >>> 24;
-            if (pa === 255) {
-                var sa = a + (a >> 7), ia = 256 - sa;
-                var rb = (((q & 0xff00ff) * sa + (p & 0xff00ff) * ia) >>> 8) & 0xff00ff;
-                var g = (((q & 0xff00) * sa + (p & 0xff00) * ia) >>> 8) & 0xff00;
-                target.pixels[at] = 0xff000000 | rb | g;
-                return;
-            }
-            var ws = a * 255, wd = pa * (255 - a), inv = 1 / (ws + wd); // out alpha x 255 = ws + wd
-            var r = ((q & 0xff) * ws + (p & 0xff) * wd) * inv + 0.5;
-            var gg = (((q >>> 8) & 0xff) * ws + ((p >>> 8) & 0xff) * wd) * inv + 0.5;
-            var b = (((q >>> 16) & 0xff) * ws + ((p >>> 16) & 0xff) * wd) * inv + 0.5;
-            var oa = (ws + wd) / 255 + 0.5;
-            target.pixels[at] = ((oa << 24) | (b << 16) | (gg << 8) | r) >>> 0;
+        if (LITTLE_ENDIAN && (p >>> 24) === 255) {
+            var q = sprite.color[j], sa = a + (a >> 7), ia = 256 - sa;
+            var rb = (((q & 0xff00ff) * sa + (p & 0xff00ff) * ia) >>> 8) & 0xff00ff;
+            var g = (((q & 0xff00) * sa + (p & 0xff00) * ia) >>> 8) & 0xff00;
+            target.pixels[at] = 0xff000000 | rb | g;
             return;
         }
         var bytes = target.bytes, k = at * 4, da = bytes[k + 3], s = sprite.rgb, c = j * 3;
