@@ -166,7 +166,8 @@ incident_transitions = sa.Table(  # append-only: nothing updates or deletes a ro
     sqlite_autoincrement=True,
 )
 
-incident_outbox = sa.Table(  # deliveries for the sender (issue 13): one per recipient-facing transition
+incident_outbox = sa.Table(  # deliveries for the sender (issue 13): one per recipient-facing transition,
+    # an opened incident's routing one `routed` row for all its recipients (fan_out_routing)
     "incident_outbox", _m,
     sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
     sa.Column("delivery_id", sa.Text(), nullable=False),

@@ -108,7 +108,8 @@ def _rekey_applied(key: tuple[str, ...], with_rowid: bool) -> None:
 
 
 def downgrade() -> None:
-    # the routing rows (no recipient) go out as before: one row per recipient, from the recipient rows
+    # the routing rows (no recipient) back to a row per recipient, from the recipient rows; their
+    # payload stays the routing's (level and time; no per-recipient deadline)
     op.execute("INSERT INTO incident_outbox (delivery_id, transition_id, incident_id, recipient_id, recipient_kind, "
                "action, payload, created_at, attempts, sent_at, last_error) "
                "SELECT o.delivery_id || ':' || r.recipient_id, 'TR-push-' || r.incident_id || '-' || r.recipient_id, "
