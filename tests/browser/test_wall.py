@@ -407,7 +407,8 @@ def test_a_new_red_incident_flashes_in_the_ticker_and_its_click_opens_it(page, i
 
     truck = world.vehicles.iloc[1]
     incidents.apply_events([_red_event(truck["id"], "ep-2", truck.geometry.x, truck.geometry.y)])
-    new_id = incidents.list(limit=1)["id"].iloc[0]
+    # the incident not there before (both start at the same time: "newest first" does not tell them apart)
+    new_id = next(i for i in incidents.list()["id"] if i not in set(first["id"]))
     page.wait_for_function("(id) => window.hazmapWall.ticker().flashed.includes(id)", arg=new_id,
                            timeout=LOAD_TIMEOUT_MS)
     row = page.locator(f"#hz-incidents .hz-incident[data-id='{new_id}']").first
