@@ -145,7 +145,8 @@ def count_distinct(columns: dict[str, np.ndarray], weights=None) -> dict[str, np
     combined = np.zeros(len(columns[names[0]]), dtype="int64")
     for name in names:
         codes, uniques = pd.factorize(np.asarray(columns[name]))
-        combined = combined * max(len(uniques), 1) + codes  # cardinalities here multiply to far below 2**63
+        # renumbered after each column: the combined code stays below the row count, never overflows
+        combined = pd.factorize(combined * max(len(uniques), 1) + codes)[0]
     distinct, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
     n = np.bincount(inverse.reshape(-1), weights=weights, minlength=len(distinct)).astype("int64")
     return {**{name: np.asarray(columns[name])[first] for name in names}, "n": n}
