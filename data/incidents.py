@@ -769,7 +769,9 @@ class IncidentStore:
                          update=[c for c in values if c not in ("id", "rule", "subject_id", "first_episode_id",
                                                                  "first_time", "source")])
         increments = []
-        pushed = deliveries = None
+        deliveries = None
+        # ids given here: the routing's outbox row names its incident's `opened` transition
+        transitions = plan.transitions.assign(id=_objects(self._new_ids("TR", len(plan.transitions))))
         if routed is not None:
             opened_info = rows.loc[plan.opened, ["rule", "severity", "district_adcode", "first_time", "quick_close",
                                                  "episodes"]]
@@ -780,7 +782,6 @@ class IncidentStore:
             self._push(connection, routed, pushed_at, severity, tier=np.zeros(len(routed), "int64"),
                        escalated_from=[None] * len(routed), actor="system", version=version, info=opened_info,
                        logged=False)
-            transitions = plan.transitions.assign(id=_objects(self._new_ids("TR", len(plan.transitions))))
             deliveries = self._routing_deliveries(routed, pushed_at, severity, transitions)
         new_ids = set(plan.opened)
         for metric, ids in (("quick_closes", plan.quick_closed), ("reopens", plan.reopened)):
@@ -792,7 +793,7 @@ class IncidentStore:
                     increments.append(self._recipient_increments(
                         connection, older, metric, info[~info.index.duplicated()]))
         self._bump(connection, increments)
-        self._log(connection, plan.transitions if routed is None else transitions, deliveries, now)
+        self._log(connection, transitions, deliveries, now)
         c = plan.counts
         return ApplyResult(applied=c["applied"], duplicates=plan.duplicates, opened=c["opened"],
                            updated=c["updated"], closed=c["closed"], reopened=c["reopened"])
