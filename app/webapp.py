@@ -231,9 +231,10 @@ class _Screen:
                 # The large static point layers' canvas (assets/hazmap_static.js).
                 dcc.Store(id="hz-static-config", data=canvas_config(
                     language, {name: self.canvas_url(name) for name in CANVAS_LAYERS})),
-                # The line and area layers' canvas (assets/hazmap_vector.js).
+                # The line and area layers' canvas (assets/hazmap_vector.js), the district outlines over them.
                 dcc.Store(id="hz-vector-config", data=vector_config(
-                    language, {name: self.vector_url(name) for name in VECTOR_LAYERS})),
+                    language, {name: self.vector_url(name) for name in VECTOR_LAYERS},
+                    self.layer_url("district_outlines"))),
                 *live_stores,
                 self._header(language),
                 html.Main(
@@ -387,10 +388,8 @@ class _Screen:
                 dl.Pane(name="hzland", children=dl.GeoJSON(
                     url=self.layer_url("land"), style=_js("landStyle"), interactive=False,
                     hideout=BASE_HIDEOUT["land"])),
-                # Above the tiles, always on: district outlines and names.
-                dl.GeoJSON(url=self.layer_url("district_outlines"), style=_js("outlineStyle"),
-                           onEachFeature=_js("baseOnEachFeature"), interactive=False,
-                           hideout=BASE_HIDEOUT["outline"]),
+                # Above the tiles, always on: the district names (their outlines: on the vector
+                # canvas, assets/hazmap_vector.js, over its layers whatever overlays are shown).
                 dl.Pane(name="hzlabels", children=dl.GeoJSON(
                     url=self.layer_url("district_labels"), pointToLayer=_js("districtLabel"), interactive=False,
                     hideout={**BASE_HIDEOUT["label"], "language": language})),
@@ -418,8 +417,9 @@ def _preloading_index(index_string: str, screen: _Screen) -> str:
     """Dash's page with the wall's payloads fetched from the top of its <head>
     (assets/hazmap_preload.js, inlined before the stylesheets so that nothing holds it): the
     layers shown at start on the canvases (their typed arrays, the vector layers' meta and first
-    band, the live lists and first full frame), taken once by the layer scripts, and the GeoJSON
-    layers dash-leaflet fetches itself (`<link rel=preload as=fetch>`, which its fetch() reuses).
+    band, the district outlines, the live lists and first full frame), taken once by the layer
+    scripts, and the GeoJSON layers dash-leaflet fetches itself (`<link rel=preload as=fetch>`,
+    which its fetch() reuses).
     Without this, each waits for Dash's bundles, layout and first callbacks (~1.5 s)."""
     shown = [layer.name for layer in LAYERS if layer.shown_by_default]
     vector = [name for name in shown if name in VECTOR_LAYERS]
@@ -429,7 +429,8 @@ def _preloading_index(index_string: str, screen: _Screen) -> str:
     if screen.live is not None:  # as assets/hazmap_live.js asks: the lists, then the first full frame
         urls.append(screen.live_url("static.json"))
         no_store.append(screen.live_url("state") + "?since=0")
-    geojson = [screen.layer_url(name) for name in ("land", "district_outlines", "district_labels")]
+    urls.append(screen.layer_url("district_outlines"))  # drawn on the vector canvas (assets/hazmap_vector.js)
+    geojson = [screen.layer_url(name) for name in ("land", "district_labels")]
     geojson += [screen.layer_url(name) for name in shown if name not in CANVAS_LAYERS and name not in VECTOR_LAYERS]
     config = {"urls": urls, "noStore": no_store, "vector": {
         "bases": [screen.vector_url(name).removesuffix(".json") for name in vector],

@@ -5,8 +5,12 @@
  * GeoJSON component's props as the last argument, so `context.hideout` holds the layer's
  * classes and draw levels from layers/style.py. Nothing here knows a colour.
  *
- * Every feature is drawn on one canvas (preferCanvas): points as circle markers, never
- * DOM markers. Leaflet's canvas draws, and hit-tests, paths in the order they were added,
+ * On the wall every layer is drawn on hazmap's own canvases (assets/hazmap_static.js,
+ * hazmap_vector.js, hazmap_live.js, hazmap_grid.js) and Leaflet's own canvas holds only what a
+ * panel marks (a trail, an incident's evidence); the land has its own pane under the tiles. The
+ * GeoJSON functions below draw a layer that has no canvas of ours (the bench's anchor, every
+ * layer as GeoJSON) on one canvas (preferCanvas): points as circle markers, never DOM markers.
+ * Leaflet's canvas draws, and hit-tests, paths in the order they were added,
  * so a polygon layer loaded (or switched on) after the points would cover them and take
  * their clicks. The patch below keeps the canvas's draw list sorted by a draw level set
  * per feature (areas < lines < points < hazard sources): O(levels) per insertion.
@@ -62,7 +66,7 @@
 
     function patchCanvas(L) {
         if (L.Canvas.prototype._hazmapLevels) { return; }
-        var updatePoly = L.Canvas.prototype._updatePoly, updateCircle = L.Canvas.prototype._updateCircle;
+        var updateCircle = L.Canvas.prototype._updateCircle;
         L.Canvas.include({
             _hazmapLevels: true,
             _initPath: function (layer) {
@@ -88,33 +92,10 @@
                 link(this, layer, true);
                 this._requestRedraw(layer);
             },
-            // The district outlines (`hazmapLanes`, unfilled): stroked as hairlines side by side
-            // (assets/hazmap_canvas.js `hazmap.hairlines`), the city's 10 outlines were ~6 ms of
-            // raster a zoom at 1.6 px.
-            _updatePoly: function (layer, closed) {
-                var o = layer.options, parts = layer._parts;
-                var lanes = o.hazmapLanes && !o.fill && o.stroke && hazmap.hairlines
-                    ? hazmap.hairlines(o.weight, window.devicePixelRatio || 1) : null;
-                if (!lanes || lanes.offsets.length < 2 || !this._drawing || !parts.length) {
-                    return updatePoly.call(this, layer, closed);
-                }
-                var ctx = this._ctx;
-                ctx.beginPath();
-                for (var i = 0; i < parts.length; i++) {
-                    var part = parts[i], n = part.length, xs = new Float64Array(n), ys = new Float64Array(n);
-                    for (var j = 0; j < n; j++) { xs[j] = part[j].x; ys[j] = part[j].y; }
-                    hazmap.offsetLines(ctx, xs, ys, n, lanes.offsets, closed);
-                }
-                ctx.globalAlpha = o.opacity;
-                ctx.lineWidth = lanes.width;
-                ctx.strokeStyle = o.color;
-                ctx.lineCap = o.lineCap;
-                ctx.lineJoin = o.lineJoin;
-                if (ctx.setLineDash) { ctx.setLineDash((layer && layer._dashArray) || []); }
-                ctx.stroke();
-            },
-            // The point features' rings (hazard sources, stations: 1.5-2 px) the same way: the
-            // disc filled, then its ring as concentric hairlines.
+            // The point features' rings (1.5-2 px; on the wall every point layer is on the static
+            // canvas, assets/hazmap_static.js: these are the bench's GeoJSON anchor's) as hairlines
+            // (assets/hazmap_canvas.js `hazmap.hairlines`): the disc filled, then its ring as
+            // concentric hairlines.
             _updateCircle: function (layer) {
                 var o = layer.options;
                 var lanes = o.hazmapLanes && o.stroke && hazmap.hairlines
@@ -189,9 +170,9 @@
         patchBase(L);
     }
 
-    // The land and the district outlines (`hazmapBase`: 17,000 vertices at Ningbo scale): Leaflet
-    // projects every vertex through the CRS and simplifies every ring again on each zoom (~10 ms
-    // of a zoom). Here each ring is projected once (the CRS at zoom 0, divided by its scale: a
+    // The land (`hazmapBase`: ~5,000 vertices at Ningbo scale; the district outlines are on the
+    // vector canvas, assets/hazmap_vector.js): Leaflet projects every vertex through the CRS and
+    // simplifies every ring again on each zoom (with the outlines ~10 ms of a zoom). Here each ring is projected once (the CRS at zoom 0, divided by its scale: a
     // zoom is a multiplication) and a zoom keeps a vertex only a pixel or more from the last one
     // kept, which stands for Leaflet's simplification (smoothFactor 1 px); clipping is Leaflet's.
     function patchBase(L) {
@@ -300,19 +281,9 @@
         }
     }
 
-    // --- the base drawn whatever the tiles do --------------------------------------------
+    // --- the base drawn whatever the tiles do (the district outlines: assets/hazmap_vector.js) ------
     function landStyle(feature, context) {
         return {stroke: false, fill: true, fillColor: context.hideout.fill, fillOpacity: 1, hazmapBase: true};
-    }
-
-    function outlineStyle(feature, context) {
-        var h = context.hideout;
-        return {color: h.color, weight: h.weight * screenScale(), opacity: 0.9, fill: false, hazmapLanes: true, hazmapBase: true};
-    }
-
-    function baseOnEachFeature(feature, layer, context) {
-        layer.options.hazmapLevel = context.hideout.level;
-        layer.options.hazmapLayer = "base";
     }
 
     function escapeHtml(s) {
@@ -357,8 +328,6 @@
         featureStyle: featureStyle,
         onEachFeature: onEachFeature,
         landStyle: landStyle,
-        outlineStyle: outlineStyle,
-        baseOnEachFeature: baseOnEachFeature,
         districtLabel: districtLabel
     };
 })();

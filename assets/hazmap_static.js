@@ -1,7 +1,10 @@
 /*
- * The large static point layers of hazmap's wall (regulated entities, monitoring points,
- * sensitive sites) on one canvas of their own, drawn from typed arrays (DESIGN.md §7: thousands
- * of Leaflet circle markers cost 50-200 ms on every pan or zoom; a canvas fed from arrays, a few).
+ * The static point layers of hazmap's wall (regulated entities, monitoring points, sensitive
+ * sites, registered vehicles, and over them the few stations, parking lots, service areas, repair
+ * shops and hazard sources) on one canvas of their own, drawn from typed arrays (DESIGN.md §7:
+ * thousands of Leaflet circle markers cost 50-200 ms on every pan or zoom; a canvas fed from
+ * arrays, a few; and the few left on Leaflet's own canvas cost that canvas, a screen-sized layer
+ * composited on every frame).
  *
  * The server (layers/static_canvas.py) sends each layer once, when its overlay is first switched
  * on, from a URL that carries the world's fingerprint (cached for good): ids, lon/lat quantised
@@ -10,13 +13,15 @@
  * or zoom redraws from those. Each point is a sprite (one per class and scale) whose pixels are
  * stamped into one ImageData, as the live layer does.
  *
- * The canvas lies in a pane just under Leaflet's overlay pane: hazard sources, stations and
- * vehicles (still GeoJSON, few) stay on top, and the areas' light fills over it. It takes no
- * pointer events: a capture-phase click listener on the document (so it runs before the map
- * container's own: the live canvas's and the grid's) hit-tests it, unless a live truck or point
- * or a point feature of the map's own canvas lies there, and opens the details panel through
- * the `hz-live-click` store. The overlays of the layers control show and hide each layer
- * (clientside callback `hazmap_static.staticSync`).
+ * The canvas lies in a pane just under Leaflet's overlay pane (which now holds only what a panel
+ * draws: a truck's trail, an incident's evidence). Below the symbols' zoom the counted layers
+ * (`counted`: entities, monitoring points, sensitive sites, vehicles) give way to the counts per
+ * cell (assets/hazmap_counts.js); the others show at every zoom. It takes no pointer events: a
+ * capture-phase click listener on the document (so it runs before the map container's own: the
+ * live canvas's and the grid's) hit-tests it, unless a live truck or point or a point of Leaflet's
+ * canvas (a panel's marks) lies there, and opens the details panel through the `hz-live-click`
+ * store. The overlays of the layers control show and hide each layer (clientside callback
+ * `hazmap_static.staticSync`).
  *
  * Each layer marks a performance entry `hazmap:layer:<name>` when first painted, and
  * window.hazmapStatic reports how many features each layer drew in the last paint.
@@ -31,7 +36,7 @@
     }
     var L = window.L;
     var PANE = "hzstatic";
-    var PANE_Z = 395; // just under the overlay pane (400): the few GeoJSON points stay on top
+    var PANE_Z = 395; // just under the overlay pane (400): a panel's marks stay on top
     var HIT_SLACK_PX = 3;
     var STATS_KEPT = 120;
 
@@ -49,7 +54,7 @@
 
     var state = {
         config: null, map: null, started: false,
-        layers: {}, // name -> {name, title, url, styles, wanted, requested, data, drawn, painted, xs, ys}
+        layers: {}, // name -> {name, title, url, styles, counted, wanted, requested, data, drawn, painted, xs, ys}
         order: [],
         stats: {paintMs: [], decodeMs: []}
     };
@@ -87,6 +92,12 @@
         entry.xs = new Float32Array(payload.n);
         entry.ys = new Float32Array(payload.n);
         keep(state.stats.decodeMs, performance.now() - t0);
+    }
+
+    // Whether a layer's symbols show at `zoom`: wanted, loaded, and (issue 15) a counted layer only
+    // from the symbols' zoom on; below it its points show as counts per cell (assets/hazmap_counts.js).
+    function shownAt(entry, zoom) {
+        return entry.wanted && !!entry.data && !(entry.counted && hazmap.countsHide && hazmap.countsHide(zoom));
     }
 
     // --- sprites: each class's dot drawn once by the canvas, then stamped as pixels -------------
@@ -157,8 +168,7 @@
             var painted = [], k, entry;
             for (k = 0; k < state.order.length; k++) {
                 entry = state.layers[state.order[k]];
-                // issue 15: below the symbols' zoom the points show as counts per cell (assets/hazmap_counts.js)
-                if (!entry.wanted || !entry.data || (hazmap.countsHide && hazmap.countsHide(this._map.getZoom()))) {
+                if (!shownAt(entry, this._map.getZoom())) {
                     entry.drawn = 0;
                     continue;
                 }
@@ -253,10 +263,7 @@
             var s = screenScale();
             for (var k = state.order.length - 1; k >= 0; k--) {
                 var entry = state.layers[state.order[k]];
-                // issue 15: below the symbols' zoom the points show as counts per cell (assets/hazmap_counts.js)
-                if (!entry.wanted || !entry.data || (hazmap.countsHide && hazmap.countsHide(this._map.getZoom()))) {
-                    continue;
-                }
+                if (!shownAt(entry, this._map.getZoom())) { continue; }
                 var d = entry.data, xs = entry.xs, ys = entry.ys, best = -1, bestD = Infinity;
                 for (var i = 0; i < d.n; i++) {
                     if (xs[i] !== xs[i]) { continue; }
@@ -279,8 +286,8 @@
         setTimeout(function () { whenMap(callback); }, 50);
     }
 
-    // A point feature of the map's own canvas (a hazard source, a station: drawn above this
-    // canvas) that a click at this layer point would reach.
+    // A point of Leaflet's own canvas (a panel's marks: drawn above this canvas) that a click at
+    // this layer point would reach.
     function pointFeatureAt(point) {
         var renderer = state.map._renderer;
         if (!renderer || !renderer._drawFirst) { return false; }
@@ -343,7 +350,8 @@
         config.layers.forEach(function (c) {
             state.order.push(c.name);
             state.layers[c.name] = {
-                name: c.name, title: c.title, url: c.url, styles: c.styles, wanted: false, requested: false,
+                name: c.name, title: c.title, url: c.url, styles: c.styles, counted: c.counted !== false,
+                wanted: false, requested: false,
                 data: null, drawn: 0, painted: false, xs: new Float32Array(0), ys: new Float32Array(0)
             };
         });

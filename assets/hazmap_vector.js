@@ -19,9 +19,15 @@
  * `hz-live-click` store. The overlays of the layers control show and hide each layer (clientside
  * callback `hazmap_vector.vectorSync`).
  *
+ * Over them, whatever overlays are shown, the district outlines of the always-drawn base
+ * (layers/basemap.py: the city's orientation when no tile server answers; their GeoJSON, ten
+ * features at Ningbo scale, projected once as a band is). They were the last lines on Leaflet's own
+ * canvas, a screen-sized layer composited on every frame (5-15 ms of a zoom on a software
+ * compositor); they take no clicks.
+ *
  * Each layer marks a performance entry `hazmap:layer:<name>` when first painted, and
  * window.hazmapVector reports how many features each layer drew in the last paint (features
- * whose box meets the canvas).
+ * whose box meets the canvas; the outlines as `base`).
  */
 (function () {
     "use strict";
@@ -38,6 +44,7 @@
     var HIT_SLACK_PX = 3;
     var STATS_KEPT = 120;
     var LINE_OPACITY = 0.95; // as assets/hazmap_map.js featureStyle
+    var OUTLINE_OPACITY = 0.9; // the district outlines (layers/style.py BASE_HIDEOUT)
 
     function screenScale() { // as assets/hazmap_map.js: sizes are set for a 1920x1080 wall
         return Math.max(1, Math.min(window.innerWidth / 1920, window.innerHeight / 1080));
@@ -55,6 +62,9 @@
         order: [],
         stats: {paintMs: [], decodeMs: []}
     };
+    // The district outlines: {url, color, weight} from the config, their parts as a band, each
+    // feature's lon/lat box (west, south, east, north), the features drawn in the last paint.
+    var outlines = {config: null, requested: false, failed: false, band: null, box: null, n: 0, drawn: 0};
 
     function keep(list, value) {
         list.push(value);
@@ -136,6 +146,56 @@
         entry.box = box;
         entry.bands = meta.bands.map(function () { return null; });
         entry.bandRequested = meta.bands.map(function () { return false; });
+    }
+
+    // The outlines' GeoJSON (LineStrings and MultiLineStrings: the districts' boundaries) as a band
+    // of lines, projected once as decodeBand does.
+    function decodeOutlines(geojson) {
+        var t0 = performance.now(), crs = state.map.options.crs, s0 = crs.scale(0);
+        var xs = [], ys = [], start = [0], featureBox = [];
+        geojson.features.forEach(function (feature) {
+            var g = feature.geometry, lines = !g ? [] : g.type === "LineString" ? [g.coordinates]
+                : g.type === "MultiLineString" ? g.coordinates : [];
+            var w = Infinity, so = Infinity, e = -Infinity, no = -Infinity;
+            lines.forEach(function (line) {
+                line.forEach(function (c) {
+                    var p = crs.latLngToPoint(L.latLng(c[1], c[0]), 0);
+                    xs.push(p.x / s0);
+                    ys.push(p.y / s0);
+                    w = Math.min(w, c[0]); e = Math.max(e, c[0]); so = Math.min(so, c[1]); no = Math.max(no, c[1]);
+                });
+                start.push(xs.length);
+            });
+            if (lines.length) { featureBox.push(w, so, e, no); }
+        });
+        var P = start.length - 1, nx = Float64Array.from(xs), ny = Float64Array.from(ys), box = new Float64Array(4 * P);
+        for (var k = 0; k < P; k++) {
+            var x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+            for (var j = start[k]; j < start[k + 1]; j++) {
+                x0 = Math.min(x0, nx[j]); x1 = Math.max(x1, nx[j]); y0 = Math.min(y0, ny[j]); y1 = Math.max(y1, ny[j]);
+            }
+            box[4 * k] = x0; box[4 * k + 1] = y0; box[4 * k + 2] = x1; box[4 * k + 3] = y1;
+        }
+        var all = new Int32Array(P);
+        for (k = 0; k < P; k++) { all[k] = k; }
+        outlines.band = {start: Uint32Array.from(start), nx: nx, ny: ny, box: box, lines: [all], rings: [new Int32Array(0)]};
+        outlines.box = Float64Array.from(featureBox);
+        outlines.n = featureBox.length / 4;
+        keep(state.stats.decodeMs, performance.now() - t0);
+    }
+
+    function fetchOutlines() {
+        outlines.requested = true;
+        getJson(outlines.config.url)
+            .then(function (geojson) {
+                decodeOutlines(geojson);
+                sync();
+            })
+            .catch(function (error) {
+                outlines.failed = true; // drawn without them: not asked again until a reload
+                console.warn("hazmap district outlines: " + error.message);
+                sync();
+            });
     }
 
     // The meta and the first band may have been started by the page's head (assets/hazmap_preload.js).
@@ -267,6 +327,14 @@
                     }
                 }
             }
+            outlines.drawn = 0;
+            if (outlines.band) { // over the layers, whatever overlays are shown
+                var ow = Math.max(0.5, outlines.config.weight * s), olanes = hazmap.hairlines(ow, m);
+                if (this._path(outlines.band, outlines.band.lines[0], view, ow + 2, false, olanes.offsets)) {
+                    this._stroke(outlines.config, olanes.width, OUTLINE_OPACITY);
+                }
+                outlines.drawn = countInBox({box: outlines.box, meta: {n: outlines.n}}, lonLatBox);
+            }
             ctx.setLineDash([]);
             ctx.restore();
             if (painted) { keep(state.stats.paintMs, performance.now() - t0); }
@@ -294,9 +362,9 @@
             ctx.globalAlpha = 1;
         },
 
-        _stroke: function (style, width) {
+        _stroke: function (style, width, opacity) {
             var ctx = this._ctx;
-            ctx.globalAlpha = LINE_OPACITY;
+            ctx.globalAlpha = opacity === undefined ? LINE_OPACITY : opacity;
             ctx.strokeStyle = style.color;
             ctx.lineWidth = width;
             ctx.setLineDash(style.dashArray ? style.dashArray.split(/[ ,]+/).map(Number) : []);
@@ -470,6 +538,7 @@
         if (state.started) { return; }
         state.started = true;
         state.config = config;
+        outlines.config = config.outlines || null;
         config.layers.forEach(function (c) {
             state.order.push(c.name);
             state.layers[c.name] = {
@@ -490,7 +559,9 @@
 
     function sync() {
         if (!layer || !state.map) { return; }
-        var any = false, loaded = false, pending = false;
+        var base = !!outlines.config && !outlines.failed; // the district outlines: always shown
+        if (base && !outlines.requested) { fetchOutlines(); }
+        var any = base, loaded = base && !!outlines.band, pending = base && !outlines.band;
         state.order.forEach(function (name) {
             var entry = state.layers[name];
             if (entry.wanted && !entry.requested) { fetchLayer(entry); }
@@ -529,6 +600,7 @@
         drawn: function () {
             var out = {};
             state.order.forEach(function (name) { out[name] = state.layers[name].drawn; });
+            if (outlines.config) { out.base = outlines.drawn; } // the district outlines
             return out;
         },
         // true once a layer's hit geometry is in (clicks and hover test it)

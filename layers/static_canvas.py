@@ -1,6 +1,8 @@
-"""The large static point layers (regulated entities, monitoring points, registered vehicles,
-sensitive sites) as typed arrays for the canvas of assets/hazmap_static.js, instead of thousands
-of Leaflet circle markers (DESIGN.md §7: 12,000 static circle markers cost 50-200 ms on every pan or zoom).
+"""The static point layers (regulated entities, monitoring points, registered vehicles, sensitive
+sites, and the few stations, lots, shops and hazard sources over them) as typed arrays for the
+canvas of assets/hazmap_static.js, instead of thousands of Leaflet circle markers (DESIGN.md §7:
+12,000 static circle markers cost 50-200 ms on every pan or zoom; the few left on Leaflet's canvas
+kept a screen-sized canvas of their own on the wall, 5-15 ms of every zoom's compositing).
 
 One payload per layer, built once per World and served by URL under the world's fingerprint
 (cached for good): the feature ids (a feature's *index* is its place in this list), lon/lat
@@ -20,13 +22,16 @@ import pandas as pd
 import shapely
 
 from layers.catalog import map_layer
+from layers.grid import COUNT_LAYERS
 from layers.live import QUANT_MAX, b64, live_bbox, quantise
 from layers.style import Text, layer_style, text
 from spatial.model import World
 
-# The layers drawn on the static canvas, in drawing order (the last on top).
+# The layers drawn on the static canvas, in drawing order (the last on top, and first to take a
+# click: the draw levels of layers/style.py, hazard sources over everything).
 # Registered vehicles (3,419 at Ningbo scale) too: as Leaflet circle markers they were redrawn on every pan.
-CANVAS_LAYERS: tuple[str, ...] = ("monitoring_points", "entities", "vehicles", "sensitive_sites")
+CANVAS_LAYERS: tuple[str, ...] = ("monitoring_points", "entities", "vehicles", "sensitive_sites", "wash_stations",
+                                  "parking_lots", "service_areas", "repair_shops", "hazard_sources")
 OUTLINE_MIN_ZOOM = 13  # areas show their outlines from here on; below, a point is all a pixel holds
 # A pixel at zoom 13 is ~19 m at the equator (~17 m at Ningbo's 30°N): a 5 m simplification
 # changes nothing the wall can show and drops most vertices of a drawn-by-hand outline.
@@ -128,11 +133,14 @@ def build_canvas_payloads(world: World) -> dict[str, bytes]:
 
 def canvas_config(language: str, urls: dict[str, str]) -> dict:
     """What assets/hazmap_static.js needs: each canvas layer's overlay title, payload URL and
-    class styles (layers/style.py, by class key), its draw order, and the outline zoom."""
+    class styles (layers/style.py, by class key), whether its symbols give way to the counts per
+    cell below the symbols' zoom (layers/grid.py COUNT_LAYERS; the few others show at every zoom),
+    its draw order, and the outline zoom."""
     return {
         "layers": [
             {"name": name, "title": text(map_layer(name).title, language), "url": urls[name],
-             "styles": {k: c.as_hideout() for k, c in layer_style(name).classes.items()}}
+             "styles": {k: c.as_hideout() for k, c in layer_style(name).classes.items()},
+             "counted": name in COUNT_LAYERS}
             for name in CANVAS_LAYERS if name in urls  # a layer without a URL stays on Leaflet's canvas
         ],
         "outlineMinZoom": OUTLINE_MIN_ZOOM,

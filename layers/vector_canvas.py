@@ -35,7 +35,7 @@ import shapely
 from layers.catalog import map_layer
 from layers.live import QUANT_MAX, b64, live_bbox
 from layers.static_canvas import BBOX_MARGIN_DEG, placed_features
-from layers.style import layer_style, text
+from layers.style import BASE_HIDEOUT, layer_style, text
 from spatial.model import World
 
 # The layers drawn on the vector canvas, in drawing order (the last on top): areas under lines,
@@ -201,9 +201,11 @@ def build_vector_payloads(world: World) -> dict[str, VectorPayloads]:
     return {name: vector_payloads(world, name, bbox) for name in VECTOR_LAYERS}
 
 
-def vector_config(language: str, urls: dict[str, str]) -> dict:
+def vector_config(language: str, urls: dict[str, str], outlines_url: str | None = None) -> dict:
     """What assets/hazmap_vector.js needs: each vector layer's overlay title, meta URL (its bands
-    are `<meta URL without .json>/<band>.bin`) and class styles (layers/style.py, by class key)."""
+    are `<meta URL without .json>/<band>.bin`) and class styles (layers/style.py, by class key);
+    and the district outlines of the always-drawn base (layers/basemap.py: their GeoJSON URL and
+    style), which the canvas draws over its layers whatever overlays are shown."""
     return {
         "layers": [
             {"name": name, "title": text(map_layer(name).title, language), "url": urls[name],
@@ -211,4 +213,6 @@ def vector_config(language: str, urls: dict[str, str]) -> dict:
             for name in VECTOR_LAYERS if name in urls  # a layer without a URL stays on Leaflet's canvas
         ],
         "bands": [first for first, _ in ZOOM_BANDS],  # each zoom band's first zoom: a band is fetched with its meta
+        "outlines": None if outlines_url is None else {
+            "url": outlines_url, "color": BASE_HIDEOUT["outline"]["color"], "weight": BASE_HIDEOUT["outline"]["weight"]},
     }

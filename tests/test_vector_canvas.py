@@ -142,6 +142,10 @@ def test_screen_config_names_every_layer_with_its_title_and_styles():
     assert [c["name"] for c in config["layers"]] == list(VECTOR_LAYERS)
     assert {c["title"] for c in config["layers"]} == {map_layer(n).title[1] for n in VECTOR_LAYERS}
     assert all(c["styles"] and all("weight" in s for s in c["styles"].values()) for c in config["layers"])
+    assert config["outlines"] is None  # no base outlines asked for
+    # the district outlines of the base, drawn over the layers whatever overlays are shown
+    outlines = vector_config("en", {}, "/layers/v/district_outlines.geojson")["outlines"]
+    assert outlines["url"] == "/layers/v/district_outlines.geojson" and outlines["weight"] > 0 and outlines["color"]
 
 
 def test_the_route_serves_meta_bands_and_hits_gzipped_and_cached_and_404s(world, tmp_path):

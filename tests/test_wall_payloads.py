@@ -14,6 +14,7 @@ import pytest
 import shapely
 
 from layers.catalog import map_layer
+from layers.grid import COUNT_LAYERS
 from layers.live import QUANT_MAX, dequantise
 from layers.static_canvas import CANVAS_LAYERS, OUTLINE_MIN_ZOOM, build_canvas_payloads, canvas_config, canvas_payload
 
@@ -90,6 +91,9 @@ def test_screen_config_names_every_layer_with_its_title_and_styles():
     assert [c["name"] for c in config["layers"]] == list(CANVAS_LAYERS)
     assert {c["title"] for c in config["layers"]} == {map_layer(n).title[1] for n in CANVAS_LAYERS}
     assert all(c["styles"] and all("radius" in s for s in c["styles"].values()) for c in config["layers"])
+    # below the symbols' zoom the counted layers give way to the counts per cell; the few others always show
+    assert {c["name"] for c in config["layers"] if c["counted"]} == set(COUNT_LAYERS)
+    assert {c["name"] for c in config["layers"] if not c["counted"]} >= {"hazard_sources", "wash_stations"}
 
 
 def test_the_route_serves_each_layer_gzipped_and_cached_and_404s_a_stale_world(world, tmp_path):

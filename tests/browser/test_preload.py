@@ -30,7 +30,7 @@ pytestmark = pytest.mark.browser
 LOAD_TIMEOUT_MS = 60_000
 FEED_MS = 1_793_000_000_000  # the parked trucks' report time
 SHOWN = [layer.name for layer in LAYERS if layer.shown_by_default]
-GEOJSON = ["land", "district_outlines", "district_labels"] + [
+GEOJSON = ["land", "district_labels"] + [
     name for name in SHOWN if name not in CANVAS_LAYERS and name not in VECTOR_LAYERS]
 CHUNKS = ["/_dash-component-suites/dash_leaflet/async-GeoJSON.js",
           "/_dash-component-suites/dash_leaflet/async-EditControl.ts.js"]
@@ -109,7 +109,8 @@ def _payloads(version: str, band: int) -> list[str]:
     return ([f"/canvas/{version}/{name}.json" for name in SHOWN if name in CANVAS_LAYERS]
             + [f"/vector/{version}/{name}.json" for name in SHOWN if name in VECTOR_LAYERS]
             + [f"/vector/{version}/{name}/{band}.bin" for name in SHOWN if name in VECTOR_LAYERS]
-            + [f"/live/{version}/static.json", f"/live/{version}/state?since=0"])
+            + [f"/live/{version}/static.json", f"/live/{version}/state?since=0"]
+            + [f"/layers/{version}/district_outlines.geojson"])  # drawn on the vector canvas
 
 
 def _load(page, world) -> None:
