@@ -137,6 +137,9 @@ incident_recipients = sa.Table(
     # NULL until the escalation pass counts it in the rollup as unsigned past its deadline; then the
     # severity it was counted under (signing takes the count back from that level). Migration 0008.
     sa.Column("overdue_counted_severity", sa.BigInteger()),
+    # the level an upgrade of the incident pushed this recipient at; NULL: routed when it opened (tier
+    # 0) or escalated to (tier 1..). Migration 0010.
+    sa.Column("upgraded_to", sa.BigInteger()),
     sa.PrimaryKeyConstraint("incident_id", "recipient_id", name="pk_incident_recipients"),
     sa.ForeignKeyConstraint(["incident_id"], ["incidents.id"], name="fk_incident_recipients_incidents",
                             ondelete="CASCADE"),
@@ -439,7 +442,8 @@ def fan_out_routing(connection: sa.Connection, rows: list[dict]) -> list[dict]:
     found: dict[str, list] = {}
     for rec in connection.execute(
             sa.select(r.c.incident_id, r.c.recipient_id, r.c.recipient_kind, r.c.pushed_at, r.c.sign_deadline)
-            .where(r.c.tier == 0, r.c.incident_id.in_(sorted({row["incident_id"] for row in routed})))
+            .where(r.c.tier == 0, r.c.upgraded_to.is_(None),  # an upgrade's pushes have outbox rows of their own
+                   r.c.incident_id.in_(sorted({row["incident_id"] for row in routed})))
             .order_by(r.c.incident_id, r.c.recipient_id)):
         found.setdefault(rec.incident_id, []).append(rec)
     out = []
@@ -473,7 +477,9 @@ def _with_routing_pushes(history: pd.DataFrame, recipients: pd.DataFrame) -> pd.
     is listed after the incident's `opened` (as the same transaction wrote them). Recipients whose
     push is logged (escalations, stores written before) are left as logged."""
     logged = set(history.loc[history["action"] == "pushed", "recipient_id"])
-    routed = recipients[(recipients["tier"].to_numpy(dtype="int64") == 0)
+    by_upgrade = recipients["upgraded_to"].notna().to_numpy() if "upgraded_to" in recipients.columns \
+        else np.zeros(len(recipients), bool)
+    routed = recipients[(recipients["tier"].to_numpy(dtype="int64") == 0) & ~by_upgrade
                         & ~recipients["recipient_id"].isin(logged).to_numpy()]
     if not len(routed):
         return history
@@ -793,6 +799,10 @@ class IncidentStore:
                     increments.append(self._recipient_increments(
                         connection, older, metric, info[~info.index.duplicated()]))
         self._bump(connection, increments)
+        if len(plan.upgrades):  # after the noise counters: an upgrade's new recipients count it as it stands
+            rerouted, notices = self._reroute(connection, plan.upgrades, rows, version)
+            transitions = pd.concat([transitions, rerouted], ignore_index=True)
+            deliveries = notices if deliveries is None else pd.concat([deliveries, notices], ignore_index=True)
         self._log(connection, transitions, deliveries, now)
         c = plan.counts
         return ApplyResult(applied=c["applied"], duplicates=plan.duplicates, opened=c["opened"],
@@ -848,6 +858,85 @@ class IncidentStore:
         first_time = _us_of(opened["first_time"]).view("M8[us]")[at]  # naive datetime64: UTC
         return routed, first_time, frame["level"].to_numpy()[at]
 
+    def _reroute(self, connection, upgrades: pd.DataFrame, rows: pd.DataFrame, version: int
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Route incidents again at the level an event raised them to after they opened (the
+        plan's `upgrades`, in batch order, each as if applied alone — a batch's bounds change
+        nothing): the routing's recipients at the new level not yet reached are pushed (tier 0,
+        `upgraded_to`), each recipient not yet signed must sign by the new level's deadline from
+        the upgrade if that is sooner, and an `upgraded` transition records it, with an outbox row
+        to every recipient still acting (pushed or signed). Returns the transitions and outbox rows."""
+        k = len(upgrades)
+        up_ids = upgrades["incident_id"].to_numpy(dtype=object)
+        at_us = _us_of(upgrades["at"])
+        level = upgrades["severity"].to_numpy(dtype="int64")
+        due_us = at_us + (self.settings.deadline_s(level) * 1e6).astype("int64")
+        # a recipient pushed by upgrade i is held to every later upgrade's deadline (j >= i) as well
+        order = np.arange(k)
+        due_after = pd.Series(due_us[::-1]).groupby(up_ids[::-1], sort=False).cummin().to_numpy()[::-1]
+        incident = rows.loc[up_ids]
+        asked = pd.DataFrame({
+            "incident_id": order.astype(str).astype(object),  # one routing per upgrade, told apart by its place
+            "rule": incident["rule"].to_numpy(dtype=object), "subject_id": incident["subject_id"].to_numpy(dtype=object),
+            "subject_kind": incident["subject_kind"].to_numpy(dtype=object),
+            "lon": upgrades["lon"].to_numpy(dtype="float64"), "lat": upgrades["lat"].to_numpy(dtype="float64"),
+            "level": level})
+        wanted = recipients_for(asked, self.world)
+        which = wanted["incident_id"].astype(int).to_numpy()
+        wanted = wanted.assign(incident_id=up_ids[which], upgrade=which)
+        r = incident_recipients
+        ids = pd.unique(up_ids).tolist()
+        have = self._read(connection, r, self.store._in_values(r.c.incident_id, ids, "in_ids"),
+                          columns=["incident_id", "recipient_id", "recipient_kind", "state"]).assign(upgrade=-1)
+        every = pd.concat([have, wanted.assign(state="pushed")], ignore_index=True)
+        every = every.sort_values("upgrade", kind="stable").drop_duplicates(["incident_id", "recipient_id"])
+        new = every[every["upgrade"].to_numpy() >= 0].reset_index(drop=True)
+        # the recipients reached before: their sign deadline brought forward (before the new rows exist)
+        tighten = pd.Series(due_us).groupby(up_ids, sort=False).min()
+        connection.execute(
+            sa.update(r).where(r.c.incident_id == sa.bindparam("b_id"), r.c.state == "pushed",
+                               r.c.sign_deadline > sa.bindparam("b_due", type_=UtcDateTime()))
+            .values(sign_deadline=sa.bindparam("b_due", type_=UtcDateTime()), version=version),
+            [{"b_id": i, "b_due": pd.Timestamp(int(d) * 1000, tz="UTC")} for i, d in tighten.items()])
+        ids_new = new["incident_id"].to_numpy(dtype=object)
+        info = rows.loc[pd.unique(ids_new), ["rule", "severity", "district_adcode", "first_time", "quick_close",
+                                            "episodes"]] if len(new) else rows.iloc[:0]
+        u = new["upgrade"].to_numpy(dtype="int64")
+        pushed, deliveries = self._push(
+            connection, new, at_us[u].view("M8[us]"), level[u], tier=np.zeros(len(new), "int64"),
+            escalated_from=[None] * len(new), actor="system", version=version, info=info, upgraded_to=level[u],
+            deadline_us=due_after[u])
+        if len(new):
+            self._refresh_status(connection, pd.unique(ids_new).tolist(), version, _now())
+
+        # one `upgraded` transition per upgrade; a notice to each recipient reached before it and still acting
+        tr_ids = self._new_ids("TR", k)
+        reached = pd.Series(new["recipient_id"].to_numpy(dtype=object)).groupby(u).agg(list).reindex(order)
+        details = np.array([json.dumps({"severity": int(s), "pushed": p if isinstance(p, list) else [],
+                                        "sign_deadline": d}, ensure_ascii=False)
+                            for s, p, d in zip(level, reached.tolist(), _iso_ms(due_us))], dtype=object)
+        transitions = pd.DataFrame({
+            "id": _objects(tr_ids), "incident_id": _objects(up_ids), "recipient_id": _objects(None, k),
+            "action": _objects("upgraded", k), "from_state": _objects(None, k), "to_state": _objects(None, k),
+            "actor": _objects("system", k), "at": upgrades["at"].reset_index(drop=True), "note": _objects(None, k),
+            "details": _objects(details)})
+        acting = every[every["state"].isin(["pushed", "signed"]).to_numpy()]
+        pairs = acting.merge(pd.DataFrame({"incident_id": up_ids, "at_upgrade": order}), on="incident_id")
+        pairs = pairs[pairs["upgrade"].to_numpy() < pairs["at_upgrade"].to_numpy()] \
+            .sort_values(["at_upgrade", "upgrade"], kind="stable")
+        n = len(pairs)
+        j = pairs["at_upgrade"].to_numpy(dtype="int64")
+        payload = ('{"incident_id": ' + json_text(pairs["incident_id"].to_numpy(dtype=object))
+                   + ', "action": "upgraded", "to_state": null, "at": "' + _isoformat_us(at_us[j])
+                   + '", "note": null, "level": "' + level_keys(level[j]).astype(object) + '"}')
+        notices = pd.DataFrame({
+            "transition_id": _objects(tr_ids[j]), "incident_id": _objects(pairs["incident_id"].to_numpy(dtype=object)),
+            "recipient_id": _objects(pairs["recipient_id"].to_numpy(dtype=object)),
+            "recipient_kind": _objects(pairs["recipient_kind"].to_numpy(dtype=object)),
+            "action": _objects("upgraded", n), "payload": _objects(payload)})
+        return (pd.concat([p for p in (transitions, pushed) if len(p)], ignore_index=True),
+                pd.concat([d for d in (notices, deliveries) if len(d)], ignore_index=True))
+
     def _routing_deliveries(self, routed: pd.DataFrame, pushed_at, severity, transitions: pd.DataFrame) -> pd.DataFrame:
         """ONE outbox row per routed incident (action `routed`, no recipient), naming its `opened`
         transition; the sender fans it out to the recipient rows (fan_out_routing)."""
@@ -866,17 +955,20 @@ class IncidentStore:
                              "payload": _objects(payload)})
 
     def _push(self, connection, routed: pd.DataFrame, pushed_at, severity, *, tier, escalated_from, actor, version,
-              info: pd.DataFrame, logged: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+              info: pd.DataFrame, logged: bool = True, upgraded_to=None,
+              deadline_us=None) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Insert recipient rows (pushed) and count them in the rollup; returns their `pushed`
         transitions and outbox deliveries as frames (ids given), for _log. `logged=False` (the
         routing of opened incidents): the recipient row is the push's record, not logged
         (show() reads it back, named by routing_push_ids), and its delivery is the incident's one
-        `routed` outbox row (_routing_deliveries): nothing is returned."""
+        `routed` outbox row (_routing_deliveries): nothing is returned. `upgraded_to`: the level an
+        upgrade pushes them at (_reroute); `deadline_us`: sign deadlines other than the level's."""
         n = len(routed)
         if not n:
             return pd.DataFrame(), pd.DataFrame()
         pushed_us = _us_of(pushed_at)
-        deadline_us = pushed_us + (self.settings.deadline_s(severity) * 1e6).astype("int64")
+        deadline_us = pushed_us + (self.settings.deadline_s(severity) * 1e6).astype("int64") if deadline_us is None \
+            else np.asarray(deadline_us, dtype="int64")
         tier = np.asarray(tier, dtype="int64")
         escalated_from = np.asarray(list(escalated_from), dtype=object)
         incident_ids = routed["incident_id"].to_numpy(dtype=object)
@@ -887,9 +979,11 @@ class IncidentStore:
             "role": routed["role"].to_numpy(dtype=object), "district_adcode": routed["district_adcode"].to_numpy(
                 dtype=object), "state": "pushed", "tier": tier, "escalated_from": escalated_from,
             "pushed_at": pushed_us.view("M8[us]"), "sign_deadline": deadline_us.view("M8[us]"), "reminders": 0,
-            "version": version,
+            "version": version, "upgraded_to": None if upgraded_to is None else np.asarray(upgraded_to, dtype="int64"),
         })
         counted = routed[["incident_id", "recipient_id", "recipient_kind"]].join(info, on="incident_id")
+        if upgraded_to is not None:  # counted at the level the upgrade pushed at, whatever the batch ends at
+            counted["severity"] = np.asarray(upgraded_to, dtype="int64")
         pushed_counts = kpi_logic.rollup_increments(counted, "pushed", per_recipient=True)
         # per recipient, its incidents are counted as its pushes are (the same rows, another metric)
         incidents_counts = pushed_counts[pushed_counts["grouping"].isin(kpi_logic.RECIPIENT_GROUPINGS).to_numpy()] \
@@ -911,6 +1005,8 @@ class IncidentStore:
         details = np.full(n, None, dtype=object)
         for i in np.flatnonzero(tier):  # escalations only: tier and role are on the recipient row
             details[i] = json.dumps({"tier": int(tier[i]), "escalated_from": escalated_from[i]}, ensure_ascii=False)
+        if upgraded_to is not None:
+            details = '{"upgraded_to": ' + np.asarray(upgraded_to, dtype="int64").astype(str).astype(object) + "}"
         at = pd.Series(pd.DatetimeIndex(pushed_us.view("M8[us]"), tz="UTC"))
         transitions = pd.DataFrame({
             "id": _objects(ids), "incident_id": _objects(incident_ids), "recipient_id": _objects(recipient_ids),

@@ -94,6 +94,7 @@ class Recipient(BaseModel):
     role: str | None = None
     state: str
     tier: int
+    upgraded_to: int | None = None  # the level an upgrade of the incident pushed it at (None: routed at opening)
     pushed_at: datetime
     sign_deadline: datetime
     signed_at: datetime | None = None

@@ -200,7 +200,7 @@ class DeliveryStore:
             except ValueError as exc:
                 raise ChannelError(str(exc)) from None
         if events:
-            known = set(UPSTREAM_EVENTS) | {"pushed", "reminded", "supervised"}
+            known = set(UPSTREAM_EVENTS) | {"pushed", "reminded", "supervised", "upgraded"}
             bad = [e for e in events if e not in known]
             if bad:
                 raise ChannelError(f"unknown event(s) {', '.join(bad)}: one of {', '.join(sorted(known))}")

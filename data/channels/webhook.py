@@ -28,7 +28,8 @@ from spatial.incidents.levels import BY_SEVERITY
 
 RETRIED_HTTP = {408, 425, 429}
 EVENT_ZH = {"opened": "新发", "pushed": "推送", "escalated": "升级", "signed": "已签收", "disposed": "已处置",
-            "closed": "已办结", "reminded": "催办", "supervised": "督办"}
+            "closed": "已办结", "reminded": "催办", "supervised": "督办",
+            "upgraded": "级别提升"}
 
 
 def signature(secret: str | None, body: bytes) -> str:

@@ -37,6 +37,7 @@ INCIDENT_COLUMNS = ["id", "rule", "subject_id", "subject_kind", "first_episode_i
 TRANSITION_COLUMNS = ["incident_id", "recipient_id", "action", "from_state", "to_state", "actor", "at", "note",
                       "details"]
 APPLIED_COLUMNS = ["rule", "episode_id", "phase", "ordinal", "digest", "incident_id", "seq"]
+UPGRADE_COLUMNS = ["incident_id", "at", "severity", "lon", "lat"]
 _TIMES = ("first_time", "last_time", "end_time")
 NAT = np.iinfo("int64").min  # NaT as int64 µs
 
@@ -61,6 +62,9 @@ class BatchPlan:
     # the severity each `opened` incident opened with: it is routed and given its deadline at that
     # level, whichever later event of the same batch changed it (a batch's bounds change nothing)
     opened_severity: np.ndarray = field(default_factory=lambda: np.zeros(0, "int64"))
+    # the events that raised an incident's peak level after it opened, in batch order (UPGRADE_COLUMNS;
+    # `at` aware UTC, `severity` the new peak): the store routes each incident again at that level
+    upgrades: pd.DataFrame = field(default_factory=lambda: _upgrades_frame([], [], [], [], []))
 
 
 def plan_batch(events: pd.DataFrame, applied: pd.DataFrame, incidents: pd.DataFrame, settings: IncidentSettings,
@@ -87,10 +91,22 @@ def _from_loop(plan) -> BatchPlan:
     transitions["details"] = [None if d is None else json.dumps(d, ensure_ascii=False, default=str)
                               for d in transitions["details"]]
     opened_with = {t["incident_id"]: int(t["details"]["severity"]) for t in plan.transitions if t["action"] == "opened"}
+    u = plan.upgrades
+    upgrades = _upgrades_frame([x["incident_id"] for x in u], _us([x["at"] for x in u]), [x["severity"] for x in u],
+                               [x["lon"] for x in u], [x["lat"] for x in u])
     return BatchPlan(applied=plan.applied, incidents=_typed(frame), opened=list(plan.opened),
                      transitions=transitions, duplicates=plan.duplicates, counts=dict(plan.counts),
                      quick_closed=list(plan.quick_closed), reopened=list(plan.reopened), vectorised=False,
-                     opened_severity=np.array([opened_with[i] for i in plan.opened], dtype="int64"))
+                     opened_severity=np.array([opened_with[i] for i in plan.opened], dtype="int64"),
+                     upgrades=upgrades)
+
+
+def _upgrades_frame(incident_ids, at_us, severity, lon, lat) -> pd.DataFrame:
+    return pd.DataFrame({
+        "incident_id": pd.Series(list(incident_ids), dtype=object),
+        "at": _times(np.asarray(at_us, dtype="int64")).astype("datetime64[us, UTC]"),
+        "severity": np.asarray(severity, dtype="int64"), "lon": np.asarray(lon, dtype="float64"),
+        "lat": np.asarray(lat, dtype="float64")})
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -287,6 +303,15 @@ def _plan_vectorised(events, applied, incidents, settings, source) -> BatchPlan 
     kf = pd.DataFrame({"pos": K, "inc": k_inc, "phase": k_phase, "sev": severity[K], "when": when_us[K],
                        "lon": lon[K], "lat": lat[K]})
     by_inc = kf.groupby("inc", sort=False)
+    # upgrades: an event below its incident's running peak (the stored peak, or for an incident this
+    # batch opened its opening level: its opening event is never one)
+    prior = rows["peak_severity"].to_numpy(dtype="int64")[pd.Index(changed_ids).get_indexer(kf["inc"].to_numpy())]
+    running = by_inc["sev"].cummin()
+    before = np.minimum(prior, running.groupby(kf["inc"].to_numpy(), sort=False).shift(1)
+                        .fillna(99).to_numpy(dtype="int64"))  # 99: above every level
+    up = np.flatnonzero(kf["sev"].to_numpy() < before)
+    upgrades = _upgrades_frame(kf["inc"].to_numpy(dtype=object)[up], kf["when"].to_numpy()[up],
+                               kf["sev"].to_numpy()[up], kf["lon"].to_numpy()[up], kf["lat"].to_numpy()[up])
     last_time = np.maximum(rows["last_time"].to_numpy(), by_inc["when"].max().reindex(changed_ids).to_numpy())
     peak = np.minimum(rows["peak_severity"].to_numpy(), by_inc["sev"].min().reindex(changed_ids).to_numpy())
     evidence = ev["evidence"].to_numpy(dtype=object)[by_inc["pos"].max().reindex(changed_ids).to_numpy()]
@@ -385,7 +410,8 @@ def _plan_vectorised(events, applied, incidents, settings, source) -> BatchPlan 
         pd.Index(changed_ids)[was_quick])]
     return BatchPlan(applied=applied_rows, incidents=out, opened=list(own[new_rows]), transitions=transitions,
                      duplicates=int(n - len(K)), counts=counts, quick_closed=list(pd.unique(quick_order)),
-                     reopened=list(inc_new[j_rows]), opened_severity=severity[P[new_rows]].astype("int64"))
+                     reopened=list(inc_new[j_rows]), opened_severity=severity[P[new_rows]].astype("int64"),
+                     upgrades=upgrades)
 
 
 def _transitions(incident_ids, action, from_state, to_state, actors, at_us, pos, sub, details) -> pd.DataFrame:

@@ -172,6 +172,9 @@ class Plan:
     counts: dict[str, int] = field(default_factory=dict)
     quick_closed: list[str] = field(default_factory=list)  # became quick closes in this batch
     reopened: list[str] = field(default_factory=list)  # one entry per reopening
+    # the events that raised an incident's peak level after it opened, in order: incident_id, at,
+    # severity (the new peak), lon, lat — the store routes the incident again at that level
+    upgrades: list[dict] = field(default_factory=list)
 
 
 def plan_events(events: pd.DataFrame, applied: pd.DataFrame, incidents: pd.DataFrame,
@@ -220,6 +223,7 @@ def plan_events(events: pd.DataFrame, applied: pd.DataFrame, incidents: pd.DataF
     quick_closed: list[str] = []
     reopened: list[str] = []
     transitions: list[dict] = []
+    upgrades: list[dict] = []
     counts = {"opened": 0, "updated": 0, "closed": 0, "reopened": 0}
     kinds = subject_kinds(ev["subject_id"])
     window_us = int(settings.reopen_window_s * 1e6)
@@ -278,6 +282,7 @@ def plan_events(events: pd.DataFrame, applied: pd.DataFrame, incidents: pd.DataF
         inc = rows[inc_id]
         incident_of[i] = inc_id
         changed.add(inc_id)
+        peak_before = inc["peak_severity"]  # an incident opened by this event: its own level
         if phase != "close" and lon == lon:  # not NaN
             inc["lon"], inc["lat"] = lon, lat
         inc["evidence"] = evidence
@@ -306,6 +311,9 @@ def plan_events(events: pd.DataFrame, applied: pd.DataFrame, incidents: pd.DataF
                 counts["closed"] += 1
                 transitions.append(_transition(inc_id, "rule_closed", "active", "ended", actor, when,
                                                {"episode_id": episode, "duration_s": (end - start) / 1e6}))
+        if inc["peak_severity"] < peak_before:
+            upgrades.append({"incident_id": inc_id, "at": when, "severity": int(inc["peak_severity"]),
+                             "lon": lon, "lat": lat})
     kept = ev[keep].assign(ordinal=ordinals[keep], incident_id=incident_of[keep])
     applied_rows = pd.DataFrame({
         "rule": kept["rule"].to_numpy(), "episode_id": kept["episode_id"].to_numpy(),
@@ -320,10 +328,11 @@ def plan_events(events: pd.DataFrame, applied: pd.DataFrame, incidents: pd.DataF
         stamps = _timestamps(values)
         for r, v in zip(out.values(), stamps):
             r[name] = v
-    for t, v in zip(transitions, _timestamps([t["at"] for t in transitions])):
+    for t, v in zip([*transitions, *upgrades], _timestamps([t["at"] for t in [*transitions, *upgrades]])):
         t["at"] = v
     return Plan(applied=applied_rows, incidents=out, opened=opened, transitions=transitions,
-                duplicates=int(n - keep.sum()), counts=counts, quick_closed=quick_closed, reopened=reopened)
+                duplicates=int(n - keep.sum()), counts=counts, quick_closed=quick_closed, reopened=reopened,
+                upgrades=upgrades)
 
 
 _TIME_FIELDS = ("first_time", "last_time", "end_time")

@@ -91,27 +91,99 @@ def test_point_level_updates_with_one_start_all_move_the_incident(incidents):
     assert (row["peak_severity"], row["level"], row["subject_kind"]) == (1, "red", "monitoring_point")
 
 
-def test_an_incident_is_routed_at_the_level_it_opened_with_whatever_the_batch(incidents, store):
-    """An open at blue and its upgrade to red in one batch or in two: the same recipients with the
-    same deadline (blue's), and the same KPI counters per level: a batch's bounds change nothing."""
+@pytest.fixture
+def red_adds_the_city(monkeypatch):
+    """Every incident goes to the truck's carrier ENT-C; a red one to the city's emergency
+    management DEPT-EM as well (routing rows `up to a severity`)."""
+    def recipients_for(frame, world):
+        rows = [(i, "enterprise", "ENT-C", "carrier") for i in frame["incident_id"]]
+        rows += [(i, "department", "DEPT-EM", "emergency_management")
+                 for i, level in zip(frame["incident_id"], frame["level"]) if int(level) == 1]
+        return pd.DataFrame(rows, columns=["incident_id", "recipient_kind", "recipient_id", "role"]) \
+            .assign(district_adcode="330203")
+
+    monkeypatch.setattr(store_module, "recipients_for", recipients_for)
+
+
+def _sent(store) -> list[dict]:
+    """The outbox as the sender hands it to the channels (the routing fanned out per recipient)."""
+    with store.engine.connect() as connection:
+        rows = [dict(r) for r in connection.execute(sa.select(incident_outbox).order_by(incident_outbox.c.seq))
+                .mappings()]
+        return fan_out_routing(connection, rows)
+
+
+def test_an_upgrade_routes_the_incident_again_at_its_new_level_whatever_the_batch(incidents, store,
+                                                                                 red_adds_the_city):
+    """An open at blue and its upgrade to red, in one batch or in two: routed at blue when it opened
+    (the carrier), at red when it rose (the city is pushed too, logged, with an outbox row of its
+    own); the carrier, not yet signed, now owes red's deadline and is told; the KPI counts the
+    incident at the level it opened with. A batch's bounds change nothing."""
     def events(subject):
         kw = {"rule": "point_level", "subject": subject}
         return [ev("open", 0, severity=4, evidence={"level": 1}, **kw),
-                ev("update", 0, severity=1, evidence={"level": 2, "time": "01:02"}, **kw)]
+                ev("update", 0, severity=1, evidence={"level": 2, "time": "01:02"}, **kw),
+                ev("update", 0, severity=1, evidence={"level": 3, "time": "01:05"}, **kw)]  # no higher: no new routing
     incidents.apply_events(events("MP-000001"))  # one batch
     incidents.apply_events(events("MP-000002")[:1])  # two
     incidents.apply_events(events("MP-000002"))
-    rows = {}
+    seen = {}
     for _, item in incidents.list().iterrows():
         shown = incidents.show(item["id"])
-        assert shown["incident"]["level"] == "red"  # the incident itself follows the upgrade
+        assert shown["incident"]["level"] == "red"
         recipients = shown["recipients"]
         waits = (recipients["sign_deadline"] - recipients["pushed_at"]).dt.total_seconds()
-        rows[item["subject_id"]] = sorted(zip(recipients["recipient_id"], waits))
-    assert rows["MP-000001"] == rows["MP-000002"] and rows["MP-000001"]
-    assert {wait for _, wait in rows["MP-000001"]} == {SETTINGS.sign_deadline_s[3]}
-    kpis = incidents.kpis(by="level", now=at(1))
-    assert kpis["level"].tolist() == ["blue"] and int(kpis["incidents"].iloc[0]) == 2
+        upgraded = recipients["upgraded_to"].astype("Int64").astype(object).where(recipients["upgraded_to"].notna(), None)
+        history = shown["history"]
+        seen[item["subject_id"]] = (sorted(zip(recipients["recipient_id"], waits, upgraded)),
+                                    history["action"].tolist(), history["recipient_id"].tolist())
+        upgrade = history[history["action"] == "upgraded"]
+        assert len(upgrade) == 1 and upgrade["details"].item()["pushed"] == ["DEPT-EM"]
+    assert seen["MP-000001"] == seen["MP-000002"]
+    assert seen["MP-000001"][0] == [("DEPT-EM", 600.0, 1), ("ENT-C", 600.0, None)]
+    assert seen["MP-000001"][1] == ["opened", "pushed", "updated", "updated", "upgraded", "pushed"]
+    assert seen["MP-000001"][2][-1] == "DEPT-EM"  # the upgrade's push is logged: the routing push is ENT-C's row
+    # per incident: the carrier's routing push, its notice of the upgrade, the city's own push
+    sent = sorted((r["incident_id"], r["action"], r["recipient_id"]) for r in _sent(store))
+    ids = sorted(incidents.list()["id"])
+    assert sent == sorted((i, a, w) for i in ids for a, w in (("pushed", "ENT-C"), ("upgraded", "ENT-C"),
+                                                                ("pushed", "DEPT-EM")))
+    # the incidents at the level they opened with, each push at the level it was made at
+    kpis = incidents.kpis(by="level", now=at(1)).set_index("level")
+    assert kpis[["incidents", "pushed"]].astype(int).to_dict("index") == {"blue": {"incidents": 2, "pushed": 2},
+                                                                           "red": {"incidents": 0, "pushed": 2}}
+    by_department = incidents.kpis(by="department", now=at(1)).set_index("department")
+    by_enterprise = incidents.kpis(by="enterprise", now=at(1)).set_index("enterprise")
+    assert int(by_department.loc["DEPT-EM", "pushed"]) == 2 == int(by_enterprise.loc["ENT-C", "pushed"])
+    for by in ("department", "enterprise", "district", "rule", "day"):
+        fast, exact = incidents.kpis(by=by, now=at(30)), incidents.kpis_exact(by=by, now=at(30))
+        assert fast[[by, "incidents", "pushed", "overdue"]].to_dict("records") \
+            == exact[[by, "incidents", "pushed", "overdue"]].to_dict("records"), by
+
+
+def test_a_later_upgrade_brings_forward_only_unsigned_deadlines(incidents, red_adds_the_city):
+    """A blue episode, then within the noise window a red one joining it: the red routing is
+    pushed at the red episode's start, the carrier's deadline (unsigned) becomes red's from then;
+    once signed, a deadline is not moved, but the recipient is still told."""
+    incidents.apply_events(episode(0, 1, subject="VEH-0001", severity=4) + episode(0, 1, subject="VEH-0002",
+                                                                                   severity=4))
+    first, second = incidents.list()["id"].tolist()
+    incidents.sign([second], "ENT-C", "Li", at=at(2))
+    incidents.apply_events(episode(5, None, subject="VEH-0001", severity=1) + episode(5, None, subject="VEH-0002",
+                                                                                      severity=1))
+    assert sorted(incidents.list()["id"].tolist()) == sorted([first, second])  # the red episodes joined
+    for iid, carrier_deadline in ((first, at(15)), (second, at(120))):
+        recipients = incidents.show(iid)["recipients"].set_index("recipient_id")
+        assert recipients.loc["ENT-C", "sign_deadline"] == carrier_deadline
+        assert recipients.loc["DEPT-EM", "pushed_at"] == at(5) and recipients.loc["DEPT-EM", "sign_deadline"] == at(15)
+        assert incidents.show(iid)["incident"]["status"] == "pushed"  # a recipient has not signed
+    notices = [r for r in _sent(incidents.store) if r["action"] == "upgraded"]
+    assert sorted((r["incident_id"], r["recipient_id"], r["payload"]["level"]) for r in notices) \
+        == sorted([(first, "ENT-C", "red"), (second, "ENT-C", "red")])
+    # applying the same events again routes nobody again
+    before = len(_sent(incidents.store))
+    incidents.apply_events(episode(5, None, subject="VEH-0001", severity=1))
+    assert len(_sent(incidents.store)) == before
 
 
 # --- recipients ----------------------------------------------------------------------------------

@@ -91,7 +91,14 @@ def _check_no_doubles(store: Store) -> None:
                                                     .where(incident_outbox.c.action == "routed")).mappings()]
         pushes = [(r["incident_id"], r["recipient_id"]) for r in fan_out_routing(connection, rows)]
         assert len(pushes) == len(set(pushes)) == _count(connection, incident_recipients,
-                                                           incident_recipients.c.tier == 0)
+                                                           incident_recipients.c.tier == 0,
+                                                           incident_recipients.c.upgraded_to.is_(None))
+        # a recipient an upgrade reached has one `pushed` outbox row of its own
+        upgraded = set(connection.execute(sa.select(incident_recipients.c.incident_id, incident_recipients.c.recipient_id)
+                                          .where(incident_recipients.c.upgraded_to.is_not(None))).all())
+        own = connection.execute(sa.select(incident_outbox.c.incident_id, incident_outbox.c.recipient_id)
+                                 .where(incident_outbox.c.action == "pushed")).all()
+        assert upgraded <= set(own) and len(own) == len(set(own)) and not set(pushes) & upgraded
         cursor = connection.execute(sa.select(incident_cursor.c.last_seq)
                                     .where(incident_cursor.c.name == CURSOR)).scalar()  # the monitor's row
         # what the monitor applied is exactly the events up to its cursor, in one piece

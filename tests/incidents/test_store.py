@@ -96,7 +96,7 @@ def test_migration_0009_keeps_every_applied_key_and_exactly_once_across_it(store
     monkeypatch.setattr(incident_tables, "recipients_for", two_recipients)
     incidents = IncidentStore(store)
     events = [*episode(0, 10), ev("open", 30, subject="VEH-0002"),
-              ev("update", 30, severity=1, subject="VEH-0002", evidence={"level": 2})]
+              ev("update", 30, severity=3, subject="VEH-0002", evidence={"level": 2})]  # lower: no rerouting
     assert incidents.apply_events(events).applied == 4
     keys = sorted(tuple(r) for r in _applied_keys(store))
     assert len(keys) == 4
