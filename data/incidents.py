@@ -54,7 +54,7 @@ from spatial.incidents.lifecycle import (
     escalation_due,
 )
 from spatial.incidents.batch import json_text, plan_batch
-from spatial.incidents.routing import escalation_target, recipients_for
+from spatial.incidents.routing import PreparedRouting, escalation_target, prepare_routing, recipients_for
 from spatial.model import Event, World
 
 __all__ = ["ApplyResult", "EscalationResult", "IncidentError", "IncidentSettings", "IncidentStore", "OUTCOMES"]
@@ -787,7 +787,7 @@ class IncidentStore:
             # row fewer per recipient; show() puts it in the history (_with_routing_pushes)
             self._push(connection, routed, pushed_at, severity, tier=np.zeros(len(routed), "int64"),
                        escalated_from=[None] * len(routed), actor="system", version=version, info=opened_info,
-                       logged=False)
+                       logged=False, increments=increments)
             deliveries = self._routing_deliveries(routed, pushed_at, severity, transitions)
         new_ids = set(plan.opened)
         for metric, ids in (("quick_closes", plan.quick_closed), ("reopens", plan.reopened)):
@@ -798,11 +798,11 @@ class IncidentStore:
                 if older:
                     increments.append(self._recipient_increments(
                         connection, older, metric, info[~info.index.duplicated()]))
-        self._bump(connection, increments)
         if len(plan.upgrades):  # after the noise counters: an upgrade's new recipients count it as it stands
-            rerouted, notices = self._reroute(connection, plan.upgrades, rows, version)
+            rerouted, notices = self._reroute(connection, plan.upgrades, rows, version, increments)
             transitions = pd.concat([transitions, rerouted], ignore_index=True)
             deliveries = notices if deliveries is None else pd.concat([deliveries, notices], ignore_index=True)
+        self._bump(connection, increments)  # the batch's counters in one upsert per rollup table
         self._log(connection, transitions, deliveries, now)
         c = plan.counts
         return ApplyResult(applied=c["applied"], duplicates=plan.duplicates, opened=c["opened"],
@@ -851,14 +851,14 @@ class IncidentStore:
             "lon": opened["lon"].to_numpy(dtype="float64"), "lat": opened["lat"].to_numpy(dtype="float64"),
             "level": np.asarray(opened_severity, dtype="int64"),
         })
-        routed = recipients_for(frame, self.world)
+        routed = recipients_for(frame, self._routing())
         routed = routed.drop_duplicates(["incident_id", "recipient_id"]).reset_index(drop=True)
         at = pd.Index(frame["incident_id"].to_numpy(dtype=object), dtype=object).get_indexer(
             routed["incident_id"].to_numpy(dtype=object))
         first_time = _us_of(opened["first_time"]).view("M8[us]")[at]  # naive datetime64: UTC
         return routed, first_time, frame["level"].to_numpy()[at]
 
-    def _reroute(self, connection, upgrades: pd.DataFrame, rows: pd.DataFrame, version: int
+    def _reroute(self, connection, upgrades: pd.DataFrame, rows: pd.DataFrame, version: int, increments: list
                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Route incidents again at the level an event raised them to after they opened (the
         plan's `upgrades`, in batch order, each as if applied alone — a batch's bounds change
@@ -881,23 +881,37 @@ class IncidentStore:
             "subject_kind": incident["subject_kind"].to_numpy(dtype=object),
             "lon": upgrades["lon"].to_numpy(dtype="float64"), "lat": upgrades["lat"].to_numpy(dtype="float64"),
             "level": level})
-        wanted = recipients_for(asked, self.world)
+        wanted = recipients_for(asked, self._routing())
         which = wanted["incident_id"].astype(int).to_numpy()
         wanted = wanted.assign(incident_id=up_ids[which], upgrade=which)
         r = incident_recipients
         ids = pd.unique(up_ids).tolist()
         have = self._read(connection, r, self.store._in_values(r.c.incident_id, ids, "in_ids"),
-                          columns=["incident_id", "recipient_id", "recipient_kind", "state"]).assign(upgrade=-1)
-        every = pd.concat([have, wanted.assign(state="pushed")], ignore_index=True)
+                          columns=["incident_id", "recipient_id", "recipient_kind", "state", "sign_deadline"])
+        # the recipients reached before, not yet signed: their deadline brought forward, each row by
+        # its key (a condition on state and deadline would lead SQLite to the (state, deadline) index)
+        tighten = pd.Series(due_us).groupby(up_ids, sort=False).min()
+        due = tighten.reindex(have["incident_id"].to_numpy(dtype=object)).to_numpy(dtype="int64")
+        later = (have["state"].to_numpy(dtype=object) == "pushed") & (_us_of(have["sign_deadline"]) > due)
+        if later.any():
+            # the driver's executemany with wire times: SQLAlchemy's per-row processing cost more than the update
+            postgres = self.dialect == "postgresql"
+            mark, due_mark = ("%s", "%s::timestamptz") if postgres else ("?", "?")
+            sql = (f"UPDATE {r.name} SET sign_deadline = {due_mark}, version = {mark} "
+                   f"WHERE incident_id = {mark} AND recipient_id = {mark}")
+            params = list(zip(self._wire_times(due[later].view("M8[us]")), [version] * int(later.sum()),
+                              have["incident_id"].to_numpy(dtype=object)[later].tolist(),
+                              have["recipient_id"].to_numpy(dtype=object)[later].tolist()))
+            driver = connection.connection.driver_connection
+            if postgres:
+                with driver.cursor() as cursor:
+                    cursor.executemany(sql, params)
+            else:
+                driver.executemany(sql, params)
+        every = pd.concat([have.drop(columns="sign_deadline").assign(upgrade=-1), wanted.assign(state="pushed")],
+                          ignore_index=True)
         every = every.sort_values("upgrade", kind="stable").drop_duplicates(["incident_id", "recipient_id"])
         new = every[every["upgrade"].to_numpy() >= 0].reset_index(drop=True)
-        # the recipients reached before: their sign deadline brought forward (before the new rows exist)
-        tighten = pd.Series(due_us).groupby(up_ids, sort=False).min()
-        connection.execute(
-            sa.update(r).where(r.c.incident_id == sa.bindparam("b_id"), r.c.state == "pushed",
-                               r.c.sign_deadline > sa.bindparam("b_due", type_=UtcDateTime()))
-            .values(sign_deadline=sa.bindparam("b_due", type_=UtcDateTime()), version=version),
-            [{"b_id": i, "b_due": pd.Timestamp(int(d) * 1000, tz="UTC")} for i, d in tighten.items()])
         ids_new = new["incident_id"].to_numpy(dtype=object)
         info = rows.loc[pd.unique(ids_new), ["rule", "severity", "district_adcode", "first_time", "quick_close",
                                             "episodes"]] if len(new) else rows.iloc[:0]
@@ -905,9 +919,11 @@ class IncidentStore:
         pushed, deliveries = self._push(
             connection, new, at_us[u].view("M8[us]"), level[u], tier=np.zeros(len(new), "int64"),
             escalated_from=[None] * len(new), actor="system", version=version, info=info, upgraded_to=level[u],
-            deadline_us=due_after[u])
-        if len(new):
-            self._refresh_status(connection, pd.unique(ids_new).tolist(), version, _now())
+            deadline_us=due_after[u], increments=increments)
+        # a recipient not yet signed makes its incident's status `pushed` (the least advanced state)
+        moved = [i for i in pd.unique(ids_new) if rows.at[i, "status"] != "pushed"] if len(new) else []
+        if moved:
+            self._refresh_status(connection, moved, version, _now())
 
         # one `upgraded` transition per upgrade; a notice to each recipient reached before it and still acting
         tr_ids = self._new_ids("TR", k)
@@ -937,6 +953,13 @@ class IncidentStore:
         return (pd.concat([p for p in (transitions, pushed) if len(p)], ignore_index=True),
                 pd.concat([d for d in (notices, deliveries) if len(d)], ignore_index=True))
 
+    def _routing(self) -> PreparedRouting:
+        """The world's tables as routing reads them, indexed once per world (not per batch)."""
+        cached = getattr(self, "_prepared_routing", None)
+        if cached is None or cached.world is not self.world:
+            cached = self._prepared_routing = prepare_routing(self.world)
+        return cached
+
     def _routing_deliveries(self, routed: pd.DataFrame, pushed_at, severity, transitions: pd.DataFrame) -> pd.DataFrame:
         """ONE outbox row per routed incident (action `routed`, no recipient), naming its `opened`
         transition; the sender fans it out to the recipient rows (fan_out_routing)."""
@@ -955,14 +978,16 @@ class IncidentStore:
                              "payload": _objects(payload)})
 
     def _push(self, connection, routed: pd.DataFrame, pushed_at, severity, *, tier, escalated_from, actor, version,
-              info: pd.DataFrame, logged: bool = True, upgraded_to=None,
-              deadline_us=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+              info: pd.DataFrame, logged: bool = True, upgraded_to=None, deadline_us=None,
+              increments: list | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Insert recipient rows (pushed) and count them in the rollup; returns their `pushed`
         transitions and outbox deliveries as frames (ids given), for _log. `logged=False` (the
         routing of opened incidents): the recipient row is the push's record, not logged
         (show() reads it back, named by routing_push_ids), and its delivery is the incident's one
         `routed` outbox row (_routing_deliveries): nothing is returned. `upgraded_to`: the level an
-        upgrade pushes them at (_reroute); `deadline_us`: sign deadlines other than the level's."""
+        upgrade pushes them at (_reroute); `deadline_us`: sign deadlines other than the level's;
+        `increments`: a list the rollup's increments are added to (the caller bumps once) instead
+        of a bump here."""
         n = len(routed)
         if not n:
             return pd.DataFrame(), pd.DataFrame()
@@ -998,7 +1023,10 @@ class IncidentStore:
         if reopens.any():
             parts.append(kpi_logic.rollup_increments(counted.loc[counted.index.repeat(reopens)], "reopens",
                                                      per_recipient=True, incident_groupings=False))
-        self._bump(connection, parts)
+        if increments is None:
+            self._bump(connection, parts)
+        else:
+            increments.extend(parts)
         if not logged:
             return pd.DataFrame(), pd.DataFrame()
         ids = self._new_ids("TR", n)

@@ -144,6 +144,15 @@ def _keys(*columns) -> np.ndarray:
     return out
 
 
+def _objects_of_str(values) -> np.ndarray:
+    """Text values as an object array of str (pandas 3's .astype(str) makes its arrow-backed str
+    dtype, which every later isin, reindex and concat with object columns converts back)."""
+    values = np.asarray(values, dtype=object)
+    if not all(isinstance(v, str) for v in values):
+        values = values.astype(str).astype(object)
+    return values
+
+
 def json_text(values) -> np.ndarray:
     """JSON string literals of text values, in bulk (json.dumps for those needing escapes)."""
     s = pd.Series(values, dtype=object).astype(str)
@@ -201,7 +210,7 @@ def _plan_vectorised(events, applied, incidents, settings, source) -> BatchPlan 
     k_known = known_of.reindex(k_ek).to_numpy(dtype=object)
     is_known = pd.notna(k_known)
     cand = incidents.reset_index(drop=True)
-    cand_ids = set(cand["id"].astype(str)) if len(cand) else set()
+    cand_ids = set(_objects_of_str(cand["id"])) if len(cand) else set()
     if (is_known & (k_phase == "open")).any() or not set(k_known[is_known]).issubset(cand_ids):
         return None  # an episode's open after its other events: the reference loop decides
     new_first = ~is_known & ~pd.Series(k_ek).duplicated().to_numpy()
@@ -221,7 +230,7 @@ def _plan_vectorised(events, applied, incidents, settings, source) -> BatchPlan 
 
     # --- the store's incidents, as plain columns --------------------------------------------------
     base = pd.DataFrame({c: cand[c] if c in cand.columns else pd.Series(dtype=object) for c in INCIDENT_COLUMNS})
-    base["id"] = base["id"].astype(str)
+    base["id"] = _objects_of_str(base["id"])
     for name in _TIMES:
         base[name] = _us(base[name]) if len(base) else np.zeros(0, "int64")
     base = base.set_index("id", drop=False)
@@ -368,7 +377,9 @@ def _plan_vectorised(events, applied, incidents, settings, source) -> BatchPlan 
     out["episodes"] = out["episodes"].to_numpy() + joins
     out["quick_close"] = now_quick
     for name in _TIMES:
-        out[name] = _times(out[name].to_numpy(dtype="int64")).astype("datetime64[us, UTC]").to_numpy()
+        # a DatetimeArray, assigned by position: .to_numpy() of aware times is an object array of
+        # Timestamps (8 ms a column of 5,000), which the store's writer would parse back
+        out[name] = pd.DatetimeIndex(out[name].to_numpy(dtype="int64").view("M8[us]"), tz="UTC").array
     out = _typed(out.reset_index(drop=True)[INCIDENT_COLUMNS])
 
     # --- transitions, in the order the loop writes them --------------------------------------------

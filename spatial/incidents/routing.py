@@ -20,7 +20,7 @@ Escalation (an overdue recipient): an enterprise -> the district office of the i
 district (the city's emergency management where there is none) -> the city's emergency
 management, which has nobody above it; a city department -> the city's emergency management.
 
-    recipients_for(incidents, world) -> DataFrame[RECIPIENT_COLUMNS]
+    recipients_for(incidents, world or prepare_routing(world)) -> DataFrame[RECIPIENT_COLUMNS]
         incidents: DataFrame[incident_id, rule, subject_id, subject_kind?, lon, lat, level]
         (level: severity 1 red ... 4 blue; subject_kind from the id prefix when absent)
     escalation_target(recipients, world) -> DataFrame[ESCALATION_COLUMNS]
@@ -28,6 +28,8 @@ management, which has nobody above it; a city department -> the city's emergency
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -45,29 +47,72 @@ ENTERPRISE_ROLES = ("carrier", "plant")
 _SUBJECT_PREFIXES = {"VEH-": "vehicle", "MP-": "monitoring_point"}
 
 
-def recipients_for(incidents: pd.DataFrame, world: World | None) -> pd.DataFrame:
+@dataclass(frozen=True)
+class PreparedRouting:
+    """What routing reads of a World, indexed once (prepare_routing): a batch's routing then costs
+    its incidents, not the world's tables (~30 ms a call at the city's scale before)."""
+
+    world: World | None
+    departments: pd.DataFrame
+    routing: pd.DataFrame
+    city_em: str
+    offices: pd.Series  # district adcode -> its district office
+    city: pd.Series  # department kind -> the city's department of that kind
+    vehicle_index: pd.Index
+    carrier: np.ndarray  # per vehicle, None appended (a -1 lookup)
+    point_index: pd.Index
+    plant: np.ndarray  # per monitoring point, None appended
+    entity_index: pd.Index
+    entity_district: np.ndarray  # per entity, None appended
+
+
+def prepare_routing(world: World | None) -> PreparedRouting:
+    departments = _departments(world)
+    vehicles = world.vehicles if world is not None else pd.DataFrame({"id": []})
+    points = world.monitoring_points if world is not None else pd.DataFrame({"id": []})
+    entities = world.entities if world is not None else pd.DataFrame({"id": [], "district_adcode": []})
+    carrier = vehicles["carrier_id"].to_numpy(dtype=object) if "carrier_id" in vehicles.columns \
+        else np.full(len(vehicles), None, dtype=object)
+    if world is not None and len(points) and len(world.hazard_sources):
+        plant = points["hazard_source_id"].map(world.hazard_sources.set_index("id")["entity_id"]).to_numpy(dtype=object)
+    else:
+        plant = np.full(len(points), None, dtype=object)
+    return PreparedRouting(
+        world=world, departments=departments, routing=_routing(world), city_em=_city_emergency_id(departments),
+        offices=_district_offices(departments),
+        city=departments[departments["district_adcode"].isna()].drop_duplicates("kind").set_index("kind")["id"],
+        vehicle_index=pd.Index(vehicles["id"].to_numpy(dtype=object)), carrier=np.append(carrier, None),
+        point_index=pd.Index(points["id"].to_numpy(dtype=object)), plant=np.append(plant, None),
+        entity_index=pd.Index(entities["id"].to_numpy(dtype=object)),
+        entity_district=np.append(entities["district_adcode"].to_numpy(dtype=object), None))
+
+
+def recipients_for(incidents: pd.DataFrame, world: World | PreparedRouting | None) -> pd.DataFrame:
     """Every recipient of every incident (see the module docstring), in incident order then
     routing-row order. Works on integer codes: the routing rows matching each distinct (rule,
-    subject kind, severity) are found once, then every incident's rows are gathered with numpy."""
+    subject kind, severity) are found once, then every incident's rows are gathered with numpy.
+    `world`: a World, or the same prepared once (prepare_routing) by a caller routing often."""
     missing = [c for c in ("incident_id", "rule", "subject_id", "lon", "lat", "level") if c not in incidents.columns]
     if missing:
         raise ValueError(f"recipients_for: incidents lack column(s) {', '.join(missing)}")
+    prepared = world if isinstance(world, PreparedRouting) else prepare_routing(world)
+    world = prepared.world
     n = len(incidents)
     incident_ids = incidents["incident_id"].to_numpy(dtype=object)
     subject_ids = incidents["subject_id"].to_numpy(dtype=object)
     subject_kind = (incidents["subject_kind"].to_numpy(dtype=object) if "subject_kind" in incidents.columns
                     else _subject_kinds(subject_ids))
     severity = pd.to_numeric(incidents["level"], errors="raise").to_numpy(dtype="int64")
-    departments = _departments(world)
-    city_em = _city_emergency_id(departments)
-    home, enterprise = _home(subject_ids, subject_kind, world)
+    departments = prepared.departments
+    city_em = prepared.city_em
+    home, enterprise = _home(subject_ids, subject_kind, prepared)
     district = _districts_at(incidents["lon"].to_numpy(dtype="float64"),
                              incidents["lat"].to_numpy(dtype="float64"), world, home)
 
     # The rows of each distinct (rule, subject kind, severity), in routing-id order, the first per
     # role: different roles never resolve to one recipient (one department per city kind, district
     # offices apart, enterprises apart), so each recipient comes once without a dedupe over rows.
-    routing = _routing(world)
+    routing = prepared.routing
     rule_codes, rules = pd.factorize(pd.Series(incidents["rule"].to_numpy(dtype=object), dtype=object))
     kind_codes, kinds = pd.factorize(pd.Series(subject_kind, dtype=object))
     n_kinds = max(len(kinds), 1)
@@ -94,10 +139,12 @@ def recipients_for(incidents: pd.DataFrame, world: World | None) -> pd.DataFrame
 
     # who holds each role: the subject's enterprise, the place's district office, a city department
     role = routing["role"].to_numpy(dtype=object)
-    offices = _district_offices(departments)
-    office_of = pd.Series(district, dtype=object).map(offices).to_numpy(dtype=object)
-    city = departments[departments["district_adcode"].isna()].drop_duplicates("kind").set_index("kind")["id"]
-    city_of_row = pd.Series(role, dtype=object).map(city).to_numpy(dtype=object)
+    offices = prepared.offices
+    at = offices.index.get_indexer(district) if len(offices) else np.full(n, -1)
+    office_of = np.append(offices.to_numpy(dtype=object), None)[at]
+    city = prepared.city
+    at = city.index.get_indexer(role) if len(city) else np.full(len(role), -1)
+    city_of_row = np.append(city.to_numpy(dtype=object), None)[at]
     is_enterprise_row = np.isin(role, ENTERPRISE_ROLES)
     fits = np.where(role == "carrier", "vehicle", np.where(role == "plant", "monitoring_point", None))
     recipient = np.where(role[row] == "district_office", office_of[inc], city_of_row[row]).astype(object)
@@ -191,29 +238,25 @@ def _district_offices(departments: pd.DataFrame) -> pd.Series:
     return pd.Series(offices["id"].to_numpy(dtype=object), index=pd.Index(offices["district_adcode"].to_numpy(dtype=object)))
 
 
-def _home(subject_ids: np.ndarray, subject_kind: np.ndarray, world: World | None) -> tuple[np.ndarray, np.ndarray]:
+def _home(subject_ids: np.ndarray, subject_kind: np.ndarray, prepared: PreparedRouting
+          ) -> tuple[np.ndarray, np.ndarray]:
     """Per incident: its district when the place is unknown (the home district of the enterprise
     that must act), and that enterprise (a truck's carrier, a point's plant) or None."""
     n = len(subject_ids)
     enterprise = np.full(n, None, dtype=object)
     home = np.full(n, None, dtype=object)
-    if world is None:
+    if prepared.world is None:
         return home, enterprise
-    vehicles, points = world.vehicles, world.monitoring_points
-    if "carrier_id" in vehicles.columns and len(vehicles):
+    if len(prepared.vehicle_index):
         is_vehicle = subject_kind == "vehicle"
-        at = pd.Index(vehicles["id"].to_numpy(dtype=object)).get_indexer(subject_ids[is_vehicle])
-        carrier = np.append(vehicles["carrier_id"].to_numpy(dtype=object), None)
-        enterprise[is_vehicle] = carrier[at]  # -1: not a known vehicle -> the None appended
-    if len(points) and len(world.hazard_sources):
-        plant_of_point = points["hazard_source_id"].map(world.hazard_sources.set_index("id")["entity_id"])
+        at = prepared.vehicle_index.get_indexer(subject_ids[is_vehicle])
+        enterprise[is_vehicle] = prepared.carrier[at]  # -1: not a known vehicle -> the None appended
+    if len(prepared.point_index):
         is_point = subject_kind == "monitoring_point"
-        at = pd.Index(points["id"].to_numpy(dtype=object)).get_indexer(subject_ids[is_point])
-        enterprise[is_point] = np.append(plant_of_point.to_numpy(dtype=object), None)[at]
+        enterprise[is_point] = prepared.plant[prepared.point_index.get_indexer(subject_ids[is_point])]
     enterprise = np.where(pd.isna(enterprise), None, enterprise).astype(object)
-    if len(world.entities):
-        at = pd.Index(world.entities["id"].to_numpy(dtype=object)).get_indexer(enterprise)
-        home = np.append(world.entities["district_adcode"].to_numpy(dtype=object), None)[at]
+    if len(prepared.entity_index):
+        home = prepared.entity_district[prepared.entity_index.get_indexer(enterprise)]
     return home, enterprise
 
 
