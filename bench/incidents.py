@@ -1,8 +1,9 @@
 """Incidents benchmark: a year of the city's alert volume applied, handled and queried.
 
 A synthetic year (`incidents` episodes spread over 365 days on the demo world's trucks and
-monitoring points: an open and a close each, a level update on a tenth, severities ~5 % red,
-15 % orange, 40 % yellow, 40 % blue) goes through `IncidentStore.apply_events` in chunks of
+monitoring points: an open and a close each, a level update one level up on a tenth — an upgrade,
+which routes the incident again at its new level —, severities ~5 % red, 15 % orange, 40 % yellow,
+40 % blue) goes through `IncidentStore.apply_events` in chunks of
 `chunk` events (one transaction each, as the live monitor applies them), routed by the world's
 routing table. Then the recipients handle them in bulk calls (sign ~96 %, dispose ~92 % with a
 tenth false alarms, close what was disposed) and every KPI grouping is queried. Figures, one
