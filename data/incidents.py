@@ -863,17 +863,17 @@ class IncidentStore:
         """Route incidents again at the level an event raised them to after they opened (the
         plan's `upgrades`, in batch order, each as if applied alone — a batch's bounds change
         nothing): the routing's recipients at the new level not yet reached are pushed (tier 0,
-        `upgraded_to`), each recipient not yet signed must sign by the new level's deadline from
-        the upgrade if that is sooner, and an `upgraded` transition records it, with an outbox row
+        `upgraded_to`), each recipient not yet signed must sign within the new level's wait from the
+        upgrade (or from its push, when it was reached later) if that is sooner, and an `upgraded`
+        transition records it, with an outbox row
         to every recipient still acting (pushed or signed). Returns the transitions and outbox rows."""
         k = len(upgrades)
         up_ids = upgrades["incident_id"].to_numpy(dtype=object)
         at_us = _us_of(upgrades["at"])
         level = upgrades["severity"].to_numpy(dtype="int64")
-        due_us = at_us + (self.settings.deadline_s(level) * 1e6).astype("int64")
-        # a recipient pushed by upgrade i is held to every later upgrade's deadline (j >= i) as well
+        wait_us = (self.settings.deadline_s(level) * 1e6).astype("int64")
+        due_us = at_us + wait_us
         order = np.arange(k)
-        due_after = pd.Series(due_us[::-1]).groupby(up_ids[::-1], sort=False).cummin().to_numpy()[::-1]
         incident = rows.loc[up_ids]
         asked = pd.DataFrame({
             "incident_id": order.astype(str).astype(object),  # one routing per upgrade, told apart by its place
@@ -887,11 +887,26 @@ class IncidentStore:
         r = incident_recipients
         ids = pd.unique(up_ids).tolist()
         have = self._read(connection, r, self.store._in_values(r.c.incident_id, ids, "in_ids"),
-                          columns=["incident_id", "recipient_id", "recipient_kind", "state", "sign_deadline"])
+                          columns=["incident_id", "recipient_id", "recipient_kind", "state", "pushed_at",
+                                   "sign_deadline"])
+
+        def held_to(incident_ids, pushed_us, after) -> np.ndarray:
+            """The soonest deadline the upgrades after `after` (an upgrade's place; -1 all) set a
+            recipient pushed at `pushed_us`: each level's wait from the upgrade, or from the push
+            when that came later (an escalation reached after the event's time)."""
+            rows_ = pd.DataFrame({"incident_id": incident_ids, "row": np.arange(len(incident_ids)),
+                                  "pushed": pushed_us, "after": after})
+            pairs = rows_.merge(pd.DataFrame({"incident_id": up_ids, "u": order}), on="incident_id")
+            pairs = pairs[pairs["u"].to_numpy() > pairs["after"].to_numpy()]
+            u = pairs["u"].to_numpy(dtype="int64")
+            due = np.maximum(at_us[u], pairs["pushed"].to_numpy(dtype="int64")) + wait_us[u]
+            soonest = pd.Series(due).groupby(pairs["row"].to_numpy()).min()
+            return soonest.reindex(np.arange(len(incident_ids))).fillna(np.iinfo("int64").max / 2) \
+                .to_numpy(dtype="int64")
+
         # the recipients reached before, not yet signed: their deadline brought forward, each row by
         # its key (a condition on state and deadline would lead SQLite to the (state, deadline) index)
-        tighten = pd.Series(due_us).groupby(up_ids, sort=False).min()
-        due = tighten.reindex(have["incident_id"].to_numpy(dtype=object)).to_numpy(dtype="int64")
+        due = held_to(have["incident_id"].to_numpy(dtype=object), _us_of(have["pushed_at"]), np.full(len(have), -1))
         later = (have["state"].to_numpy(dtype=object) == "pushed") & (_us_of(have["sign_deadline"]) > due)
         if later.any():
             # the driver's executemany with wire times: SQLAlchemy's per-row processing cost more than the update
@@ -908,18 +923,20 @@ class IncidentStore:
                     cursor.executemany(sql, params)
             else:
                 driver.executemany(sql, params)
-        every = pd.concat([have.drop(columns="sign_deadline").assign(upgrade=-1), wanted.assign(state="pushed")],
-                          ignore_index=True)
+        every = pd.concat([have.drop(columns=["pushed_at", "sign_deadline"]).assign(upgrade=-1),
+                           wanted.assign(state="pushed")], ignore_index=True)
         every = every.sort_values("upgrade", kind="stable").drop_duplicates(["incident_id", "recipient_id"])
         new = every[every["upgrade"].to_numpy() >= 0].reset_index(drop=True)
         ids_new = new["incident_id"].to_numpy(dtype=object)
         info = rows.loc[pd.unique(ids_new), ["rule", "severity", "district_adcode", "first_time", "quick_close",
                                             "episodes"]] if len(new) else rows.iloc[:0]
         u = new["upgrade"].to_numpy(dtype="int64")
+        # its own level's wait from its push, or a later upgrade's if sooner
+        due_after = np.minimum(at_us[u] + wait_us[u], held_to(ids_new, at_us[u], u))
         pushed, deliveries = self._push(
             connection, new, at_us[u].view("M8[us]"), level[u], tier=np.zeros(len(new), "int64"),
             escalated_from=[None] * len(new), actor="system", version=version, info=info, upgraded_to=level[u],
-            deadline_us=due_after[u], increments=increments)
+            deadline_us=due_after, increments=increments)
         # a recipient not yet signed makes its incident's status `pushed` (the least advanced state)
         moved = [i for i in pd.unique(ids_new) if rows.at[i, "status"] != "pushed"] if len(new) else []
         if moved:

@@ -186,6 +186,18 @@ def test_a_later_upgrade_brings_forward_only_unsigned_deadlines(incidents, red_a
     assert len(_sent(incidents.store)) == before
 
 
+def test_an_upgrade_counts_the_new_wait_from_a_later_push(incidents, red_adds_the_city):
+    """A recipient an escalation reached after the upgrade's event time (the events applied late)
+    owes the new level's wait from its push, not a deadline before it was asked."""
+    incidents.apply_events(episode(0, 1, subject="VEH-0001", severity=4))
+    assert incidents.escalate_overdue(at(150)).escalated == 1  # the carrier, past blue's 2 h: up to the city
+    incidents.apply_events(episode(5, None, subject="VEH-0001", severity=1))  # red, joining, applied late
+    recipients = incidents.show(incidents.list()["id"].item())["recipients"].set_index("recipient_id")
+    assert recipients.loc["DEPT-EM", "pushed_at"] == at(150)  # reached by the escalation, not pushed again
+    assert recipients.loc["DEPT-EM", "sign_deadline"] == at(160)  # red's 10 min from its push
+    assert recipients.loc["ENT-C", "sign_deadline"] == at(15)  # red's 10 min from the red episode
+
+
 # --- recipients ----------------------------------------------------------------------------------
 
 
