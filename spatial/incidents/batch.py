@@ -60,7 +60,8 @@ class BatchPlan:
     reopened: list[str] = field(default_factory=list)
     vectorised: bool = True
     # the severity each `opened` incident opened with: it is routed and given its deadline at that
-    # level, whichever later event of the same batch changed it (a batch's bounds change nothing)
+    # level, whichever later event of the same batch changed it (a batch's bounds change nothing);
+    # a later rise routes it again (`upgrades`)
     opened_severity: np.ndarray = field(default_factory=lambda: np.zeros(0, "int64"))
     # the events that raised an incident's peak level after it opened, in batch order (UPGRADE_COLUMNS;
     # `at` aware UTC, `severity` the new peak): the store routes each incident again at that level
@@ -148,7 +149,7 @@ def _objects_of_str(values) -> np.ndarray:
     """Text values as an object array of str (pandas 3's .astype(str) makes its arrow-backed str
     dtype, which every later isin, reindex and concat with object columns converts back)."""
     values = np.asarray(values, dtype=object)
-    if not all(isinstance(v, str) for v in values):
+    if len(values) and pd.api.types.infer_dtype(values, skipna=False) != "string":  # C, not a loop per id
         values = values.astype(str).astype(object)
     return values
 
