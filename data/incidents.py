@@ -7,7 +7,8 @@ stamps the rows the call changes, so a screen can ask for what changed since a v
 
 The shape (DESIGN.md §3 step 3): events are applied in `seq` order (stored events) or file
 order; each event's key (rule, episode_id, phase, ordinal) goes into `incident_applied`, whose
-primary key makes a second application impossible; the incidents, their recipients, the
+primary key (led by the episode's start: a batch's keys are appended, not scattered) makes a
+second application impossible; the incidents, their recipients, the
 append-only transition log and the outbox rows (deliveries for issue 13's sender) are written in
 the same transaction, and `apply_stored_events` records the last applied `seq` there too. A
 crash loses nothing acknowledged and doubles nothing. The push that routes an opened incident to
@@ -194,6 +195,9 @@ incident_outbox = sa.Table(  # deliveries for the sender (issue 13): one per rec
 incident_applied = sa.Table(  # one row per applied event; the primary key is the exactly-once key
     "incident_applied", _m,
     sa.Column("rule", sa.Text(), nullable=False),
+    # the episode's start (every event of an episode carries it): leads the key so that a batch's
+    # keys land on the key's newest pages, not on a random page each (migration 0011)
+    _time("episode_start", False),
     sa.Column("episode_id", sa.Text(), nullable=False),
     sa.Column("phase", sa.Text(), nullable=False),
     sa.Column("ordinal", sa.BigInteger(), nullable=False),
@@ -206,8 +210,8 @@ incident_applied = sa.Table(  # one row per applied event; the primary key is th
     # place in the batch (the key orders the table by episode, not by arrival). Migration 0009.
     sa.Column("version", sa.BigInteger(), nullable=False),
     sa.Column("position", sa.BigInteger(), nullable=False),
-    # led by episode_id, which the apply reads by; on SQLite the key is the table (migration 0009)
-    sa.PrimaryKeyConstraint("episode_id", "rule", "phase", "ordinal", name="pk_incident_applied"),
+    # led by the episode's start and id, which the apply reads by; on SQLite the key is the table
+    sa.PrimaryKeyConstraint("episode_start", "episode_id", "rule", "phase", "ordinal", name="pk_incident_applied"),
     sa.Index("ix_incident_applied_incident_id", "incident_id"),
     sqlite_with_rowid=False,
 )
@@ -728,9 +732,7 @@ class IncidentStore:
     def _apply(self, connection: sa.Connection, frame: pd.DataFrame, source: str, version: int) -> ApplyResult:
         if not len(frame):
             return ApplyResult()
-        episodes = frame["episode_id"].unique().tolist()
-        applied = self._read(connection, incident_applied,
-                             self.store._in_values(incident_applied.c.episode_id, episodes, "in_episodes"),
+        applied = self._read(connection, incident_applied, self._of_episodes(frame),
                              columns=["rule", "episode_id", "phase", "ordinal", "digest", "incident_id"])
         window_start = frame["start"].min() - pd.Timedelta(seconds=self.settings.reopen_window_s)
         known_ids = applied["incident_id"].unique().tolist()
@@ -755,6 +757,7 @@ class IncidentStore:
             self._insert(connection, incident_applied, {
                 **{c: plan.applied[c].to_numpy() for c in ("rule", "episode_id", "phase", "ordinal", "digest",
                                                             "incident_id", "seq")},
+                "episode_start": plan.applied["episode_start"],
                 "source": source, "applied_at": now, "version": version,
                 "position": np.arange(len(plan.applied), dtype="int64"),
             })
@@ -807,6 +810,22 @@ class IncidentStore:
         c = plan.counts
         return ApplyResult(applied=c["applied"], duplicates=plan.duplicates, opened=c["opened"],
                            updated=c["updated"], closed=c["closed"], reopened=c["reopened"])
+
+    def _of_episodes(self, frame: pd.DataFrame) -> sa.TextClause:
+        """The applied keys of a batch's episodes: `(episode_start, episode_id) IN` the batch's
+        pairs, each pair a seek on the key (one JSON text on SQLite, two arrays on PostgreSQL)."""
+        pairs = pd.DataFrame({"start": _us_of(frame["start"]), "episode": frame["episode_id"].to_numpy(dtype=object)})
+        pairs = pairs.drop_duplicates()
+        if self.dialect == "sqlite":
+            return sa.text("(episode_start, episode_id) IN (SELECT json_extract(value, '$[0]'), "
+                           "json_extract(value, '$[1]') FROM json_each(:episode_pairs))").bindparams(
+                episode_pairs=json.dumps(list(zip(pairs["start"].tolist(), pairs["episode"].tolist()))))
+        # the starts alone as well: PostgreSQL seeks the key by `= ANY` (a join with the pairs was
+        # planned as a scan of the whole table)
+        return sa.text("episode_start = ANY(CAST(:episode_starts AS timestamptz[])) AND (episode_start, episode_id) IN "
+                       "(SELECT * FROM unnest(CAST(:episode_starts AS timestamptz[]), CAST(:episode_ids AS text[])))"
+                       ).bindparams(episode_starts=self._wire_times(pairs["start"].to_numpy().view("M8[us]")),
+                                    episode_ids=pairs["episode"].tolist())
 
     def _bump(self, connection, parts: list[pd.DataFrame]) -> None:
         """Add counter increments to the KPI rollup (one upsert per distinct counter)."""

@@ -36,7 +36,7 @@ INCIDENT_COLUMNS = ["id", "rule", "subject_id", "subject_kind", "first_episode_i
                     "lat", "district_adcode", "evidence", "source", "quick_close", "false_alarm", "escalations"]
 TRANSITION_COLUMNS = ["incident_id", "recipient_id", "action", "from_state", "to_state", "actor", "at", "note",
                       "details"]
-APPLIED_COLUMNS = ["rule", "episode_id", "phase", "ordinal", "digest", "incident_id", "seq"]
+APPLIED_COLUMNS = ["rule", "episode_start", "episode_id", "phase", "ordinal", "digest", "incident_id", "seq"]
 UPGRADE_COLUMNS = ["incident_id", "at", "severity", "lon", "lat"]
 _TIMES = ("first_time", "last_time", "end_time")
 NAT = np.iinfo("int64").min  # NaT as int64 µs
@@ -412,7 +412,8 @@ def _plan_vectorised(events, applied, incidents, settings, source) -> BatchPlan 
     transitions["at"] = _times(transitions["at"].to_numpy(dtype="int64")).astype("datetime64[us, UTC]")
 
     applied_rows = pd.DataFrame({
-        "rule": rule[K], "episode_id": episode[K], "phase": k_phase, "ordinal": ordinal[K], "digest": digest[K],
+        "rule": rule[K], "episode_start": pd.DatetimeIndex(start_us[K].view("M8[us]"), tz="UTC").array,
+        "episode_id": episode[K], "phase": k_phase, "ordinal": ordinal[K], "digest": digest[K],
         "incident_id": k_inc,
         "seq": ev["seq"].to_numpy()[K] if "seq" in ev.columns else np.full(len(K), None, dtype=object),
     })

@@ -7,7 +7,10 @@ not two). Each event is applied once: its key is (rule, episode_id, phase, ordin
 ordinal is 0 for an open and a close and, for an update, the update's place among the
 episode's distinct updates (point_level sends several updates with one start). An update is
 recognised as already applied by its content digest, so a replayed day, a re-imported file or a
-re-run of the rules gives the same keys and doubles nothing (the store enforces the key).
+re-run of the rules gives the same keys and doubles nothing (the store enforces the key). Every
+event of an episode carries the episode's start: the store's key leads with it (the applied keys
+of a batch land together), so an episode is (rule, episode_id) at that start, and a batch whose
+events of one episode disagree on the start is refused.
 
 Recipients (departments `DEPT-…`, enterprises `ENT-…`) each move pushed -> signed (签收) ->
 disposed (处置) -> closed (办结); the incident's `status` is its least advanced recipient's state.
@@ -146,6 +149,11 @@ def check_events(events: pd.DataFrame, labels=None) -> pd.DataFrame:
         fail((frame["phase"] == "close") & frame["end"].isna(), "a close needs its end time")
     if (frame["end"] < frame["start"]).any():
         fail(frame["end"] < frame["start"], "end is before start")
+    # every event of an episode carries the episode's start (the store finds an episode's applied
+    # keys by it): a batch whose events of one episode disagree on it is malformed
+    first_start = frame.groupby(["rule", "episode_id"], sort=False)["start"].transform("first")
+    if (first_start != frame["start"]).any():
+        fail(first_start != frame["start"], "start differs from the start of the episode's earlier event(s)")
     severity = pd.to_numeric(frame["severity"], errors="coerce")
     bad = ~severity.isin([1, 2, 3, 4])
     if bad.any():
@@ -316,7 +324,7 @@ def plan_events(events: pd.DataFrame, applied: pd.DataFrame, incidents: pd.DataF
                              "lon": lon, "lat": lat})
     kept = ev[keep].assign(ordinal=ordinals[keep], incident_id=incident_of[keep])
     applied_rows = pd.DataFrame({
-        "rule": kept["rule"].to_numpy(), "episode_id": kept["episode_id"].to_numpy(),
+        "rule": kept["rule"].to_numpy(), "episode_start": kept["start"].array, "episode_id": kept["episode_id"].to_numpy(),
         "phase": kept["phase"].to_numpy(), "ordinal": kept["ordinal"].to_numpy(dtype="int64"),
         "digest": kept["digest"].to_numpy(), "incident_id": kept["incident_id"].to_numpy(),
         "seq": kept["seq"].to_numpy() if "seq" in kept.columns else np.full(len(kept), None, dtype=object),

@@ -3,6 +3,8 @@ both backends (the `store` fixture)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -31,7 +33,8 @@ def test_the_store_refuses_a_second_application_of_an_event_key(store):
     """The exactly-once key is the table's primary key, not only the code's bookkeeping."""
     incidents = IncidentStore(store)
     incidents.apply_events(episode(0, 10))
-    row = {"rule": "speeding", "episode_id": ev("open", 0).episode_id, "phase": "open", "ordinal": 0,
+    row = {"rule": "speeding", "episode_start": at(0), "episode_id": ev("open", 0).episode_id, "phase": "open",
+           "ordinal": 0,
            "incident_id": "INC-x", "source": "file", "applied_at": at(0), "version": 99, "position": 0}
     with pytest.raises(sa.exc.IntegrityError):
         with store.engine.begin() as connection:
@@ -75,6 +78,23 @@ def test_a_malformed_event_refuses_the_whole_batch(store):
     with pytest.raises(IncidentError, match="event 1: a close needs its end time"):
         incidents.apply_events([ev("open", 0), bad])
     assert _counts(store)["incidents"] == 0
+    # an episode's events carry its start: one that disagrees with its open's is refused, by position
+    moved = dataclasses.replace(ev("close", 0, 5), start=at(1))
+    with pytest.raises(IncidentError, match="event 2: start differs from the start of the episode's earlier event"):
+        incidents.apply_events([ev("open", 3, subject="VEH-0002"), ev("open", 0), moved])
+    assert _counts(store)["incidents"] == 0
+
+
+def test_an_episode_is_known_by_its_start_across_batches(store):
+    """The applied keys are found by (episode start, episode id): a later batch's close of the same
+    episode is known (no second incident); a close carrying another start is another episode's."""
+    incidents = IncidentStore(store)
+    incidents.apply_events([ev("open", 0)])
+    assert (incidents.apply_events([ev("close", 0, 5)]).closed, len(incidents.list())) == (1, 1)
+    assert incidents.apply_events(episode(0, 5)).duplicates == 2
+    other = dataclasses.replace(ev("close", 0, 9), start=at(2))
+    result = incidents.apply_events([other])
+    assert (result.applied, result.opened, result.closed, len(incidents.list())) == (1, 1, 1, 2)
 
 
 def _counts(store) -> dict[str, int]:
@@ -107,7 +127,7 @@ def test_migration_0009_keeps_every_applied_key_and_exactly_once_across_it(store
         assert sorted(tuple(r) for r in _applied_keys(store)) == keys, target
         primary = sa.inspect(store.engine).get_pk_constraint("incident_applied")["constrained_columns"]
         assert primary == (["rule", "episode_id", "phase", "ordinal"] if target == "0008"
-                           else ["episode_id", "rule", "phase", "ordinal"])
+                           else ["episode_start", "episode_id", "rule", "phase", "ordinal"])
         # a row per recipient since the downgrade (the upgrade leaves them so: the sender reads both)
         assert _outbox(store) == [("pushed", "ENT-C")] * 2 + [("pushed", "ENT-D")] * 2, target
     again = incidents.apply_events(events)
@@ -129,3 +149,35 @@ def _outbox(store):
     with store.engine.connect() as connection:
         return sorted(map(tuple, connection.exec_driver_sql("SELECT action, recipient_id FROM incident_outbox").all()),
                       key=repr)
+
+
+def test_migration_0011_gives_every_applied_key_its_episode_start_and_keeps_exactly_once(store):
+    """0011 leads the applied keys with the episode's start, filled for the keys applied before it:
+    from the stored event (seq), else the episode's opened / reopened transition; a downgrade keys
+    the table as 0009 did. Replays double nothing on either side, and the applied order survives."""
+    incidents = IncidentStore(store)
+    from_file = [*episode(0, 5), *episode(8, 12)]  # the second joins the first (reopened)
+    assert incidents.apply_events(from_file).reopened == 1
+    store.write_events([*episode(30, 40, subject="VEH-0002")])
+    assert incidents.apply_stored_events().applied == 2
+    starts = {(e.episode_id, e.phase): e.start for e in [*from_file, *episode(30, 40, subject="VEH-0002")]}
+    keys = sorted(tuple(r) for r in _applied_keys(store))
+    for target in ("0010", "head"):
+        with store.engine.begin() as connection:
+            (command.downgrade if target == "0010" else command.upgrade)(_alembic_config(connection), target)
+        primary = sa.inspect(store.engine).get_pk_constraint("incident_applied")["constrained_columns"]
+        assert primary == (["episode_id", "rule", "phase", "ordinal"] if target == "0010"
+                           else ["episode_start", "episode_id", "rule", "phase", "ordinal"])
+        assert sorted(tuple(r) for r in _applied_keys(store)) == keys, target
+    t = incident_tables.incident_applied
+    with store.engine.connect() as connection:
+        filled = {(e, p): s for e, p, s in connection.execute(sa.select(t.c.episode_id, t.c.phase, t.c.episode_start))}
+    assert filled == starts
+    again = incidents.apply_events(from_file)
+    assert (again.applied, again.duplicates) == (0, 4)
+    store.write_events([*episode(30, 40, subject="VEH-0002")])
+    assert incidents.apply_stored_events().duplicates == 2
+    assert sorted(tuple(r) for r in _applied_keys(store)) == keys
+    first = incidents.list(limit=5)["id"].tolist()
+    assert len(first) == 2
+    assert all(incidents.show(i)["events"]["phase"].tolist()[0] == "open" for i in first)
