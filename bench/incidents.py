@@ -86,6 +86,7 @@ def synthetic_year(world, n: int, seed: int = 1) -> pd.DataFrame:
             "lon": lon[mask], "lat": lat[mask],
             "severity": np.maximum(severity[mask] - (phase == "update"), 1),
             "evidence": [{"bench": True, "t": int(t)} for t in time_ms[mask]] if k else [],
+            "event_time": pd.to_datetime(time_ms[mask], unit="ms", utc=True),  # an update's own time
             "_t": time_ms[mask], "_order": {"open": 0, "update": 1, "close": 2}[phase],
         }))
     events = pd.concat(parts, ignore_index=True).sort_values(["_t", "_order"], kind="stable", ignore_index=True)

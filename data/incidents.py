@@ -338,7 +338,8 @@ def read_event_file(path) -> tuple[pd.DataFrame, list[str]]:
         raise IncidentError(f"{name}: missing column(s) {', '.join(missing)}")
     if not len(frame):
         return pd.DataFrame(columns=EVENT_COLUMNS), []
-    frame = frame[EVENT_COLUMNS].copy()  # a file's seq (from `hazmap events`) is not this store's order
+    # a file's seq (from `hazmap events`) is not this store's order; its event_time is kept (an update's own time)
+    frame = frame[EVENT_COLUMNS + [c for c in ("event_time",) if c in frame.columns]].copy()
     if suffix != ".jsonl":
         texts = frame["evidence"].tolist()
         parsed = []
@@ -352,6 +353,8 @@ def read_event_file(path) -> tuple[pd.DataFrame, list[str]]:
                 raise IncidentError(f"{label}: evidence is not JSON") from None
         frame["evidence"] = parsed
         frame["end"] = frame["end"].replace("", None)
+        if "event_time" in frame.columns:
+            frame["event_time"] = frame["event_time"].replace("", None)
     return frame, labels
 
 
@@ -725,7 +728,7 @@ class IncidentStore:
         t = schema.events
         frame = self._read(connection, t, t.c.seq > after_seq,
                            columns=["seq", "rule", "subject_id", "episode_id", "phase", "start_time", "end_time",
-                                    "lon", "lat", "severity", "evidence"],
+                                    "event_time", "lon", "lat", "severity", "evidence"],
                            order_by=[t.c.seq], limit=limit)
         return frame.rename(columns={"start_time": "start", "end_time": "end"})
 

@@ -349,7 +349,12 @@ def _event_columns(events: list, dialect: str) -> dict[str, list]:
             raise StoreError(f"{where}: a close needs its end time")
         out["start_time"][i] = wire(start)
         out["end_time"][i] = None if end is None else wire(end)
-        out["event_time"][i] = wire(end if event.phase == "close" else start)
+        at = getattr(event, "at", None)
+        at = None if at is None or at is pd.NaT or event.phase != "update" else _utc_timestamp(at, f"{where}: at")
+        if at is not None and (at < start or (end is not None and at > end)):
+            raise StoreError(f"{where}: an update's time {at} is outside its episode ({start} .. {end or 'open'})")
+        # the instant the event speaks for: a close its end, an update its own time, an open its start
+        out["event_time"][i] = wire(end if event.phase == "close" else start if at is None else at)
         severity = event.severity
         if isinstance(severity, (bool, np.bool_)) or not isinstance(severity, (int, np.integer)) \
                 or int(severity) not in EVENT_SEVERITIES:
@@ -407,6 +412,9 @@ def events_from_frame(frame: pd.DataFrame) -> list[Event]:
             lat=float(row.lat),
             severity=int(row.severity),
             evidence=row.evidence,
+            # an update's own time, when it is not its start (the events table's event_time)
+            at=pd.Timestamp(row.event_time) if row.phase == "update" and "event_time" in frame.columns
+            and pd.notna(row.event_time) and pd.Timestamp(row.event_time) != pd.Timestamp(row.start) else None,
         )
         for row in frame.itertuples(index=False)
     ]

@@ -35,7 +35,10 @@ from spatial.model import Event, PingBatch
 
 TRACK_COLUMNS = ("vehicle_id", "time", "lon", "lat")
 OPTIONAL_TRACK_COLUMNS = ("speed_kmh", "heading", "alarm", "arrival_time")
-EVENT_COLUMNS = ("rule", "subject_id", "episode_id", "phase", "start", "end", "lon", "lat", "severity", "evidence")
+# event_time: the instant the event speaks for (an open its start, an update its own time, a close
+# its end), as the events table keeps it; a file without it (older) gets it from start and end
+EVENT_COLUMNS = ("rule", "subject_id", "episode_id", "phase", "start", "end", "lon", "lat", "severity", "evidence",
+                 "event_time")
 TRACK_SUFFIXES = (".csv", ".parquet")
 EVENT_SUFFIXES = (".csv", ".parquet", ".jsonl")
 # epoch seconds beyond this are not a time pandas can hold (year 2262)
@@ -251,6 +254,8 @@ def events_frame(events: Iterable[Event]) -> pd.DataFrame:
         "lat": pd.Series([e.lat for e in events], dtype="float64"),
         "severity": pd.Series([e.severity for e in events], dtype="int64"),
         "evidence": pd.Series([_jsonable(e.evidence) for e in events], dtype=object),
+        "event_time": pd.to_datetime(pd.Series([e.end if e.phase == "close" else e.start if e.at is None else e.at
+                                                for e in events], dtype=object), utc=True).dt.as_unit("ms"),
     })
     return frame[list(EVENT_COLUMNS)]
 
@@ -272,6 +277,7 @@ def write_events(events: Iterable[Event], path: Path | str) -> Path:
     elif suffix == ".csv":
         out = frame.assign(start=[_iso(t) for t in frame["start"]],
                            end=[None if pd.isna(t) else _iso(t) for t in frame["end"]],
+                           event_time=[_iso(t) for t in frame["event_time"]],
                            evidence=pd.Series(evidence_text, dtype=object))
 
         def write(tmp: Path) -> None:
@@ -281,6 +287,7 @@ def write_events(events: Iterable[Event], path: Path | str) -> Path:
         for record in frame.to_dict("records"):
             record["start"] = _iso(record["start"])
             record["end"] = None if pd.isna(record["end"]) else _iso(record["end"])
+            record["event_time"] = _iso(record["event_time"])
             lines.append(json.dumps(_jsonable(record), ensure_ascii=False, allow_nan=False))
         text = "".join(line + "\n" for line in lines)
 
@@ -302,7 +309,8 @@ def read_events(path: Path | str) -> pd.DataFrame:
         frame = pd.read_parquet(path)
     elif suffix == ".csv":
         frame = pd.read_csv(path, dtype={"rule": str, "subject_id": str, "episode_id": str, "phase": str,
-                                         "start": str, "end": str, "evidence": str}, keep_default_na=False)
+                                         "start": str, "end": str, "event_time": str, "evidence": str},
+                            keep_default_na=False)
         frame["end"] = frame["end"].replace("", None)
     else:
         raise ValueError(f"{path.name}: unknown extension {path.suffix!r}")
@@ -310,6 +318,10 @@ def read_events(path: Path | str) -> pd.DataFrame:
         frame["evidence"] = [json.loads(text) for text in frame["evidence"]]
     frame["start"] = pd.to_datetime(frame["start"], utc=True).dt.as_unit("ms")
     frame["end"] = pd.to_datetime(frame["end"], utc=True).dt.as_unit("ms")
+    if "event_time" in frame.columns:
+        frame["event_time"] = pd.to_datetime(frame["event_time"], utc=True).dt.as_unit("ms")
+    else:  # a file from before event_time: an update speaks for its start
+        frame["event_time"] = frame["end"].where(frame["phase"] == "close", frame["start"])
     frame["lon"] = frame["lon"].astype("float64")
     frame["lat"] = frame["lat"].astype("float64")
     frame["severity"] = frame["severity"].astype("int64")

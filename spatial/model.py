@@ -376,6 +376,9 @@ class Event:
     lat: float
     severity: int  # 1 highest ... 4 lowest
     evidence: dict
+    # an update's own instant (a point's level changing hours into its episode); None: its start.
+    # An open speaks for its start, a close for its end.
+    at: pd.Timestamp | None = None
 
 
 _POSITION_COLUMNS = ["epoch_ms", "lon", "lat", "speed_kmh", "heading", "alarm", "status"]

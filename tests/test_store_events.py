@@ -471,3 +471,18 @@ def test_upgrade_from_0001_adds_events_and_keeps_the_data(store_url):
             command.downgrade(_alembic_config(connection), "0001")
         assert "events" not in sa.inspect(store.engine).get_table_names()
         assert_frame_equal(store.read_pings(*window), pings_before)
+
+
+def test_an_update_s_own_time_is_its_event_time_and_comes_back(store):
+    """An update may speak for its own instant (point_level: the level-2 band crossed hours into
+    the episode): stored as event_time, read back as `at`; one outside its episode is refused."""
+    opening = _event("point_level", "MP-000001", "open", 0, severity=2)
+    update = dataclasses.replace(opening, phase="update", severity=1, at=opening.start + pd.Timedelta(hours=3))
+    assert store.write_events([opening, update]) == 2
+    got = _all(store)
+    assert got["event_time"].tolist() == [opening.start, opening.start + pd.Timedelta(hours=3)]
+    assert events_from_frame(got) == [opening, update]
+    early = dataclasses.replace(update, at=opening.start - pd.Timedelta(minutes=1))
+    with pytest.raises(StoreError, match="an update's time .* is outside its episode"):
+        store.write_events([early])
+    assert len(_all(store)) == 2

@@ -221,7 +221,8 @@ def _plan_vectorised(events, applied, incidents, settings, source) -> BatchPlan 
 
     start_us = _us(ev["start"])
     end_us = _us(ev["end"])
-    when_us = np.where(phase == "close", end_us, start_us)
+    # the instant each event speaks for (check_events: an update's own time)
+    when_us = _us(ev["event_time"]) if "event_time" in ev.columns else np.where(phase == "close", end_us, start_us)
     severity = ev["severity"].to_numpy(dtype="int64")
     lon = ev["lon"].to_numpy(dtype="float64")
     lat = ev["lat"].to_numpy(dtype="float64")
@@ -400,7 +401,7 @@ def _plan_vectorised(events, applied, incidents, settings, source) -> BatchPlan 
         before = before.fillna(pd.Series(base["severity"].reindex(not_close["inc"]).to_numpy(dtype="float64"),
                                          index=not_close.index))
         up = u["pos"].to_numpy()
-        parts.append(_transitions(u["inc"].to_numpy(dtype=object), "updated", None, None, actor[up], start_us[up], up,
+        parts.append(_transitions(u["inc"].to_numpy(dtype=object), "updated", None, None, actor[up], when_us[up], up,
                                   1, '{"episode_id": ' + ep_json[up] + ', "severity_from": '
                                   + before.reindex(u.index).to_numpy().astype("int64").astype(str).astype(object)
                                   + ', "severity": ' + severity[up].astype(str).astype(object) + "}"))

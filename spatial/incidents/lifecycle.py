@@ -110,7 +110,8 @@ def check_events(events: pd.DataFrame, labels=None) -> pd.DataFrame:
     missing = [c for c in EVENT_COLUMNS if c not in events.columns]
     if missing:
         raise IncidentError(f"events: missing column(s) {', '.join(missing)}")
-    frame = events[EVENT_COLUMNS + [c for c in ("seq",) if c in events.columns]].reset_index(drop=True).copy()
+    frame = events[EVENT_COLUMNS + [c for c in ("seq", "event_time") if c in events.columns]] \
+        .reset_index(drop=True).copy()
 
     def fail(mask, what):
         row = int(np.flatnonzero(np.asarray(mask))[0])
@@ -133,7 +134,9 @@ def check_events(events: pd.DataFrame, labels=None) -> pd.DataFrame:
     bad = ~np.isin(frame["phase"].to_numpy(dtype=object), np.asarray(PHASES, dtype=object))
     if bad.any():
         fail(bad, f"phase must be one of {', '.join(PHASES)}")
-    for name in ("start", "end"):
+    if "event_time" not in frame.columns:
+        frame["event_time"] = pd.NaT
+    for name in ("start", "end", "event_time"):
         if isinstance(frame[name].dtype, pd.DatetimeTZDtype):  # already times (the monitor's, a frame's)
             frame[name] = frame[name].dt.tz_convert("UTC")
             continue
@@ -164,7 +167,14 @@ def check_events(events: pd.DataFrame, labels=None) -> pd.DataFrame:
     bad = ~np.fromiter((isinstance(e, dict) for e in frame["evidence"].tolist()), dtype=bool, count=len(frame))
     if bad.any():
         fail(bad, "evidence must be a JSON object")
-    frame["event_time"] = frame["end"].where(frame["phase"] == "close", frame["start"])
+    # the instant each event speaks for: a close its end, an open its start, an update its own time
+    # (a point's level changing hours into its episode: its re-routing waits from then), else its start
+    update = (frame["phase"] == "update").to_numpy()
+    own = frame["event_time"].where(update & frame["event_time"].notna().to_numpy())
+    outside = own.notna() & ((own < frame["start"]) | (frame["end"].notna() & (own > frame["end"])))
+    if outside.any():
+        fail(outside, "an update's event_time is outside its episode (before its start or after its end)")
+    frame["event_time"] = frame["end"].where(frame["phase"] == "close", own.fillna(frame["start"]))
     return frame
 
 
@@ -238,7 +248,8 @@ def plan_events(events: pd.DataFrame, applied: pd.DataFrame, incidents: pd.DataF
     quick_us = int(settings.quick_close_s * 1e6)
     start_us = _us_array(ev["start"])
     end_us = _us_array(ev["end"])
-    time_us = np.where(ev["phase"].to_numpy() == "close", end_us, start_us)
+    time_us = _us_array(ev["event_time"]) if "event_time" in ev.columns \
+        else np.where(ev["phase"].to_numpy() == "close", end_us, start_us)
     columns = zip(ev["rule"].tolist(), ev["subject_id"].tolist(), ev["episode_id"].tolist(), ev["phase"].tolist(),
                   start_us.tolist(), end_us.tolist(), time_us.tolist(), ev["lon"].tolist(), ev["lat"].tolist(),
                   ev["severity"].tolist(), ev["evidence"].tolist(), ev["digest"].tolist())

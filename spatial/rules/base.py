@@ -216,7 +216,8 @@ def episode_id(rule: str, subject_id: str, start_ms: int | np.integer) -> str:
 
 
 def make_event(
-    rule: str, subject_id: str, phase: str, start_ms, end_ms, lon: float, lat: float, severity: int, evidence: dict
+    rule: str, subject_id: str, phase: str, start_ms, end_ms, lon: float, lat: float, severity: int, evidence: dict,
+    at_ms=None,
 ) -> Event:
     return Event(
         rule=rule,
@@ -229,6 +230,7 @@ def make_event(
         lat=float(lat),
         severity=int(severity),
         evidence=evidence,
+        at=None if at_ms is None else timestamp(at_ms),
     )
 
 

@@ -106,10 +106,12 @@ class PointWorld:
             "range_max": float(self.range_max[slot]),
         }
 
-    def event(self, rule: str, slot: int, phase: str, start_ms, end_ms, severity: int, evidence: dict) -> Event:
-        """An event about the point at `slot`, located at the point, its description merged in."""
+    def event(self, rule: str, slot: int, phase: str, start_ms, end_ms, severity: int, evidence: dict,
+              at_ms=None) -> Event:
+        """An event about the point at `slot`, located at the point, its description merged in
+        (`at_ms`: an update's own instant)."""
         return make_event(rule, self.point_ids[slot], phase, start_ms, end_ms, self.lon[slot], self.lat[slot],
-                          severity, {**self.describe(slot), **evidence})
+                          severity, {**self.describe(slot), **evidence}, at_ms=at_ms)
 
 
 def point_severity(base: int, toxic: bool) -> int:

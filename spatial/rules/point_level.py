@@ -149,7 +149,8 @@ class PointLevelRule:
                 max_level[p] = 2
                 events.append(world.event(self.name, p, "update", start_ms[p], None, level_severity(2, toxic), {
                     **common, "level": 2, "previous_level": 1, "change": "escalated",
-                    "threshold": float(threshold_2[p]), "level_2_since": iso_time(marks_2.start_ms[r])}))
+                    "threshold": float(threshold_2[p]), "level_2_since": iso_time(marks_2.start_ms[r])},
+                    at_ms=marks_2.start_ms[r]))
             elif band[k] == 2:
                 if i in closed_1:
                     continue  # the episode itself ends here
@@ -157,7 +158,7 @@ class PointLevelRule:
                     **common, "level": 1, "previous_level": 2, "change": "de-escalated",
                     "threshold": _threshold(1, threshold_1[p], threshold_2[p]),
                     "level_2_until": iso_time(marks_2.end_ms[r]),
-                    "peak_value": float(sign * marks_2.peak[r])}))
+                    "peak_value": float(sign * marks_2.peak[r])}, at_ms=marks_2.end_ms[r]))
             else:
                 level = int(max_level[p])
                 events.append(world.event(

@@ -39,6 +39,8 @@ def _stream(rng: np.random.Generator, shuffled: bool) -> pd.DataFrame:
                     sev = int(rng.integers(1, 5))
                     update = {**base, "phase": "update", "start": start, "end": None, "severity": sev,
                               "evidence": {"n": int(rng.integers(0, 2))}, "_t": t + duration * (k + 1) / 4}
+                    if rng.random() < 0.5:  # its own time (point_level's), else its episode's start
+                        update["event_time"] = start + pd.Timedelta(seconds=duration * (k + 1) / 4)
                     rows.append(update)
                     if rng.random() < 0.3:  # the same update again (point_level resends)
                         rows.append(dict(update, _t=update["_t"] + 1))

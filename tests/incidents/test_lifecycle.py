@@ -4,6 +4,8 @@ escalation, supervision orders, the outbox and the KPIs."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -196,6 +198,37 @@ def test_an_upgrade_counts_the_new_wait_from_a_later_push(incidents, red_adds_th
     assert recipients.loc["DEPT-EM", "pushed_at"] == at(150)  # reached by the escalation, not pushed again
     assert recipients.loc["DEPT-EM", "sign_deadline"] == at(160)  # red's 10 min from its push
     assert recipients.loc["ENT-C", "sign_deadline"] == at(15)  # red's 10 min from the red episode
+
+
+def test_an_upgrade_waits_from_the_update_s_own_time_not_its_episode_s_start(incidents, store, red_adds_the_city):
+    """A point's level rising three hours into its episode (point_level's update carries its own
+    time): the city is pushed then, owes red's 10 min from then — not from the episode's start,
+    which would make it overdue (and escalated) the moment it is asked. The same through the
+    events table (event_time) as from a list of events, in one batch or two."""
+    def events(subject):
+        kw = {"rule": "point_level", "subject": subject}
+        return [ev("open", 0, severity=4, evidence={"level": 1}, **kw),
+                dataclasses.replace(ev("update", 0, severity=1, evidence={"level": 2}, **kw), at=at(180))]
+    incidents.apply_events(events("MP-000001"))
+    store.write_events(events("MP-000002")[:1])
+    incidents.apply_stored_events()
+    store.write_events(events("MP-000002")[1:])
+    incidents.apply_stored_events()
+    assert len(incidents.list()) == 2
+    for iid in incidents.list()["id"]:
+        shown = incidents.show(iid)
+        recipients = shown["recipients"].set_index("recipient_id")
+        assert (recipients.loc["DEPT-EM", "pushed_at"], recipients.loc["DEPT-EM", "sign_deadline"]) == (at(180), at(190))
+        assert recipients.loc["ENT-C", "sign_deadline"] == at(120)  # blue's 2 h from the open: earlier, kept
+        history = shown["history"].set_index("action")
+        assert history.loc["updated", "at"] == at(180) and history.loc["upgraded", "at"] == at(180)
+    assert incidents.escalate_overdue(at(185)).escalated == 2  # the carriers, past blue's 2 h; the city is not due
+    recipients = pd.concat([incidents.show(i)["recipients"] for i in incidents.list()["id"]])
+    assert recipients.loc[recipients["recipient_id"] == "DEPT-EM", "escalated_at"].isna().all()
+    # an update's time outside its episode is refused, naming the event
+    late = dataclasses.replace(ev("update", 0, 30, severity=1, rule="point_level", subject="MP-000003"), at=at(40))
+    with pytest.raises(IncidentError, match="event 1: an update's event_time is outside its episode"):
+        incidents.apply_events([ev("open", 0, rule="point_level", subject="MP-000003"), late])
 
 
 # --- recipients ----------------------------------------------------------------------------------

@@ -148,6 +148,8 @@ def sample_events() -> list[Event]:
                    {"peak_kmh": np.float64(97.5), "limit_kmh": 80, "pings": np.int64(3), "nan": float("nan"),
                     "times": ["2026-11-02T00:00:00+00:00"], "nested": {"site": "学校"}}),
         make_event("speeding", "VEH-000001", "close", T0_MS, T0_MS + 90_000, 121.51, 29.81, 2, {"peak_kmh": 99.0}),
+        make_event("point_level", "MP-000001", "update", T0_MS, None, 121.5, 29.8, 1, {"level": 2},
+                   at_ms=T0_MS + 60_000),  # its own time
     ]
 
 
@@ -167,7 +169,15 @@ def test_event_file_columns_and_evidence_forms(tmp_path):
     events = sample_events()
     csv = pd.read_csv(write_events(events, tmp_path / "e.csv"))
     assert list(csv.columns) == ["rule", "subject_id", "episode_id", "phase", "start", "end", "lon", "lat",
-                                 "severity", "evidence"]
+                                 "severity", "evidence", "event_time"]
+    # the instant each speaks for: the open its start, the close its end, the update its own time
+    assert csv["event_time"].tolist() == ["2026-11-02T00:00:00+00:00", "2026-11-02T00:01:30+00:00",
+                                          "2026-11-02T00:01:00+00:00"]
+    # a file from before event_time reads with the start (the close: its end)
+    old = tmp_path / "old.csv"
+    csv.drop(columns="event_time").to_csv(old, index=False)
+    assert read_events(old)["event_time"].tolist() == [pd.Timestamp(T0_MS + ms, unit="ms", tz="UTC")
+                                                       for ms in (0, 90_000, 0)]
     assert json.loads(csv["evidence"][0])["pings"] == 3  # a JSON string in csv / parquet
     line = json.loads(write_events(events, tmp_path / "e.jsonl").read_text(encoding="utf-8").splitlines()[0])
     assert line["evidence"]["peak_kmh"] == 97.5 and line["end"] is None  # an object in jsonl
