@@ -293,56 +293,6 @@
         return hazmap.spriteFromImage(ctx.getImageData(0, 0, size, size).data, size, reach);
     }
 
-    // The sprites of the zooms a step in and out built ahead, in idle time: a zoom to a new scale
-    // otherwise builds them within the zoom (up to 181 per style, each a small canvas read back:
-    // tens of ms at 15,000 trucks). Only the (code, slot) pairs the last redraw stamped.
-    var prewarm = {queue: [], queued: {}, scheduled: false, at: null};
-    function prewarmSprites(job, zoom) {
-        if (!window.requestIdleCallback || !feed.map) { return; }
-        var unknown = feed.stat.heading_unknown, view = job.view, drawn = 0;
-        var seens = job.lists.map(function (list) {
-            var codes = list.codes, headings = list.headings, styles = list.styles, xs = list.xy.x, n = codes.length;
-            var seen = new Uint8Array(styles.length * 182);
-            for (var i = 0; i < n; i++) {
-                if (xs[i] !== xs[i] || codes[i] >= styles.length) { continue; }
-                seen[codes[i] * 182 + (i < headings.length && headings[i] !== unknown ? headings[i] + 1 : 0)] = 1;
-                drawn++;
-            }
-            return seen;
-        });
-        var at = zoom + "/" + drawn;
-        if (prewarm.at === at) { return; } // once per zoom and drawn count, not on every poll
-        prewarm.at = at;
-        var near = [zoom - 1, zoom + 1].filter(function (z) {
-            return z >= feed.map.getMinZoom() && z <= feed.map.getMaxZoom();
-        });
-        job.lists.forEach(function (list, k) {
-            var styles = list.styles, seen = seens[k];
-            near.forEach(function (z) {
-                for (var code = 0; code < styles.length; code++) {
-                    var scale = view.s * view.m * (styles[code].keepSize ? 1 : zoomScale(z));
-                    for (var slot = 0; slot < 182; slot++) {
-                        if (!seen[code * 182 + slot]) { continue; }
-                        var key = list.kind + code + "@" + scale + "#" + slot;
-                        if (prewarm.queued[key]) { continue; }
-                        prewarm.queued[key] = true;
-                        prewarm.queue.push([list.kind, code, slot, styles[code], scale]);
-                    }
-                }
-            });
-        });
-        if (prewarm.queue.length && !prewarm.scheduled) {
-            prewarm.scheduled = true;
-            window.requestIdleCallback(function build(deadline) {
-                while (prewarm.queue.length && deadline.timeRemaining() > 2) {
-                    var t = prewarm.queue.pop(), table = spritesOf(t[0], t[1], t[4]);
-                    if (!table[t[2]]) { table[t[2]] = makeSprite(t[2] - 1, t[3], t[4]); }
-                }
-                if (prewarm.queue.length) { window.requestIdleCallback(build); } else { prewarm.scheduled = false; }
-            });
-        }
-    }
-
     // The next task, without setTimeout's clamping: a poll's redraw continues here.
     var nextTask = (function () {
         var channel = new MessageChannel(), queued = [];
@@ -430,7 +380,6 @@
             keep(feed.stats.paintMs, performance.now() - job.t0);
             keep(feed.stats.chunkMs, job.longest);
             keep(feed.stats.tasks, job.tasks);
-            prewarmSprites(job, this._zoom);
         },
 
         // The selected truck's trail, drawn behind what is already on the canvas (the trucks and
