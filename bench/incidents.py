@@ -82,7 +82,10 @@ def synthetic_year(world, n: int, seed: int = 1) -> pd.DataFrame:
         parts.append(pd.DataFrame({
             "rule": rule[mask], "subject_id": subject[mask], "episode_id": episode[mask], "phase": phase,
             "start": pd.to_datetime(start_ms[mask], unit="ms", utc=True),
-            "end": pd.to_datetime(end_ms[mask], unit="ms", utc=True) if end_ms is not None else pd.NaT,
+            # typed times, as the monitor reads them from the events table (an object column of
+            # Timestamps and NaT would take check_events' parsing path for text from files)
+            "end": pd.to_datetime(end_ms[mask] if end_ms is not None else np.full(k, np.iinfo("int64").min),
+                                  unit="ms", utc=True),
             "lon": lon[mask], "lat": lat[mask],
             "severity": np.maximum(severity[mask] - (phase == "update"), 1),
             "evidence": [{"bench": True, "t": int(t)} for t in time_ms[mask]] if k else [],

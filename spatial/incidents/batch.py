@@ -145,6 +145,13 @@ def _keys(*columns) -> np.ndarray:
     return out
 
 
+def _filled(values) -> np.ndarray:
+    """An object array with None (and NaN) as ""."""
+    values = np.asarray(values, dtype=object).copy()
+    values[pd.isna(values)] = ""
+    return values
+
+
 def _objects_of_str(values) -> np.ndarray:
     """Text values as an object array of str (pandas 3's .astype(str) makes its arrow-backed str
     dtype, which every later isin, reindex and concat with object columns converts back)."""
@@ -183,13 +190,15 @@ def _plan_vectorised(events, applied, incidents, settings, source) -> BatchPlan 
 
     # --- keys: which events are new, updates' ordinals -----------------------------------------
     ek = _keys(rule, episode)
-    key = _keys(ek, np.where(is_update, pd.Series(digest, dtype=object).fillna("").map(lambda d: "u" + d), phase))
+    key = _keys(ek, np.where(is_update, "u" + _filled(digest), phase))
     a_phase = applied["phase"].to_numpy(dtype=object)
     a_ek = _keys(applied["rule"].to_numpy(dtype=object), applied["episode_id"].to_numpy(dtype=object))
     a_update = a_phase == "update"
-    a_key = _keys(a_ek, np.where(a_update, pd.Series(applied["digest"].to_numpy(dtype=object), dtype=object)
-                                 .fillna("").map(lambda d: "u" + d), a_phase)) if len(applied) else np.zeros(0, object)
-    keep = ~(pd.Series(key).isin(set(a_key)).to_numpy() | pd.Series(key).duplicated().to_numpy())
+    a_key = _keys(a_ek, np.where(a_update, "u" + _filled(applied["digest"].to_numpy(dtype=object)), a_phase)) \
+        if len(applied) else np.zeros(0, object)
+    # object dtype throughout: a Series of str would be converted to pandas 3's arrow strings first
+    keys = pd.Series(key, dtype=object)
+    keep = ~(keys.isin(a_key).to_numpy() | keys.duplicated().to_numpy())
     ordinal = np.zeros(n, dtype="int64")
     kept_update = keep & is_update
     if kept_update.any():
@@ -296,17 +305,35 @@ def _plan_vectorised(events, applied, incidents, settings, source) -> BatchPlan 
 
     # --- new incidents' base rows ---------------------------------------------------------------
     O = P[new_rows]
-    created = pd.DataFrame({
+    k = len(O)
+
+    def const(value, dtype=object) -> np.ndarray:
+        return np.full(k, value, dtype=dtype)
+
+    created = {
         "id": own[new_rows], "rule": rule[O], "subject_id": subject[O], "subject_kind": subject_kinds(subject[O]),
-        "first_episode_id": episode[O], "last_episode_id": episode[O], "episodes": 1, "state": "active",
-        "status": "pushed", "severity": severity[O], "peak_severity": severity[O], "first_time": start_us[O],
-        "last_time": start_us[O], "end_time": NAT, "lon": lon[O], "lat": lat[O], "district_adcode": None,
-        "evidence": ev["evidence"].to_numpy(dtype=object)[O], "source": source, "quick_close": False,
-        "false_alarm": False, "escalations": 0,
-    })
+        "first_episode_id": episode[O], "last_episode_id": episode[O], "episodes": const(1, "int64"),
+        "state": const("active"), "status": const("pushed"), "severity": severity[O], "peak_severity": severity[O],
+        "first_time": start_us[O], "last_time": start_us[O], "end_time": const(NAT, "int64"), "lon": lon[O],
+        "lat": lat[O], "district_adcode": const(None), "evidence": ev["evidence"].to_numpy(dtype=object)[O],
+        "source": const(source), "quick_close": const(False, bool), "false_alarm": const(False, bool),
+        "escalations": const(0, "int64"),
+    }
     changed_ids = pd.unique(k_inc)
-    rows = pd.concat([base[base["id"].isin(set(changed_ids))].reset_index(drop=True), created],
-                     ignore_index=True).set_index("id", drop=False).reindex(changed_ids)
+    # the changed incidents' rows, the store's then the new ones, column by column in numpy (a
+    # frame concat over 22 mixed columns cost ~12 % of the plan)
+    base_ids = base["id"].to_numpy(dtype=object)  # a hash lookup on objects (the column's isin: 15 ms a batch)
+    from_base = pd.Index(changed_ids, dtype=object).get_indexer(base_ids) >= 0
+    at = pd.Index(np.concatenate([base_ids[from_base], created["id"]]), dtype=object).get_indexer(changed_ids)
+
+    def column(name: str) -> np.ndarray:
+        mine = np.asarray(created[name])
+        stored = base[name].to_numpy()[from_base]
+        if mine.dtype != object:
+            stored = stored.astype(mine.dtype)
+        return np.concatenate([stored.astype(object) if mine.dtype == object else stored, mine])[at]
+
+    rows = pd.DataFrame({name: column(name) for name in INCIDENT_COLUMNS}, index=pd.Index(changed_ids, name="id"))
     for name in ("episodes", "severity", "peak_severity", "escalations", *_TIMES):
         rows[name] = rows[name].astype("int64")
 
@@ -362,7 +389,7 @@ def _plan_vectorised(events, applied, incidents, settings, source) -> BatchPlan 
     joins = pd.Series(inc_new[j_rows]).value_counts().reindex(changed_ids).fillna(0).to_numpy(dtype="int64")
     quick_ids = pd.unique(c["inc"].to_numpy(dtype=object)[quick])
     was_quick = rows["quick_close"].astype(bool).to_numpy()
-    now_quick = was_quick | pd.Index(changed_ids).isin(quick_ids)
+    now_quick = was_quick | pd.Index(changed_ids, dtype=object).isin(quick_ids)
 
     out = rows.copy()
     out["last_time"] = last_time
