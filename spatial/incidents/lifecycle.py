@@ -134,8 +134,8 @@ def check_events(events: pd.DataFrame, labels=None) -> pd.DataFrame:
     bad = ~np.isin(frame["phase"].to_numpy(dtype=object), np.asarray(PHASES, dtype=object))
     if bad.any():
         fail(bad, f"phase must be one of {', '.join(PHASES)}")
-    if "event_time" not in frame.columns:
-        frame["event_time"] = pd.NaT
+    if "event_time" not in frame.columns:  # none given: each event speaks for its start or end (below)
+        frame["event_time"] = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[us, UTC]")
     for name in ("start", "end", "event_time"):
         if isinstance(frame[name].dtype, pd.DatetimeTZDtype):  # already times (the monitor's, a frame's)
             frame[name] = frame[name].dt.tz_convert("UTC")
