@@ -9,6 +9,8 @@ world at `--scale` with a scripted live feed: every truck placed on a waybill ro
 - ``first_render_ms``: navigation start to the moment every layer is drawn (every GeoJSON layer
   holds all its features, each static and vector canvas layer has marked its first paint and
   drawn all its features, the live canvas holds every truck): every layer is on from the start;
+  timed in the page at the first animation frame that shows them all (``first_render_seen_ms``:
+  as read by a further call afterwards, the bench's figure before the sixth round);
 - ``pan_redraw_ms_p90``: a 300 px pan, from the call to the second animation frame after it (the
   static and vector canvases keep their drawing through a pan within their padding);
 - ``zoom_redraw_ms_p90``: a one-step zoom in or out (every canvas redraws what the view shows),
@@ -168,9 +170,11 @@ DRAWN_JS = """([expected, canvas, trucks]) => {
     [window.hazmapStatic, window.hazmapVector].forEach(canvas => { if (canvas) Object.entries(canvas.drawn())
         .forEach(([k, n]) => { if (n) counts[k] = (counts[k] || 0) + n; }); });
     const marks = performance.getEntriesByType('mark').map(m => m.name);
-    return Object.entries(expected).every(([k, n]) => counts[k] === n)
+    const drawn = Object.entries(expected).every(([k, n]) => counts[k] === n)
         && canvas.every(name => marks.includes('hazmap:layer:' + name))
         && (!window.hazmapLive || window.hazmapLive.trucks === trucks);
+    // polled at each animation frame: the frame that first shows every layer, timed in the page
+    return drawn ? performance.now() : false;
 }"""
 
 PAN_JS = """async (pans) => {
@@ -224,12 +228,14 @@ def measure(browser, url: str, world, canvas_layers: tuple[str, ...], trucks: in
             .observe({type: 'longtask', buffered: true});""")
     expected = {layer.name: len(world.table(layer.name)) for layer in LAYERS}
     page.goto(url)
-    page.wait_for_function(DRAWN_JS, arg=[expected, list(canvas_layers), trucks], timeout=LOAD_TIMEOUT_MS,
-                           polling="raf")
-    first = page.evaluate("performance.now()")
+    first = page.wait_for_function(DRAWN_JS, arg=[expected, list(canvas_layers), trucks], timeout=LOAD_TIMEOUT_MS,
+                                   polling="raf").json_value()
+    # as the bench read it before the sixth round: a further call after the poll, which waits for the
+    # page's next task (160-250 ms apart while it loads) and the round trip
+    seen = page.evaluate("performance.now()")
     page.wait_for_timeout(1000)
     zooms = page.evaluate(ZOOM_JS, pans)
-    out = {"first_render_ms": first, "pan_ms": page.evaluate(PAN_JS, pans), "zoom_ms": zooms["redraw"],
+    out = {"first_render_ms": first, "first_render_seen_ms": seen, "pan_ms": page.evaluate(PAN_JS, pans), "zoom_ms": zooms["redraw"],
            "zoom_settled_ms": zooms["settled"],
            # what the static canvas itself took per redraw (the rest of a pan: Leaflet's canvas, the grid, live)
            "static_paint_ms": page.evaluate("window.hazmapStatic ? window.hazmapStatic.stats().paintMs : []"),
@@ -312,6 +318,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
                 figures[f"chars_per_tick_{fleet}"] = float(np.mean(run["chars"]))
                 if fleet == FLEETS[0]:
                     figures["first_render_ms"] = run["first_render_ms"]
+                    figures["first_render_seen_ms"] = run["first_render_seen_ms"]
                     figures["pan_redraw_ms_p90"] = float(np.percentile(run["pan_ms"], 90))
                     figures["zoom_redraw_ms_p90"] = float(np.percentile(run["zoom_ms"], 90))
                     figures["zoom_settled_ms_p90"] = float(np.percentile(run["zoom_settled_ms"], 90))
@@ -319,6 +326,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
                     figures["vector_canvas_paint_ms_p90"] = float(np.percentile(run["vector_paint_ms"], 90))
                 else:
                     figures[f"first_render_ms_{fleet}"] = run["first_render_ms"]
+                    figures[f"first_render_seen_ms_{fleet}"] = run["first_render_seen_ms"]
                     figures[f"pan_redraw_ms_p90_{fleet}"] = float(np.percentile(run["pan_ms"], 90))
                     figures[f"zoom_redraw_ms_p90_{fleet}"] = float(np.percentile(run["zoom_ms"], 90))
                     figures[f"zoom_settled_ms_p90_{fleet}"] = float(np.percentile(run["zoom_settled_ms"], 90))
