@@ -320,9 +320,10 @@ def _plan_vectorised(events, applied, incidents, settings, source) -> BatchPlan 
         "escalations": const(0, "int64"),
     }
     changed_ids = pd.unique(k_inc)
-    # the changed incidents' rows, the store's then the new ones, column by column in numpy (a
-    # frame concat over 22 mixed columns cost ~12 % of the plan)
-    base_ids = base["id"].to_numpy(dtype=object)  # a hash lookup on objects (the column's isin: 15 ms a batch)
+    # the changed incidents' rows, the store's then the new ones, column by column in numpy with a
+    # hash lookup on objects (pandas' isin on the arrow-string id column and a frame concat over 22
+    # mixed columns were ~12 % of the plan, the isin alone ~15 ms a batch)
+    base_ids = base["id"].to_numpy(dtype=object)
     from_base = pd.Index(changed_ids, dtype=object).get_indexer(base_ids) >= 0
     at = pd.Index(np.concatenate([base_ids[from_base], created["id"]]), dtype=object).get_indexer(changed_ids)
 
