@@ -319,7 +319,12 @@ def _plan_vectorised(events, applied, incidents, settings, source) -> BatchPlan 
         "source": const(source), "quick_close": const(False, bool), "false_alarm": const(False, bool),
         "escalations": const(0, "int64"),
     }
-    changed_ids = pd.unique(k_inc)
+    # the changed incidents, numbered 0..m-1 in order of first appearance, and each kept event's
+    # incident by that number: the per-incident steps below are numpy on the numbers (groupby and
+    # reindex on text ids made pandas 3's arrow strings at every step: ~a third of the plan)
+    kc, changed_ids = pd.factorize(k_inc)
+    changed_ids = np.asarray(changed_ids, dtype=object)
+    m = len(changed_ids)
     # the changed incidents' rows, the store's then the new ones, column by column in numpy with a
     # hash lookup on objects (pandas' isin on the arrow-string id column and a frame concat over 22
     # mixed columns were ~12 % of the plan, the isin alone ~15 ms a batch)
@@ -334,83 +339,92 @@ def _plan_vectorised(events, applied, incidents, settings, source) -> BatchPlan 
             stored = stored.astype(mine.dtype)
         return np.concatenate([stored.astype(object) if mine.dtype == object else stored, mine])[at]
 
-    rows = pd.DataFrame({name: column(name) for name in INCIDENT_COLUMNS}, index=pd.Index(changed_ids, name="id"))
+    rows = {name: column(name) for name in INCIDENT_COLUMNS}
     for name in ("episodes", "severity", "peak_severity", "escalations", *_TIMES):
         rows[name] = rows[name].astype("int64")
 
+    def last_of(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Per incident, the largest of `values` (increasing in batch order: the last) over the kept
+        events in `mask`; -1 where it has none."""
+        out_ = np.full(m, -1, dtype="int64")
+        np.maximum.at(out_, kc[mask], values[mask])
+        return out_
+
     # --- events' effects per incident (kept events, batch order) -------------------------------------
-    kf = pd.DataFrame({"pos": K, "inc": k_inc, "phase": k_phase, "sev": severity[K], "when": when_us[K],
-                       "lon": lon[K], "lat": lat[K]})
-    by_inc = kf.groupby("inc", sort=False)
+    k_sev, k_when, k_lon, k_lat = severity[K], when_us[K], lon[K], lat[K]
+    k_at = np.arange(len(K))
+    every = np.ones(len(K), dtype=bool)
     # upgrades: an event below its incident's running peak (the stored peak, or for an incident this
     # batch opened its opening level: its opening event is never one)
-    prior = rows["peak_severity"].to_numpy(dtype="int64")[pd.Index(changed_ids).get_indexer(kf["inc"].to_numpy())]
-    running = by_inc["sev"].cummin()
-    before = np.minimum(prior, running.groupby(kf["inc"].to_numpy(), sort=False).shift(1)
+    running = pd.Series(k_sev).groupby(kc, sort=False).cummin()
+    before = np.minimum(rows["peak_severity"][kc], running.groupby(kc, sort=False).shift(1)
                         .fillna(99).to_numpy(dtype="int64"))  # 99: above every level
-    up = np.flatnonzero(kf["sev"].to_numpy() < before)
-    upgrades = _upgrades_frame(kf["inc"].to_numpy(dtype=object)[up], kf["when"].to_numpy()[up],
-                               kf["sev"].to_numpy()[up], kf["lon"].to_numpy()[up], kf["lat"].to_numpy()[up])
-    last_time = np.maximum(rows["last_time"].to_numpy(), by_inc["when"].max().reindex(changed_ids).to_numpy())
-    peak = np.minimum(rows["peak_severity"].to_numpy(), by_inc["sev"].min().reindex(changed_ids).to_numpy())
-    evidence = ev["evidence"].to_numpy(dtype=object)[by_inc["pos"].max().reindex(changed_ids).to_numpy()]
-    not_close = kf[kf["phase"] != "close"]
-    sev_now = not_close.drop_duplicates("inc", keep="last").set_index("inc")["sev"].reindex(changed_ids)
-    placed = not_close[~np.isnan(not_close["lon"].to_numpy())].drop_duplicates("inc", keep="last") \
-        .set_index("inc")[["lon", "lat"]].reindex(changed_ids)
+    up = np.flatnonzero(k_sev < before)
+    upgrades = _upgrades_frame(k_inc[up], k_when[up], k_sev[up], k_lon[up], k_lat[up])
+    last_time = rows["last_time"].copy()
+    np.maximum.at(last_time, kc, k_when)
+    peak = rows["peak_severity"].copy()
+    np.minimum.at(peak, kc, k_sev)
+    evidence = ev["evidence"].to_numpy(dtype=object)[K[last_of(every, k_at)]]
+    not_close = k_phase != "close"
+    last_said = last_of(not_close, k_at)  # the level an incident is at: its last event but a close's
+    last_placed = last_of(not_close & ~np.isnan(k_lon), k_at)
 
     # closes that end their incident: a new episode's always (its incident's last episode until it
-    # ends); a stored episode's when it is its active incident's last
-    c = kf[kf["phase"] == "close"]
-    c_known = is_known[c.index.to_numpy()]
-    store_row = base.reindex(c["inc"].to_numpy())
-    ends = ~c_known | ((store_row["state"] == "active").to_numpy()
-                       & (store_row["last_episode_id"].to_numpy(dtype=object) == episode[c["pos"].to_numpy()]))
-    c = c[ends]
-    c_pos = c["pos"].to_numpy()
-    status_before = rows["status"].reindex(c["inc"]).to_numpy(dtype=object)
-    quick = ((end_us[c_pos] - start_us[c_pos]) <= quick_us) & (status_before == "pushed")
+    # ends); a stored episode's when it is its active incident's last (a stored episode's incident
+    # row here is the store's)
+    c_at = np.flatnonzero(k_phase == "close")
+    c_code = kc[c_at]
+    ends = ~is_known[c_at] | ((rows["state"][c_code] == "active")
+                              & (rows["last_episode_id"][c_code] == episode[K[c_at]]))
+    c_at, c_code = c_at[ends], c_code[ends]
+    c_pos = K[c_at]
+    c_inc = k_inc[c_at]
+    quick = ((end_us[c_pos] - start_us[c_pos]) <= quick_us) & (rows["status"][c_code] == "pushed")
 
-    # final rule state: the last join (active) or ending close (ended) of each incident
+    # final rule state: the last join (active) or ending close (ended) of each incident (a join is
+    # an open, an ending close a close: their positions are distinct)
     j_rows = np.flatnonzero(join)
-    changes = pd.DataFrame({"inc": np.concatenate([inc_new[j_rows], c["inc"].to_numpy(dtype=object)]),
-                            "pos": np.concatenate([P[j_rows], c_pos]),
-                            "end": np.concatenate([np.full(len(j_rows), NAT, "int64"), end_us[c_pos]])})
-    final = changes.sort_values("pos", kind="stable").groupby("inc", sort=False).last().reindex(changed_ids)
-    moved = final["pos"].notna().to_numpy()
-    state = rows["state"].to_numpy(dtype=object).copy()
-    end_time = rows["end_time"].to_numpy().copy()
-    state[moved] = np.where(final["end"].to_numpy()[moved] == NAT, "active", "ended")
-    end_time[moved] = final["end"].to_numpy()[moved].astype("int64")
-    last_join = pd.DataFrame({"inc": inc_new[j_rows], "episode": episode[P[j_rows]]}) \
-        .drop_duplicates("inc", keep="last").set_index("inc")["episode"].reindex(changed_ids)
-    last_episode = rows["last_episode_id"].to_numpy(dtype=object).copy()
-    has_join = last_join.notna().to_numpy()
-    last_episode[has_join] = last_join.to_numpy(dtype=object)[has_join]
-    joins = pd.Series(inc_new[j_rows]).value_counts().reindex(changed_ids).fillna(0).to_numpy(dtype="int64")
-    quick_ids = pd.unique(c["inc"].to_numpy(dtype=object)[quick])
-    was_quick = rows["quick_close"].astype(bool).to_numpy()
-    now_quick = was_quick | pd.Index(changed_ids, dtype=object).isin(quick_ids)
+    j_code = pd.Index(changed_ids, dtype=object).get_indexer(inc_new[j_rows])
+    change_pos = np.concatenate([P[j_rows], c_pos])
+    change_end = np.concatenate([np.full(len(j_rows), NAT, "int64"), end_us[c_pos]])
+    last_change = np.full(m, -1, dtype="int64")
+    np.maximum.at(last_change, np.concatenate([j_code, c_code]), change_pos)
+    moved = last_change >= 0
+    by_pos = np.argsort(change_pos, kind="stable")
+    final_end = change_end[by_pos][np.searchsorted(change_pos[by_pos], last_change[moved])]
+    state = rows["state"].copy()
+    end_time = rows["end_time"].copy()
+    state[moved] = np.where(final_end == NAT, "active", "ended")
+    end_time[moved] = final_end
+    last_join = np.full(m, -1, dtype="int64")
+    np.maximum.at(last_join, j_code, P[j_rows])
+    last_episode = rows["last_episode_id"].copy()
+    has_join = last_join >= 0
+    last_episode[has_join] = episode[last_join[has_join]]
+    was_quick = rows["quick_close"].astype(bool)
+    now_quick = was_quick.copy()
+    now_quick[c_code[quick]] = True
 
-    out = rows.copy()
+    out = dict(rows)
     out["last_time"] = last_time
     out["peak_severity"] = peak
     out["evidence"] = evidence
-    out["severity"] = np.where(sev_now.notna().to_numpy(), sev_now.fillna(0).to_numpy(), out["severity"].to_numpy()) \
-        .astype("int64")
-    where = placed["lon"].notna().to_numpy()
-    out.loc[where, "lon"] = placed["lon"].to_numpy()[where]
-    out.loc[where, "lat"] = placed["lat"].to_numpy()[where]
+    said = last_said >= 0
+    out["severity"] = np.where(said, k_sev[np.maximum(last_said, 0)], rows["severity"]).astype("int64")
+    placed = last_placed >= 0
+    for name, values in (("lon", k_lon), ("lat", k_lat)):
+        out[name] = np.where(placed, values[np.maximum(last_placed, 0)], rows[name].astype("float64"))
     out["state"] = state
     out["end_time"] = end_time
     out["last_episode_id"] = last_episode
-    out["episodes"] = out["episodes"].to_numpy() + joins
+    out["episodes"] = rows["episodes"] + np.bincount(j_code, minlength=m)
     out["quick_close"] = now_quick
     for name in _TIMES:
-        # a DatetimeArray, assigned by position: .to_numpy() of aware times is an object array of
-        # Timestamps (8 ms a column of 5,000), which the store's writer would parse back
-        out[name] = pd.DatetimeIndex(out[name].to_numpy(dtype="int64").view("M8[us]"), tz="UTC").array
-    out = _typed(out.reset_index(drop=True)[INCIDENT_COLUMNS])
+        # a DatetimeArray: .to_numpy() of aware times is an object array of Timestamps (8 ms a
+        # column of 5,000), which the store's writer would parse back
+        out[name] = pd.DatetimeIndex(out[name].view("M8[us]"), tz="UTC").array
+    out = _typed(pd.DataFrame({name: out[name] for name in INCIDENT_COLUMNS}))
 
     # --- transitions, in the order the loop writes them --------------------------------------------
     actor = ("rule:" + pd.Series(rule, dtype=object)).to_numpy(dtype=object)
@@ -423,17 +437,19 @@ def _plan_vectorised(events, applied, incidents, settings, source) -> BatchPlan 
     jp = P[j_rows]
     parts.append(_transitions(inc_new[j_rows], "reopened", "ended", "active", actor[jp], start_us[jp], jp, 0,
                               '{"episode_id": ' + ep_json[jp] + ', "gap_s": ' + _floats(gap[j_rows] / 1e6) + "}"))
-    u = kf[kf["phase"] == "update"]
-    if len(u):
-        before = not_close.groupby("inc", sort=False)["sev"].shift(1)
-        before = before.fillna(pd.Series(base["severity"].reindex(not_close["inc"]).to_numpy(dtype="float64"),
-                                         index=not_close.index))
-        up = u["pos"].to_numpy()
-        parts.append(_transitions(u["inc"].to_numpy(dtype=object), "updated", None, None, actor[up], when_us[up], up,
+    u_at = np.flatnonzero(k_phase == "update")
+    if len(u_at):
+        # the level each update moved from: the incident's previous event but a close, else the store's
+        said_at = np.flatnonzero(not_close)
+        prior = pd.Series(k_sev[said_at]).groupby(kc[said_at], sort=False).shift(1).to_numpy(dtype="float64")
+        prior = np.where(np.isnan(prior), rows["severity"][kc[said_at]], prior).astype("int64")
+        severity_from = prior[np.searchsorted(said_at, u_at)]
+        up = K[u_at]
+        parts.append(_transitions(k_inc[u_at], "updated", None, None, actor[up], when_us[up], up,
                                   1, '{"episode_id": ' + ep_json[up] + ', "severity_from": '
-                                  + before.reindex(u.index).to_numpy().astype("int64").astype(str).astype(object)
+                                  + severity_from.astype(str).astype(object)
                                   + ', "severity": ' + severity[up].astype(str).astype(object) + "}"))
-    parts.append(_transitions(c["inc"].to_numpy(dtype=object), "rule_closed", "active", "ended", actor[c_pos],
+    parts.append(_transitions(c_inc, "rule_closed", "active", "ended", actor[c_pos],
                               end_us[c_pos], c_pos, 1, '{"episode_id": ' + ep_json[c_pos] + ', "duration_s": '
                               + _floats((end_us[c_pos] - start_us[c_pos]) / 1e6) + "}"))
     transitions = pd.concat(parts, ignore_index=True).sort_values(["_pos", "_sub"], kind="stable")
@@ -446,10 +462,9 @@ def _plan_vectorised(events, applied, incidents, settings, source) -> BatchPlan 
         "incident_id": k_inc,
         "seq": ev["seq"].to_numpy()[K] if "seq" in ev.columns else np.full(len(K), None, dtype=object),
     })
-    counts = {"opened": len(new_rows), "updated": int(len(u)), "closed": int(len(c)), "reopened": int(len(j_rows)),
-              "applied": int(len(K))}
-    quick_order = c["inc"].to_numpy(dtype=object)[quick & ~pd.Index(c["inc"]).isin(
-        pd.Index(changed_ids)[was_quick])]
+    counts = {"opened": len(new_rows), "updated": int(len(u_at)), "closed": int(len(c_at)),
+              "reopened": int(len(j_rows)), "applied": int(len(K))}
+    quick_order = c_inc[quick & ~was_quick[c_code]]
     return BatchPlan(applied=applied_rows, incidents=out, opened=list(own[new_rows]), transitions=transitions,
                      duplicates=int(n - len(K)), counts=counts, quick_closed=list(pd.unique(quick_order)),
                      reopened=list(inc_new[j_rows]), opened_severity=severity[P[new_rows]].astype("int64"),
