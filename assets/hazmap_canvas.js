@@ -19,7 +19,6 @@
         return;
     }
     var L = window.L;
-    var PADDING_AFTER_MS = 120; // a `viewFirst` layer's padding: drawn once the view is this still
 
     hazmap.CanvasLayer = L.Renderer.extend({
         // keepWhileCovered: a layer whose drawing changes only with the view keeps its canvas
@@ -47,8 +46,8 @@
         // After a pan or zoom ends (not during a zoom animation: Leaflet scales the old canvas).
         // A zoom without animation calls this twice (viewreset, then moveend): the second finds
         // the same view drawn and returns. A `viewFirst` layer draws the view at once and the
-        // padding around it afterwards, in one idle task (`_fillPadding`): a zoom waits for
-        // 1/2.25 of the canvas, and the padding is not a long task.
+        // padding around it afterwards, strip by strip in idle time (`_fillPadding`): a zoom
+        // waits for 1/2.25 of the canvas, and no strip is a long task.
         _update: function () {
             if (this._map._animatingZoom && this._bounds) { return; }
             if (this.options.keepWhileCovered && this._covers()) { return; }
@@ -85,46 +84,35 @@
                 L.point(Math.min(max.x, b.max.x), Math.min(max.y, b.max.y)));
         },
 
-        // The padding around the view drawn in four strips, all in one idle task once the view has
-        // been still for PADDING_AFTER_MS (a `padWhole` layer: the whole canvas drawn again then,
-        // for strokes whose antialiasing along a strip's clip would differ from a whole draw's): left and right of the view, then above and below the
-        // whole width, so that what is drawn stays one rectangle (`_drawnAt.bounds`, what a pan may
-        // keep) after every strip. One task, not one per strip: each task that changes the canvas
-        // makes the next frame copy its whole backing store for the compositor (17 MB for a padded
-        // 2,880 x 1,488 canvas); the strips' own script is a few ms. The wait: the frames that show
-        // the new view, and a burst of zoom steps, are not followed by padding each step would drop.
+        // The padding around the view drawn in four strips, each in its own idle task: left and
+        // right of the view, then above and below the whole width, so that what is drawn stays one
+        // rectangle (`_drawnAt.bounds`, what a pan may keep) after every strip.
         _fillPadding: function (job) {
-            var self = this;
+            var b = this._bounds, v = this._drawnAt.bounds, self = this;
+            var strips = [
+                L.bounds(L.point(b.min.x, v.min.y), L.point(v.min.x, v.max.y)),
+                L.bounds(L.point(v.max.x, v.min.y), L.point(b.max.x, v.max.y)),
+                L.bounds(b.min, L.point(b.max.x, v.min.y)),
+                L.bounds(L.point(b.min.x, v.max.y), b.max)
+            ];
+            var covered = [
+                L.bounds(L.point(b.min.x, v.min.y), v.max),
+                L.bounds(L.point(b.min.x, v.min.y), L.point(b.max.x, v.max.y)),
+                L.bounds(b.min, L.point(b.max.x, v.max.y)),
+                b
+            ];
             var idle = window.requestIdleCallback || function (f) { return setTimeout(f, 16); };
-            setTimeout(function () {
-                if (job !== self._paddingJob || !self._map) { return; }
+            function next(i) {
+                if (i >= strips.length || job !== self._paddingJob || !self._map) { return; }
                 idle(function () {
                     if (job !== self._paddingJob || !self._map) { return; }
-                    var b = self._bounds, v = self._drawnAt.bounds;
-                    if (self.options.padWhole) { // the whole canvas again, view included: no seam
-                        self._drawnAt.bounds = b;
-                        self._draw();
-                        return;
-                    }
-                    var strips = [
-                        L.bounds(L.point(b.min.x, v.min.y), L.point(v.min.x, v.max.y)),
-                        L.bounds(L.point(v.max.x, v.min.y), L.point(b.max.x, v.max.y)),
-                        L.bounds(b.min, L.point(b.max.x, v.min.y)),
-                        L.bounds(L.point(b.min.x, v.max.y), b.max)
-                    ];
-                    var covered = [
-                        L.bounds(L.point(b.min.x, v.min.y), v.max),
-                        L.bounds(L.point(b.min.x, v.min.y), L.point(b.max.x, v.max.y)),
-                        L.bounds(b.min, L.point(b.max.x, v.max.y)),
-                        b
-                    ];
-                    for (var i = 0; i < strips.length; i++) {
-                        var s = strips[i];
-                        self._drawnAt.bounds = covered[i];
-                        if (s.max.x > s.min.x && s.max.y > s.min.y) { self._draw(s, false); }
-                    }
+                    var s = strips[i];
+                    self._drawnAt.bounds = covered[i];
+                    if (s.max.x > s.min.x && s.max.y > s.min.y) { self._draw(s, false); }
+                    next(i + 1);
                 }, {timeout: 1000});
-            }, PADDING_AFTER_MS);
+            }
+            next(0);
         },
 
         // Everything drawn from scratch (content changed): the whole canvas, no strip pending.

@@ -215,22 +215,12 @@
 
     function baseUrl(entry) { return entry.url.replace(/\.json$/, ""); }
 
-    // `ahead`: a neighbouring band fetched before the map shows it (`fetchNeighbours`), decoded in
-    // an idle task of its own, redrawn only if the map has come to it meanwhile.
-    function fetchBand(entry, index, ahead) {
+    function fetchBand(entry, index) {
         entry.bandRequested[index] = true;
         getBinary(baseUrl(entry) + "/" + index + ".bin")
             .then(function (buffer) {
-                if (!ahead) {
-                    decodeBand(entry, index, buffer);
-                    if (layer) { layer.requestDraw(); }
-                    return;
-                }
-                idleFor(AHEAD_DECODE_MS, function () {
-                    if (entry.bands[index]) { return; }
-                    decodeBand(entry, index, buffer);
-                    if (layer && state.map && bandIndex(entry, state.map.getZoom()) === index) { layer.requestDraw(); }
-                });
+                decodeBand(entry, index, buffer);
+                if (layer) { layer.requestDraw(); }
             })
             .catch(function (error) {
                 entry.bandRequested[index] = false; // the next redraw tries again
@@ -283,10 +273,7 @@
         // padded a quarter of the view each way and kept through pans within it: a pan redraws
         // (strokes every line on a software canvas: the costly part) only when it leaves that
         // after a zoom the view is drawn first and the padding in idle strips (`viewFirst`)
-        // (`padWhole`: the padding comes as one whole redraw, not strips: Skia's antialiased strokes
-        // drawn strip by strip differ from a whole draw's in ~0.3 % of pixels)
-        options: {pane: PANE, className: "hz-vector-canvas", padding: 0.25, keepWhileCovered: true, viewFirst: true,
-            padWhole: true},
+        options: {pane: PANE, className: "hz-vector-canvas", padding: 0.25, keepWhileCovered: true, viewFirst: true},
 
         // The whole canvas, or `region` of it (layer points; `fresh`: the rest cleared, see
         // assets/hazmap_canvas.js): the parts whose box meets it, stroked within it.
@@ -329,7 +316,6 @@
                 if (!band) { band = nearestLoaded(entry, index); } // until its own band arrives
                 if (!band) { continue; }
                 this._layer(entry, band, view);
-                if (entry.bands[index]) { fetchNeighbours(entry, index); }
                 entry.drawn = countInBox(entry, lonLatBox);
                 painted++;
                 if (!entry.painted && entry.bands[index]) {
@@ -435,29 +421,6 @@
     // (the GeoJSON layers and the live canvas still building) alone.
     function laterIdle(f, arg) {
         if (window.requestIdleCallback) { window.requestIdleCallback(function () { f(arg); }, {timeout: 2000}); } else { setTimeout(f, 0, arg); }
-    }
-
-    // The bands a zoom step in or out of the map's band needs, fetched once the page is idle after
-    // a whole draw with its own band: the first zoom into a new band then draws it at once, instead
-    // of a stand-in, a fetch and a second whole redraw (the first zoom of a page took ~3x a later one).
-    function fetchNeighbours(entry, index) {
-        [index - 1, index + 1].forEach(function (i) {
-            if (i < 0 || i >= entry.bands.length || entry.bands[i] || entry.bandRequested[i]) { return; }
-            entry.bandRequested[i] = true; // asked for once the page is idle
-            laterIdle(function () { fetchBand(entry, i, true); });
-        });
-    }
-
-    // f() in an idle period with at least `ms` left (a band's decode: 3-16 ms here), or after 5 s.
-    var AHEAD_DECODE_MS = 12;
-    function idleFor(ms, f) {
-        if (!window.requestIdleCallback) { setTimeout(f, 0); return; }
-        var asked = performance.now();
-        (function wait() {
-            window.requestIdleCallback(function (deadline) {
-                if (deadline.timeRemaining() >= ms || performance.now() - asked > 5000) { f(); } else { wait(); }
-            }, {timeout: 5000});
-        })();
     }
 
     function nearestLoaded(entry, index) {
