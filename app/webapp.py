@@ -254,13 +254,11 @@ class _Screen:
                             children=[
                                 html.Button("×", id="hz-panel-close", className="hz-panel-close",
                                             title=ui("close", language), n_clicks=0),
+                                # Plotly's bundle (~1 s of main thread here) loads with the first
+                                # chart a panel shows (dcc.Graph's own lazy chunk), never while the
+                                # wall only runs: at any other time it is a long task in the wall's
+                                # first render, its zooms or its feed's ticks (docs/performance.md)
                                 html.Div(id="hz-panel-body"),
-                                # Plotly's bundle loads after the wall's first paint (a hidden graph put
-                                # here when assets/hazmap_canvas.js sets the store; the interval: a wall
-                                # with no canvas layer shown), not with the first chart a click opens
-                                html.Div(id="hz-panel-plotly-slot"),
-                                dcc.Store(id="hz-panel-plotly-go"),
-                                dcc.Interval(id="hz-panel-plotly-later", interval=20_000, max_intervals=1),
                             ],
                         ),
                         snapshot_panel(language),  # the drawn area's snapshot, downloaded (app/screen_reports.py)
@@ -653,14 +651,6 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
             return [html.P(ui("not_found", language))], "hz-panel hz-open"
         live = live_rows(_snapshot(screen.live), layer, feature_id, language) if screen.live is not None else []
         return _panel_children(details, live, language), "hz-panel hz-open"
-
-    @web.callback(Output("hz-panel-plotly-slot", "children"), Input("hz-panel-plotly-go", "data"),
-                  Input("hz-panel-plotly-later", "n_intervals"), State("hz-panel-plotly-slot", "children"),
-                  prevent_initial_call=True)
-    def load_plotly_later(_go, _n, loaded):
-        if loaded:
-            return dash.no_update
-        return dcc.Graph(id="hz-panel-plotly", style={"display": "none"}, config={"staticPlot": True})
 
     # A drill-down chart's time window switch (truck speed 2 h / 24 h, point readings 1 h / 24 h / 7 d)
     # redraws that chart only, for the entity the panel shows (the last entry of its back stack).

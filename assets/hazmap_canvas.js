@@ -289,29 +289,4 @@
             if (alpha[j] === 255 || pixels[at] === 0) { pixels[at] = color[j]; } else { blend(target, at, sprite, j); }
         }
     };
-
-    // Plotly's 4.8 MB bundle (the drill-down's charts) loads once the wall has painted: when no
-    // layer has marked its first paint (`hazmap:layer:<name>`) for QUIET_MS and the main thread is
-    // idle, the store `hz-panel-plotly-go` asks the server for the hidden graph that pulls it in
-    // (app/webapp.py; a fallback interval there covers a wall with no canvas layer shown).
-    var QUIET_MS = 1000;
-    var quietTimer = null, plotlyAsked = false;
-    function askPlotly() {
-        if (plotlyAsked || !window.dash_clientside || !window.dash_clientside.set_props) { return; }
-        plotlyAsked = true;
-        window.dash_clientside.set_props("hz-panel-plotly-go", {data: Date.now()});
-    }
-    function onLayerPainted() {
-        clearTimeout(quietTimer);
-        quietTimer = setTimeout(function () {
-            if (window.requestIdleCallback) { window.requestIdleCallback(askPlotly, {timeout: 2000}); } else { askPlotly(); }
-        }, QUIET_MS);
-    }
-    if (window.PerformanceObserver) {
-        new PerformanceObserver(function (list) {
-            if (list.getEntries().some(function (e) { return e.name.indexOf("hazmap:layer:") === 0; })) {
-                onLayerPainted();
-            }
-        }).observe({type: "mark", buffered: true});
-    }
 })();

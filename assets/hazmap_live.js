@@ -293,6 +293,44 @@
         return hazmap.spriteFromImage(ctx.getImageData(0, 0, size, size).data, size, reach);
     }
 
+    // The sprites a zoom step in or out will stamp (the glyphs' scale follows the zoom: a new level's
+    // 100-200 sprites took ~20 ms of the page's first zoom to it), built ahead in idle periods, at most
+    // AHEAD_MS of building in each: the slots the last redraw used, at the neighbouring zooms' scales.
+    var AHEAD_MS = 3, ahead = {queued: false};
+    function spritesAhead(job, zoom) {
+        if (!window.requestIdleCallback) { return; }
+        if (ahead.queued) { ahead.next = [job, zoom]; return; } // once the building under way ends
+        ahead.next = null;
+        var view = job.view, here = view.zoomScale, todo = [];
+        [zoomScale(zoom - 1), zoomScale(zoom + 1)].forEach(function (next) {
+            if (next === here) { return; }
+            job.lists.forEach(function (list) {
+                list.styles.forEach(function (style, code) {
+                    if (style.keepSize) { return; }
+                    var used = spritesOf(list.kind, code, view.s * view.m * here), scale = view.s * view.m * next;
+                    var table = spritesOf(list.kind, code, scale);
+                    for (var slot = 0; slot < used.length; slot++) {
+                        if (used[slot] && !table[slot]) { todo.push([table, slot, style, scale]); }
+                    }
+                });
+            });
+        });
+        if (!todo.length) { return; }
+        ahead.queued = true;
+        (function some() {
+            window.requestIdleCallback(function (deadline) {
+                var until = performance.now() + Math.min(AHEAD_MS, deadline.timeRemaining());
+                while (todo.length && performance.now() < until) {
+                    var t = todo.pop();
+                    if (!t[0][t[1]]) { t[0][t[1]] = makeSprite(t[1] - 1, t[2], t[3]); }
+                }
+                if (todo.length) { some(); return; }
+                ahead.queued = false;
+                if (ahead.next) { spritesAhead(ahead.next[0], ahead.next[1]); }
+            });
+        })();
+    }
+
     // The next task, without setTimeout's clamping: a poll's redraw continues here.
     var nextTask = (function () {
         var channel = new MessageChannel(), queued = [];
@@ -380,6 +418,7 @@
             keep(feed.stats.paintMs, performance.now() - job.t0);
             keep(feed.stats.chunkMs, job.longest);
             keep(feed.stats.tasks, job.tasks);
+            spritesAhead(job, this._zoom);
         },
 
         // The selected truck's trail, drawn behind what is already on the canvas (the trucks and
