@@ -890,8 +890,9 @@ class IncidentStore:
         nothing): the routing's recipients at the new level not yet reached are pushed (tier 0,
         `upgraded_to`), each recipient not yet signed must sign within the new level's wait from the
         upgrade (or from its push, when it was reached later) if that is sooner, and an `upgraded`
-        transition records it, with an outbox row
-        to every recipient still acting (pushed or signed). Returns the transitions and outbox rows."""
+        transition records it, with an outbox row to every recipient still acting (pushed or
+        signed). Returns the transitions and outbox rows. Numpy on integer codes throughout: a few
+        hundred upgrades a batch, where each pandas merge or groupby cost more than their rows."""
         k = len(upgrades)
         up_ids = upgrades["incident_id"].to_numpy(dtype=object)
         at_us = _us_of(upgrades["at"])
@@ -899,39 +900,49 @@ class IncidentStore:
         wait_us = (self.settings.deadline_s(level) * 1e6).astype("int64")
         due_us = at_us + wait_us
         order = np.arange(k)
-        incident = rows.loc[up_ids]
+        # the upgraded incidents numbered once; each one's upgrades in batch order (CSR: by_code)
+        up_code, up_incidents = pd.factorize(up_ids)
+        up_incidents = pd.Index(np.asarray(up_incidents, dtype=object), dtype=object)
+        by_code = np.argsort(up_code, kind="stable")
+        code_sorted = up_code[by_code]
+
+        def upgrades_of(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """(row, upgrade) pairs: each row with every upgrade of its incident, rows in order and
+            each row's upgrades in batch order."""
+            first = np.searchsorted(code_sorted, codes, "left")
+            count = np.searchsorted(code_sorted, codes, "right") - first
+            row = np.repeat(np.arange(len(codes)), count)
+            within = np.arange(len(row)) - np.repeat(np.cumsum(count) - count, count)
+            return row, by_code[np.repeat(first, count) + within]
+
+        def held_to(codes: np.ndarray, pushed_us: np.ndarray, after: np.ndarray) -> np.ndarray:
+            """The soonest deadline the upgrades after `after` (an upgrade's place; -1 all) set a
+            recipient of incident `codes` pushed at `pushed_us`: each level's wait from the upgrade,
+            or from the push when that came later (an escalation reached after the event's time)."""
+            row, u = upgrades_of(codes)
+            keep = u > after[row]
+            row, u = row[keep], u[keep]
+            soonest = np.full(len(codes), np.iinfo("int64").max // 2, dtype="int64")
+            np.minimum.at(soonest, row, np.maximum(at_us[u], pushed_us[row]) + wait_us[u])
+            return soonest
+
+        at_row = rows.index.get_indexer(up_ids)
         asked = pd.DataFrame({
-            "incident_id": order.astype(str).astype(object),  # one routing per upgrade, told apart by its place
-            "rule": incident["rule"].to_numpy(dtype=object), "subject_id": incident["subject_id"].to_numpy(dtype=object),
-            "subject_kind": incident["subject_kind"].to_numpy(dtype=object),
+            "incident_id": _objects(order),  # one routing per upgrade, told apart by its place
+            **{c: _objects(rows[c].to_numpy(dtype=object)[at_row]) for c in ("rule", "subject_id", "subject_kind")},
             "lon": upgrades["lon"].to_numpy(dtype="float64"), "lat": upgrades["lat"].to_numpy(dtype="float64"),
             "level": level})
         wanted = recipients_for(asked, self._routing())
-        which = wanted["incident_id"].astype(int).to_numpy()
-        wanted = wanted.assign(incident_id=up_ids[which], upgrade=which)
+        which = wanted["incident_id"].to_numpy(dtype="int64")
         r = incident_recipients
-        ids = pd.unique(up_ids).tolist()
-        have = self._read(connection, r, self.store._in_values(r.c.incident_id, ids, "in_ids"),
+        have = self._read(connection, r, self.store._in_values(r.c.incident_id, up_incidents.tolist(), "in_ids"),
                           columns=["incident_id", "recipient_id", "recipient_kind", "state", "pushed_at",
                                    "sign_deadline"])
-
-        def held_to(incident_ids, pushed_us, after) -> np.ndarray:
-            """The soonest deadline the upgrades after `after` (an upgrade's place; -1 all) set a
-            recipient pushed at `pushed_us`: each level's wait from the upgrade, or from the push
-            when that came later (an escalation reached after the event's time)."""
-            rows_ = pd.DataFrame({"incident_id": incident_ids, "row": np.arange(len(incident_ids)),
-                                  "pushed": pushed_us, "after": after})
-            pairs = rows_.merge(pd.DataFrame({"incident_id": up_ids, "u": order}), on="incident_id")
-            pairs = pairs[pairs["u"].to_numpy() > pairs["after"].to_numpy()]
-            u = pairs["u"].to_numpy(dtype="int64")
-            due = np.maximum(at_us[u], pairs["pushed"].to_numpy(dtype="int64")) + wait_us[u]
-            soonest = pd.Series(due).groupby(pairs["row"].to_numpy()).min()
-            return soonest.reindex(np.arange(len(incident_ids))).fillna(np.iinfo("int64").max / 2) \
-                .to_numpy(dtype="int64")
+        have_code = up_incidents.get_indexer(have["incident_id"].to_numpy(dtype=object))
 
         # the recipients reached before, not yet signed: their deadline brought forward, each row by
         # its key (a condition on state and deadline would lead SQLite to the (state, deadline) index)
-        due = held_to(have["incident_id"].to_numpy(dtype=object), _us_of(have["pushed_at"]), np.full(len(have), -1))
+        due = held_to(have_code, _us_of(have["pushed_at"]), np.full(len(have), -1))
         later = (have["state"].to_numpy(dtype=object) == "pushed") & (_us_of(have["sign_deadline"]) > due)
         if later.any():
             # the driver's executemany with wire times: SQLAlchemy's per-row processing cost more than the update
@@ -948,49 +959,66 @@ class IncidentStore:
                     cursor.executemany(sql, params)
             else:
                 driver.executemany(sql, params)
-        every = pd.concat([have.drop(columns=["pushed_at", "sign_deadline"]).assign(upgrade=-1),
-                           wanted.assign(state="pushed")], ignore_index=True)
-        every = every.sort_values("upgrade", kind="stable").drop_duplicates(["incident_id", "recipient_id"])
-        new = every[every["upgrade"].to_numpy() >= 0].reset_index(drop=True)
+
+        # every recipient once: those reached before (upgrade -1), then each upgrade's new ones in
+        # batch order, the first naming a recipient kept
+        every_code = np.concatenate([have_code, up_code[which]])
+        every_upgrade = np.concatenate([np.full(len(have), -1, dtype="int64"), which])
+        every_recipient = np.concatenate([have["recipient_id"].to_numpy(dtype=object),
+                                          wanted["recipient_id"].to_numpy(dtype=object)])
+        every_kind = np.concatenate([have["recipient_kind"].to_numpy(dtype=object),
+                                     wanted["recipient_kind"].to_numpy(dtype=object)])
+        every_state = np.concatenate([have["state"].to_numpy(dtype=object), np.full(len(wanted), "pushed", dtype=object)])
+        by_upgrade = np.argsort(every_upgrade, kind="stable")
+        pair = every_code.astype("int64") * (len(every_recipient) + 1) + pd.factorize(every_recipient)[0]
+        kept = np.sort(by_upgrade[np.unique(pair[by_upgrade], return_index=True)[1]])
+        kept = kept[np.argsort(every_upgrade[kept], kind="stable")]  # in the order the upgrades reach them
+        fresh = kept[every_upgrade[kept] >= 0]
+        from_wanted = fresh - len(have)  # every new recipient is a routing row of `wanted`
+        new = wanted.iloc[from_wanted].reset_index(drop=True).assign(
+            incident_id=_objects(up_ids[which[from_wanted]]))
         ids_new = new["incident_id"].to_numpy(dtype=object)
-        info = rows.loc[pd.unique(ids_new), ["rule", "severity", "district_adcode", "first_time", "quick_close",
-                                            "episodes"]] if len(new) else rows.iloc[:0]
-        u = new["upgrade"].to_numpy(dtype="int64")
+        u = which[from_wanted]
+        new_incidents = pd.unique(ids_new)
+        info = rows.loc[new_incidents, ["rule", "severity", "district_adcode", "first_time", "quick_close",
+                                        "episodes"]] if len(new) else rows.iloc[:0]
         # its own level's wait from its push, or a later upgrade's if sooner
-        due_after = np.minimum(at_us[u] + wait_us[u], held_to(ids_new, at_us[u], u))
+        due_after = np.minimum(at_us[u] + wait_us[u], held_to(up_code[u], at_us[u], u))
         pushed, deliveries = self._push(
             connection, new, at_us[u].view("M8[us]"), level[u], tier=np.zeros(len(new), "int64"),
             escalated_from=[None] * len(new), actor="system", version=version, info=info, upgraded_to=level[u],
             deadline_us=due_after, increments=increments)
         # a recipient not yet signed makes its incident's status `pushed` (the least advanced state)
-        moved = [i for i in pd.unique(ids_new) if rows.at[i, "status"] != "pushed"] if len(new) else []
+        status = rows["status"].to_numpy(dtype=object)[rows.index.get_indexer(new_incidents)]
+        moved = new_incidents[status != "pushed"].tolist()
         if moved:
             self._refresh_status(connection, moved, version, _now())
 
         # one `upgraded` transition per upgrade; a notice to each recipient reached before it and still acting
         tr_ids = self._new_ids("TR", k)
-        reached = pd.Series(new["recipient_id"].to_numpy(dtype=object)).groupby(u).agg(list).reindex(order)
-        details = np.array([json.dumps({"severity": int(s), "pushed": p if isinstance(p, list) else [],
-                                        "sign_deadline": d}, ensure_ascii=False)
-                            for s, p, d in zip(level, reached.tolist(), _iso_ms(due_us))], dtype=object)
+        reached = np.split(new["recipient_id"].to_numpy(dtype=object), np.searchsorted(u, order[1:]))
+        details = np.array([json.dumps({"severity": int(s), "pushed": p.tolist(), "sign_deadline": d},
+                                       ensure_ascii=False)
+                            for s, p, d in zip(level, reached, _iso_ms(due_us))], dtype=object)
         transitions = pd.DataFrame({
             "id": _objects(tr_ids), "incident_id": _objects(up_ids), "recipient_id": _objects(None, k),
             "action": _objects("upgraded", k), "from_state": _objects(None, k), "to_state": _objects(None, k),
             "actor": _objects("system", k), "at": upgrades["at"].reset_index(drop=True), "note": _objects(None, k),
             "details": _objects(details)})
-        acting = every[every["state"].isin(["pushed", "signed"]).to_numpy()]
-        pairs = acting.merge(pd.DataFrame({"incident_id": up_ids, "at_upgrade": order}), on="incident_id")
-        pairs = pairs[pairs["upgrade"].to_numpy() < pairs["at_upgrade"].to_numpy()] \
-            .sort_values(["at_upgrade", "upgrade"], kind="stable")
-        n = len(pairs)
-        j = pairs["at_upgrade"].to_numpy(dtype="int64")
-        payload = ('{"incident_id": ' + json_text(pairs["incident_id"].to_numpy(dtype=object))
+        acting = kept[np.isin(every_state[kept], ["pushed", "signed"])]
+        row, j = upgrades_of(every_code[acting])
+        reached_before = every_upgrade[acting][row] < j
+        row, j = row[reached_before], j[reached_before]
+        by_notice = np.lexsort((every_upgrade[acting][row], j))  # by upgrade, then the order it reached them
+        row, j = row[by_notice], j[by_notice]
+        n = len(row)
+        payload = ('{"incident_id": ' + json_text(up_ids[j])
                    + ', "action": "upgraded", "to_state": null, "at": "' + _isoformat_us(at_us[j])
                    + '", "note": null, "level": "' + level_keys(level[j]).astype(object) + '"}')
         notices = pd.DataFrame({
-            "transition_id": _objects(tr_ids[j]), "incident_id": _objects(pairs["incident_id"].to_numpy(dtype=object)),
-            "recipient_id": _objects(pairs["recipient_id"].to_numpy(dtype=object)),
-            "recipient_kind": _objects(pairs["recipient_kind"].to_numpy(dtype=object)),
+            "transition_id": _objects(tr_ids[j]), "incident_id": _objects(up_ids[j]),
+            "recipient_id": _objects(every_recipient[acting][row]),
+            "recipient_kind": _objects(every_kind[acting][row]),
             "action": _objects("upgraded", n), "payload": _objects(payload)})
         return (pd.concat([p for p in (transitions, pushed) if len(p)], ignore_index=True),
                 pd.concat([d for d in (notices, deliveries) if len(d)], ignore_index=True))
