@@ -110,7 +110,7 @@ def build(data: dict, language: str, history: list, actions: tuple[str, ...] = (
     subject = str(row["subject_id"])
     layer = subject_layer(subject)
     body = [fields([
-        (text(L["rule"], language), f"{rule_title(row['rule'], language)} ({row['rule']})"),
+        (text(L["rule"], language), html.Span(rule_title(row["rule"], language), **{"data-rule": str(row["rule"])})),
         (text(L["level"], language), (level.name_zh if language == "zh" else level.name_en) if level else "—"),
         (text(L["status"], language), value_label("incident_status", row["status"], language)),
         (text(L["state"], language), value_label("rule_state", row["state"], language)),
