@@ -124,7 +124,8 @@ def build(data: dict, language: str, history: list, actions: tuple[str, ...] = (
         body += _readings_chart(drawn, language)
     evidence = _evidence_rows(row.get("evidence") or {})
     if evidence:
-        body += section(L["evidence"], language, fields(evidence))
+        # the rule's own record, as it wrote it (keys and values: the technical evidence)
+        body += section(L["evidence"], language, html.Div(fields(evidence), className="hz-incident-evidence"))
     shown = _evidence_on_map(drawn)
     if shown is not None:
         body.append(shown)
