@@ -75,7 +75,7 @@ def test_a_hazard_source_clicked_on_the_map_shows_r_and_its_chemicals_as_stored(
                              world.hazard_source_chemicals[world.hazard_source_chemicals["hazard_source_id"]
                                                            == source["id"]], world.chemicals).iloc[0]
     assert fields["R = α·Σ β·q/Q"] == f"{expected['r_value']:.2f}"
-    assert fields["等级 (表6)"] == str(int(expected["grade"]))
+    assert fields["等级 (表6)"] == text(VALUE_LABELS["grade"][str(int(expected["grade"]))], "zh")  # 一级 … 四级
     n_chemicals = int((world.hazard_source_chemicals["hazard_source_id"] == source["id"]).sum())
     chemicals = panel.locator(".hz-drill .hz-panel-children").first
     assert chemicals.locator("tbody tr").count() == n_chemicals
