@@ -13,6 +13,9 @@ UI: dict[str, Text] = {
     "not_found": ("该要素已不在当前数据中，请刷新页面。", "This feature is no longer in the data: reload the page."),
     "switch_to": ("English", "中文"),
     "time_zone": ("北京时间", "Beijing time"),
+    # the link to the server, said in the header (assets/hazmap_wall.js): polls failing, then back
+    "link_down": ("连接中断，正在重连", "Connection lost, reconnecting"),
+    "link_back": ("已重新连接并同步", "Reconnected and resynced"),
 }
 
 COUNTED_LAYERS = ("entities", "hazard_sources", "monitoring_points", "vehicles")

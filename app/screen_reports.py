@@ -25,6 +25,40 @@ LABELS = {
 }
 
 
+# The drawing tools' own texts (Leaflet.draw's L.drawLocal, English only), in the screen's language:
+# assets/hazmap_draw.js puts them in place when dash-leaflet's EditControl chunk defines them.
+DRAW_TEXTS = {
+    "draw.toolbar.actions.title": ("取消绘制", "Cancel drawing"),
+    "draw.toolbar.actions.text": ("取消", "Cancel"),
+    "draw.toolbar.finish.title": ("完成绘制", "Finish drawing"),
+    "draw.toolbar.finish.text": ("完成", "Finish"),
+    "draw.toolbar.undo.title": ("删除最后一个点", "Delete last point drawn"),
+    "draw.toolbar.undo.text": ("删除最后一点", "Delete last point"),
+    "draw.toolbar.buttons.polygon": ("画多边形区域", "Draw a polygon"),
+    "draw.toolbar.buttons.rectangle": ("画矩形区域", "Draw a rectangle"),
+    "draw.handlers.polygon.tooltip.start": ("单击开始绘制区域", "Click to start drawing shape."),
+    "draw.handlers.polygon.tooltip.cont": ("单击继续绘制", "Click to continue drawing shape."),
+    "draw.handlers.polygon.tooltip.end": ("单击第一个点闭合区域", "Click first point to close this shape."),
+    "draw.handlers.polyline.error": ("<strong>错误：</strong>边线不能交叉！", "<strong>Error:</strong> shape edges cannot cross!"),
+    "draw.handlers.rectangle.tooltip.start": ("按住并拖动画矩形", "Click and drag to draw rectangle."),
+    "draw.handlers.simpleshape.tooltip.end": ("松开鼠标完成绘制", "Release mouse to finish drawing."),
+    "edit.toolbar.actions.save.title": ("保存修改", "Save changes"),
+    "edit.toolbar.actions.save.text": ("保存", "Save"),
+    "edit.toolbar.actions.cancel.title": ("取消编辑，放弃全部修改", "Cancel editing, discards all changes"),
+    "edit.toolbar.actions.cancel.text": ("取消", "Cancel"),
+    "edit.toolbar.actions.clearAll.title": ("清除全部区域", "Clear all layers"),
+    "edit.toolbar.actions.clearAll.text": ("全部清除", "Clear All"),
+    "edit.toolbar.buttons.remove": ("删除区域", "Delete layers"),
+    "edit.toolbar.buttons.removeDisabled": ("没有可删除的区域", "No layers to delete"),
+    "edit.handlers.remove.tooltip.text": ("单击要删除的区域", "Click on a feature to remove."),
+}
+
+
+def draw_texts(language: str) -> dict[str, str]:
+    """The drawing tools' texts in `language`, keyed by their path in L.drawLocal."""
+    return {path: pair[0] if language == "zh" else pair[1] for path, pair in DRAW_TEXTS.items()}
+
+
 def _t(key: str, language: str) -> str:
     zh, en = LABELS[key]
     return zh if language == "zh" else en
@@ -43,8 +77,11 @@ def draw_control():
 def snapshot_panel(language: str):
     from dash import dcc, html
 
+    import json
+
     return html.Div(className="hz-snapshot", style={"position": "absolute", "right": "12px", "bottom": "4.5rem",
-                                                    "zIndex": 1000}, children=[
+                                                    "zIndex": 1000},
+                    **{"data-draw-local": json.dumps(draw_texts(language), ensure_ascii=False)}, children=[
         html.Button(_t("export", language), id=EXPORT_ID, n_clicks=0, className="hz-snapshot-button"),
         html.Div(id=STATUS_ID, className="hz-snapshot-status"),
         dcc.Download(id=DOWNLOAD_ID),

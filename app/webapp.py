@@ -285,7 +285,9 @@ class _Screen:
                 ]),
                 html.Div(className="hz-stats", children=stats),
                 *self._wall_header(),
-                html.Div(className="hz-header-right", children=[
+                html.Div(className="hz-header-right", **{"data-link-texts": json.dumps(
+                    {"down": ui("link_down", language), "back": ui("link_back", language)}, ensure_ascii=False)},
+                    children=[
                     *self._deliveries_line(),
                     *self._feed_clock(language),
                     html.Span(ui("time_zone", language), className="hz-clock-label"),

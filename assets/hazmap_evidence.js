@@ -163,7 +163,7 @@
                 if (message) { message.value = ""; }
             });
         }).catch(function (error) {
-            if (result) { result.textContent = "text: " + error.message; }
+            if (result) { result.textContent = button.textContent + ": " + error.message; } // the button's own label
         }).finally(function () { button.disabled = false; });
     }, true);
 

@@ -238,7 +238,7 @@
                     {data: {layer: "incidents", id: id, at: Date.now()}});
             });
         }).catch(function (error) {
-            if (result) { result.textContent = action + ": " + error.message; }
+            if (result) { result.textContent = button.textContent + ": " + error.message; } // the button's own label
             button.disabled = false;
         });
     });

@@ -234,8 +234,6 @@
     // frame (its version is unknown to the new server). Here the header says so: "reconnecting"
     // while polls fail, "resynced" for a while once they succeed again; never a dialog.
     var link = {state: "ok", lastFailures: 0, lastPolls: 0, since: 0};
-    var LINK_TEXTS = {zh: {down: "连接中断，正在重连", back: "已重新连接并同步"},
-        en: {down: "Connection lost, reconnecting", back: "Reconnected and resynced"}};
 
     function showLink(state) {
         link.state = state;
@@ -248,9 +246,8 @@
             span.id = "hz-link-status";
             right.insertBefore(span, right.firstChild);
         }
-        var root = document.querySelector(".hz-root"), lang = root && root.lang === "en" ? "en" : "zh";
-        span.className = "hz-link-status hz-link-" + state;
-        span.textContent = state === "ok" ? "" : LINK_TEXTS[lang][state];
+        span.className = "hz-link-status hz-link-" + state;  // its texts: app/i18n.py, in the header's data
+        span.textContent = state === "ok" ? "" : JSON.parse(right.dataset.linkTexts || "{}")[state] || "";
     }
 
     setInterval(function () {

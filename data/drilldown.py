@@ -457,7 +457,11 @@ def wash_station(world: World, station_id: str, *, live: LiveState | None = None
             visits = (near.groupby("vehicle_id")["epoch_ms"].agg(first_ms="min", last_ms="max", reports="size")
                       .reset_index().sort_values("first_ms").reset_index(drop=True))
             washed = _washed(store, visits["vehicle_id"].tolist(), midnight, at, sx[0], sy[0])
+    districts = world.districts
+    district = districts[districts["adcode"].astype(str) == str(row["district_adcode"])] if len(districts) else districts
     return {"row": row, "visits": visits, "washed": washed, "now": at,
+            "district": None if not len(district) else {"name": str(district["name"].iloc[0]),
+                                                         "name_en": str(district["name_en"].iloc[0])},
             "incidents": incidents_of(store, [station_id], only=incident_ids)}
 
 

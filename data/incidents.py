@@ -46,8 +46,10 @@ from spatial.incidents import kpis as kpi_logic
 from spatial.incidents.levels import level_keys, parse_level
 from spatial.incidents.lifecycle import (
     EVENT_COLUMNS,
+    OUTBOX_ACTIONS,
     OUTCOMES,
     STATES,
+    TRANSITION_ACTIONS,
     IncidentError,
     IncidentSettings,
     check_events,
@@ -434,7 +436,7 @@ def _iso_ms(us: np.ndarray) -> np.ndarray:
     return np.datetime_as_string((np.asarray(us, dtype="int64") // 1000).view("M8[ms]"), unit="ms").astype(object)
 
 
-ROUTED = "routed"  # the outbox action of an opened incident's routing: one row, fanned out by the sender
+ROUTED = OUTBOX_ACTIONS[0]  # "routed": the outbox action of an opened incident's routing: one row, fanned out by the sender
 
 
 def fan_out_routing(connection: sa.Connection, rows: list[dict]) -> list[dict]:
@@ -521,6 +523,16 @@ def _log_frame(rows, documents: tuple[str, ...]) -> pd.DataFrame:
                           for v in values]
             frame[name] = pd.Series(values, dtype=object, index=frame.index)
     return frame
+
+
+def _check_actions(frame: pd.DataFrame, known: tuple[str, ...], what: str) -> None:
+    """Only the actions lifecycle names (TRANSITION_ACTIONS, OUTBOX_ACTIONS) are written: the screen
+    labels each of them (layers/labels.py), so a new one is added there, not found raw on the wall."""
+    if not len(frame) or "action" not in frame.columns:
+        return
+    unknown = sorted(set(pd.unique(frame["action"].to_numpy(dtype=object))) - set(known))
+    if unknown:
+        raise RuntimeError(f"incident {what} action(s) {unknown} not in spatial/incidents/lifecycle.py's list")
 
 
 def _events_frame(events, labels=None) -> pd.DataFrame:
@@ -1146,6 +1158,8 @@ class IncidentStore:
         (documents as JSON text); transitions without an id get one."""
         transitions = _log_frame(transitions, ("details",))
         outbox = _log_frame(outbox, ("payload",))
+        _check_actions(transitions, TRANSITION_ACTIONS, "transition")
+        _check_actions(outbox, TRANSITION_ACTIONS + OUTBOX_ACTIONS, "outbox")
         if len(transitions):
             given = transitions["id"].to_numpy(dtype=object) if "id" in transitions.columns \
                 else np.full(len(transitions), None, dtype=object)

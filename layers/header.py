@@ -22,6 +22,7 @@ from layers.live import (
     newest_report_ms,
     point_statuses,
 )
+from layers.labels import rule_title
 from layers.style import Text, text
 from spatial.incidents.levels import LEVELS
 from spatial.model import LiveState
@@ -142,26 +143,6 @@ def header_children(figures: dict, language: str) -> list:
 
 # -- the incident ticker and the queue of incidents not yet signed for ------------------------------
 
-RULE_TITLES: dict[str, Text] = {
-    "route_deviation": ("偏离核定路线", "Route deviation"),
-    "speeding": ("超速", "Speeding"),
-    "stop_near_sensitive_site": ("敏感场所附近停车", "Stop near a sensitive site"),
-    "illegal_parking": ("违规停车", "Illegal parking"),
-    "suspected_washing": ("疑似随意洗消", "Suspected tank washing"),
-    "restricted_zone": ("驶入限行区域", "Restricted zone entered"),
-    "fatigue": ("疲劳驾驶", "Fatigue"),
-    "offline": ("终端离线", "Terminal offline"),
-    "feed_outage": ("数据接入中断", "Feed outage"),
-    "terminal_alarm": ("终端报警", "Terminal alarm"),
-    "mixed_loading": ("混装", "Mixed loading"),
-    "media_change_unwashed": ("未洗消换装", "Medium changed unwashed"),
-    "unapproved_medium": ("装运非核准介质", "Unapproved medium"),
-    "point_level": ("监测超限", "Level alarm"),
-    "point_rate": ("变化过快", "Rate of change"),
-    "point_stuck": ("读数不变", "Stuck reading"),
-    "point_range": ("超出量程", "Out of range"),
-    "point_interruption": ("数据中断", "Point silent"),
-}
 # spatial/incidents/lifecycle.py SUBJECT_KINDS -> the map layer that holds the subject
 SUBJECT_LAYERS = {"vehicle": "vehicles", "monitoring_point": "monitoring_points", "hazard_source": "hazard_sources",
                   "entity": "entities"}
@@ -189,7 +170,7 @@ def incident_items(frame: pd.DataFrame, language: str) -> list[dict]:
         out.append({
             "id": str(row.id), "level": level.key, "colour": level.colour,
             "level_name": level.name_zh if language == "zh" else level.name_en,
-            "rule": text(RULE_TITLES[row.rule], language) if row.rule in RULE_TITLES else str(row.rule),
+            "rule": rule_title(row.rule, language),
             "subject_id": str(row.subject_id), "layer": SUBJECT_LAYERS.get(str(row.subject_kind)),
             "lon": lon, "lat": lat, "time": at, "status": str(row.status),
         })

@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from layers.style import Text, text
+from spatial.incidents.lifecycle import (
+    OUTBOX_ACTIONS,
+    OUTCOMES,
+    RECIPIENT_KINDS,
+    RULE_STATES,
+    STATES,
+    TRANSITION_ACTIONS,
+)
 from spatial.model import (
     CARGO_STATES,
     DEPARTMENT_KINDS,
@@ -170,6 +178,65 @@ VALUE_LABELS: dict[str, dict[str, Text]] = {
         "carrier": ("承运企业", "Carrier"),
         "plant": ("所属企业", "Plant"),
     },
+    # incidents (spatial/incidents/lifecycle.py): a recipient's state and the incident's status (its
+    # least advanced recipient's), the rule's side, what each history row did, disposal outcomes
+    "incident_status": {
+        "pushed": ("待签收", "Awaiting signature"),
+        "signed": ("已签收", "Signed"),
+        "disposed": ("已处置", "Disposed"),
+        "closed": ("已办结", "Closed"),
+    },
+    "rule_state": {"active": ("持续中", "Ongoing"), "ended": ("已结束", "Ended")},
+    "incident_action": {
+        "opened": ("告警产生", "Opened"),
+        "reopened": ("再次触发", "Reopened"),
+        "updated": ("告警更新", "Updated"),
+        "rule_closed": ("告警解除", "Rule cleared"),
+        "pushed": ("推送", "Pushed"),
+        "signed": ("签收", "Signed"),
+        "disposed": ("处置", "Disposed"),
+        "closed": ("办结", "Closed"),
+        "supervised": ("督办", "Supervised"),
+        "escalated": ("逾期上报", "Escalated"),
+        "reminded": ("催办", "Reminded"),
+        "upgraded": ("级别升高", "Level raised"),
+        "routed": ("分派", "Routed"),
+        "driver_text_requested": ("下发司机短信", "Text to the driver"),
+        "driver_text_answered": ("终端应答短信", "Terminal answered the text"),
+        "driver_confirm_answered": ("终端应答报警确认", "Terminal answered the alarm confirmation"),
+    },
+    "outcome": {  # app/api/models.py DisposeIn.outcome
+        "resolved": ("已解决", "Resolved"),
+        "rectified": ("已整改", "Rectified"),
+        "penalised": ("已处罚", "Penalised"),
+        "referred": ("已移交", "Referred"),
+        "false_alarm": ("误报", "False alarm"),
+    },
+    "recipient_kind": {"department": ("部门", "Department"), "enterprise": ("企业", "Enterprise")},
+    # who did it, when not a person: the system, a rule (rule:<rule>), a terminal (terminal:<phone>)
+    "actor": {"system": ("系统", "System"), "rule": ("规则", "Rule"), "terminal": ("终端", "Terminal")},
+}
+
+# The rules' names (spatial/rules/; the ticker, the incident panels and lists).
+RULE_TITLES: dict[str, Text] = {
+    "route_deviation": ("偏离核定路线", "Route deviation"),
+    "speeding": ("超速", "Speeding"),
+    "stop_near_sensitive_site": ("敏感场所附近停车", "Stop near a sensitive site"),
+    "illegal_parking": ("违规停车", "Illegal parking"),
+    "suspected_washing": ("疑似随意洗消", "Suspected tank washing"),
+    "restricted_zone": ("驶入限行区域", "Restricted zone entered"),
+    "fatigue": ("疲劳驾驶", "Fatigue"),
+    "offline": ("终端离线", "Terminal offline"),
+    "feed_outage": ("数据接入中断", "Feed outage"),
+    "terminal_alarm": ("终端报警", "Terminal alarm"),
+    "mixed_loading": ("混装", "Mixed loading"),
+    "media_change_unwashed": ("未洗消换装", "Medium changed unwashed"),
+    "unapproved_medium": ("装运非核准介质", "Unapproved medium"),
+    "point_level": ("监测超限", "Level alarm"),
+    "point_rate": ("变化过快", "Rate of change"),
+    "point_stuck": ("读数不变", "Stuck reading"),
+    "point_range": ("超出量程", "Out of range"),
+    "point_interruption": ("数据中断", "Point silent"),
 }
 
 # Which value vocabulary a (layer, field) uses.
@@ -191,6 +258,33 @@ def field_label(name: str, language: str) -> str:
     return text(FIELD_LABELS[name], language) if name in FIELD_LABELS else name
 
 
+def value_label(vocabulary: str, value, language: str) -> str:
+    """A coded value in the screen's language (the value itself when the vocabulary lacks it: data
+    from outside the model, never a key the system writes, which _check_coverage holds)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "—"
+    label = VALUE_LABELS[vocabulary].get(str(value))
+    return text(label, language) if label else str(value)
+
+
+def rule_title(rule, language: str) -> str:
+    return text(RULE_TITLES[rule], language) if rule in RULE_TITLES else str(rule)
+
+
+def actor_label(actor, language: str) -> str:
+    """Who made a transition: a person's name as stored; the system, a rule (by its title) or a
+    terminal (with its phone) in the screen's language."""
+    if actor is None or (isinstance(actor, float) and actor != actor):
+        return ""
+    actor = str(actor)
+    kind, _, rest = actor.partition(":")
+    if actor == "system" or (rest and kind in ("rule", "terminal")):
+        label = value_label("actor", kind, language)
+        detail = rule_title(rest, language) if kind == "rule" else rest
+        return f"{label} · {detail}" if detail else label
+    return actor
+
+
 def _check_coverage() -> None:
     """Every field of the World contract has a label and every model vocabulary its values:
     fails at import, not on the wall, when the contract grows."""
@@ -204,6 +298,11 @@ def _check_coverage() -> None:
         ("site_kind", SENSITIVE_SITE_KINDS),
         ("department_kind", (*DEPARTMENT_KINDS, *ROUTING_ROLES_RESOLVED)),
         ("cargo_state", CARGO_STATES),
+        ("incident_status", STATES),
+        ("rule_state", RULE_STATES),
+        ("incident_action", (*TRANSITION_ACTIONS, *OUTBOX_ACTIONS)),
+        ("outcome", OUTCOMES),
+        ("recipient_kind", RECIPIENT_KINDS),
     ):
         unlabelled = sorted(set(values) - VALUE_LABELS[vocabulary].keys())
         if unlabelled:

@@ -345,7 +345,7 @@ def test_the_point_panel_lists_its_status_history_from_the_stored_point_rules(wo
                         "en", [])
     (history,) = [n for n in _all(panel) if type(n).__name__ == "Table" and "hz-panel-status" in n.className]
     rows = [[c.children for c in tr.children] for tr in history.children[1].children]
-    assert [r[1] for r in rows] == ["point_interruption", "point_level"]  # newest first
+    assert [r[1] for r in rows] == ["Point silent", "Level alarm"]  # newest first, the rules by their titles
     assert rows[0][3] == "ongoing" and rows[1][2] == "2026-11-02 09:00" and rows[1][3] == "2026-11-02 09:20"
 
 

@@ -126,5 +126,10 @@ def sparkline(epoch_ms, values, level_1, level_2, title: str = "") -> html.Img:
                     **{"data-points": str(len(t))})
 
 
-def graph(figure: dict, name: str, class_name: str = "hz-panel-chart") -> dcc.Graph:
-    return dcc.Graph(figure=figure, config=_CONFIG, className=class_name, id={"type": CHART_TYPE, "name": name})
+def graph(figure: dict, name: str, class_name: str = "hz-panel-chart") -> html.Div:
+    """The chart in a slot of its figure's height: the page's first chart waits for Plotly's bundle
+    (loaded with the first dcc.Graph, app/webapp.py) while the panel's fields already show; the slot
+    keeps its place, so nothing below it moves when the chart fills in."""
+    height = (figure.get("layout") or {}).get("height")
+    return html.Div(dcc.Graph(figure=figure, config=_CONFIG, className=class_name, id={"type": CHART_TYPE, "name": name}),
+                    className="hz-panel-chart-slot", style={"minHeight": f"{int(height)}px"} if height else None)

@@ -98,6 +98,7 @@ def number(value, unit: str = "") -> str:
 
 def incidents(frame: pd.DataFrame, language: str, links: Links | None = None) -> list:
     """The entity's incidents, newest first; each opens the incident's own panel."""
+    from layers.labels import rule_title, value_label
     from spatial.incidents.levels import BY_SEVERITY
 
     if not len(frame):
@@ -107,8 +108,8 @@ def incidents(frame: pd.DataFrame, language: str, links: Links | None = None) ->
         level = BY_SEVERITY.get(int(item.severity))
         name = (level.name_zh if language == "zh" else level.name_en) if level else str(item.severity)
         when = local_time(pd.Timestamp(item.first_time))
-        rows.append([links.to("incidents", str(item.id), when) if links else when, str(item.rule), name,
-                     str(item.status)])
+        rows.append([links.to("incidents", str(item.id), when) if links else when, rule_title(item.rule, language),
+                     name, value_label("incident_status", item.status, language)])
     return section(INCIDENTS_TITLE, language,
                    table([text(c, language) for c in INCIDENT_COLUMNS], rows, "hz-panel-incidents"), count=len(frame))
 

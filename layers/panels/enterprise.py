@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from layers.details import format_value
+from layers.labels import value_label
 from layers.panels.common import Links, fields, frame_, incidents, nothing, section
 from layers.style import Text, text
 
@@ -24,7 +25,7 @@ def _linked(links: Links, layer: str, ids, names=None) -> list:
 
 def build(data: dict, language: str, history: list) -> list:
     row, links = data["row"], Links()
-    rows = [(text(L["category"], language), str(row["category"])),
+    rows = [(text(L["category"], language), value_label("category", row["category"], language)),
             (text(L["licensed"], language), format_value(row["licensed"], "bool", language)),
             (text(L["park"], language), str(row["park_id"]) if isinstance(row["park_id"], str) else "—")]
     body = [fields(rows)]

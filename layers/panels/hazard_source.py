@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from layers.labels import value_label
 from layers.panels.charts import sparkline
 from layers.panels.common import Links, fields, frame_, incidents, nothing, number, outside_scope, section, table
 from layers.panels.impact import open_link
@@ -40,7 +41,7 @@ def build(data: dict, language: str, history: list) -> list:
         (text(L["alpha"], language), number(data["alpha"])),
         (text(L["s"], language), f"{data['s_value']:.2f}"),
         (text(L["r"], language), f"{data['r_value']:.2f}"),
-        (text(L["grade"], language), str(data["grade"])),
+        (text(L["grade"], language), value_label("grade", data["grade"], language)),
         (text(L["distance"], language), _distance(view.distances, language)),
     ]
     body = [fields(rows)]
@@ -104,5 +105,5 @@ def _sparklines(points: pd.DataFrame, readings: pd.DataFrame, links: Links, lang
                           f"{point.id}: {series['value'].iloc[-1]:g} {point.unit}") \
             if series is not None else html.Span("—")
         out.append(html.Div(className="hz-panel-sparkrow", children=[
-            html.Div([links.to("monitoring_points", point.id), html.Span(f" {point.kind} ({point.unit})")]), chart]))
+            html.Div([links.to("monitoring_points", point.id), html.Span(f" {value_label('monitoring_kind', point.kind, language)} ({point.unit})")]), chart]))
     return out

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from dash import dcc, html
 
+from layers.labels import VALUE_LABELS, actor_label, rule_title, value_label
 from layers.panels.common import LINK_TYPE, Links, fields, frame_, local_time, section, table
 from layers.panels.impact import open_link, texts_live
 from layers.style import Text, text
@@ -26,26 +27,18 @@ L: dict[str, Text] = {
     "history": ("处置记录", "History"), "actions": ("处置", "Actions"), "note": ("备注", "Note"),
     "outcome": ("处置结果", "Outcome"), "message": ("短信内容", "Message"),
     "deadline": ("督办期限 (小时)", "Supervision deadline (h)"),
-    "readings": ("报警前后读数", "Readings around the alarm"), "texts": ("下发司机短信", "Texts to the driver")
+    "readings": ("报警前后读数", "Readings around the alarm"), "texts": ("下发司机短信", "Texts to the driver"),
+    "recipient": ("接收单位", "Recipient"), "role": ("推送对象", "Role"), "signed_at": ("签收时间", "Signed at"),
+    "at": ("时间", "At"), "action": ("动作", "Action"), "by": ("人员", "By"),
 }
 ACTION_LABELS: dict[str, Text] = {
     "sign": ("签收", "Sign"), "dispose": ("处置", "Dispose"), "close": ("办结", "Close"),
     "supervise": ("督办", "Supervise"), "text": ("下发短信", "Text the driver"),
 }
-OUTCOMES: dict[str, Text] = {  # app/api/models.py DisposeIn.outcome
-    "resolved": ("已解决", "Resolved"), "rectified": ("已整改", "Rectified"), "penalised": ("已处罚", "Penalised"),
-    "referred": ("已移交", "Referred"), "false_alarm": ("误报", "False alarm"),
-}
 ACTION_TYPE = "hz-incident-action"
 SUBJECT_LAYERS = (("VEH-", "vehicles"), ("MP-", "monitoring_points"), ("HS-", "hazard_sources"),
                   ("SITE-", "sensitive_sites"), ("ENT-", "entities"), ("WS-", "wash_stations"))
 EVIDENCE_MAX_CHARS = 600
-
-
-def _rule_title(rule: str, language: str) -> str:
-    from layers.header import RULE_TITLES  # the ticker's names of the rules
-
-    return text(RULE_TITLES[rule], language) if rule in RULE_TITLES else str(rule)
 
 
 def subject_layer(subject_id: str) -> str | None:
@@ -117,9 +110,10 @@ def build(data: dict, language: str, history: list, actions: tuple[str, ...] = (
     subject = str(row["subject_id"])
     layer = subject_layer(subject)
     body = [fields([
-        (text(L["rule"], language), f"{_rule_title(row['rule'], language)} ({row['rule']})"),
+        (text(L["rule"], language), html.Span(rule_title(row["rule"], language), **{"data-rule": str(row["rule"])})),
         (text(L["level"], language), (level.name_zh if language == "zh" else level.name_en) if level else "—"),
-        (text(L["status"], language), str(row["status"])), (text(L["state"], language), str(row["state"])),
+        (text(L["status"], language), value_label("incident_status", row["status"], language)),
+        (text(L["state"], language), value_label("rule_state", row["state"], language)),
         (text(L["subject"], language), links.to(layer, subject) if layer else subject),
         (text(L["first"], language), _stamp(row["first_time"])), (text(L["last"], language), _stamp(row["last_time"])),
     ])]
@@ -130,20 +124,26 @@ def build(data: dict, language: str, history: list, actions: tuple[str, ...] = (
         body += _readings_chart(drawn, language)
     evidence = _evidence_rows(row.get("evidence") or {})
     if evidence:
-        body += section(L["evidence"], language, fields(evidence))
+        # the rule's own record, as it wrote it (keys and values: the technical evidence)
+        body += section(L["evidence"], language, html.Div(fields(evidence), className="hz-incident-evidence"))
     shown = _evidence_on_map(drawn)
     if shown is not None:
         body.append(shown)
     recipients = data["recipients"]
+    roles = recipients["role"] if "role" in recipients.columns else [None] * len(recipients)
     body += section(L["recipients"], language, table(
-        ["", text(L["status"], language), text(("签收", "Signed"), language)],
-        [[str(r), str(s), _stamp(t)] for r, s, t in
-         zip(recipients["recipient_id"], recipients["state"], recipients["signed_at"], strict=True)],
+        [text(L["recipient"], language), text(L["role"], language), text(L["status"], language),
+         text(L["signed_at"], language)],
+        [[str(r), value_label("department_kind", role, language) if isinstance(role, str) else "—",
+          value_label("incident_status", s, language), _stamp(t)] for r, role, s, t in
+         zip(recipients["recipient_id"], roles, recipients["state"], recipients["signed_at"], strict=True)],
         "hz-incident-recipients"), count=len(recipients))
     transitions = data["history"]
     body += section(L["history"], language, table(
-        [text(("时间", "At"), language), text(("动作", "Action"), language), "", text(("人员", "By"), language)],
-        [[_stamp(at), str(a), "" if r is None or pd.isna(r) else str(r), "" if b is None or pd.isna(b) else str(b)]
+        [text(L["at"], language), text(L["action"], language), text(L["recipient"], language),
+         text(L["by"], language)],
+        [[_stamp(at), value_label("incident_action", a, language), "" if r is None or pd.isna(r) else str(r),
+          actor_label(b, language)]
          for at, a, r, b in zip(transitions["at"], transitions["action"], transitions["recipient_id"],
                                 transitions["actor"], strict=True)],
         "hz-incident-history"), count=len(transitions))
@@ -152,7 +152,7 @@ def build(data: dict, language: str, history: list, actions: tuple[str, ...] = (
     if subject.startswith("VEH-"):  # the texts to its driver and the terminal's answers, refreshed
         body += section(L["texts"], language, *texts_live(str(row["id"]), None, language))
     level_name = text(level and (level.name_zh, level.name_en) or ("", ""), language)
-    title = f"{level_name} · {_rule_title(row['rule'], language)}"
+    title = f"{level_name} · {rule_title(row['rule'], language)}"
     return frame_("incidents", str(row["id"]), title, language, history, _focus(row), body)
 
 
@@ -160,7 +160,7 @@ def _action_form(incident_id: str, actions: tuple[str, ...], language: str) -> l
     form = [dcc.Textarea(id="hz-incident-note", placeholder=text(L["note"], language), className="hz-incident-note")]
     if "dispose" in actions:
         form.append(html.Select(id="hz-incident-outcome", className="hz-incident-outcome", children=[
-            html.Option(text(label, language), value=key) for key, label in OUTCOMES.items()]))
+            html.Option(text(label, language), value=key) for key, label in VALUE_LABELS["outcome"].items()]))
     if "supervise" in actions:
         form.append(dcc.Input(id="hz-incident-deadline", type="number", value=24, min=1, max=720,
                               className="hz-incident-deadline", placeholder=text(L["deadline"], language)))

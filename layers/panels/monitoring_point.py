@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from layers.labels import rule_title, value_label
 from layers.panels.charts import graph, readings_figure
 from layers.panels.common import Links, fields, frame_, incidents, local_time, nothing, number, section, table, \
     window_switch
@@ -44,7 +45,8 @@ def build(data: dict, language: str, history: list) -> list:
     readings = data["readings"]
     rows = [
         (text(L["source"], language), links.to("hazard_sources", row["hazard_source_id"])),
-        (text(L["kind"], language), str(row["kind"])), (text(L["unit"], language), str(row["unit"])),
+        (text(L["kind"], language), value_label("monitoring_kind", row["kind"], language)),
+        (text(L["unit"], language), str(row["unit"])),
         (text(L["level_1"], language), number(level_1)), (text(L["level_2"], language), number(level_2)),
         (text(L["range"], language), f"{number(row['range_min'])} – {number(row['range_max'])}"),
     ]
@@ -80,6 +82,7 @@ def _status_history(history, language: str) -> list:
         status = ("alarm_high" if item.severity <= 1 else "alarm") if item.rule in LEVEL_RULES else \
             "silent" if item.rule in SILENT_RULES else "fault"
         end = text(L["ongoing"], language) if item.end is None or pd.isna(item.end) else local_time(item.end)
-        rows.append([text(LIVE_POINT_STYLES[status].label, language), str(item.rule), local_time(item.start), end])
+        rows.append([text(LIVE_POINT_STYLES[status].label, language), rule_title(item.rule, language),
+                     local_time(item.start), end])
     return section(L["history"], language, table([text(L[k], language) for k in ("status", "rule", "start", "end")],
                                                  rows, "hz-panel-status"), count=len(history))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import shapely
 
+from layers.labels import value_label
 from layers.panels.common import Links, fields, frame_, incidents, nothing, outside_scope, section, table
 from layers.style import Text, text
 
@@ -20,7 +21,7 @@ L: dict[str, Text] = {
 def build(data: dict, language: str, history: list) -> list:
     row, links = data["row"], Links()
     occupancy = row.get("occupancy")
-    rows = [(text(L["kind"], language), str(row["kind"])),
+    rows = [(text(L["kind"], language), value_label("site_kind", row["kind"], language)),
             (text(L["occupancy"], language), "—" if occupancy is None or pd.isna(occupancy) else f"{int(occupancy):,}"),
             (text(L["period"], language), text(("夜间", "night") if data["night"] else ("白天", "day"), language))]
     body = [fields(rows)]

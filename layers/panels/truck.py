@@ -9,7 +9,7 @@ import shapely
 from dash import html
 
 from layers.details import format_value
-from layers.labels import VALUE_LABELS
+from layers.labels import VALUE_LABELS, value_label
 from layers.panels.charts import graph, speed_figure
 from layers.panels.common import Links, fields, frame_, incidents, local_time, number, section, table, window_switch
 from layers.panels.impact import open_link
@@ -57,7 +57,7 @@ def build(data: dict, language: str, history: list) -> list:
     waybill = data["waybill"]
     if waybill is not None:
         body += section(L["waybill"], language, fields([
-            (text(L["waybill"], language), f"{waybill['id']} ({waybill['status']})"),
+            (text(L["waybill"], language), f"{waybill['id']} ({value_label('status', waybill['status'], language)})"),
             (text(L["loading"], language), _site(links, waybill["loading_site_id"], data)),
             (text(L["unloading"], language), _site(links, waybill["unloading_site_id"], data)),
             (text(L["planned"], language), f"{format_value(waybill['planned_departure'], 'datetime', language)} → "

@@ -18,7 +18,10 @@ def build(data: dict, language: str, history: list) -> list:
     row, links = data["row"], Links()
     visits = data["visits"]
     washed = data.get("washed")
-    body = [fields([(text(L["district"], language), str(row["district_adcode"]))])]
+    district = data.get("district")  # its name in the screen's language, the code beside it
+    named = f"{district['name_en' if language == 'en' else 'name']} ({row['district_adcode']})" if district \
+        else str(row["district_adcode"])
+    body = [fields([(text(L["district"], language), named)])]
     if washed is not None:
         body += section(L["washed"], language, table(
             [text(("车辆", "Truck"), language), *(text(L[k], language) for k in ("start", "end", "minutes"))],

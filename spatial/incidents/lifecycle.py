@@ -38,6 +38,14 @@ STATES = ("pushed", "signed", "disposed", "closed")
 STATE_RANK = {s: i for i, s in enumerate(STATES)}
 OUTCOMES = ("resolved", "rectified", "penalised", "referred", "false_alarm")  # false_alarm: 误报
 RULE_STATES = ("active", "ended")
+# Every action an incident_transitions row can carry (IncidentStore._log refuses any other, so a new
+# one is named here first and the screen's labels, layers/labels.py, cover it):
+INCIDENT_ACTIONS = ("opened", "reopened", "updated", "rule_closed")  # the incident's own, from rule events
+RECIPIENT_ACTIONS = ("pushed", "signed", "disposed", "closed", "supervised", "escalated", "reminded", "upgraded")
+DRIVER_ACTIONS = ("driver_text_requested", "driver_text_answered", "driver_confirm_answered")  # data/channels
+TRANSITION_ACTIONS = INCIDENT_ACTIONS + RECIPIENT_ACTIONS + DRIVER_ACTIONS
+OUTBOX_ACTIONS = ("routed",)  # an outbox row's own action beyond the transitions' (data/incidents.ROUTED)
+RECIPIENT_KINDS = ("department", "enterprise")
 NOTE_LEVELS = (1, 2)  # red and orange: a disposal note is required
 SUBJECT_KINDS = {"VEH-": "vehicle", "MP-": "monitoring_point", "HS-": "hazard_source", "ENT-": "entity"}
 EVENT_COLUMNS = ["rule", "subject_id", "episode_id", "phase", "start", "end", "lon", "lat", "severity", "evidence"]

@@ -15,6 +15,8 @@ from tests.api.conftest import PASSWORD, build_env
 from tests.browser.conftest import SCREENSHOTS, UNREACHABLE_TILES
 from tests.browser.test_map import click_feature, control_checkbox
 from layers.catalog import map_layer
+from layers.labels import VALUE_LABELS
+from layers.style import text
 
 pytestmark = pytest.mark.browser
 
@@ -73,7 +75,7 @@ def test_a_hazard_source_clicked_on_the_map_shows_r_and_its_chemicals_as_stored(
                              world.hazard_source_chemicals[world.hazard_source_chemicals["hazard_source_id"]
                                                            == source["id"]], world.chemicals).iloc[0]
     assert fields["R = α·Σ β·q/Q"] == f"{expected['r_value']:.2f}"
-    assert fields["等级 (表6)"] == str(int(expected["grade"]))
+    assert fields["等级 (表6)"] == text(VALUE_LABELS["grade"][str(int(expected["grade"]))], "zh")  # 一级 … 四级
     n_chemicals = int((world.hazard_source_chemicals["hazard_source_id"] == source["id"]).sum())
     chemicals = panel.locator(".hz-drill .hz-panel-children").first
     assert chemicals.locator("tbody tr").count() == n_chemicals
@@ -104,8 +106,8 @@ def test_an_incident_opened_from_its_truck_is_signed_in_the_panel_and_recorded(p
     page.click(".hz-action-sign")
     try:
         page.wait_for_function(
-            "() => [...document.querySelectorAll('.hz-incident-history td')].some(td => td.innerText === 'signed')",
-            timeout=15_000)
+            "(a) => [...document.querySelectorAll('.hz-incident-history td')].some(td => td.innerText === a)",
+            arg=text(VALUE_LABELS["incident_action"]["signed"], "zh"), timeout=15_000)
     except Exception as exc:
         raise AssertionError(f"not signed: {page.inner_text('#hz-panel-body')[-600:]}") from exc
     page.screenshot(path=str(SCREENSHOTS / "drilldown_incident.png"))

@@ -370,3 +370,51 @@ def test_a_panel_arriving_after_the_officer_moved_the_map_does_not_yank_it_back(
     assert page.evaluate("window.hazmapPanel.flies()") == 0
     assert not page.evaluate("([lat, lon]) => window.hazmap.leafletMap.getBounds().contains([lat, lon])",
                              [carrier.geometry.y, carrier.geometry.x])
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_a_panels_attributes_show_while_plotlys_bundle_is_still_loading(page, kinds_app, language):
+    """The first chart of the page waits for Plotly's bundle (loaded with the first dcc.Graph,
+    app/webapp.py): held back here, the point's panel already shows its attributes, fields and
+    status history, its chart's place empty; released, the chart fills in."""
+    from layers.labels import FIELD_LABELS
+    from layers.style import text
+
+    env = kinds_app
+    point = env.point
+    held = []
+    page.route("**/plotly.min.js*", lambda route: held.append(route))
+    open_wall(page, env)
+    if language == "zh":
+        page.locator("#hz-language-switch").click()
+        page.wait_for_function("() => document.querySelector('.hz-root') && "
+                               "document.querySelector('.hz-root').lang === 'zh-CN'", timeout=30_000)
+        open_wall(page, env)
+    assert page.evaluate("() => typeof window.Plotly") == "undefined" and not held  # the wall alone never asks
+    page.evaluate("(id) => window.dash_clientside.set_props('hz-live-click', "
+                  "{data: {layer: 'monitoring_points', id, at: Date.now()}})", str(point["id"]))  # as a click does
+    wait_panel(page, point["id"])
+    page.wait_for_function("() => document.querySelectorAll('#hz-panel-body .hz-panel-status tbody tr').length > 0",
+                           timeout=15_000)
+    page.wait_for_timeout(500)  # time for anything that would wait on the bundle to show itself too early
+    assert held, "Plotly's bundle was never asked for: the chart no longer waits on it"
+    assert page.evaluate("() => typeof window.Plotly") == "undefined"
+    assert page.locator("#hz-panel-body .js-plotly-plot").count() == 0
+    shown = page.inner_text("#hz-panel-body")
+    for key in ("hazard_source_id", "high", "high_high"):  # the attribute table (layers/details.py)
+        assert text(FIELD_LABELS[key], language) in shown, key
+    assert page.locator("#hz-panel-body .hz-panel-fields").first.is_visible()
+    assert page.locator("#hz-panel-body .hz-panel-status").is_visible()
+    page.screenshot(path=str(SCREENSHOTS / f"drilldown_chart_loading_{language}.png"))
+    slot = page.locator("#hz-panel-body .hz-panel-chart-slot").first
+    slot.scroll_into_view_if_needed()
+    page.locator("#hz-panel").screenshot(path=str(SCREENSHOTS / f"drilldown_chart_loading_{language}_panel.png"))
+    below = "() => document.querySelector('#hz-panel-body .hz-panel-status').getBoundingClientRect().top"
+    before = page.evaluate(below)
+    assert slot.bounding_box()["height"] >= 190  # the chart's place kept: layers/panels/charts.py graph
+    for route in held:
+        route.continue_()
+    page.wait_for_function(CHART_POINTS_JS, timeout=30_000)
+    assert page.evaluate("() => typeof window.Plotly") == "object"
+    assert abs(page.evaluate(below) - before) < 2, "the status history moved when the chart filled in"
+    page.locator("#hz-panel").screenshot(path=str(SCREENSHOTS / f"drilldown_chart_loaded_{language}_panel.png"))

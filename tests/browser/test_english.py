@@ -17,7 +17,7 @@ import threading
 import pandas as pd
 import pytest
 
-from tests.browser.conftest import WALL_1080
+from tests.browser.conftest import SCREENSHOTS, WALL_1080
 from tests.browser.test_map import assert_no_console_errors
 from tests.browser.test_wall import LOAD_TIMEOUT_MS, incident_app  # noqa: F401 - the wall with incidents
 
@@ -178,3 +178,94 @@ def test_the_login_page_switches_to_english(chromium, stored_world, tmp_path_fac
         thread.join(timeout=10)
         env.store.close()
     assert problems == [], "Chinese left on the English login page:\n" + "\n".join(map(str, problems))
+
+
+# A key the store or the World writes, shown as it is: a snake_case word or a lower-case English word.
+RAW_KEY = re.compile(r"(?<![A-Za-z0-9/.-])(?:[a-z]+_[a-z_]+|[a-z]{4,})(?![A-Za-z0-9/-])")
+RAW_TEXT_JS = r"""() => {
+    const found = [], visible = e => e && e.getClientRects().length && getComputedStyle(e).visibility !== 'hidden';
+    const where = e => e.id ? '#' + e.id : (e.className && typeof e.className === 'string' ? '.' + e.className.split(' ')[0] : e.tagName);
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        const t = n.textContent.trim(), e = n.parentElement;
+        // the evidence is the rule's own record (keys as the rule wrote them); the map's attribution is Leaflet's
+        if (t && visible(e) && !e.closest('.hz-incident-evidence, .leaflet-control-attribution')) { found.push([t, where(e)]); }
+    }
+    return found;
+}"""
+
+
+def _raw_keys(page, names: list[str], state: str, problems: list) -> None:
+    page.wait_for_timeout(300)
+    for text_, where in page.evaluate(RAW_TEXT_JS):
+        rest = text_
+        for name in names:
+            rest = rest.replace(name, " ") if name in rest else rest
+        left = RAW_KEY.findall(rest)
+        if left:
+            problems.append((state, text_, where, left))
+
+
+def test_the_chinese_wall_shows_labels_not_keys(chromium, incident_app, console):  # noqa: F811
+    """The Chinese wall (the default) names every coded value: no store or World key (a recipient's
+    `pushed`, a history's `signed`, a rule's `speeding`, a kind's `toxic_gas`) shows as it is, in the
+    header, legend, ticker and queue, search, and the incident's, a truck's and an entity's panels."""
+    from tests.browser.conftest import open_page
+
+    url, incidents, world = incident_app
+    names = _ascii_names(world)
+    context, page = open_page(chromium, WALL_1080, console)
+    problems: list = []
+    try:
+        page.goto(url)
+        page.wait_for_function("window.hazmapWall && window.hazmapWall.ticker().polls > 0", timeout=LOAD_TIMEOUT_MS)
+        page.locator("#hz-wall-header .hz-wall-trucks").wait_for(timeout=LOAD_TIMEOUT_MS)
+        assert page.locator(".hz-root").get_attribute("lang") == "zh-CN"
+        switch_on_every_layer_en(page)
+        page.wait_for_timeout(1500)
+        _raw_keys(page, names, "wall, every layer on", problems)
+        from app.screen_reports import DRAW_TEXTS  # the drawing tools' tooltips too (assets/hazmap_draw.js)
+        assert page.locator(".leaflet-draw-draw-polygon").get_attribute("title") == \
+            DRAW_TEXTS["draw.toolbar.buttons.polygon"][0]
+
+        truck = world.vehicles.iloc[3]
+        page.locator("#hz-search-input").fill(truck["plate"])
+        page.locator("#hz-search-results .hz-search-hit").first.wait_for(timeout=10_000)
+        _raw_keys(page, names, "search results", problems)
+        page.locator("#hz-search-results .hz-search-hit").first.click()
+        page.wait_for_function("(id) => document.querySelector('#hz-panel').innerText.includes(id)", arg=truck["id"],
+                               timeout=10_000)
+        _raw_keys(page, names, "a truck's panel", problems)
+
+        for layer, table in (("entities", world.entities), ("monitoring_points", world.monitoring_points),
+                             ("sensitive_sites", world.sensitive_sites), ("hazard_sources", world.hazard_sources)):
+            feature = str(table["id"].iloc[0])
+            page.evaluate("([layer, id]) => window.dash_clientside.set_props('hz-live-click', "
+                          "{data: {layer, id, at: Date.now()}})", [layer, feature])
+            page.wait_for_function("(id) => document.querySelector('#hz-panel').innerText.includes(id)",
+                                   arg=feature, timeout=10_000)
+            _raw_keys(page, names, f"{layer} panel", problems)
+
+        page.locator("#hz-incidents .hz-incident").first.click()
+        page.wait_for_selector("#hz-panel .hz-incident-history", timeout=10_000)
+        _raw_keys(page, names, "an incident's panel", problems)
+        page.screenshot(path=str(SCREENSHOTS / "incident_panel_zh.png"))
+    finally:
+        context.close()
+    assert problems == [], "keys left on the Chinese wall:\n" + "\n".join(map(str, problems))
+    assert_no_console_errors(console)
+
+
+def _ascii_names(world) -> list[str]:
+    """Every text value the World holds (names, English names, plates, ids), longest first: data,
+    not keys, whatever its letters."""
+    from spatial.model import WORLD_SPECS
+
+    values: set[str] = set()
+    for name in WORLD_SPECS:
+        table = world.table(name)
+        for column in table.columns:
+            if column != "geometry" and not pd.api.types.is_numeric_dtype(table[column]) \
+                    and not column.endswith(("kind", "category", "status", "class", "body", "role")):
+                values.update(v for v in table[column].dropna().astype(str).unique() if v)
+    return sorted(values, key=len, reverse=True)

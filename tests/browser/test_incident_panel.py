@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 import shapely
 
+from layers.labels import VALUE_LABELS
+from layers.style import text
 from spatial.crs import geometry_to_metric, to_metric
 from spatial.model import PingBatch, ReadingBatch
 from tests.api.conftest import PASSWORD, build_env
@@ -265,7 +267,10 @@ def test_texting_the_driver_shows_the_terminals_answer_when_it_comes(page, incid
     page.wait_for_function("() => document.querySelector('.hz-impact-text-rows tr[data-status=sent]')",
                            timeout=15_000)
     history = page.locator(".hz-incident-history").inner_text()
-    assert "driver_text_requested" in history and "driver_text_answered" in history
+    actions = VALUE_LABELS["incident_action"]
+    assert text(actions["driver_text_requested"], "zh") in history and text(actions["driver_text_answered"], "zh") \
+        in history
+    assert "driver_text" not in history  # labels, not the store's keys
 
 
 def test_actions_taken_in_the_panel_show_in_the_stores_history(page, incident_app):
@@ -285,7 +290,7 @@ def test_actions_taken_in_the_panel_show_in_the_stores_history(page, incident_ap
         try:
             page.wait_for_function(
                 "(a) => [...document.querySelectorAll('.hz-incident-history td')].some(td => td.innerText === a)",
-                arg=expected, timeout=15_000)
+                arg=text(VALUE_LABELS["incident_action"][expected], "zh"), timeout=15_000)
         except Exception as exc:
             raise AssertionError(f"{action}: {page.inner_text('#hz-panel-body')[-400:]}") from exc
     shown = IncidentStore(env.store, env.world).show(env.incident)

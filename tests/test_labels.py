@@ -1,0 +1,130 @@
+"""Every coded value the screen shows has a Chinese and an English label (issue 16: "Chinese by
+default; every label switchable to English"). The keys come from their source of truth
+(spatial/incidents/lifecycle.py, spatial/model.py), so a new key without a label fails here, and the
+store refuses to write an incident action lifecycle does not name."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+
+from layers.labels import RULE_TITLES, VALUE_LABELS, actor_label, rule_title, value_label
+from layers.panels import build_panel
+from spatial.incidents import lifecycle
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+VOCABULARIES = {  # vocabulary -> the keys the system writes
+    "incident_status": lifecycle.STATES,
+    "rule_state": lifecycle.RULE_STATES,
+    "incident_action": lifecycle.TRANSITION_ACTIONS + lifecycle.OUTBOX_ACTIONS,
+    "outcome": lifecycle.OUTCOMES,
+    "recipient_kind": lifecycle.RECIPIENT_KINDS,
+}
+
+
+@pytest.mark.parametrize("vocabulary", sorted(VOCABULARIES))
+def test_every_incident_key_has_a_chinese_and_an_english_label(vocabulary):
+    labels = VALUE_LABELS[vocabulary]
+    for key in VOCABULARIES[vocabulary]:
+        assert key in labels, f"{vocabulary}: no label for {key!r}"
+        zh, en = labels[key]
+        assert CJK.search(zh), f"{vocabulary}.{key}: the Chinese label {zh!r} is not Chinese"
+        assert en and not CJK.search(en) and en != key, f"{vocabulary}.{key}: the English label {en!r}"
+        assert value_label(vocabulary, key, "zh") == zh and value_label(vocabulary, key, "en") == en
+
+
+def test_the_actions_the_store_writes_are_those_lifecycle_names():
+    """The store's writer of transitions and outbox rows refuses an unnamed action, so none reaches
+    the wall unlabelled (the store tests exercise every path that writes one)."""
+    from data.incidents import _check_actions
+
+    _check_actions(pd.DataFrame({"action": list(lifecycle.TRANSITION_ACTIONS)}), lifecycle.TRANSITION_ACTIONS,
+                   "transition")
+    with pytest.raises(RuntimeError, match="not_named"):
+        _check_actions(pd.DataFrame({"action": ["signed", "not_named"]}), lifecycle.TRANSITION_ACTIONS, "transition")
+
+
+def test_the_store_names_every_action_it_writes_in_its_source():
+    """Each action literal the incident store and the channels write is one lifecycle names (a
+    belt to the store's own check: a path no store test exercises is still caught here)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    patterns = (r'"action":\s*"([a-z_]+)"', r'_objects\("([a-z_]+)",', r'"action":\s*_objects\("([a-z_]+)"',
+                r'_transition\(inc_id,\s*"([a-z_]+)"', r'_transitions\([^,]+,\s*"([a-z_]+)"',
+                r'append_history\(\s*connection,[^,]+,\s*"([a-z_]+)"')
+    found = set()
+    for path in ("data/incidents.py", "data/channels/store.py", "spatial/incidents/lifecycle.py",
+                 "spatial/incidents/batch.py"):
+        source = (root / path).read_text()
+        for pattern in patterns:
+            found |= set(re.findall(pattern, source))
+    found -= {"system"}  # _objects("system", k): an actor, not an action
+    assert found, "no action literal found: the patterns no longer match the store's code"
+    assert found <= set(lifecycle.TRANSITION_ACTIONS + lifecycle.OUTBOX_ACTIONS), sorted(found)
+    kinds = re.findall(r'"kind":\s*"([a-z]+)"', (root / "data/channels/store.py").read_text())
+    assert {f"driver_{k}_answered" for k in kinds} <= set(lifecycle.DRIVER_ACTIONS)
+
+
+def test_actors_are_named_in_the_screens_language():
+    assert actor_label("system", "zh") == "系统" and actor_label("system", "en") == "System"
+    assert actor_label("rule:speeding", "zh") == "规则 · 超速"
+    assert actor_label("rule:speeding", "en") == "Rule · Speeding"
+    assert actor_label("terminal:013800138000", "en") == "Terminal · 013800138000"
+    assert actor_label("王伟", "en") == "王伟" and actor_label("dept", "zh") == "dept"  # people as they are
+    assert actor_label(None, "zh") == ""
+    assert rule_title("a_future_rule", "zh") == "a_future_rule" and set(RULE_TITLES) >= {"speeding", "point_level"}
+
+
+def _texts(node) -> list[str]:
+    """Every text a Dash tree shows (its components' children)."""
+    out = []
+    children = node if isinstance(node, (list, tuple)) else getattr(node, "children", None)
+    if children is None:
+        return []
+    if isinstance(children, str):
+        return [children]
+    for child in children if isinstance(children, (list, tuple)) else [children]:
+        if isinstance(child, str):
+            out.append(child)
+        elif child is not None and not isinstance(child, (int, float)):
+            out += _texts(child)
+    return out
+
+
+def _incident_data() -> dict:
+    at = pd.Timestamp("2026-11-02T01:00:00Z")
+    actions = list(lifecycle.TRANSITION_ACTIONS)
+    recipients = pd.DataFrame({
+        "recipient_id": [f"DEPT-{i}" for i in range(len(lifecycle.STATES))],
+        "role": ["traffic_police", "district_office", "carrier", None],
+        "state": list(lifecycle.STATES), "signed_at": [None, at, at, at]})
+    history = pd.DataFrame({
+        "at": [at] * len(actions), "action": actions, "recipient_id": [None] * len(actions),
+        "actor": (["rule:speeding", "system", "terminal:013800138000"] * len(actions))[:len(actions)]})
+    row = {"id": "INC-1", "rule": "speeding", "severity": 1, "status": "signed", "state": "ended",
+           "subject_id": "VEH-000001", "first_time": at, "last_time": at, "evidence": {}, "lon": None, "lat": None}
+    return {"incident": row, "recipients": recipients, "history": history, "evidence": None}
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_the_incident_panel_shows_labels_not_the_stores_keys(language):
+    panel = build_panel("incidents", _incident_data(), language, [], actions=("sign", "dispose", "close"))
+    shown = _texts(panel)
+    keys = {*lifecycle.STATES, *lifecycle.RULE_STATES, *lifecycle.TRANSITION_ACTIONS, "traffic_police",
+            "district_office", "carrier", "system", "rule:speeding"}
+    assert not keys & set(shown), sorted(keys & set(shown))
+    for key in lifecycle.TRANSITION_ACTIONS:
+        assert value_label("incident_action", key, language) in shown
+    for key in lifecycle.STATES:
+        assert value_label("incident_status", key, language) in shown
+    assert value_label("rule_state", "ended", language) in shown
+    assert value_label("department_kind", "district_office", language) in shown
+    assert value_label("outcome", "false_alarm", language) in shown  # the disposal form's choices
+    if language == "zh":  # the Chinese panel says nothing in English but ids, numbers and the rule's key
+        english = [s for s in shown if re.search(r"[a-z]{3,}", s) and not CJK.search(s)
+                   and not re.fullmatch(r"[A-Z]+-[\w-]+", s)]
+        assert not english, english
