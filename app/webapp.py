@@ -877,8 +877,9 @@ def _add_incidents_route(web: dash.Dash, world_version: str, screen: "_Screen") 
         except Exception as failure:  # noqa: BLE001 - the wall says the store is away, it does not break
             log.warning("wall incidents: the incident store cannot be read: %s", failure)
             return flask.jsonify(error="the incident store cannot be read"), 503
-        response = flask.jsonify(recent=incident_items(recent, language), queue=incident_items(queue, language),
-                                 unsigned=unsigned)
+        title_of = screen.directory.title_of  # a truck by its plate, a plant by its name
+        response = flask.jsonify(recent=incident_items(recent, language, title_of),
+                                 queue=incident_items(queue, language, title_of), unsigned=unsigned)
         response.headers["Cache-Control"] = "no-store"
         return response
 

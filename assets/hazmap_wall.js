@@ -130,7 +130,7 @@
         li.style.setProperty("--level", item.colour);
         li.dataset.id = item.id;
         [["hz-incident-time", item.time], ["hz-incident-level", item.level_name], ["hz-incident-rule", item.rule],
-            ["hz-incident-subject", item.subject_id]].forEach(function (part) {
+            ["hz-incident-subject", item.subject || item.subject_id]].forEach(function (part) {
             var span = document.createElement("span");
             span.className = part[0];
             span.textContent = part[1];

@@ -574,7 +574,31 @@ def incident(world: World, incident_id: str, *, live: LiveState | None = None, s
         raise LookupError(str(exc)) from None
     from data.incident_view import evidence  # what the map draws for it (assets/hazmap_evidence.js)
 
-    return {**shown, "now": _now(live, now), "evidence": evidence(world, shown["incident"], store)}
+    names = _incident_names(world, [*shown["recipients"]["recipient_id"], shown["incident"]["subject_id"]])
+    return {**shown, "now": _now(live, now), "evidence": evidence(world, shown["incident"], store), "names": names}
+
+
+# the tables an incident's recipients and subject are named from, and the column that names them
+_NAMED_BY = (("departments", "name"), ("entities", "name"), ("vehicles", "plate"), ("hazard_sources", "name"),
+             ("sensitive_sites", "name"), ("wash_stations", "name"))
+
+
+def _incident_names(world: World, ids) -> dict[str, tuple[str, str]]:
+    """Who an incident went to and what it is about, by name: id -> (Chinese, English). A department
+    has both; an enterprise, a truck's plate or a site has one name; an id the World does not hold
+    (a monitoring point, a recipient since removed) is left out, and the panel shows the id."""
+    wanted = {str(i) for i in ids if isinstance(i, str)}
+    names: dict[str, tuple[str, str]] = {}
+    for table_name, column in _NAMED_BY:
+        table = getattr(world, table_name, None)
+        if table is None or column not in table.columns or not len(table):
+            continue
+        found = table[table["id"].astype(str).isin(wanted)]
+        english = found["name_en"] if "name_en" in found.columns else found[column]
+        for feature_id, zh, en in zip(found["id"].astype(str), found[column], english, strict=True):
+            if isinstance(zh, str) and zh:
+                names[feature_id] = (zh, en if isinstance(en, str) and en else zh)
+    return names
 
 
 GATHERERS["incidents"] = incident

@@ -111,6 +111,15 @@ class FeatureDirectory:
             tables=tuple(self._child_tables(layer, feature_id, language)),
         )
 
+    def title_of(self, layer: str | None, feature_id: str, language: str) -> str | None:
+        """What the wall calls a feature (a truck's plate, a plant's name) or None where its layer
+        names it by id only or holds no such feature."""
+        frame = self._frames.get(layer) if layer else None
+        if frame is None or feature_id not in frame.index:
+            return None
+        title = self._title(map_layer(layer).title_column, frame.loc[feature_id], language)
+        return None if title == feature_id or _is_missing(title) else title
+
     def _title(self, column: str, row: pd.Series, language: str) -> str:
         if language == "en" and column == "name" and not _is_missing(row.get("name_en")):
             return str(row["name_en"])

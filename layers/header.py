@@ -155,9 +155,11 @@ TICKER_LABELS: dict[str, Text] = {
 }
 
 
-def incident_items(frame: pd.DataFrame, language: str) -> list[dict]:
+def incident_items(frame: pd.DataFrame, language: str, title_of=None) -> list[dict]:
     """Rows of IncidentStore.list() as the ticker and the queue show them: id, level (key, name,
-    colour), rule title, subject, where to open it (its layer and a lon/lat), local time, status."""
+    colour), rule title, subject (its id, and what the wall calls it: `title_of(layer, id, language)`,
+    e.g. FeatureDirectory.title_of, gives a truck's plate; its id where it gives none), where to open
+    it (its layer and a lon/lat), local time, status."""
     if not len(frame):
         return []
     from spatial.incidents.levels import BY_SEVERITY
@@ -167,11 +169,13 @@ def incident_items(frame: pd.DataFrame, language: str) -> list[dict]:
     for row, at in zip(frame.itertuples(index=False), times, strict=True):  # a page of at most a few dozen rows
         level = BY_SEVERITY[int(row.severity)]
         lon, lat = (None if pd.isna(v) else round(float(v), 6) for v in (row.lon, row.lat))
+        layer = SUBJECT_LAYERS.get(str(row.subject_kind))
+        subject = (title_of(layer, str(row.subject_id), language) if title_of else None) or str(row.subject_id)
         out.append({
             "id": str(row.id), "level": level.key, "colour": level.colour,
             "level_name": level.name_zh if language == "zh" else level.name_en,
             "rule": rule_title(row.rule, language),
-            "subject_id": str(row.subject_id), "layer": SUBJECT_LAYERS.get(str(row.subject_kind)),
+            "subject_id": str(row.subject_id), "subject": subject, "layer": layer,
             "lon": lon, "lat": lat, "time": at, "status": str(row.status),
         })
     return out

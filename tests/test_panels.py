@@ -223,6 +223,19 @@ def test_the_incident_panel_shows_recipients_history_and_only_the_allowed_action
     assert len(history[0].children[1].children) == len(shown["history"])
     subject = _field(panel, "Subject")
     assert (subject.id["layer"], subject.id["id"]) == ("vehicles", vehicle["id"])
+    assert subject.children == f"{vehicle['plate']} ({vehicle['id']})"  # the plate an officer reads, the id beside
+    # recipients by name (the department's in the panel's language, an enterprise's own), the id on hover
+    departments = world.departments.set_index("id")
+    entities = world.entities.set_index("id")
+    for language, column in (("en", "name_en"), ("zh", "name")):
+        nodes = _all(build_panel("incidents", data, language, []))
+        (table,) = [n for n in nodes if type(n).__name__ == "Table" and "hz-incident-recipients" in n.className]
+        cells = [row.children[0].children for row in table.children[1].children]
+        assert [c.title for c in cells] == shown["recipients"]["recipient_id"].tolist()
+        expected = [departments.at[i, column] if i in departments.index else entities.at[i, "name"]
+                    for i in shown["recipients"]["recipient_id"]]
+        assert [c.children for c in cells] == expected
+        assert any(i.startswith("DEPT-") for i in shown["recipients"]["recipient_id"])
     read_only = build_panel("incidents", data, "en", [])
     assert not [n for n in _all(read_only) if type(n).__name__ == "Button"]
     with pytest.raises(LookupError):

@@ -234,8 +234,27 @@ def test_incident_items_carry_level_rule_subject_layer_and_local_time():
     zh, en = incident_items(frame, "zh"), incident_items(frame, "en")
     assert [i["id"] for i in zh] == ["INC-2", "INC-1"]
     assert zh[0] | {} == {"id": "INC-2", "level": "red", "colour": "#e02020", "level_name": "重大", "rule": "超速",
-                          "subject_id": "VEH-000001", "layer": "vehicles", "lon": 121.5, "lat": 29.9,
-                          "time": "09:05", "status": "pushed"}
+                          "subject_id": "VEH-000001", "subject": "VEH-000001", "layer": "vehicles", "lon": 121.5,
+                          "lat": 29.9, "time": "09:05", "status": "pushed"}
     assert (en[0]["rule"], en[0]["level_name"]) == ("Speeding", "major")
     assert zh[1]["rule"] == "a_future_rule" and zh[1]["layer"] == "monitoring_points" and zh[1]["lon"] is None
     assert incident_items(frame.iloc[:0], "zh") == []
+    # named as the wall names them where the layer has a name for the subject (a truck's plate), else by id
+    plates = {("vehicles", "VEH-000001"): "浙B·E2668"}
+    named = incident_items(frame, "zh", lambda layer, feature_id, language: plates.get((layer, feature_id)))
+    assert [(i["subject"], i["subject_id"]) for i in named] == [("浙B·E2668", "VEH-000001"),
+                                                               ("MP-000002", "MP-000002")]
+
+
+def test_the_feature_directory_names_a_truck_by_its_plate_and_a_point_by_nothing():
+    from data.demo import build_world
+    from layers.details import FeatureDirectory
+
+    world = build_world(seed=7, scale=0.02)
+    directory = FeatureDirectory(world)
+    truck = world.vehicles.iloc[0]
+    assert directory.title_of("vehicles", truck["id"], "zh") == truck["plate"]
+    entity = world.entities.iloc[0]
+    assert directory.title_of("entities", entity["id"], "zh") == entity["name"]
+    assert directory.title_of("vehicles", "VEH-NOPE", "zh") is None
+    assert directory.title_of(None, truck["id"], "zh") is None

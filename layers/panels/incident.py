@@ -102,19 +102,36 @@ def _stamp(value) -> str:
     return "—" if value is None or pd.isna(value) else local_time(pd.Timestamp(value))
 
 
+def _named(names: dict, feature_id, language: str):
+    """A recipient or subject by its name (data/drilldown.py gathers them), its id kept as the hover
+    text; the id itself where the World names nobody."""
+    if feature_id is None or (not isinstance(feature_id, str) and pd.isna(feature_id)):
+        return ""
+    feature_id = str(feature_id)
+    name = names.get(feature_id)
+    if not name:
+        return feature_id
+    return html.Span(name[0] if language == "zh" else name[1], title=feature_id, className="hz-named",
+                     **{"data-id": feature_id})
+
+
 def build(data: dict, language: str, history: list, actions: tuple[str, ...] = ()) -> list:
     from spatial.incidents.levels import BY_SEVERITY
 
     row, links = data["incident"], Links()
+    names = data.get("names") or {}
     level = BY_SEVERITY.get(int(row["severity"]))
     subject = str(row["subject_id"])
     layer = subject_layer(subject)
+    subject_name = names.get(subject)
+    subject_label = f"{subject_name[0] if language == 'zh' else subject_name[1]} ({subject})" if subject_name \
+        else subject
     body = [fields([
         (text(L["rule"], language), html.Span(rule_title(row["rule"], language), **{"data-rule": str(row["rule"])})),
         (text(L["level"], language), (level.name_zh if language == "zh" else level.name_en) if level else "—"),
         (text(L["status"], language), value_label("incident_status", row["status"], language)),
         (text(L["state"], language), value_label("rule_state", row["state"], language)),
-        (text(L["subject"], language), links.to(layer, subject) if layer else subject),
+        (text(L["subject"], language), links.to(layer, subject, subject_label) if layer else subject_label),
         (text(L["first"], language), _stamp(row["first_time"])), (text(L["last"], language), _stamp(row["last_time"])),
     ])]
     drawn = data.get("evidence")
@@ -134,7 +151,7 @@ def build(data: dict, language: str, history: list, actions: tuple[str, ...] = (
     body += section(L["recipients"], language, table(
         [text(L["recipient"], language), text(L["role"], language), text(L["status"], language),
          text(L["signed_at"], language)],
-        [[str(r), value_label("department_kind", role, language) if isinstance(role, str) else "—",
+        [[_named(names, r, language), value_label("department_kind", role, language) if isinstance(role, str) else "—",
           value_label("incident_status", s, language), _stamp(t)] for r, role, s, t in
          zip(recipients["recipient_id"], roles, recipients["state"], recipients["signed_at"], strict=True)],
         "hz-incident-recipients"), count=len(recipients))
@@ -142,7 +159,7 @@ def build(data: dict, language: str, history: list, actions: tuple[str, ...] = (
     body += section(L["history"], language, table(
         [text(L["at"], language), text(L["action"], language), text(L["recipient"], language),
          text(L["by"], language)],
-        [[_stamp(at), value_label("incident_action", a, language), "" if r is None or pd.isna(r) else str(r),
+        [[_stamp(at), value_label("incident_action", a, language), _named(names, r, language),
           actor_label(b, language)]
          for at, a, r, b in zip(transitions["at"], transitions["action"], transitions["recipient_id"],
                                 transitions["actor"], strict=True)],

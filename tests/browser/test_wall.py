@@ -414,6 +414,7 @@ def test_a_new_red_incident_flashes_in_the_ticker_and_its_click_opens_it(page, i
                            timeout=LOAD_TIMEOUT_MS)
     row = page.locator(f"#hz-incidents .hz-incident[data-id='{new_id}']").first
     assert "超速" in row.inner_text() and "重大" in row.inner_text()
+    assert row.locator(".hz-incident-subject").inner_text() == truck["plate"]  # a truck by its plate, not its id
     row.click()
     panel = page.locator("#hz-panel.hz-open")
     panel.wait_for(timeout=10_000)
