@@ -14,7 +14,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from spatial.grading import alpha_for_people, grade_for_r
-from spatial.impact import erg_distances, impact, is_night, protective_by_group
+from spatial.impact import impact, is_night, protective_by_group
 from spatial.model import LiveState, World
 
 KINDS = ("vehicles", "hazard_sources", "monitoring_points", "entities", "sensitive_sites", "wash_stations")
