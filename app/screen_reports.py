@@ -6,6 +6,7 @@ the screen has one — through the same path as `hazmap snapshot` (app/cli_repor
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 
 import pandas as pd
@@ -76,8 +77,6 @@ def draw_control():
 
 def snapshot_panel(language: str):
     from dash import dcc, html
-
-    import json
 
     return html.Div(className="hz-snapshot", style={"position": "absolute", "right": "12px", "bottom": "4.5rem",
                                                     "zIndex": 1000},
