@@ -111,16 +111,17 @@ def incidents_import(
     events: Annotated[Path, typer.Option("--events", help="events file: .jsonl (hazmap events --json), .csv or "
                                                           ".parquet (hazmap rules run)")],
 ) -> None:
-    """Apply a file's events in file order; events applied before are counted, not doubled."""
+    """Apply a file's events in file order, 5,000 a transaction once all are checked; events
+    applied before are counted, not doubled (so a file whose import stopped half-way is imported again)."""
     from app.cli import UserError
-    from data.incidents import IncidentError, read_event_file
+    from data.incidents import CHUNK_EVENTS, IncidentError, read_event_file
 
     try:
         frame, labels = read_event_file(events)
     except IncidentError as exc:
         raise UserError(str(exc)) from exc
     with _Incidents(ctx, world=True) as incidents:
-        result = incidents.apply_events(frame, source="file", labels=labels)
+        result = incidents.apply_events(frame, source="file", labels=labels, chunk=CHUNK_EVENTS)
     _echo_json({k: v for k, v in result.__dict__.items() if k != "last_seq"})
 
 

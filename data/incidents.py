@@ -63,7 +63,7 @@ from spatial.model import Event, World
 __all__ = ["ApplyResult", "EscalationResult", "IncidentError", "IncidentSettings", "IncidentStore", "OUTCOMES"]
 
 CURSOR = "events"  # the cursor row of the processor that follows the events table
-CHUNK_EVENTS = 5_000  # stored events applied per transaction by apply_stored_events
+CHUNK_EVENTS = 5_000  # events applied per transaction by apply_stored_events and a file's import
 # the pushed recipient rows not yet counted as overdue: literal text (migration 0008's partial index
 # WHERE), so that SQLite, which matches a partial index only on the same terms, uses the index
 UNCOUNTED_OVERDUE = "state = 'pushed' AND overdue_counted_severity IS NULL"
@@ -692,14 +692,35 @@ class IncidentStore:
     # --- events -> incidents ------------------------------------------------------------------
 
     def apply_events(self, events: list[Event] | pd.DataFrame, *, source: str = "file",
-                     labels: list[str] | None = None) -> ApplyResult:
-        """Apply events in the given order, in ONE transaction; those applied before are counted
-        as duplicates and change nothing. A malformed event refuses the whole batch (named by
-        `labels[row]` when given, e.g. a file's line)."""
+                     labels: list[str] | None = None, chunk: int | None = None) -> ApplyResult:
+        """Apply events in the given order, in ONE transaction, or with `chunk` in transactions of
+        that many (a file's import: the incident write lock is then held a batch at a time, as the
+        monitor holds it, not for the whole file, and the batch's rows are not all in memory at
+        once); those applied before are counted as duplicates and change nothing. Every event is
+        checked first: a malformed one refuses them all (named by `labels[row]` when given, e.g. a
+        file's line). A failure in a later chunk leaves the chunks before it applied and says so;
+        applying the same events again applies the rest."""
         frame = _events_frame(events, labels)
-        with self.engine.begin() as connection:
-            _, version = self._begin(connection)
-            return self._apply(connection, frame, source, version)
+        step = max(int(chunk or len(frame)), 1)
+        total = ApplyResult()
+        for first in range(0, max(len(frame), 1), step):
+            part = frame.iloc[first:first + step].reset_index(drop=True) if chunk else frame
+            try:
+                with self.engine.begin() as connection:
+                    _, version = self._begin(connection)
+                    total = total + self._apply(connection, part, source, version)
+            except Exception as failure:
+                if not first:
+                    raise
+                last = min(first + step, len(frame))
+                where = f"{labels[first]} to {labels[last - 1]}" if labels is not None \
+                    else f"events {first} to {last - 1}"
+                # one line: the driver's own message, not SQLAlchemy's statement and link
+                reason = (str(getattr(failure, "orig", None) or failure).strip().splitlines() or [""])[0]
+                raise IncidentError(f"{where} were not applied ({type(failure).__name__}: {reason}); the "
+                                    f"{first:,} event(s) before them are, and applying the same events again "
+                                    "applies the rest (the applied ones are counted, not doubled)") from failure
+        return total
 
     def apply_stored_events(self, limit: int | None = None, *, chunk: int = CHUNK_EVENTS) -> ApplyResult:
         """Apply the events table after the last applied seq, in seq order, one transaction per

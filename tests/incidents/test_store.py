@@ -85,6 +85,48 @@ def test_a_malformed_event_refuses_the_whole_batch(store):
     assert _counts(store)["incidents"] == 0
 
 
+def test_a_file_applied_in_chunks_checks_every_event_first_and_a_later_failure_keeps_what_was_applied(
+        store, monkeypatch):
+    """`chunk` (a file's import): a malformed event anywhere refuses them all before any write; a
+    failure in a later chunk leaves the chunks before it applied, says which events were not, and
+    applying the same events again applies the rest, ending where one transaction would."""
+    incidents = IncidentStore(store)
+    events = [*episode(0, 10), *episode(20, 30, subject="VEH-0002"), ev("open", 40, subject="VEH-0003"),
+              ev("update", 40, severity=1, subject="VEH-0003", evidence={"level": 1}), ev("open", 50)]
+    labels = [f"events.jsonl, line {i + 1}" for i in range(len(events))]
+    with pytest.raises(IncidentError, match="line 8: a close needs its end time"):
+        incidents.apply_events([*events, ev("close", 60)], labels=[*labels, "events.jsonl, line 8"], chunk=2)
+    assert _counts(store)["incident_applied"] == 0
+
+    real_apply, calls = IncidentStore._apply, []
+
+    def failing_third(self, connection, frame, source, version):
+        calls.append(len(frame))
+        if len(calls) == 3:
+            raise sa.exc.OperationalError("INSERT …", {}, Exception("disk I/O error"))
+        return real_apply(self, connection, frame, source, version)
+
+    monkeypatch.setattr(IncidentStore, "_apply", failing_third)
+    with pytest.raises(IncidentError, match=r"events.jsonl, line 5 to events.jsonl, line 6 were not applied "
+                                            r"\(OperationalError.*disk I/O error.*\); the 4 event\(s\) before them are"):
+        incidents.apply_events(events, labels=labels, chunk=2)
+    assert calls == [2, 2, 2] and _counts(store)["incident_applied"] == 4
+    monkeypatch.setattr(IncidentStore, "_apply", real_apply)
+    again = incidents.apply_events(events, labels=labels, chunk=2)
+    assert (again.applied, again.duplicates) == (3, 4)
+    chunked = incidents.list().drop(columns=["id", "version"]).sort_values(["subject_id", "first_time"])
+
+    whole = IncidentStore(store)
+    with store.engine.begin() as connection:  # the same events in one transaction on empty tables
+        for table in reversed(incident_tables.TABLES):
+            if table is not incident_tables.incident_cursor:
+                connection.execute(sa.delete(table))
+    assert whole.apply_events(events).applied == len(events)
+    pd.testing.assert_frame_equal(
+        whole.list().drop(columns=["id", "version"]).sort_values(["subject_id", "first_time"]).reset_index(drop=True),
+        chunked.reset_index(drop=True))
+
+
 def test_an_episode_is_known_by_its_start_across_batches(store):
     """The applied keys are found by (episode start, episode id): a later batch's close of the same
     episode is known (no second incident); a close carrying another start is another episode's."""
