@@ -13,6 +13,7 @@ import shapely
 from data import drilldown
 from layers.panels import BACK_N, FOCUS_TYPE, HISTORY_TYPE, KINDS, LINK_TYPE, build_panel, next_history
 from spatial.grading import grade_sources
+from spatial.impact import erg_distances
 from spatial.model import LiveState, PingBatch, ReadingBatch
 from tests.incidents.helpers import ev
 
@@ -150,7 +151,7 @@ def test_the_sensitive_site_panel_finds_loaded_trucks_within_their_cargos_distan
     site = world.sensitive_sites.iloc[0]
     loaded = drilldown.loaded_waybills(world, NOW).drop_duplicates("vehicle_id")
     goods = world.waybill_goods.groupby("waybill_id")["un_number"].agg(list)
-    reach = np.array([drilldown.erg_distances(goods.get(w, []), world.chemicals, False).protective_m
+    reach = np.array([erg_distances(goods.get(w, []), world.chemicals, False).protective_m
                       for w in loaded["id"]])
     loaded = loaded[np.isfinite(reach)]  # a cargo with an ERG distance
     near, far = loaded["vehicle_id"].iloc[0], loaded["vehicle_id"].iloc[1]
