@@ -162,6 +162,92 @@
         _draw: function (region, fresh) {}
     });
 
+    // --- the features canvas: the lines and areas and the static points on one canvas ------------
+    // Every layer drawn only from the view shares one padded canvas: assets/hazmap_vector.js's lines
+    // and areas and, over them, assets/hazmap_static.js's points. On a software compositor every
+    // screen-sized canvas costs each zoom its backing store copied for the compositor (~3 ms) and one
+    // more quad composited in every frame (~4 ms); a canvas each (up to the eighth round) paid twice.
+    // Each module adds a part (`addPart`): `z` (the parts are drawn from the lowest up), `status()`
+    // -> {any: a layer wanted, loaded: one of them drawable, pending: one still loading}, and
+    // `draw(canvas, r)`: the region being drawn (`r`, see `_draw`), clipped to it, over the parts
+    // below ("source-over": drawing beneath them with "destination-over" rasterised 2-3x slower).
+    var FEATURES_PANE = "hzfeatures";
+    var FEATURES_PANE_Z = 395; // over the risk grid (350), under the overlay pane (400): a panel's marks stay on top
+    var FeaturesCanvas = hazmap.CanvasLayer.extend({
+        // padded a quarter of the view each way and kept through a pan within it: a pan redraws only
+        // when it leaves that; after a zoom the view is drawn first, the padding in idle strips
+        options: {pane: FEATURES_PANE, className: "hz-features-canvas", keepWhileCovered: true, viewFirst: true},
+
+        initialize: function (options) {
+            hazmap.CanvasLayer.prototype.initialize.call(this, options);
+            this._parts = [];
+        },
+
+        addPart: function (part) {
+            this._parts.push(part);
+            this._parts.sort(function (a, b) { return a.z - b.z; });
+        },
+
+        // A part's layers were switched or their data came: the canvas joins the map once every
+        // wanted layer's data is in (drawn as it joins: an empty screen-sized canvas, or one drawn
+        // again per payload, only delays the first render), leaves it when no layer is wanted, and
+        // is drawn again otherwise.
+        refresh: function () {
+            var map = this._hazmapMap, any = false, loaded = false, pending = false;
+            if (!map) { return; }
+            this._parts.forEach(function (part) {
+                var s = part.status();
+                any = any || s.any;
+                loaded = loaded || s.loaded;
+                pending = pending || s.pending;
+            });
+            if (loaded && !pending && !map.hasLayer(this)) {
+                map.addLayer(this);
+            } else if (!any && map.hasLayer(this)) {
+                map.removeLayer(this);
+            } else if (map.hasLayer(this)) {
+                this.requestDraw();
+            }
+        },
+
+        // The whole canvas, or `region` of it (layer points; `fresh`: the rest cleared). `r` for the
+        // parts: the region (or null), fresh, its pixel rectangle px = [x0, y0, x1, y1) on the canvas,
+        // the device pixel ratio m; each part starts with the transform reset.
+        _draw: function (region, fresh) {
+            if (!this._ctx) { return; }
+            var b = this._bounds, m = window.devicePixelRatio || 1, ctx = this._ctx;
+            var W = this._container.width, H = this._container.height, x0 = 0, y0 = 0, x1 = W, y1 = H;
+            if (region) {
+                x0 = Math.max(0, Math.floor((region.min.x - b.min.x) * m));
+                y0 = Math.max(0, Math.floor((region.min.y - b.min.y) * m));
+                x1 = Math.min(W, Math.ceil((region.max.x - b.min.x) * m));
+                y1 = Math.min(H, Math.ceil((region.max.y - b.min.y) * m));
+            }
+            var r = {region: region || null, fresh: !!fresh, px: [x0, y0, x1, y1], m: m};
+            ctx.setTransform(1, 0, 0, 1, 0, 0);
+            if (!region || fresh) { ctx.clearRect(0, 0, W, H); } else { ctx.clearRect(x0, y0, x1 - x0, y1 - y0); }
+            for (var i = 0; i < this._parts.length; i++) {
+                ctx.save();
+                ctx.beginPath();
+                ctx.rect(x0, y0, x1 - x0, y1 - y0);
+                ctx.clip();
+                this._parts[i].draw(this, r);
+                ctx.restore();
+            }
+        }
+    });
+
+    // The one features canvas of the page (assets/hazmap_static.js and hazmap_vector.js add their parts).
+    var features = null;
+    hazmap.featuresCanvas = function (map) {
+        if (!features) {
+            features = new FeaturesCanvas();
+            features._hazmapMap = map;
+            if (!map.getPane(FEATURES_PANE)) { map.createPane(FEATURES_PANE).style.zIndex = FEATURES_PANE_Z; }
+        }
+        return features;
+    };
+
     // --- lines as hairlines --------------------------------------------------------------------------
     // A software canvas (Skia) strokes a line of at most one device pixel as a hairline, its
     // coverage scaled by the width: ~10x faster than a wider line, whose outline it builds and
