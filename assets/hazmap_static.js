@@ -1,7 +1,7 @@
 /*
  * The static point layers of hazmap's wall (regulated entities, monitoring points, sensitive
  * sites, registered vehicles, and over them the few stations, parking lots, service areas, repair
- * shops and hazard sources) on a canvas, drawn from typed arrays (DESIGN.md §7:
+ * shops and hazard sources) on one canvas of their own, drawn from typed arrays (DESIGN.md §7:
  * thousands of Leaflet circle markers cost 50-200 ms on every pan or zoom; a canvas fed from
  * arrays, a few; and the few left on Leaflet's own canvas cost that canvas, a screen-sized layer
  * composited on every frame).
@@ -13,9 +13,8 @@
  * or zoom redraws from those. Each point is a sprite (one per class and scale) whose pixels are
  * stamped into one ImageData, as the live layer does.
  *
- * The canvas is the features canvas (assets/hazmap_canvas.js), shared with the lines and areas of
- * assets/hazmap_vector.js, which the points lie over; it lies in a pane just under Leaflet's overlay
- * pane (which now holds only what a panel draws: a truck's trail, an incident's evidence). Below the symbols' zoom the counted layers
+ * The canvas lies in a pane just under Leaflet's overlay pane (which now holds only what a panel
+ * draws: a truck's trail, an incident's evidence). Below the symbols' zoom the counted layers
  * (`counted`: entities, monitoring points, sensitive sites, vehicles) give way to the counts per
  * cell (assets/hazmap_counts.js); the others show at every zoom. It takes no pointer events: a
  * capture-phase click listener on the document (so it runs before the map container's own: the
@@ -36,6 +35,8 @@
         return;
     }
     var L = window.L;
+    var PANE = "hzstatic";
+    var PANE_Z = 395; // just under the overlay pane (400): a panel's marks stay on top
     var HIT_SLACK_PX = 3;
     var STATS_KEPT = 120;
 
@@ -127,72 +128,66 @@
         return (sprites[id] = hazmap.spriteFromImage(ctx.getImageData(0, 0, size, size).data, size, reach));
     }
 
-    // --- the points on the features canvas ----------------------------------------------------
-    // A part of the features canvas (assets/hazmap_canvas.js `hazmap.featuresCanvas`: padded, kept
-    // through pans within it, the view drawn first after a zoom and the padding in idle strips), over
-    // the lines and areas of assets/hazmap_vector.js: the points stamped into one ImageData, which is
-    // put on a sheet of its own (putImageData replaces pixels, it does not blend) and drawn from it
-    // over the lines; the areas' outlines over the points.
-    var part = {
-        z: 1,
+    // --- the canvas ------------------------------------------------------------------------------
+    var StaticCanvas = hazmap.CanvasLayer.extend({ // the lifecycle: assets/hazmap_canvas.js
+        // padded and kept through pans within it, as assets/hazmap_vector.js; after a zoom the view
+        // is drawn first and the padding in idle strips (hazmap.CanvasLayer `viewFirst`)
+        options: {pane: PANE, className: "hz-static-canvas", keepWhileCovered: true, viewFirst: true},
 
-        status: function () {
-            var s = {any: false, loaded: false, pending: false};
-            state.order.forEach(function (name) {
-                var entry = state.layers[name];
-                s.any = s.any || entry.wanted;
-                s.loaded = s.loaded || (entry.wanted && !!entry.data);
-                s.pending = s.pending || (entry.wanted && entry.requested && !entry.data);
-            });
-            return s;
-        },
-
-        // The points of the region `r.px` (canvas pixels; the whole canvas when `r.region` is null)
-        // stamped and drawn, then the outlines; each layer's first paint marked.
-        draw: function (canvas, r) {
-            var t0 = performance.now(), map = canvas._map, b = canvas._bounds, m = r.m, ctx = canvas._ctx;
-            var origin = map.getPixelOrigin();
+        // The whole canvas, or `region` of it (layer points; `fresh`: the rest cleared, see
+        // assets/hazmap_canvas.js): the points stamped into one ImageData, put, outlines over it.
+        _draw: function (region, fresh) {
+            if (!this._ctx) { return; }
+            var t0 = performance.now();
+            var b = this._bounds, m = window.devicePixelRatio || 1, ctx = this._ctx;
+            var origin = this._map.getPixelOrigin();
             var view = {
-                scale: map.options.crs.scale(canvas._zoom), ox: origin.x, oy: origin.y, s: screenScale(), m: m,
-                minX: b.min.x, minY: b.min.y, maxX: b.max.x, maxY: b.max.y, zoom: canvas._zoom
+                scale: this._map.options.crs.scale(this._zoom), ox: origin.x, oy: origin.y, s: screenScale(), m: m,
+                minX: b.min.x, minY: b.min.y, maxX: b.max.x, maxY: b.max.y, zoom: this._zoom
             };
-            var W = canvas._container.width, H = canvas._container.height;
+            var canvas = this._container, W = canvas.width, H = canvas.height;
             if (!this._target || this._target.width !== W || this._target.height !== H) {
                 this._target = hazmap.stampTarget(ctx.createImageData(W, H));
             }
-            var pixels = this._target.pixels, x0 = r.px[0], y0 = r.px[1], x1 = r.px[2], y1 = r.px[3];
-            var whole = !r.region || r.fresh; // the points' layer positions change: computed again
-            if (!r.region) {
+            var pixels = this._target.pixels;
+            // the region in canvas pixels: [x0, x1) x [y0, y1)
+            var x0 = 0, y0 = 0, x1 = W, y1 = H;
+            if (region) {
+                x0 = Math.max(0, Math.floor((region.min.x - b.min.x) * m));
+                y0 = Math.max(0, Math.floor((region.min.y - b.min.y) * m));
+                x1 = Math.min(W, Math.ceil((region.max.x - b.min.x) * m));
+                y1 = Math.min(H, Math.ceil((region.max.y - b.min.y) * m));
+            }
+            var whole = !region || fresh; // the points' layer positions change: computed again
+            if (!region) {
                 pixels.fill(0);
             } else { // only the region's pixels are stamped and put (a strip clears its own when it comes)
                 for (var row = y0; row < y1; row++) { pixels.fill(0, row * W + x0, row * W + x1); }
             }
-            var clip = r.px, covered = canvas._covered(), zoom = map.getZoom();
-            var painted = [];
-            var k, entry;
+            var clip = [x0, y0, x1, y1], covered = this._covered();
+            var painted = [], k, entry;
             for (k = 0; k < state.order.length; k++) {
                 entry = state.layers[state.order[k]];
-                if (!shownAt(entry, zoom)) {
+                if (!shownAt(entry, this._map.getZoom())) {
                     entry.drawn = 0;
                     continue;
                 }
                 this._points(entry, view, whole, clip, covered);
                 painted.push(entry);
             }
-            if (!painted.length) { return; } // nothing shown: the region stays as the canvas cleared it
-            var sheet = this._sheet || (this._sheet = document.createElement("canvas"));
-            if (sheet.width !== W || sheet.height !== H) { sheet.width = W; sheet.height = H; }
-            sheet.getContext("2d").putImageData(this._target.image, 0, 0, x0, y0, x1 - x0, y1 - y0);
-            ctx.drawImage(sheet, x0, y0, x1 - x0, y1 - y0, x0, y0, x1 - x0, y1 - y0);
+            ctx.setTransform(1, 0, 0, 1, 0, 0);
+            if (region && fresh) { ctx.clearRect(0, 0, W, H); }
+            ctx.putImageData(this._target.image, 0, 0, x0, y0, x1 - x0, y1 - y0);
+            // the areas' outlines over the stamped points (putImageData replaces, it does not blend)
             for (k = 0; k < painted.length; k++) {
                 entry = painted[k];
-                if (entry.data.rings && view.zoom >= state.config.outlineMinZoom) { this._outlines(ctx, entry, view); }
+                if (entry.data.rings && view.zoom >= state.config.outlineMinZoom) { this._outlines(entry, view, clip); }
                 if (!entry.painted) {
                     entry.painted = true;
                     performance.mark("hazmap:layer:" + entry.name);
                 }
             }
-            keep(state.stats.paintMs, performance.now() - t0);
+            if (painted.length) { keep(state.stats.paintMs, performance.now() - t0); }
         },
 
         // Layer points of every feature (NaN off the canvas; when `whole`), then one sprite per
@@ -230,10 +225,13 @@
             entry.drawn = drawn;
         },
 
-        // Area outlines in their class colour, one path per class (clipped to the region by the canvas).
-        _outlines: function (ctx, entry, view) {
-            var d = entry.data, m = view.m;
+        // Area outlines in their class colour, one path per class, within the clip rectangle.
+        _outlines: function (entry, view, clip) {
+            var d = entry.data, ctx = this._ctx, m = view.m;
             ctx.save();
+            ctx.beginPath();
+            ctx.rect(clip[0], clip[1], clip[2] - clip[0], clip[3] - clip[1]);
+            ctx.clip();
             ctx.setTransform(m, 0, 0, m, -view.minX * m, -view.minY * m);
             ctx.lineJoin = "round";
             for (var c = 0; c < d.classes.length; c++) {
@@ -262,10 +260,10 @@
 
         // The topmost feature drawn within reach of a layer point: {layer, id} or null.
         hitTest: function (x, y) {
-            var s = screenScale(), zoom = state.map.getZoom();
+            var s = screenScale();
             for (var k = state.order.length - 1; k >= 0; k--) {
                 var entry = state.layers[state.order[k]];
-                if (!shownAt(entry, zoom)) { continue; }
+                if (!shownAt(entry, this._map.getZoom())) { continue; }
                 var d = entry.data, xs = entry.xs, ys = entry.ys, best = -1, bestD = Infinity;
                 for (var i = 0; i < d.n; i++) {
                     if (xs[i] !== xs[i]) { continue; }
@@ -278,10 +276,10 @@
             }
             return null;
         }
-    };
+    });
 
     // --- wiring ------------------------------------------------------------------------------------
-    var layer = null; // the features canvas, once the map is there
+    var layer = null;
 
     function whenMap(callback) {
         if (hazmap.leafletMap) { callback(hazmap.leafletMap); return; }
@@ -306,7 +304,7 @@
         var cp = map.mouseEventToContainerPoint(event);
         if (window.hazmapLive && window.hazmapLive.hitAt && window.hazmapLive.hitAt(cp.x, cp.y)) { return null; }
         var point = map.containerPointToLayerPoint(cp);
-        var hit = part.hitTest(point.x, point.y);
+        var hit = layer.hitTest(point.x, point.y);
         return hit && !pointFeatureAt(point) ? hit : null;
     }
 
@@ -359,23 +357,34 @@
         });
         whenMap(function (map) {
             state.map = map;
+            if (!map.getPane(PANE)) { map.createPane(PANE).style.zIndex = PANE_Z; }
             document.addEventListener("click", onCapturedClick, true);
             map.getContainer().addEventListener("mousemove", onMouseMove, true);
-            layer = hazmap.featuresCanvas(map);
-            layer.addPart(part);
+            layer = new StaticCanvas();
             sync();
         });
     }
 
-    // The shown layers' data asked for; the features canvas joins, leaves or redraws the map
-    // (`refresh`: it joins once every shown layer's data, its other part's too, is in).
     function sync() {
         if (!layer || !state.map) { return; }
+        var any = false, loaded = false, pending = false;
         state.order.forEach(function (name) {
             var entry = state.layers[name];
             if (entry.wanted && !entry.requested) { fetchLayer(entry); }
+            any = any || entry.wanted;
+            loaded = loaded || (entry.wanted && !!entry.data);
+            pending = pending || (entry.wanted && entry.requested && !entry.data);
         });
-        layer.refresh();
+        // The canvas joins the map once the shown layers' data is in (fetchLayer calls back), and
+        // is drawn as it joins: an empty full-screen canvas, or one redrawn per payload, composited
+        // before the last payload arrives only delays the first render.
+        if (loaded && !pending && !state.map.hasLayer(layer)) {
+            state.map.addLayer(layer);
+        } else if (!any && state.map.hasLayer(layer)) {
+            state.map.removeLayer(layer);
+        } else if (state.map.hasLayer(layer)) {
+            layer.requestDraw();
+        }
     }
 
     // Clientside callback (app/webapp.py): the layers control's shown overlays -> the canvas layers.
@@ -427,12 +436,9 @@
         hitAt: function (x, y) { // what a click at container point [x, y] of the map would open
             if (!layer || !layer._map) { return null; }
             var p = state.map.containerPointToLayerPoint(L.point(x, y));
-            return part.hitTest(p.x, p.y);
+            return layer.hitTest(p.x, p.y);
         },
-        // the features canvas, shared with assets/hazmap_vector.js's lines and areas
         canvas: function () { return layer && layer._map ? layer._container : null; },
-        // the points alone, as stamped for the canvas's last paint (RGBA bytes, the canvas's size)
-        points: function () { return layer && layer._map && part._target ? part._target.bytes : null; },
         // true once a zoom's padding strips are drawn too (hazmap.CanvasLayer `viewFirst`)
         settled: function () { return !!layer && !!layer._map && layer.settled(); },
         // the whole canvas drawn again now, at once (the browser tests compare it with the strips')

@@ -1,9 +1,8 @@
 /*
  * The line and area layers of hazmap's wall (district areas, chemical parks, restricted zones,
- * roads, waybill routes) drawn from typed arrays instead of one Leaflet polyline per feature
- * (13,000 of them at Ningbo scale: seconds to build at load, hundreds of ms to clip and stroke on
- * every pan), on the features canvas (assets/hazmap_canvas.js) under the static points of
- * assets/hazmap_static.js.
+ * roads, waybill routes) on one canvas of their own, drawn from typed arrays instead of one
+ * Leaflet polyline per feature (13,000 of them at Ningbo scale: seconds to build at load,
+ * hundreds of ms to clip and stroke on every pan).
  *
  * The server (layers/vector_canvas.py) sends per layer a meta (ids, class, area or line, each
  * feature's box) when its overlay is first switched on, then per zoom band the parts to draw
@@ -39,6 +38,8 @@
         return;
     }
     var L = window.L;
+    var PANE = "hzvector";
+    var PANE_Z = 380; // over the risk grid (350), under the static points (395) and Leaflet's points (400)
     var FILL_BIT = 0x80000000; // a draw part's owner: top bit set for an area's ring (filled), the rest its class
     var HIT_SLACK_PX = 3;
     var STATS_KEPT = 120;
@@ -267,32 +268,32 @@
         kept.x[kept.n] = x; kept.y[kept.n] = y; kept.n++;
     }
 
-    // --- the lines and areas on the features canvas --------------------------------------------
-    // A part of the features canvas (assets/hazmap_canvas.js `hazmap.featuresCanvas`: padded a
-    // quarter of the view each way and kept through pans within it, the view drawn first after a
-    // zoom and the padding in idle strips), under the static points of assets/hazmap_static.js.
-    var part = {
-        z: 0,
+    // --- the canvas ------------------------------------------------------------------------------
+    var VectorCanvas = hazmap.CanvasLayer.extend({ // the lifecycle: assets/hazmap_canvas.js
+        // padded a quarter of the view each way and kept through pans within it: a pan redraws
+        // (strokes every line on a software canvas: the costly part) only when it leaves that
+        // after a zoom the view is drawn first and the padding in idle strips (`viewFirst`)
+        options: {pane: PANE, className: "hz-vector-canvas", keepWhileCovered: true, viewFirst: true},
 
-        status: function () {
-            var base = !!outlines.config && !outlines.failed; // the district outlines: always shown
-            var s = {any: base, loaded: base && !!outlines.band, pending: base && !outlines.band};
-            state.order.forEach(function (name) {
-                var entry = state.layers[name];
-                s.any = s.any || entry.wanted;
-                s.loaded = s.loaded || (entry.wanted && !!entry.meta);
-                s.pending = s.pending || (entry.wanted && entry.requested && !entry.meta);
-            });
-            return s;
-        },
-
-        // The region `r` of the canvas (see assets/hazmap_canvas.js; clipped to it): the parts whose
-        // box meets it, stroked within it.
-        draw: function (canvas, r) {
-            var t0 = performance.now(), map = canvas._map, b = canvas._bounds, m = r.m;
-            var ctx = (this._ctx = canvas._ctx), origin = map.getPixelOrigin();
-            var scale = map.options.crs.scale(canvas._zoom), s = screenScale(), area = r.region || b;
+        // The whole canvas, or `region` of it (layer points; `fresh`: the rest cleared, see
+        // assets/hazmap_canvas.js): the parts whose box meets it, stroked within it.
+        _draw: function (region, fresh) {
+            if (!this._ctx) { return; }
+            var t0 = performance.now(), map = this._map, b = this._bounds, m = window.devicePixelRatio || 1;
+            var ctx = this._ctx, canvas = this._container, origin = map.getPixelOrigin();
+            var scale = map.options.crs.scale(this._zoom), s = screenScale(), area = region || b;
+            ctx.save();
+            ctx.setTransform(1, 0, 0, 1, 0, 0);
+            if (!region || fresh) {
+                ctx.clearRect(0, 0, canvas.width, canvas.height);
+            }
             ctx.setTransform(m, 0, 0, m, -b.min.x * m, -b.min.y * m); // layer points
+            if (region) {
+                ctx.beginPath();
+                ctx.rect(area.min.x, area.min.y, area.max.x - area.min.x, area.max.y - area.min.y);
+                ctx.clip();
+                if (!fresh) { ctx.clearRect(area.min.x, area.min.y, area.max.x - area.min.x, area.max.y - area.min.y); }
+            }
             // butt ends and bevel joins: at 1-3 px they look as round ones do, and a software canvas
             // strokes them in about two thirds of the time
             ctx.lineCap = "butt";
@@ -302,7 +303,7 @@
                 minX: area.min.x, minY: area.min.y, maxX: area.max.x, maxY: area.max.y
             };
             // the features drawn so far: those whose box meets the part of the canvas drawn
-            var c = canvas._covered(), h = c.getSize().y;
+            var c = this._covered(), h = c.getSize().y;
             var sw = map.layerPointToLatLng(c.min.add([0, h])), ne = map.layerPointToLatLng(c.max.subtract([0, h]));
             var lonLatBox = [Math.min(sw.lng, ne.lng), Math.min(sw.lat, ne.lat), Math.max(sw.lng, ne.lng), Math.max(sw.lat, ne.lat)];
             var painted = 0;
@@ -310,7 +311,7 @@
                 var entry = state.layers[state.order[k]];
                 entry.drawn = 0;
                 if (!entry.wanted || !entry.meta) { continue; }
-                var index = bandIndex(entry, canvas._zoom), band = entry.bands[index];
+                var index = bandIndex(entry, this._zoom), band = entry.bands[index];
                 if (!band && !entry.bandRequested[index]) { fetchBand(entry, index); }
                 if (!band) { band = nearestLoaded(entry, index); } // until its own band arrives
                 if (!band) { continue; }
@@ -335,7 +336,7 @@
                 outlines.drawn = countInBox({box: outlines.box, meta: {n: outlines.n}}, lonLatBox);
             }
             ctx.setLineDash([]);
-            ctx.globalAlpha = 1;
+            ctx.restore();
             if (painted) { keep(state.stats.paintMs, performance.now() - t0); }
         },
 
@@ -414,7 +415,7 @@
             }
             return null;
         }
-    };
+    });
 
     // Once the page is idle (within 2 s): the hit geometry's decode then leaves the first render
     // (the GeoJSON layers and the live canvas still building) alone.
@@ -479,7 +480,7 @@
     }
 
     // --- wiring ------------------------------------------------------------------------------------
-    var layer = null; // the features canvas, once the map is there
+    var layer = null;
 
     function whenMap(callback) {
         if (hazmap.leafletMap) { callback(hazmap.leafletMap); return; }
@@ -502,7 +503,7 @@
         if (window.hazmapLive && window.hazmapLive.hitAt && window.hazmapLive.hitAt(cp.x, cp.y)) { return null; }
         if (window.hazmapStatic && window.hazmapStatic.hitAt && window.hazmapStatic.hitAt(cp.x, cp.y)) { return null; }
         if (pointFeatureAt(map.containerPointToLayerPoint(cp))) { return null; }
-        var ll = map.containerPointToLatLng(cp), hit = part.hitTest(ll.lng, ll.lat, map.getZoom());
+        var ll = map.containerPointToLatLng(cp), hit = layer.hitTest(ll.lng, ll.lat, map.getZoom());
         var grid = window.hazmapGrid;
         if (hit && hit.area && grid && grid.shown && clientX !== undefined && grid.cellAt(clientX, clientY)) {
             return null; // an area covers whole cells: it gives way to the risk grid
@@ -548,24 +549,36 @@
         });
         whenMap(function (map) {
             state.map = map;
+            if (!map.getPane(PANE)) { map.createPane(PANE).style.zIndex = PANE_Z; }
             document.addEventListener("click", onCapturedClick, true);
             map.getContainer().addEventListener("mousemove", onMouseMove, true);
-            layer = hazmap.featuresCanvas(map);
-            layer.addPart(part);
+            layer = new VectorCanvas();
             sync();
         });
     }
 
-    // The shown layers' data and the district outlines asked for; the features canvas joins, leaves
-    // or redraws the map (`refresh`: it joins once every shown layer's data, its other part's too, is in).
     function sync() {
         if (!layer || !state.map) { return; }
-        if (outlines.config && !outlines.failed && !outlines.requested) { fetchOutlines(); }
+        var base = !!outlines.config && !outlines.failed; // the district outlines: always shown
+        if (base && !outlines.requested) { fetchOutlines(); }
+        var any = base, loaded = base && !!outlines.band, pending = base && !outlines.band;
         state.order.forEach(function (name) {
             var entry = state.layers[name];
             if (entry.wanted && !entry.requested) { fetchLayer(entry); }
+            any = any || entry.wanted;
+            loaded = loaded || (entry.wanted && !!entry.meta);
+            pending = pending || (entry.wanted && entry.requested && !entry.meta);
         });
-        layer.refresh();
+        // The canvas joins the map once the shown layers' data is in (fetchLayer calls back), and
+        // is drawn as it joins: an empty full-screen canvas, or one redrawn per payload, composited
+        // before the last payload arrives only delays the first render.
+        if (loaded && !pending && !state.map.hasLayer(layer)) {
+            state.map.addLayer(layer);
+        } else if (!any && state.map.hasLayer(layer)) {
+            state.map.removeLayer(layer);
+        } else if (state.map.hasLayer(layer)) {
+            layer.requestDraw();
+        }
     }
 
     // Clientside callback (app/webapp.py): the layers control's shown overlays -> the vector layers.

@@ -135,18 +135,15 @@ def _mark_centre(page) -> tuple[float, float]:
 
 
 def _drawn_centre(page, x: float, y: float, half: int = 12) -> tuple[float, float]:
-    """Centre of what the static points drew within `half` px of screen point (x, y) (their own image:
-    the features canvas holds the lines and areas under them too)."""
+    """Centre of what the static canvas drew within `half` px of screen point (x, y)."""
     alpha = page.evaluate(
         """([x, y, half]) => {
             const canvas = window.hazmapStatic.canvas(), map = window.hazmap.leafletMap;
-            const points = window.hazmapStatic.points(), w = canvas.width;
             const box = map.getContainer().getBoundingClientRect();
             const p = map.containerPointToLayerPoint([x - box.left, y - box.top]), o = L.DomUtil.getPosition(canvas);
             const left = Math.round(p.x - o.x) - half, top = Math.round(p.y - o.y) - half;
-            const a = [];
-            for (let row = top; row <= top + 2 * half; row++)
-                for (let col = left; col <= left + 2 * half; col++) a.push(points[(row * w + col) * 4 + 3]);
+            const data = canvas.getContext('2d').getImageData(left, top, 2 * half + 1, 2 * half + 1).data;
+            const a = []; for (let i = 3; i < data.length; i += 4) { a.push(data[i]); }
             return a;
         }""", [x, y, half])
     grid = np.asarray(alpha).reshape(2 * half + 1, 2 * half + 1)

@@ -212,7 +212,7 @@ def test_a_click_on_a_road_opens_it_and_the_empty_map_beside_it_does_not(page, l
     assert_no_console_errors(console)
 
 
-# Alpha of the features canvas (the static points over the lines and areas) at a lon/lat.
+# Alpha of the static canvas at a lon/lat.
 CANVAS_ALPHA_JS = """([lat, lon]) => {
     const canvas = window.hazmapStatic.canvas(), map = window.hazmap.leafletMap;
     const p = map.latLngToLayerPoint([lat, lon]), origin = L.DomUtil.getPosition(canvas);
@@ -229,14 +229,6 @@ def test_area_outlines_show_from_the_outline_zoom_on(page, live_server, console)
                                                       else max(area.geoms, key=lambda g: g.area).exterior, 0))[0]
     page.goto(live_server.url)
     wait_for_drawn(page, {"sensitive_sites": live_server.stored.counts["sensitive_sites"]})
-    # the lines and areas share the canvas (the district areas fill it): switched off, so what the
-    # vertex's pixel holds is the outline's (the district outlines, always drawn, do not pass there)
-    for name in VECTOR_LAYERS:
-        label, checkbox = control_checkbox(page, map_layer(name).title[0])
-        if checkbox.is_checked():
-            label.click()
-    page.wait_for_function("() => Object.entries(window.hazmapVector.drawn()).every(([k, n]) => k === 'base' || !n)",
-                           timeout=LOAD_TIMEOUT_MS)
     set_view(page, vertex[0], vertex[1], OUTLINE_MIN_ZOOM - 1)
     assert page.evaluate(CANVAS_ALPHA_JS, [vertex[1], vertex[0]]) == 0
     set_view(page, vertex[0], vertex[1], OUTLINE_MIN_ZOOM + 1)
