@@ -82,7 +82,9 @@
 
     // --- the canvas ------------------------------------------------------------------------------
     var GridCanvas = hazmap.CanvasLayer.extend({ // the lifecycle: assets/hazmap_canvas.js
-        options: {pane: PANE, className: "hz-grid-canvas"},
+        // kept through a pan within its padding: its cells change only with a poll or a new
+        // resolution, each of which redraws it whole
+        options: {pane: PANE, className: "hz-grid-canvas", keepWhileCovered: true},
 
         // One path per band (few fills), hexagons outside the canvas skipped.
         _draw: function () {
