@@ -20,18 +20,11 @@
     }
     var L = window.L;
 
-    // Every screen-sized canvas of the wall is padded a quarter of the view each way (2.25 times the
-    // view's pixels). Measured in Chrome traces of the bench's zooms (1920x1080, software compositor):
-    // a canvas padded 0.1, 0.15 or 0.2 cost the compositor 4-5 ms to draw in every frame, one padded
-    // 0.25 ~1 ms (the same canvas, only its padding changed; Skia draws the one as a plain copy of
-    // pixels and the other through a resampling path). assets/hazmap_map.js pads the land's canvas so too.
-    hazmap.CANVAS_PADDING = 0.25;
-
     hazmap.CanvasLayer = L.Renderer.extend({
         // keepWhileCovered: a layer whose drawing changes only with the view keeps its canvas
         // through a pan that stays within what it drew (same zoom, same pixel origin), and
         // redraws only when the view leaves it; `invalidate()` when its content changes.
-        options: {padding: hazmap.CANVAS_PADDING, className: "hz-canvas", keepWhileCovered: false},
+        options: {padding: 0.1, className: "hz-canvas", keepWhileCovered: false},
 
         _initContainer: function () {
             var canvas = (this._container = document.createElement("canvas"));

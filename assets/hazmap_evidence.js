@@ -41,7 +41,7 @@
     function ensure(map) {
         if (group) { return; }
         if (!map.getPane(PANE)) { map.createPane(PANE).style.zIndex = 450; } // over the overlays, under markers
-        renderer = L.canvas({pane: PANE, padding: hazmap.CANVAS_PADDING}); // as every canvas of the wall (assets/hazmap_canvas.js)
+        renderer = L.canvas({pane: PANE, padding: 0.2});
         group = L.layerGroup().addTo(map);
     }
 

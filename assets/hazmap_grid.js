@@ -82,9 +82,7 @@
 
     // --- the canvas ------------------------------------------------------------------------------
     var GridCanvas = hazmap.CanvasLayer.extend({ // the lifecycle: assets/hazmap_canvas.js
-        // kept through a pan within its padding: its cells change only with a poll or a new
-        // resolution, each of which redraws it whole
-        options: {pane: PANE, className: "hz-grid-canvas", keepWhileCovered: true},
+        options: {pane: PANE, className: "hz-grid-canvas"},
 
         // One path per band (few fills), hexagons outside the canvas skipped.
         _draw: function () {

@@ -340,10 +340,7 @@
 
     // --- the canvas ------------------------------------------------------------------------------
     var LiveCanvas = hazmap.CanvasLayer.extend({ // the lifecycle: assets/hazmap_canvas.js
-        // kept through a pan within its padding (a quarter of the view): what it draws changes only
-        // with a poll, a trail or a toggle, each of which redraws it whole; padded so, a pan redrawing
-        // it took the bench's pan p90 from ~35 to ~90 ms
-        options: {pane: PANE, className: "hz-live-canvas", keepWhileCovered: true},
+        options: {pane: PANE, className: "hz-live-canvas"},
 
         initialize: function (options) {
             hazmap.CanvasLayer.prototype.initialize.call(this, options);

@@ -224,24 +224,8 @@
         });
     }
 
-    // The land's canvas (Leaflet's, in its own pane) padded as hazmap's own canvases are: one padded
-    // 0.1 (Leaflet's default) took the software compositor ~4 ms more in every frame
-    // (assets/hazmap_canvas.js `hazmap.CANVAS_PADDING`).
-    function patchLandPadding(L) {
-        var create = L.Map.prototype._createRenderer;
-        L.Map.include({
-            _createRenderer: function (options) {
-                if (options && options.pane === "hzland" && hazmap.CANVAS_PADDING) {
-                    options = L.extend({}, options, {padding: hazmap.CANVAS_PADDING});
-                }
-                return create.call(this, options);
-            }
-        });
-    }
-
     if (window.L) {
         patchCanvas(window.L);
-        patchLandPadding(window.L);
     } else {
         console.error("hazmap: Leaflet (window.L) is not loaded before assets/hazmap_map.js");
     }

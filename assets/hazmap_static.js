@@ -132,7 +132,7 @@
     var StaticCanvas = hazmap.CanvasLayer.extend({ // the lifecycle: assets/hazmap_canvas.js
         // padded and kept through pans within it, as assets/hazmap_vector.js; after a zoom the view
         // is drawn first and the padding in idle strips (hazmap.CanvasLayer `viewFirst`)
-        options: {pane: PANE, className: "hz-static-canvas", keepWhileCovered: true, viewFirst: true},
+        options: {pane: PANE, className: "hz-static-canvas", padding: 0.25, keepWhileCovered: true, viewFirst: true},
 
         // The whole canvas, or `region` of it (layer points; `fresh`: the rest cleared, see
         // assets/hazmap_canvas.js): the points stamped into one ImageData, put, outlines over it.

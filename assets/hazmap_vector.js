@@ -273,7 +273,7 @@
         // padded a quarter of the view each way and kept through pans within it: a pan redraws
         // (strokes every line on a software canvas: the costly part) only when it leaves that
         // after a zoom the view is drawn first and the padding in idle strips (`viewFirst`)
-        options: {pane: PANE, className: "hz-vector-canvas", keepWhileCovered: true, viewFirst: true},
+        options: {pane: PANE, className: "hz-vector-canvas", padding: 0.25, keepWhileCovered: true, viewFirst: true},
 
         // The whole canvas, or `region` of it (layer points; `fresh`: the rest cleared, see
         // assets/hazmap_canvas.js): the parts whose box meets it, stroked within it.
