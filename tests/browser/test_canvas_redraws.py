@@ -72,14 +72,19 @@ VIEW_AND_CANVAS_JS = """(which) => {
 }"""
 
 
-def test_a_zoom_draws_the_view_at_once_and_the_padding_after_as_a_whole_redraw_would(page, live_server, console):
+def open_with_every_layer_drawn(page, live_server) -> None:
+    """The wall with every layer on, each canvas layer drawn with the store's count of features."""
     stored = live_server.stored.counts
-    world = live_server.stored.world
     page.goto(live_server.url)
     page.wait_for_function("() => window.hazmapStatic && window.hazmapVector", timeout=30_000)
     switch_on_every_layer(page)
     wait_for_drawn(page, {name: stored[name] for name in CANVAS_LAYERS})
     wait_for_vector(page, {name: stored[name] for name in VECTOR_LAYERS})
+
+
+def test_a_zoom_draws_the_view_at_once_and_the_padding_after_as_a_whole_redraw_would(page, live_server, console):
+    world = live_server.stored.world
+    open_with_every_layer_drawn(page, live_server)
 
     # Two steps in, about the first entity: part of the city falls in the canvases' padding.
     centre = world.entities.geometry.iloc[0]
@@ -148,12 +153,7 @@ def test_after_a_zoom_every_canvas_sits_on_whole_pixels(page, live_server, conso
     """Leaflet's zoom without animation leaves a canvas padded 0.1 at -size·0.6 from the centre
     (-99.2 px on a map 992 px tall): resampled by the compositor every frame, and blurred. Each
     renderer is put back where its content belongs (assets/hazmap_canvas.js)."""
-    stored = live_server.stored.counts
-    page.goto(live_server.url)
-    page.wait_for_function("() => window.hazmapStatic && window.hazmapVector", timeout=30_000)
-    switch_on_every_layer(page)
-    wait_for_drawn(page, {name: stored[name] for name in CANVAS_LAYERS})
-    wait_for_vector(page, {name: stored[name] for name in VECTOR_LAYERS})
+    open_with_every_layer_drawn(page, live_server)
     for step in (+1, -1, +1):
         page.evaluate("(step) => { const m = window.hazmap.leafletMap; m.setZoom(m.getZoom() + step, {animate: false}); }",
                       step)
