@@ -128,3 +128,52 @@ def test_the_incident_panel_shows_labels_not_the_stores_keys(language):
         english = [s for s in shown if re.search(r"[a-z]{3,}", s) and not CJK.search(s)
                    and not re.fullmatch(r"[A-Z]+-[\w-]+", s)]
         assert not english, english
+
+
+def _evidence_table(panel) -> dict[str, str]:
+    """The evidence section's label -> value (the fields table inside .hz-incident-evidence)."""
+    def walk(node):
+        yield node
+        children = getattr(node, "children", None)
+        for child in children if isinstance(children, (list, tuple)) else [children]:
+            if child is not None and not isinstance(child, (str, int, float)):
+                yield from walk(child)
+
+    (box,) = [n for top in panel for n in walk(top) if "hz-incident-evidence" in (getattr(n, "className", "") or "")]
+    rows = [n for n in walk(box) if type(n).__name__ == "Tr"]
+    return {r.children[0].children: r.children[1].children for r in rows}
+
+
+def test_the_incident_evidence_is_labelled_and_readable_in_both_languages():
+    data = _incident_data()
+    data["incident"]["rule"] = "restricted_zone"
+    data["incident"]["evidence"] = {
+        "speed_kmh": 104.4, "excess_kmh": 24.400000000000006, "distance_m": 1481.5568379274523,
+        "entry_time": "2026-11-01T23:01:04.137+00:00", "entry_time_local": "2026-11-02T07:01:04.137+08:00",
+        "closed_by": "2026-11-01T23:05:09.000+00:00", "close_reason": "left_zone", "pings_outside": False,
+        "zone_kind": "city_core", "closed_from": "07:00", "median_lon": 121.11208396085172,
+        "un_numbers_hit": ["1114", "1230"], "goods_without_erg": [], "last_wash": None, "confirmed_ms": 1793570700000,
+        "nearest_place": {"id": "SA-000001", "kind": "service_areas", "distance_m": 34015.49962528699},
+        "conflicts": [{"un_a": "0081", "class_a": "1.1D"}, {"un_a": "1203", "class_a": "3"}],
+        "a_key_no_rule_writes": "as written",
+    }
+    zh = _evidence_table(build_panel("incidents", data, "zh", []))
+    assert zh == {
+        "速度(km/h)": "104.4", "超速(km/h)": "24.4", "距离(米)": "1,482",
+        "驶入时间": "2026-11-02 07:01:04",  # the screen's time, to the second; the `_local` copy not repeated
+        "解除点位时间": "2026-11-02 07:05:09",  # restricted_zone's closed_by is a ping's time
+        "解除原因": "驶离区域", "末点已在区外": "否", "区域类型": "城区限时禁行区", "限行开始": "07:00",
+        "停车点经度": "121.112084", "禁行货物UN号": "1114、1230", "无ERG数据的货物": "—", "上次洗消": "—",
+        "确认时间": "2026-11-02 06:05:00",  # ms since the epoch, as a time
+        "最近场所": "编号: SA-000001，类型: 服务区，距离(米): 34,015",
+        "禁配组合": "UN号A: 0081，类别A: 1.1D / UN号A: 1203，类别A: 3",
+        "a_key_no_rule_writes": "as written",  # a key from outside the rules: shown as it came
+    }
+    en = _evidence_table(build_panel("incidents", data, "en", []))
+    assert en["Cleared because"] == "Left the zone" and en["Last ping outside"] == "No"
+    assert en["Nearest place"] == "ID: SA-000001, Kind: Service area, Distance (m): 34,015"
+    assert en["Barred goods' UN numbers"] == "1114, 1230"
+    # route_deviation's closed_by is a reason, labelled as one
+    data["incident"]["rule"] = "route_deviation"
+    data["incident"]["evidence"] = {"closed_by": "back_in_corridor"}
+    assert _evidence_table(build_panel("incidents", data, "zh", [])) == {"解除依据": "回到核定路线"}

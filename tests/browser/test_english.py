@@ -188,8 +188,8 @@ RAW_TEXT_JS = r"""() => {
     const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
     for (let n = walker.nextNode(); n; n = walker.nextNode()) {
         const t = n.textContent.trim(), e = n.parentElement;
-        // the evidence is the rule's own record (keys as the rule wrote them); the map's attribution is Leaflet's
-        if (t && visible(e) && !e.closest('.hz-incident-evidence, .leaflet-control-attribution')) { found.push([t, where(e)]); }
+        // the map's attribution is Leaflet's (the evidence is walked too: its keys and codes are labelled)
+        if (t && visible(e) && !e.closest('.leaflet-control-attribution')) { found.push([t, where(e)]); }
     }
     return found;
 }"""

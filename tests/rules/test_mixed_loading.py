@@ -350,6 +350,8 @@ def test_unapproved_medium_on_a_tank_only():
     assert brief(events) == [("unapproved_medium", IDS[1], "open", 0, None, "WB-000002")]
     assert events[0].evidence["unapproved"] == [{"seq": 1, "un_number": "1230", "hazard_class": "3", "name": "甲醇"}]
     assert events[0].evidence["approved_media"] == ["1203"]
+    from tests.evidence_labels import unlabelled
+    assert unlabelled(events) == set()
 
 
 def test_empty_batches_raise_nothing():

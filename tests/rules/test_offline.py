@@ -287,6 +287,8 @@ def test_staggered_silence_within_the_grace_raises_only_the_outage():
     got = brief(events)
     assert got == oracle_for(settings, pings, final)
     assert [(r, p) for r, _, p, *_ in got] == [("feed_outage", "close"), ("feed_outage", "open")]
+    from tests.evidence_labels import unlabelled
+    assert unlabelled(events) == set()  # the outage's figures, labelled for the incident panel
 
 
 def test_trucks_still_silent_when_the_outage_ends_are_raised_then():

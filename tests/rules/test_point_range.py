@@ -59,3 +59,11 @@ def test_evidence_and_toxic_severity():
 def test_random_sequences_match_the_oracle(values):
     got = summary(events_of(WORLD, (PointRangeRule(),), [readings(P, values)]))
     assert got == oracle(P, values, -40.0, 160.0, 2.0, 3)
+
+
+def test_evidence_keys_have_labels():
+    from tests.evidence_labels import unlabelled
+
+    events = events_of(WORLD, (PointRangeRule(),), [readings(TOX, [5, 130, 140, 5])])
+    assert {e.phase for e in events} == {"open", "close"}
+    assert unlabelled(events) == set()

@@ -77,3 +77,12 @@ def test_random_sequences_match_the_oracle_in_any_chunking(steps, cut):
         level += 4.5 * d
         values.append(level)
     assert run(times, values, [cut]) == oracle(times, values)
+
+
+def test_evidence_keys_have_labels():
+    from tests.evidence_labels import unlabelled
+
+    times = [T0_MS + s * 1000 for s in (0, 60, 120, 180, 240)]
+    events = events_of(WORLD, (PointRateRule(),), [at_times(P, times, [50, 39, 30, 22, 22])])
+    assert {e.phase for e in events} == {"open", "close"}
+    assert unlabelled(events) == set()

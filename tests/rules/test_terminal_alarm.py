@@ -190,3 +190,16 @@ def test_through_the_engine_alarms_survive_cleaning_and_batching():
     single = ours(single + engine.flush())
     assert canonical(one) == canonical(single)
     assert brief(one) == oracle(rows) and len(one) == 6
+
+
+def test_evidence_keys_and_alarm_names_have_labels():
+    from layers.labels import EVIDENCE_VALUES
+    from spatial.rules.terminal_alarm import ALARM_BIT_NAMES
+    from tests.evidence_labels import unlabelled
+
+    sos, overspeed, deviation = 1 << 0, 1 << 1, 1 << 23
+    events = run([(0, 0, 0), (0, 30, overspeed), (0, 60, overspeed | deviation), (0, 90, deviation | sos), (0, 120, 0)])
+    assert {e.phase for e in events} == {"open", "close"}
+    assert unlabelled(events) == set()
+    # every bit the rule can name, not only those raised here
+    assert sorted(set(ALARM_BIT_NAMES.values()) - EVIDENCE_VALUES.keys()) == []

@@ -287,3 +287,11 @@ def test_a_truck_waits_for_its_next_load_at_that_loads_site(world, sim, run):
         waiting += bool(np.hypot(x - load_x, y - load_y).max() <= 300.0)
     # a trip moved for a closed zone or a pushed departure may still be on its way
     assert checked >= 3 and waiting >= 0.8 * checked, (waiting, checked)
+
+
+def test_every_evidence_key_and_code_the_staged_day_raises_has_a_label(run):
+    from tests.evidence_labels import raised_rules, unlabelled
+
+    events, _, _ = run
+    assert len(raised_rules(events)) >= 10  # the staged kinds' rules, not an empty day
+    assert unlabelled(events) == set()

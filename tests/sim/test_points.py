@@ -220,3 +220,10 @@ def test_bad_requests_are_refused(world, sim):
         sim.readings_between(sim.start_ms + 1, sim.start_ms)
     assert len(sim.readings_between(sim.end_ms, sim.end_ms + MINUTE_MS)) == 0
     assert len(sim.readings_between(sim.start_ms - MINUTE_MS, sim.start_ms)) == 0
+
+
+def test_every_evidence_key_and_code_the_staged_day_raises_has_a_label(events):
+    from tests.evidence_labels import raised_rules, unlabelled
+
+    assert raised_rules(events) >= {"point_level", "point_interruption", "point_stuck"}
+    assert unlabelled(events) == set()
