@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from data.feeds.gateway import GatewaySettings, Jt808Gateway, vehicle_ids_by_phone
-from data.fleet_start import build_fleet_start
+from data.fleet_start import build_fleet_start, newest_readings
 from data.feeds.mqtt import MqttFeedSettings, MqttReadingFeed
 from app.metrics import LiveTimings
 from data.incidents import IncidentSettings, IncidentStore
@@ -136,8 +136,18 @@ class LiveMonitor:
         if self.settings.clock == "wall":
             # started mid-day: each truck's waybill and cargo state from the store (issue 11). A feed
             # clock (simulation, replay) runs on the data's own time, unknown here, so it starts empty.
-            start = build_fleet_start(store, self.world, pd.Timestamp.now(tz="UTC"), self.settings.engine)
+            # The same pings and the points' newest readings restore the live picture: the wall after a
+            # restart shows every truck where the store last saw it, not an empty map until each reports.
+            now = pd.Timestamp.now(tz="UTC")
+            start = build_fleet_start(store, self.world, now, self.settings.engine, seen=self._live.apply_pings)
             self._engine = Engine(self.world, self.settings.engine, start=start)
+            self._live.apply_readings(newest_readings(store, now))
+            restored = self._live.positions
+            if len(restored):  # their cargo as the engine's start state has it (the grid weighs it)
+                self._update_cargo(PingBatch.from_arrays(restored.index.to_numpy(object),
+                                                         restored["epoch_ms"].to_numpy("int64"),
+                                                         restored["lon"].to_numpy("float64"),
+                                                         restored["lat"].to_numpy("float64")))
         self._worker = threading.Thread(target=self._work, args=(store,), name="hazmap-rules", daemon=True)
         self._worker.start()
         if self.settings.gateway is not None:

@@ -37,3 +37,64 @@ def test_a_wall_clock_monitor_starts_from_the_store(tmp_path):
     first = events.iloc[0]
     # without the start state WB-1 would still be in force: a loaded stop, severity 2
     assert int(first["severity"]) == 3
+
+
+def test_after_a_restart_the_wall_shows_every_truck_and_reading_the_store_last_saw(tmp_path):
+    """A wall-clock monitor starts with the live picture the store holds: each truck's newest
+    position and its trail within trail_s, each point's newest reading within the look-back; nothing
+    older than the look-back (a truck or point silent for 6 h is not brought back)."""
+    import numpy as np
+
+    from data.demo import build_world
+    from data.fleet_start import LOOKBACK_S
+    from spatial.model import PingBatch, ReadingBatch
+
+    world = build_world(seed=3, scale=0.01)
+    now_ms = int(time.time() * 1000)
+    rng = np.random.default_rng(1)
+    trucks = world.vehicles["id"].astype(str).to_numpy()[:4]
+    # trucks 0-2 report every 30 s over the last 3 h (truck 2 stopped 40 min ago); truck 3 last
+    # reported 7 h ago, before the look-back
+    rows = []
+    for k, truck in enumerate(trucks):
+        end = now_ms - (40 * 60_000 if k == 2 else 5_000) if k < 3 else now_ms - 7 * 3_600_000
+        times = np.arange(end - 3 * 3_600_000, end + 1, 30_000)
+        rows.append(pd.DataFrame({"vehicle_id": truck, "epoch_ms": times, "lon": 121.5 + rng.random(len(times)) * 0.01,
+                                  "lat": 29.8 + rng.random(len(times)) * 0.01, "speed_kmh": 40.0}))
+    pings = pd.concat(rows, ignore_index=True).sort_values(["epoch_ms", "vehicle_id"], ignore_index=True)
+    points = world.monitoring_points["id"].astype(str).to_numpy()[:4]
+    readings = pd.DataFrame({
+        "point_id": [points[0], points[0], points[1], points[1], points[2], points[3]],
+        "epoch_ms": [now_ms - 120_000, now_ms - 60_000, now_ms - 3 * 3_600_000 - 5_000, now_ms - 2 * 3_600_000,
+                     now_ms - 5 * 3_600_000, now_ms - 8 * 3_600_000],
+        "value": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}).sort_values("epoch_ms", ignore_index=True)
+    url = f"sqlite:///{tmp_path / 'hazmap.sqlite'}"
+    with Store.open(url, upgrade=True) as store:
+        store.replace_world(world)
+        store.write_pings(PingBatch.from_arrays(pings["vehicle_id"].to_numpy(object), pings["epoch_ms"].to_numpy(),
+                                                pings["lon"].to_numpy(), pings["lat"].to_numpy(),
+                                                speed_kmh=pings["speed_kmh"].to_numpy()))
+        store.write_readings(ReadingBatch.from_arrays(readings["point_id"].to_numpy(object),
+                                                      readings["epoch_ms"].to_numpy(), readings["value"].to_numpy()))
+    settings = MonitorSettings(clock="wall", trail_s=3600.0, incidents=None)
+    with LiveMonitor(world, url, settings) as monitor:
+        live = monitor.snapshot()
+    # positions: the newest ping of each truck seen within the look-back, as stored
+    recent = pings[pings["epoch_ms"] >= now_ms - LOOKBACK_S * 1000]
+    newest = recent.sort_values("epoch_ms").groupby("vehicle_id").tail(1).set_index("vehicle_id")
+    assert sorted(live.positions.index) == sorted(trucks[:3])
+    for truck in trucks[:3]:
+        assert live.positions.at[truck, "epoch_ms"] == newest.at[truck, "epoch_ms"]
+        assert live.positions.at[truck, "lon"] == newest.at[truck, "lon"]
+    # trails: trail_s behind the fleet's newest ping, each truck's pings in it
+    trail = live.trail()
+    cut = recent["epoch_ms"].max() - 3_600_000
+    assert trail["epoch_ms"].min() >= cut
+    expected = recent[recent["epoch_ms"] >= cut].groupby("vehicle_id").size()
+    assert trail.groupby("vehicle_id").size().sort_index().to_dict() == expected.sort_index().to_dict()
+    # readings: each point's newest within the look-back (points 0 and 1; 2 at 5 h too; 3 at 8 h is not)
+    assert live.readings.sort_index()["value"].to_dict() == {points[0]: 2.0, points[1]: 4.0, points[2]: 5.0}
+    assert live.readings.at[points[1], "epoch_ms"] == now_ms - 2 * 3_600_000
+    # and each restored truck's cargo state, as the engine's start state has it
+    assert sorted(live.cargo.index) == sorted(trucks[:3])
+    assert live.cargo["cargo_state"].notna().all()
