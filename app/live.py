@@ -54,6 +54,7 @@ from app.metrics import LiveTimings
 from data.incidents import IncidentSettings, IncidentStore
 from data.store import Store
 from spatial.model import Event, LiveState, PingBatch, ReadingBatch, World
+from spatial.rules.base import restart_closes
 from spatial.rules.engine import Engine, EngineSettings
 from spatial.rules.points import PointEngine, PointEngineSettings
 
@@ -258,6 +259,8 @@ class LiveMonitor:
             if self.settings.incidents is not None:  # resume after the last applied event
                 self._incidents = IncidentStore(store, self.world, self.settings.incidents)
                 self._apply_incidents()
+                if self.settings.clock == "wall":
+                    self._close_episodes_left_open(store)
             while True:
                 items = self._take(timeout_s=0.2)
                 if items:
@@ -345,6 +348,23 @@ class LiveMonitor:
             store.write_events(events)
         self._events_by_rule.update(e.rule for e in events if e.phase == "open")
         self._apply_incidents()
+
+    def _close_episodes_left_open(self, store: Store) -> None:
+        """The episodes the last run left open (their incidents active) are closed at the
+        subject's newest observation: the engines started afresh and would never close them
+        (spatial/rules/base.py restart_closes). On the wall clock only: a feed-clock run (a
+        simulation, a replay) may send those episodes' own closes again, which must not be
+        pre-empted."""
+        active = self._incidents.active_episodes()
+        if not len(active):
+            return
+        events = store.read_events(episode_id=active["episode_id"].tolist())
+        with self._lock:
+            newest = {**self._live.readings["epoch_ms"].astype("int64").to_dict(),
+                      **self._live.positions["epoch_ms"].astype("int64").to_dict()}
+        closes = restart_closes(events, newest)
+        log.info("closed %d episode(s) the last run left open", len(closes))
+        self._publish(store, closes)
 
     def _apply_incidents(self) -> None:
         """The stored events after the last applied seq -> incidents, one transaction per chunk

@@ -1253,6 +1253,14 @@ class IncidentStore:
         return {"incident": row, "events": applied, "recipients": recipients,
                 "history": _with_routing_pushes(history, recipients)}
 
+    def active_episodes(self) -> pd.DataFrame:
+        """The episode each active incident waits on the rule to close: rule, subject_id and
+        episode_id (its last episode), read by the active incidents' partial index."""
+        t = incidents
+        with self.engine.connect() as connection:
+            frame = self._read(connection, t, sa.text(ACTIVE), columns=["rule", "subject_id", "last_episode_id"])
+        return frame.rename(columns={"last_episode_id": "episode_id"})
+
     def inbox(self, recipient_id: str, pending_only: bool = True) -> pd.DataFrame:
         """What one recipient must act on: its rows (not closed, when pending_only) with the
         incident's rule, subject, level and times; oldest deadline first."""

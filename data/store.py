@@ -866,9 +866,10 @@ class Store:
         rule: str | Iterable[str] | None = None,
         subject_id: str | Iterable[str] | None = None,
         limit: int | None = None,
+        episode_id: str | Iterable[str] | None = None,
     ) -> pd.DataFrame:
-        """Stored events with since <= event_time < until, seq > after_seq, of some rule(s) and
-        subject(s) (each filter optional), ordered by event_time then seq. `limit` keeps the LAST
+        """Stored events with since <= event_time < until, seq > after_seq, of some rule(s),
+        subject(s) and episode(s) (each filter optional), ordered by event_time then seq. `limit` keeps the LAST
         `limit` rows of that order (the newest). Columns EVENT_FRAME_COLUMNS: times as aware UTC
         timestamps (`end` NaT while open), lon/lat NaN where unknown, evidence as dicts."""
         table = schema.events
@@ -885,7 +886,7 @@ class Store:
             if isinstance(after_seq, (bool, np.bool_)) or not isinstance(after_seq, (int, np.integer)) or after_seq < 0:
                 raise StoreError(f"after_seq must be a non-negative integer, got {after_seq!r}")
             conditions.append(table.c.seq > int(after_seq))
-        for name, wanted in (("rule", rule), ("subject_id", subject_id)):
+        for name, wanted in (("rule", rule), ("subject_id", subject_id), ("episode_id", episode_id)):
             if wanted is None:
                 continue
             if isinstance(wanted, str):

@@ -488,6 +488,8 @@ EVIDENCE_VALUES: dict[str, Text] = {
     # restricted_zone CLOSE_REASONS, route_deviation's closed_by
     "left_zone": ("驶离区域", "Left the zone"), "no_barred_cargo": ("已无禁行货物", "No barred cargo left"),
     "outside_closed_hours": ("限行时段结束", "Closed hours over"),
+    # spatial/rules/base.py RESTART_CLOSE_REASON: the monitor restarted before the rule cleared it
+    "monitor_restarted": ("监测服务重启，告警中止", "Monitor restarted before the rule cleared it"),
     "back_in_corridor": ("回到核定路线", "Back on the route"), "waybill_changed": ("运单变更", "Waybill changed"),
     "waybill_ended": ("运单结束", "Waybill ended"),
     # speeding LIMIT_SOURCES, fatigue REST_KINDS

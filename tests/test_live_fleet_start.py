@@ -98,3 +98,65 @@ def test_after_a_restart_the_wall_shows_every_truck_and_reading_the_store_last_s
     # and each restored truck's cargo state, as the engine's start state has it
     assert sorted(live.cargo.index) == sorted(trucks[:3])
     assert live.cargo["cargo_state"].notna().all()
+
+
+def test_episodes_the_last_run_left_open_are_closed_at_the_next_start(tmp_path):
+    """A restart loses the engines' state: no rule would close the episodes open at the stop,
+    their incidents would stay active for ever. The wall-clock monitor closes them when it starts,
+    at the subject's newest stored observation, once (a second start adds nothing)."""
+    import numpy as np
+
+    from data.demo import build_world
+    from data.incidents import IncidentStore
+    from spatial.model import Event, PingBatch
+
+    world = build_world(seed=3, scale=0.01)
+    now_ms = int(time.time() * 1000)
+    at = lambda ms: pd.Timestamp(int(ms), unit="ms", tz="UTC")  # noqa: E731
+    a, b = world.vehicles["id"].astype(str).iloc[:2]
+    point = str(world.monitoring_points["id"].iloc[0])
+
+    def event(rule, subject, start_ms, phase, severity=2, end_ms=None, at_ms=None, evidence=None):
+        return Event(rule, subject, f"{rule}:{subject}:{start_ms}", phase, at(start_ms),
+                     None if end_ms is None else at(end_ms), 121.5, 29.8, severity, evidence or {"k": phase},
+                     at=None if at_ms is None else at(at_ms))
+
+    open_a = now_ms - 20 * 60_000
+    closed_b = now_ms - 30 * 60_000
+    open_p = now_ms - 50 * 60_000
+    events = [
+        event("point_level", point, open_p, "open", severity=3),
+        event("speeding", b, closed_b, "open"), event("speeding", b, closed_b, "close", end_ms=closed_b + 60_000),
+        event("point_level", point, open_p, "update", severity=2, at_ms=open_p + 10 * 60_000,
+              evidence={"level": 2, "change": "escalated"}),
+        event("speeding", a, open_a, "open", evidence={"speed_kmh": 95.0}),
+    ]
+    last_ping = now_ms - 2 * 60_000
+    url = f"sqlite:///{tmp_path / 'hazmap.sqlite'}"
+    with Store.open(url, upgrade=True) as store:
+        store.replace_world(world)
+        store.write_pings(PingBatch.from_arrays(np.array([a, a], object), np.array([open_a, last_ping]),
+                                                np.array([121.5, 121.51]), np.array([29.8, 29.81])))
+        store.write_events(events)
+        IncidentStore(store, world).apply_stored_events()
+        before = IncidentStore(store, world).list().set_index("subject_id")
+    assert before.loc[[a, point], "state"].tolist() == ["active", "active"] and before.at[b, "state"] == "ended"
+
+    settings = MonitorSettings(clock="wall")
+    for _ in range(2):  # the second start finds nothing open
+        with LiveMonitor(world, url, settings) as monitor:
+            assert monitor.wait_idle(30)
+    with Store.open(url) as store:
+        incidents = IncidentStore(store, world)
+        after = incidents.list().set_index("subject_id")
+        closes = store.read_events(rule=["speeding", "point_level"]).query("phase == 'close'").set_index("subject_id")
+        assert len(store.read_events()) == len(events) + 2  # one close each, once
+        # the truck's episode ends at its last stored ping; the point's (no reading stored) at its update
+        assert after.at[a, "state"] == "ended" and after.at[a, "end_time"] == at(last_ping)
+        assert after.at[point, "state"] == "ended" and after.at[point, "end_time"] == at(open_p + 10 * 60_000)
+        assert int(closes.at[point, "severity"]) == 2  # at the level the episode was last at
+        assert closes.at[a, "evidence"]["close_reason"] == "monitor_restarted"
+        assert closes.at[a, "evidence"]["speed_kmh"] == 95.0  # what the rule last said, kept
+        assert after.at[b, "version"] == before.at[b, "version"]  # a closed episode is not touched
+        history = incidents.show(after.at[a, "id"])["history"]
+        assert "rule_closed" in history["action"].tolist()
