@@ -3,6 +3,8 @@ sign deadline (actor "system") and a replaced world (the routing table comes wit
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -33,6 +35,11 @@ def test_an_escalation_by_the_system_writes_its_audit_rows(store, api_world):
         sorted(zip("incident." + added["action"], added["recipient_id"]))
     assert set(system["target"]) == {incident}
     assert (system["action"] == "incident.escalated").sum() == result.escalated
+    # each row's details: the recipient and the transition's own details (a push up the chain its tier)
+    expected = sorted(json.dumps({"recipient_id": r, **(d or {})}, sort_keys=True)
+                      for r, d in zip(added["recipient_id"], added["details"]))
+    assert sorted(json.dumps(d, sort_keys=True) for d in system["details"]) == expected
+    assert any(len(d) > 1 for d in system["details"])  # not only the recipient: the details reached the audit
 
 
 def test_an_escalation_whose_audit_fails_changes_nothing(store, api_world, monkeypatch):
@@ -42,7 +49,7 @@ def test_an_escalation_whose_audit_fails_changes_nothing(store, api_world, monke
     incidents, incident = _overdue_incident(store, api_world)
     before = incidents.show(incident)
 
-    def broken(connection, transitions):
+    def broken(connection, *columns):
         raise RuntimeError("the audit write failed")
 
     monkeypatch.setattr(data.people, "audit_system", broken)
