@@ -233,12 +233,24 @@
             body: JSON.stringify(actionBody(action, noteEl ? noteEl.value : ""))
         }).then(function (response) {
             return response.json().catch(function () { return {}; }).then(function (json) {
-                if (!response.ok) { throw new Error(json.message || json.error || String(response.status)); }
+                if (!response.ok) {
+                    var refused = new Error(json.message || json.error || String(response.status));
+                    refused.status = response.status;
+                    throw refused;
+                }
                 window.dash_clientside.set_props("hz-live-click",
                     {data: {layer: "incidents", id: id, at: Date.now()}});
             });
         }).catch(function (error) {
-            if (result) { result.textContent = button.textContent + ": " + error.message; } // the button's own label
+            // the officer's language, by the answer's status (layers/panels/incident.py REFUSALS); the
+            // API's own message (English, for an engineer) on hover
+            var texts = {};
+            try { texts = JSON.parse(result && result.getAttribute("data-refused") || "{}"); } catch (e) { texts = {}; }
+            var said = texts[String(error.status)] || texts.other || error.message;
+            if (result) {  // the button's own label, then why
+                result.textContent = button.textContent + ": " + said;
+                result.title = error.message;
+            }
             button.disabled = false;
         });
     });

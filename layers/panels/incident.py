@@ -45,6 +45,20 @@ ACTION_LABELS: dict[str, Text] = {
     "sign": ("签收", "Sign"), "dispose": ("处置", "Dispose"), "close": ("办结", "Close"),
     "supervise": ("督办", "Supervise"), "text": ("下发短信", "Text the driver"),
 }
+# What the officer reads when the API refuses an action (assets/hazmap_panel.js picks the text by
+# the answer's status; the API's own English message stays in the result's tooltip for engineers)
+REFUSALS: dict[str, Text] = {
+    "400": ("请求无效", "The request was refused"),
+    "401": ("登录已失效，请重新登录", "Your session has ended: log in again"),
+    "403": ("无权执行此操作", "You may not do this"),
+    "404": ("未找到该事件，或无权查看", "Not found, or not yours to see"),
+    "409": ("事件状态已变化（可能已由他人处理），请查看最新处置记录",
+            "The incident has moved on (perhaps handled by someone else): see its latest history"),
+    "413": ("内容过长", "Too long"),
+    "422": ("输入不完整或有误", "Something entered is missing or wrong"),
+    "429": ("尝试过多，请稍后再试", "Too many attempts: try again later"),
+    "other": ("操作未完成，请重试", "It did not go through: try again"),
+}
 ACTION_TYPE = "hz-incident-action"
 SUBJECT_LAYERS = (("VEH-", "vehicles"), ("MP-", "monitoring_points"), ("HS-", "hazard_sources"),
                   ("SITE-", "sensitive_sites"), ("ENT-", "entities"), ("WS-", "wash_stations"))
@@ -242,7 +256,8 @@ def _action_form(incident_id: str, actions: tuple[str, ...], language: str) -> l
     buttons = [html.Button(text(ACTION_LABELS[a], language), className=f"hz-incident-button hz-action-{a}",
                            **{"data-action": a, "data-incident": incident_id}) for a in actions]
     return [*form, html.Div(buttons, className="hz-incident-buttons"),
-            html.Div(id="hz-incident-result", className="hz-incident-result")]
+            html.Div(id="hz-incident-result", className="hz-incident-result", **{"data-refused": json.dumps(
+                {status: text(label, language) for status, label in REFUSALS.items()}, ensure_ascii=False)})]
 
 
 __all__ = ["ACTION_TYPE", "EVIDENCE_CLASS", "LINK_TYPE", "build", "subject_layer"]

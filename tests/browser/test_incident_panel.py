@@ -374,3 +374,26 @@ def test_another_departments_user_gets_no_action_nor_impact_view(page, incident_
         assert page.locator(".hz-incident-button").count() == 0
         assert page.locator(".hz-impact").count() == 0
         assert env.incident not in page.inner_text("#hz-panel-body")
+
+
+def test_an_action_the_store_refuses_says_why_in_the_officers_language(page, incident_app):
+    """The panel went stale: another officer signed the incident meanwhile. Signing again is refused
+    (409) and the panel says so in Chinese, the API's own message kept on hover."""
+    from data.incidents import IncidentStore
+    from layers.panels.incident import REFUSALS
+
+    env = incident_app.env
+    incidents = IncidentStore(env.store, env.world)
+    mine = incidents.list(recipient_id=env.department)
+    stale = next(i for i in mine["id"] if i != env.incident)
+    login(page, env, "dept")
+    open_incident(page, stale)
+    page.wait_for_selector(".hz-action-sign", timeout=15_000)
+    incidents.sign([stale], env.department, "colleague")  # behind the panel's back
+    page.click(".hz-action-sign")
+    result = page.locator("#hz-incident-result")
+    expected = f"{text(('签收', 'Sign'), 'zh')}: {text(REFUSALS['409'], 'zh')}"
+    page.wait_for_function("(t) => document.querySelector('#hz-incident-result').innerText === t", arg=expected,
+                           timeout=15_000)
+    assert result.get_attribute("title")  # the API's message, for an engineer
+    assert page.locator(".hz-action-sign").is_enabled()  # the officer may act again once the panel is fresh
