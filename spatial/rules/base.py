@@ -241,7 +241,8 @@ def run_starts(slot: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.r_[True, slot[1:] != slot[:-1]])
 
 
-# The close_reason of an episode the monitor closed at its restart (RESTART_CLOSE_REASON below).
+# The close_reason of an episode closed because the monitor restarted (restart_closes; its label:
+# layers/labels.py EVIDENCE_VALUES).
 RESTART_CLOSE_REASON = "monitor_restarted"
 
 
