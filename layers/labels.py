@@ -370,7 +370,7 @@ EVIDENCE_LABELS: dict[str, Text] = {
     # distances and places
     "distance_m": ("距离(米)", "Distance (m)"), "peak_distance_m": ("最大偏离(米)", "Largest distance (m)"),
     "closing_distance_m": ("解除时距离(米)", "Distance when cleared (m)"), "corridor_m": ("路线走廊宽度(米)", "Corridor (m)"),
-    "hysteresis_m": ("回差(米)", "Hysteresis (m)"), "radius_m": ("防护半径(米)", "Protective radius (m)"),
+    "hysteresis_m": ("回差(米)", "Hysteresis (m)"), "radius_m": ("半径(米)", "Radius (m)"),
     "kind_radius_m": ("场所类型半径(米)", "Radius for the site kind (m)"),
     "erg_radius_m": ("ERG防护半径(米)", "ERG radius (m)"), "near_water_m": ("近水判定距离(米)", "Near water within (m)"),
     "exit_margin_m": ("驶出余量(米)", "Exit margin (m)"), "wash_station_match_m": ("洗消站匹配距离(米)",
@@ -461,6 +461,7 @@ EVIDENCE_LABELS: dict[str, Text] = {
 # Where a key means another thing in one rule (restricted_zone's `closed_by` is the ping that ended it)
 EVIDENCE_LABELS_BY_RULE: dict[tuple[str, str], Text] = {
     ("restricted_zone", "closed_by"): ("解除点位时间", "Cleared at ping"),
+    ("stop_near_sensitive_site", "radius_m"): ("防护半径(米)", "Protective radius (m)"),
 }
 
 # The evidence keys whose values are codes (labelled through EVIDENCE_VALUES); any other value is shown

@@ -91,6 +91,8 @@ def _evidence_value(key: str, value, language: str) -> str:
             return MISSING
         return (" / " if any(isinstance(v, dict) for v in value) else "、" if language == "zh" else ", ").join(items)
     if isinstance(value, str):
+        if not value:
+            return MISSING
         if key in EVIDENCE_CODED and value in EVIDENCE_VALUES:
             return text(EVIDENCE_VALUES[value], language)
         if _ISO_TIME.match(value):
