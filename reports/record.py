@@ -5,13 +5,15 @@ near it), who it reached and what each did (recipients), every transition (histo
 from __future__ import annotations
 
 import io
-import json
+from xml.sax.saxutils import escape
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from layers.evidence import evidence_rows
+from layers.labels import rule_title
 from reports.common import fmt, local_time
 from reports.maps import LAND, OUTLINE, PAPER, SITE, _font
 from spatial.incidents.levels import BY_SEVERITY
@@ -93,7 +95,7 @@ def incident_record_pdf(shown: dict, track: pd.DataFrame, context=None, sites=No
     level = BY_SEVERITY[int(incident["severity"])]
     title = f"告警事件处置记录 Incident record — {incident['id']}"
     facts = [
-        ("规则 rule", incident["rule"]), ("对象 subject", f"{incident['subject_id']} ({incident['subject_kind']})"),
+        ("规则 rule", f"{rule_title(incident['rule'], 'zh')} {incident['rule']}"), ("对象 subject", f"{incident['subject_id']} ({incident['subject_kind']})"),
         ("等级 level", f"{level.name_zh} {level.key}"), ("首次 first", local_time(incident["first_time"])),
         ("最近 last", local_time(incident["last_time"])),
         ("结束 ended", local_time(incident["end_time"]) if pd.notna(incident.get("end_time")) else ""),
@@ -101,8 +103,11 @@ def incident_record_pdf(shown: dict, track: pd.DataFrame, context=None, sites=No
         ("位置 position", f"{fmt(incident.get('lon'))}, {fmt(incident.get('lat'))}"),
         ("区县 district", incident.get("district_adcode") or ""), ("升级 escalations", fmt(incident.get("escalations"))),
         ("误报 false alarm", fmt(bool(incident.get("false_alarm")))),
-        ("证据 evidence", json.dumps(incident.get("evidence") or {}, ensure_ascii=False, default=str)[:600]),
     ]
+    # the rule's own record, every key by its label as the panel shows it (layers/evidence.py)
+    zh, en = (evidence_rows(incident.get("evidence") or {}, incident.get("rule"), language)
+              for language in ("zh", "en"))
+    evidence = [[f"{a} {b}" if a != b else a, Paragraph(escape(v), st["cell"])] for (a, v), (b, _) in zip(zh, en)]
     fact_table = Table([[k, Paragraph(str(v), st["cell"])] for k, v in facts], colWidths=[30 * mm, 70 * mm])
     fact_table.setStyle(TableStyle(_GRID[:3] + [("VALIGN", (0, 0), (-1, -1), "TOP")]))
     img = Image(io.BytesIO(evidence_map(incident, track, context, sites, hazard_sources)),
@@ -111,7 +116,12 @@ def incident_record_pdf(shown: dict, track: pd.DataFrame, context=None, sites=No
     top.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
     recipients = _local(shown["recipients"])[[c for c in RECIPIENT_COLUMNS if c in shown["recipients"].columns]]
     history = _local(shown["history"])[[c for c in HISTORY_COLUMNS if c in shown["history"].columns]]
-    story = [Paragraph(title, st["title"]), top, Spacer(1, 4 * mm),
+    evidence_table = []
+    if evidence:
+        table = Table(evidence, colWidths=[70 * mm, width - 70 * mm], repeatRows=0)
+        table.setStyle(TableStyle(_GRID[:3] + [("VALIGN", (0, 0), (-1, -1), "TOP")]))
+        evidence_table = [Paragraph(f"证据 Evidence ({len(evidence)})", st["h2"]), table]
+    story = [Paragraph(title, st["title"]), top, Spacer(1, 4 * mm), *evidence_table,
              Paragraph(f"接收方 Recipients ({len(recipients)})", st["h2"]), *frame_table(recipients, width, 200, wrap=True),
              Paragraph(f"处置过程 History ({len(history)})", st["h2"]), *frame_table(history, width, 500, wrap=True)]
     return build(story, title)

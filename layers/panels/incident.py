@@ -10,22 +10,13 @@ to its impact view (layers/panels/impact.py)."""
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 import pandas as pd
 from dash import dcc, html
 
-from layers.details import MISSING, SCREEN_TIMEZONE
-from layers.labels import (
-    EVIDENCE_CODED,
-    EVIDENCE_VALUES,
-    VALUE_LABELS,
-    actor_label,
-    evidence_label,
-    rule_title,
-    value_label,
-)
+from layers.evidence import evidence_rows
+from layers.labels import VALUE_LABELS, actor_label, rule_title, value_label
 from layers.panels.common import LINK_TYPE, Links, fields, frame_, local_time, section, table
 from layers.panels.impact import open_link, texts_live
 from layers.style import Text, text
@@ -62,71 +53,10 @@ REFUSALS: dict[str, Text] = {
 ACTION_TYPE = "hz-incident-action"
 SUBJECT_LAYERS = (("VEH-", "vehicles"), ("MP-", "monitoring_points"), ("HS-", "hazard_sources"),
                   ("SITE-", "sensitive_sites"), ("ENT-", "entities"), ("WS-", "wash_stations"))
-EVIDENCE_MAX_CHARS = 600
-_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
 
 
 def subject_layer(subject_id: str) -> str | None:
     return next((layer for prefix, layer in SUBJECT_LAYERS if subject_id.startswith(prefix)), None)
-
-
-def _evidence_time(value) -> str:
-    return pd.Timestamp(value).tz_convert(SCREEN_TIMEZONE).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _evidence_value(key: str, value, language: str) -> str:
-    """One evidence value as an officer reads it: codes by their label, times in the screen's
-    timezone to the second, numbers rounded to what a reading carries, lists and nested records
-    spelled out with their keys labelled."""
-    if value is None or (isinstance(value, float) and value != value):
-        return MISSING
-    if isinstance(value, (bool, np.bool_)):
-        return value_label("bool", str(bool(value)), language)
-    if isinstance(value, dict):
-        parts = [f"{evidence_label(k, language)}: {_evidence_value(k, v, language)}" for k, v in value.items()]
-        return ("，" if language == "zh" else ", ").join(parts) or MISSING
-    if isinstance(value, list):
-        items = [_evidence_value(key, v, language) for v in value]
-        if not items:
-            return MISSING
-        return (" / " if any(isinstance(v, dict) for v in value) else "、" if language == "zh" else ", ").join(items)
-    if isinstance(value, str):
-        if not value:
-            return MISSING
-        if key in EVIDENCE_CODED and value in EVIDENCE_VALUES:
-            return text(EVIDENCE_VALUES[value], language)
-        if _ISO_TIME.match(value):
-            try:
-                return _evidence_time(value)
-            except ValueError:  # time-like text that is no time: as written
-                return value
-        return value
-    if isinstance(value, (int, np.integer)):
-        return _evidence_time(pd.Timestamp(int(value), unit="ms", tz="UTC")) \
-            if key.endswith("_ms") and abs(int(value)) > 10 ** 11 else str(int(value))
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        if key.endswith(("lon", "lat")):
-            return f"{value:.6f}"
-        if abs(value) >= 1000:
-            return f"{value:,.0f}"
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _evidence_rows(evidence: dict, rule: str | None, language: str) -> list[tuple[str, str]]:
-    """The rule's record, each key by its label (layers/labels.py EVIDENCE_LABELS) and each value
-    readable; a `<key>_local` copy of a time already shown goes (the screen shows local time anyway)."""
-    evidence = evidence or {}
-    rows = []
-    for key, value in evidence.items():
-        key = str(key)
-        if key.endswith("_local") and key[:-len("_local")] in evidence:
-            continue
-        shown = _evidence_value(key, value, language)
-        rows.append((evidence_label(key, language, rule),
-                     shown if len(shown) <= EVIDENCE_MAX_CHARS else shown[:EVIDENCE_MAX_CHARS] + "…"))
-    return rows
 
 
 def _focus(row: dict) -> dict:
@@ -213,7 +143,7 @@ def build(data: dict, language: str, history: list, actions: tuple[str, ...] = (
         body.append(open_link(links, str(row["id"]), language))
     if drawn and drawn.get("kind") == "point_alarm":
         body += _readings_chart(drawn, language)
-    evidence = _evidence_rows(row.get("evidence") or {}, row.get("rule"), language)
+    evidence = evidence_rows(row.get("evidence") or {}, row.get("rule"), language)
     if evidence:
         # the rule's own record, every key labelled (layers/labels.py EVIDENCE_LABELS)
         body += section(L["evidence"], language, html.Div(fields(evidence), className="hz-incident-evidence"))

@@ -45,8 +45,9 @@ def fill(url: str) -> dict:
         [*ids, ids[0]], [ms(AT - 10 * MIN)] * len(ids) + [ms(AT - pd.Timedelta(days=1))],
         [*x, x[0]], [*y, y[0]])
 
-    def event(rule, subject, episode, phase, start, end=None, severity=1, lon=float("nan"), lat=float("nan")):
-        return Event(rule, subject, episode, phase, start, end, lon, lat, severity, {})
+    def event(rule, subject, episode, phase, start, end=None, severity=1, lon=float("nan"), lat=float("nan"),
+              evidence=None):
+        return Event(rule, subject, episode, phase, start, end, lon, lat, severity, evidence or {})
 
     vx, vy = x[inside], y[inside]
     events = [
@@ -57,7 +58,8 @@ def fill(url: str) -> dict:
         event("stop_near_sensitive_site", vin[1], "E4", "open", AT - 40 * MIN, severity=1, lon=vx[1], lat=vy[1]),
         event("speeding", vin[2], "E5", "open", AT - pd.Timedelta(days=2), severity=3, lon=vx[2], lat=vy[2]),
         event("speeding", vin[2], "E5", "close", AT - pd.Timedelta(days=2), AT - pd.Timedelta(days=2) + 9 * MIN,
-              severity=3, lon=vx[2], lat=vy[2]),
+              severity=3, lon=vx[2], lat=vy[2], evidence={"peak_speed_kmh": 97.4, "limit_kmh": 80.0,
+                                                           "limit_source": "road", "speed_derived": False}),
     ]
     with Store.open(url, upgrade=True) as store:
         store.replace_world(world)

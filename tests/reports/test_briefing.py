@@ -121,6 +121,11 @@ def test_closed_incident_record(stored, tmp_path):
     text = " ".join(text.split())  # a narrow cell wraps its words
     assert stored["closed_incident"] in text and "driver warned" in text and "closed" in text
     assert "DEPT-" in text  # the recipients
+    # the rule by its name and its evidence by labels, as the panel shows them (layers/evidence.py)
+    assert "超速 speeding" in text
+    for shown in ("最高速度(km/h) Top speed (km/h) 97.4", "限速(km/h) Limit (km/h) 80", "限速来源 Limit from 道路限速",
+                  "速度由位置推算 Speed derived from positions 否"):
+        assert shown in text, shown
     from matplotlib.image import imread
 
     subprocess.run([shutil.which("pdftoppm"), "-r", "50", "-png", "-f", "1", "-l", "1", str(pdf),
