@@ -53,10 +53,10 @@ def read_kpis(store, by: str, since: pd.Timestamp | None, until: pd.Timestamp | 
         # and named on SQLite: without statistics it would pick (state, sign_deadline), every unsigned row
         hint = f" INDEXED BY {UNCOUNTED_INDEX}" if store.dialect == "sqlite" else ""
         not_counted = _frame(connection.execute(sa.text(
-            f"SELECT incident_id, recipient_id, recipient_kind FROM {r.name}{hint} "
+            f"SELECT incident_id, recipient_id, recipient_kind, pushed_severity FROM {r.name}{hint} "
             f"WHERE {UNCOUNTED_OVERDUE} AND sign_deadline < :now").bindparams(
             sa.bindparam("now", type_=UtcDateTime())), {"now": now}).all(),
-            ["incident_id", "recipient_id", "recipient_kind"])
+            ["incident_id", "recipient_id", "recipient_kind", "pushed_severity"])
         # counted rows not yet past their deadline at `now`: none when `now` is past the latest deadline
         # counted (the pass keeps it; no row yet: no pass has counted, the range holds few rows)
         latest = connection.execute(sa.select(incident_cursor.c.last_seq).where(
@@ -76,6 +76,9 @@ def read_kpis(store, by: str, since: pd.Timestamp | None, until: pd.Timestamp | 
         rows = rows.join(info, on="incident_id")
         if "overdue_counted_severity" in rows.columns:  # taken back from the level it was counted under
             rows["severity"] = rows["overdue_counted_severity"].astype("int64")
+        else:  # at the level the row was pushed at, as every count of it (migration 0012)
+            rows["severity"] = pd.to_numeric(rows["pushed_severity"], errors="coerce").fillna(
+                rows["severity"].astype("float64")).astype("int64")
         part = kpi_logic.rollup_increments(rows, "unsigned_overdue", per_recipient=True)
         part = part[part["grouping"] == by]
         if first_day is not None:

@@ -98,6 +98,7 @@ incidents = sa.Table(
     sa.Column("status", sa.Text(), nullable=False),  # handling: its least advanced recipient's state
     sa.Column("severity", sa.BigInteger(), nullable=False),  # as the latest event says
     sa.Column("peak_severity", sa.BigInteger(), nullable=False),
+    sa.Column("opened_severity", sa.BigInteger()),  # the level it opened at: the KPI tables' level. Migration 0012.
     _time("first_time", False), _time("last_time", False), _time("end_time"), _time("closed_at"),
     sa.Column("lon", sa.Double()), sa.Column("lat", sa.Double()),
     sa.Column("district_adcode", sa.Text()),
@@ -144,6 +145,8 @@ incident_recipients = sa.Table(
     # the level an upgrade of the incident pushed this recipient at; NULL: routed when it opened (tier
     # 0) or escalated to (tier 1..). Migration 0010.
     sa.Column("upgraded_to", sa.BigInteger()),
+    # the level the row was pushed at (its deadline's): the KPI tables' level for its counts. Migration 0012.
+    sa.Column("pushed_severity", sa.BigInteger()),
     sa.PrimaryKeyConstraint("incident_id", "recipient_id", name="pk_incident_recipients"),
     sa.ForeignKeyConstraint(["incident_id"], ["incidents.id"], name="fk_incident_recipients_incidents",
                             ondelete="CASCADE"),
@@ -495,6 +498,14 @@ def _log_frame(rows, documents: tuple[str, ...]) -> pd.DataFrame:
     return frame
 
 
+def _pushed_level(rows: pd.DataFrame, counted: pd.DataFrame) -> np.ndarray:
+    """Each recipient row's KPI level: the one it was pushed at (`pushed_severity`), or for a row
+    without one the incident's level (`counted["severity"]`, as read)."""
+    level = pd.to_numeric(pd.Series(rows["pushed_severity"].to_numpy(dtype=object)), errors="coerce") \
+        if "pushed_severity" in rows.columns else pd.Series(np.nan, index=range(len(rows)))
+    return level.fillna(pd.Series(counted["severity"].to_numpy(dtype="float64"))).to_numpy(dtype="int64")
+
+
 def _check_actions(frame: pd.DataFrame, known: tuple[str, ...], what: str) -> None:
     """Only the actions lifecycle names (TRANSITION_ACTIONS, OUTBOX_ACTIONS) are written: the screen
     labels each of them (layers/labels.py), so a new one is added there, not found raw on the wall."""
@@ -716,12 +727,21 @@ class IncidentStore:
             has = routed_here.notna().to_numpy()
             rows["district_adcode"] = np.where(has, routed_here.to_numpy(dtype=object),
                                                rows["district_adcode"].to_numpy(dtype=object))
+        # the level each incident opened at (the KPI tables' level for it): the store's for those it
+        # holds, the opening event's for those this batch opened
+        opened_at = pd.Series(candidates["opened_severity"].to_numpy(dtype=object),
+                              index=candidates["id"].to_numpy(dtype=object)) if len(candidates) else pd.Series(dtype=object)
+        opened_at = pd.concat([opened_at[~opened_at.index.duplicated()],
+                               pd.Series(plan.opened_severity, index=pd.Index(plan.opened, dtype=object), dtype=object)])
+        opened_at = opened_at[~opened_at.index.duplicated(keep="last")]
+        rows["opened_severity"] = pd.to_numeric(opened_at.reindex(rows["id"]).to_numpy(dtype=object), errors="coerce")
+        rows["opened_severity"] = rows["opened_severity"].fillna(rows["severity"]).astype("int64")
         if len(rows):
             values = {c.name: rows[c.name] for c in incidents.columns if c.name not in ("closed_at", "version")}
             values["version"] = version
             self._insert(connection, incidents, values, conflict=("id",),
                          update=[c for c in values if c not in ("id", "rule", "subject_id", "first_episode_id",
-                                                                 "first_time", "source")])
+                                                                 "first_time", "source", "opened_severity")])
         increments = []
         deliveries = None
         # ids given here: the routing's outbox row names its incident's `opened` transition
@@ -740,7 +760,8 @@ class IncidentStore:
         new_ids = set(plan.opened)
         for metric, ids in (("quick_closes", plan.quick_closed), ("reopens", plan.reopened)):
             if ids:
-                info = rows.loc[ids, ["rule", "severity", "district_adcode", "first_time"]]
+                info = rows.loc[ids, ["rule", "opened_severity", "district_adcode", "first_time"]] \
+                    .rename(columns={"opened_severity": "severity"})  # counted at the level it opened at
                 increments.append(kpi_logic.rollup_increments(info, metric, per_recipient=False))
                 older = [i for i in ids if i not in new_ids]  # the new ones' recipients count it when pushed
                 if older:
@@ -1011,16 +1032,18 @@ class IncidentStore:
         incident_ids = routed["incident_id"].to_numpy(dtype=object)
         recipient_ids = routed["recipient_id"].to_numpy(dtype=object)
         recipient_kinds = routed["recipient_kind"].to_numpy(dtype=object)
+        # the level each row is pushed at (its deadline's): every count of the row keys its level by it
+        pushed_severity = np.asarray(severity if upgraded_to is None else upgraded_to, dtype="int64")
         self._insert(connection, incident_recipients, {
             "incident_id": incident_ids, "recipient_id": recipient_ids, "recipient_kind": recipient_kinds,
             "role": routed["role"].to_numpy(dtype=object), "district_adcode": routed["district_adcode"].to_numpy(
                 dtype=object), "state": "pushed", "tier": tier, "escalated_from": escalated_from,
             "pushed_at": pushed_us.view("M8[us]"), "sign_deadline": deadline_us.view("M8[us]"), "reminders": 0,
             "version": version, "upgraded_to": None if upgraded_to is None else np.asarray(upgraded_to, dtype="int64"),
+            "pushed_severity": pushed_severity,
         })
         counted = routed[["incident_id", "recipient_id", "recipient_kind"]].join(info, on="incident_id")
-        if upgraded_to is not None:  # counted at the level the upgrade pushed at, whatever the batch ends at
-            counted["severity"] = np.asarray(upgraded_to, dtype="int64")
+        counted["severity"] = pushed_severity  # at the level pushed at, whatever the batch ends at
         pushed_counts = kpi_logic.rollup_increments(counted, "pushed", per_recipient=True)
         # per recipient, its incidents are counted as its pushes are (the same rows, another metric)
         incidents_counts = pushed_counts[pushed_counts["grouping"].isin(kpi_logic.RECIPIENT_GROUPINGS).to_numpy()] \
@@ -1212,7 +1235,7 @@ class IncidentStore:
                 raise IncidentError(f"no incident {', '.join(unknown[:5])}" + (" …" if len(unknown) > 5 else ""))
             rows = self._read(connection, r, self.store._in_values(r.c.incident_id, ids, "in_ids"),
                               columns=["incident_id", "recipient_id", "state", "recipient_kind", "pushed_at",
-                                       "sign_deadline", "overdue_counted_severity"])
+                                       "sign_deadline", "overdue_counted_severity", "pushed_severity"])
             if recipient_id is not None:
                 targets = rows[rows["recipient_id"] == str(recipient_id)]
                 pushed_to = set(targets["incident_id"])
@@ -1264,6 +1287,7 @@ class IncidentStore:
             if action in ("sign", "dispose"):
                 counted = targets[["incident_id", "recipient_id", "recipient_kind", "pushed_at", "sign_deadline"]] \
                     .join(self._info(connection, ids), on="incident_id")
+                counted["severity"] = _pushed_level(targets, counted)  # the row's level: the one it was pushed at
                 waited = (at - counted["pushed_at"]).dt.total_seconds().to_numpy()
                 parts = [kpi_logic.rollup_increments(counted, done, per_recipient=True),
                          kpi_logic.rollup_increments(counted, f"{action}_s", per_recipient=True, seconds=waited)]
@@ -1370,7 +1394,7 @@ class IncidentStore:
             rows = self._read(connection, r, r.c.state == "pushed", r.c.sign_deadline < now,
                               columns=["incident_id", "recipient_id", "recipient_kind", "role", "district_adcode",
                                        "state", "tier", "sign_deadline", "escalated_at", "reminders",
-                                       "last_reminded_at", "overdue_counted_severity"])
+                                       "last_reminded_at", "overdue_counted_severity", "pushed_severity"])
             if not len(rows):
                 return EscalationResult()
             info = self._info(connection, rows["incident_id"].unique().tolist())
@@ -1379,14 +1403,15 @@ class IncidentStore:
             newly_overdue = rows["overdue_counted_severity"].isna().to_numpy()
             up = rows[escalate]
             counted = rows[["incident_id", "recipient_id", "recipient_kind"]].join(info, on="incident_id")
+            counted["severity"] = _pushed_level(rows, counted)  # each row at the level it was pushed at
             self._bump(connection, [
                 kpi_logic.rollup_increments(counted[escalate], "escalated", per_recipient=True),
                 kpi_logic.rollup_increments(counted[newly_overdue], "unsigned_overdue", per_recipient=True)])
             if newly_overdue.any():
                 self._raise_overdue_cursor(connection, rows["sign_deadline"][newly_overdue].max())
             moved = escalate | remind | newly_overdue
-            self._update_overdue_rows(connection, rows[moved], escalate[moved], remind[moved],
-                                      newly_overdue[moved], now, version)
+            self._update_overdue_rows(connection, rows[moved].assign(severity=counted["severity"][moved].to_numpy()),
+                                      escalate[moved], remind[moved], newly_overdue[moved], now, version)
 
             targets = escalation_target(up[["incident_id", "recipient_kind", "recipient_id", "role",
                                             "district_adcode"]].reset_index(drop=True), self.world)
@@ -1536,11 +1561,11 @@ class IncidentStore:
             conditions.append(t.c.first_time < _at(until, "until"))
         with self.engine.connect() as connection:
             inc = self._read(connection, t, *conditions,
-                             columns=["id", "rule", "severity", "district_adcode", "first_time", "quick_close",
-                                      "false_alarm", "episodes", "escalations"])
+                             columns=["id", "rule", "severity", "opened_severity", "district_adcode", "first_time",
+                                      "quick_close", "false_alarm", "episodes", "escalations"])
             rec_conditions = [r.c.incident_id.in_(sa.select(t.c.id).where(*conditions))] if conditions else []
             rec = self._read(connection, r, *rec_conditions,
                              columns=["incident_id", "recipient_id", "recipient_kind", "district_adcode", "state",
                                       "tier", "pushed_at", "sign_deadline", "signed_at", "disposed_at", "outcome",
-                                      "escalated_at"])
+                                      "escalated_at", "pushed_severity"])
         return kpi_logic.kpis(inc, rec, by=by, now=_at(now, "now") if now is not None else _now())

@@ -24,16 +24,22 @@ LOCAL_TZ = "Asia/Shanghai"
 
 
 def kpis(incidents: pd.DataFrame, recipients: pd.DataFrame, *, by: str, now: pd.Timestamp) -> pd.DataFrame:
-    """incidents: id, rule, severity, district_adcode, first_time, quick_close, false_alarm, episodes;
-    recipients: incident_id, recipient_id, recipient_kind, district_adcode, state, pushed_at,
-    sign_deadline, signed_at, disposed_at, outcome, escalated_at. One row per group, key column `by`."""
+    """incidents: id, rule, severity, district_adcode, first_time, quick_close, false_alarm, episodes
+    (and opened_severity: the level it counts at); recipients: incident_id, recipient_id,
+    recipient_kind, district_adcode, state, pushed_at, sign_deadline, signed_at, disposed_at,
+    outcome, escalated_at (and pushed_severity: the level the row counts at). One row per group,
+    key column `by`."""
     if by not in GROUPINGS:
         raise ValueError(f"by must be one of {', '.join(GROUPINGS)}, got {by!r}")
     inc = incidents.rename(columns={"id": "incident_id"})
+    if "opened_severity" in inc.columns:  # an incident's level: the one it opened at (as the rollup counts it)
+        inc = inc.assign(severity=_level_or(inc["opened_severity"], inc["severity"]))
     inc_key = _incident_key(inc, by) if by not in ("department", "enterprise") else None
     rec = recipients.merge(inc[["incident_id", "rule", "severity", "district_adcode", "first_time", "quick_close",
                                 "episodes"]].rename(columns={"district_adcode": "incident_district"}),
                            on="incident_id", how="inner")
+    if "pushed_severity" in rec.columns:  # a recipient row's level: the one it was pushed at
+        rec["severity"] = _level_or(rec["pushed_severity"], rec["severity"])
     if by in ("department", "enterprise"):
         rec = rec[rec["recipient_kind"] == by].copy()
         rec["key"] = rec["recipient_id"].astype(str)
@@ -80,6 +86,12 @@ def kpis(incidents: pd.DataFrame, recipients: pd.DataFrame, *, by: str, now: pd.
     out[counts] = out[counts].fillna(0).astype("int64")
     out.index.name = by
     return out.reset_index()[[by, *KPI_COLUMNS]]
+
+
+def _level_or(level: pd.Series, fallback: pd.Series) -> np.ndarray:
+    """`level` where known, else `fallback` (rows from before migration 0012 filled it)."""
+    known = pd.to_numeric(pd.Series(level.to_numpy(dtype=object)), errors="coerce")
+    return known.fillna(pd.Series(fallback.to_numpy(dtype="float64"))).to_numpy(dtype="int64")
 
 
 def _nearest_rank(frame: pd.DataFrame, column: str, q: float) -> pd.Series:

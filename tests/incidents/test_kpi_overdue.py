@@ -101,3 +101,35 @@ def test_a_pass_is_set_based_and_counts_each_row_once(incidents, three_tier_rout
     again = incidents.escalate_overdue(at(40 * DAY))  # the same instant: nothing new to count or send
     assert (again.escalated, again.reminded) == (0, 0)
     assert_kpis_exact(incidents, at(40 * DAY))
+
+
+def test_the_level_table_counts_a_raised_incidents_rows_where_they_were_pushed(incidents, three_tier_routing):
+    """Incidents raised after they opened (an upgrade routes them again at the new level) and
+    lowered again: each recipient row counts at the level it was pushed at, each incident at the
+    level it opened at — in the rollup as in `kpis_exact`, through passes and signatures, and no
+    level row says more overdue than pushed (before, a row's push and its overdue fell under two
+    levels)."""
+    from tests.incidents.helpers import ev
+
+    rng = np.random.default_rng(5)
+    events = []
+    for k, start in enumerate(np.sort(rng.uniform(0, 60 * DAY, 90))):
+        subject, rule, opened = f"VEH-{k % 11:04d}", ("speeding", "offline", "fatigue")[k % 3], int(rng.integers(2, 5))
+        events.append(ev("open", float(start), subject=subject, rule=rule, severity=opened))
+        if k % 2 == 0:  # raised a level, half of those lowered again later
+            events.append(ev("update", float(start), subject=subject, rule=rule, severity=opened - 1,
+                             evidence={"k": k}))
+            if k % 4 == 0:
+                events.append(ev("update", float(start), subject=subject, rule=rule, severity=opened,
+                                 evidence={"k": k, "again": True}))
+        events.append(ev("close", float(start), float(start) + 30, subject=subject, rule=rule, severity=opened))
+    incidents.apply_events(events)
+    assert_kpis_exact(incidents, at(10 * DAY))
+    incidents.escalate_overdue(at(30 * DAY))
+    signing = pushed_to(incidents, "ENT-C").iloc[::2]
+    incidents.sign(signing["incident_id"].tolist(), "ENT-C", "Li", at=at(31 * DAY))
+    for now in (at(90 * DAY), at(30 * DAY), at(5 * DAY)):
+        assert_kpis_exact(incidents, now)
+    table = incidents.kpis(by="level", now=at(90 * DAY))
+    assert (table["overdue"] <= table["pushed"]).all(), table
+    assert table["incidents"].sum() == len(incidents.list())

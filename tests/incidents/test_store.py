@@ -223,3 +223,44 @@ def test_migration_0011_gives_every_applied_key_its_episode_start_and_keeps_exac
     first = incidents.list(limit=5)["id"].tolist()
     assert len(first) == 2
     assert all(incidents.show(i)["events"]["phase"].tolist()[0] == "open" for i in first)
+
+
+def test_migration_0012_gives_incidents_and_rows_the_level_they_count_at(store, monkeypatch):
+    """0012 fills each incident's opened_severity from its `opened` transition and each recipient
+    row's pushed_severity (an upgrade's rows their upgraded_to, rows routed at opening the opening
+    level); after it the level table equals the one from every row."""
+    from data import incidents as store_module
+    from tests.incidents.test_lifecycle import SETTINGS
+
+    def recipients_for(frame, routing):  # the carrier always; emergency management from red on
+        red = frame[frame["level"] <= 1]
+        return pd.concat([
+            pd.DataFrame({"incident_id": frame["incident_id"], "recipient_kind": "enterprise", "recipient_id": "ENT-C",
+                          "role": "carrier", "district_adcode": "330203"}),
+            pd.DataFrame({"incident_id": red["incident_id"], "recipient_kind": "department", "recipient_id": "DEPT-EM",
+                          "role": "emergency_management", "district_adcode": "330203"})], ignore_index=True)
+
+    monkeypatch.setattr(store_module, "recipients_for", recipients_for)
+    incidents = IncidentStore(store, None, SETTINGS)
+    raised = [ev("open", 0, severity=3), ev("update", 0, severity=1, evidence={"raised": True}), ev("close", 0, 9)]
+    plain = episode(30, 40, subject="VEH-0002", severity=2)
+    incidents.apply_events(raised[:1])
+    incidents.apply_events([*raised[1:], *plain])
+    r, t = incident_tables.incident_recipients, incident_tables.incidents
+
+    def levels():
+        with store.engine.connect() as connection:
+            return (dict(connection.execute(sa.select(t.c.subject_id, t.c.opened_severity)).all()),
+                    sorted(connection.execute(sa.select(r.c.incident_id, r.c.recipient_id, r.c.pushed_severity,
+                                                        r.c.upgraded_to)).all()))
+    written = levels()
+    assert written[0] == {"VEH-0001": 3, "VEH-0002": 2}
+    assert {p for _, _, p, u in written[1] if u is not None} == {1}  # the upgrade's rows at the raised level
+    for target in ("0011", "head"):
+        with store.engine.begin() as connection:
+            (command.downgrade if target == "0011" else command.upgrade)(_alembic_config(connection), target)
+    assert levels() == written  # the backfill gives what the apply wrote
+    counts = ["level", "incidents", "pushed", "signed", "overdue", "quick_closes"]
+    fast, exact = incidents.kpis(by="level", now=at(100)), incidents.kpis_exact(by="level", now=at(100))
+    assert fast[counts].to_dict("records") == exact[counts].to_dict("records")
+    assert fast.set_index("level").at["red", "pushed"] == 1  # the upgrade's push, at red; the carrier's at yellow
