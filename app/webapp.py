@@ -95,6 +95,8 @@ _PRELOAD_SCRIPT = "hazmap_preload.js"
 _LEAFLET_CHUNKS = ("async-GeoJSON.js", "async-EditControl.ts.js")
 _REGENERATOR_SCRIPT = "regenerator-runtime.min.js"
 _POLYFILL_TAG = re.compile(r'<script src="[^"]*/polyfill@[^"]*"></script>')
+# Dash serves dash_table's bundle to every page; no page of the app has a table of it (tests/browser/test_preload.py)
+_DASH_TABLE_TAG = re.compile(r'<script src="[^"]*/dash/dash_table/bundle[^"]*"></script>')
 _HEADER_SHARE = 0.124  # of the window's height above the map at 1920x1080 (and about so at 3840x2160)
 LAYER_ID_TYPE = "hz-layer"
 
@@ -422,12 +424,13 @@ def _regenerator_for_polyfill(web: dash.Dash) -> None:
     regenerator-runtime alone (7 KB, assets/regenerator-runtime.min.js), inlined where the polyfill's
     tag was. Dash's and its component bundles' lazy loaders call the global `regeneratorRuntime`;
     everything core-js adds is native in the browsers a wall runs (Chromium), and evaluating it
-    was 40-95 ms of the main thread before the map existed (issue 16: the first render)."""
+    was 40-95 ms of the main thread before the map existed (issue 16: the first render).
+    dash_table's bundle, unused, is left out too (10-13 ms of evaluation)."""
     runtime = (ASSETS_DIR / _REGENERATOR_SCRIPT).read_text(encoding="utf-8")
     generate = web._generate_scripts_html
 
     def scripts_html() -> str:
-        html_ = generate()
+        html_ = _DASH_TABLE_TAG.sub("", generate(), count=1)
         if not _POLYFILL_TAG.search(html_):  # a Dash without it: nothing to replace
             return html_
         return _POLYFILL_TAG.sub(lambda _: "<script>" + runtime.replace("</", "<\\/") + "</script>", html_, count=1)

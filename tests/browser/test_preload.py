@@ -13,8 +13,10 @@ never the old ones.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -202,12 +204,15 @@ def test_the_page_runs_on_the_regenerator_runtime_without_dashs_polyfill(page, o
                                                                          console):
     """app/webapp.py replaces Dash's @babel/polyfill (core-js 2 + regenerator-runtime, 99 KB)
     with the regenerator runtime alone, inlined: the lazy component loaders of Dash's bundles
-    still find `regeneratorRuntime`, and no request goes to the polyfill."""
+    still find `regeneratorRuntime`, and no request goes to the polyfill, nor to dash_table's bundle
+    (no module of the app may use a DataTable: its bundle is left out of the page)."""
     server, url = origin
     server.serve(stored_world.world, tmp_path)
     page.goto(url)
     _load(page, stored_world.world)
     assert page.evaluate("typeof window.regeneratorRuntime.mark") == "function"
     assert page.evaluate("window._babelPolyfill") is None, "core-js is not loaded"
-    assert not [path for path in server.requests if "polyfill" in path]
+    assert not [path for path in server.requests if "polyfill" in path or "dash_table" in path]
+    assert not [path for package in ("app", "layers") for path in (Path(__file__).parents[2] / package).rglob("*.py")
+                if re.search(r"\bDataTable\b|import dash_table|dash_table\.", path.read_text(encoding="utf-8"))]
     assert console.unexpected() == []
