@@ -93,6 +93,10 @@ _LIVE_GZIP_LEVEL = 5  # a poll's payload is small: fast beats the last few per c
 _js = Namespace("hazmap", "map")
 _PRELOAD_SCRIPT = "hazmap_preload.js"
 _LEAFLET_CHUNKS = ("async-GeoJSON.js", "async-EditControl.ts.js")
+_REGENERATOR_SCRIPT = "regenerator-runtime.min.js"
+_POLYFILL_TAG = re.compile(r'<script src="[^"]*/polyfill@[^"]*"></script>')
+# Dash serves dash_table's bundle to every page; no page of the app has a table of it (tests/browser/test_preload.py)
+_DASH_TABLE_TAG = re.compile(r'<script src="[^"]*/dash/dash_table/bundle[^"]*"></script>')
 _HEADER_SHARE = 0.124  # of the window's height above the map at 1920x1080 (and about so at 3840x2160)
 LAYER_ID_TYPE = "hz-layer"
 
@@ -125,8 +129,10 @@ def create_app(settings: Settings, world: World, world_version: str, live=None, 
         title=ui("title", settings.language),
         update_title=None,
         serve_locally=True,
-        assets_ignore=re.escape(_PRELOAD_SCRIPT),  # inlined in the page's head instead (_preloading_index)
+        # inlined in the page instead (_preloading_index, _regenerator_for_polyfill)
+        assets_ignore="|".join(re.escape(name) for name in (_PRELOAD_SCRIPT, _REGENERATOR_SCRIPT)),
     )
+    _regenerator_for_polyfill(web)
     encoder = LiveEncoder(world) if live is not None else None
     screen = _Screen(settings, world, world_version, web.config.requests_pathname_prefix, live)
     # the risk grid (layers/grid.py); live parts only with a live source
@@ -411,6 +417,25 @@ class _Screen:
         grid = [grid_legend(language)] if text(GRID_TITLE, language) in shown else []
         return grid + (live_legend(language, *live) if live else []) + legend(
             [(layer.name, layer.title) for layer in layers], language, self.present_classes)
+
+
+def _regenerator_for_polyfill(web: dash.Dash) -> None:
+    """Dash's @babel/polyfill (core-js 2 and regenerator-runtime, 99 KB) replaced by its
+    regenerator-runtime alone (7 KB, assets/regenerator-runtime.min.js), inlined where the polyfill's
+    tag was. Dash's and its component bundles' lazy loaders call the global `regeneratorRuntime`;
+    everything core-js adds is native in the browsers a wall runs (Chromium), and evaluating it
+    was 40-95 ms of the main thread before the map existed (issue 16: the first render).
+    dash_table's bundle, unused, is left out too (10-13 ms of evaluation)."""
+    runtime = (ASSETS_DIR / _REGENERATOR_SCRIPT).read_text(encoding="utf-8")
+    generate = web._generate_scripts_html
+
+    def scripts_html() -> str:
+        html_ = _DASH_TABLE_TAG.sub("", generate(), count=1)
+        if not _POLYFILL_TAG.search(html_):  # a Dash without it: nothing to replace
+            return html_
+        return _POLYFILL_TAG.sub(lambda _: "<script>" + runtime.replace("</", "<\\/") + "</script>", html_, count=1)
+
+    web._generate_scripts_html = scripts_html
 
 
 def _preloading_index(index_string: str, screen: _Screen) -> str:

@@ -30,6 +30,7 @@
 
     var grid = {
         config: null, map: null, res: null, version: 0, polls: 0, failures: 0, timer: null, inFlight: false,
+        loaded: false, // a first frame applied: the canvas joins the map
         cells: new Map(), // id -> {score, band, parts}
         rings: new Map(), // id -> Float64Array [x0, y0, x1, y1, ...] in Web Mercator at zoom 0 / scale
         stats: {paintMs: [], payloadChars: [], changedCells: []}
@@ -139,7 +140,7 @@
             .then(function (frame) {
                 if (applyFrame(frame)) {
                     grid.polls += 1;
-                    if (layer) { layer.requestDraw(); }
+                    if (!grid.loaded) { grid.loaded = true; syncLayer(); } else if (layer) { layer.requestDraw(); }
                 }
             })
             .catch(function (error) {
@@ -263,13 +264,15 @@
 
     function syncLayer() {
         if (!layer || !grid.map) { return; }
-        if (wanted && !grid.map.hasLayer(layer)) {
+        // on the map once its first frame is in: an empty screen-sized canvas drawn and composited
+        // (twice) in the first render cost that render for nothing (issue 16)
+        if (wanted && grid.loaded && !grid.map.hasLayer(layer)) {
             grid.map.addLayer(layer);
         } else if (!wanted && grid.map.hasLayer(layer)) {
             grid.map.removeLayer(layer);
             if (tip) { tip.style.display = "none"; }
         }
-        if (wanted) { layer.requestDraw(); }
+        if (wanted && grid.map.hasLayer(layer)) { layer.requestDraw(); }
     }
 
     // Clientside callback (app/webapp.py): the layers control's shown overlays -> the grid.

@@ -69,6 +69,7 @@
     // --- the feed: what the screen knows, per vehicle and point slot ---------------------------
     var feed = {
         config: null, stat: null, map: null,
+        ready: false, // the first poll has answered (or failed): the canvas may join the map
         version: 0, newestMs: null, staleAfterS: Infinity, polls: 0, failures: 0,
         vehicleSlot: {}, pointSlot: {},
         truckState: new Uint8Array(0), truckHeading: new Uint8Array(0),
@@ -599,26 +600,36 @@
         clock.classList.toggle("hz-feed-failing", !ok);
     }
 
-    function poll() {
+    function bodyOf(response) {
+        return response.text().then(function (body) { return {response: response, body: body}; });
+    }
+
+    // `first`: the first full frame's body, read beside the lists (start()), for a poll of the
+    // same URL.
+    function poll(first) {
         // A department's or enterprise's lists are its own (app/permissions.py Scopes): `scope`
         // names them; a frame of another scope means they changed, so they are loaded again.
         var scope = feed.stat.scope;
         var url = feed.config.stateUrl + "?since=" + feed.version + (scope ? "&scope=" + scope : "");
-        // the first full frame may have been started by the page's head (assets/hazmap_preload.js)
-        ((window.hazmapPreload && window.hazmapPreload.take(url)) || fetch(url, {cache: "no-store"}))
-            .then(function (response) {
-                return response.text().then(function (body) {
-                    if (!response.ok) { throw new Error(response.status + " " + body); }
-                    keep(feed.stats.payloadChars, body.length);
-                    return JSON.parse(body);
-                });
+        var got = first && first.url === url ? first.body
+            : ((window.hazmapPreload && window.hazmapPreload.take(url)) || fetch(url, {cache: "no-store"})).then(bodyOf);
+        got
+            .then(function (read) {
+                if (!read.response.ok) { throw new Error(read.response.status + " " + read.body); }
+                keep(feed.stats.payloadChars, read.body.length);
+                return JSON.parse(read.body);
             })
             .then(function (frame) {
                 if (frame.scope !== undefined && frame.scope !== scope) { return reloadStatic(); }
                 applyFrame(frame);
                 feed.polls += 1;
                 showFeedClock(true);
-                if (layer) { layer.requestDraw(); }
+                if (!feed.ready) {
+                    feed.ready = true;
+                    syncLayer(); // joins the map drawn with its first frame
+                } else if (layer) {
+                    layer.requestDraw();
+                }
                 refreshTrail(); // the trail follows its truck: fetched again once a frame moved it
             })
             .catch(function (error) {
@@ -628,7 +639,10 @@
                     console.warn("hazmap live feed: " + error.message + " (" + feed.failures + " failed polls)");
                 }
             })
-            .then(function () { setTimeout(poll, feed.config.pollMs); });
+            .then(function () {
+                if (!feed.ready) { feed.ready = true; syncLayer(); } // the points, without a frame
+                setTimeout(poll, feed.config.pollMs);
+            });
     }
 
     function reloadStatic() {
@@ -682,8 +696,14 @@
             map.getContainer().addEventListener("click", onCapturedClick, true);
             map.getContainer().addEventListener("mousemove", onMouseMove, true);
             layer = new LiveCanvas();
-            syncLayer();
-            // the page's head may have started it (assets/hazmap_preload.js): taken once
+            // The page's head may have started the lists and the first full frame (assets/
+            // hazmap_preload.js): both are read at once, and the canvas joins the map once the frame
+            // is applied, drawn once. Read one after the other, with a draw of the points alone
+            // between them, the trucks came last of every layer in the first render (issue 16).
+            var firstUrl = config.stateUrl + "?since=0";
+            var parked = window.hazmapPreload && window.hazmapPreload.take(firstUrl);
+            var first = parked ? {url: firstUrl, body: parked.then(bodyOf)} : null;
+            if (first) { first.body.catch(function () {}); } // poll() reports it
             ((window.hazmapPreload && window.hazmapPreload.take(config.staticUrl)) || fetch(config.staticUrl))
                 .then(function (response) {
                     if (!response.ok) { throw new Error(response.status + " " + config.staticUrl); }
@@ -691,8 +711,7 @@
                 })
                 .then(function (stat) {
                     initStatic(stat);
-                    syncLayer();
-                    poll();
+                    poll(first);
                 })
                 .catch(function (error) { console.error("hazmap live layer could not start: " + error.message); });
         });
@@ -704,8 +723,9 @@
         if (!layer || !feed.map) { return; }
         layer.showTrucks = wanted.trucks;
         layer.showPoints = wanted.points;
-        // on the map once the lists are in (not an empty full-screen canvas before): see start()
-        var on = (wanted.trucks || wanted.points) && !!feed.stat;
+        // on the map once the lists and the first frame are in (not an empty full-screen canvas before,
+        // nor one drawn without its trucks): see start() and poll()
+        var on = (wanted.trucks || wanted.points) && !!feed.stat && feed.ready;
         if (on && !feed.map.hasLayer(layer)) {
             feed.map.addLayer(layer); // drawn as it is added
         } else if (!on && feed.map.hasLayer(layer)) {

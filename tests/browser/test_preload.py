@@ -13,8 +13,10 @@ never the old ones.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,4 +159,60 @@ def test_a_world_change_draws_the_new_worlds_payloads(page, origin, stored_world
     _load(page, world)  # the new world's counts on every layer, its trucks on the live canvas
     _assert_each_fetched_once(page, server, new)
     assert [path for path in server.requests if old in path] == [], "nothing of the old world is asked for"
+    assert console.unexpected() == []
+
+
+# Each screen-sized canvas's first 2D call, with what its layer held then (an init script: before
+# the page's own scripts).
+FIRST_DRAWS_JS = """(() => {
+    window.__firstDraws = {};
+    const P = CanvasRenderingContext2D.prototype;
+    ['clearRect', 'putImageData', 'drawImage', 'fill', 'stroke', 'fillRect'].forEach(method => {
+        const original = P[method];
+        P[method] = function () {
+            const pane = this.canvas.parentNode && String(this.canvas.parentNode.className || '');
+            const name = pane && (pane.match(/leaflet-(hz\\w+)-pane/) || [])[1];
+            if (name && !(name in window.__firstDraws)) {
+                window.__firstDraws[name] = {
+                    trucks: window.hazmapLive ? window.hazmapLive.trucks : null,
+                    gridPolls: window.hazmapGrid ? window.hazmapGrid.polls : null};
+            }
+            return original.apply(this, arguments);
+        };
+    });
+})();"""
+
+
+def test_the_first_render_draws_the_live_and_grid_canvases_once_their_data_is_in(page, origin, stored_world,
+                                                                                 tmp_path, console):
+    """The live canvas joins the map with its first frame applied (drawn once, its trucks in it,
+    not first with the points alone) and the risk grid's with its first frame (not empty first):
+    each draw of a screen-sized canvas in the first render is a copy the compositor makes."""
+    server, url = origin
+    server.serve(stored_world.world, tmp_path)
+    page.add_init_script(FIRST_DRAWS_JS)
+    page.goto(url)
+    _load(page, stored_world.world)
+    page.wait_for_function("window.hazmapGrid.polls >= 1 && window.__firstDraws.hzgrid", timeout=LOAD_TIMEOUT_MS)
+    first = page.evaluate("window.__firstDraws")
+    assert first["hzlive"]["trucks"] == len(stored_world.world.vehicles), first
+    assert first["hzgrid"]["gridPolls"] >= 1, first
+    assert console.unexpected() == []
+
+
+def test_the_page_runs_on_the_regenerator_runtime_without_dashs_polyfill(page, origin, stored_world, tmp_path,
+                                                                         console):
+    """app/webapp.py replaces Dash's @babel/polyfill (core-js 2 + regenerator-runtime, 99 KB)
+    with the regenerator runtime alone, inlined: the lazy component loaders of Dash's bundles
+    still find `regeneratorRuntime`, and no request goes to the polyfill, nor to dash_table's bundle
+    (no module of the app may use a DataTable: its bundle is left out of the page)."""
+    server, url = origin
+    server.serve(stored_world.world, tmp_path)
+    page.goto(url)
+    _load(page, stored_world.world)
+    assert page.evaluate("typeof window.regeneratorRuntime.mark") == "function"
+    assert page.evaluate("window._babelPolyfill") is None, "core-js is not loaded"
+    assert not [path for path in server.requests if "polyfill" in path or "dash_table" in path]
+    assert not [path for package in ("app", "layers") for path in (Path(__file__).parents[2] / package).rglob("*.py")
+                if re.search(r"\bDataTable\b|import dash_table|dash_table\.", path.read_text(encoding="utf-8"))]
     assert console.unexpected() == []
