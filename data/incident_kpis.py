@@ -77,8 +77,7 @@ def read_kpis(store, by: str, since: pd.Timestamp | None, until: pd.Timestamp | 
         if "overdue_counted_severity" in rows.columns:  # taken back from the level it was counted under
             rows["severity"] = rows["overdue_counted_severity"].astype("int64")
         else:  # at the level the row was pushed at, as every count of it (migration 0012)
-            rows["severity"] = pd.to_numeric(rows["pushed_severity"], errors="coerce").fillna(
-                rows["severity"].astype("float64")).astype("int64")
+            rows["severity"] = kpi_logic.level_or(rows["pushed_severity"], rows["severity"])
         part = kpi_logic.rollup_increments(rows, "unsigned_overdue", per_recipient=True)
         part = part[part["grouping"] == by]
         if first_day is not None:

@@ -498,14 +498,6 @@ def _log_frame(rows, documents: tuple[str, ...]) -> pd.DataFrame:
     return frame
 
 
-def _pushed_level(rows: pd.DataFrame, counted: pd.DataFrame) -> np.ndarray:
-    """Each recipient row's KPI level: the one it was pushed at (`pushed_severity`), or for a row
-    without one the incident's level (`counted["severity"]`, as read)."""
-    level = pd.to_numeric(pd.Series(rows["pushed_severity"].to_numpy(dtype=object)), errors="coerce") \
-        if "pushed_severity" in rows.columns else pd.Series(np.nan, index=range(len(rows)))
-    return level.fillna(pd.Series(counted["severity"].to_numpy(dtype="float64"))).to_numpy(dtype="int64")
-
-
 def _check_actions(frame: pd.DataFrame, known: tuple[str, ...], what: str) -> None:
     """Only the actions lifecycle names (TRANSITION_ACTIONS, OUTBOX_ACTIONS) are written: the screen
     labels each of them (layers/labels.py), so a new one is added there, not found raw on the wall."""
@@ -729,13 +721,11 @@ class IncidentStore:
                                                rows["district_adcode"].to_numpy(dtype=object))
         # the level each incident opened at (the KPI tables' level for it): the store's for those it
         # holds, the opening event's for those this batch opened
-        opened_at = pd.Series(candidates["opened_severity"].to_numpy(dtype=object),
-                              index=candidates["id"].to_numpy(dtype=object)) if len(candidates) else pd.Series(dtype=object)
-        opened_at = pd.concat([opened_at[~opened_at.index.duplicated()],
+        opened_at = pd.concat([pd.Series(candidates["opened_severity"].to_numpy(dtype=object),
+                                         index=candidates["id"].to_numpy(dtype=object)),
                                pd.Series(plan.opened_severity, index=pd.Index(plan.opened, dtype=object), dtype=object)])
         opened_at = opened_at[~opened_at.index.duplicated(keep="last")]
-        rows["opened_severity"] = pd.to_numeric(opened_at.reindex(rows["id"]).to_numpy(dtype=object), errors="coerce")
-        rows["opened_severity"] = rows["opened_severity"].fillna(rows["severity"]).astype("int64")
+        rows["opened_severity"] = kpi_logic.level_or(opened_at.reindex(rows["id"]), rows["severity"])
         if len(rows):
             values = {c.name: rows[c.name] for c in incidents.columns if c.name not in ("closed_at", "version")}
             values["version"] = version
@@ -1287,7 +1277,7 @@ class IncidentStore:
             if action in ("sign", "dispose"):
                 counted = targets[["incident_id", "recipient_id", "recipient_kind", "pushed_at", "sign_deadline"]] \
                     .join(self._info(connection, ids), on="incident_id")
-                counted["severity"] = _pushed_level(targets, counted)  # the row's level: the one it was pushed at
+                counted["severity"] = kpi_logic.level_or(targets["pushed_severity"], counted["severity"])  # as pushed
                 waited = (at - counted["pushed_at"]).dt.total_seconds().to_numpy()
                 parts = [kpi_logic.rollup_increments(counted, done, per_recipient=True),
                          kpi_logic.rollup_increments(counted, f"{action}_s", per_recipient=True, seconds=waited)]
@@ -1403,7 +1393,7 @@ class IncidentStore:
             newly_overdue = rows["overdue_counted_severity"].isna().to_numpy()
             up = rows[escalate]
             counted = rows[["incident_id", "recipient_id", "recipient_kind"]].join(info, on="incident_id")
-            counted["severity"] = _pushed_level(rows, counted)  # each row at the level it was pushed at
+            counted["severity"] = kpi_logic.level_or(rows["pushed_severity"], counted["severity"])  # as pushed
             self._bump(connection, [
                 kpi_logic.rollup_increments(counted[escalate], "escalated", per_recipient=True),
                 kpi_logic.rollup_increments(counted[newly_overdue], "unsigned_overdue", per_recipient=True)])

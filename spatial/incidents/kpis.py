@@ -33,13 +33,13 @@ def kpis(incidents: pd.DataFrame, recipients: pd.DataFrame, *, by: str, now: pd.
         raise ValueError(f"by must be one of {', '.join(GROUPINGS)}, got {by!r}")
     inc = incidents.rename(columns={"id": "incident_id"})
     if "opened_severity" in inc.columns:  # an incident's level: the one it opened at (as the rollup counts it)
-        inc = inc.assign(severity=_level_or(inc["opened_severity"], inc["severity"]))
+        inc = inc.assign(severity=level_or(inc["opened_severity"], inc["severity"]))
     inc_key = _incident_key(inc, by) if by not in ("department", "enterprise") else None
     rec = recipients.merge(inc[["incident_id", "rule", "severity", "district_adcode", "first_time", "quick_close",
                                 "episodes"]].rename(columns={"district_adcode": "incident_district"}),
                            on="incident_id", how="inner")
     if "pushed_severity" in rec.columns:  # a recipient row's level: the one it was pushed at
-        rec["severity"] = _level_or(rec["pushed_severity"], rec["severity"])
+        rec["severity"] = level_or(rec["pushed_severity"], rec["severity"])
     if by in ("department", "enterprise"):
         rec = rec[rec["recipient_kind"] == by].copy()
         rec["key"] = rec["recipient_id"].astype(str)
@@ -88,10 +88,11 @@ def kpis(incidents: pd.DataFrame, recipients: pd.DataFrame, *, by: str, now: pd.
     return out.reset_index()[[by, *KPI_COLUMNS]]
 
 
-def _level_or(level: pd.Series, fallback: pd.Series) -> np.ndarray:
-    """`level` where known, else `fallback` (rows from before migration 0012 filled it)."""
-    known = pd.to_numeric(pd.Series(level.to_numpy(dtype=object)), errors="coerce")
-    return known.fillna(pd.Series(fallback.to_numpy(dtype="float64"))).to_numpy(dtype="int64")
+def level_or(level, fallback) -> np.ndarray:
+    """Levels as int64: `level` where known, else `fallback` (positionally; a row without its
+    pushed or opened level, which migration 0012 fills for the rows before it)."""
+    known = pd.to_numeric(pd.Series(np.asarray(level, dtype=object)), errors="coerce")
+    return known.fillna(pd.Series(np.asarray(fallback, dtype="float64"))).to_numpy(dtype="int64")
 
 
 def _nearest_rank(frame: pd.DataFrame, column: str, q: float) -> pd.Series:
