@@ -54,7 +54,7 @@ from app.metrics import LiveTimings
 from data.incidents import IncidentSettings, IncidentStore
 from data.store import Store
 from spatial.model import Event, LiveState, PingBatch, ReadingBatch, World
-from spatial.rules.base import restart_closes
+from spatial.rules.restart import carried_closes, carried_silences, restart_closes
 from spatial.rules.engine import Engine, EngineSettings
 from spatial.rules.points import PointEngine, PointEngineSettings
 
@@ -126,6 +126,8 @@ class LiveMonitor:
         self.gateway: Jt808Gateway | None = None
         self.mqtt_feed: MqttReadingFeed | None = None
         self.channels = None  # the delivery sender (app/cli_deliveries.Channels), set by `serve` / `demo`
+        # silences the last run left open and still going at this start (_close_episodes_left_open)
+        self._carried = carried_silences(pd.DataFrame(), {})
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -142,7 +144,11 @@ class LiveMonitor:
             now = pd.Timestamp.now(tz="UTC")
             start = build_fleet_start(store, self.world, now, self.settings.engine, seen=self._live.apply_pings)
             self._engine = Engine(self.world, self.settings.engine, start=start)
-            self._live.apply_readings(newest_readings(store, now))
+            newest = newest_readings(store, now)
+            self._live.apply_readings(newest)
+            # the interruption rule judges each point from its last stored reading, not as never heard from
+            self._point_engine.resume(pd.Series(newest.epoch_ms, index=newest.point_id).groupby(level=0).max(),
+                                      pd.Series(dtype="int64"))
             restored = self._live.positions
             if len(restored):  # their cargo as the engine's start state has it (the grid weighs it)
                 self._update_cargo(PingBatch.from_arrays(restored.index.to_numpy(object),
@@ -316,6 +322,9 @@ class LiveMonitor:
             with self.timings.rule_step.labels("pings").time():
                 events = self._engine.step(batch, now_ms)
             self._update_cargo(batch)
+            if len(self._carried):
+                closes, self._carried = carried_closes(self._carried, batch.vehicle_id, batch.epoch_ms)
+                events = closes + events
         else:
             with self._lock:
                 self._live.apply_readings(batch)
@@ -352,18 +361,25 @@ class LiveMonitor:
     def _close_episodes_left_open(self, store: Store) -> None:
         """The episodes the last run left open (their incidents active) are closed at the
         subject's newest observation: the engines started afresh and would never close them
-        (spatial/rules/base.py restart_closes). On the wall clock only: a feed-clock run (a
+        (spatial/rules/restart.py); silences still going are carried until their subject is heard
+        from. On the wall clock only: a feed-clock run (a
         simulation, a replay) may send those episodes' own closes again, which must not be
         pre-empted."""
-        active = self._incidents.active_episodes()
-        if not len(active):
-            return
-        events = store.read_events(episode_id=active["episode_id"].tolist())
         with self._lock:
-            newest = {**self._live.readings["epoch_ms"].astype("int64").to_dict(),
-                      **self._live.positions["epoch_ms"].astype("int64").to_dict()}
+            readings = self._live.readings["epoch_ms"].astype("int64")
+            newest = {**readings.to_dict(), **self._live.positions["epoch_ms"].astype("int64").to_dict()}
+        active = self._incidents.active_episodes()
+        events = store.read_events(episode_id=active["episode_id"].tolist()) if len(active) else pd.DataFrame()
         closes = restart_closes(events, newest)
-        log.info("closed %d episode(s) the last run left open", len(closes))
+        # a silence still going stays open until its subject is heard from again: a sensor's, by the
+        # interruption rule resumed from the store (it judges every point from its last reading); a
+        # truck's, here (the new engine never saw the truck and would not raise it again)
+        carried = carried_silences(events, newest)
+        points = carried["rule"].to_numpy(dtype=object) == "point_interruption"
+        self._point_engine.resume(readings, carried[points].set_index("subject_id")["start_ms"])
+        self._carried = carried[~points]
+        log.info("closed %d episode(s) the last run left open; %d silence(s) carried until heard from",
+                 len(closes), len(carried))
         self._publish(store, closes)
 
     def _apply_incidents(self) -> None:

@@ -430,6 +430,8 @@ EVIDENCE_LABELS: dict[str, Text] = {
     "barred_classes_hit": ("命中禁行类别", "Barred classes carried"), "closed_from": ("限行开始", "Closed from"),
     "closed_to": ("限行结束", "Closed to"), "pings_outside": ("末点已在区外", "Last ping outside"),
     "close_reason": ("解除原因", "Cleared because"), "closed_by": ("解除依据", "Cleared by"),
+    # spatial/rules/restart.py: a silence still going at a monitor restart, closed when heard from
+    "carried_over_restart": ("跨监测服务重启延续", "Carried over a monitor restart"),
     # fatigue
     "last_rest": ("上次休息", "Last rest"), "rest_kind": ("休息方式", "Rest kind"),
     # monitoring points
@@ -489,7 +491,7 @@ EVIDENCE_VALUES: dict[str, Text] = {
     # restricted_zone CLOSE_REASONS, route_deviation's closed_by
     "left_zone": ("驶离区域", "Left the zone"), "no_barred_cargo": ("已无禁行货物", "No barred cargo left"),
     "outside_closed_hours": ("限行时段结束", "Closed hours over"),
-    # spatial/rules/base.py RESTART_CLOSE_REASON: the monitor restarted before the rule cleared it
+    # spatial/rules/restart.py RESTART_CLOSE_REASON: the monitor restarted before the rule cleared it
     "monitor_restarted": ("监测服务重启，告警中止", "Monitor restarted before the rule cleared it"),
     "back_in_corridor": ("回到核定路线", "Back on the route"), "waybill_changed": ("运单变更", "Waybill changed"),
     "waybill_ended": ("运单结束", "Waybill ended"),

@@ -160,3 +160,75 @@ def test_episodes_the_last_run_left_open_are_closed_at_the_next_start(tmp_path):
         assert after.at[b, "version"] == before.at[b, "version"]  # a closed episode is not touched
         history = incidents.show(after.at[a, "id"])["history"]
         assert "rule_closed" in history["action"].tolist()
+
+
+def test_a_silence_still_going_at_a_restart_stays_open_until_the_subject_is_heard_from(tmp_path):
+    """An offline truck and a silent sensor are still silent after a restart: their episodes are
+    not closed with the restart (the new engines never saw the subject and would not raise it
+    again), but carried and closed at the subject's next observation, as the rule closes them. A
+    silence whose subject was heard from since is closed at the restart like any other episode."""
+    import numpy as np
+
+    from data.demo import build_world
+    from data.incidents import IncidentStore
+    from spatial.model import Event, PingBatch, ReadingBatch
+
+    world = build_world(seed=3, scale=0.01)
+    now_ms = int(time.time() * 1000)
+    at = lambda ms: pd.Timestamp(int(ms), unit="ms", tz="UTC")  # noqa: E731
+    dark, heard = world.vehicles["id"].astype(str).iloc[:2]
+    sensor = str(world.monitoring_points["id"].iloc[0])
+
+    def opened(rule, subject, start_ms, evidence):
+        return Event(rule, subject, f"{rule}:{subject}:{start_ms}", "open", at(start_ms), None, 121.5, 29.8, 3,
+                     evidence)
+
+    dark_since = now_ms - 9 * 3600_000  # before the fleet start's 6 h look-back: no stored ping of it in there
+    heard_since = now_ms - 40 * 60_000
+    sensor_since = now_ms - 30 * 60_000
+    events = [
+        opened("offline", dark, dark_since, {"waybill_id": None, "last_ping": "x", "offline_after_s": 1200.0}),
+        opened("offline", heard, heard_since, {"waybill_id": None, "last_ping": "x", "offline_after_s": 1200.0}),
+        opened("point_interruption", sensor, sensor_since, {"silent_since": "x", "threshold_s": 600.0}),
+    ]
+    heard_again = now_ms - 5 * 60_000  # the old run stopped before its offline rule closed the episode
+    url = f"sqlite:///{tmp_path / 'hazmap.sqlite'}"
+    with Store.open(url, upgrade=True) as store:
+        store.replace_world(world)
+        store.write_pings(PingBatch.from_arrays(np.array([dark, heard, heard], object),
+                                                np.array([dark_since, heard_since, heard_again]),
+                                                np.array([121.5, 121.6, 121.61]), np.array([29.8, 29.9, 29.91])))
+        store.write_readings(ReadingBatch.from_arrays([sensor], [sensor_since], [0.5]))
+        store.write_events(events)
+        IncidentStore(store, world).apply_stored_events()
+
+    def state_of(store):
+        return IncidentStore(store, world).list().set_index("subject_id")
+
+    settings = MonitorSettings(clock="wall")
+    with LiveMonitor(world, url, settings) as monitor:
+        assert monitor.wait_idle(30)
+    with Store.open(url) as store:
+        after_start = state_of(store)
+        assert after_start.at[heard, "state"] == "ended" and after_start.at[heard, "end_time"] == at(heard_again)
+        assert after_start.loc[[dark, sensor], "state"].tolist() == ["active", "active"]
+    with LiveMonitor(world, url, settings) as monitor:  # carried again; the queue waits for the start's closes
+        back_ms = int(time.time() * 1000)
+        monitor.submit_pings(PingBatch.from_arrays(np.array([dark, dark], object), np.array([back_ms, back_ms + 1000]),
+                                                   np.array([121.52, 121.52]), np.array([29.82, 29.82])))
+        monitor.submit_readings(ReadingBatch.from_arrays([sensor], [back_ms], [0.7]))
+        assert monitor.wait_idle(30)
+    with LiveMonitor(world, url, settings) as monitor:  # a second start finds nothing left to carry or close
+        assert monitor.wait_idle(30)
+    with Store.open(url) as store:
+        after = state_of(store)
+        closes = store.read_events(rule=["offline", "point_interruption"]).query("phase == 'close'") \
+            .set_index("subject_id")
+        assert sorted(closes.index) == sorted([dark, heard, sensor])  # one close each
+        assert after.at[dark, "state"] == "ended" and after.at[dark, "end_time"] == at(back_ms)
+        assert after.at[sensor, "state"] == "ended" and after.at[sensor, "end_time"] == at(back_ms)
+        carried = closes.loc[dark, "evidence"]
+        assert carried["carried_over_restart"] is True and carried["silent_s"] == (back_ms - dark_since) / 1000
+        assert "close_reason" not in carried and closes.loc[dark, "episode_id"] == f"offline:{dark}:{dark_since}"
+        assert closes.loc[sensor, "evidence"]["value"] == 0.7 and "resumed" in closes.loc[sensor, "evidence"]
+        assert closes.loc[heard, "evidence"]["close_reason"] == "monitor_restarted"

@@ -239,36 +239,3 @@ def run_starts(slot: np.ndarray) -> np.ndarray:
     if not len(slot):
         return np.empty(0, "int64")
     return np.flatnonzero(np.r_[True, slot[1:] != slot[:-1]])
-
-
-# The close_reason of an episode closed because the monitor restarted (restart_closes; its label:
-# layers/labels.py EVIDENCE_VALUES).
-RESTART_CLOSE_REASON = "monitor_restarted"
-
-
-def restart_closes(episode_events: pd.DataFrame, newest_ms: dict[str, int]) -> list[Event]:
-    """A close for each episode left open when the monitor stopped (its engines' state is gone:
-    no rule would ever close it, and its incident would stay active while the rule, still seeing
-    the condition, opened another). `episode_events`: the stored events of those episodes (the
-    store's read_events columns); `newest_ms`: each subject's newest observation (ping or reading).
-    The close ends the episode at the subject's newest observation (the last the monitor could
-    judge), never before the episode's own newest event, at that event's level and place; a rule
-    still seeing the condition opens a new episode, which the incident joins within its reopen
-    window."""
-    closes = []
-    if not len(episode_events):
-        return closes
-    ordered = episode_events.sort_values(["episode_id", "event_time", "seq"], kind="stable")
-    for episode, rows in ordered.groupby("episode_id", sort=True):
-        if (rows["phase"] == "close").any():
-            continue  # closed after all (by the rule, or by an earlier restart)
-        opening, last = rows.iloc[0], rows.iloc[-1]
-        last_ms = int(last["event_time"].value // 1_000_000)
-        end_ms = max(last_ms, int(newest_ms.get(str(opening["subject_id"]), last_ms)))
-        lon, lat = (last["lon"], last["lat"]) if pd.notna(last["lon"]) else (opening["lon"], opening["lat"])
-        closes.append(Event(
-            rule=str(opening["rule"]), subject_id=str(opening["subject_id"]), episode_id=str(episode), phase="close",
-            start=opening["start"], end=timestamp(end_ms), lon=float(lon), lat=float(lat),
-            severity=int(last["severity"]),
-            evidence={**(last["evidence"] or {}), "close_reason": RESTART_CLOSE_REASON, "closed": iso_time(end_ms)}))
-    return closes

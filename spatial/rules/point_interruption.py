@@ -63,6 +63,20 @@ class PointInterruptionRule:
     def initial_state(self) -> PointInterruptionState:
         return PointInterruptionState()
 
+    def resumed_state(self, n_points: int, last_ms: np.ndarray, silent: np.ndarray) -> PointInterruptionState:
+        """The state of a restarted monitor (PointEngine.resume): per slot the latest stored
+        reading, or where a stored episode is still open its start (NEVER: none), and whether it
+        is open, so a point silent across the restart is judged from its last reading and its open
+        silence closes at its next one, under the stored episode's id."""
+        last_ms = np.asarray(last_ms, "int64")
+        silent = np.asarray(silent, bool)
+        if not (len(last_ms) == len(silent) == n_points):
+            raise ValueError(f"point_interruption: resumed state for {n_points} points has {len(last_ms)} times "
+                             f"and {len(silent)} flags")
+        if (silent & (last_ms == NEVER)).any():
+            raise ValueError("point_interruption: an open silence needs its start time")
+        return PointInterruptionState(last_ms.copy(), silent.copy())
+
     def step(self, state: PointInterruptionState, batch: PointBatch, world: PointWorld
              ) -> tuple[PointInterruptionState, list[Event]]:
         if batch.clock_ms < 0:  # no clock yet: nothing can have been silent

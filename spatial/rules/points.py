@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from numba import njit
 
 from spatial.model import Event, ReadingBatch, World
@@ -33,6 +34,7 @@ from spatial.rules.base import grow, setting, settings_rows
 from spatial.rules.base import sort_events
 from spatial.rules.point_base import PointBatch, PointWorld
 from spatial.rules.point_interruption import (
+    NEVER,
     PointInterruptionRule,
     PointInterruptionSettings,
 )
@@ -195,6 +197,25 @@ class PointEngine:
             self._rule_states[i], rule_events = rule.step(self._rule_states[i], batch, self.world)
             events.extend(rule_events)
         return sort_events(events)
+
+    def resume(self, newest_ms: pd.Series, open_silences: pd.Series) -> None:
+        """A restarted monitor's points, before any reading: `newest_ms` each point's newest stored
+        reading (epoch ms by point id), `open_silences` the start of each interruption episode the
+        store holds open (epoch ms by point id: the point has not been heard from since). The
+        interruption rule goes on from them instead of treating every point as never heard from
+        (silent since the restart, its stored silence closed and raised again as a new one)."""
+        slot = {rule.name: i for i, rule in enumerate(self.rules)}.get(PointInterruptionRule.name)
+        if slot is None:
+            return
+        ids = self.world.point_ids
+        last_ms = np.full(len(ids), NEVER, "int64")
+        silent = np.zeros(len(ids), bool)
+        for values, is_open in ((newest_ms, False), (open_silences, True)):
+            at = ids.get_indexer(pd.Index(values.index.astype(object)))
+            known = at >= 0  # points no longer in the world are left out
+            last_ms[at[known]] = np.maximum(last_ms[at[known]], values.to_numpy("int64")[known])
+            silent[at[known]] |= is_open
+        self._rule_states[slot] = self.rules[slot].resumed_state(len(ids), last_ms, silent)
 
     def advance(self, now_ms: int) -> list[Event]:
         """Only the wall clock moved (no readings): the silence-driven events it causes."""

@@ -106,3 +106,34 @@ def test_random_arrivals_match_the_oracle_in_any_chunking(rows, cuts):
     assert summary(whole) == oracle(rows, [A, B])
     assert [event_key(e) for e in events_of(world, RULE, split(batch, cuts))] == [event_key(e) for e in whole]
     assert [event_key(e) for e in events_of(world, RULE, one_at_a_time(batch))] == [event_key(e) for e in whole]
+
+
+def test_a_resumed_engine_goes_on_as_the_uninterrupted_one():
+    """A monitor restarted at 750 s resumes the rule from the store (each point's newest reading,
+    the silences still open): its events after the restart are the uninterrupted engine's, the
+    open silences closed under their stored episode ids. A fresh engine would call every point
+    silent since the restart and never close the stored episodes."""
+    import pandas as pd
+
+    from spatial.rules.points import PointEngine
+
+    empty = ReadingBatch.from_arrays([], [], [])
+    whole = PointEngine(WORLD, rules=RULE)
+    before = whole.step(batch_of([(A, 0), (B, 0)])) + whole.advance(T0_MS + 700_000)
+    assert summary(before) == [("open", A, 0, None, 3), ("open", B, 0, None, 3), ("open", TOX, 0, None, 2)]
+
+    def after_restart(engine):
+        return engine.step(batch_of([(A, 800)]), T0_MS + 800_000) + engine.advance(T0_MS + 1_500_000) \
+            + engine.step(empty, T0_MS + 1_600_000)
+
+    expected = after_restart(whole)
+    assert summary(expected) == [("close", A, 0, 800, 3), ("open", A, 800, None, 3)]
+    resumed = PointEngine(WORLD, rules=RULE)
+    resumed.resume(pd.Series({A: T0_MS, B: T0_MS}), pd.Series({e.subject_id: T0_MS for e in before}))
+    got = after_restart(resumed)
+    assert [event_key(e) for e in got] == [event_key(e) for e in expected]
+    assert [e.episode_id for e in got][:1] == [before[0].episode_id]  # A's stored episode, closed
+    fresh = PointEngine(WORLD, rules=RULE)
+    assert summary(after_restart(fresh)) != summary(expected)
+    with pytest.raises(ValueError, match="start time"):
+        PointInterruptionRule().resumed_state(1, [-1], [True])
