@@ -109,6 +109,7 @@ class LiveMonitor:
         self._incident_counts: Counter = Counter()
         self._last_escalation_ms: int | None = None
         self._busy = threading.Event()  # the worker holds items it has taken off the queue
+        self._caught_up = threading.Event()  # the worker's start (stored events applied, open episodes settled) is done
         self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
         self._worker_error: BaseException | None = None
@@ -200,11 +201,12 @@ class LiveMonitor:
             return self._live.copy()
 
     def wait_idle(self, timeout_s: float = 60.0) -> bool:
-        """True once everything submitted so far has gone through the engines."""
+        """True once the start's catch-up is done and everything submitted so far has gone
+        through the engines."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             self._raise_worker_error()
-            if self._queue.unfinished_tasks == 0 and not self._busy.is_set():
+            if self._caught_up.is_set() and self._queue.unfinished_tasks == 0 and not self._busy.is_set():
                 return True
             time.sleep(0.02)
         return False
@@ -267,6 +269,7 @@ class LiveMonitor:
                 self._apply_incidents()
                 if self.settings.clock == "wall":
                     self._close_episodes_left_open(store)
+            self._caught_up.set()
             while True:
                 items = self._take(timeout_s=0.2)
                 if items:
@@ -378,6 +381,12 @@ class LiveMonitor:
         points = carried["rule"].to_numpy(dtype=object) == "point_interruption"
         self._point_engine.resume(readings, carried[points].set_index("subject_id")["start_ms"])
         self._carried = carried[~points]
+        with self._lock:  # a truck dark for longer than the fleet start's look-back: on the wall where it went dark
+            unseen = self._carried[~self._carried["subject_id"].isin(self._live.positions.index)]
+            self._live.apply_pings(PingBatch.from_arrays(unseen["subject_id"].to_numpy(object),
+                                                         unseen["start_ms"].to_numpy("int64"),
+                                                         unseen["lon"].to_numpy("float64"),
+                                                         unseen["lat"].to_numpy("float64")))
         log.info("closed %d episode(s) the last run left open; %d silence(s) carried until heard from",
                  len(closes), len(carried))
         self._publish(store, closes)

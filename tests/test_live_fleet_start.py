@@ -207,7 +207,12 @@ def test_a_silence_still_going_at_a_restart_stays_open_until_the_subject_is_hear
 
     settings = MonitorSettings(clock="wall")
     with LiveMonitor(world, url, settings) as monitor:
-        assert monitor.wait_idle(30)
+        assert monitor.wait_idle(30)  # the start's catch-up and closes included
+        positions = monitor.snapshot().positions
+        # dark for longer than the fleet start's look-back: on the wall where it went dark
+        assert positions.at[dark, "epoch_ms"] == dark_since and positions.at[dark, "lon"] == 121.5
+        with Store.open(url) as store:
+            assert state_of(store).at[heard, "state"] == "ended"
     with Store.open(url) as store:
         after_start = state_of(store)
         assert after_start.at[heard, "state"] == "ended" and after_start.at[heard, "end_time"] == at(heard_again)
