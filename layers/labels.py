@@ -357,14 +357,14 @@ EVIDENCE_LABELS: dict[str, Text] = {
     "rest_start": ("休息开始", "Rest start"), "rest_counted": ("休息计满时间", "Rest counted at"),
     "start": ("开始", "Start"), "end": ("结束", "End"), "from": ("开始时间", "From"), "to": ("结束时间", "To"),
     # durations and thresholds
-    "duration_s": ("持续时长(秒)", "Duration (s)"), "min_duration_s": ("最短持续时长(秒)", "Minimum duration (s)"),
-    "dwell_s": ("停留阈值(秒)", "Dwell threshold (s)"), "parking_min_s": ("停车阈值(秒)", "Parking threshold (s)"),
-    "washing_min_s": ("洗消停留阈值(秒)", "Washing threshold (s)"), "silent_s": ("静默时长(秒)", "Silent (s)"),
-    "offline_after_s": ("离线判定阈值(秒)", "Offline after (s)"), "threshold_s": ("判定阈值(秒)", "Threshold (s)"),
-    "unchanged_s": ("读数不变时长(秒)", "Unchanged (s)"), "window_s": ("计算窗口(秒)", "Window (s)"),
-    "driving_s": ("连续驾驶(秒)", "Continuous driving (s)"), "driving_s_total": ("累计驾驶(秒)", "Driving in all (s)"),
-    "max_continuous_driving_s": ("连续驾驶上限(秒)", "Continuous driving limit (s)"),
-    "min_rest_s": ("最短休息(秒)", "Minimum rest (s)"), "rest_max_distance_m": ("休息最大移动(米)", "Rest radius (m)"),
+    "duration_s": ("持续时长", "Duration"), "min_duration_s": ("最短持续时长", "Minimum duration"),
+    "dwell_s": ("停留阈值", "Dwell threshold"), "parking_min_s": ("停车阈值", "Parking threshold"),
+    "washing_min_s": ("洗消停留阈值", "Washing threshold"), "silent_s": ("静默时长", "Silent"),
+    "offline_after_s": ("离线判定阈值", "Offline after"), "threshold_s": ("判定阈值", "Threshold"),
+    "unchanged_s": ("读数不变时长", "Unchanged"), "window_s": ("计算窗口", "Window"),
+    "driving_s": ("连续驾驶", "Continuous driving"), "driving_s_total": ("累计驾驶", "Driving in all"),
+    "max_continuous_driving_s": ("连续驾驶上限", "Continuous driving limit"),
+    "min_rest_s": ("最短休息", "Minimum rest"), "rest_max_distance_m": ("休息最大移动(米)", "Rest radius (m)"),
     "min_pings": ("最少点位数", "Minimum pings"), "pings": ("点位数", "Pings"), "readings": ("读数条数", "Readings"),
     "segments": ("区段数", "Segments"),
     # distances and places
@@ -455,8 +455,7 @@ EVIDENCE_LABELS: dict[str, Text] = {
     "after_feed_outage": ("接入中断之后", "After a feed outage"),
     "tracked_vehicles": ("在监车辆", "Trucks watched"), "silent_vehicles": ("静默车辆", "Trucks silent"),
     "silent_share": ("静默比例", "Share silent"), "outage_min_share": ("中断判定比例", "Outage share"),
-    "outage_close_share": ("中断解除比例", "Outage cleared below"), "outage_window_s": ("中断判定窗口(秒)",
-                                                                                       "Outage window (s)"),
+    "outage_close_share": ("中断解除比例", "Outage cleared below"), "outage_window_s": ("中断判定窗口", "Outage window"),
     "outage_min_vehicles": ("中断判定最少车辆", "Outage minimum trucks"),
 }
 
@@ -465,6 +464,12 @@ EVIDENCE_LABELS_BY_RULE: dict[tuple[str, str], Text] = {
     ("restricted_zone", "closed_by"): ("解除点位时间", "Cleared at ping"),
     ("stop_near_sensitive_site", "radius_m"): ("防护半径(米)", "Protective radius (m)"),
 }
+
+# The evidence keys whose values are durations in seconds: shown as 9小时 / 1 h 2 min (layers/evidence.py)
+EVIDENCE_DURATIONS = frozenset({
+    "duration_s", "min_duration_s", "dwell_s", "parking_min_s", "washing_min_s", "silent_s", "offline_after_s",
+    "threshold_s", "unchanged_s", "window_s", "driving_s", "driving_s_total", "max_continuous_driving_s", "min_rest_s",
+    "outage_window_s"})
 
 # The evidence keys whose values are codes (labelled through EVIDENCE_VALUES); any other value is shown
 # as the rule wrote it (numbers, times, ids, names)

@@ -177,3 +177,19 @@ def test_the_incident_evidence_is_labelled_and_readable_in_both_languages():
     data["incident"]["rule"] = "route_deviation"
     data["incident"]["evidence"] = {"closed_by": "back_in_corridor"}
     assert _evidence_table(build_panel("incidents", data, "zh", [])) == {"解除依据": "回到核定路线"}
+
+
+def test_evidence_durations_read_in_hours_and_minutes():
+    """A 9-hour silence reads 9小时, not 32400 under a 秒 label; thresholds likewise."""
+    from layers.evidence import duration_text
+
+    data = _incident_data()
+    data["incident"]["rule"] = "offline"
+    data["incident"]["evidence"] = {"silent_s": 32_415.0, "offline_after_s": 1200.0, "carried_over_restart": True}
+    zh = _evidence_table(build_panel("incidents", data, "zh", []))
+    assert zh == {"静默时长": "9小时", "离线判定阈值": "20分", "跨监测服务重启延续": "是"}
+    en = _evidence_table(build_panel("incidents", data, "en", []))
+    assert en["Silent"] == "9 h" and en["Offline after"] == "20 min"
+    assert [duration_text(s, "zh") for s in (0.25, 45, 615, 3725, 90_061)] == \
+        ["0.2秒", "45秒", "10分15秒", "1小时2分", "1天1小时"]
+    assert duration_text(615, "en") == "10 min 15 s"
