@@ -48,13 +48,14 @@ import numpy as np
 import pandas as pd
 
 from data.feeds.gateway import GatewaySettings, Jt808Gateway, vehicle_ids_by_phone
-from data.fleet_start import build_fleet_start, newest_readings
+from data.fleet_start import newest_readings, warm_engine
 from data.feeds.mqtt import MqttFeedSettings, MqttReadingFeed
 from app.metrics import LiveTimings
 from data.incidents import IncidentSettings, IncidentStore
-from data.store import Store
+from data.store import Store, events_from_frame
 from spatial.model import Event, LiveState, PingBatch, ReadingBatch, World
-from spatial.rules.restart import carried_closes, carried_silences, restart_closes
+from spatial.rules.base import sort_events
+from spatial.rules.restart import carried_closes, carried_silences, open_after, restart_closes
 from spatial.rules.engine import Engine, EngineSettings
 from spatial.rules.points import PointEngine, PointEngineSettings
 
@@ -127,8 +128,12 @@ class LiveMonitor:
         self.gateway: Jt808Gateway | None = None
         self.mqtt_feed: MqttReadingFeed | None = None
         self.channels = None  # the delivery sender (app/cli_deliveries.Channels), set by `serve` / `demo`
-        # silences the last run left open and still going at this start (_close_episodes_left_open)
+        # a wall-clock start (start() and _settle_episodes_left_open): the events the engine's replay
+        # of the stored pings caused, the trucks' silences the last run left open and still going, the
+        # episode ids whose events are not published (the store's record of them stands)
+        self._replayed: list[Event] = []
         self._carried = carried_silences(pd.DataFrame(), {})
+        self._suppressed: set[str] = set()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -138,13 +143,16 @@ class LiveMonitor:
         trying (data/feeds/mqtt.py)."""
         store = Store.open(self._store_url)  # here, so a store that cannot be used fails the start
         if self.settings.clock == "wall":
-            # started mid-day: each truck's waybill and cargo state from the store (issue 11). A feed
-            # clock (simulation, replay) runs on the data's own time, unknown here, so it starts empty.
-            # The same pings and the points' newest readings restore the live picture: the wall after a
-            # restart shows every truck where the store last saw it, not an empty map until each reports.
+            # started mid-day: the engine replays the store's recent pings, every rule running, so it
+            # goes on where the stopped one was — each truck's waybill and cargo state (issue 11), its
+            # last ping (the offline rule), the episodes open (settled against the store's once the
+            # worker has caught up: _settle_episodes_left_open). A feed clock (simulation, replay) runs
+            # on the data's own time, unknown here, so it starts empty. The same pings and the points'
+            # newest readings restore the live picture: the wall after a restart shows every truck
+            # where the store last saw it, not an empty map until each reports.
             now = pd.Timestamp.now(tz="UTC")
-            start = build_fleet_start(store, self.world, now, self.settings.engine, seen=self._live.apply_pings)
-            self._engine = Engine(self.world, self.settings.engine, start=start)
+            self._engine, self._replayed = warm_engine(store, self.world, now, self.settings.engine,
+                                                       seen=self._live.apply_pings)
             newest = newest_readings(store, now)
             self._live.apply_readings(newest)
             # the interruption rule judges each point from its last stored reading, not as never heard from
@@ -268,7 +276,8 @@ class LiveMonitor:
                 self._incidents = IncidentStore(store, self.world, self.settings.incidents)
                 self._apply_incidents()
                 if self.settings.clock == "wall":
-                    self._close_episodes_left_open(store)
+                    self._settle_episodes_left_open(store)
+            self._replayed = []
             self._caught_up.set()
             while True:
                 items = self._take(timeout_s=0.2)
@@ -352,6 +361,8 @@ class LiveMonitor:
 
     def _publish(self, store: Store, events: list[Event]) -> None:
         events = [e for e in events if e.rule not in NOT_ALERTS]
+        if self._suppressed or len(self._carried):
+            events = self._not_suppressed(events)
         if not events:
             return
         with self._lock:
@@ -361,35 +372,71 @@ class LiveMonitor:
         self._events_by_rule.update(e.rule for e in events if e.phase == "open")
         self._apply_incidents()
 
-    def _close_episodes_left_open(self, store: Store) -> None:
-        """The episodes the last run left open (their incidents active) are closed at the
-        subject's newest observation: the engines started afresh and would never close them
-        (spatial/rules/restart.py); silences still going are carried until their subject is heard
-        from. On the wall clock only: a feed-clock run (a
-        simulation, a replay) may send those episodes' own closes again, which must not be
-        pre-empted."""
+    def _settle_episodes_left_open(self, store: Store) -> None:
+        """The episodes the last run left open (their incidents active) against those the engine's
+        replay of the stored pings left open (spatial/rules/restart.py). Open in both: they go on,
+        the engine closes them. Open in the store only (the replay does not reach them: points,
+        episodes older than the look-back): closed at the subject's newest observation, but a
+        truck's or a sensor's silence still going stays open until the subject is heard from. Open
+        in the replay only: the store closed them (a restart before this one), or the last run stored
+        the silence under its arrival-stamped start (a dark truck it carries), so they are not
+        published; else the last run never stored them, and they are. On the wall clock only: a
+        feed-clock run (a simulation, a replay) may send those episodes' own events again."""
         with self._lock:
             readings = self._live.readings["epoch_ms"].astype("int64")
             newest = {**readings.to_dict(), **self._live.positions["epoch_ms"].astype("int64").to_dict()}
-        active = self._incidents.active_episodes()
-        events = store.read_events(episode_id=active["episode_id"].tolist()) if len(active) else pd.DataFrame()
-        closes = restart_closes(events, newest)
-        # a silence still going stays open until its subject is heard from again: a sensor's, by the
-        # interruption rule resumed from the store (it judges every point from its last reading); a
-        # truck's, here (the new engine never saw the truck and would not raise it again)
-        carried = carried_silences(events, newest)
+        replay_open = open_after(self._replayed)
+        active = set(self._incidents.active_episodes()["episode_id"])
+        wanted = sorted(active | set(replay_open))
+        stored = store.read_events(episode_id=wanted) if wanted else pd.DataFrame()
+        left = stored[stored["episode_id"].isin(active - set(replay_open))] if len(stored) else stored
+        going = stored[stored["episode_id"].isin(active & set(replay_open))] if len(stored) else stored
+        closes = restart_closes(left, newest)
+        # a sensor's silence: the interruption rule resumed from the store (every point judged from
+        # its last reading); a truck's: carried here (the replay may not reach the truck)
+        carried = carried_silences(left, newest)
         points = carried["rule"].to_numpy(dtype=object) == "point_interruption"
         self._point_engine.resume(readings, carried[points].set_index("subject_id")["start_ms"])
         self._carried = carried[~points]
-        with self._lock:  # a truck dark for longer than the fleet start's look-back: on the wall where it went dark
+        dark = set(zip(self._carried["rule"], self._carried["subject_id"]))
+        on_record = set(stored["episode_id"]) if len(stored) else set()
+        new = []
+        for episode, episode_events in replay_open.items():  # the replay's open episodes: few
+            first = episode_events[0]
+            if episode in active:
+                continue
+            if episode in on_record or (first.rule, first.subject_id) in dark:
+                self._suppressed.add(episode)
+            else:
+                new.extend(episode_events)
+        with self._lock:
+            # the wall's alert layer: every episode left open, as the store has it
+            kept = pd.concat([going, stored[stored["episode_id"].isin(set(carried["episode_id"]))]]) \
+                if len(stored) else stored
+            self._live.apply_events(events_from_frame(kept.sort_values("seq", kind="stable")) if len(kept) else [])
+            # a truck dark for longer than the look-back: on the wall where it went dark
             unseen = self._carried[~self._carried["subject_id"].isin(self._live.positions.index)]
             self._live.apply_pings(PingBatch.from_arrays(unseen["subject_id"].to_numpy(object),
                                                          unseen["start_ms"].to_numpy("int64"),
                                                          unseen["lon"].to_numpy("float64"),
                                                          unseen["lat"].to_numpy("float64")))
-        log.info("closed %d episode(s) the last run left open; %d silence(s) carried until heard from",
-                 len(closes), len(carried))
-        self._publish(store, closes)
+        log.info("start: %d episode(s) go on, %d closed, %d silence(s) carried until heard from, %d raised "
+                 "by the replay only", len(going["episode_id"].unique()) if len(going) else 0, len(closes),
+                 len(carried), len({e.episode_id for e in new}))
+        self._publish(store, sort_events(closes + new))
+
+    def _not_suppressed(self, events: list[Event]) -> list[Event]:
+        """Without the events of episodes whose record the store holds otherwise (see
+        _settle_episodes_left_open): a new episode of a carried silence's rule and truck is that
+        silence again (the engine's replay judged it by ping time, the last run by arrival)."""
+        dark = set(zip(self._carried["rule"], self._carried["subject_id"])) if len(self._carried) else set()
+        kept = []
+        for e in events:  # a batch's events: few
+            if e.phase == "open" and (e.rule, e.subject_id) in dark:
+                self._suppressed.add(e.episode_id)
+            if e.episode_id not in self._suppressed:
+                kept.append(e)
+        return kept
 
     def _apply_incidents(self) -> None:
         """The stored events after the last applied seq -> incidents, one transaction per chunk

@@ -16,6 +16,10 @@ concluded had it been running; spatial/ takes the result (`Engine(world, start=.
 no I/O. A stored `done` status without an actual unloading time says nothing about *when*, so it
 ends nothing by itself. Cost: one pass over the stored pings of the look-back window.
 
+`warm_engine` is the same replay with every rule running, for the wall-clock live monitor: the
+engine it returns goes on where the stopped one was (the episodes open, each truck's last ping for
+the offline rule), and the events the replay caused are compared with the store's (app/live.py).
+
 The same pass hands its pings to `seen` (the live monitor's LiveState: every truck's newest
 position and trail as before the restart, not an empty map until each reports again — up to
 5 min for a parked one), and `newest_readings` gives each monitoring point's newest stored reading
@@ -31,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from data.store import Store
-from spatial.model import PingBatch, ReadingBatch, World
+from spatial.model import Event, PingBatch, ReadingBatch, World
 from spatial.rules.engine import Engine, EngineSettings
 from spatial.rules.waybills import FleetStart
 
@@ -49,32 +53,48 @@ def _epoch_ms(value) -> int:
     return int(stamp.tz_convert("UTC").value // 1_000_000)
 
 
-def build_fleet_start(store: Store, world: World, at, settings: EngineSettings = EngineSettings(),
-                      lookback_s: float = LOOKBACK_S, seen: Callable[[PingBatch], None] | None = None) -> FleetStart:
-    """What the store knows of the fleet at `at` (tz-aware), for `Engine(world, start=...)`;
-    `seen` gets the look-back window's pings too, in time order, a chunk at a time."""
+def _check_lookback(lookback_s) -> None:
     if not (isinstance(lookback_s, (int, float)) and np.isfinite(lookback_s) and lookback_s >= 0):
         raise ValueError(f"fleet start: lookback_s must be a finite number >= 0, got {lookback_s!r}")
-    at_ms = _epoch_ms(at)
+
+
+def _recorded_unloadings(store: Store, at_ms: int) -> tuple[np.ndarray, np.ndarray]:
+    """The waybills whose recorded actual unloading is at or before `at_ms`: ids, epoch ms."""
     waybills = store.read_layer("waybills")
     unloaded = pd.to_datetime(waybills["actual_unloading"], utc=True) if len(waybills) else pd.Series(dtype=object)
     recorded = (unloaded.notna() & (unloaded <= pd.Timestamp(at_ms, unit="ms", tz="UTC"))).to_numpy(bool)
     recorded_ids = waybills["id"].astype(object).to_numpy()[recorded]
     recorded_ms = unloaded[recorded].dt.as_unit("ms").astype("int64").to_numpy() if recorded.any() else \
         np.empty(0, "int64")
+    return recorded_ids, recorded_ms
 
-    # the live engine's own stages over the recent past (no rules: nothing is raised twice)
-    engine = Engine(world, settings, rules=())
-    since_ms = at_ms - round(lookback_s * 1000)
+
+def _replay(engine: Engine, store: Store, since_ms: int, at_ms: int,
+            seen: Callable[[PingBatch], None] | None) -> list[Event]:
+    """The stored pings of [since_ms, at_ms) through `engine` a chunk at a time, then its flush."""
+    events: list[Event] = []
     for t0 in range(since_ms, at_ms, REPLAY_CHUNK_S * 1000):
         frame = store.read_pings(pd.Timestamp(t0, unit="ms", tz="UTC"),
                                  pd.Timestamp(min(t0 + REPLAY_CHUNK_S * 1000, at_ms), unit="ms", tz="UTC"))
         if len(frame):
             batch = PingBatch.from_frame(frame)
-            engine.step(batch)
+            events.extend(engine.step(batch))
             if seen is not None:
                 seen(batch)
-    engine.flush()
+    events.extend(engine.flush())
+    return events
+
+
+def build_fleet_start(store: Store, world: World, at, settings: EngineSettings = EngineSettings(),
+                      lookback_s: float = LOOKBACK_S, seen: Callable[[PingBatch], None] | None = None) -> FleetStart:
+    """What the store knows of the fleet at `at` (tz-aware), for `Engine(world, start=...)`;
+    `seen` gets the look-back window's pings too, in time order, a chunk at a time."""
+    _check_lookback(lookback_s)
+    at_ms = _epoch_ms(at)
+    recorded_ids, recorded_ms = _recorded_unloadings(store, at_ms)
+    # the live engine's own stages over the recent past (no rules: nothing is raised twice)
+    engine = Engine(world, settings, rules=())
+    _replay(engine, store, at_ms - round(lookback_s * 1000), at_ms, seen)
     seen = engine.fleet_start(at_ms)
 
     ids = np.concatenate([recorded_ids, seen.ended_waybill_id]).astype(object)
@@ -83,6 +103,23 @@ def build_fleet_start(store: Store, world: World, at, settings: EngineSettings =
         first = pd.DataFrame({"id": ids, "ms": ends}).groupby("id", sort=True)["ms"].min()
         ids, ends = first.index.to_numpy(dtype=object), first.to_numpy("int64")
     return FleetStart(at_ms, ids, ends, seen.washed_vehicle_id, seen.washed_ms)
+
+
+def warm_engine(store: Store, world: World, at, settings: EngineSettings = EngineSettings(),
+                lookback_s: float = LOOKBACK_S, seen: Callable[[PingBatch], None] | None = None
+                ) -> tuple[Engine, list[Event]]:
+    """The engine of a monitor started at `at` (tz-aware), every rule running: told the waybills
+    the store records as unloaded, then given the stored pings of the last `lookback_s` as the
+    stopped engine was. Its state at `at` is the stopped engine's as far as the look-back reaches:
+    trips in force and washings, each truck's last ping (the offline rule watches a truck that
+    went dark just before the stop), the episodes open. Returns it and the events the replay
+    caused: the stopped engine raised them already (app/live.py compares them with the store's)."""
+    _check_lookback(lookback_s)
+    at_ms = _epoch_ms(at)
+    recorded_ids, recorded_ms = _recorded_unloadings(store, at_ms)
+    none = np.empty(0, object)
+    engine = Engine(world, settings, start=FleetStart(at_ms, recorded_ids, recorded_ms, none, np.empty(0, "int64")))
+    return engine, _replay(engine, store, at_ms - round(lookback_s * 1000), at_ms, seen)
 
 
 # newest readings looked for an hour at a time, back to the look-back window's start (one read of

@@ -237,3 +237,116 @@ def test_a_silence_still_going_at_a_restart_stays_open_until_the_subject_is_hear
         assert "close_reason" not in carried and closes.loc[dark, "episode_id"] == f"offline:{dark}:{dark_since}"
         assert closes.loc[sensor, "evidence"]["value"] == 0.7 and "resumed" in closes.loc[sensor, "evidence"]
         assert closes.loc[heard, "evidence"]["close_reason"] == "monitor_restarted"
+
+
+def _old_run(world, url, pings):
+    """What a monitor that ran over `pings` and stopped left in the store: the pings, the alerts
+    its engine raised, the incidents."""
+    from app.live import NOT_ALERTS
+    from data.incidents import IncidentStore
+    from spatial.rules.engine import Engine
+
+    events = [e for e in Engine(world).run(pings) if e.rule not in NOT_ALERTS]
+    with Store.open(url, upgrade=True) as store:
+        store.replace_world(world)
+        store.write_pings(pings)
+        store.write_events(events)
+        IncidentStore(store, world).apply_stored_events()
+    return events
+
+
+def _waybill_from(world, t0_ms):
+    world.waybills["planned_departure"] = [pd.Timestamp(t0_ms, unit="ms", tz="UTC")]
+    world.waybills["planned_arrival"] = [pd.Timestamp(t0_ms + 3_600_000, unit="ms", tz="UTC")]
+
+
+def test_an_episode_going_on_across_a_restart_goes_on(tmp_path):
+    """The engine replays the stored pings at the start, so a truck still stopped at a school
+    keeps its episode: not closed as monitor_restarted and raised again (a second incident beyond
+    the reopen window, a reopen within it), but closed by the rule when the truck drives off."""
+    from data.incidents import IncidentStore
+
+    world = engine_world()
+    route = _stay(LOAD, 3) + _drive(LOAD, UNLOAD) + _stay(UNLOAD, 12) + _drive(UNLOAD, WASH) + _stay(WASH, 15) \
+        + _drive(WASH, SCHOOL) + _stay(SCHOOL, 12)
+    t0_ms = int(time.time() * 1000) - 8 * 60_000 - len(route) * 30_000
+    _waybill_from(world, t0_ms)
+    url = f"sqlite:///{tmp_path / 'hazmap.sqlite'}"
+    before = track(TRUCK, route, start_ms=t0_ms)
+    raised = [e for e in _old_run(world, url, before) if e.rule == "stop_near_sensitive_site"]
+    assert [e.phase for e in raised] == ["open"]
+    off = track(TRUCK, _drive(SCHOOL, WASH)[:6], start_ms=int(before.epoch_ms[-1]) + 60_000)
+    with LiveMonitor(world, url, MonitorSettings(clock="wall", advance_every_s=0.2)) as monitor:
+        assert monitor.wait_idle(30)
+        with Store.open(url) as store:
+            assert len(store.read_events(rule="stop_near_sensitive_site")) == 1  # not closed at the start
+            assert IncidentStore(store, world).list().iloc[0]["state"] == "active"
+        assert monitor.snapshot().alerts.at[TRUCK, "rules"] == "stop_near_sensitive_site"  # on the wall
+        monitor.submit_pings(off)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (monitor.snapshot().alerts["open_count"] > 0).any():
+            time.sleep(0.1)
+    with Store.open(url) as store:
+        events = store.read_events(rule="stop_near_sensitive_site")
+        incident = IncidentStore(store, world).list().iloc[0]
+    assert events["phase"].tolist() == ["open", "close"] and set(events["episode_id"]) == {raised[0].episode_id}
+    assert "close_reason" not in events.iloc[1]["evidence"]  # the rule's own close
+    assert incident["state"] == "ended" and incident["episodes"] == 1
+
+
+def test_a_truck_gone_dark_just_before_the_stop_is_raised_offline_after_the_start(tmp_path):
+    """The last run stopped before its offline rule raised a truck that had gone dark on a
+    waybill; the new engine, which replays the stored pings, still watches it and raises it,
+    the episode starting at its last ping."""
+    world = engine_world()
+    route = _stay(LOAD, 3) + _drive(LOAD, UNLOAD)[:10]
+    t0_ms = int(time.time() * 1000) - 40 * 60_000 - len(route) * 30_000
+    _waybill_from(world, t0_ms)
+    url = f"sqlite:///{tmp_path / 'hazmap.sqlite'}"
+    before = track(TRUCK, route, start_ms=t0_ms)
+    assert not [e for e in _old_run(world, url, before) if e.rule == "offline"]  # not raised before the stop
+    with LiveMonitor(world, url, MonitorSettings(clock="wall", advance_every_s=0.2)) as monitor:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not monitor.stats()["events_by_rule"].get("offline"):
+            time.sleep(0.1)
+    with Store.open(url) as store:
+        offline = store.read_events(rule=["offline", "feed_outage"])
+    assert offline["rule"].tolist() == ["offline"] and offline.iloc[0]["subject_id"] == TRUCK
+    assert offline.iloc[0]["start"] == pd.Timestamp(int(before.epoch_ms[-1]), unit="ms", tz="UTC")
+
+
+def test_a_dark_truck_the_last_run_raised_is_not_raised_twice(tmp_path):
+    """The last run raised the truck offline under its arrival-stamped last ping; the new engine,
+    which replays the stored pings by their own times, sees the same silence under another start.
+    One incident: the stored episode is carried and closed when the truck reports, the engine's
+    twin is never published."""
+    from data.incidents import IncidentStore
+    from spatial.model import Event
+
+    world = engine_world()
+    route = _stay(LOAD, 3) + _drive(LOAD, UNLOAD)[:10]
+    t0_ms = int(time.time() * 1000) - 40 * 60_000 - len(route) * 30_000
+    _waybill_from(world, t0_ms)
+    url = f"sqlite:///{tmp_path / 'hazmap.sqlite'}"
+    before = track(TRUCK, route, start_ms=t0_ms)
+    _old_run(world, url, before)
+    arrived_ms = int(before.epoch_ms[-1]) + 2_000  # the gateway received the last ping 2 s after its time
+    stored = Event("offline", TRUCK, f"offline:{TRUCK}:{arrived_ms}", "open",
+                   pd.Timestamp(arrived_ms, unit="ms", tz="UTC"), None, 121.5, 29.8, 3,
+                   {"waybill_id": "WB-1", "offline_after_s": 1200.0})
+    with Store.open(url) as store:
+        store.write_events([stored])
+        IncidentStore(store, world).apply_stored_events()
+    settings = MonitorSettings(clock="wall", advance_every_s=0.2)
+    with LiveMonitor(world, url, settings) as monitor:
+        assert monitor.wait_idle(30)
+        time.sleep(1.0)  # advances: the engine judges the silence up to now and finds it offline
+        back_ms = int(time.time() * 1000)
+        monitor.submit_pings(track(TRUCK, [UNLOAD], start_ms=back_ms))
+        assert monitor.wait_idle(30)
+    with Store.open(url) as store:
+        offline = store.read_events(rule=["offline", "feed_outage"])
+        incidents = IncidentStore(store, world).list()
+    assert offline["phase"].tolist() == ["open", "close"] and set(offline["episode_id"]) == {stored.episode_id}
+    assert offline.iloc[1]["evidence"]["carried_over_restart"] is True
+    assert len(incidents) == 1 and incidents.iloc[0]["state"] == "ended"

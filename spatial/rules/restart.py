@@ -1,17 +1,17 @@
 """Episodes a stopped monitor left open, at the next start.
 
-The engines keep their state in memory: after a restart no rule knows the episodes open at the
-stop, so none would ever close them, and their incidents would stay active for ever while the
-rules, still seeing the condition, opened new ones beside them. The live monitor (app/live.py),
-once it has caught up with the stored events, hands the open episodes' stored events here:
+The engines keep their state in memory. A wall-clock monitor (app/live.py) starts its truck engine
+by replaying the store's recent pings through it (data/fleet_start.py `warm_engine`), so the
+episodes that replay leaves open (`open_after`) go on; once it has caught up with the stored
+events it hands the episodes the store holds open and the replay does not here:
 
 * most are closed at once (`restart_closes`), at the subject's newest stored observation (the
   last the monitor could judge), with `close_reason: monitor_restarted`; a rule still seeing the
   condition opens a new episode, which the incident joins within its reopen window;
 * an episode of a *silence* rule (`SILENCE_RULES`: the subject has not been heard from) whose
   subject has not been heard from since it began is still true: a truck gone dark on a waybill
-  is still dark, a sensor still silent. Closing it would take it off the officers' list while the
-  new engine, which never saw the truck, would not raise it again. It is carried instead
+  is still dark, a sensor still silent. Closing it would take it off the officers' list while an
+  engine that never saw the truck would not raise it again. It is carried instead
   (`carried_silences`): a sensor's by the point interruption rule, resumed from the store
   (spatial/rules/points.py `PointEngine.resume`), which closes it at the next reading under the
   stored episode's id; a truck's here (`carried_closes`), closed at its next ping as the offline
@@ -35,6 +35,18 @@ RESTART_CLOSE_REASON = "monitor_restarted"
 SILENCE_RULES = {"offline": "next_ping", "point_interruption": "resumed"}
 
 CARRIED_COLUMNS = ("rule", "subject_id", "episode_id", "start", "start_ms", "lon", "lat", "severity", "evidence")
+
+
+def open_after(events: list[Event]) -> dict[str, list[Event]]:
+    """Each episode the events leave open (no close among them) -> its events in order."""
+    episodes: dict[str, list[Event]] = {}
+    closed: set[str] = set()
+    for e in events:  # a replay's events: one per episode phase, not per ping
+        if e.phase == "close":
+            closed.add(e.episode_id)
+        else:
+            episodes.setdefault(e.episode_id, []).append(e)
+    return {episode: found for episode, found in episodes.items() if episode not in closed}
 
 
 def _open_episodes(episode_events: pd.DataFrame):
