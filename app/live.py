@@ -385,7 +385,7 @@ class LiveMonitor:
         with self._lock:
             readings = self._live.readings["epoch_ms"].astype("int64")
             newest = {**readings.to_dict(), **self._live.positions["epoch_ms"].astype("int64").to_dict()}
-        replay_open = open_after(self._replayed)
+        replay_open = open_after([e for e in self._replayed if e.rule not in NOT_ALERTS])
         active = set(self._incidents.active_episodes()["episode_id"])
         wanted = sorted(active | set(replay_open))
         stored = store.read_events(episode_id=wanted) if wanted else pd.DataFrame()
