@@ -275,8 +275,8 @@ class LiveMonitor:
             if self.settings.incidents is not None:  # resume after the last applied event
                 self._incidents = IncidentStore(store, self.world, self.settings.incidents)
                 self._apply_incidents()
-                if self.settings.clock == "wall":
-                    self._settle_episodes_left_open(store)
+            if self.settings.clock == "wall":
+                self._settle_episodes_left_open(store)
             self._replayed = []
             self._caught_up.set()
             while True:
@@ -386,7 +386,8 @@ class LiveMonitor:
             readings = self._live.readings["epoch_ms"].astype("int64")
             newest = {**readings.to_dict(), **self._live.positions["epoch_ms"].astype("int64").to_dict()}
         replay_open = open_after([e for e in self._replayed if e.rule not in NOT_ALERTS])
-        active = set(self._incidents.active_episodes()["episode_id"])
+        # without the incident processor nothing says which stored episodes are open: none is closed
+        active = set() if self._incidents is None else set(self._incidents.active_episodes()["episode_id"])
         wanted = sorted(active | set(replay_open))
         stored = store.read_events(episode_id=wanted) if wanted else pd.DataFrame()
         left = stored[stored["episode_id"].isin(active - set(replay_open))] if len(stored) else stored
