@@ -24,6 +24,7 @@ from data import schema
 from data.channels.settings import ChannelError, ChannelSettings
 from data.schema import JsonDocument, StrList, UtcDateTime
 from spatial.incidents.levels import BY_SEVERITY, LEVEL_KEYS, parse_level
+from spatial.rules.titles import RULE_TITLES
 
 _m = schema.metadata
 KINDS = ("department", "enterprise", "upstream")
@@ -486,12 +487,8 @@ class DeliveryStore:
 
 # --- the plan of a fan-out (pure over the rows read) ------------------------------------------
 
-RULE_NAMES_ZH = {
-    "route_deviation": "偏离核定路线", "speeding": "超速", "stop_near_sensitive_site": "敏感场所附近停车",
-    "illegal_parking": "违规停车", "suspected_washing": "疑似随意洗消", "restricted_zone": "驶入限行区域",
-    "fatigue": "疲劳驾驶", "offline": "终端离线", "terminal_alarm": "终端报警", "mixed_loading": "混装",
-    "media_change_unwashed": "未洗消换装", "unapproved_medium": "装运非核准介质",
-}
+# each rule's Chinese name, as the wall shows it (spatial/rules/titles.py)
+RULE_NAMES_ZH = {rule: names[0] for rule, names in RULE_TITLES.items()}
 DRIVER_TEXT = "【危化品安全提示】{level_zh}预警：{rule_zh}。请立即按规定处置，注意安全。（{incident_id}）"
 
 

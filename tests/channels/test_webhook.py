@@ -4,6 +4,7 @@ the connection on purpose; on both store backends."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
@@ -242,3 +243,25 @@ def test_a_hanging_receiver_holds_no_store_lock_the_incidents_need(store):
         finally:
             receiver.release.set()
             s.stop()
+
+
+def test_every_rule_is_named_in_chinese_in_a_message():
+    """An SMS for a plant's sensor named the rule by its key (point_level): the channels now
+    take the wall's names (spatial/rules/titles.py), for every rule the engines raise."""
+    from data.channels.webhook import sms_values
+    from spatial.rules.engine import Engine
+    from spatial.rules.offline import FEED_OUTAGE
+    from spatial.rules.points import PointEngine
+    from tests.rules.test_point_kit import point, point_world
+
+    from tests.rules.test_cargo_state import engine_world
+
+    engine = Engine(engine_world())
+    rules = {r.name for r in engine.rules} | {r.name for r in PointEngine(point_world(point("MP-1"))).rules} \
+        | {FEED_OUTAGE}
+    for rule in sorted(rules):
+        values = sms_values({"event": "opened", "incident": {"rule": rule, "severity": 1, "subject_id": "MP-1",
+                                                              "id": "INC-1"}})
+        assert values["rule_zh"] != rule and re.search("[\u4e00-\u9fff]", values["rule_zh"]), rule
+    assert sms_values({"incident": {"rule": "point_level", "severity": 2}})["rule_zh"] == "监测超限"
+
