@@ -294,17 +294,23 @@ def test_an_episode_going_on_across_a_restart_goes_on(tmp_path):
     assert incident["state"] == "ended" and incident["episodes"] == 1
 
 
-def test_a_truck_gone_dark_just_before_the_stop_is_raised_offline_after_the_start(tmp_path):
-    """The last run stopped before its offline rule raised a truck that had gone dark on a
-    waybill; the new engine, which replays the stored pings, still watches it and raises it,
-    the episode starting at its last ping."""
+def _gone_dark(tmp_path):
+    """A truck that went dark on its waybill 40 min ago, and what the last run stored of it."""
     world = engine_world()
     route = _stay(LOAD, 3) + _drive(LOAD, UNLOAD)[:10]
     t0_ms = int(time.time() * 1000) - 40 * 60_000 - len(route) * 30_000
     _waybill_from(world, t0_ms)
     url = f"sqlite:///{tmp_path / 'hazmap.sqlite'}"
     before = track(TRUCK, route, start_ms=t0_ms)
-    assert not [e for e in _old_run(world, url, before) if e.rule == "offline"]  # not raised before the stop
+    return world, url, before, _old_run(world, url, before)
+
+
+def test_a_truck_gone_dark_just_before_the_stop_is_raised_offline_after_the_start(tmp_path):
+    """The last run stopped before its offline rule raised a truck that had gone dark on a
+    waybill; the new engine, which replays the stored pings, still watches it and raises it,
+    the episode starting at its last ping."""
+    world, url, before, events = _gone_dark(tmp_path)
+    assert not [e for e in events if e.rule == "offline"]  # not raised before the stop
     with LiveMonitor(world, url, MonitorSettings(clock="wall", advance_every_s=0.2)) as monitor:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not monitor.stats()["events_by_rule"].get("offline"):
@@ -323,13 +329,7 @@ def test_a_dark_truck_the_last_run_raised_is_not_raised_twice(tmp_path):
     from data.incidents import IncidentStore
     from spatial.model import Event
 
-    world = engine_world()
-    route = _stay(LOAD, 3) + _drive(LOAD, UNLOAD)[:10]
-    t0_ms = int(time.time() * 1000) - 40 * 60_000 - len(route) * 30_000
-    _waybill_from(world, t0_ms)
-    url = f"sqlite:///{tmp_path / 'hazmap.sqlite'}"
-    before = track(TRUCK, route, start_ms=t0_ms)
-    _old_run(world, url, before)
+    world, url, before, _ = _gone_dark(tmp_path)
     arrived_ms = int(before.epoch_ms[-1]) + 2_000  # the gateway received the last ping 2 s after its time
     stored = Event("offline", TRUCK, f"offline:{TRUCK}:{arrived_ms}", "open",
                    pd.Timestamp(arrived_ms, unit="ms", tz="UTC"), None, 121.5, 29.8, 3,
