@@ -103,7 +103,6 @@ def recipients_for(incidents: pd.DataFrame, world: World | PreparedRouting | Non
     subject_kind = (incidents["subject_kind"].to_numpy(dtype=object) if "subject_kind" in incidents.columns
                     else _subject_kinds(subject_ids))
     severity = pd.to_numeric(incidents["level"], errors="raise").to_numpy(dtype="int64")
-    departments = prepared.departments
     city_em = prepared.city_em
     home, enterprise = _home(subject_ids, subject_kind, prepared)
     district = _districts_at(incidents["lon"].to_numpy(dtype="float64"),
