@@ -375,7 +375,8 @@ class LiveMonitor:
     def _settle_episodes_left_open(self, store: Store) -> None:
         """The episodes the last run left open (their incidents active) against those the engine's
         replay of the stored pings left open (spatial/rules/restart.py). Open in both: they go on,
-        the engine closes them. Open in the store only (the replay does not reach them: points,
+        the engine closes them. Closed by the replay (the last run stopped before storing the
+        close): its close is published. Open in the store only (the replay does not reach them: points,
         episodes older than the look-back): closed at the subject's newest observation, but a
         truck's or a sensor's silence still going stays open until the subject is heard from. Open
         in the replay only: the store closed them (a restart before this one), or the last run stored
@@ -385,12 +386,16 @@ class LiveMonitor:
         with self._lock:
             readings = self._live.readings["epoch_ms"].astype("int64")
             newest = {**readings.to_dict(), **self._live.positions["epoch_ms"].astype("int64").to_dict()}
-        replay_open = open_after([e for e in self._replayed if e.rule not in NOT_ALERTS])
+        alerts = [e for e in self._replayed if e.rule not in NOT_ALERTS]
+        replay_open = open_after(alerts)
+        replay_closes = {e.episode_id: e for e in alerts if e.phase == "close"}
         # without the incident processor nothing says which stored episodes are open: none is closed
         active = set() if self._incidents is None else set(self._incidents.active_episodes()["episode_id"])
         wanted = sorted(active | set(replay_open))
         stored = store.read_events(episode_id=wanted) if wanted else pd.DataFrame()
-        left = stored[stored["episode_id"].isin(active - set(replay_open))] if len(stored) else stored
+        # the last run stopped between storing an episode's open and its close, which the replay saw
+        ended = {episode for episode in active - set(replay_open) if episode in replay_closes}
+        left = stored[stored["episode_id"].isin(active - set(replay_open) - ended)] if len(stored) else stored
         going = stored[stored["episode_id"].isin(active & set(replay_open))] if len(stored) else stored
         closes = restart_closes(left, newest)
         # a sensor's silence: the interruption rule resumed from the store (every point judged from
@@ -421,10 +426,11 @@ class LiveMonitor:
                                                          unseen["start_ms"].to_numpy("int64"),
                                                          unseen["lon"].to_numpy("float64"),
                                                          unseen["lat"].to_numpy("float64")))
-        log.info("start: %d episode(s) go on, %d closed, %d silence(s) carried until heard from, %d raised "
-                 "by the replay only", len(going["episode_id"].unique()) if len(going) else 0, len(closes),
-                 len(carried), len({e.episode_id for e in new}))
-        self._publish(store, sort_events(closes + new))
+        log.info("start: %d episode(s) go on, %d closed as the replay saw, %d closed at the restart, %d silence(s) "
+                 "carried until heard from, %d raised by the replay only",
+                 len(going["episode_id"].unique()) if len(going) else 0, len(ended), len(closes), len(carried),
+                 len({e.episode_id for e in new}))
+        self._publish(store, sort_events(closes + [replay_closes[episode] for episode in ended] + new))
 
     def _not_suppressed(self, events: list[Event]) -> list[Event]:
         """Without the events of episodes whose record the store holds otherwise (see

@@ -350,3 +350,37 @@ def test_a_dark_truck_the_last_run_raised_is_not_raised_twice(tmp_path):
     assert offline["phase"].tolist() == ["open", "close"] and set(offline["episode_id"]) == {stored.episode_id}
     assert offline.iloc[1]["evidence"]["carried_over_restart"] is True
     assert len(incidents) == 1 and incidents.iloc[0]["state"] == "ended"
+
+
+def test_a_close_the_last_run_did_not_store_is_published_as_the_replay_saw_it(tmp_path):
+    """The last run stored a school stop's open and stopped before storing its close, though the
+    pings of the truck driving off are stored: the start publishes the rule's own close (its end,
+    its evidence) from the replay, not a monitor_restarted close at the truck's newest ping."""
+    from app.live import NOT_ALERTS
+    from data.incidents import IncidentStore
+    from spatial.rules.engine import Engine
+
+    world = engine_world()
+    route = _stay(LOAD, 3) + _drive(LOAD, UNLOAD) + _stay(UNLOAD, 12) + _drive(UNLOAD, WASH) + _stay(WASH, 15) \
+        + _drive(WASH, SCHOOL) + _stay(SCHOOL, 12) + _drive(SCHOOL, WASH)[:6] + _stay(WASH, 10)
+    t0_ms = int(time.time() * 1000) - 5 * 60_000 - len(route) * 30_000
+    _waybill_from(world, t0_ms)
+    url = f"sqlite:///{tmp_path / 'hazmap.sqlite'}"
+    pings = track(TRUCK, route, start_ms=t0_ms)
+    events = [e for e in Engine(world).run(pings) if e.rule not in NOT_ALERTS]
+    school = [e for e in events if e.rule == "stop_near_sensitive_site"]
+    assert [e.phase for e in school] == ["open", "close"]
+    with Store.open(url, upgrade=True) as store:
+        store.replace_world(world)
+        store.write_pings(pings)
+        store.write_events([e for e in events if e is not school[1]])  # the close never stored
+        IncidentStore(store, world).apply_stored_events()
+    with LiveMonitor(world, url, MonitorSettings(clock="wall")) as monitor:
+        assert monitor.wait_idle(30)
+    with Store.open(url) as store:
+        stored = store.read_events(rule="stop_near_sensitive_site")
+        incident = IncidentStore(store, world).list().set_index("rule").loc["stop_near_sensitive_site"]
+    assert stored["phase"].tolist() == ["open", "close"]
+    close = stored.iloc[1]
+    assert close["end"] == school[1].end and close["evidence"] == school[1].evidence  # the rule's, as it saw it
+    assert incident["state"] == "ended" and incident["end_time"] == school[1].end
