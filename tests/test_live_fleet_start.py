@@ -100,7 +100,7 @@ def test_after_a_restart_the_wall_shows_every_truck_and_reading_the_store_last_s
     assert live.cargo["cargo_state"].notna().all()
 
 
-def test_episodes_the_last_run_left_open_are_closed_at_the_next_start(tmp_path):
+def test_episodes_the_last_run_left_open_are_closed_at_the_next_start(store_url):
     """A restart loses the engines' state: no rule would close the episodes open at the stop,
     their incidents would stay active for ever. The wall-clock monitor closes them when it starts,
     at the subject's newest stored observation, once (a second start adds nothing)."""
@@ -132,7 +132,7 @@ def test_episodes_the_last_run_left_open_are_closed_at_the_next_start(tmp_path):
         event("speeding", a, open_a, "open", evidence={"speed_kmh": 95.0}),
     ]
     last_ping = now_ms - 2 * 60_000
-    url = f"sqlite:///{tmp_path / 'hazmap.sqlite'}"
+    url = store_url
     with Store.open(url, upgrade=True) as store:
         store.replace_world(world)
         store.write_pings(PingBatch.from_arrays(np.array([a, a], object), np.array([open_a, last_ping]),
@@ -162,7 +162,7 @@ def test_episodes_the_last_run_left_open_are_closed_at_the_next_start(tmp_path):
         assert "rule_closed" in history["action"].tolist()
 
 
-def test_a_silence_still_going_at_a_restart_stays_open_until_the_subject_is_heard_from(tmp_path):
+def test_a_silence_still_going_at_a_restart_stays_open_until_the_subject_is_heard_from(store_url):
     """An offline truck and a silent sensor are still silent after a restart: their episodes are
     not closed with the restart (the new engines never saw the subject and would not raise it
     again), but carried and closed at the subject's next observation, as the rule closes them. A
@@ -192,7 +192,7 @@ def test_a_silence_still_going_at_a_restart_stays_open_until_the_subject_is_hear
         opened("point_interruption", sensor, sensor_since, {"silent_since": "x", "threshold_s": 600.0}),
     ]
     heard_again = now_ms - 5 * 60_000  # the old run stopped before its offline rule closed the episode
-    url = f"sqlite:///{tmp_path / 'hazmap.sqlite'}"
+    url = store_url
     with Store.open(url, upgrade=True) as store:
         store.replace_world(world)
         store.write_pings(PingBatch.from_arrays(np.array([dark, heard, heard], object),
@@ -260,7 +260,7 @@ def _waybill_from(world, t0_ms):
     world.waybills["planned_arrival"] = [pd.Timestamp(t0_ms + 3_600_000, unit="ms", tz="UTC")]
 
 
-def test_an_episode_going_on_across_a_restart_goes_on(tmp_path):
+def test_an_episode_going_on_across_a_restart_goes_on(store_url):
     """The engine replays the stored pings at the start, so a truck still stopped at a school
     keeps its episode: not closed as monitor_restarted and raised again (a second incident beyond
     the reopen window, a reopen within it), but closed by the rule when the truck drives off."""
@@ -271,7 +271,7 @@ def test_an_episode_going_on_across_a_restart_goes_on(tmp_path):
         + _drive(WASH, SCHOOL) + _stay(SCHOOL, 12)
     t0_ms = int(time.time() * 1000) - 8 * 60_000 - len(route) * 30_000
     _waybill_from(world, t0_ms)
-    url = f"sqlite:///{tmp_path / 'hazmap.sqlite'}"
+    url = store_url
     before = track(TRUCK, route, start_ms=t0_ms)
     raised = [e for e in _old_run(world, url, before) if e.rule == "stop_near_sensitive_site"]
     assert [e.phase for e in raised] == ["open"]
@@ -294,22 +294,21 @@ def test_an_episode_going_on_across_a_restart_goes_on(tmp_path):
     assert incident["state"] == "ended" and incident["episodes"] == 1
 
 
-def _gone_dark(tmp_path):
-    """A truck that went dark on its waybill 40 min ago, and what the last run stored of it."""
+def _gone_dark(url):
+    """A truck that went dark on its waybill 40 min ago, and what the last run stored of it at `url`."""
     world = engine_world()
     route = _stay(LOAD, 3) + _drive(LOAD, UNLOAD)[:10]
     t0_ms = int(time.time() * 1000) - 40 * 60_000 - len(route) * 30_000
     _waybill_from(world, t0_ms)
-    url = f"sqlite:///{tmp_path / 'hazmap.sqlite'}"
     before = track(TRUCK, route, start_ms=t0_ms)
     return world, url, before, _old_run(world, url, before)
 
 
-def test_a_truck_gone_dark_just_before_the_stop_is_raised_offline_after_the_start(tmp_path):
+def test_a_truck_gone_dark_just_before_the_stop_is_raised_offline_after_the_start(store_url):
     """The last run stopped before its offline rule raised a truck that had gone dark on a
     waybill; the new engine, which replays the stored pings, still watches it and raises it,
     the episode starting at its last ping."""
-    world, url, before, events = _gone_dark(tmp_path)
+    world, url, before, events = _gone_dark(store_url)
     assert not [e for e in events if e.rule == "offline"]  # not raised before the stop
     with LiveMonitor(world, url, MonitorSettings(clock="wall", advance_every_s=0.2)) as monitor:
         deadline = time.monotonic() + 30
@@ -321,7 +320,7 @@ def test_a_truck_gone_dark_just_before_the_stop_is_raised_offline_after_the_star
     assert offline.iloc[0]["start"] == pd.Timestamp(int(before.epoch_ms[-1]), unit="ms", tz="UTC")
 
 
-def test_a_dark_truck_the_last_run_raised_is_not_raised_twice(tmp_path):
+def test_a_dark_truck_the_last_run_raised_is_not_raised_twice(store_url):
     """The last run raised the truck offline under its arrival-stamped last ping; the new engine,
     which replays the stored pings by their own times, sees the same silence under another start.
     One incident: the stored episode is carried and closed when the truck reports, the engine's
@@ -329,7 +328,7 @@ def test_a_dark_truck_the_last_run_raised_is_not_raised_twice(tmp_path):
     from data.incidents import IncidentStore
     from spatial.model import Event
 
-    world, url, before, _ = _gone_dark(tmp_path)
+    world, url, before, _ = _gone_dark(store_url)
     arrived_ms = int(before.epoch_ms[-1]) + 2_000  # the gateway received the last ping 2 s after its time
     stored = Event("offline", TRUCK, f"offline:{TRUCK}:{arrived_ms}", "open",
                    pd.Timestamp(arrived_ms, unit="ms", tz="UTC"), None, 121.5, 29.8, 3,
@@ -352,7 +351,7 @@ def test_a_dark_truck_the_last_run_raised_is_not_raised_twice(tmp_path):
     assert len(incidents) == 1 and incidents.iloc[0]["state"] == "ended"
 
 
-def test_a_close_the_last_run_did_not_store_is_published_as_the_replay_saw_it(tmp_path):
+def test_a_close_the_last_run_did_not_store_is_published_as_the_replay_saw_it(store_url):
     """The last run stored a school stop's open and stopped before storing its close, though the
     pings of the truck driving off are stored: the start publishes the rule's own close (its end,
     its evidence) from the replay, not a monitor_restarted close at the truck's newest ping."""
@@ -365,7 +364,7 @@ def test_a_close_the_last_run_did_not_store_is_published_as_the_replay_saw_it(tm
         + _drive(WASH, SCHOOL) + _stay(SCHOOL, 12) + _drive(SCHOOL, WASH)[:6] + _stay(WASH, 10)
     t0_ms = int(time.time() * 1000) - 5 * 60_000 - len(route) * 30_000
     _waybill_from(world, t0_ms)
-    url = f"sqlite:///{tmp_path / 'hazmap.sqlite'}"
+    url = store_url
     pings = track(TRUCK, route, start_ms=t0_ms)
     events = [e for e in Engine(world).run(pings) if e.rule not in NOT_ALERTS]
     school = [e for e in events if e.rule == "stop_near_sensitive_site"]
