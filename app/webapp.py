@@ -248,11 +248,12 @@ class _Screen:
                     children=[
                         self._map(language),
                         *self._incidents_aside(language),
+                        # drawn by assets/hazmap_wall.js from this attribute (see _legend_data)
                         html.Aside(
                             id="hz-legend",
                             className="hz-legend",
-                            children=_legend_children(self.legend_for_titles(self._default_titles(language), language),
-                                                      language),
+                            **{"data-legend": _legend_data(
+                                self.legend_for_titles(self._default_titles(language), language), language)},
                         ),
                         html.Aside(
                             id="hz-panel",
@@ -475,24 +476,16 @@ def _preloading_index(index_string: str, screen: _Screen) -> str:
     return index_string.replace("<head>", "<head>\n" + head, 1)
 
 
-def _legend_children(groups: list[LegendGroup], language: str) -> list:
-    children = [html.H2(ui("legend", language))]
-    for group in groups:
-        if not group.entries:
-            continue
-        children.append(html.Div(className="hz-legend-group", children=[
-            html.Div(group.title, className="hz-legend-title"),
-            *[
-                html.Div(className="hz-legend-entry", children=[  # the label a text node: one component less
-                    html.Span(className=f"hz-swatch hz-swatch-{entry.shape}"
-                              + (" hz-swatch-dashed" if entry.dash else ""),
-                              style={"--swatch": entry.color}),
-                    entry.label,
-                ])
-                for entry in group.entries
-            ],
-        ]))
-    return children
+def _legend_data(groups: list[LegendGroup], language: str) -> str:
+    """The legend as one attribute of its aside, which assets/hazmap_wall.js draws as DOM:
+    {"title", "groups": [[group title, [[shape, dashed, colour, label], ...]], ...]}. As Dash
+    components (a div and a swatch per entry) it was some 130 of the layout's 230 with every layer
+    on, rendered by React and run through by every store update while the wall loads (issue 16)."""
+    return json.dumps({
+        "title": ui("legend", language),
+        "groups": [[group.title, [[entry.shape, bool(entry.dash), entry.color, entry.label] for entry in group.entries]]
+                   for group in groups if group.entries],
+    }, ensure_ascii=False, separators=(",", ":"))
 
 
 def _panel_children(details: FeatureDetails, live: list[tuple[str, str]], language: str) -> list:
@@ -737,13 +730,13 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
             return header_children(figures, language)
 
     @web.callback(
-        Output("hz-legend", "children"),
+        Output("hz-legend", "data-legend"),
         Input("hz-layers", "overlays"),
         State("hz-language", "data"),
         prevent_initial_call=True,
     )
     def follow_layers(shown_titles, language):
-        return _legend_children(screen.legend_for_titles(shown_titles or [], language), language)
+        return _legend_data(screen.legend_for_titles(shown_titles or [], language), language)
 
 
 def _visible_ids() -> frozenset[str] | None:
