@@ -255,3 +255,24 @@ def test_the_legend_is_one_component_drawn_from_its_attribute(page, origin, stor
     assert drawn["title"] == data["title"]
     assert drawn["groups"] == [[group[0], [[entry[3], entry[2]] for entry in group[1]]] for group in data["groups"]]
     assert console.unexpected() == []
+
+
+def test_the_wall_loads_without_a_server_callback_its_header_drawn_with_the_layout(page, origin, stored_world,
+                                                                                   tmp_path, console):
+    """The live header and the delivery line come with the layout, figures in: no callback asks the
+    server for them while the wall loads (each such round trip brought store updates and renders to
+    the loading page), and their 5 s ticks refresh them afterwards."""
+    server, url = origin
+    server.serve(stored_world.world, tmp_path)
+    page.goto(url)
+    _load(page, stored_world.world)
+    header = page.evaluate("""() => ({points: document.querySelectorAll('#hz-wall-header .hz-wall-points [data-n]').length,
+        trucks: document.querySelectorAll('#hz-wall-header .hz-wall-trucks [data-moving]').length})""")
+    assert header == {"points": 1, "trucks": 1}, header
+    # before the first tick (5 s after the Interval is drawn): no callback reached the server
+    asked = page.evaluate("""performance.getEntriesByType('resource')
+        .filter(e => e.name.includes('/_dash-update-component') && e.startTime < 4500).length""")
+    assert asked == 0
+    page.wait_for_function("""performance.getEntriesByType('resource')
+        .filter(e => e.name.includes('/_dash-update-component')).length >= 2""", timeout=20_000)
+    assert console.unexpected() == []
