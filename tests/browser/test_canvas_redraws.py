@@ -296,3 +296,40 @@ def test_the_beijing_clock_reads_as_intl_does_in_asia_shanghai(page, live_server
     }""")
     assert got["n"] == 0, got
     assert got["sample"] == "2027-01-01 00:00:05"
+
+
+# Each canvas layer's page canvas against its drawing (assets/hazmap_canvas.js `_present`): the
+# page canvas holds no 2D context (a 2D canvas is copied at every commit, changed or not), and what
+# it shows — read back by drawing it on a scratch canvas — is the drawing, pixel for pixel.
+SHOWN_AGAINST_DRAWING_JS = """(handles) => handles.map(name => {
+    const canvas = window[name].canvas();
+    if (!canvas) return [name, null];
+    const scratch = document.createElement('canvas');
+    scratch.width = canvas.width; scratch.height = canvas.height;
+    const ctx = scratch.getContext('2d');
+    ctx.drawImage(canvas, 0, 0);
+    const shown = new Uint32Array(ctx.getImageData(0, 0, scratch.width, scratch.height).data.buffer);
+    const drawing = %s(canvas);
+    return [name, {twoD: canvas.getContext('2d') !== null, differing: %s(shown, drawing),
+                   drawn: drawing.filter(w => w).length}];
+})""" % (PIXELS, DIFFERING)
+
+
+def test_every_canvas_layer_shows_its_drawing_as_a_bitmap(page, live_app, console):  # noqa: F811
+    page.goto(live_app.url)
+    wait_for_trucks(page, len(live_app.world.vehicles))
+    page.wait_for_function("window.hazmapGrid.polls >= 1 && window.hazmapGrid.canvas()", timeout=30_000)
+    handles = ["hazmapLive", "hazmapStatic", "hazmapVector", "hazmapGrid"]
+    for step in (0, +1):  # as loaded, then after a zoom (the view at once, the padding in strips)
+        if step:
+            page.evaluate("() => { const m = window.hazmap.leafletMap; m.setZoom(m.getZoom() + 1, {animate: false}); }")
+            page.wait_for_function("[window.hazmapStatic, window.hazmapVector].every(h => h.settled())",
+                                   timeout=30_000)
+            page.wait_for_function("!window.hazmapLive.drawing")
+        got = dict(page.evaluate(SHOWN_AGAINST_DRAWING_JS, handles))
+        for name in handles:
+            assert got[name] is not None, (name, "not on the map")
+            assert got[name]["twoD"] is False, (name, "a 2D canvas on the page")
+            assert got[name]["differing"] == 0, (name, got[name])
+        assert got["hazmapLive"]["drawn"] > 1000 and got["hazmapStatic"]["drawn"] > 1000, got
+    assert_no_console_errors(console)
