@@ -64,18 +64,6 @@
         };
     };
 
-    // A layer draws off screen and shows each finished drawing as a bitmap. Chromium without a GPU
-    // (the wall's software compositing) copies every 2D canvas on the page into the compositor's
-    // memory at every commit, changed or not: every frame that changes anything at all (the clock's
-    // second, a poll, each frame of a zoom) cost ~1.5 ms per screen-sized canvas, ~9.5 ms for the
-    // wall's five, and a cold load at 15,000 trucks 146 ms of such copies (traces, issue 16). So
-    // the 2D context (`_ctx`) draws into an OffscreenCanvas (`_work`) and `_present()` hands the
-    // finished drawing to the page's canvas through a "bitmaprenderer" context (transferred, not
-    // copied), which a commit then takes as it is. The drawing is drawn back into the offscreen
-    // canvas (one copy per drawing, not per frame): a padding strip draws over it, and the browser
-    // tests read it (`_work`, whose `element` is the page's canvas).
-    var PRESENT = !!(window.OffscreenCanvas && window.ImageBitmapRenderingContext);
-
     hazmap.CanvasLayer = L.Renderer.extend({
         // keepWhileCovered: a layer whose drawing changes only with the view keeps its canvas
         // through a pan that stays within what it drew (same zoom, same pixel origin), and
@@ -86,33 +74,8 @@
             var canvas = (this._container = document.createElement("canvas"));
             canvas.className = this.options.className;
             canvas.style.pointerEvents = "none"; // clicks are hit-tested from arrays, by each layer
-            this._shown = PRESENT ? canvas.getContext("bitmaprenderer") : null;
-            this._work = this._shown ? new OffscreenCanvas(canvas.width, canvas.height) : canvas;
-            this._work.element = canvas;
-            canvas.drawing = this._work; // what the browser tests read pixels from
-            this._ctx = this._work.getContext("2d");
-            this._unpresented = false;
+            this._ctx = canvas.getContext("2d");
             this._drawnAt = null; // a new canvas holds nothing
-        },
-
-        // The drawing made since the last call shown on the page (see PRESENT above).
-        _present: function () {
-            if (!this._shown || !this._unpresented || !this._ctx) { return; }
-            this._unpresented = false;
-            var bitmap = this._work.transferToImageBitmap(), ctx = this._ctx; // the offscreen canvas now blank
-            ctx.save();
-            ctx.setTransform(1, 0, 0, 1, 0, 0);
-            ctx.globalAlpha = 1;
-            ctx.globalCompositeOperation = "copy";
-            ctx.drawImage(bitmap, 0, 0); // kept: what the next strip draws over, what the tests read
-            ctx.restore();
-            this._shown.transferFromImageBitmap(bitmap);
-        },
-
-        // Drawn: shown at once (a layer drawing outside _update, _fillPadding and _drawAll calls it).
-        _drew: function () {
-            this._unpresented = true;
-            this._present();
         },
 
         _destroyContainer: function () {
@@ -122,7 +85,6 @@
             this._drawnAt = null;
             L.DomUtil.remove(this._container);
             delete this._ctx;
-            this._work = this._shown = null;
         },
 
         // After a pan or zoom ends (not during a zoom animation: Leaflet scales the old canvas).
@@ -143,7 +105,6 @@
             if (canvas.width !== width || canvas.height !== height) { // same size: no new backing store
                 canvas.width = width;
                 canvas.height = height;
-                if (this._work !== canvas) { this._work.width = width; this._work.height = height; }
                 canvas.style.width = size.x + "px";
                 canvas.style.height = size.y + "px";
             }
@@ -151,13 +112,11 @@
             if (!this.options.viewFirst) {
                 this._drawnAt = {zoom: this._zoom, origin: origin, bounds: b, canvas: b};
                 this._draw();
-                this._drew();
                 return;
             }
             var view = this._viewBounds();
             this._drawnAt = {zoom: this._zoom, origin: origin, bounds: view, canvas: b};
             this._draw(view, true); // true: what lies outside the view is stale, cleared
-            this._drew();
             this._fillPadding(this._paddingJob);
         },
 
@@ -193,7 +152,7 @@
                     if (job !== self._paddingJob || !self._map) { return; }
                     var s = strips[i];
                     self._drawnAt.bounds = covered[i];
-                    if (s.max.x > s.min.x && s.max.y > s.min.y) { self._draw(s, false); self._drew(); }
+                    if (s.max.x > s.min.x && s.max.y > s.min.y) { self._draw(s, false); }
                     next(i + 1);
                 }, {timeout: 1000});
             }
@@ -205,7 +164,6 @@
             this._paddingJob = (this._paddingJob || 0) + 1;
             if (this._drawnAt) { this._drawnAt.bounds = this._drawnAt.canvas; }
             this._draw();
-            this._drew();
         },
 
         // What is drawn, in layer points: the canvas, or only part of it while strips are pending.

@@ -373,7 +373,7 @@
                 var done = self._stampSome(job, t + chunkMs);
                 job.longest = Math.max(job.longest, performance.now() - t);
                 job.tasks += 1;
-                if (done) { self._finish(job); self._drew(); } else { nextTask(run); }
+                if (done) { self._finish(job); } else { nextTask(run); }
             })();
         },
 

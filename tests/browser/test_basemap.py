@@ -142,7 +142,7 @@ def _drawn_centre(page, x: float, y: float, half: int = 12) -> tuple[float, floa
             const box = map.getContainer().getBoundingClientRect();
             const p = map.containerPointToLayerPoint([x - box.left, y - box.top]), o = L.DomUtil.getPosition(canvas);
             const left = Math.round(p.x - o.x) - half, top = Math.round(p.y - o.y) - half;
-            const data = (canvas.drawing || canvas).getContext('2d').getImageData(left, top, 2 * half + 1, 2 * half + 1).data;
+            const data = canvas.getContext('2d').getImageData(left, top, 2 * half + 1, 2 * half + 1).data;
             const a = []; for (let i = 3; i < data.length; i += 4) { a.push(data[i]); }
             return a;
         }""", [x, y, half])

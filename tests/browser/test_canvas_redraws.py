@@ -26,8 +26,7 @@ pytestmark = pytest.mark.browser
 
 # A canvas's pixels as RGBA words, read back from the canvas itself (compared in the page: a
 # canvas holds millions).
-# (a canvas layer's drawing: its offscreen canvas, `drawing`, see assets/hazmap_canvas.js)
-PIXELS = "(c => new Uint32Array((c.drawing || c).getContext('2d').getImageData(0, 0, c.width, c.height).data.buffer))"
+PIXELS = "(c => new Uint32Array(c.getContext('2d').getImageData(0, 0, c.width, c.height).data.buffer))"
 DIFFERING = "((a, b) => { let n = Math.abs(a.length - b.length); for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) n++; return n; })"
 
 # Features of a static layer whose drawn point lies in a layer-point rectangle widened by `margin`
@@ -46,7 +45,7 @@ POINTS_IN_JS = """([name, ids, box, margin]) => {
 # A canvas's pixels drawn as it stands (the padding in strips) against the whole canvas drawn again
 # at once: how many pixels differ, by how much at most in a channel, how many are drawn at all.
 STRIPS_AGAINST_WHOLE_JS = """(handle) => {
-    const read = c => (c.drawing || c).getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const read = c => c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
     const strips = read(window[handle].canvas());
     window[handle].redraw();
     const whole = read(window[handle].canvas());

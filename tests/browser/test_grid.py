@@ -115,7 +115,7 @@ GRID_PIXEL_JS = """([x, y]) => {
     const origin = L.DomUtil.getPosition(canvas);
     const ratio = canvas.width / canvas.clientWidth;
     const px = Math.floor((layer.x - origin.x) * ratio), py = Math.floor((layer.y - origin.y) * ratio);
-    return Array.from((canvas.drawing || canvas).getContext('2d').getImageData(px, py, 1, 1).data);
+    return Array.from(canvas.getContext('2d').getImageData(px, py, 1, 1).data);
 }"""
 
 
@@ -303,7 +303,7 @@ COUNTS_BADGE_JS = """([x, y, half]) => {
     const origin = L.DomUtil.getPosition(canvas);
     const ratio = canvas.width / canvas.clientWidth;
     const px = Math.floor((layer.x - origin.x - half) * ratio), py = Math.floor((layer.y - origin.y - half) * ratio);
-    const side = Math.floor((2 * half + 1) * ratio), data = (canvas.drawing || canvas).getContext('2d').getImageData(px, py, side, side).data;
+    const side = Math.floor((2 * half + 1) * ratio), data = canvas.getContext('2d').getImageData(px, py, side, side).data;
     let dark = 0, light = 0;
     for (let i = 0; i < data.length; i += 4) {
         const hi = Math.max(data[i], data[i + 1], data[i + 2]), lo = Math.min(data[i], data[i + 1], data[i + 2]);

@@ -194,7 +194,7 @@ CANVAS_PIXEL_JS = """([x, y]) => {
     const origin = L.DomUtil.getPosition(canvas);
     const ratio = canvas.width / canvas.clientWidth;
     const px = Math.floor((layer.x - origin.x) * ratio), py = Math.floor((layer.y - origin.y) * ratio);
-    return Array.from((canvas.drawing || canvas).getContext('2d').getImageData(px, py, 1, 1).data);
+    return Array.from(canvas.getContext('2d').getImageData(px, py, 1, 1).data);
 }"""
 
 

@@ -224,7 +224,7 @@ LAND_PIXEL_JS = """([lat, lon]) => {
     const pane = map.latLngToLayerPoint([lat, lon]);
     const origin = L.DomUtil.getPosition(canvas);
     const x = Math.round(pane.x - origin.x), y = Math.round(pane.y - origin.y);
-    return Array.from((canvas.drawing || canvas).getContext('2d').getImageData(x, y, 1, 1).data);
+    return Array.from(canvas.getContext('2d').getImageData(x, y, 1, 1).data);
 }"""
 
 

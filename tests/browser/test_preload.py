@@ -166,13 +166,11 @@ def test_a_world_change_draws_the_new_worlds_payloads(page, origin, stored_world
 # the page's own scripts).
 FIRST_DRAWS_JS = """(() => {
     window.__firstDraws = {};
-    // the layers draw on an offscreen canvas whose `element` is the page's (assets/hazmap_canvas.js)
-    [CanvasRenderingContext2D.prototype, OffscreenCanvasRenderingContext2D.prototype].forEach(P =>
+    const P = CanvasRenderingContext2D.prototype;
     ['clearRect', 'putImageData', 'drawImage', 'fill', 'stroke', 'fillRect'].forEach(method => {
         const original = P[method];
         P[method] = function () {
-            const canvas = this.canvas.element || this.canvas;
-            const pane = canvas.parentNode && String(canvas.parentNode.className || '');
+            const pane = this.canvas.parentNode && String(this.canvas.parentNode.className || '');
             const name = pane && (pane.match(/leaflet-(hz\\w+)-pane/) || [])[1];
             if (name && !(name in window.__firstDraws)) {
                 window.__firstDraws[name] = {
@@ -181,7 +179,7 @@ FIRST_DRAWS_JS = """(() => {
             }
             return original.apply(this, arguments);
         };
-    }));
+    });
 })();"""
 
 

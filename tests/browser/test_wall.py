@@ -216,7 +216,7 @@ def test_a_click_on_a_road_opens_it_and_the_empty_map_beside_it_does_not(page, l
 CANVAS_ALPHA_JS = """([lat, lon]) => {
     const canvas = window.hazmapStatic.canvas(), map = window.hazmap.leafletMap;
     const p = map.latLngToLayerPoint([lat, lon]), origin = L.DomUtil.getPosition(canvas);
-    return (canvas.drawing || canvas).getContext('2d').getImageData(Math.round(p.x - origin.x), Math.round(p.y - origin.y), 1, 1).data[3];
+    return canvas.getContext('2d').getImageData(Math.round(p.x - origin.x), Math.round(p.y - origin.y), 1, 1).data[3];
 }"""
 
 
