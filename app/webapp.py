@@ -248,11 +248,12 @@ class _Screen:
                     children=[
                         self._map(language),
                         *self._incidents_aside(language),
+                        # drawn by assets/hazmap_wall.js from this attribute (see _legend_data)
                         html.Aside(
                             id="hz-legend",
                             className="hz-legend",
-                            children=_legend_children(self.legend_for_titles(self._default_titles(language), language),
-                                                      language),
+                            **{"data-legend": _legend_data(
+                                self.legend_for_titles(self._default_titles(language), language), language)},
                         ),
                         html.Aside(
                             id="hz-panel",
@@ -290,11 +291,11 @@ class _Screen:
                     html.Span(ui("subtitle", language), className="hz-subtitle"),
                 ]),
                 html.Div(className="hz-stats", children=stats),
-                *self._wall_header(),
+                *self._wall_header(language),
                 html.Div(className="hz-header-right", **{"data-link-texts": json.dumps(
                     {"down": ui("link_down", language), "back": ui("link_back", language)}, ensure_ascii=False)},
                     children=[
-                    *self._deliveries_line(),
+                    *self._deliveries_line(language),
                     *self._feed_clock(language),
                     html.Span(ui("time_zone", language), className="hz-clock-label"),
                     html.Span(id="hz-clock", className="hz-clock"),
@@ -321,20 +322,43 @@ class _Screen:
             "data-sound": "on" if self.settings.wall_alarm_sound else "off",
             "data-texts": json.dumps({k: text(v, language) for k, v in TICKER_LABELS.items()}, ensure_ascii=False)})]
 
-    def _wall_header(self) -> list:
+    # The live header and the delivery line come with the layout (built per page load, for the
+    # request's user) and their callbacks refresh them from the first tick on: filled by callbacks
+    # at start-up instead, the loading wall paid two server round trips and the store updates and
+    # renders they bring (~20-40 ms of the renderer's CPU at 15,000 trucks, issue 16).
+    def _wall_header(self, language: str) -> list:
         """The live header (layers/header.py): incidents by level, points in alarm, trucks, today's
         handling rate, feed health; refreshed every 5 s by a callback."""
         if self.live is None:
             return []
-        return [html.Div(id="hz-wall-header", className="hz-stats hz-wall-header"),
+        return [html.Div(self.header_now(language) if flask.has_request_context() else [],
+                         id="hz-wall-header", className="hz-stats hz-wall-header"),
                 dcc.Interval(id="hz-header-tick", interval=5000)]
 
-    def _deliveries_line(self) -> list:
+    def header_now(self, language: str) -> list:
+        """The live header's figures now, for the request's user: a department's or enterprise's
+        own trucks, points and open incidents (app/permissions.py)."""
+        if getattr(self, "_point_ids", None) is None:
+            self._point_ids = pd.Index(self.world.monitoring_points["id"].astype(str).to_numpy(object))
+        stats = getattr(self.live, "stats", None)
+        today = getattr(self, "today_incidents", None)
+        incidents = today() if today is not None else None
+        visible, points, trucks = request_visible(), self._point_ids, None
+        if visible is not None:
+            points, trucks = points[visible.mask("header:points", points)], visible.features
+            incidents = None if incidents is None else {"open_by_level": visible.open_by_level}
+        figures = header_figures(
+            _snapshot(self.live), points, incidents,
+            stats() if callable(stats) else None, self.settings.ready_feed_max_silence_s, trucks)
+        return header_children(figures, language)
+
+    def _deliveries_line(self, language: str) -> list:
         """The delivery log's figures (sent, pending, failed), refreshed by a callback, when the
         sender runs in this process (data/channels/, app/cli_deliveries.Channels)."""
         if self.live is None:
             return []
-        return [html.Span(id="hz-deliveries", className="hz-clock-label hz-deliveries"),
+        return [html.Span(deliveries_text(getattr(self.live, "channels", None), language),
+                          id="hz-deliveries", className="hz-clock-label hz-deliveries"),
                 dcc.Interval(id="hz-deliveries-tick", interval=5000)]
 
     def _feed_clock(self, language: str) -> list:
@@ -475,24 +499,16 @@ def _preloading_index(index_string: str, screen: _Screen) -> str:
     return index_string.replace("<head>", "<head>\n" + head, 1)
 
 
-def _legend_children(groups: list[LegendGroup], language: str) -> list:
-    children = [html.H2(ui("legend", language))]
-    for group in groups:
-        if not group.entries:
-            continue
-        children.append(html.Div(className="hz-legend-group", children=[
-            html.Div(group.title, className="hz-legend-title"),
-            *[
-                html.Div(className="hz-legend-entry", children=[  # the label a text node: one component less
-                    html.Span(className=f"hz-swatch hz-swatch-{entry.shape}"
-                              + (" hz-swatch-dashed" if entry.dash else ""),
-                              style={"--swatch": entry.color}),
-                    entry.label,
-                ])
-                for entry in group.entries
-            ],
-        ]))
-    return children
+def _legend_data(groups: list[LegendGroup], language: str) -> str:
+    """The legend as one attribute of its aside, which assets/hazmap_wall.js draws as DOM:
+    {"title", "groups": [[group title, [[shape, dashed, colour, label], ...]], ...]}. As Dash
+    components (a div and a swatch per entry) it was some 130 of the layout's 230 with every layer
+    on, rendered by React and run through by every store update while the wall loads (issue 16)."""
+    return json.dumps({
+        "title": ui("legend", language),
+        "groups": [[group.title, [[entry.shape, bool(entry.dash), entry.color, entry.label] for entry in group.entries]]
+                   for group in groups if group.entries],
+    }, ensure_ascii=False, separators=(",", ":"))
 
 
 def _panel_children(details: FeatureDetails, live: list[tuple[str, str]], language: str) -> list:
@@ -713,37 +729,25 @@ def _add_callbacks(web: dash.Dash, screen: _Screen) -> None:
             raise dash.exceptions.PreventUpdate from None
         return impact_texts_table(driver_texts(getattr(screen, "store", None), incident_id), language)
 
-    if screen.live is not None:
+    if screen.live is not None:  # drawn with the layout; refreshed from the first tick on
         @web.callback(Output("hz-deliveries", "children"), Input("hz-deliveries-tick", "n_intervals"),
-                      State("hz-language", "data"))
+                      State("hz-language", "data"), prevent_initial_call=True)
         def deliveries_line(_n, language):
             return deliveries_text(getattr(screen.live, "channels", None), language)
 
-    if screen.live is not None:
-        point_ids = pd.Index(screen.world.monitoring_points["id"].astype(str).to_numpy(object))
-
         @web.callback(Output("hz-wall-header", "children"), Input("hz-header-tick", "n_intervals"),
-                      State("hz-language", "data"))
+                      State("hz-language", "data"), prevent_initial_call=True)
         def wall_header(_n, language):
-            stats = getattr(screen.live, "stats", None)
-            incidents = screen.today_incidents() if screen.today_incidents is not None else None
-            visible, points, trucks = request_visible(), point_ids, None
-            if visible is not None:  # a department's or enterprise's own trucks, points and open incidents
-                points, trucks = point_ids[visible.mask("header:points", point_ids)], visible.features
-                incidents = None if incidents is None else {"open_by_level": visible.open_by_level}
-            figures = header_figures(
-                _snapshot(screen.live), points, incidents,
-                stats() if callable(stats) else None, screen.settings.ready_feed_max_silence_s, trucks)
-            return header_children(figures, language)
+            return screen.header_now(language)
 
     @web.callback(
-        Output("hz-legend", "children"),
+        Output("hz-legend", "data-legend"),
         Input("hz-layers", "overlays"),
         State("hz-language", "data"),
         prevent_initial_call=True,
     )
     def follow_layers(shown_titles, language):
-        return _legend_children(screen.legend_for_titles(shown_titles or [], language), language)
+        return _legend_data(screen.legend_for_titles(shown_titles or [], language), language)
 
 
 def _visible_ids() -> frozenset[str] | None:

@@ -38,6 +38,32 @@
         }
     });
 
+    // Lon/lat -> the map's CRS at zoom 0 divided by its scale (x, y in [0, 1)): what the canvas
+    // layers store per point and vertex, projected once. For Web Mercator (the map's CRS but with a
+    // GCJ-02 basemap) it is Leaflet's own formula written out (SphericalMercator.project, then
+    // EPSG3857's transformation; the zoom-0 scale, 256, multiplies and divides exactly), giving the
+    // same numbers without the L.LatLng and L.Point Leaflet makes per point: 50,000 points in ~3 ms
+    // instead of ~10-12, and the first render projects some 60,000 at 15,000 trucks (issue 16;
+    // tests/browser/test_canvas_redraws.py holds it to crs.latLngToPoint). Returns
+    // project(lat, lng, out), setting out.x and out.y.
+    hazmap.unitProjector = function (crs) {
+        if (crs === L.CRS.EPSG3857) {
+            var mercator = L.Projection.SphericalMercator, R = mercator.R, max = mercator.MAX_LATITUDE;
+            var d = Math.PI / 180, a = 0.5 / (Math.PI * R);
+            return function (lat, lng, out) {
+                var sin = Math.sin(Math.max(Math.min(max, lat), -max) * d);
+                out.x = a * (R * lng * d) + 0.5;
+                out.y = -a * ((R * Math.log((1 + sin) / (1 - sin))) / 2) + 0.5;
+            };
+        }
+        var s0 = crs.scale(0);
+        return function (lat, lng, out) {
+            var p = crs.latLngToPoint(L.latLng(lat, lng), 0);
+            out.x = p.x / s0;
+            out.y = p.y / s0;
+        };
+    };
+
     hazmap.CanvasLayer = L.Renderer.extend({
         // keepWhileCovered: a layer whose drawing changes only with the view keeps its canvas
         // through a pan that stays within what it drew (same zoom, same pixel origin), and

@@ -29,7 +29,7 @@
     var RINGS_KEPT = 60000; // projected hexagons cached (a few MB), cleared when exceeded
 
     var grid = {
-        config: null, map: null, res: null, version: 0, polls: 0, failures: 0, timer: null, inFlight: false,
+        config: null, map: null, project: null, res: null, version: 0, polls: 0, failures: 0, timer: null, inFlight: false,
         loaded: false, // a first frame applied: the canvas joins the map
         cells: new Map(), // id -> {score, band, parts}
         rings: new Map(), // id -> Float64Array [x0, y0, x1, y1, ...] in Web Mercator at zoom 0 / scale
@@ -54,12 +54,12 @@
         var ring = grid.rings.get(id);
         if (ring) { return ring; }
         if (grid.rings.size > RINGS_KEPT) { grid.rings.clear(); }
-        var crs = grid.map.options.crs, s0 = crs.scale(0), boundary = h3lib().cellToBoundary(id);
+        var boundary = h3lib().cellToBoundary(id), p = {x: 0, y: 0};
         ring = new Float64Array(boundary.length * 2);
         for (var i = 0; i < boundary.length; i++) {
-            var p = crs.latLngToPoint(L.latLng(boundary[i][0], boundary[i][1]), 0);
-            ring[2 * i] = p.x / s0;
-            ring[2 * i + 1] = p.y / s0;
+            grid.project(boundary[i][0], boundary[i][1], p);
+            ring[2 * i] = p.x;
+            ring[2 * i + 1] = p.y;
         }
         grid.rings.set(id, ring);
         return ring;
@@ -246,6 +246,7 @@
         grid.config = config;
         whenMap(function (map) {
             grid.map = map;
+            grid.project = hazmap.unitProjector(map.options.crs);
             if (!map.getPane(PANE)) { map.createPane(PANE).style.zIndex = PANE_Z; }
             tip = document.createElement("div");
             tip.className = "hz-grid-tip";

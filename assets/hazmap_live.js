@@ -100,14 +100,13 @@
 
     // Web Mercator (the map's CRS) at zoom 0, divided by its scale: x, y in [0, 1).
     function projector() {
-        var crs = feed.map.options.crs;
-        var s0 = crs.scale(0);
+        var unit = hazmap.unitProjector(feed.map.options.crs), p = {x: 0, y: 0};
         var bbox = feed.stat.bbox, q = feed.stat.quant_max;
         var dx = (bbox[2] - bbox[0]) / q, dy = (bbox[3] - bbox[1]) / q;
         return function (qx, qy, out, k) {
-            var p = crs.latLngToPoint(L.latLng(bbox[1] + qy * dy, bbox[0] + qx * dx), 0);
-            out[0][k] = p.x / s0;
-            out[1][k] = p.y / s0;
+            unit(bbox[1] + qy * dy, bbox[0] + qx * dx, p);
+            out[0][k] = p.x;
+            out[1][k] = p.y;
         };
     }
 
@@ -587,16 +586,11 @@
     // --- wiring: map, overlays, polling, clicks --------------------------------------------------
     var layer = null;
     var started = false;
-    var feedClockFormat = new Intl.DateTimeFormat("zh-CN", {
-        timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit",
-        hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false
-    });
 
     function showFeedClock(ok) {
         var clock = document.getElementById("hz-feed-clock");
         if (!clock) { return; }
-        clock.textContent = feed.newestMs == null ? "—"
-            : feedClockFormat.format(new Date(feed.newestMs)).replace(/\//g, "-");
+        clock.textContent = feed.newestMs == null ? "—" : hazmap.beijingTime(feed.newestMs); // assets/hazmap_clock.js
         clock.classList.toggle("hz-feed-failing", !ok);
     }
 

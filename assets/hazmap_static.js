@@ -66,13 +66,13 @@
 
     // Quantised lon/lat -> Web Mercator at zoom 0 divided by its scale: x, y in [0, 1).
     function projectAll(qx, qy, bbox, q) {
-        var crs = state.map.options.crs, s0 = crs.scale(0), n = qx.length;
+        var project = hazmap.unitProjector(state.map.options.crs), p = {x: 0, y: 0}, n = qx.length;
         var nx = new Float64Array(n), ny = new Float64Array(n);
         var dx = (bbox[2] - bbox[0]) / q, dy = (bbox[3] - bbox[1]) / q;
         for (var i = 0; i < n; i++) {
-            var p = crs.latLngToPoint(L.latLng(bbox[1] + qy[i] * dy, bbox[0] + qx[i] * dx), 0);
-            nx[i] = p.x / s0;
-            ny[i] = p.y / s0;
+            project(bbox[1] + qy[i] * dy, bbox[0] + qx[i] * dx, p);
+            nx[i] = p.x;
+            ny[i] = p.y;
         }
         return [nx, ny];
     }

@@ -92,12 +92,12 @@
         var t0 = performance.now(), band = entry.meta.bands[index], v = views(buffer, band.parts, band.vertices);
         var meta = entry.meta, bbox = meta.bbox, dx = (bbox[2] - bbox[0]) / meta.quant_max,
             dy = (bbox[3] - bbox[1]) / meta.quant_max;
-        var crs = state.map.options.crs, s0 = crs.scale(0), n = band.vertices, P = band.parts;
+        var project = hazmap.unitProjector(state.map.options.crs), p = {x: 0, y: 0}, n = band.vertices, P = band.parts;
         var nx = new Float64Array(n), ny = new Float64Array(n);
         for (var i = 0; i < n; i++) {
-            var p = crs.latLngToPoint(L.latLng(bbox[1] + v.qy[i] * dy, bbox[0] + v.qx[i] * dx), 0);
-            nx[i] = p.x / s0;
-            ny[i] = p.y / s0;
+            project(bbox[1] + v.qy[i] * dy, bbox[0] + v.qx[i] * dx, p);
+            nx[i] = p.x;
+            ny[i] = p.y;
         }
         var box = new Float64Array(4 * P), nClasses = meta.classes.length;
         var lines = [], rings = [];
@@ -151,7 +151,7 @@
     // The outlines' GeoJSON (LineStrings and MultiLineStrings: the districts' boundaries) as a band
     // of lines, projected once as decodeBand does.
     function decodeOutlines(geojson) {
-        var t0 = performance.now(), crs = state.map.options.crs, s0 = crs.scale(0);
+        var t0 = performance.now(), project = hazmap.unitProjector(state.map.options.crs), p = {x: 0, y: 0};
         var xs = [], ys = [], start = [0], featureBox = [];
         geojson.features.forEach(function (feature) {
             var g = feature.geometry, lines = !g ? [] : g.type === "LineString" ? [g.coordinates]
@@ -159,9 +159,9 @@
             var w = Infinity, so = Infinity, e = -Infinity, no = -Infinity;
             lines.forEach(function (line) {
                 line.forEach(function (c) {
-                    var p = crs.latLngToPoint(L.latLng(c[1], c[0]), 0);
-                    xs.push(p.x / s0);
-                    ys.push(p.y / s0);
+                    project(c[1], c[0], p);
+                    xs.push(p.x);
+                    ys.push(p.y);
                     w = Math.min(w, c[0]); e = Math.max(e, c[0]); so = Math.min(so, c[1]); no = Math.max(no, c[1]);
                 });
                 start.push(xs.length);

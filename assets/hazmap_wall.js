@@ -297,6 +297,54 @@
         resizeTimer = setTimeout(fitWorld, 200);
     });
 
+    // --- the legend -------------------------------------------------------------------------------
+    // The legend comes as one attribute of #hz-legend (app/webapp.py `_legend_data`: the shown
+    // layers' groups, [title, [[shape, dashed, colour, label], ...]]) and is drawn here as plain DOM:
+    // as Dash components it was over half of the layout, rendered by React and run through by every
+    // store update while the wall loads. Drawn again when the attribute changes (the layers
+    // control's overlays: app/webapp.py `follow_layers`) or the aside is rendered anew.
+    var legend = {aside: null, drawn: null, draws: 0};
+
+    function element(tag, className, text) {
+        var e = document.createElement(tag);
+        e.className = className;
+        if (text !== undefined) { e.textContent = text; }
+        return e;
+    }
+
+    function drawLegend() {
+        var aside = document.getElementById("hz-legend"), text = aside && aside.getAttribute("data-legend");
+        if (!aside || !text || (aside === legend.aside && text === legend.drawn)) { return; }
+        var data = JSON.parse(text), all = document.createDocumentFragment();
+        all.appendChild(element("h2", "", data.title));
+        data.groups.forEach(function (group) {
+            var div = element("div", "hz-legend-group");
+            div.appendChild(element("div", "hz-legend-title", group[0]));
+            group[1].forEach(function (entry) {
+                var row = element("div", "hz-legend-entry");
+                var swatch = element("span", "hz-swatch hz-swatch-" + entry[0] + (entry[1] ? " hz-swatch-dashed" : ""));
+                swatch.style.setProperty("--swatch", entry[2]);
+                row.appendChild(swatch);
+                row.appendChild(document.createTextNode(entry[3]));
+                div.appendChild(row);
+            });
+            all.appendChild(div);
+        });
+        aside.replaceChildren(all);
+        legend.drawn = text;
+        legend.draws += 1;
+        if (aside !== legend.aside) { // watched from now on: its attribute, and its parent (a new aside)
+            legend.aside = aside;
+            legendWatch.disconnect();
+            legendWatch.observe(aside, {attributes: true, attributeFilter: ["data-legend"]});
+            legendWatch.observe(aside.parentNode, {childList: true});
+        }
+    }
+    // Until the aside is there, every change of the page's tree is a chance it came.
+    var legendWatch = new MutationObserver(drawLegend);
+    legendWatch.observe(document.documentElement, {childList: true, subtree: true});
+    drawLegend();
+
     // The browser tab's title follows the officer's language (Dash's title is the settings' one).
     (function titleFromHeader() {
         var h1 = document.querySelector(".hz-titles h1");
@@ -306,6 +354,7 @@
 
     window.hazmapWall = Object.freeze({
         fitted: function () { return fit.done; },
+        legendDraws: function () { return legend.draws; },
         link: function () { return link.state; },
         searches: function () { return searches; },
         opened: function () { return opened; },

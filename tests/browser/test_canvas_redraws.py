@@ -237,3 +237,61 @@ def test_a_line_drawn_as_hairlines_side_by_side_has_the_line_s_ink_where_the_lin
     assert got["lanes"] == (1 if width <= 1 else math.ceil(1.4 * width))
     assert 0.85 * got["inkA"] <= got["inkB"] <= 1.1 * got["inkA"], got
     assert got["strayB"] == 0, got
+
+
+# The canvas layers' projection (assets/hazmap_canvas.js `hazmap.unitProjector`) against Leaflet's
+# own, on points over and beyond Ningbo's box (and past Web Mercator's latitude limit), for the
+# map's CRS and for the GCJ-02 one (assets/hazmap_crs.js, which keeps Leaflet's path).
+UNIT_PROJECTOR_JS = """() => {
+    const out = {}, p = {x: 0, y: 0};
+    for (const [name, crs] of [['EPSG3857', L.CRS.EPSG3857], ['HazmapGCJ02', L.CRS.HazmapGCJ02]]) {
+        const project = window.hazmap.unitProjector(crs), s0 = crs.scale(0);
+        let differing = 0, n = 0;
+        for (let i = 0; i < 20000; i++) {
+            const lat = i < 10 ? [90, -90, 85.06, -85.06, 0, 29.87, 30.2, 28.9, 84.99, -1e-9][i] : 27 + (i * 0.6180339887) % 5;
+            const lng = i < 10 ? 121.55 : 119 + (i * 0.7548776662) % 5;
+            const q = crs.latLngToPoint(L.latLng(lat, lng), 0);
+            project(lat, lng, p);
+            n++;
+            if (p.x !== q.x / s0 || p.y !== q.y / s0) differing++;
+        }
+        out[name] = {n: n, differing: differing, fast: crs === window.hazmap.leafletMap.options.crs};
+    }
+    return out;
+}"""
+
+
+def test_the_canvas_layers_project_as_leaflet_does_to_the_last_bit(page, live_server):
+    """Every canvas layer projects its points and vertices once, through `hazmap.unitProjector`:
+    for Web Mercator Leaflet's formula written out (no L.LatLng and L.Point per point), which must
+    give exactly the numbers crs.latLngToPoint gives, or the canvases would drift from Leaflet's own
+    layers (the land, a panel's marks) and from where a click is turned back into lon/lat."""
+    page.goto(live_server.url)
+    page.wait_for_function("() => window.hazmap && window.hazmap.leafletMap && window.hazmap.unitProjector",
+                           timeout=30_000)
+    got = page.evaluate(UNIT_PROJECTOR_JS)
+    assert got["EPSG3857"] == {"n": 20000, "differing": 0, "fast": True}, got
+    assert got["HazmapGCJ02"]["differing"] == 0, got
+
+
+def test_the_beijing_clock_reads_as_intl_does_in_asia_shanghai(page, live_server):
+    """The header's clocks (assets/hazmap_clock.js `hazmap.beijingTime`) write Beijing time as UTC+8
+    without Intl (whose first use with a time zone costs the page's start 15-30 ms): the same text
+    as Intl.DateTimeFormat in Asia/Shanghai gives, over days, hours and the turn of a year."""
+    page.goto(live_server.url)
+    page.wait_for_function("() => window.hazmap && window.hazmap.beijingTime", timeout=30_000)
+    got = page.evaluate("""() => {
+        const f = new Intl.DateTimeFormat('en-CA', {timeZone: 'Asia/Shanghai', year: 'numeric', month: '2-digit',
+            day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23'});
+        const text = ms => { const p = {}; f.formatToParts(new Date(ms)).forEach(x => { p[x.type] = x.value; });
+            return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`; };
+        const bad = [];
+        const start = Date.UTC(2026, 11, 31, 0, 0, 0);
+        for (let k = 0; k < 2000; k++) {
+            const ms = start + k * 3607 * 1000 + (k % 60) * 1000;
+            if (window.hazmap.beijingTime(ms) !== text(ms)) bad.push([ms, window.hazmap.beijingTime(ms), text(ms)]);
+        }
+        return {bad: bad.slice(0, 3), n: bad.length, sample: window.hazmap.beijingTime(Date.UTC(2026, 11, 31, 16, 0, 5))};
+    }""")
+    assert got["n"] == 0, got
+    assert got["sample"] == "2027-01-01 00:00:05"

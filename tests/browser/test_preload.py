@@ -216,3 +216,63 @@ def test_the_page_runs_on_the_regenerator_runtime_without_dashs_polyfill(page, o
     assert not [path for package in ("app", "layers") for path in (Path(__file__).parents[2] / package).rglob("*.py")
                 if re.search(r"\bDataTable\b|import dash_table|dash_table\.", path.read_text(encoding="utf-8"))]
     assert console.unexpected() == []
+
+
+def _component(node, component_id):
+    """The component of a Dash layout (JSON) with this id, or None."""
+    if isinstance(node, list):
+        return next((found for child in node if (found := _component(child, component_id)) is not None), None)
+    if not isinstance(node, dict) or "props" not in node:
+        return None
+    if node["props"].get("id") == component_id:
+        return node
+    return next((found for value in node["props"].values() if (found := _component(value, component_id)) is not None),
+                None)
+
+
+def test_the_legend_is_one_component_drawn_from_its_attribute(page, origin, stored_world, tmp_path, console):
+    """The legend (with every layer on some 130 Dash components, over half of the layout React
+    renders and every store update of the loading wall runs through) is one aside carrying its
+    groups as an attribute, drawn as plain DOM by assets/hazmap_wall.js: every group and entry of
+    the attribute on screen, a swatch per entry."""
+    server, url = origin
+    server.serve(stored_world.world, tmp_path)
+    page.goto(url)
+    _load(page, stored_world.world)
+    legend = _component(page.evaluate("fetch('/_dash-layout').then(r => r.json())"), "hz-legend")
+    assert legend is not None and not legend["props"].get("children"), "no components under the legend"
+    import json
+
+    data = json.loads(legend["props"]["data-legend"])
+    entries = [entry for group in data["groups"] for entry in group[1]]
+    assert len(data["groups"]) >= 3 and len(entries) >= 10, data
+    drawn = page.evaluate("""() => ({
+        groups: [...document.querySelectorAll('#hz-legend .hz-legend-group')].map(g => [
+            g.querySelector('.hz-legend-title').textContent,
+            [...g.querySelectorAll('.hz-legend-entry')].map(e => [e.textContent,
+                e.querySelector('.hz-swatch').style.getPropertyValue('--swatch')])]),
+        title: document.querySelector('#hz-legend h2').textContent})""")
+    assert drawn["title"] == data["title"]
+    assert drawn["groups"] == [[group[0], [[entry[3], entry[2]] for entry in group[1]]] for group in data["groups"]]
+    assert console.unexpected() == []
+
+
+def test_the_wall_loads_without_a_server_callback_its_header_drawn_with_the_layout(page, origin, stored_world,
+                                                                                   tmp_path, console):
+    """The live header and the delivery line come with the layout, figures in: no callback asks the
+    server for them while the wall loads (each such round trip brought store updates and renders to
+    the loading page), and their 5 s ticks refresh them afterwards."""
+    server, url = origin
+    server.serve(stored_world.world, tmp_path)
+    page.goto(url)
+    _load(page, stored_world.world)
+    header = page.evaluate("""() => ({points: document.querySelectorAll('#hz-wall-header .hz-wall-points [data-n]').length,
+        trucks: document.querySelectorAll('#hz-wall-header .hz-wall-trucks [data-moving]').length})""")
+    assert header == {"points": 1, "trucks": 1}, header
+    # before the first tick (5 s after the Interval is drawn): no callback reached the server
+    asked = page.evaluate("""performance.getEntriesByType('resource')
+        .filter(e => e.name.includes('/_dash-update-component') && e.startTime < 4500).length""")
+    assert asked == 0
+    page.wait_for_function("""performance.getEntriesByType('resource')
+        .filter(e => e.name.includes('/_dash-update-component')).length >= 2""", timeout=20_000)
+    assert console.unexpected() == []
