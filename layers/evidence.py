@@ -1,7 +1,7 @@
 """An incident's evidence (the rule's own record) as an officer reads it: every key by its label
 (layers/labels.py EVIDENCE_LABELS), codes by theirs, times in Beijing time to the second, durations
-in their two largest units, numbers as read; the incident panel (layers/panels/incident.py) and the printed record (reports/record.py)
-show the same rows."""
+in their two largest units, numbers as read; the incident panel (layers/panels/incident.py) and the
+printed record (reports/record.py) show the same rows."""
 
 from __future__ import annotations
 
