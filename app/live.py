@@ -153,11 +153,8 @@ class LiveMonitor:
             now = pd.Timestamp.now(tz="UTC")
             self._engine, self._replayed = warm_engine(store, self.world, now, self.settings.engine,
                                                        seen=self._live.apply_pings)
-            newest = newest_readings(store, now)
-            self._live.apply_readings(newest)
-            # the interruption rule judges each point from its last stored reading, not as never heard from
-            self._point_engine.resume(pd.Series(newest.epoch_ms, index=newest.point_id).groupby(level=0).max(),
-                                      pd.Series(dtype="int64"))
+            # (the point engine is resumed from them in the worker: _settle_episodes_left_open)
+            self._live.apply_readings(newest_readings(store, now))
             restored = self._live.positions
             if len(restored):  # their cargo as the engine's start state has it (the grid weighs it)
                 self._update_cargo(PingBatch.from_arrays(restored.index.to_numpy(object),
