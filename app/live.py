@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from data.feeds.gateway import GatewaySettings, Jt808Gateway, vehicle_ids_by_phone
-from data.fleet_start import newest_readings, warm_engine
+from data.fleet_start import newest_readings, replay_points, warm_engine
 from data.feeds.mqtt import MqttFeedSettings, MqttReadingFeed
 from app.metrics import LiveTimings
 from data.incidents import IncidentSettings, IncidentStore
@@ -154,7 +154,7 @@ class LiveMonitor:
             self._engine, self._replayed = warm_engine(store, self.world, now, self.settings.engine,
                                                        seen=self._live.apply_pings)
             # (the point engine is resumed from them in the worker: _settle_episodes_left_open)
-            self._live.apply_readings(newest_readings(store, now))
+            self._live.apply_readings(newest_readings(store, now, point_ids=self.world.monitoring_points["id"]))
             restored = self._live.positions
             if len(restored):  # their cargo as the engine's start state has it (the grid weighs it)
                 self._update_cargo(PingBatch.from_arrays(restored.index.to_numpy(object),
@@ -372,9 +372,12 @@ class LiveMonitor:
     def _settle_episodes_left_open(self, store: Store) -> None:
         """The episodes the last run left open (their incidents active) against those the engine's
         replay of the stored pings left open (spatial/rules/restart.py). Open in both: they go on,
-        the engine closes them. Closed by the replay (the last run stopped before storing the
-        close): its close is published. Open in the store only (the replay does not reach them: points,
-        episodes older than the look-back): closed at the subject's newest observation, but a
+        the engine closes them; a point's alarms (level, rate, stuck, range) are compared with a replay
+        of their points' stored readings (data/fleet_start.py `replay_points`) the same way, and the
+        point engine goes on from it. Closed by a replay (the last run stopped before storing the
+        close): its close is published. Open in the store only (the replays do not reach them:
+        episodes older than the look-back, a point's without stored readings): closed at the
+        subject's newest observation, but a
         truck's or a sensor's silence still going stays open until the subject is heard from. Open
         in the replay only: the store closed them (a restart before this one), or the last run stored
         the silence under its arrival-stamped start (a dark truck it carries), so they are not
@@ -383,13 +386,20 @@ class LiveMonitor:
         with self._lock:
             readings = self._live.readings["epoch_ms"].astype("int64")
             newest = {**readings.to_dict(), **self._live.positions["epoch_ms"].astype("int64").to_dict()}
-        alerts = [e for e in self._replayed if e.rule not in NOT_ALERTS]
-        replay_open = open_after(alerts)
-        replay_closes = {e.episode_id: e for e in alerts if e.phase == "close"}
         # without the incident processor nothing says which stored episodes are open: none is closed
         active = set() if self._incidents is None else set(self._incidents.active_episodes()["episode_id"])
-        wanted = sorted(active | set(replay_open))
-        stored = store.read_events(episode_id=wanted) if wanted else pd.DataFrame()
+        stored = store.read_events(episode_id=sorted(active)) if active else pd.DataFrame()
+        # the points' alarms open at the stop (level, rate, stuck, range): their points' stored
+        # readings replayed, so the rules go on from them as from the trucks' pings
+        openings = stored[stored["phase"] == "open"] if len(stored) else pd.DataFrame(columns=["rule", "subject_id", "start"])
+        point_replay, point_events = replay_points(store, self.world, pd.Timestamp.now(tz="UTC"), openings,
+                                                   self.settings.points)
+        alerts = [e for e in self._replayed + point_events if e.rule not in NOT_ALERTS]
+        replay_open = open_after(alerts)
+        replay_closes = {e.episode_id: e for e in alerts if e.phase == "close"}
+        unread = sorted(set(replay_open) - active)
+        if unread:  # the replay's own episodes: is any on record?
+            stored = pd.concat([frame for frame in (stored, store.read_events(episode_id=unread)) if len(frame)])
         # the last run stopped between storing an episode's open and its close, which the replay saw
         ended = {episode for episode in active - set(replay_open) if episode in replay_closes}
         left = stored[stored["episode_id"].isin(active - set(replay_open) - ended)] if len(stored) else stored
@@ -399,7 +409,7 @@ class LiveMonitor:
         # its last reading); a truck's: carried here (the replay may not reach the truck)
         carried = carried_silences(left, newest)
         points = carried["rule"].to_numpy(dtype=object) == "point_interruption"
-        self._point_engine.resume(readings, carried[points].set_index("subject_id")["start_ms"])
+        self._point_engine.resume(readings, carried[points].set_index("subject_id")["start_ms"], replayed=point_replay)
         self._carried = carried[~points]
         dark = set(zip(self._carried["rule"], self._carried["subject_id"]))
         on_record = set(stored["episode_id"]) if len(stored) else set()

@@ -24,7 +24,8 @@ The same pass hands its pings to `seen` (the live monitor's LiveState: every tru
 position and trail as before the restart, not an empty map until each reports again — up to
 5 min for a parked one), and `newest_readings` gives each monitoring point's newest stored reading
 of the look-back window (a point reports every minute: without it every point would say "no data
-yet" after a restart).
+yet" after a restart). `replay_points` does for the points' alarms what `warm_engine` does for the
+trucks: the stored readings of the points with an alarm left open, through the point rules.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import pandas as pd
 from data.store import Store
 from spatial.model import Event, PingBatch, ReadingBatch, World
 from spatial.rules.engine import Engine, EngineSettings
+from spatial.rules.points import PointEngine, PointEngineSettings, point_rules
 from spatial.rules.waybills import FleetStart
 
 # (engineering default) the waybill stage ends a waybill at most planned arrival + 2 h after it
@@ -127,16 +129,19 @@ def warm_engine(store: Store, world: World, at, settings: EngineSettings = Engin
 READINGS_STEP_S = 3600.0
 
 
-def newest_readings(store: Store, at, lookback_s: float = LOOKBACK_S) -> ReadingBatch:
+def newest_readings(store: Store, at, lookback_s: float = LOOKBACK_S, point_ids=None) -> ReadingBatch:
     """Each point's newest stored reading before `at` (tz-aware) within `lookback_s`, read an
-    hour at a time from `at` backwards until every point that reported is found."""
+    hour at a time from `at` backwards until every point that reported is found — or, given the
+    world's `point_ids`, as soon as each of them is (a city whose every point reported in the last
+    hour is read one hour back, not six)."""
     if not (isinstance(lookback_s, (int, float)) and np.isfinite(lookback_s) and lookback_s >= 0):
         raise ValueError(f"newest readings: lookback_s must be a finite number >= 0, got {lookback_s!r}")
     at_ms = _epoch_ms(at)
     found: list[pd.DataFrame] = []
     known: set[str] = set()
+    wanted = None if point_ids is None else set(map(str, point_ids))
     end_ms, since_ms = at_ms, at_ms - round(lookback_s * 1000)
-    while end_ms > since_ms:
+    while end_ms > since_ms and (wanted is None or not wanted <= known):
         start_ms = max(since_ms, end_ms - round(READINGS_STEP_S * 1000))
         frame = store.read_readings(pd.Timestamp(start_ms, unit="ms", tz="UTC"), pd.Timestamp(end_ms, unit="ms", tz="UTC"))
         if len(frame):
@@ -150,3 +155,43 @@ def newest_readings(store: Store, at, lookback_s: float = LOOKBACK_S) -> Reading
     rows = pd.concat(found, ignore_index=True).sort_values(["epoch_ms", "point_id"], kind="stable")
     return ReadingBatch.from_arrays(rows["point_id"].to_numpy(object), rows["epoch_ms"].to_numpy("int64"),
                                     rows["value"].to_numpy("float64"))
+
+
+# (engineering default) how far before an open point episode's start its point's readings are
+# replayed: what the rules looked back on when it opened (the rate window, 5 min, and the on-delays,
+# 0, at their defaults) fits in it, so the replay opens the episode as the stopped engine did
+POINT_REPLAY_MARGIN_S = 3600.0
+# (engineering default) an open point episode that began longer ago is not replayed (a stuck
+# sensor's can last days): it is closed at the restart, and a rule still seeing it opens it again
+POINT_REPLAY_MAX_S = 7 * 24 * 3600.0
+
+
+def replay_points(store: Store, world: World, at, episodes: pd.DataFrame,
+                  settings: PointEngineSettings = PointEngineSettings()) -> tuple[PointEngine, list[Event]]:
+    """The point rules but the clock-driven interruption (PointEngine.resume restores that one)
+    over the stored readings of the points with an open episode of theirs (`episodes`: rule,
+    subject_id, start — the openings of the episodes a stopped monitor left open, any rule's), from the earliest start less the margin up to
+    `at` (tz-aware), a look-back window at a time. Returns the engine, whose rule states are the
+    stopped engine's for those points, and the events the replay caused (the stopped engine
+    raised them already: app/live.py compares them with the store's). Episodes that began more
+    than POINT_REPLAY_MAX_S before `at` are left out."""
+    at_ms = _epoch_ms(at)
+    engine = PointEngine(world, settings, rules=point_rules(settings, clock_driven=False))
+    episodes = episodes[episodes["rule"].isin([rule.name for rule in engine.rules])] if len(episodes) else episodes
+    starts = pd.to_datetime(episodes["start"], utc=True) if len(episodes) else pd.Series(dtype="datetime64[ns, UTC]")
+    starts_ms = starts.dt.as_unit("ms").astype("int64").to_numpy() if len(starts) else np.empty(0, "int64")
+    reached = starts_ms >= at_ms - round(POINT_REPLAY_MAX_S * 1000)
+    if not reached.any():
+        return engine, []
+    point_ids = sorted(set(episodes["subject_id"].astype(str).to_numpy()[reached]))
+    since_ms = int(starts_ms[reached].min()) - round(POINT_REPLAY_MARGIN_S * 1000)
+    events: list[Event] = []
+    for t0 in range(since_ms, at_ms, round(LOOKBACK_S * 1000)):
+        frame = store.read_readings(pd.Timestamp(t0, unit="ms", tz="UTC"),
+                                    pd.Timestamp(min(t0 + round(LOOKBACK_S * 1000), at_ms), unit="ms", tz="UTC"),
+                                    point_ids)
+        if len(frame):
+            events.extend(engine.step(ReadingBatch.from_arrays(frame["point_id"].to_numpy(object),
+                                                               frame["epoch_ms"].to_numpy("int64"),
+                                                               frame["value"].to_numpy("float64"))))
+    return engine, events

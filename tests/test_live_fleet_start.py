@@ -383,3 +383,91 @@ def test_a_close_the_last_run_did_not_store_is_published_as_the_replay_saw_it(st
     close = stored.iloc[1]
     assert close["end"] == school[1].end and close["evidence"] == school[1].evidence  # the rule's, as it saw it
     assert incident["state"] == "ended" and incident["end_time"] == school[1].end
+
+
+def test_a_point_alarm_going_on_across_a_restart_goes_on(store_url):
+    """A pressure above its alarm threshold at the stop is still above it after the start: its
+    point's stored readings are replayed, so the level alarm goes on — not closed as
+    monitor_restarted and raised again at the next reading (a reopen in the noise figures) — and the
+    rule closes it, under its own episode, at the reading that falls back."""
+    import numpy as np
+
+    from data.demo import build_world
+    from data.incidents import IncidentStore
+    from spatial.model import ReadingBatch
+    from spatial.rules.points import PointEngine
+
+    world = build_world(seed=3, scale=0.01)
+    points = world.monitoring_points
+    point = points[points["kind"] == "pressure"].dropna(subset=["high"]).iloc[0]
+    high, span = float(point["high"]), float(point["range_max"]) - float(point["range_min"])
+    above, below = high + 0.01 * span, high - 0.05 * span  # the deadband is 1 % of the span
+    assert above < float(point["high_high"]) and high - 0.3 * span > float(point["range_min"])
+    now_ms = int(time.time() * 1000)
+    # a reading a minute for 25 min: rising gently (no rate alarm) to the threshold, then just above it
+    values = np.r_[np.linspace(high - 0.3 * span, high, 11), np.full(14, above)]
+    times = now_ms - 3 * 60_000 - 60_000 * np.arange(len(values))[::-1]
+    readings = ReadingBatch.from_arrays(np.full(len(values), point["id"], object), times.astype("int64"), values)
+    raised = [e for e in PointEngine(world).run(readings) if e.subject_id == point["id"]]
+    assert [(e.rule, e.phase) for e in raised] == [("point_level", "open")]
+    url = store_url
+    with Store.open(url, upgrade=True) as store:
+        store.replace_world(world)
+        store.write_readings(readings)
+        store.write_events(raised)
+        IncidentStore(store, world).apply_stored_events()
+
+    def point_events():
+        with Store.open(url) as store:
+            return store.read_events(subject_id=point["id"])
+
+    settings = MonitorSettings(clock="wall")
+    with LiveMonitor(world, url, settings) as monitor:
+        assert monitor.wait_idle(30)
+        assert len(point_events()) == 1  # not closed at the start
+        assert monitor.snapshot().alerts.at[point["id"], "rules"] == "point_level"  # on the wall
+        still = int(time.time() * 1000)
+        monitor.submit_readings(ReadingBatch.from_arrays([point["id"]], [still], [above]))
+        assert monitor.wait_idle(30)
+        assert len(point_events()) == 1  # still above: the same alarm, no new one
+        monitor.submit_readings(ReadingBatch.from_arrays([point["id"]], [still + 60_000], [below]))
+        assert monitor.wait_idle(30)
+    events = point_events()
+    assert events["phase"].tolist() == ["open", "close"] and set(events["episode_id"]) == {raised[0].episode_id}
+    close = events.iloc[1]["evidence"]
+    assert "close_reason" not in close  # the rule's own close
+    assert close["readings"] == len(values) - 10 + 1 and close["last_alarming_reading"].startswith(
+        pd.Timestamp(still, unit="ms", tz="UTC").strftime("%Y-%m-%dT%H:%M"))
+    with Store.open(url) as store:
+        incident = IncidentStore(store, world).list().iloc[0]
+    assert incident["state"] == "ended" and incident["episodes"] == 1 and incident["end_time"] == pd.Timestamp(
+        still, unit="ms", tz="UTC")
+
+
+def test_the_newest_readings_stop_once_every_point_of_the_world_is_found(tmp_path):
+    """Each point's newest reading is looked for an hour at a time backwards; given the world's
+    points, the search ends at the hour where the last of them is found, not at the look-back's
+    start (six reads of the whole city's readings at every start)."""
+    from data.fleet_start import newest_readings
+    from spatial.model import ReadingBatch
+
+    now_ms = int(time.time() * 1000)
+    ids = ["P1", "P2", "P3"]
+    # P3 last reported 90 min ago: found in the second hour back
+    readings = ReadingBatch.from_arrays(["P1", "P2", "P3", "P1"], [now_ms - 5 * 3_600_000, now_ms - 60_000,
+                                                                   now_ms - 90 * 60_000, now_ms - 30_000],
+                                        [1.0, 2.0, 3.0, 4.0])
+    url = f"sqlite:///{tmp_path / 'hazmap.sqlite'}"
+    with Store.open(url, upgrade=True) as store:
+        store.write_readings(readings)
+        reads = []
+        read = store.read_readings
+        store.read_readings = lambda *a, **k: reads.append(a) or read(*a, **k)
+        at = pd.Timestamp(now_ms, unit="ms", tz="UTC")
+        found = newest_readings(store, at, point_ids=ids)
+        assert len(reads) == 2
+        assert dict(zip(found.point_id, found.value)) == {"P1": 4.0, "P2": 2.0, "P3": 3.0}
+        reads.clear()
+        everything = newest_readings(store, at)
+        assert dict(zip(everything.point_id, everything.value)) == {"P1": 4.0, "P2": 2.0, "P3": 3.0}
+        assert len(reads) == 6  # without the world's points: the whole look-back

@@ -51,6 +51,7 @@ __all__ = [
     "PointEngineSettings",
     "PointWorld",
     "clean_readings",
+    "point_rules",
     "point_settings_rows",
 ]
 
@@ -150,6 +151,19 @@ def clean_readings(state: CleaningState, readings: ReadingBatch, world: PointWor
     return CleaningState(clock, started, last_ms), batch, counts
 
 
+def point_rules(settings: PointEngineSettings = PointEngineSettings(), *, clock_driven: bool = True) -> tuple:
+    """The five point rules built from `settings` (without the clock-driven interruption rule
+    when `clock_driven` is false: what a replay of stored readings can restore, PointEngine.resume)."""
+    rules = (
+        PointLevelRule(settings.point_level),
+        PointRateRule(settings.point_rate),
+        PointStuckRule(settings.point_stuck),
+        PointRangeRule(settings.point_range),
+        PointInterruptionRule(settings.point_interruption),
+    )
+    return rules if clock_driven else tuple(r for r in rules if r.name != PointInterruptionRule.name)
+
+
 class PointEngine:
     """Stateful: feed it reading batches in arrival order; it returns the events they cause."""
 
@@ -158,13 +172,7 @@ class PointEngine:
         """`rules`: the point rules to run, default all five built from `settings`."""
         self.settings = settings
         self.world = PointWorld(world)
-        self.rules = tuple(rules) if rules is not None else (
-            PointLevelRule(settings.point_level),
-            PointRateRule(settings.point_rate),
-            PointStuckRule(settings.point_stuck),
-            PointRangeRule(settings.point_range),
-            PointInterruptionRule(settings.point_interruption),
-        )
+        self.rules = tuple(rules) if rules is not None else point_rules(settings)
         self._cleaning = CleaningState()
         self._rule_states: list[Any] = [rule.initial_state() for rule in self.rules]
         self._drop_counts = dict.fromkeys(DROP_REASONS, 0)
@@ -198,12 +206,21 @@ class PointEngine:
             events.extend(rule_events)
         return sort_events(events)
 
-    def resume(self, newest_ms: pd.Series, open_silences: pd.Series) -> None:
+    def resume(self, newest_ms: pd.Series, open_silences: pd.Series, replayed: "PointEngine | None" = None) -> None:
         """A restarted monitor's points, before any reading: `newest_ms` each point's newest stored
         reading (epoch ms by point id), `open_silences` the start of each interruption episode the
         store holds open (epoch ms by point id: the point has not been heard from since). The
         interruption rule goes on from them instead of treating every point as never heard from
-        (silent since the restart, its stored silence closed and raised again as a new one)."""
+        (silent since the restart, its stored silence closed and raised again as a new one).
+        `replayed`: an engine that ran the other rules over the store's readings (data/fleet_start.py
+        `replay_points`); their states are taken from it, so an alarm open at the stop goes on and
+        closes under its own episode at the reading that ends it. The cleaning stage's clock stays
+        this engine's (the interruption rule's "since the restart" for points never heard from)."""
+        if replayed is not None:
+            states = {rule.name: state for rule, state in zip(replayed.rules, replayed._rule_states)}
+            for i, rule in enumerate(self.rules):
+                if rule.name != PointInterruptionRule.name and rule.name in states:
+                    self._rule_states[i] = states[rule.name]
         slot = {rule.name: i for i, rule in enumerate(self.rules)}.get(PointInterruptionRule.name)
         if slot is None:
             return

@@ -1,8 +1,9 @@
 """Episodes a stopped monitor left open, at the next start.
 
 The engines keep their state in memory. A wall-clock monitor (app/live.py) starts its truck engine
-by replaying the store's recent pings through it (data/fleet_start.py `warm_engine`), so the
-episodes that replay leaves open (`open_after`) go on; once it has caught up with the stored
+by replaying the store's recent pings through it (data/fleet_start.py `warm_engine`), and its point
+engine's alarm rules by replaying the stored readings of the points with an alarm open
+(`replay_points`), so the episodes those replays leave open (`open_after`) go on; once it has caught up with the stored
 events it hands the episodes the store holds open and the replay does not here:
 
 * most are closed at once (`restart_closes`), at the subject's newest stored observation (the
