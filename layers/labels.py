@@ -21,6 +21,7 @@ from spatial.model import (
     SENSITIVE_SITE_KINDS,
     WORLD_SPECS,
 )
+from spatial.incidents.titles import ACTION_TITLES
 from spatial.rules.titles import RULE_TITLES  # noqa: F401  (the rules' names, one place)
 
 FIELD_LABELS: dict[str, Text] = {
@@ -188,24 +189,7 @@ VALUE_LABELS: dict[str, dict[str, Text]] = {
         "closed": ("已办结", "Closed"),
     },
     "rule_state": {"active": ("持续中", "Ongoing"), "ended": ("已结束", "Ended")},
-    "incident_action": {
-        "opened": ("告警产生", "Opened"),
-        "reopened": ("再次触发", "Reopened"),
-        "updated": ("告警更新", "Updated"),
-        "rule_closed": ("告警解除", "Rule cleared"),
-        "pushed": ("推送", "Pushed"),
-        "signed": ("签收", "Signed"),
-        "disposed": ("处置", "Disposed"),
-        "closed": ("办结", "Closed"),
-        "supervised": ("督办", "Supervised"),
-        "escalated": ("逾期上报", "Escalated"),
-        "reminded": ("催办", "Reminded"),
-        "upgraded": ("级别升高", "Level raised"),
-        "routed": ("分派", "Routed"),
-        "driver_text_requested": ("下发司机短信", "Text to the driver"),
-        "driver_text_answered": ("终端应答短信", "Terminal answered the text"),
-        "driver_confirm_answered": ("终端应答报警确认", "Terminal answered the alarm confirmation"),
-    },
+    "incident_action": ACTION_TITLES,
     "outcome": {  # app/api/models.py DisposeIn.outcome
         "resolved": ("已解决", "Resolved"),
         "rectified": ("已整改", "Rectified"),

@@ -25,11 +25,11 @@ import urllib.request
 
 from data.channels.store import RULE_NAMES_ZH, Outcome
 from spatial.incidents.levels import BY_SEVERITY
+from spatial.incidents.titles import ACTION_TITLES
 
 RETRIED_HTTP = {408, 425, 429}
-EVENT_ZH = {"opened": "新发", "pushed": "推送", "escalated": "升级", "signed": "已签收", "disposed": "已处置",
-            "closed": "已办结", "reminded": "催办", "supervised": "督办",
-            "upgraded": "级别提升"}
+# the event as the officers' screens name it (the driver channel's text/confirm are not SMS events)
+EVENT_ZH = {action: names[0] for action, names in ACTION_TITLES.items()}
 
 
 def signature(secret: str | None, body: bytes) -> str:

@@ -161,7 +161,7 @@ def test_an_sms_gateway_is_a_webhook_profile_with_its_own_body(store):
     [request] = receiver.requests
     body = json.loads(request["body"])
     assert body["mobile"] == "13800000000" and body["ref"] == request["delivery_id"]
-    assert body["content"].startswith("【危化品预警】重大·超速·VEH-0001：新发")
+    assert body["content"].startswith("【危化品预警】重大·超速·VEH-0001：告警产生")
     assert request["headers"]["X-Api-Key"] == "k"
     with pytest.raises(ChannelError, match="body template"):
         ds.subscribe(name="bad", kind="upstream", url=receiver.url, profile="sms")
