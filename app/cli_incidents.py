@@ -279,3 +279,12 @@ def incidents_kpis(
             _echo_json(row)
         return
     typer.echo(frame.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+
+
+@incidents_cli.command("rebuild-kpis")
+def incidents_rebuild_kpis(ctx: typer.Context) -> None:
+    """Recompute the KPI rollup from the incidents and recipient rows (after an upgrade that counts
+    differently, or a rollup lost); one transaction, signatures wait for it."""
+    with _Incidents(ctx) as incidents:
+        n = incidents.rebuild_kpis()
+    typer.echo(f"KPI rollup rebuilt: {n:,} counters")

@@ -1524,6 +1524,24 @@ class IncidentStore:
 
     # --- KPIs ---------------------------------------------------------------------------------
 
+    def rebuild_kpis(self) -> int:
+        """The KPI rollup recomputed from the incidents and recipient rows (spatial/incidents/kpis.py
+        `rollup_of_records`) in one transaction under the incident write lock: for a rollup whose
+        rows an earlier version counted otherwise (before migration 0012 a raised incident's rows
+        counted at the level it stood at), or that was lost. Returns the counters written."""
+        with self.engine.begin() as connection:
+            self._begin(connection)
+            records = self._read(connection, incidents, columns=[
+                "id", "rule", "severity", "opened_severity", "district_adcode", "first_time", "quick_close",
+                "episodes"])
+            recipients = self._read(connection, incident_recipients, columns=[
+                "incident_id", "recipient_id", "recipient_kind", "state", "pushed_at", "pushed_severity",
+                "sign_deadline", "signed_at", "disposed_at", "outcome", "escalated_at", "overdue_counted_severity"])
+            connection.execute(incident_kpis.delete())
+            connection.execute(incident_kpi_totals.delete())
+            self._bump(connection, kpi_logic.rollup_of_records(records, recipients))
+            return int(connection.execute(sa.select(sa.func.count()).select_from(incident_kpis)).scalar_one())
+
     def kpis(self, by: str = "department", since=None, until=None, now=None) -> pd.DataFrame:
         """Handling figures per department | district | enterprise | rule | level | day
         (spatial/incidents/kpis.py) from the rollup, over incidents first seen on the local days

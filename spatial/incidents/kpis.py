@@ -200,6 +200,54 @@ def rollup_increments(rows: pd.DataFrame, metric: str, *, per_recipient: bool, s
                          "bin": counted["bin"], "n": counted["n"]}, columns=columns)
 
 
+def rollup_of_records(incidents: pd.DataFrame, recipients: pd.DataFrame) -> list[pd.DataFrame]:
+    """The counters the apply, the handling calls and the escalation pass add up (data/incidents.py),
+    recomputed from the records they leave — for a rebuild of the rollup (IncidentStore.rebuild_kpis),
+    and the same figures of rows a retention removes. incidents: id, rule, severity, opened_severity,
+    district_adcode, first_time, quick_close, episodes; recipients: incident_id, recipient_id,
+    recipient_kind, state, pushed_at, pushed_severity, sign_deadline, signed_at, disposed_at, outcome,
+    escalated_at, overdue_counted_severity. Each count keyed as it was when made: an incident at
+    the level it opened at, a recipient row at the level it was pushed at (the unsigned-overdue count
+    at the level the pass counted it under), every one by its incident's district, rule and first
+    day, a recipient row by its department or enterprise too."""
+    inc = incidents.set_index(incidents["id"].to_numpy(dtype=object))
+    quick = inc["quick_close"].to_numpy(dtype=bool)
+    reopens = np.maximum(inc["episodes"].to_numpy(dtype="int64") - 1, 0)
+    info = pd.DataFrame({"rule": inc["rule"].to_numpy(dtype=object),
+                         "district_adcode": inc["district_adcode"].to_numpy(dtype=object),
+                         "first_time": inc["first_time"].to_numpy(), "quick_close": quick, "episodes": reopens + 1,
+                         "severity": level_or(inc["opened_severity"], inc["severity"])}, index=inc.index)
+    parts = [rollup_increments(info, "incidents", per_recipient=False),
+             rollup_increments(info[quick], "quick_closes", per_recipient=False),
+             rollup_increments(info.loc[info.index.repeat(reopens)], "reopens", per_recipient=False)]
+    rec = recipients.reset_index(drop=True).join(info.drop(columns="severity"), on="incident_id", how="inner")
+    rec["severity"] = level_or(rec["pushed_severity"], inc["severity"].reindex(rec["incident_id"]).to_numpy())
+    pushed = rollup_increments(rec, "pushed", per_recipient=True)
+    # per recipient its incidents and their noise, counted with its push (and as the noise happened)
+    parts += [pushed, pushed[np.isin(pushed["grouping"].to_numpy(dtype=object), RECIPIENT_GROUPINGS)]
+              .assign(metric="incidents")]
+    rec_quick = rec["quick_close"].to_numpy(dtype=bool)
+    rec_reopens = np.maximum(rec["episodes"].to_numpy(dtype="int64") - 1, 0)
+    parts += [rollup_increments(rec[rec_quick], "quick_closes", per_recipient=True, incident_groupings=False),
+              rollup_increments(rec.loc[rec.index.repeat(rec_reopens)], "reopens", per_recipient=True,
+                                incident_groupings=False)]
+    for done, stamp, waited in (("signed", "signed_at", "sign_s"), ("disposed", "disposed_at", "dispose_s")):
+        acted = rec[rec[stamp].notna().to_numpy()]
+        seconds = (acted[stamp] - acted["pushed_at"]).dt.total_seconds().to_numpy()
+        parts += [rollup_increments(acted, done, per_recipient=True),
+                  rollup_increments(acted, waited, per_recipient=True, seconds=seconds)]
+    signed = rec["signed_at"].notna().to_numpy()
+    late = signed & (rec["signed_at"] > rec["sign_deadline"]).to_numpy()
+    false_alarm = rec["disposed_at"].notna().to_numpy() & (rec["outcome"] == "false_alarm").to_numpy()
+    counted = ~signed & rec["overdue_counted_severity"].notna().to_numpy()
+    parts += [rollup_increments(rec[late], "signed_late", per_recipient=True),
+              rollup_increments(rec[false_alarm], "false_alarms", per_recipient=True),
+              rollup_increments(rec[rec["escalated_at"].notna().to_numpy()], "escalated", per_recipient=True),
+              rollup_increments(rec[counted].assign(severity=rec["overdue_counted_severity"][counted]
+                                                    .to_numpy(dtype="int64")), "unsigned_overdue", per_recipient=True)]
+    return parts
+
+
 def _text(values, missing: str | None = None) -> np.ndarray:
     """Text as an object array of str (kept out of pandas' arrow strings: converting costs more here)."""
     out = np.asarray(values.to_numpy(dtype=object) if hasattr(values, "to_numpy") else values, dtype=object)

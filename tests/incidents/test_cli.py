@@ -100,6 +100,11 @@ def test_sign_dispose_close_and_one_line_for_what_is_refused(operator):
     assert _show(operator, orange)["history"] == history
     kpis = {r["level"]: r for r in _rows(hazmap(operator, "incidents", "kpis", "--by", "level", "--json"))}
     assert (kpis["orange"]["disposed"], kpis["orange"]["false_alarms"], kpis["yellow"]["signed"]) == (1, 1, 1)
+    # the rollup recomputed from the records gives the same tables
+    rebuilt = hazmap(operator, "incidents", "rebuild-kpis")
+    assert rebuilt.stdout.startswith("KPI rollup rebuilt: ") and "counters" in rebuilt.stdout
+    again = {r["level"]: r for r in _rows(hazmap(operator, "incidents", "kpis", "--by", "level", "--json"))}
+    assert again == kpis
 
 
 def test_a_malformed_file_names_its_line_and_changes_nothing(operator):

@@ -133,3 +133,54 @@ def test_the_level_table_counts_a_raised_incidents_rows_where_they_were_pushed(i
     table = incidents.kpis(by="level", now=at(90 * DAY))
     assert (table["overdue"] <= table["pushed"]).all(), table
     assert table["incidents"].sum() == len(incidents.list())
+
+
+def _rollup(store) -> dict:
+    """Both rollup tables' counters (without those that came back to zero), as sorted tuples."""
+    with store.engine.connect() as connection:
+        return {table.name: sorted(tuple(row) for row in connection.execute(sa.select(table)).all() if row[-1] != 0)
+                for table in (incident_kpis, incident_kpi_totals)}
+
+
+def test_a_rebuilt_rollup_equals_the_one_kept_change_by_change(incidents, three_tier_routing, store):
+    """`rebuild_kpis` recomputes the rollup from the records: equal, counter by counter, to the one
+    the apply, the handling calls and the escalation passes kept — through quick closes, reopens,
+    raised and lowered levels, late and on-time signatures, a false alarm, escalations — and a
+    rollup lost or counted otherwise is put right."""
+    from tests.incidents.helpers import ev
+
+    rng = np.random.default_rng(11)
+    events = []
+    for k, start in enumerate(np.sort(rng.uniform(0, 20 * DAY, 120))):
+        subject, rule, opened = f"VEH-{k % 9:04d}", ("speeding", "offline", "fatigue")[k % 3], int(rng.integers(2, 5))
+        length = 2.0 if k % 5 == 0 else 30.0  # a fifth closed within the quick-close time
+        events.append(ev("open", float(start), subject=subject, rule=rule, severity=opened))
+        if k % 3 == 0:
+            events.append(ev("update", float(start), subject=subject, rule=rule, severity=opened - 1,
+                             evidence={"k": k}))
+        events.append(ev("close", float(start), float(start) + length, subject=subject, rule=rule, severity=opened))
+        if k % 7 == 0:  # the same again 5 min after: a reopen of the incident
+            again = float(start) + length + 5
+            events += episode(again, again + 20, subject=subject, rule=rule, severity=opened)
+    incidents.apply_events(sorted(events, key=lambda e: (e.at or e.end or e.start, e.phase != "open")))
+    incidents.escalate_overdue(at(5 * DAY))
+    pending = pushed_to(incidents, "ENT-C")
+    incidents.sign(pending["incident_id"].iloc[::2].tolist(), "ENT-C", "Li", at=at(6 * DAY))
+    signed = pending["incident_id"].iloc[::2].tolist()
+    incidents.dispose(signed[::3], "ENT-C", "Li", "checked", "note", "false_alarm", at=at(6 * DAY + 30))
+    incidents.dispose(signed[1::3], "ENT-C", "Li", "checked", "note", "resolved", at=at(6 * DAY + 90))
+    incidents.escalate_overdue(at(30 * DAY))
+    district = pushed_to(incidents, "DEPT-D330203")
+    incidents.sign(district["incident_id"].iloc[::3].tolist(), "DEPT-D330203", "Wang", at=at(31 * DAY))
+    kept = _rollup(store)
+    counted = {metric for _, _, _, metric, _, _ in kept["incident_kpis"]}
+    assert {"incidents", "pushed", "signed", "disposed", "sign_s", "dispose_s", "signed_late", "unsigned_overdue",
+            "escalated", "false_alarms", "quick_closes", "reopens"} <= counted  # every kind of counter made
+    assert incidents.rebuild_kpis() == len(kept["incident_kpis"])
+    assert _rollup(store) == kept
+    with store.engine.begin() as connection:  # lost, or counted otherwise: put right
+        connection.execute(incident_kpi_totals.delete())
+        connection.execute(incident_kpis.update().where(incident_kpis.c.metric == "pushed").values(n=incident_kpis.c.n + 3))
+    incidents.rebuild_kpis()
+    assert _rollup(store) == kept
+    assert_kpis_exact(incidents, at(40 * DAY))
