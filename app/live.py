@@ -391,7 +391,8 @@ class LiveMonitor:
         stored = store.read_events(episode_id=sorted(active)) if active else pd.DataFrame()
         # the points' alarms open at the stop (level, rate, stuck, range): their points' stored
         # readings replayed, so the rules go on from them as from the trucks' pings
-        openings = stored[stored["phase"] == "open"] if len(stored) else pd.DataFrame(columns=["rule", "subject_id", "start"])
+        openings = stored[stored["phase"] == "open"] if len(stored) else \
+            pd.DataFrame(columns=["rule", "subject_id", "start"])
         point_replay, point_events = replay_points(store, self.world, pd.Timestamp.now(tz="UTC"), openings,
                                                    self.settings.points)
         alerts = [e for e in self._replayed + point_events if e.rule not in NOT_ALERTS]

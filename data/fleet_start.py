@@ -157,10 +157,6 @@ def newest_readings(store: Store, at, lookback_s: float = LOOKBACK_S, point_ids=
                                     rows["value"].to_numpy("float64"))
 
 
-# (engineering default) how far before an open point episode's start its point's readings are
-# replayed: what the rules looked back on when it opened (the rate window, 5 min, and the on-delays,
-# 0, at their defaults) fits in it, so the replay opens the episode as the stopped engine did
-POINT_REPLAY_MARGIN_S = 3600.0
 # (engineering default) an open point episode that began longer ago is not replayed (a stuck
 # sensor's can last days): it is closed at the restart, and a rule still seeing it opens it again
 POINT_REPLAY_MAX_S = 7 * 24 * 3600.0
@@ -170,26 +166,36 @@ def replay_points(store: Store, world: World, at, episodes: pd.DataFrame,
                   settings: PointEngineSettings = PointEngineSettings()) -> tuple[PointEngine, list[Event]]:
     """The point rules but the clock-driven interruption (PointEngine.resume restores that one)
     over the stored readings of the points with an open episode of theirs (`episodes`: rule,
-    subject_id, start — the openings of the episodes a stopped monitor left open, any rule's), from the earliest start less the margin up to
-    `at` (tz-aware), a look-back window at a time. Returns the engine, whose rule states are the
-    stopped engine's for those points, and the events the replay caused (the stopped engine
-    raised them already: app/live.py compares them with the store's). Episodes that began more
-    than POINT_REPLAY_MAX_S before `at` are left out."""
+    subject_id, start — the openings of the episodes a stopped monitor left open, any rule's),
+    each point's from its episode's start (its earliest, with several) up to `at` (tz-aware), a
+    look-back window at a time. Returns the engine, whose rule states are the stopped engine's for
+    those points, and the events the replay caused (the stopped engine raised them already:
+    app/live.py compares them with the store's). Episodes that began more than POINT_REPLAY_MAX_S
+    before `at` are left out.
+
+    From the episode's start, not before it: the readings before may have been judged by another
+    run (an alarm an earlier restart closed, reopened by its next reading, would be replayed as the
+    first episode, not the one the store holds open). A level, range or stuck episode opens again
+    at its first reading; a rate episode needs the readings of its window before it, so it may not,
+    and is then closed at the start as before."""
     at_ms = _epoch_ms(at)
     engine = PointEngine(world, settings, rules=point_rules(settings, clock_driven=False))
     episodes = episodes[episodes["rule"].isin([rule.name for rule in engine.rules])] if len(episodes) else episodes
-    starts = pd.to_datetime(episodes["start"], utc=True) if len(episodes) else pd.Series(dtype="datetime64[ns, UTC]")
-    starts_ms = starts.dt.as_unit("ms").astype("int64").to_numpy() if len(starts) else np.empty(0, "int64")
+    if not len(episodes):
+        return engine, []
+    starts_ms = pd.to_datetime(episodes["start"], utc=True).dt.as_unit("ms").astype("int64").to_numpy()
     reached = starts_ms >= at_ms - round(POINT_REPLAY_MAX_S * 1000)
     if not reached.any():
         return engine, []
-    point_ids = sorted(set(episodes["subject_id"].astype(str).to_numpy()[reached]))
-    since_ms = int(starts_ms[reached].min()) - round(POINT_REPLAY_MARGIN_S * 1000)
+    # each point from its earliest open episode's start
+    since = pd.Series(starts_ms[reached]).groupby(episodes["subject_id"].astype(str).to_numpy()[reached]).min()
+    point_ids = since.index.tolist()
     events: list[Event] = []
-    for t0 in range(since_ms, at_ms, round(LOOKBACK_S * 1000)):
+    for t0 in range(int(since.min()), at_ms, round(LOOKBACK_S * 1000)):
         frame = store.read_readings(pd.Timestamp(t0, unit="ms", tz="UTC"),
                                     pd.Timestamp(min(t0 + round(LOOKBACK_S * 1000), at_ms), unit="ms", tz="UTC"),
                                     point_ids)
+        frame = frame[frame["epoch_ms"].to_numpy("int64") >= since.reindex(frame["point_id"]).to_numpy("int64")]
         if len(frame):
             events.extend(engine.step(ReadingBatch.from_arrays(frame["point_id"].to_numpy(object),
                                                                frame["epoch_ms"].to_numpy("int64"),

@@ -471,3 +471,57 @@ def test_the_newest_readings_stop_once_every_point_of_the_world_is_found(tmp_pat
         everything = newest_readings(store, at)
         assert dict(zip(everything.point_id, everything.value)) == {"P1": 4.0, "P2": 2.0, "P3": 3.0}
         assert len(reads) == 6  # without the world's points: the whole look-back
+
+
+def test_a_point_alarm_an_earlier_restart_reopened_goes_on_under_the_episode_the_store_holds(store_url):
+    """The store holds an alarm closed by an earlier restart (monitor_restarted) and reopened by
+    the next reading as a new episode, the pressure above its threshold all along. The replay
+    starts at the open episode's start, not before: it finds that episode again (from further back
+    it would find the first, closed one, and close the open one at this start), which goes on."""
+    import dataclasses
+
+    import numpy as np
+
+    from data.demo import build_world
+    from data.incidents import IncidentStore
+    from spatial.model import ReadingBatch
+    from spatial.rules.points import PointEngine
+    from spatial.rules.restart import RESTART_CLOSE_REASON
+
+    world = build_world(seed=3, scale=0.01)
+    points = world.monitoring_points
+    point = points[points["kind"] == "pressure"].dropna(subset=["high"]).iloc[0]
+    high, span = float(point["high"]), float(point["range_max"]) - float(point["range_min"])
+    now_ms = int(time.time() * 1000)
+    times = now_ms - 2 * 60_000 - 60_000 * np.arange(30)[::-1]  # a reading a minute, above it throughout
+    before, after = times[:15], times[15:]
+
+    def readings(at):
+        return ReadingBatch.from_arrays(np.full(len(at), point["id"], object), at.astype("int64"),
+                                        np.full(len(at), high + 0.01 * span))
+
+    first = [e for e in PointEngine(world).run(readings(before)) if e.subject_id == point["id"]]
+    reopened = [e for e in PointEngine(world).run(readings(after)) if e.subject_id == point["id"]]
+    assert [e.phase for e in first] == [e.phase for e in reopened] == ["open"]
+    closed = dataclasses.replace(first[0], phase="close", end=pd.Timestamp(int(before[-1]), unit="ms", tz="UTC"),
+                                 evidence={**first[0].evidence, "close_reason": RESTART_CLOSE_REASON})
+    url = store_url
+    with Store.open(url, upgrade=True) as store:
+        store.replace_world(world)
+        store.write_readings(readings(times))
+        store.write_events([first[0], closed, reopened[0]])
+        IncidentStore(store, world).apply_stored_events()
+
+    def point_events():
+        with Store.open(url) as store:
+            return store.read_events(subject_id=point["id"])
+
+    with LiveMonitor(world, url, MonitorSettings(clock="wall")) as monitor:
+        assert monitor.wait_idle(30)
+        assert len(point_events()) == 3  # the open episode not closed, the first not raised again
+        monitor.submit_readings(ReadingBatch.from_arrays([point["id"]], [int(time.time() * 1000)],
+                                                         [high - 0.05 * span]))
+        assert monitor.wait_idle(30)
+    events = point_events()
+    assert events["phase"].tolist() == ["open", "close", "open", "close"]
+    assert events.iloc[3]["episode_id"] == reopened[0].episode_id and "close_reason" not in events.iloc[3]["evidence"]
