@@ -426,6 +426,11 @@ def test_a_point_alarm_going_on_across_a_restart_goes_on(store_url):
         assert monitor.wait_idle(30)
         assert len(point_events()) == 1  # not closed at the start
         assert monitor.snapshot().alerts.at[point["id"], "rules"] == "point_level"  # on the wall
+        # the last stored reading sent again (a broker's redelivery), here below the threshold: a
+        # duplicate, as it was for the stopped engine, not a reading that closes the alarm
+        monitor.submit_readings(ReadingBatch.from_arrays([point["id"]], [int(times[-1])], [below]))
+        assert monitor.wait_idle(30)
+        assert len(point_events()) == 1 and monitor.stats()["points_engine"]["dropped"]["duplicate"] == 1
         still = int(time.time() * 1000)
         monitor.submit_readings(ReadingBatch.from_arrays([point["id"]], [still], [above]))
         assert monitor.wait_idle(30)

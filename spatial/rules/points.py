@@ -221,15 +221,22 @@ class PointEngine:
             for i, rule in enumerate(self.rules):
                 if rule.name != PointInterruptionRule.name and rule.name in states:
                     self._rule_states[i] = states[rule.name]
+        ids = self.world.point_ids
+        at = ids.get_indexer(pd.Index(newest_ms.index.astype(object)))
+        known = at >= 0  # points no longer in the world are left out
+        # a reading the last run accepted, sent again (a broker's redelivery, a retained message), is
+        # a duplicate here too, not a new reading for rules that go on from the stored ones
+        cleaned = grow(self._cleaning.last_ms, len(ids), NO_CLOCK).copy()
+        cleaned[at[known]] = np.maximum(cleaned[at[known]], newest_ms.to_numpy("int64")[known])
+        self._cleaning = CleaningState(self._cleaning.clock_ms, self._cleaning.started_ms, cleaned)
         slot = {rule.name: i for i, rule in enumerate(self.rules)}.get(PointInterruptionRule.name)
         if slot is None:
             return
-        ids = self.world.point_ids
         last_ms = np.full(len(ids), NEVER, "int64")
         silent = np.zeros(len(ids), bool)
         for values, is_open in ((newest_ms, False), (open_silences, True)):
             at = ids.get_indexer(pd.Index(values.index.astype(object)))
-            known = at >= 0  # points no longer in the world are left out
+            known = at >= 0
             last_ms[at[known]] = np.maximum(last_ms[at[known]], values.to_numpy("int64")[known])
             silent[at[known]] |= is_open
         self._rule_states[slot] = self.rules[slot].resumed_state(len(ids), last_ms, silent)
