@@ -28,6 +28,7 @@ from spatial.incidents.lifecycle import (
     event_digest,
     incident_ids,
     plan_events,
+    restart_closed,
     subject_kinds,
 )
 
@@ -381,7 +382,8 @@ def _plan_vectorised(events, applied, incidents, settings, source) -> BatchPlan 
     c_at, c_code = c_at[ends], c_code[ends]
     c_pos = K[c_at]
     c_inc = k_inc[c_at]
-    quick = ((end_us[c_pos] - start_us[c_pos]) <= quick_us) & (rows["status"][c_code] == "pushed")
+    quick = ((end_us[c_pos] - start_us[c_pos]) <= quick_us) & (rows["status"][c_code] == "pushed") \
+        & ~restart_closed(ev["evidence"].to_numpy(dtype=object)[c_pos])
 
     # final rule state: the last join (active) or ending close (ended) of each incident (a join is
     # an open, an ending close a close: their positions are distinct)

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from spatial.rules.restart import RESTART_CLOSE_REASON
+
 PHASES = ("open", "update", "close")
 STATES = ("pushed", "signed", "disposed", "closed")
 STATE_RANK = {s: i for i, s in enumerate(STATES)}
@@ -104,6 +106,13 @@ def incident_ids(rules, episode_ids, start_us) -> np.ndarray:
 
 def incident_id(rule: str, episode_id: str, start_us: int) -> str:
     return incident_ids([rule], [episode_id], [start_us])[0]
+
+
+def restart_closed(evidence) -> np.ndarray:
+    """Which closes a monitor's restart made, not the rule (spatial/rules/restart.py): no quick
+    close, however young the episode — the noise figures count what the rule decided."""
+    return np.fromiter((isinstance(e, dict) and e.get("close_reason") == RESTART_CLOSE_REASON for e in evidence),
+                       dtype=bool, count=len(evidence))
 
 
 def event_digest(severity: int, end, evidence) -> str:
@@ -332,7 +341,8 @@ def plan_events(events: pd.DataFrame, applied: pd.DataFrame, incidents: pd.DataF
             if inc["state"] == "active" and inc["last_episode_id"] == episode:
                 inc["state"], inc["end_time"] = "ended", end
                 was = bool(inc["quick_close"])
-                inc["quick_close"] = was or (end - start <= quick_us and inc["status"] == "pushed")
+                inc["quick_close"] = was or (end - start <= quick_us and inc["status"] == "pushed"
+                                             and not restart_closed([evidence])[0])
                 if inc["quick_close"] and not was:
                     quick_closed.append(inc_id)
                 counts["closed"] += 1

@@ -1,6 +1,6 @@
 """The set-based batch plan (spatial/incidents/batch.py) against the event-by-event reference loop
 (lifecycle.plan_events): random streams of episodes of a few subjects — reopenings within and past
-the noise window, overlapping episodes, quick closes, repeated and changed updates, replayed
+the noise window, overlapping episodes, quick closes (and young episodes a restart closed), repeated and changed updates, replayed
 events, incidents closed by hand between batches — cut into random batches; every batch's plan
 must be the same both ways (incidents, applied keys, transitions in log order, counts)."""
 
@@ -44,9 +44,10 @@ def _stream(rng: np.random.Generator, shuffled: bool) -> pd.DataFrame:
                     rows.append(update)
                     if rng.random() < 0.3:  # the same update again (point_level resends)
                         rows.append(dict(update, _t=update["_t"] + 1))
-                if rng.random() < 0.9:  # some episodes stay open
+                if rng.random() < 0.9:  # some episodes stay open; some are closed by a monitor's restart
+                    reason = {"close_reason": "monitor_restarted"} if rng.random() < 0.2 else {}
                     rows.append({**base, "phase": "close", "start": start, "end": end, "severity": severity,
-                                 "evidence": {"n": 9}, "_t": t + duration})
+                                 "evidence": {"n": 9, **reason}, "_t": t + duration})
                 # the next episode: overlapping, within the window, or well after it
                 t += duration * float(rng.choice([0.5, 1.0])) + float(rng.choice([30, 300, 590, 700, 2000]))
     frame = pd.DataFrame(rows).sort_values("_t", kind="stable").reset_index(drop=True)

@@ -77,6 +77,18 @@ def test_a_quick_unsigned_close_is_noise_and_a_signed_one_is_not(incidents):
     assert quick.to_dict() == {"VEH-0001": True, "VEH-0002": True, "VEH-0003": False}
 
 
+def test_a_young_episode_a_restart_closed_is_not_a_quick_close(incidents):
+    """A restart closes an episode the replays do not reach (spatial/rules/restart.py): that close
+    is the monitor's, not the rule's, so however young the episode it is not counted as noise."""
+    from spatial.rules.restart import RESTART_CLOSE_REASON
+
+    incidents.apply_events([ev("open", 0), ev("close", 0, 2, evidence={"close_reason": RESTART_CLOSE_REASON}),
+                            *episode(30, 32, subject="VEH-0002")])
+    quick = incidents.list().set_index("subject_id")["quick_close"].to_dict()
+    assert quick == {"VEH-0001": False, "VEH-0002": True}
+    assert incidents.kpis(by="rule", now=at(60)).iloc[0]["quick_closes"] == 1
+
+
 def test_point_level_updates_with_one_start_all_move_the_incident(incidents):
     kw = {"rule": "point_level", "subject": "MP-000001"}
     events = [ev("open", 0, severity=2, evidence={"level": 1}, **kw),
