@@ -500,6 +500,14 @@ def test_the_city_fills_the_map_without_scrollbars_or_overlapping_controls(chrom
         clashes = [(a, b) for i, a in enumerate(sorted(boxes)) for b in sorted(boxes)[i + 1:]
                    if _overlaps(boxes[a], boxes[b])]
         assert clashes == [], f"overlapping at {size}: {clashes} ({boxes})"
+        # the drawing tools scale with the other controls (their sprite is 30 px at any size)
+        zoom_button, draw_button = page.evaluate("""() => ['.leaflet-control-zoom-in', '.leaflet-draw-toolbar a']
+            .map(selector => document.querySelector(selector).getBoundingClientRect().height)""")
+        assert 0.75 <= draw_button / zoom_button <= 1.25, (size, draw_button, zoom_button)
+        # the briefing's day field as high as the buttons beside it (Dash 4 wraps it in a box of 34 px)
+        field, button = page.evaluate("""() => ['#hz-briefing-day', '.hz-snapshot .hz-snapshot-button']
+            .map(selector => document.querySelector(selector).getBoundingClientRect().height)""")
+        assert abs(field - button) <= 2, (size, field, button)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"wall-layout-{size}.png"))
     finally:
