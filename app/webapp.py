@@ -451,7 +451,10 @@ def _regenerator_for_polyfill(web: dash.Dash) -> None:
     was 40-95 ms of the main thread before the map existed (issue 16: the first render).
     dash_table's bundle, unused, is left out too (10-13 ms of evaluation)."""
     runtime = (ASSETS_DIR / _REGENERATOR_SCRIPT).read_text(encoding="utf-8")
-    generate = web._generate_scripts_html
+    generate = getattr(web, "_generate_scripts_html", None)  # Dash's, private: pyproject bounds Dash's version
+    if generate is None:  # a Dash that assembles its page otherwise: the polyfill stays (slower, not broken)
+        log.warning("Dash has no _generate_scripts_html: its @babel/polyfill is served as it is")
+        return
 
     def scripts_html() -> str:
         html_ = _DASH_TABLE_TAG.sub("", generate(), count=1)
