@@ -179,12 +179,16 @@ def build(data: dict, language: str, history: list, actions: tuple[str, ...] = (
 
 def _action_form(incident_id: str, actions: tuple[str, ...], language: str) -> list:
     form = [dcc.Textarea(id="hz-incident-note", placeholder=text(L["note"], language), className="hz-incident-note")]
+    # each field named beside it: the deadline's placeholder is hidden by its value
     if "dispose" in actions:
-        form.append(html.Select(id="hz-incident-outcome", className="hz-incident-outcome", children=[
-            html.Option(text(label, language), value=key) for key, label in VALUE_LABELS["outcome"].items()]))
+        form.append(html.Label([text(L["outcome"], language), html.Select(
+            id="hz-incident-outcome", className="hz-incident-outcome", children=[
+                html.Option(text(label, language), value=key) for key, label in VALUE_LABELS["outcome"].items()])],
+            className="hz-incident-field"))
     if "supervise" in actions:
-        form.append(dcc.Input(id="hz-incident-deadline", type="number", value=24, min=1, max=720,
-                              className="hz-incident-deadline", placeholder=text(L["deadline"], language)))
+        form.append(html.Label([text(L["deadline"], language), dcc.Input(
+            id="hz-incident-deadline", type="number", value=24, min=1, max=720, className="hz-incident-deadline",
+            placeholder=text(L["deadline"], language))], className="hz-incident-field"))
     buttons = [html.Button(text(ACTION_LABELS[a], language), className=f"hz-incident-button hz-action-{a}",
                            **{"data-action": a, "data-incident": incident_id}) for a in actions]
     return [*form, html.Div(buttons, className="hz-incident-buttons"),

@@ -280,6 +280,16 @@ def test_actions_taken_in_the_panel_show_in_the_stores_history(page, incident_ap
     env = incident_app.env
     login(page, env, "dept")
     open_incident(page, env.incident)
+    page.wait_for_selector("#hz-incident-deadline", timeout=15_000)
+    # the form in the wall's dark look and type size, each field named (no white native controls)
+    looks = page.evaluate("""() => ['#hz-incident-note', '#hz-incident-outcome', '#hz-panel .dash-input-container',
+        '.hz-action-sign'].map(selector => { const s = getComputedStyle(document.querySelector(selector));
+            const [r, g, b] = s.backgroundColor.match(/[0-9.]+/g).map(Number);
+            return [selector, (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255, parseFloat(s.fontSize)]; })""")
+    assert all(luminance < 0.25 for _, luminance, _ in looks), looks
+    assert len({size for _, _, size in looks}) == 1, looks
+    labels = page.locator("#hz-panel .hz-incident-field").all_inner_texts()
+    assert [label.split()[0] for label in labels] == ["处置结果", "督办期限"], labels
     for action, expected in (("sign", "signed"), ("supervise", "supervised"), ("dispose", "disposed"),
                              ("close", "closed")):
         page.wait_for_selector(f".hz-action-{action}", timeout=15_000)
