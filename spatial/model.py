@@ -76,7 +76,8 @@ LAYER_SPECS: dict[str, TableSpec] = {
         TableSpec("parks", _f("id:str, name:str, name_en:str, district_adcode:str"), "MultiPolygon", "CP-"),
         TableSpec(
             "entities",
-            _f("id:str, name:str, licensed:bool, category:str, district_adcode:str, park_id:str?"),
+            _f("id:str, name:str, licensed:bool, category:str, district_adcode:str, park_id:str?, contact:str?, "
+               "phone:str?"),
             "Point",
             "ENT-",
         ),

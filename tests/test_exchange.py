@@ -70,11 +70,11 @@ def build_test_world() -> World:
         ], [MultiPolygon([_box(121.62, 29.97, 0.04)])]),
         entities=_layer("entities", [
             {"id": "ENT-001", "name": "镇海炼化", "licensed": True, "category": "production",
-             "district_adcode": "330211", "park_id": "CP-01"},
+             "district_adcode": "330211", "park_id": "CP-01", "contact": "李娜", "phone": "0574-86001234"},
             {"id": "ENT-002", "name": "海曙储运", "licensed": True, "category": "trade",
-             "district_adcode": "330203", "park_id": None},
+             "district_adcode": "330203", "park_id": None, "contact": None, "phone": "13800000000"},
             {"id": "ENT-003", "name": "第一中学实验室", "licensed": False, "category": "school",
-             "district_adcode": "330203", "park_id": None},
+             "district_adcode": "330203", "park_id": None, "contact": None, "phone": None},
         ], [Point(121.6412345678901, 29.9812345678901), Point(121.45, 29.85), Point(121.47, 29.86)]),
         hazard_sources=_layer("hazard_sources", [
             {"id": "HS-001", "entity_id": "ENT-001", "name": "液氯储罐区", "people_500m": 120, "alpha": 2.0,

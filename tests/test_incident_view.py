@@ -105,6 +105,10 @@ def test_the_impact_view_of_an_incident_uses_its_time_position_and_cargo(world, 
     assert view["impact"].distances.period == "night"  # 05:15 Asia/Shanghai
     vehicle = world.vehicles.set_index("id").loc[VEHICLE]
     assert [c["role"] for c in view["contacts"]][0] == "carrier" and view["contacts"][0]["id"] == vehicle["carrier_id"]
+    carrier = world.entities.set_index("id").loc[vehicle["carrier_id"]]
+    assert (view["contacts"][0]["contact"], view["contacts"][0]["phone"]) == (carrier["contact"], carrier["phone"])
+    if view["waybill"] is not None:  # a waybill's emergency phone is its carrier's duty phone
+        assert view["waybill"]["emergency_phone"] == carrier["phone"]
     assert view["texts"] is not None and len(view["texts"]) == 0
     point_view = impact_view(world, ids["point_level"], store=store)
     assert point_view["subject_id"].startswith("HS-")  # a point's alarm: its hazard source in trouble

@@ -89,7 +89,8 @@ def test_the_truck_panel_shows_its_stored_speeds_carrier_waybill_and_incidents(w
     assert _field(panel, "Speed") == f"{batch.speed_kmh[-1]:g} km/h"
     carrier = _field(panel, "Carrier")
     assert carrier.id["layer"] == "entities" and carrier.id["id"] == vehicle["carrier_id"]
-    assert _field(panel, "Carrier contacts") == "—"  # the demo world holds no contact fields yet
+    carrier_row = world.entities.set_index("id").loc[vehicle["carrier_id"]]
+    assert _field(panel, "Carrier contacts") == f"{carrier_row['contact']} · {carrier_row['phone']}"
     if data["waybill"] is not None:  # its sites as links named by the enterprise
         site = _field(panel, "Loading site")
         names = world.entities.set_index("id")["name"]

@@ -62,11 +62,14 @@ def make_world(variant: int = 0) -> World:
         ]),
         entities=_layer([
             {"id": "ENT-0002", "name": 'Acme "Chem", Ltd.', "licensed": True, "category": "production",
-             "district_adcode": "330211", "park_id": "CP-1", "geometry": Point(121.71, 30.01)},
+             "district_adcode": "330211", "park_id": "CP-1", "contact": "王伟", "phone": "0574-86001234",
+             "geometry": Point(121.71, 30.01)},
             {"id": "ENT-0001", "name": "镇海炼化", "licensed": bool(v % 2 == 0), "category": "use",
-             "district_adcode": "330211", "park_id": None, "geometry": Point(121.55 + v * 1e-4, 29.87)},
+             "district_adcode": "330211", "park_id": None, "contact": None, "phone": "13800000000",
+             "geometry": Point(121.55 + v * 1e-4, 29.87)},
             {"id": "ENT-0003", "name": "宁波大学实验室", "licensed": False, "category": "research",
-             "district_adcode": "330205", "park_id": None, "geometry": Point(121.63, 29.91)},
+             "district_adcode": "330205", "park_id": None, "contact": None, "phone": None,
+             "geometry": Point(121.63, 29.91)},
         ]),
         hazard_sources=_layer([
             {"id": "HS-0001", "entity_id": "ENT-0002", "name": "储罐区 1", "people_500m": 120 + v, "alpha": 1.2,

@@ -96,7 +96,8 @@ def build_world(seed: int, scale: float = 1.0, chemicals: pd.DataFrame | None = 
 
     chemicals = load_chemicals() if chemicals is None else chemicals
     _check_catalogue(chemicals)
-    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(12)]
+    # a part added later takes the next child: the earlier parts' draws stay as they were
+    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(13)]
     counts = {k: scaled_count(v, scale) for k, v in REAL_COUNTS.items()}
     if counts["licensed_entities"] < len(ENTITY_CATEGORIES_LICENSED):
         raise ValueError(f"scale {scale} is too small: the world needs a licensed enterprise of each of the "
@@ -119,6 +120,8 @@ def build_world(seed: int, scale: float = 1.0, chemicals: pd.DataFrame | None = 
     mp = _monitoring_points(rngs[5], counts["monitoring_points"], hs, hs_chem, parks, free_land, chemicals)
     zones, blocked = _restricted_zones(rngs[6], net, water_zones, land)
     veh, wb, goods = _transport(rngs[7], counts["vehicles"], ent, land, net, blocked, zones, chemicals)
+    # who answers for each enterprise (the incident panels' "who to call")
+    ent["table"]["contact"] = _names.person_names(rngs[12], len(ent["table"]["id"]))
     facilities = _facilities(rngs[8], counts, net, parks, free_land, district_geoms, districts)
     sites = _sensitive_sites(rngs[9], counts, ent, parks, free_land, water_zones)
 
@@ -561,6 +564,7 @@ def _transport(rng, n_veh, ent, land, net: RoadNetwork, blocked, zones, chemical
     size = rng.lognormal(0.0, 1.0, len(carriers))
     carrier_of = carriers[rng.choice(len(carriers), n_veh, p=size / size.sum())]
     carrier_phone = "0574-8" + np.char.mod("%07d", rng.choice(10_000_000, len(table["id"]), replace=False)).astype(object)
+    table["phone"] = carrier_phone  # each enterprise's duty phone: a waybill's emergency phone is its carrier's
     xy = jitter_within(rng, ent["xy"][carrier_of], 120.0, land)
 
     region_p = np.array([p for _, p in PLATE_REGIONS])

@@ -33,7 +33,7 @@ L: dict[str, Text] = {
     "occupancy": ("人数", "Occupancy"), "distance": ("距离 (m)", "Distance (m)"), "zone": ("区域", "Zone"),
     "texts": ("下发司机短信", "Texts to the driver"), "message": ("短信内容", "Message"),
     "send": ("下发短信", "Text the driver"), "state": ("状态", "State"), "answer": ("终端应答", "Answer"),
-    "by": ("人员", "By"), "none": ("无数据", "no data"),
+    "by": ("人员", "By"), "none": ("无联系方式", "no contact on record"),
 }
 ROLES: dict[str, Text] = {"carrier": ("承运企业", "Carrier"), "plant": ("装货企业", "Plant"),
                           "consignee": ("卸货企业", "Consignee")}

@@ -123,7 +123,7 @@ CONTACT_FIELDS = ("contact", "phone", "email")  # an enterprise's contact column
 
 
 def carrier_contacts(carrier) -> str:
-    """The carrier's contact fields the World holds (none yet in the demo world: "—")."""
+    """The carrier's contact fields the World holds ("—" without any)."""
     if carrier is None:
         return "—"
     found = [str(carrier[c]) for c in CONTACT_FIELDS if c in carrier.index and isinstance(carrier[c], str) and carrier[c]]

@@ -7,6 +7,7 @@ another department's user gets neither the actions nor the impact view."""
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 
@@ -246,6 +247,9 @@ def test_texting_the_driver_shows_the_terminals_answer_when_it_comes(page, incid
     page.evaluate("(id) => window.dash_clientside.set_props('hz-live-click', "
                   "{data: {layer: 'impact', id: id, at: Date.now()}})", incident_app.impact)
     page.wait_for_selector("#hz-panel .hz-impact-text", timeout=15_000)
+    # who to call: each enterprise's contact person and duty phone, on one unbroken line
+    contacts = page.locator("#hz-panel .hz-impact-contact").all_inner_texts()
+    assert contacts and all(re.fullmatch(r"\S+ · 0574-\d{8}", c.strip()) for c in contacts), contacts
     page.fill("#hz-impact-message", "请立即靠边停车")
     page.click(".hz-impact-text")
     page.wait_for_function("() => document.querySelector('.hz-impact-text-rows tr[data-status=pending]')",
