@@ -64,6 +64,40 @@
         };
     };
 
+    // The padding strips of every `viewFirst` layer (the static and vector canvases), run together:
+    // each idle task draws the next strip of every layer waiting, so a zoom's padding ends in 4
+    // commits, not 4 per layer. With software compositing a commit copies every 2D canvas on the
+    // page, changed or not (~2 ms a screen-sized canvas, ~10 ms a commit at the wall, issue 16).
+    // The first strips wait until the zoom's own frame and the next are out: a strip drawn between
+    // them made the frame after the zoom commit and copy every canvas again.
+    var pads = [], gate = 0, open = true, idleQueued = false;
+    var idle = window.requestIdleCallback || function (f) { return setTimeout(f, 16); };
+    function queuePadding(layer, job, strips, covered) {
+        pads = pads.filter(function (p) { return p.layer !== layer; });
+        pads.push({layer: layer, job: job, strips: strips, covered: covered, i: 0});
+        var mine = ++gate;
+        open = false;
+        var go = function () { if (gate === mine && !open) { open = true; idlePads(); } };
+        L.Util.requestAnimFrame(function () { L.Util.requestAnimFrame(go); });
+        setTimeout(go, 250); // no frames (a hidden page): the padding all the same
+    }
+    function idlePads() {
+        if (open && !idleQueued && pads.length) { idleQueued = true; idle(drawPads, {timeout: 1000}); }
+    }
+    function drawPads() {
+        idleQueued = false;
+        if (!open) { return; } // a newer zoom's frames are still to come
+        pads = pads.filter(function (p) { return p.job === p.layer._paddingJob && p.layer._map; });
+        pads.forEach(function (p) {
+            var s = p.strips[p.i];
+            p.layer._drawnAt.bounds = p.covered[p.i];
+            if (s.max.x > s.min.x && s.max.y > s.min.y) { p.layer._draw(s, false); }
+            p.i += 1;
+        });
+        pads = pads.filter(function (p) { return p.i < p.strips.length; });
+        idlePads();
+    }
+
     hazmap.CanvasLayer = L.Renderer.extend({
         // keepWhileCovered: a layer whose drawing changes only with the view keeps its canvas
         // through a pan that stays within what it drew (same zoom, same pixel origin), and
@@ -128,35 +162,23 @@
                 L.point(Math.min(max.x, b.max.x), Math.min(max.y, b.max.y)));
         },
 
-        // The padding around the view drawn in four strips, each in its own idle task: left and
-        // right of the view, then above and below the whole width, so that what is drawn stays one
-        // rectangle (`_drawnAt.bounds`, what a pan may keep) after every strip.
+        // The padding around the view drawn in four strips, in idle tasks: left and right of the
+        // view, then above and below the whole width, so that what is drawn stays one rectangle
+        // (`_drawnAt.bounds`, what a pan may keep) after every strip. The strips of every layer
+        // run together (`queuePadding`).
         _fillPadding: function (job) {
-            var b = this._bounds, v = this._drawnAt.bounds, self = this;
-            var strips = [
+            var b = this._bounds, v = this._drawnAt.bounds;
+            queuePadding(this, job, [
                 L.bounds(L.point(b.min.x, v.min.y), L.point(v.min.x, v.max.y)),
                 L.bounds(L.point(v.max.x, v.min.y), L.point(b.max.x, v.max.y)),
                 L.bounds(b.min, L.point(b.max.x, v.min.y)),
                 L.bounds(L.point(b.min.x, v.max.y), b.max)
-            ];
-            var covered = [
+            ], [
                 L.bounds(L.point(b.min.x, v.min.y), v.max),
                 L.bounds(L.point(b.min.x, v.min.y), L.point(b.max.x, v.max.y)),
                 L.bounds(b.min, L.point(b.max.x, v.max.y)),
                 b
-            ];
-            var idle = window.requestIdleCallback || function (f) { return setTimeout(f, 16); };
-            function next(i) {
-                if (i >= strips.length || job !== self._paddingJob || !self._map) { return; }
-                idle(function () {
-                    if (job !== self._paddingJob || !self._map) { return; }
-                    var s = strips[i];
-                    self._drawnAt.bounds = covered[i];
-                    if (s.max.x > s.min.x && s.max.y > s.min.y) { self._draw(s, false); }
-                    next(i + 1);
-                }, {timeout: 1000});
-            }
-            next(0);
+            ]);
         },
 
         // Everything drawn from scratch (content changed): the whole canvas, no strip pending.
