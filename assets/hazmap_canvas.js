@@ -20,7 +20,7 @@
     }
     var L = window.L;
 
-    // Every renderer (ours and Leaflet's own canvases, the land's included) left where its canvas's
+    // Every renderer (ours, Leaflet's own canvas and the land's SVG) left where its canvas's
     // content belongs, on whole pixels, once a zoom is over. Leaflet's `_updateTransform`, run by the
     // `zoom` and `viewreset` events after a zoom without animation, places a canvas at
     // -size·(0.5 + padding) from the new centre: with the default padding 0.1 and a map 992 px tall
@@ -65,11 +65,10 @@
     };
 
     // The padding strips of every `viewFirst` layer (the static and vector canvases), run together:
-    // each idle task draws the next strip of every layer waiting, so a zoom's padding ends in 4
-    // commits, not 4 per layer. With software compositing a commit copies every 2D canvas on the
-    // page, changed or not (~2 ms a screen-sized canvas, ~10 ms a commit at the wall, issue 16).
-    // The first strips wait until the zoom's own frame and the next are out: a strip drawn between
-    // them made the frame after the zoom commit and copy every canvas again.
+    // each idle task draws the next strip of every layer waiting, 4 tasks a zoom instead of 4 per
+    // layer, so fewer frames with a changed canvas. With software compositing a commit copies every
+    // 2D canvas on the page, changed or not (~2 ms a screen-sized canvas, ~10 ms a commit at the
+    // wall, issue 16). The first strips wait until the zoom's own frame and the next are out.
     var pads = [], gate = 0, open = true, idleQueued = false;
     var idle = window.requestIdleCallback || function (f) { return setTimeout(f, 16); };
     function queuePadding(layer, job, strips, covered) {
