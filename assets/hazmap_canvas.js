@@ -20,7 +20,7 @@
     }
     var L = window.L;
 
-    // Every renderer (ours and Leaflet's own canvases, the land's included) left where its canvas's
+    // Every renderer (ours, Leaflet's own canvas and the land's SVG) left where its canvas's
     // content belongs, on whole pixels, once a zoom is over. Leaflet's `_updateTransform`, run by the
     // `zoom` and `viewreset` events after a zoom without animation, places a canvas at
     // -size·(0.5 + padding) from the new centre: with the default padding 0.1 and a map 992 px tall
@@ -63,6 +63,39 @@
             out.y = p.y / s0;
         };
     };
+
+    // The padding strips of every `viewFirst` layer (the static and vector canvases), run together:
+    // each idle task draws the next strip of every layer waiting, 4 tasks a zoom instead of 4 per
+    // layer, so fewer frames with a changed canvas. With software compositing a commit copies every
+    // 2D canvas on the page, changed or not (~2 ms a screen-sized canvas, ~10 ms a commit at the
+    // wall, issue 16). The first strips wait until the zoom's own frame and the next are out.
+    var pads = [], gate = 0, open = true, idleQueued = false;
+    var idle = window.requestIdleCallback || function (f) { return setTimeout(f, 16); };
+    function queuePadding(layer, job, strips, covered) {
+        pads = pads.filter(function (p) { return p.layer !== layer; });
+        pads.push({layer: layer, job: job, strips: strips, covered: covered, i: 0});
+        var mine = ++gate;
+        open = false;
+        var go = function () { if (gate === mine && !open) { open = true; idlePads(); } };
+        L.Util.requestAnimFrame(function () { L.Util.requestAnimFrame(go); });
+        setTimeout(go, 250); // no frames (a hidden page): the padding all the same
+    }
+    function idlePads() {
+        if (open && !idleQueued && pads.length) { idleQueued = true; idle(drawPads, {timeout: 1000}); }
+    }
+    function drawPads() {
+        idleQueued = false;
+        if (!open) { return; } // a newer zoom's frames are still to come
+        pads = pads.filter(function (p) { return p.job === p.layer._paddingJob && p.layer._map; });
+        pads.forEach(function (p) {
+            var s = p.strips[p.i];
+            p.layer._drawnAt.bounds = p.covered[p.i];
+            if (s.max.x > s.min.x && s.max.y > s.min.y) { p.layer._draw(s, false); }
+            p.i += 1;
+        });
+        pads = pads.filter(function (p) { return p.i < p.strips.length; });
+        idlePads();
+    }
 
     hazmap.CanvasLayer = L.Renderer.extend({
         // keepWhileCovered: a layer whose drawing changes only with the view keeps its canvas
@@ -128,35 +161,23 @@
                 L.point(Math.min(max.x, b.max.x), Math.min(max.y, b.max.y)));
         },
 
-        // The padding around the view drawn in four strips, each in its own idle task: left and
-        // right of the view, then above and below the whole width, so that what is drawn stays one
-        // rectangle (`_drawnAt.bounds`, what a pan may keep) after every strip.
+        // The padding around the view drawn in four strips, in idle tasks: left and right of the
+        // view, then above and below the whole width, so that what is drawn stays one rectangle
+        // (`_drawnAt.bounds`, what a pan may keep) after every strip. The strips of every layer
+        // run together (`queuePadding`).
         _fillPadding: function (job) {
-            var b = this._bounds, v = this._drawnAt.bounds, self = this;
-            var strips = [
+            var b = this._bounds, v = this._drawnAt.bounds;
+            queuePadding(this, job, [
                 L.bounds(L.point(b.min.x, v.min.y), L.point(v.min.x, v.max.y)),
                 L.bounds(L.point(v.max.x, v.min.y), L.point(b.max.x, v.max.y)),
                 L.bounds(b.min, L.point(b.max.x, v.min.y)),
                 L.bounds(L.point(b.min.x, v.max.y), b.max)
-            ];
-            var covered = [
+            ], [
                 L.bounds(L.point(b.min.x, v.min.y), v.max),
                 L.bounds(L.point(b.min.x, v.min.y), L.point(b.max.x, v.max.y)),
                 L.bounds(b.min, L.point(b.max.x, v.max.y)),
                 b
-            ];
-            var idle = window.requestIdleCallback || function (f) { return setTimeout(f, 16); };
-            function next(i) {
-                if (i >= strips.length || job !== self._paddingJob || !self._map) { return; }
-                idle(function () {
-                    if (job !== self._paddingJob || !self._map) { return; }
-                    var s = strips[i];
-                    self._drawnAt.bounds = covered[i];
-                    if (s.max.x > s.min.x && s.max.y > s.min.y) { self._draw(s, false); }
-                    next(i + 1);
-                }, {timeout: 1000});
-            }
-            next(0);
+            ]);
         },
 
         // Everything drawn from scratch (content changed): the whole canvas, no strip pending.

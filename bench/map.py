@@ -29,8 +29,12 @@ world at `--scale` with a scripted live feed: every truck placed on a waybill ro
   ``anchor_first_render_ms``, ``anchor_pan_redraw_ms_p90``, ``anchor_zoom_redraw_ms_p90`` and the
   ratios anchor ÷ canvas.
 
-    python -m bench.map [--seed 7] [--scale 1.0] [--ticks 15] [--pans 15]
+    python -m bench.map [--seed 7] [--scale 1.0] [--ticks 15] [--pans 15] [--busy K]
     hazmap bench map ...
+
+``--busy K`` runs K busy loops (``python -c 'while True: pass'``, nice 0) beside the whole run: a
+reproducible load for the question whether the targets hold on a machine doing other work (issue
+16's eleventh round); the load average at the start is printed with the world line.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -266,8 +272,20 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     parser.add_argument("--part", choices=("all", "wall", "drilldown"), default="all",
                         help="the wall's figures, the drill-down's (bench/drilldown.py), or both")
     parser.add_argument("--samples", type=int, default=15, help="drill-down: clicks per kind")
+    parser.add_argument("--busy", type=int, default=0, metavar="K",
+                        help="K busy-loop processes beside the run (a reproducible load on a shared machine)")
     args = parser.parse_args(argv)
+    load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+    try:
+        _run(args, load)
+    finally:
+        for loop in busy:
+            loop.kill()
+            loop.wait()
 
+
+def _run(args: argparse.Namespace, load: str) -> None:
     from playwright.sync_api import sync_playwright
 
     from data.demo import build_world
@@ -281,7 +299,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     _all_layers_on()
     print(f"world seed={args.seed} scale={args.scale}: entities={len(world.entities)} "
           f"monitoring_points={len(world.monitoring_points)} sensitive_sites={len(world.sensitive_sites)} "
-          f"vehicles={len(world.vehicles)} (built in {time.perf_counter() - started:.1f} s)")
+          f"vehicles={len(world.vehicles)} (built in {time.perf_counter() - started:.1f} s); "
+          f"busy loops {args.busy}, load average {load} at the start")
     figures: dict[str, float] = {}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)

@@ -141,10 +141,58 @@ def test_a_zoom_draws_the_view_at_once_and_the_padding_after_as_a_whole_redraw_w
     assert_no_console_errors(console)
 
 
-# Every canvas of the map: its class, its transform's translation and scale (the computed matrix).
-CANVAS_PLACES_JS = """() => Array.from(document.querySelectorAll('.leaflet-map-pane canvas')).map(c => {
+# The static and vector canvases' draws after a zoom (every 2D call on them): in which animation
+# frame since the zoom and in which task (a counter bumped by the first call of a task, reset by the
+# microtask checkpoint at its end).
+STRIP_TASKS_JS = """async (step) => {
+    const map = window.hazmap.leafletMap, proto = CanvasRenderingContext2D.prototype, calls = [];
+    let frames = 0, task = 0, inTask = false, live = true;
+    const tick = () => { frames++; if (live) requestAnimationFrame(tick); };
+    const own = {putImageData: proto.putImageData, clearRect: proto.clearRect, stroke: proto.stroke};
+    for (const k of Object.keys(own)) proto[k] = function () {
+        const name = this.canvas.className;
+        if (name.includes('hz-static-canvas') || name.includes('hz-vector-canvas')) {
+            if (!inTask) { inTask = true; task++; queueMicrotask(() => { inTask = false; }); }
+            calls.push([frames, task]);
+        }
+        return own[k].apply(this, arguments);
+    };
+    map.setZoom(map.getZoom() + step, {animate: false});
+    const zoomTask = task;
+    requestAnimationFrame(tick);
+    while (!(window.hazmapStatic.settled() && window.hazmapVector.settled())) {
+        await new Promise(r => setTimeout(r, 5));
+    }
+    live = false;
+    Object.assign(proto, own);
+    const strips = calls.filter(c => c[1] > zoomTask);
+    return {firstFrame: Math.min(...strips.map(c => c[0])), tasks: new Set(strips.map(c => c[1])).size};
+}"""
+
+
+def test_after_a_zoom_the_padding_strips_of_both_canvases_run_together_after_the_zoom_s_frames(page, live_server,
+                                                                                              console):
+    """With software compositing every 2D canvas is copied at every commit, changed or not, and each
+    task that draws a strip ends in a commit: the static and vector canvases' four strips run in
+    the same four tasks (not eight), and none before the zoom's own frame and the next are out."""
+    open_with_every_layer_drawn(page, live_server)
+    names = list(VECTOR_LAYERS)
+    for step in (+1, -1):  # every band of both zooms loaded: no whole redraw when a band comes
+        page.evaluate("(step) => { const m = window.hazmap.leafletMap; m.setZoom(m.getZoom() + step, {animate: false}); }",
+                      step)
+        page.wait_for_function(f"(names) => window.hazmapStatic.settled() && window.hazmapVector.settled() && "
+                               f"{BANDS_IN_JS}(names)", arg=names, timeout=15_000)
+    for step in (+1, -1):
+        strips = page.evaluate(STRIP_TASKS_JS, step)
+        assert 1 <= strips["tasks"] <= 4, strips
+        assert strips["firstFrame"] >= 2, strips
+    assert_no_console_errors(console)
+
+
+# Every canvas (and SVG renderer) of the map: its class, its transform's translation and scale (the computed matrix).
+CANVAS_PLACES_JS = """() => Array.from(document.querySelectorAll('.leaflet-map-pane canvas, .leaflet-map-pane svg')).map(c => {
     const m = new DOMMatrixReadOnly(getComputedStyle(c).transform);
-    const own = c.className.split(' ').filter(n => n.startsWith('hz-'))[0];
+    const own = (c.getAttribute('class') || '').split(' ').filter(n => n.startsWith('hz-'))[0];
     return {name: own || c.parentElement.className.split(' ').pop(), x: m.e, y: m.f, scale: m.a};
 })"""
 
@@ -160,7 +208,7 @@ def test_after_a_zoom_every_canvas_sits_on_whole_pixels(page, live_server, conso
         places = page.evaluate(CANVAS_PLACES_JS)
         names = {p["name"] for p in places}
         assert {"hz-grid-canvas", "hz-counts-canvas", "hz-static-canvas", "hz-vector-canvas"} <= names, names
-        assert any("hzland" in n for n in names), names  # Leaflet's own canvas (the land) too
+        assert any("hzland" in n for n in names), names  # Leaflet's own renderer (the land's SVG) too
         off = [p for p in places if p["scale"] != 1 or p["x"] != round(p["x"]) or p["y"] != round(p["y"])]
         assert off == [], off
     assert_no_console_errors(console)

@@ -217,14 +217,17 @@ def _rgb(hex_colour: str) -> list[int]:
     return [int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)]
 
 
-# Colour of the land canvas at a lon/lat, and the map's background colour.
+# The land at a lon/lat: the colour and opacity of the land's SVG path covering it ([0, 0, 0, 0]
+# where none does). The land is SVG (assets/hazmap_map.js `landStyle`), never a 2D canvas.
 LAND_PIXEL_JS = """([lat, lon]) => {
-    const map = window.hazmap.leafletMap;
-    const canvas = map.getPane('hzland').querySelector('canvas');
-    const pane = map.latLngToLayerPoint([lat, lon]);
-    const origin = L.DomUtil.getPosition(canvas);
-    const x = Math.round(pane.x - origin.x), y = Math.round(pane.y - origin.y);
-    return Array.from(canvas.getContext('2d').getImageData(x, y, 1, 1).data);
+    const map = window.hazmap.leafletMap, pane = map.getPane('hzland');
+    const p = map.latLngToLayerPoint([lat, lon]);
+    for (const path of pane.querySelectorAll('svg path')) {
+        if (!path.isPointInFill(new DOMPoint(p.x, p.y))) continue;
+        const style = getComputedStyle(path), rgb = style.fill.match(/\\d+/g).map(Number);
+        return [...rgb, Math.round(255 * parseFloat(style.fillOpacity) * parseFloat(style.opacity))];
+    }
+    return [0, 0, 0, 0];
 }"""
 
 
@@ -240,7 +243,9 @@ def test_wall_screen_without_tiles(chromium, page, live_server, console):
     page.wait_for_function("document.querySelectorAll('.hz-district-label').length > 0", timeout=LOAD_TIMEOUT_MS)
     assert sorted(page.locator(".hz-district-label").all_inner_texts()) == sorted(districts["name"])
 
-    # Land and sea: the land canvas is painted where the districts are and nowhere else.
+    # Land and sea: the land is painted where the districts are and nowhere else, as SVG: a 2D
+    # canvas is copied at every commit (software compositing), an SVG path only when it changes.
+    assert page.evaluate("window.hazmap.leafletMap.getPane('hzland').querySelectorAll('canvas').length") == 0
     inland = districts.geometry.representative_point().iloc[0]
     assert page.evaluate(LAND_PIXEL_JS, [inland.y, inland.x]) == [*_rgb(LAND), 255]
     assert page.evaluate(LAND_PIXEL_JS, [29.2, 122.6])[3] == 0  # the East China Sea
