@@ -399,8 +399,9 @@ class LiveMonitor:
         replay_open = open_after(alerts)
         replay_closes = {e.episode_id: e for e in alerts if e.phase == "close"}
         unread = sorted(set(replay_open) - active)
-        if unread:  # the replay's own episodes: is any on record?
-            stored = pd.concat([frame for frame in (stored, store.read_events(episode_id=unread)) if len(frame)])
+        extra = store.read_events(episode_id=unread) if unread else pd.DataFrame()  # the replays' own: on record?
+        if len(extra):
+            stored = pd.concat([stored, extra], ignore_index=True) if len(stored) else extra
         # the last run stopped between storing an episode's open and its close, which the replay saw
         ended = {episode for episode in active - set(replay_open) if episode in replay_closes}
         left = stored[stored["episode_id"].isin(active - set(replay_open) - ended)] if len(stored) else stored

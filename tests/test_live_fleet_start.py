@@ -530,3 +530,23 @@ def test_a_point_alarm_an_earlier_restart_reopened_goes_on_under_the_episode_the
     events = point_events()
     assert events["phase"].tolist() == ["open", "close", "open", "close"]
     assert events.iloc[3]["episode_id"] == reopened[0].episode_id and "close_reason" not in events.iloc[3]["evidence"]
+
+
+def test_an_episode_the_last_run_never_stored_is_raised_at_the_start_with_nothing_on_record(store_url):
+    """The last run stored a truck's pings up to its stop at a school and stopped before storing
+    the episode (and no incident is active): the start raises it from the replay — whatever the
+    store holds, or does not, of the replay's episodes."""
+    world = engine_world()
+    route = _stay(LOAD, 3) + _drive(LOAD, UNLOAD) + _stay(UNLOAD, 12) + _drive(UNLOAD, WASH) + _stay(WASH, 15) \
+        + _drive(WASH, SCHOOL) + _stay(SCHOOL, 12)
+    t0_ms = int(time.time() * 1000) - 8 * 60_000 - len(route) * 30_000
+    _waybill_from(world, t0_ms)
+    with Store.open(store_url, upgrade=True) as store:
+        store.replace_world(world)
+        store.write_pings(track(TRUCK, route, start_ms=t0_ms))
+    for incidents in (None, MonitorSettings().incidents):  # without the incident processor, and with it
+        with LiveMonitor(world, store_url, MonitorSettings(clock="wall", incidents=incidents)) as monitor:
+            assert monitor.wait_idle(30)
+        with Store.open(store_url) as store:
+            raised = store.read_events(rule="stop_near_sensitive_site")
+        assert raised["phase"].tolist() == ["open"] and raised.iloc[0]["subject_id"] == TRUCK  # once
