@@ -176,8 +176,11 @@ def replay_points(store: Store, world: World, at, episodes: pd.DataFrame,
     From the episode's start, not before it: the readings before may have been judged by another
     run (an alarm an earlier restart closed, reopened by its next reading, would be replayed as the
     first episode, not the one the store holds open). A level, range or stuck episode opens again
-    at its first reading; a rate episode needs the readings of its window before it, so it may not,
-    and is then closed at the start as before."""
+    at its first reading. The rate rule judges a reading against the readings of its window before
+    it: those before each point's start are given to it as context only (`PointEngine.warm`: no
+    event, no other rule's state), so it judges the start's reading, and the window's after it, as
+    the stopped engine did — a rate episode opens again at the same reading, and no rate episode
+    is raised on a window cut short at the start."""
     at_ms = _epoch_ms(at)
     engine = PointEngine(world, settings, rules=point_rules(settings, clock_driven=False))
     episodes = episodes[episodes["rule"].isin([rule.name for rule in engine.rules])] if len(episodes) else episodes
@@ -190,12 +193,20 @@ def replay_points(store: Store, world: World, at, episodes: pd.DataFrame,
     # each point from its earliest open episode's start
     since = pd.Series(starts_ms[reached]).groupby(episodes["subject_id"].astype(str).to_numpy()[reached]).min()
     point_ids = since.index.tolist()
+    context_ms = engine.context_ms  # the rate rule's window, read before each point's start
     events: list[Event] = []
-    for t0 in range(int(since.min()), at_ms, round(LOOKBACK_S * 1000)):
+    for t0 in range(int(since.min()) - context_ms, at_ms, round(LOOKBACK_S * 1000)):
         frame = store.read_readings(pd.Timestamp(t0, unit="ms", tz="UTC"),
                                     pd.Timestamp(min(t0 + round(LOOKBACK_S * 1000), at_ms), unit="ms", tz="UTC"),
                                     point_ids)
-        frame = frame[frame["epoch_ms"].to_numpy("int64") >= since.reindex(frame["point_id"]).to_numpy("int64")]
+        epoch_ms = frame["epoch_ms"].to_numpy("int64")
+        start_ms = since.reindex(frame["point_id"]).to_numpy("int64")
+        before = frame[(epoch_ms < start_ms) & (epoch_ms >= start_ms - context_ms)]
+        if len(before):  # older than the point's readings replayed, in this chunk and the next ones
+            engine.warm(ReadingBatch.from_arrays(before["point_id"].to_numpy(object),
+                                                 before["epoch_ms"].to_numpy("int64"),
+                                                 before["value"].to_numpy("float64")))
+        frame = frame[epoch_ms >= start_ms]
         if len(frame):
             events.extend(engine.step(ReadingBatch.from_arrays(frame["point_id"].to_numpy(object),
                                                                frame["epoch_ms"].to_numpy("int64"),

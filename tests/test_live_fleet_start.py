@@ -550,3 +550,184 @@ def test_an_episode_the_last_run_never_stored_is_raised_at_the_start_with_nothin
         with Store.open(store_url) as store:
             raised = store.read_events(rule="stop_near_sensitive_site")
         assert raised["phase"].tolist() == ["open"] and raised.iloc[0]["subject_id"] == TRUCK  # once
+
+
+def _small_world():
+    from data.demo import build_world
+
+    return build_world(seed=3, scale=0.01)
+
+
+def _rate_point(world):
+    """A level gauge whose alarm thresholds leave room for a swing of 0.6 of its span, and that
+    swing's bounds: a reading a minute that steps by it is a rate alarm over the 5 min window
+    (0.6 / 5 = 0.12 of the span a minute, the limit 0.10), never a level one."""
+    points = world.monitoring_points
+    span = points["range_max"] - points["range_min"]
+    point = points[(points["high"] - points["low"]) > 0.7 * span].iloc[0]
+    span = float(point["range_max"]) - float(point["range_min"])
+    base = float(point["low"]) + 0.05 * span
+    return point, base, base + 0.6 * span
+
+
+def _store_point_run(world, url, point_id, times, values, stored=lambda events: events):
+    """What a monitor whose point engine judged these readings from the first and stopped after
+    the last left in the store: the readings, the point's events (`stored`: those it got to
+    store), the incidents. Returns its events."""
+    import numpy as np
+
+    from data.incidents import IncidentStore
+    from spatial.model import ReadingBatch
+    from spatial.rules.points import PointEngine
+
+    readings = ReadingBatch.from_arrays(np.full(len(values), point_id, object), np.asarray(times, "int64"),
+                                        np.asarray(values, "float64"))
+    raised = [e for e in PointEngine(world).run(readings) if e.subject_id == point_id]
+    with Store.open(url, upgrade=True) as store:
+        store.replace_world(world)
+        store.write_readings(readings)
+        store.write_events(stored(raised))
+        IncidentStore(store, world).apply_stored_events()
+    return raised
+
+
+def _minutes(n, last_ms):
+    """n times a minute apart, the last at last_ms."""
+    import numpy as np
+
+    return (last_ms - 60_000 * np.arange(n)[::-1]).astype("int64")
+
+
+def test_a_rate_alarm_going_on_across_a_restart_goes_on(store_url):
+    """A gauge swinging faster than its process can at the stop is still swinging after the start:
+    the replay of its stored readings begins at the rate alarm's start, and the rate rule is given
+    the readings of its window before that as context, so the alarm opens again at the same reading
+    and goes on — not closed as monitor_restarted and raised again at a later reading (a false close
+    and reopen) — and the rule closes it, under its own episode, at the reading that is slow again."""
+    import numpy as np
+
+    from data.incidents import IncidentStore
+    from spatial.model import ReadingBatch
+
+    world = _small_world()
+    point, base, top = _rate_point(world)
+    # 10 min flat, then 5 min at the top, 5 at the base, 3 at the top: every reading from the first
+    # step 0.6 of the span away from the one 5 min before it
+    values = np.r_[np.full(10, base), np.full(5, top), np.full(5, base), np.full(3, top)]
+    times = _minutes(len(values), int(time.time() * 1000) - 90_000)
+    raised = _store_point_run(world, store_url, point["id"], times, values)
+    assert [(e.rule, e.phase, e.start) for e in raised] == [
+        ("point_rate", "open", pd.Timestamp(int(times[10]), unit="ms", tz="UTC"))]
+
+    def point_events():
+        with Store.open(store_url) as store:
+            return store.read_events(subject_id=point["id"])
+
+    with LiveMonitor(world, store_url, MonitorSettings(clock="wall")) as monitor:
+        assert monitor.wait_idle(30)
+        assert len(point_events()) == 1  # not closed at the start, nothing raised again
+        assert monitor.snapshot().alerts.at[point["id"], "rules"] == "point_rate"  # on the wall
+        # the next minute at the top: still 0.6 of the span above the reading 5 min before
+        monitor.submit_readings(ReadingBatch.from_arrays([point["id"]], [int(times[-1]) + 60_000], [top]))
+        assert monitor.wait_idle(30)
+        assert len(point_events()) == 1  # the same alarm going on
+        # then as 5 min before: slow again
+        monitor.submit_readings(ReadingBatch.from_arrays([point["id"]], [int(times[-1]) + 120_000], [base]))
+        assert monitor.wait_idle(30)
+    events = point_events()
+    assert events["phase"].tolist() == ["open", "close"] and set(events["episode_id"]) == {raised[0].episode_id}
+    close = events.iloc[1]["evidence"]
+    assert "close_reason" not in close  # the rule's own close
+    assert close["readings"] == len(values) - 10 + 1
+    assert events.iloc[1]["end"] == pd.Timestamp(int(times[-1]) + 60_000, unit="ms", tz="UTC")
+    with Store.open(store_url) as store:
+        incident = IncidentStore(store, world).list().iloc[0]
+    assert incident["state"] == "ended" and incident["episodes"] == 1
+
+
+def test_a_rate_alarm_closed_after_the_stored_open_is_closed_as_the_replay_saw_it(store_url):
+    """The last run stored a rate alarm's open and stopped before storing its close, though the
+    readings that end it are stored: the replay, its rate rule given the window before the alarm's
+    start, opens it again at the same reading and closes it where the rule did, and the start
+    publishes that close (its end, its evidence), not a monitor_restarted close at the newest
+    reading."""
+    import numpy as np
+
+    from data.incidents import IncidentStore
+
+    world = _small_world()
+    point, base, top = _rate_point(world)
+    # one step up, then flat at the top: fast for 5 readings, slow from the sixth
+    values = np.r_[np.full(10, base), np.full(8, top)]
+    times = _minutes(len(values), int(time.time() * 1000) - 90_000)
+    raised = _store_point_run(world, store_url, point["id"], times, values, stored=lambda events: events[:1])
+    assert [(e.rule, e.phase) for e in raised] == [("point_rate", "open"), ("point_rate", "close")]
+    with LiveMonitor(world, store_url, MonitorSettings(clock="wall")) as monitor:
+        assert monitor.wait_idle(30)
+    with Store.open(store_url) as store:
+        events = store.read_events(subject_id=point["id"])
+        incident = IncidentStore(store, world).list().iloc[0]
+    assert events["phase"].tolist() == ["open", "close"]
+    close = events.iloc[1]
+    assert close["end"] == raised[1].end == pd.Timestamp(int(times[14]), unit="ms", tz="UTC")
+    assert close["evidence"] == raised[1].evidence  # the rule's, as it saw it
+    assert incident["state"] == "ended" and incident["episodes"] == 1
+
+
+def test_a_rate_alarm_its_window_before_the_start_does_not_hold_is_closed_at_the_restart(store_url):
+    """The last run began judging the gauge a minute before its rate alarm (its window held one
+    reading): the stored readings before that show the rate over the whole window under the limit.
+    The replay's rate rule, given them as context, does not open the alarm again: it is closed at
+    the newest reading as monitor_restarted (as documented), and nothing new is raised."""
+    import numpy as np
+
+    from spatial.model import ReadingBatch
+    from spatial.rules.restart import RESTART_CLOSE_REASON
+
+    world = _small_world()
+    point, base, top = _rate_point(world)
+    step = base + 0.3 * (float(point["range_max"]) - float(point["range_min"]))
+    # a step of 0.3 of the span: 0.3 a minute against the reading just before, 0.06 over 5 min
+    values = np.r_[np.full(10, base), np.full(2, step)]
+    times = _minutes(len(values), int(time.time() * 1000) - 90_000)
+    # the last run's engine saw the readings from the 10th only
+    raised = _store_point_run(world, store_url, point["id"], times[9:], values[9:])
+    assert [(e.rule, e.phase, e.start) for e in raised] == [
+        ("point_rate", "open", pd.Timestamp(int(times[10]), unit="ms", tz="UTC"))]
+    with Store.open(store_url) as store:  # the readings the last run did not judge, stored before it
+        store.write_readings(ReadingBatch.from_arrays(np.full(9, point["id"], object), times[:9], values[:9]))
+    with LiveMonitor(world, store_url, MonitorSettings(clock="wall")) as monitor:
+        assert monitor.wait_idle(30)
+        assert point["id"] not in monitor.snapshot().alerts.index
+    with Store.open(store_url) as store:
+        events = store.read_events(subject_id=point["id"])
+    assert events["phase"].tolist() == ["open", "close"] and set(events["episode_id"]) == {raised[0].episode_id}
+    assert events.iloc[1]["evidence"]["close_reason"] == RESTART_CLOSE_REASON
+    assert events.iloc[1]["end"] == pd.Timestamp(int(times[-1]), unit="ms", tz="UTC")
+
+
+def test_a_level_alarm_replayed_at_a_start_raises_no_rate_alarm_the_stopped_engine_did_not(store_url):
+    """A pressure jumps above its high alarm and then its high-high one, and the monitor stops a
+    minute later. Replayed from the level alarm's start without the readings before it, the rate
+    rule would judge the second jump against the first reading alone (a minute: fast) rather than
+    against the one 5 min before (slow), and the start would raise a rate alarm the stopped engine
+    never did. The rate rule is given its window before the replay's start: nothing is raised."""
+    import numpy as np
+
+    world = _small_world()
+    points = world.monitoring_points
+    point = points[(points["kind"] == "pressure") & (points["range_min"] == 0.0) & (points["range_max"] == 10.0)] \
+        .dropna(subset=["high", "high_high"]).iloc[0]
+    assert (float(point["high"]), float(point["high_high"])) == (7.5, 8.5)
+    # 6.5, then 7.8 (above high), then 9.0 (above high-high): 1.2 a minute against the reading just
+    # before (0.12 of the span, over the 0.10 limit), 0.5 a minute against the one 5 min before
+    values = np.r_[np.full(10, 6.5), 7.8, 9.0]
+    times = _minutes(len(values), int(time.time() * 1000) - 90_000)
+    raised = _store_point_run(world, store_url, point["id"], times, values)
+    assert [(e.rule, e.phase) for e in raised] == [("point_level", "open"), ("point_level", "update")]
+    with LiveMonitor(world, store_url, MonitorSettings(clock="wall")) as monitor:
+        assert monitor.wait_idle(30)
+        assert monitor.snapshot().alerts.at[point["id"], "rules"] == "point_level"
+    with Store.open(store_url) as store:
+        events = store.read_events(subject_id=point["id"])
+    assert events["rule"].tolist() == ["point_level", "point_level"]  # the level alarm goes on, alone

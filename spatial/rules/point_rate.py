@@ -11,7 +11,9 @@ held for `rate_min_duration_s` and `rate_min_readings` consecutive readings, sta
 below that or with an unknown rate. Severity 3 (toxic gas 2).
 
 The window logic runs in one numba pass over the batch and the readings kept from earlier
-batches (those within the window of each point's latest reading).
+batches (those within the window of each point's latest reading). `warmed` takes earlier
+readings into that window only, as context (a restarted monitor's replay, data/fleet_start.py
+`replay_points`): no episode opens, goes on or closes on them.
 """
 
 from __future__ import annotations
@@ -100,6 +102,27 @@ class PointRateRule:
     def initial_state(self) -> PointRateState:
         return PointRateState()
 
+    @property
+    def context_ms(self) -> int:
+        """How far before a reading the rule looks (its window): the readings a replay starting
+        at some reading must give `warmed` for the rule to judge it as a running engine did."""
+        return round(self.settings.rate_window_s * 1000)
+
+    def warmed(self, state: PointRateState, batch: PointBatch) -> PointRateState:
+        """`state` with `batch`'s readings in the window only, as context: each point's must be
+        older than any it is stepped on afterwards. Nothing is judged on them (no rate, no event,
+        the episodes as they were); a later reading takes its rate against them as against any
+        earlier reading."""
+        if not len(batch):
+            return state
+        slot_all = np.concatenate([state.tail_slot, batch.slot])
+        t_all = np.concatenate([state.tail_ms, batch.epoch_ms])
+        order = np.lexsort((t_all, slot_all))
+        slot_all, t_all = slot_all[order], t_all[order]
+        v_all = np.concatenate([state.tail_value, batch.value])[order]
+        keep = _reachable(slot_all, t_all, self.context_ms)
+        return PointRateState(state.episodes, slot_all[keep], t_all[keep], v_all[keep])
+
     def step(self, state: PointRateState, batch: PointBatch, world: PointWorld) -> tuple[PointRateState, list[Event]]:
         if not len(batch):
             return state, []
@@ -146,9 +169,14 @@ class PointRateRule:
                     "last_fast_reading": iso_time(marks.end_ms[k]),
                     "duration_s": (int(marks.end_ms[k]) - int(marks.start_ms[k])) / 1000.0}))
 
-        # keep what a later reading's window can reach: within the window of the point's latest
-        last_of_run = np.r_[slot_all[1:] != slot_all[:-1], True]
-        run_id = np.cumsum(np.r_[True, slot_all[1:] != slot_all[:-1]]) - 1
-        latest = t_all[last_of_run][run_id]
-        keep = t_all >= latest - window_ms
+        keep = _reachable(slot_all, t_all, window_ms)
         return PointRateState(episodes, slot_all[keep], t_all[keep], v_all[keep]), events
+
+
+def _reachable(slot: np.ndarray, epoch_ms: np.ndarray, window_ms: int) -> np.ndarray:
+    """Of (slot, time)-sorted readings, those a later reading's window can reach: within the
+    window of their point's latest."""
+    last_of_run = np.r_[slot[1:] != slot[:-1], True]
+    run_id = np.cumsum(np.r_[True, slot[1:] != slot[:-1]]) - 1
+    latest = epoch_ms[last_of_run][run_id]
+    return epoch_ms >= latest - window_ms

@@ -206,6 +206,29 @@ class PointEngine:
             events.extend(rule_events)
         return sort_events(events)
 
+    @property
+    def context_ms(self) -> int:
+        """How far before a reading its rules look (the rate rule's window; 0 with no such rule):
+        what a replay starting at some reading gives `warm` first (data/fleet_start.py
+        `replay_points`)."""
+        return max((rule.context_ms for rule in self.rules if hasattr(rule, "warmed")), default=0)
+
+    def warm(self, readings: ReadingBatch) -> None:
+        """Readings from before those this engine is then stepped on (each point's older than any
+        of its later ones), as context only: the rules that judge a reading against earlier ones
+        (the rate rule's window: `warmed`) take them in; nothing is judged on them, no event is
+        raised, no other rule's state nor the cleaning stage changes. Unknown points and invalid
+        values are left out, as the cleaning stage drops them."""
+        slot = self.world.point_ids.get_indexer(np.asarray(readings.point_id, dtype=object)).astype("int64")
+        t = np.asarray(readings.epoch_ms, "int64")
+        value = np.asarray(readings.value, "float64")
+        kept = np.flatnonzero((slot >= 0) & np.isfinite(value))
+        batch = PointBatch(slot=slot[kept], point_id=self.world.point_ids.to_numpy()[slot[kept]], epoch_ms=t[kept],
+                           value=value[kept], arrival_clock_ms=t[kept])
+        for i, rule in enumerate(self.rules):
+            if hasattr(rule, "warmed"):
+                self._rule_states[i] = rule.warmed(self._rule_states[i], batch)
+
     def resume(self, newest_ms: pd.Series, open_silences: pd.Series, replayed: "PointEngine | None" = None) -> None:
         """A restarted monitor's points, before any reading: `newest_ms` each point's newest stored
         reading (epoch ms by point id), `open_silences` the start of each interruption episode the

@@ -86,3 +86,39 @@ def test_evidence_keys_have_labels():
     events = events_of(WORLD, (PointRateRule(),), [at_times(P, times, [50, 39, 30, 22, 22])])
     assert {e.phase for e in events} == {"open", "close"}
     assert unlabelled(events) == set()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 200), st.integers(-3, 3)), min_size=2, max_size=25), st.integers(1, 24),
+       st.booleans())
+def test_a_replay_warmed_with_the_window_before_it_judges_as_the_running_engine(steps, cut, whole_past):
+    """A replay that starts at a reading, the readings of the window before it given as context
+    (`PointEngine.warm`; a restart's replay, data/fleet_start.py), raises from there the events the
+    engine that judged every reading raised, when no episode was open before that reading; the
+    context itself raises nothing and changes no other rule's state nor the cleaning stage."""
+    from hypothesis import assume
+
+    from spatial.rules.episodes import IDLE
+    from spatial.rules.points import PointEngine, point_rules
+    from tests.rules.test_point_kit import event_key
+
+    times = [T0_MS + 1000 * t for t in __import__("itertools").accumulate(s for s, _ in steps)]
+    values = list(__import__("itertools").accumulate((4.5 * d for _, d in steps), initial=50.0))[1:]
+    cut = min(cut, len(times) - 1)
+    running = PointEngine(WORLD, rules=(PointRateRule(),))
+    running.step(at_times(P, times[:cut], values[:cut]))
+    assume(not len(running._rule_states[0].episodes.phase) or running._rule_states[0].episodes.phase[0] == IDLE)
+    expected = [event_key(e) for e in running.step(at_times(P, times[cut:], values[cut:]))]
+
+    replay = PointEngine(WORLD, rules=point_rules(clock_driven=False))
+    states = list(replay._rule_states)
+    first = 0 if whole_past else next(i for i, t in enumerate(times) if t >= times[cut] - 300_000)
+    rate = [rule.name for rule in replay.rules].index("point_rate")
+    replay.warm(at_times("MP-unknown", [T0_MS], [1.0]))  # what the cleaning stage drops: left out
+    replay.warm(at_times(P, [T0_MS - 1000], [math.nan]))
+    assert not len(replay._rule_states[rate].tail_slot)
+    replay.warm(at_times(P, times[first:cut], values[first:cut]))
+    assert all(after is before for k, (after, before) in enumerate(zip(replay._rule_states, states)) if k != rate)
+    assert replay.clock_ms is None and replay.released_count == 0
+    assert [event_key(e) for e in replay.step(at_times(P, times[cut:], values[cut:]))
+            if e.rule == "point_rate"] == expected
