@@ -14,7 +14,7 @@ world at `--scale` with a scripted live feed: every truck placed on a waybill ro
 - ``pan_redraw_ms_p90``: a 300 px pan, from the call to the second animation frame after it (the
   static and vector canvases keep their drawing through a pan within their padding);
 - ``zoom_redraw_ms_p90``: a one-step zoom in or out (every canvas redraws what the view shows),
-  measured the same way; ``zoom_settled_ms_p90`` to the end of the static and vector canvases'
+  measured the same way (``zoom_in_ms_p50``, ``zoom_out_ms_p50``: the two apart); ``zoom_settled_ms_p90`` to the end of the static and vector canvases'
   padding, drawn off screen after the view in idle strips (assets/hazmap_canvas.js ``viewFirst``);
 - ``tick_to_paint_ms_p50`` / ``_p90`` at 3,419 and at 15,000 trucks: a poll's decode + paint
   (assets/hazmap_live.js stats; the paint from its start to its image put, across the short tasks
@@ -263,6 +263,14 @@ def measure(browser, url: str, world, canvas_layers: tuple[str, ...], trucks: in
     return out
 
 
+def _zoom_in_out(zoom_ms: list[float], suffix: str) -> dict[str, float]:
+    """The zooms in (ZOOM_JS's even ones) and out apart, medians: a zoom in draws more of the city's
+    detail and its commit ends later, so it lands a frame tick later (docs/performance.md, issue 16,
+    twelfth round)."""
+    ms = np.asarray(zoom_ms, dtype=float)
+    return {f"zoom_in_ms_p50{suffix}": float(np.median(ms[0::2])), f"zoom_out_ms_p50{suffix}": float(np.median(ms[1::2]))}
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> None:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=7)
@@ -340,6 +348,7 @@ def _run(args: argparse.Namespace, load: str) -> None:
                     figures["first_render_seen_ms"] = run["first_render_seen_ms"]
                     figures["pan_redraw_ms_p90"] = float(np.percentile(run["pan_ms"], 90))
                     figures["zoom_redraw_ms_p90"] = float(np.percentile(run["zoom_ms"], 90))
+                    figures.update(_zoom_in_out(run["zoom_ms"], ""))
                     figures["zoom_settled_ms_p90"] = float(np.percentile(run["zoom_settled_ms"], 90))
                     figures["static_canvas_paint_ms_p90"] = float(np.percentile(run["static_paint_ms"], 90))
                     figures["vector_canvas_paint_ms_p90"] = float(np.percentile(run["vector_paint_ms"], 90))
@@ -348,6 +357,7 @@ def _run(args: argparse.Namespace, load: str) -> None:
                     figures[f"first_render_seen_ms_{fleet}"] = run["first_render_seen_ms"]
                     figures[f"pan_redraw_ms_p90_{fleet}"] = float(np.percentile(run["pan_ms"], 90))
                     figures[f"zoom_redraw_ms_p90_{fleet}"] = float(np.percentile(run["zoom_ms"], 90))
+                    figures.update(_zoom_in_out(run["zoom_ms"], f"_{fleet}"))
                     figures[f"zoom_settled_ms_p90_{fleet}"] = float(np.percentile(run["zoom_settled_ms"], 90))
         finally:
             browser.close()
