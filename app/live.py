@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 
 from data.feeds.gateway import GatewaySettings, Jt808Gateway, vehicle_ids_by_phone
-from data.fleet_start import newest_readings, replay_points, warm_engine
+from data.fleet_start import newest_readings, point_context, replay_points, warm_engine
 from data.feeds.mqtt import MqttFeedSettings, MqttReadingFeed
 from app.metrics import LiveTimings
 from data.incidents import IncidentSettings, IncidentStore
@@ -412,6 +412,10 @@ class LiveMonitor:
         carried = carried_silences(left, newest)
         points = carried["rule"].to_numpy(dtype=object) == "point_interruption"
         self._point_engine.resume(readings, carried[points].set_index("subject_id")["start_ms"], replayed=point_replay)
+        # every point's rate window before its newest stored reading, as context only: its first readings
+        # after the start are judged on the window the stopped engine had, not one cut at the start (the
+        # replayed points hold theirs: left out by the rule)
+        self._point_engine.warm(point_context(store, readings, self._point_engine.context_ms))
         self._carried = carried[~points]
         dark = set(zip(self._carried["rule"], self._carried["subject_id"]))
         on_record = set(stored["episode_id"]) if len(stored) else set()

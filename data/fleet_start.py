@@ -25,7 +25,9 @@ position and trail as before the restart, not an empty map until each reports ag
 5 min for a parked one), and `newest_readings` gives each monitoring point's newest stored reading
 of the look-back window (a point reports every minute: without it every point would say "no data
 yet" after a restart). `replay_points` does for the points' alarms what `warm_engine` does for the
-trucks: the stored readings of the points with an alarm left open, through the point rules.
+trucks: the stored readings of the points with an alarm left open, through the point rules; and
+`point_context` gives every other point's rate window before the restart to the resumed point
+engine, as context only, so its first readings are judged on the window the stopped engine had.
 """
 
 from __future__ import annotations
@@ -155,6 +157,29 @@ def newest_readings(store: Store, at, lookback_s: float = LOOKBACK_S, point_ids=
     rows = pd.concat(found, ignore_index=True).sort_values(["epoch_ms", "point_id"], kind="stable")
     return ReadingBatch.from_arrays(rows["point_id"].to_numpy(object), rows["epoch_ms"].to_numpy("int64"),
                                     rows["value"].to_numpy("float64"))
+
+
+def point_context(store: Store, newest_ms: pd.Series, context_ms: int) -> ReadingBatch:
+    """What a stopped point engine's rules that look back (the rate rule's window) held at the stop,
+    for the resumed one (`PointEngine.warm`): each point's stored readings within `context_ms`
+    before its newest (`newest_ms`: epoch ms by point id, the newest readings the resumed engine
+    takes as its last accepted ones) and up to it. One read: the `2 x context_ms` before the newest
+    reading of them all, which holds the whole window of every point that reported within
+    `context_ms` of that one (the city at the stop, a logger whose clock runs a few minutes ahead
+    included); of a point silent longer it holds part of the window or nothing — which a reading of
+    it only reaches when stamped before that newest reading. Readings stored twice at one time
+    (a redelivery): the first, as the cleaning stage kept it."""
+    if not len(newest_ms) or context_ms <= 0:
+        return ReadingBatch.from_arrays(np.empty(0, object), np.empty(0, "int64"), np.empty(0, "float64"))
+    newest_ms = newest_ms.astype("int64")
+    end_ms = int(newest_ms.max())
+    frame = store.read_readings(pd.Timestamp(end_ms - 2 * context_ms, unit="ms", tz="UTC"),
+                                pd.Timestamp(end_ms + 1, unit="ms", tz="UTC"))
+    epoch_ms = frame["epoch_ms"].to_numpy("int64")
+    own = newest_ms.reindex(pd.Index(frame["point_id"].to_numpy(object))).to_numpy("float64")  # NaN: not resumed
+    frame = frame[(epoch_ms <= own) & (epoch_ms >= own - context_ms)].drop_duplicates(["point_id", "epoch_ms"])
+    return ReadingBatch.from_arrays(frame["point_id"].to_numpy(object), frame["epoch_ms"].to_numpy("int64"),
+                                    frame["value"].to_numpy("float64"))
 
 
 # (engineering default) an open point episode that began longer ago is not replayed (a stuck

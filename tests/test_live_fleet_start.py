@@ -558,13 +558,13 @@ def _small_world():
     return build_world(seed=3, scale=0.01)
 
 
-def _rate_point(world):
-    """A level gauge whose alarm thresholds leave room for a swing of 0.6 of its span, and that
-    swing's bounds: a reading a minute that steps by it is a rate alarm over the 5 min window
-    (0.6 / 5 = 0.12 of the span a minute, the limit 0.10), never a level one."""
+def _rate_point(world, k=0):
+    """A level gauge (the k-th) whose alarm thresholds leave room for a swing of 0.6 of its span,
+    and that swing's bounds: a reading a minute that steps by it is a rate alarm over the 5 min
+    window (0.6 / 5 = 0.12 of the span a minute, the limit 0.10), never a level one."""
     points = world.monitoring_points
     span = points["range_max"] - points["range_min"]
-    point = points[(points["high"] - points["low"]) > 0.7 * span].iloc[0]
+    point = points[(points["high"] - points["low"]) > 0.7 * span].iloc[k]
     span = float(point["range_max"]) - float(point["range_min"])
     base = float(point["low"]) + 0.05 * span
     return point, base, base + 0.6 * span
@@ -731,3 +731,95 @@ def test_a_level_alarm_replayed_at_a_start_raises_no_rate_alarm_the_stopped_engi
     with Store.open(store_url) as store:
         events = store.read_events(subject_id=point["id"])
     assert events["rule"].tolist() == ["point_level", "point_level"]  # the level alarm goes on, alone
+
+
+def _event_keys(events) -> list[tuple]:
+    """Events (a stored frame's rows or Event objects) as comparable tuples."""
+    import json
+
+    rows = events.to_dict("records") if isinstance(events, pd.DataFrame) else [e.__dict__ for e in events]
+    return [(r["rule"], r["subject_id"], r["episode_id"], r["phase"], pd.Timestamp(r["start"]),
+             None if r["end"] is None or pd.isna(r["end"]) else pd.Timestamp(r["end"]), int(r["severity"]),
+             json.dumps(r["evidence"], sort_keys=True)) for r in rows]
+
+
+def test_a_point_with_no_alarm_at_the_stop_raises_no_rate_alarm_on_a_window_the_restart_cut_short(store_url):
+    """A gauge flat for 10 min, no alarm of it open at the stop, so not replayed. After the start it
+    steps by 0.3 of its span in a minute: 0.06 of the span a minute over the 5 min window (the limit
+    0.10), as the stopped engine would judge it, but 0.3 over a window cut at the start (one reading).
+    The resumed engine is given every point's window before its newest stored reading as context:
+    no rate alarm (before: one raised at every restart that came on such a step)."""
+    import numpy as np
+
+    from spatial.model import ReadingBatch
+    from spatial.rules.points import PointEngine
+
+    world = _small_world()
+    point, base, _ = _rate_point(world)
+    step = base + 0.3 * (float(point["range_max"]) - float(point["range_min"]))
+    times = _minutes(10, int(time.time() * 1000) - 90_000)
+    assert _store_point_run(world, store_url, point["id"], times, np.full(10, base)) == []
+    after = ReadingBatch.from_arrays(np.full(2, point["id"], object), times[-1] + np.array([60_000, 120_000]),
+                                     np.array([base, step]))
+    # the step over the whole window is slow (the running engine raises nothing), over the cut one fast
+    whole = ReadingBatch.from_arrays(np.full(12, point["id"], object), np.r_[times, after.epoch_ms],
+                                     np.r_[np.full(10, base), after.value])
+    assert [e for e in PointEngine(world).run(whole) if e.subject_id == point["id"]] == []
+    assert [(e.rule, e.phase) for e in PointEngine(world).run(after)] == [("point_rate", "open")]
+    with LiveMonitor(world, store_url, MonitorSettings(clock="wall")) as monitor:
+        assert monitor.wait_idle(30)
+        monitor.submit_readings(after)
+        assert monitor.wait_idle(30)
+        assert monitor.stats()["points_engine"]["released"] == 2  # both judged (none dropped)
+        assert point["id"] not in monitor.snapshot().alerts.index
+    with Store.open(store_url) as store:
+        assert store.read_events(subject_id=point["id"]).empty
+
+
+def test_a_rate_alarm_right_after_a_restart_is_raised_as_the_running_engine_raises_it(store_url):
+    """Two gauges: A with a rate alarm open at the stop (replayed from its start), B flat with none
+    (not replayed). Right after the start B steps by 0.6 of its span (0.12 a minute over the 5 min
+    window: over the limit at once) and A falls back. The events after the start are those of an
+    engine that ran throughout: B's rate alarm opens at its first reading after the start (before:
+    its rate was unknown there, the window holding nothing before the start), A's closes under its
+    own episode, and neither point's window is given twice (A's from the replay, B's as context)."""
+    import numpy as np
+
+    from data.incidents import IncidentStore
+    from spatial.model import ReadingBatch
+    from spatial.rules.points import PointEngine
+
+    world = _small_world()
+    a, base_a, top_a = _rate_point(world, 0)
+    b, base_b, top_b = _rate_point(world, 1)
+    last_ms = int(time.time() * 1000) - 90_000
+    values_a = np.r_[np.full(10, base_a), np.full(5, top_a), np.full(5, base_a), np.full(3, top_a)]
+    times_a = _minutes(len(values_a), last_ms)
+    times_b = _minutes(len(values_a), last_ms - 20_000)  # as long, another phase
+    frame = pd.DataFrame({"point_id": np.r_[np.full(len(times_a), a["id"], object), np.full(len(times_b), b["id"], object)],
+                          "epoch_ms": np.r_[times_a, times_b], "value": np.r_[values_a, np.full(len(times_b), base_b)]}
+                         ).sort_values(["epoch_ms", "point_id"], kind="stable")
+    stored = ReadingBatch.from_arrays(frame["point_id"].to_numpy(object), frame["epoch_ms"].to_numpy("int64"),
+                                      frame["value"].to_numpy("float64"))
+    after = ReadingBatch.from_arrays(np.array([b["id"], a["id"], b["id"], a["id"]], object),
+                                     np.array([times_b[-1] + 60_000, last_ms + 60_000, times_b[-1] + 120_000,
+                                               last_ms + 120_000], "int64"),
+                                     np.array([top_b, top_a, top_b, base_a]))
+    running = PointEngine(world)
+    ours = lambda events: [e for e in events if e.subject_id in (a["id"], b["id"])]  # noqa: E731
+    raised = ours(running.step(stored))
+    assert [(e.rule, e.subject_id, e.phase) for e in raised] == [("point_rate", a["id"], "open")]
+    expected = ours(running.step(after))
+    assert sorted((e.subject_id, e.phase) for e in expected) == [(a["id"], "close"), (b["id"], "open")]
+    with Store.open(store_url, upgrade=True) as store:
+        store.replace_world(world)
+        store.write_readings(stored)
+        store.write_events(raised)
+        IncidentStore(store, world).apply_stored_events()
+    with LiveMonitor(world, store_url, MonitorSettings(clock="wall")) as monitor:
+        assert monitor.wait_idle(30)
+        monitor.submit_readings(after)
+        assert monitor.wait_idle(30)
+    with Store.open(store_url) as store:
+        events = store.read_events(subject_id=[a["id"], b["id"]])
+    assert sorted(_event_keys(events)) == sorted(_event_keys(raised + expected))

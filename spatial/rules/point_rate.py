@@ -13,7 +13,8 @@ below that or with an unknown rate. Severity 3 (toxic gas 2).
 The window logic runs in one numba pass over the batch and the readings kept from earlier
 batches (those within the window of each point's latest reading). `warmed` takes earlier
 readings into that window only, as context (a restarted monitor's replay, data/fleet_start.py
-`replay_points`): no episode opens, goes on or closes on them.
+`replay_points`, and every point's window before the restart, `point_context`): no episode
+opens, goes on or closes on them.
 """
 
 from __future__ import annotations
@@ -112,14 +113,26 @@ class PointRateRule:
         """`state` with `batch`'s readings in the window only, as context: each point's must be
         older than any it is stepped on afterwards. Nothing is judged on them (no rate, no event,
         the episodes as they were); a later reading takes its rate against them as against any
-        earlier reading."""
+        earlier reading. A point's readings at or before the newest the state holds of it are left
+        out (its window up to there is held already: a restart's replayed point, given every
+        point's window again, data/fleet_start.py `point_context`; nothing is put before a reading
+        the rule has judged), and of readings given twice at one time the first is kept, as the
+        cleaning stage keeps it."""
         if not len(batch):
             return state
-        slot_all = np.concatenate([state.tail_slot, batch.slot])
-        t_all = np.concatenate([state.tail_ms, batch.epoch_ms])
+        order = np.lexsort((batch.epoch_ms, batch.slot))  # stable: of equal times the first given stays first
+        slot, t, value = batch.slot[order], batch.epoch_ms[order], batch.value[order]
+        fresh = np.r_[True, (slot[1:] != slot[:-1]) | (t[1:] != t[:-1])]
+        if len(state.tail_slot):  # the newest held of each point (the tail is sorted by slot, time)
+            last = np.r_[state.tail_slot[1:] != state.tail_slot[:-1], True]
+            held_slot, held_ms = state.tail_slot[last], state.tail_ms[last]
+            at = np.minimum(np.searchsorted(held_slot, slot), len(held_slot) - 1)
+            fresh &= (held_slot[at] != slot) | (t > held_ms[at])
+        slot_all = np.concatenate([state.tail_slot, slot[fresh]])
+        t_all = np.concatenate([state.tail_ms, t[fresh]])
         order = np.lexsort((t_all, slot_all))
         slot_all, t_all = slot_all[order], t_all[order]
-        v_all = np.concatenate([state.tail_value, batch.value])[order]
+        v_all = np.concatenate([state.tail_value, value[fresh]])[order]
         keep = _reachable(slot_all, t_all, self.context_ms)
         return PointRateState(state.episodes, slot_all[keep], t_all[keep], v_all[keep])
 

@@ -218,7 +218,12 @@ class PointEngine:
         of its later ones), as context only: the rules that judge a reading against earlier ones
         (the rate rule's window: `warmed`) take them in; nothing is judged on them, no event is
         raised, no other rule's state nor the cleaning stage changes. Unknown points and invalid
-        values are left out, as the cleaning stage drops them."""
+        values are left out, as the cleaning stage drops them; so is a point's reading at or before
+        the newest such a rule holds of it (its window held already). A restarted monitor warms its
+        replay with the window before each replayed point's start (data/fleet_start.py
+        `replay_points`), then its resumed engine with every point's window before its newest stored
+        reading (`point_context`; `resume` first: the replayed points hold theirs, and the cleaning
+        stage's last accepted readings drop anything not newer afterwards)."""
         slot = self.world.point_ids.get_indexer(np.asarray(readings.point_id, dtype=object)).astype("int64")
         t = np.asarray(readings.epoch_ms, "int64")
         value = np.asarray(readings.value, "float64")

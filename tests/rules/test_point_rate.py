@@ -122,3 +122,57 @@ def test_a_replay_warmed_with_the_window_before_it_judges_as_the_running_engine(
     assert replay.clock_ms is None and replay.released_count == 0
     assert [event_key(e) for e in replay.step(at_times(P, times[cut:], values[cut:]))
             if e.rule == "point_rate"] == expected
+
+
+Q = "MP-000002"
+TWO = point_world(point(P, "level", low=1.0, high=85.0, high_high=95.0, range_max=100.0),
+                  point(Q, "level", low=1.0, high=85.0, high_high=95.0, range_max=100.0, at=(50.0, 0.0)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 200), st.integers(-3, 3)), min_size=1, max_size=20),
+       st.lists(st.tuples(st.integers(1, 200), st.integers(-3, 3)), min_size=1, max_size=20),
+       st.integers(0, 40), st.integers(-999, 999))
+def test_a_resumed_engine_warmed_with_every_points_window_judges_as_the_running_engine(p_steps, q_steps, cut, phase):
+    """A restart at some reading: point P had an alarm open and was replayed from its first reading
+    (`PointEngine.resume(replayed=)`), Q had none and was not. The resumed engine is then warmed with
+    every point's readings of the window before its newest (data/fleet_start.py `point_context`):
+    the rate rule then holds exactly the window the running engine held — P's not twice, Q's whole —
+    and judges the readings after the restart as the running engine judged them."""
+    from hypothesis import assume
+
+    from spatial.model import ReadingBatch
+    from spatial.rules.episodes import IDLE
+    from spatial.rules.points import PointEngine, point_rules
+    from tests.rules.test_point_kit import event_key, merge
+
+    def sequence(point_id, steps, offset_ms):
+        times = [T0_MS + offset_ms + 1000 * t for t in __import__("itertools").accumulate(s for s, _ in steps)]
+        values = list(__import__("itertools").accumulate((4.5 * d for _, d in steps), initial=50.0))[1:]
+        return at_times(point_id, times, values)
+
+    def rows(frame):
+        return ReadingBatch.from_arrays(frame["point_id"].to_numpy(object), frame["epoch_ms"].to_numpy("int64"),
+                                        frame["value"].to_numpy("float64"))
+
+    frame = merge(sequence(P, p_steps, 0), sequence(Q, q_steps, phase)).to_frame()
+    before, after = frame.iloc[:cut], frame.iloc[cut:]
+    running = PointEngine(TWO, rules=(PointRateRule(),))
+    running.step(rows(before))
+    episodes = running._rule_states[0].episodes
+    assume(len(episodes.phase) < 2 or episodes.phase[1] == IDLE)  # Q, not replayed, had no alarm open at the stop
+
+    replay = PointEngine(TWO, rules=point_rules(clock_driven=False))
+    replay.step(rows(before[before["point_id"] == P]))  # P replayed from its first reading
+    resumed = PointEngine(TWO)
+    newest = before.groupby("point_id")["epoch_ms"].max().astype("int64")
+    resumed.resume(newest, newest.iloc[:0], replayed=replay)
+    own = newest.reindex(before["point_id"]).to_numpy("float64")
+    resumed.warm(rows(before[before["epoch_ms"].to_numpy("int64") >= own - 300_000]))
+    rate = [rule.name for rule in resumed.rules].index("point_rate")
+    held, wanted = resumed._rule_states[rate], running._rule_states[0]
+    for name in ("tail_slot", "tail_ms", "tail_value"):  # P's window once, Q's whole, as the running engine's
+        assert getattr(held, name).tolist() == getattr(wanted, name).tolist()
+    assert resumed.released_count == 0
+    expected = [event_key(e) for e in running.step(rows(after))]
+    assert [event_key(e) for e in resumed.step(rows(after)) if e.rule == "point_rate"] == expected
