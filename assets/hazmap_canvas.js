@@ -307,7 +307,7 @@
     // and blue at once, alpha scaled to 0-256 (within 1/255 of the exact blend). Over a translucent
     // one (a fill over another fill: most blends where the city is dense, issue 16): exact, one
     // division, rounded to nearest, on the word (it went byte by byte, three divisions and the
-    // clamped array's rounding: 40 % of a static redraw's stamping at 15,000 trucks).
+    // clamped array's rounding: ~40 % of the pixels a dense static load stamps, the largest part of its time).
     var LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1; // alpha in the top byte
     function blend(p, q, a) {
         if ((p >>> 24) === 255) {

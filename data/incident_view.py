@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from spatial.crs import geometry_from_metric, geometry_to_metric
 from spatial.impact import impact
-from spatial.model import LiveState, World
+from spatial.model import ENTITY_CONTACT_COLUMNS, LiveState, World
 
 TRACK_MARGIN = pd.Timedelta(minutes=15)  # the track drawn runs this far before and after the episode
 READINGS_MARGIN = pd.Timedelta(hours=1)  # the readings charted around a point's alarm
@@ -215,7 +215,7 @@ def _contacts(entity: pd.Series | None, role: str) -> dict | None:
     if entity is None:
         return None
     contact = {"role": role, "id": str(entity["id"]), "name": str(entity["name"])}
-    for column in ("contact", "phone", "email"):
+    for column in ENTITY_CONTACT_COLUMNS:
         if column in entity.index and isinstance(entity[column], str) and entity[column]:
             contact[column] = entity[column]
     return contact

@@ -69,6 +69,10 @@ def _f(spec: str) -> tuple[Field, ...]:
     return tuple(out)
 
 
+# An enterprise's contact columns, those the World holds of them (`contact` and `phone` in the
+# exchange format; `email` where a world brings it): the panels' "who to call".
+ENTITY_CONTACT_COLUMNS = ("contact", "phone", "email")
+
 LAYER_SPECS: dict[str, TableSpec] = {
     s.name: s
     for s in [

@@ -16,6 +16,7 @@ from dash import dcc, html
 from layers.panels.common import (BACK_N, BACK_TEXT, FOCUS_TYPE, HISTORY_MAX, HISTORY_TYPE, LINK_TYPE, Links, fields,
                                   local_time, nothing, outside_scope, section)
 from layers.style import Text, text
+from spatial.model import ENTITY_CONTACT_COLUMNS
 
 LAYER = "impact"  # the panel's pseudo-layer: links {layer: "impact", id: VEH-… | HS-… | INC-…}
 TEXTS_TYPE = "hz-impact-texts"  # pattern-matching ids: the texts' table and its refresh tick
@@ -103,7 +104,7 @@ def _who(data: dict, links: Links, language: str) -> list:
                  (text(L["escort"], language), str(vehicle.get("escort") or "—")),
                  (text(L["terminal"], language), str(vehicle.get("terminal_phone") or "—"))]
     for contact in data.get("contacts") or []:
-        reach = " · ".join(str(contact[k]) for k in ("contact", "phone", "email") if contact.get(k))
+        reach = " · ".join(str(contact[k]) for k in ENTITY_CONTACT_COLUMNS if contact.get(k))
         rows.append((text(ROLES[contact["role"]], language), html.Span([
             links.to("entities", contact["id"], contact["name"]),
             html.Span(f" {reach}" if reach else f" ({text(L['none'], language)})", className="hz-impact-contact")])))

@@ -14,6 +14,7 @@ from layers.panels.charts import graph, speed_figure
 from layers.panels.common import Links, fields, frame_, incidents, local_time, number, section, table, window_switch
 from layers.panels.impact import open_link
 from layers.style import Text, text
+from spatial.model import ENTITY_CONTACT_COLUMNS
 
 L: dict[str, Text] = {
     "plate": ("车牌", "Plate"), "carrier": ("承运企业", "Carrier"), "driver": ("驾驶员", "Driver"),
@@ -119,14 +120,11 @@ def _goods_names(goods, language: str) -> list[str]:
     return [str(en) if isinstance(en, str) and en else zh for zh, en in zip(names, goods["name_en"], strict=True)]
 
 
-CONTACT_FIELDS = ("contact", "phone", "email")  # an enterprise's contact columns, when the World holds them
-
-
 def carrier_contacts(carrier) -> str:
     """The carrier's contact fields the World holds ("—" without any)."""
     if carrier is None:
         return "—"
-    found = [str(carrier[c]) for c in CONTACT_FIELDS if c in carrier.index and isinstance(carrier[c], str) and carrier[c]]
+    found = [str(carrier[c]) for c in ENTITY_CONTACT_COLUMNS if c in carrier.index and isinstance(carrier[c], str) and carrier[c]]
     return " · ".join(found) or "—"
 
 
