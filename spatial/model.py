@@ -69,9 +69,8 @@ def _f(spec: str) -> tuple[Field, ...]:
     return tuple(out)
 
 
-# An enterprise's contact columns, those the World holds of them (`contact` and `phone` in the
-# exchange format; `email` where a world brings it): the panels' "who to call".
-ENTITY_CONTACT_COLUMNS = ("contact", "phone", "email")
+# An enterprise's contact columns (optional: a world without them shows none): the panels' "who to call".
+ENTITY_CONTACT_COLUMNS = ("contact", "phone")
 
 LAYER_SPECS: dict[str, TableSpec] = {
     s.name: s
