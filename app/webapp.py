@@ -94,6 +94,7 @@ _js = Namespace("hazmap", "map")
 _PRELOAD_SCRIPT = "hazmap_preload.js"
 _LEAFLET_CHUNKS = ("async-GeoJSON.js", "async-EditControl.ts.js")
 _REGENERATOR_SCRIPT = "regenerator-runtime.min.js"
+_STATIC_WORKER = "hazmap_static_worker.js"  # started by assets/hazmap_static.js as a worker
 _POLYFILL_TAG = re.compile(r'<script src="[^"]*/polyfill@[^"]*"></script>')
 # Dash serves dash_table's bundle to every page; no page of the app has a table of it (tests/browser/test_preload.py)
 _DASH_TABLE_TAG = re.compile(r'<script src="[^"]*/dash/dash_table/bundle[^"]*"></script>')
@@ -130,8 +131,10 @@ def create_app(settings: Settings, world: World, world_version: str, live=None, 
         update_title=None,
         serve_locally=True,
         # inlined in the page instead (_preloading_index, _regenerator_for_polyfill)
-        assets_ignore="|".join(re.escape(name) for name in (_PRELOAD_SCRIPT, _REGENERATOR_SCRIPT)),
+        # (the static canvas's worker is started by assets/hazmap_static.js, not run as a page script)
+        assets_ignore="|".join(re.escape(name) for name in (_PRELOAD_SCRIPT, _REGENERATOR_SCRIPT, _STATIC_WORKER)),
     )
+    web.server.after_request(_cross_origin_isolated)
     _regenerator_for_polyfill(web)
     encoder = LiveEncoder(world) if live is not None else None
     screen = _Screen(settings, world, world_version, web.config.requests_pathname_prefix, live)
@@ -441,6 +444,17 @@ class _Screen:
         grid = [grid_legend(language)] if text(GRID_TITLE, language) in shown else []
         return grid + (live_legend(language, *live) if live else []) + legend(
             [(layer.name, layer.title) for layer in layers], language, self.present_classes)
+
+
+def _cross_origin_isolated(response: flask.Response) -> flask.Response:
+    """Every response isolates the wall's page (COOP same-origin, COEP credentialless), so that it
+    may share memory with the static canvas's worker (SharedArrayBuffer: assets/hazmap_static.js,
+    issue 16). `credentialless`, not `require-corp`: a basemap's tiles from another origin still
+    load (as no-cors images, without cookies). Browsers isolate only a secure context (https, or
+    the machine itself); elsewhere the page stamps on its main thread, as before."""
+    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    response.headers.setdefault("Cross-Origin-Embedder-Policy", "credentialless")
+    return response
 
 
 def _regenerator_for_polyfill(web: dash.Dash) -> None:

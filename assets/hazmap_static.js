@@ -56,7 +56,10 @@
         config: null, map: null, started: false,
         layers: {}, // name -> {name, title, url, styles, counted, wanted, requested, data, drawn, painted, xs, ys}
         order: [],
-        stats: {paintMs: [], decodeMs: []}
+        // paintMs: the page's own time a redraw; workerMs: the worker's stamping of it; waitMs: the page's
+        // wait for the worker at the put of a move's redraw (0: done by then; a strip's put waits for
+        // the whole of its stamping, as when the page stamped it)
+        stats: {paintMs: [], decodeMs: [], workerMs: [], waitMs: [], worker: false}
     };
 
     function keep(list, value) {
@@ -89,8 +92,9 @@
             rings: o.rings, ringFeature: fi, ringStart: u32(o.ring_start), rx: oxy[0], ry: oxy[1]
         };
         entry.slot = null; // id -> index, built on first search
-        entry.xs = new Float32Array(payload.n);
-        entry.ys = new Float32Array(payload.n);
+        entry.xs = pointArray(payload.n);
+        entry.ys = pointArray(payload.n);
+        sendLayer(entry);
         keep(state.stats.decodeMs, performance.now() - t0);
     }
 
@@ -103,29 +107,75 @@
     // --- sprites: each class's dot drawn once by the canvas, then stamped as pixels -------------
     // Stamping pixels into one ImageData is several times cheaper than drawImage or canvas paths per
     // feature on a software canvas (17,000 points: ~160 ms with drawImage; the live layer found 4x).
+    // The glyph and the stamping are assets/hazmap_canvas_sprites.js's, which the worker runs too.
     var sprites = {};
-    var scratch = document.createElement("canvas");
+    var scratch = document.createElement("canvas").getContext("2d", {willReadFrequently: true});
 
     function spriteOf(style, key, scale) {
         var id = key + "@" + scale;
-        if (sprites[id]) { return sprites[id]; }
-        var r = style.radius * scale, w = style.weight > 0 ? style.weight * scale : 0;
-        var reach = Math.ceil(r + w) + 1, size = 2 * reach + 1, c = reach + 0.5;
-        scratch.width = scratch.height = size;
-        var ctx = scratch.getContext("2d", {willReadFrequently: true});
-        ctx.clearRect(0, 0, size, size);
-        ctx.beginPath();
-        ctx.arc(c, c, r, 0, 2 * Math.PI);
-        ctx.globalAlpha = style.fillOpacity;
-        ctx.fillStyle = style.color;
-        ctx.fill();
-        ctx.globalAlpha = 1;
-        if (w > 0) {
-            ctx.lineWidth = w;
-            ctx.strokeStyle = style.stroke;
-            ctx.stroke();
+        if (!sprites[id]) {
+            var glyph = hazmap.pointGlyph(scratch, style, scale);
+            sprites[id] = hazmap.spriteFromImage(glyph.data, glyph.size, glyph.reach);
         }
-        return (sprites[id] = hazmap.spriteFromImage(ctx.getImageData(0, 0, size, size).data, size, reach));
+        return sprites[id];
+    }
+
+    function stylesOf(entry) {
+        return entry.data.classes.map(function (key) { return entry.styles[key] || entry.styles.other; });
+    }
+
+    // --- the worker (assets/hazmap_static_worker.js) -------------------------------------------
+    // Where the page is cross-origin isolated (app/webapp.py sends the headers; a secure context is
+    // needed too: https, or the machine itself), the stamping runs on the worker: a zoom's redraw of
+    // this canvas is posted as the zoom's first drawing (the map's first `moveend` listener, set in
+    // start) and its pixels are put once
+    // the other canvases have drawn, in the same task (a microtask), waiting for the worker only if
+    // it is not done by then. Elsewhere, or until the worker is up, or if it fails, the page stamps
+    // itself (the same code).
+    var WORKER_WAIT_MS = 2000; // a worker that takes longer is given up: the page stamps from then on
+    // off: the page stamps though the worker is up (a browser test compares the two)
+    var worker = {thread: null, ready: false, off: false, seq: 0, ctrl: null, sprites: {}};
+
+    function workerScriptUrl() { // beside this script, with its prefix and Dash's cache-busting stamp
+        var own = document.querySelector('script[src*="hazmap_static.js"]');
+        return own ? own.src.replace("hazmap_static.js", "hazmap_static_worker.js") : null;
+    }
+
+    function startWorker() {
+        var url = workerScriptUrl();
+        if (!window.crossOriginIsolated || typeof SharedArrayBuffer === "undefined" || !window.Worker || !url) { return; }
+        try {
+            worker.thread = new Worker(url);
+        } catch (error) {
+            console.warn("hazmap static worker not started (" + error.message + "): the page stamps");
+            return;
+        }
+        worker.ctrl = new Int32Array(new SharedArrayBuffer(12));
+        worker.thread.onmessage = function (event) {
+            if (event.data && event.data.type === "ready") { worker.ready = true; }
+        };
+        worker.thread.onerror = function (event) {
+            console.warn("hazmap static worker failed (" + (event.message || "error") + "): the page stamps");
+            stopWorker();
+        };
+    }
+
+    function stopWorker() {
+        if (worker.thread) { worker.thread.terminate(); }
+        worker.thread = null;
+        worker.ready = false;
+    }
+
+    // Its layer points are shared with the worker (which writes them) when there is one.
+    function pointArray(n) {
+        return new Float32Array(worker.thread ? new SharedArrayBuffer(4 * n) : n);
+    }
+
+    function sendLayer(entry) {
+        if (!worker.thread) { return; }
+        var d = entry.data;
+        worker.thread.postMessage({type: "layer", name: entry.name, n: d.n, nx: d.nx, ny: d.ny, cls: d.cls,
+            xs: entry.xs, ys: entry.ys});
     }
 
     // --- the canvas ------------------------------------------------------------------------------
@@ -134,10 +184,24 @@
         // is drawn first and the padding in idle strips (hazmap.CanvasLayer `viewFirst`)
         options: {pane: PANE, className: "hz-static-canvas", padding: 0.25, keepWhileCovered: true, viewFirst: true},
 
+        // After a pan or zoom (hazmap.CanvasLayer `_update`). `early`: from the map's first listener
+        // of the move's end (start): the worker's job is posted and its pixels put at the end of the
+        // task (a microtask), after the other canvases have drawn meanwhile.
+        _update: function (early) {
+            this._putLater = early === true && worker.ready && !worker.off;
+            try {
+                hazmap.CanvasLayer.prototype._update.call(this);
+            } finally {
+                this._putLater = false;
+            }
+        },
+
         // The whole canvas, or `region` of it (layer points; `fresh`: the rest cleared, see
-        // assets/hazmap_canvas.js): the points stamped into one ImageData, put, outlines over it.
+        // assets/hazmap_canvas.js): the points stamped into one ImageData (by the worker, when there
+        // is one), put, outlines over it.
         _draw: function (region, fresh) {
             if (!this._ctx) { return; }
+            this._finishJob(); // one job at a time: a pending one is put first
             var t0 = performance.now();
             var b = this._bounds, m = window.devicePixelRatio || 1, ctx = this._ctx;
             var origin = this._map.getPixelOrigin();
@@ -148,8 +212,8 @@
             var canvas = this._container, W = canvas.width, H = canvas.height;
             if (!this._target || this._target.width !== W || this._target.height !== H) {
                 this._target = hazmap.stampTarget(ctx.createImageData(W, H));
+                this._shared = null;
             }
-            var pixels = this._target.pixels;
             // the region in canvas pixels: [x0, x1) x [y0, y1)
             var x0 = 0, y0 = 0, x1 = W, y1 = H;
             if (region) {
@@ -158,71 +222,127 @@
                 x1 = Math.min(W, Math.ceil((region.max.x - b.min.x) * m));
                 y1 = Math.min(H, Math.ceil((region.max.y - b.min.y) * m));
             }
-            var whole = !region || fresh; // the points' layer positions change: computed again
-            if (!region) {
+            var c = this._covered();
+            var job = {
+                t0: t0, t1: t0, spent: 0, view: view, region: region, fresh: fresh, clip: [x0, y0, x1, y1],
+                whole: !region || fresh, // the points' layer positions change: computed again
+                covered: {minX: c.min.x, minY: c.min.y, maxX: c.max.x, maxY: c.max.y},
+                shown: state.order.map(function (name) { return state.layers[name]; }).filter(function (entry) {
+                    var shown = shownAt(entry, this._map.getZoom());
+                    if (!shown) { entry.drawn = 0; }
+                    return shown;
+                }, this)
+            };
+            if (worker.ready && !worker.off && job.shown.length) {
+                this._post(job);
+                job.spent = performance.now() - t0; // the page's own time: before the put, and the put
+                if (this._putLater) {
+                    var self = this;
+                    job.later = true;
+                    Promise.resolve().then(function () { self._finishJob(); });
+                    return;
+                }
+                this._finishJob();
+                return;
+            }
+            this._stampHere(job, this._target);
+            this._put(job);
+        },
+
+        // The job's points stamped by the page itself, into `target`.
+        _stampHere: function (job, target) {
+            var pixels = target.pixels, W = target.width, clip = job.clip, s = job.view.s * job.view.m;
+            if (!job.region) {
                 pixels.fill(0);
             } else { // only the region's pixels are stamped and put (a strip clears its own when it comes)
-                for (var row = y0; row < y1; row++) { pixels.fill(0, row * W + x0, row * W + x1); }
+                for (var row = clip[1]; row < clip[3]; row++) { pixels.fill(0, row * W + clip[0], row * W + clip[2]); }
             }
-            var clip = [x0, y0, x1, y1], covered = this._covered();
-            var painted = [], k, entry;
-            for (k = 0; k < state.order.length; k++) {
-                entry = state.layers[state.order[k]];
-                if (!shownAt(entry, this._map.getZoom())) {
-                    entry.drawn = 0;
-                    continue;
+            job.shown.forEach(function (entry) {
+                var table = stylesOf(entry).map(function (style, c) {
+                    return spriteOf(style, entry.name + ":" + entry.data.classes[c], s);
+                });
+                entry.drawn = hazmap.stampPoints(entry.data, entry.xs, entry.ys, job.view, job.whole, clip,
+                    job.covered, table, target);
+            });
+        },
+
+        // The job to the worker: its pixels are those of a SharedArrayBuffer as large as the canvas.
+        _post: function (job) {
+            var W = this._target.width, H = this._target.height;
+            if (!this._shared) {
+                var buffer = new SharedArrayBuffer(W * H * 4);
+                this._shared = {buffer: buffer, pixels: new Uint32Array(buffer)};
+            }
+            job.seq = ++worker.seq;
+            job.drawn = new Int32Array(new SharedArrayBuffer(4 * job.shown.length));
+            var scale = job.view.s * job.view.m, fresh = {}; // the sprites the worker has not had yet
+            var shown = job.shown.map(function (entry) {
+                return {name: entry.name, sprites: stylesOf(entry).map(function (style, c) {
+                    var key = entry.name + ":" + entry.data.classes[c], id = key + "@" + scale;
+                    if (!worker.sprites[id]) { fresh[id] = worker.sprites[id] = spriteOf(style, key, scale); }
+                    return id;
+                })};
+            });
+            worker.thread.postMessage({
+                type: "draw", seq: job.seq, view: job.view, whole: job.whole, clip: job.clip, covered: job.covered,
+                clearAll: !job.region, width: W, height: H, pixels: this._shared.buffer, drawn: job.drawn,
+                ctrl: worker.ctrl,
+                layers: shown, newSprites: fresh
+            });
+            this._job = job;
+        },
+
+        // The posted job's pixels put (waiting for the worker if it is not done: a spin on the
+        // shared counter; the page's main thread may not block in Atomics.wait). A worker that fails
+        // or takes longer than WORKER_WAIT_MS is given up and the page stamps the job itself.
+        _finishJob: function () {
+            var job = this._job;
+            if (!job) { return; }
+            this._job = null;
+            var ctrl = worker.ctrl;
+            job.t1 = performance.now();
+            var give = job.t1 + WORKER_WAIT_MS;
+            while (Atomics.load(ctrl, 0) < job.seq && performance.now() < give) { /* spin */ }
+            if (job.later) { keep(state.stats.waitMs, performance.now() - job.t1); }
+            var done = Atomics.load(ctrl, 0) >= job.seq, failed = Atomics.load(ctrl, 1) === job.seq;
+            if (!done || failed || !this._map || !this._target) {
+                if (!done || failed) {
+                    console.warn("hazmap static worker " + (failed ? "failed" : "did not answer") + ": the page stamps");
+                    stopWorker();
                 }
-                this._points(entry, view, whole, clip, covered);
-                painted.push(entry);
+                if (this._map && this._target) { this._stampHere(job, this._target); this._put(job); }
+                return;
             }
+            job.shown.forEach(function (entry, k) { entry.drawn = job.drawn[k]; });
+            job.byWorker = true;
+            keep(state.stats.workerMs, Atomics.load(ctrl, 2) / 1000);
+            var from = this._shared.pixels, to = this._target.pixels, W = this._target.width, clip = job.clip;
+            if (!job.region) {
+                to.set(from);
+            } else {
+                for (var row = clip[1]; row < clip[3]; row++) {
+                    to.set(from.subarray(row * W + clip[0], row * W + clip[2]), row * W + clip[0]);
+                }
+            }
+            this._put(job);
+        },
+
+        // The stamped pixels of the job's region put, the areas' outlines over them.
+        _put: function (job) {
+            var ctx = this._ctx, clip = job.clip, W = this._target.width, H = this._target.height;
             ctx.setTransform(1, 0, 0, 1, 0, 0);
-            if (region && fresh) { ctx.clearRect(0, 0, W, H); }
-            ctx.putImageData(this._target.image, 0, 0, x0, y0, x1 - x0, y1 - y0);
+            if (job.region && job.fresh) { ctx.clearRect(0, 0, W, H); }
+            ctx.putImageData(this._target.image, 0, 0, clip[0], clip[1], clip[2] - clip[0], clip[3] - clip[1]);
             // the areas' outlines over the stamped points (putImageData replaces, it does not blend)
-            for (k = 0; k < painted.length; k++) {
-                entry = painted[k];
-                if (entry.data.rings && view.zoom >= state.config.outlineMinZoom) { this._outlines(entry, view, clip); }
+            job.shown.forEach(function (entry) {
+                if (entry.data.rings && job.view.zoom >= state.config.outlineMinZoom) { this._outlines(entry, job.view, clip); }
                 if (!entry.painted) {
                     entry.painted = true;
                     performance.mark("hazmap:layer:" + entry.name);
                 }
-            }
-            if (painted.length) { keep(state.stats.paintMs, performance.now() - t0); }
-        },
-
-        // Layer points of every feature (NaN off the canvas; when `whole`), then one sprite per
-        // feature within reach of the clip rectangle, clipped to it. `drawn`: the features drawn
-        // so far (within `covered`, the part of the canvas drawn).
-        _points: function (entry, view, whole, clip, covered) {
-            var d = entry.data, n = d.n, xs = entry.xs, ys = entry.ys, margin = 12 * view.s, i;
-            var m = view.m, target = this._target, stamp = hazmap.stamp;
-            if (whole) {
-                for (i = 0; i < n; i++) {
-                    var x = d.nx[i] * view.scale - view.ox, y = d.ny[i] * view.scale - view.oy;
-                    var off = x < view.minX - margin || x > view.maxX + margin || y < view.minY - margin ||
-                        y > view.maxY + margin;
-                    xs[i] = off ? NaN : x;
-                    ys[i] = off ? NaN : y;
-                }
-            }
-            var table = d.classes.map(function (key) {
-                return spriteOf(entry.styles[key] || entry.styles.other, entry.name + ":" + key, view.s * m);
-            });
-            // in canvas pixels, the clip widened by the largest sprite's reach
-            var reach = 0;
-            table.forEach(function (sprite) { reach = Math.max(reach, sprite.r); });
-            var cx0 = clip[0] - reach, cy0 = clip[1] - reach, cx1 = clip[2] + reach, cy1 = clip[3] + reach;
-            var drawn = 0, kx0 = covered.min.x - margin, ky0 = covered.min.y - margin,
-                kx1 = covered.max.x + margin, ky1 = covered.max.y + margin;
-            for (i = 0; i < n; i++) {
-                var lx = xs[i], ly = ys[i];
-                if (lx !== lx) { continue; } // NaN: off the canvas
-                if (lx >= kx0 && lx <= kx1 && ly >= ky0 && ly <= ky1) { drawn++; }
-                var bx = Math.floor((lx - view.minX) * m), by = Math.floor((ly - view.minY) * m);
-                if (bx < cx0 || by < cy0 || bx >= cx1 || by >= cy1) { continue; }
-                stamp(target, table[d.cls[i]], bx, by, clip[0], clip[1], clip[2], clip[3]);
-            }
-            entry.drawn = drawn;
+            }, this);
+            if (job.shown.length) { keep(state.stats.paintMs, job.spent + performance.now() - job.t1); }
+            state.stats.worker = !!job.byWorker; // the last paint's points: the worker's, or the page's
         },
 
         // Area outlines in their class colour, one path per class, within the clip rectangle.
@@ -347,6 +467,7 @@
         if (state.started) { return; }
         state.started = true;
         state.config = config;
+        startWorker();
         config.layers.forEach(function (c) {
             state.order.push(c.name);
             state.layers[c.name] = {
@@ -358,6 +479,9 @@
         whenMap(function (map) {
             state.map = map;
             if (!map.getPane(PANE)) { map.createPane(PANE).style.zIndex = PANE_Z; }
+            // the map's first listener of a move's end (the other canvases join the map later): this
+            // canvas's job goes to the worker before they draw (StaticCanvas._update)
+            map.on("moveend", function () { if (layer && layer._map) { layer._update(true); } });
             document.addEventListener("click", onCapturedClick, true);
             map.getContainer().addEventListener("mousemove", onMouseMove, true);
             layer = new StaticCanvas();
@@ -443,6 +567,8 @@
         settled: function () { return !!layer && !!layer._map && layer.settled(); },
         // the whole canvas drawn again now, at once (the browser tests compare it with the strips')
         redraw: function () { if (layer && layer._map) { layer._drawAll(); } },
-        stats: function () { return JSON.parse(JSON.stringify(state.stats)); }
+        stats: function () { return JSON.parse(JSON.stringify(state.stats)); },
+        // false: the page stamps the points itself though the worker is up; true: the worker again
+        stampOnWorker: function (on) { worker.off = !on; }
     });
 })();

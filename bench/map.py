@@ -21,7 +21,10 @@ world at `--scale` with a scripted live feed: every truck placed on a waybill ro
   it runs in), ``tick_longest_task_ms_max``: the longest of those tasks;
 - ``long_tasks_over_50ms``: PerformanceObserver long tasks over 50 ms while the feed runs;
 - ``static_canvas_paint_ms_p90``, ``vector_canvas_paint_ms_p90``: what those canvases' own redraws
-  took in script (a 2D canvas rasterises its paths later, outside this figure);
+  took in the page's script (a 2D canvas rasterises its paths later, outside this figure);
+  ``static_worker_ms_p90``: the static canvas's stamping on its worker (assets/hazmap_static_worker.js;
+  nan when the page stamped), ``static_wait_ms_p90``: how long the page waited for it at a pan's or
+  zoom's put (the live and vector canvases drawn meanwhile);
 - ``bytes_per_tick``: mean gzip bytes on the wire of a poll (Resource Timing), ``chars_per_tick``
   the JSON it decodes;
 - the anchor: every layer as dash-leaflet GeoJSON (the static points as circle markers, lines and
@@ -245,7 +248,10 @@ def measure(browser, url: str, world, canvas_layers: tuple[str, ...], trucks: in
            "zoom_settled_ms": zooms["settled"],
            # what the static canvas itself took per redraw (the rest of a pan: Leaflet's canvas, the grid, live)
            "static_paint_ms": page.evaluate("window.hazmapStatic ? window.hazmapStatic.stats().paintMs : []"),
-           "vector_paint_ms": page.evaluate("window.hazmapVector ? window.hazmapVector.stats().paintMs : []")}
+           "vector_paint_ms": page.evaluate("window.hazmapVector ? window.hazmapVector.stats().paintMs : []"),
+           # the static canvas's worker: its stamping per redraw, and the page's wait for it
+           "static_worker_ms": page.evaluate("window.hazmapStatic ? window.hazmapStatic.stats().workerMs : []"),
+           "static_wait_ms": page.evaluate("window.hazmapStatic ? window.hazmapStatic.stats().waitMs : []")}
     if feed:
         page.evaluate("window.__longTasks = []; performance.clearResourceTimings()")
         polls = page.evaluate("window.hazmapLive.polls")
@@ -269,6 +275,16 @@ def _zoom_in_out(zoom_ms: list[float], suffix: str) -> dict[str, float]:
     twelfth round)."""
     ms = np.asarray(zoom_ms, dtype=float)
     return {f"zoom_in_ms_p50{suffix}": float(np.median(ms[0::2])), f"zoom_out_ms_p50{suffix}": float(np.median(ms[1::2]))}
+
+
+def _worker_figures(run: dict, suffix: str) -> dict[str, float]:
+    """The static canvas's worker over the run's redraws (pans, zooms, strips): p90 of its stamping
+    and of the page's wait for it; nan where the page stamped every redraw itself."""
+    def p90(values: list[float]) -> float:
+        return float(np.percentile(values, 90)) if values else float("nan")
+
+    return {f"static_worker_ms_p90{suffix}": p90(run["static_worker_ms"]),
+            f"static_wait_ms_p90{suffix}": p90(run["static_wait_ms"])}
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> None:
@@ -352,6 +368,7 @@ def _run(args: argparse.Namespace, load: str) -> None:
                     figures["zoom_settled_ms_p90"] = float(np.percentile(run["zoom_settled_ms"], 90))
                     figures["static_canvas_paint_ms_p90"] = float(np.percentile(run["static_paint_ms"], 90))
                     figures["vector_canvas_paint_ms_p90"] = float(np.percentile(run["vector_paint_ms"], 90))
+                    figures.update(_worker_figures(run, ""))
                 else:
                     figures[f"first_render_ms_{fleet}"] = run["first_render_ms"]
                     figures[f"first_render_seen_ms_{fleet}"] = run["first_render_seen_ms"]
@@ -359,6 +376,7 @@ def _run(args: argparse.Namespace, load: str) -> None:
                     figures[f"zoom_redraw_ms_p90_{fleet}"] = float(np.percentile(run["zoom_ms"], 90))
                     figures.update(_zoom_in_out(run["zoom_ms"], f"_{fleet}"))
                     figures[f"zoom_settled_ms_p90_{fleet}"] = float(np.percentile(run["zoom_settled_ms"], 90))
+                    figures.update(_worker_figures(run, f"_{fleet}"))
         finally:
             browser.close()
     figures["anchor_first_render_ms"] = anchor["first_render_ms"]

@@ -116,6 +116,28 @@ def test_the_route_serves_each_layer_gzipped_and_cached_and_404s_a_stale_world(w
     assert response.status_code == 404 and "roads" in response.get_json()["error"]
 
 
+def test_every_response_isolates_the_page_and_the_worker_script_is_no_page_script(world, tmp_path):
+    """The wall's page may share memory with the static canvas's worker only when cross-origin
+    isolated (app/webapp.py `_cross_origin_isolated`): the page, its scripts (the worker's among
+    them) and its payloads carry COOP and COEP; the worker's script is served, but not run as a
+    script of the page (assets/hazmap_static.js starts it)."""
+    from app.settings import Settings
+    from app.webapp import create_app
+
+    version = world.fingerprint()
+    web = create_app(Settings(var_dir=tmp_path), world, world_version=version)
+    client = web.server.test_client()
+    page = client.get("/")
+    for response in (page, client.get("/assets/hazmap_static_worker.js"), client.get("/assets/hazmap_canvas_sprites.js"),
+                     client.get(f"/canvas/{version}/entities.json")):
+        assert response.status_code == 200
+        assert response.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+        assert response.headers["Cross-Origin-Embedder-Policy"] == "credentialless"
+    html_ = page.get_data(as_text=True)
+    assert "hazmap_canvas_sprites.js" in html_ and "hazmap_static.js" in html_
+    assert "hazmap_static_worker.js" not in html_
+
+
 # -- the live header (layers/header.py) ------------------------------------------------------
 
 T0_MS = 1_780_000_000_000

@@ -149,12 +149,15 @@ def test_the_installed_wheel_serves_the_page_with_its_scripts(installed_wheel, t
             page.wait_for_selector(".leaflet-container", timeout=60_000)
             page.wait_for_function("() => window.hazmap && window.hazmap.map && window.hazmapLive", timeout=30_000)
             preload_ran = page.evaluate("() => Boolean(window.hazmapPreload && window.regeneratorRuntime)")
+            # the static canvas's worker: started by the page once its layers come, served from the wheel
+            worker_status = page.evaluate("fetch('/assets/hazmap_static_worker.js').then(r => r.status)")
             browser.close()
         # the payload preloader (in the page's head) and the regenerator runtime (in place of Dash's
         # polyfill) are inlined in the page (app/webapp.py), not served as files
         inlined = ("hazmap_preload.js", "regenerator-runtime.min.js")
         assert set(inlined) <= set(installed_assets) and preload_ran, (installed_assets, preload_ran)
-        served = [name for name in installed_assets if name not in inlined]
+        assert worker_status == 200
+        served = [name for name in installed_assets if name not in inlined and name != "hazmap_static_worker.js"]
         assert {name: loaded.get(name) for name in served} == {name: 200 for name in served}
         assert not set(inlined) & set(loaded), loaded
         serve.send_signal(signal.SIGTERM)

@@ -88,10 +88,12 @@ def test_a_zoom_draws_the_view_at_once_and_the_padding_after_as_a_whole_redraw_w
 
     # Two steps in, about the first entity: part of the city falls in the canvases' padding.
     centre = world.entities.geometry.iloc[0]
-    before = page.evaluate("""([lat, lon]) => {
+    before = page.evaluate("""async ([lat, lon]) => {
         const map = window.hazmap.leafletMap;
         map.setView([lat, lon], map.getZoom() + 2, {animate: false});
-        // what the canvases hold when setView returns: the view, the padding still to come
+        // what the canvases hold at the end of the zoom's task: the view, the padding still to come
+        // (the static canvas puts its worker's pixels in a microtask the zoom queued, before this one)
+        await Promise.resolve();
         return {static: window.hazmapStatic.drawn(), vector: window.hazmapVector.drawn(),
                 settled: [window.hazmapStatic.settled(), window.hazmapVector.settled()]};
     }""", [centre.y, centre.x])
@@ -187,6 +189,86 @@ def test_after_a_zoom_the_padding_strips_of_both_canvases_run_together_after_the
         assert 1 <= strips["tasks"] <= 4, strips
         assert strips["firstFrame"] >= 2, strips
     assert_no_console_errors(console)
+
+
+# The static canvas redrawn whole, its pixels kept in the page (`window.__static`), and what
+# stamped them: the worker or the page (assets/hazmap_static.js `stampOnWorker`).
+STATIC_REDRAW_JS = """(key) => {
+    window.hazmapStatic.redraw();
+    (window.__static = window.__static || {})[key] = %s(window.hazmapStatic.canvas());
+    return window.hazmapStatic.stats().worker;
+}""" % PIXELS
+
+
+def test_the_static_canvas_is_stamped_on_its_worker_exactly_as_the_page_stamps_it(page, live_server, console):
+    """The wall is cross-origin isolated (app/webapp.py), so the static canvas's points are stamped
+    by its worker (assets/hazmap_static_worker.js) in memory shared with the page: the pixels, the
+    drawn counts and what a click hits are those of the page's own stamping, at the city's view and
+    two steps in, and a zoom's drawing is put within the zoom's task."""
+    world = live_server.stored.world
+    open_with_every_layer_drawn(page, live_server)
+    assert page.evaluate("window.crossOriginIsolated"), "the wall's page is not cross-origin isolated"
+    centre = world.entities.geometry.iloc[0]
+    ids = world.entities["id"].astype(str).tolist()[:40]
+    for step in (0, 2):
+        if step:
+            page.evaluate("([lat, lon, step]) => window.hazmap.leafletMap.setView([lat, lon], "
+                          "window.hazmap.leafletMap.getZoom() + step, {animate: false})", [centre.y, centre.x, step])
+            page.wait_for_function("() => window.hazmapStatic.settled()", timeout=10_000)
+        page.wait_for_function(f"() => ({STATIC_REDRAW_JS})('worker')", timeout=10_000)  # once the worker is up
+        on_worker = {"drawn": page.evaluate("window.hazmapStatic.drawn()"), "hits": page.evaluate(HITS_JS, ids)}
+        page.evaluate("window.hazmapStatic.stampOnWorker(false)")
+        assert page.evaluate(STATIC_REDRAW_JS, "page") is False
+        on_page = {"drawn": page.evaluate("window.hazmapStatic.drawn()"), "hits": page.evaluate(HITS_JS, ids)}
+        page.evaluate("window.hazmapStatic.stampOnWorker(true)")
+        differing = page.evaluate(f"{DIFFERING}(window.__static.worker, window.__static.page)")
+        drawn_pixels = page.evaluate("window.__static.page.filter(w => w).length")
+        assert drawn_pixels > 1000, "the static canvas holds a drawing"
+        assert differing == 0, f"{differing} of the canvas's pixels differ between the worker and the page"
+        assert on_worker == on_page
+        assert sum(1 for hit in on_page["hits"] if hit) >= 10, on_page["hits"]
+    # A zoom: the worker's drawing of the view is in the canvas at the end of the zoom's task.
+    zoomed = page.evaluate("""async () => {
+        const map = window.hazmap.leafletMap, before = window.hazmapStatic.stats().paintMs.length;
+        map.setZoom(map.getZoom() - 1, {animate: false});
+        await Promise.resolve();  // the microtask the zoom queued runs first
+        const stats = window.hazmapStatic.stats();
+        return {paints: stats.paintMs.length - before, worker: stats.worker};
+    }""")
+    assert zoomed == {"paints": 1, "worker": True}
+    assert_no_console_errors(console)
+
+
+# What a click at each feature's drawn point would open ({layer, id} or null), by the static canvas's hit test.
+HITS_JS = """(ids) => ids.map(id => {
+    const ll = window.hazmapStatic.lonLatOf('entities', id), map = window.hazmap.leafletMap;
+    const p = map.latLngToContainerPoint([ll[1], ll[0]]);
+    return window.hazmapStatic.hitAt(p.x, p.y);
+})"""
+
+
+@pytest.mark.parametrize("without", ["isolation", "worker"])
+def test_without_isolation_or_its_worker_the_page_stamps_the_static_canvas(page, live_server, console, without):
+    """Where the page is not cross-origin isolated (a proxy that drops the headers; plain http to
+    another machine) or its worker cannot start, the page stamps every point itself, as before."""
+    if without == "isolation":
+        def plain(route):
+            response = route.fetch()
+            headers = {k: v for k, v in response.headers.items() if not k.lower().startswith("cross-origin")}
+            route.fulfill(response=response, headers=headers)
+
+        page.route(live_server.url, plain)
+    else:
+        page.route("**/hazmap_static_worker.js*", lambda route: route.abort())
+    open_with_every_layer_drawn(page, live_server)
+    assert page.evaluate("window.crossOriginIsolated") is (without != "isolation")
+    page.evaluate("(() => { const m = window.hazmap.leafletMap; m.setZoom(m.getZoom() + 1, {animate: false}); })()")
+    page.wait_for_function("() => window.hazmapStatic.settled()", timeout=10_000)
+    assert page.evaluate(STATIC_REDRAW_JS, "page") is False
+    assert page.evaluate("window.__static.page.filter(w => w).length") > 1000
+    # the aborted worker script is a console error of its own, and the page says it stamps
+    unexpected = [line for line in console.unexpected() if "net::ERR_FAILED" not in line]
+    assert unexpected == [], unexpected
 
 
 # Every canvas (and SVG renderer) of the map: its class, its transform's translation and scale (the computed matrix).
