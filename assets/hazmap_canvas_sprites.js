@@ -136,37 +136,72 @@
         return {data: ctx.getImageData(0, 0, size, size).data, size: size, reach: reach};
     };
 
-    // One static layer's points (assets/hazmap_static.js; in its worker too): with `whole`, the
-    // layer point of every feature first (NaN off the canvas, into xs, ys), then one sprite per
-    // feature within reach of the clip rectangle [x0, y0, x1, y1) (canvas pixels), clipped to it.
-    // `d`: {n, nx, ny, cls} (Web Mercator at zoom 0 over its scale; class bytes), `table`: a sprite
-    // per class, `covered`: the part of the canvas drawn (layer points). Returns the number of
-    // features within `covered` (what the layer reports as drawn).
-    hazmap.stampPoints = function (d, xs, ys, view, whole, clip, covered, table, target) {
-        var n = d.n, margin = 12 * view.s, m = view.m, stamp = hazmap.stamp, i;
-        if (whole) {
-            for (i = 0; i < n; i++) {
-                var x = d.nx[i] * view.scale - view.ox, y = d.ny[i] * view.scale - view.oy;
-                var off = x < view.minX - margin || x > view.maxX + margin || y < view.minY - margin ||
-                    y > view.maxY + margin;
-                xs[i] = off ? NaN : x;
-                ys[i] = off ? NaN : y;
-            }
+    // --- the static layers' points (assets/hazmap_static.js and its worker) ------------------------
+    // Layer points of a layer's features, NaN where off the canvas (beyond `margin` of it). `d`:
+    // {n, nx, ny} (Web Mercator at zoom 0 over its scale), `view`: the canvas (layer points) and zoom.
+    hazmap.layerPoints = function (d, xs, ys, view) {
+        var n = d.n, margin = 12 * view.s;
+        for (var i = 0; i < n; i++) {
+            var x = d.nx[i] * view.scale - view.ox, y = d.ny[i] * view.scale - view.oy;
+            var off = x < view.minX - margin || x > view.maxX + margin || y < view.minY - margin ||
+                y > view.maxY + margin;
+            xs[i] = off ? NaN : x;
+            ys[i] = off ? NaN : y;
         }
-        // in canvas pixels, the clip widened by the largest sprite's reach
-        var reach = 0;
-        for (i = 0; i < table.length; i++) { reach = Math.max(reach, table[i].r); }
-        var cx0 = clip[0] - reach, cy0 = clip[1] - reach, cx1 = clip[2] + reach, cy1 = clip[3] + reach;
-        var drawn = 0, kx0 = covered.minX - margin, ky0 = covered.minY - margin,
-            kx1 = covered.maxX + margin, ky1 = covered.maxY + margin, cls = d.cls;
-        for (i = 0; i < n; i++) {
-            var lx = xs[i], ly = ys[i];
-            if (lx !== lx) { continue; } // NaN: off the canvas
-            if (lx >= kx0 && lx <= kx1 && ly >= ky0 && ly <= ky1) { drawn++; }
-            var bx = Math.floor((lx - view.minX) * m), by = Math.floor((ly - view.minY) * m);
-            if (bx < cx0 || by < cy0 || bx >= cx1 || by >= cy1) { continue; }
-            stamp(target, table[cls[i]], bx, by, clip[0], clip[1], clip[2], clip[3]);
+    };
+
+    // How many features lie within `covered` (the part of the canvas drawn, layer points; the same
+    // margin): what a layer reports as drawn.
+    hazmap.countDrawn = function (xs, ys, view, covered) {
+        var margin = 12 * view.s, drawn = 0, n = xs.length;
+        var kx0 = covered.minX - margin, ky0 = covered.minY - margin, kx1 = covered.maxX + margin,
+            ky1 = covered.maxY + margin;
+        for (var i = 0; i < n; i++) {
+            var x = xs[i], y = ys[i]; // NaN fails every test
+            if (x >= kx0 && x <= kx1 && y >= ky0 && y <= ky1) { drawn++; }
         }
         return drawn;
+    };
+
+    // The rows of band `k` of `nb` across the clip rectangle [x0, y0, x1, y1) (canvas pixels).
+    hazmap.band = function (clip, k, nb) {
+        var h = clip[3] - clip[1];
+        return [clip[0], clip[1] + Math.floor((k * h) / nb), clip[2], clip[1] + Math.floor(((k + 1) * h) / nb)];
+    };
+
+    // Band `band` of the canvas drawn: its pixels cleared, then every layer of `layers` ({d, xs, ys,
+    // table}: the data, layer points and a sprite per class), in order, one sprite per feature within
+    // reach of the band, clipped to it. Bands are apart in pixels, so any of them may be drawn by
+    // either thread, in any order, and give the pixels the whole clip drawn at once gives.
+    hazmap.stampBand = function (layers, view, band, target) {
+        var pixels = target.pixels, W = target.width, m = view.m, stamp = hazmap.stamp, i, k;
+        for (var row = band[1]; row < band[3]; row++) { pixels.fill(0, row * W + band[0], row * W + band[2]); }
+        for (k = 0; k < layers.length; k++) {
+            var layer = layers[k], xs = layer.xs, ys = layer.ys, table = layer.table, cls = layer.d.cls, n = layer.d.n;
+            var reach = 0; // in canvas pixels, the band widened by the largest sprite's reach
+            for (i = 0; i < table.length; i++) { reach = Math.max(reach, table[i].r); }
+            var cx0 = band[0] - reach, cy0 = band[1] - reach, cx1 = band[2] + reach, cy1 = band[3] + reach;
+            for (i = 0; i < n; i++) {
+                var lx = xs[i];
+                if (lx !== lx) { continue; } // NaN: off the canvas
+                var bx = Math.floor((lx - view.minX) * m), by = Math.floor((ys[i] - view.minY) * m);
+                if (bx < cx0 || by < cy0 || bx >= cx1 || by >= cy1) { continue; }
+                stamp(target, table[cls[i]], bx, by, band[0], band[1], band[2], band[3]);
+            }
+        }
+    };
+
+    // The bands of a job shared by the page and the worker: each takes the next band not yet taken
+    // (`ctrl[0]`, atomically) until none is left, and counts those it drew in `ctrl[1]`. Returns
+    // the number it drew.
+    hazmap.takeBands = function (ctrl, nb, drawBand) {
+        var drew = 0;
+        for (;;) {
+            var k = Atomics.add(ctrl, 0, 1);
+            if (k >= nb) { return drew; }
+            drawBand(k);
+            drew++;
+            Atomics.add(ctrl, 1, 1);
+        }
     };
 })(typeof self !== "undefined" ? self : globalThis); // globalThis: node, for a probe of the stamping

@@ -126,15 +126,16 @@
 
     // --- the worker (assets/hazmap_static_worker.js) -------------------------------------------
     // Where the page is cross-origin isolated (app/webapp.py sends the headers; a secure context is
-    // needed too: https, or the machine itself), the stamping runs on the worker: a zoom's redraw of
-    // this canvas is posted as the zoom's first drawing (the map's first `moveend` listener, set in
-    // start) and its pixels are put once
-    // the other canvases have drawn, in the same task (a microtask), waiting for the worker only if
-    // it is not done by then. Elsewhere, or until the worker is up, or if it fails, the page stamps
-    // itself (the same code).
+    // needed too: https, or the machine itself), the worker takes part in the stamping: a redraw is
+    // cut into bands of rows which the worker and the page take one at a time (the page once it
+    // comes to put the pixels). A zoom's redraw is posted as the zoom's first drawing (the map's
+    // first `moveend` listener, set in start) and put at the end of the zoom's task (a microtask),
+    // so the worker draws while the live and vector canvases do and the page finds little or nothing
+    // left. Not isolated, one core, the worker not up yet or failed: the page stamps alone (the same code).
     var WORKER_WAIT_MS = 2000; // a worker that takes longer is given up: the page stamps from then on
+    var BANDS = 8, BAND_ROWS = 64; // a job's bands: each costs a pass over every feature
     // off: the page stamps though the worker is up (a browser test compares the two)
-    var worker = {thread: null, ready: false, off: false, seq: 0, ctrl: null, sprites: {}};
+    var worker = {thread: null, ready: false, off: false, sprites: {}};
 
     function workerScriptUrl() { // beside this script, with its prefix and Dash's cache-busting stamp
         var own = document.querySelector('script[src*="hazmap_static.js"]');
@@ -143,14 +144,15 @@
 
     function startWorker() {
         var url = workerScriptUrl();
-        if (!window.crossOriginIsolated || typeof SharedArrayBuffer === "undefined" || !window.Worker || !url) { return; }
+        // one core: the worker's stamping would take turns with the page's other drawing (and its wait)
+        if (!window.crossOriginIsolated || typeof SharedArrayBuffer === "undefined" || !window.Worker || !url ||
+            (navigator.hardwareConcurrency || 1) < 2) { return; }
         try {
             worker.thread = new Worker(url);
         } catch (error) {
             console.warn("hazmap static worker not started (" + error.message + "): the page stamps");
             return;
         }
-        worker.ctrl = new Int32Array(new SharedArrayBuffer(12));
         worker.thread.onmessage = function (event) {
             if (event.data && event.data.type === "ready") { worker.ready = true; }
         };
@@ -166,7 +168,7 @@
         worker.ready = false;
     }
 
-    // Its layer points are shared with the worker (which writes them) when there is one.
+    // A layer's layer points, shared with the worker (which reads them) when there is one.
     function pointArray(n) {
         return new Float32Array(worker.thread ? new SharedArrayBuffer(4 * n) : n);
     }
@@ -222,17 +224,23 @@
                 x1 = Math.min(W, Math.ceil((region.max.x - b.min.x) * m));
                 y1 = Math.min(H, Math.ceil((region.max.y - b.min.y) * m));
             }
-            var c = this._covered();
+            var c = this._covered(), s = view.s * m;
             var job = {
                 t0: t0, t1: t0, spent: 0, view: view, region: region, fresh: fresh, clip: [x0, y0, x1, y1],
-                whole: !region || fresh, // the points' layer positions change: computed again
-                covered: {minX: c.min.x, minY: c.min.y, maxX: c.max.x, maxY: c.max.y},
                 shown: state.order.map(function (name) { return state.layers[name]; }).filter(function (entry) {
                     var shown = shownAt(entry, this._map.getZoom());
                     if (!shown) { entry.drawn = 0; }
                     return shown;
                 }, this)
             };
+            // the layer points (after a move: a strip keeps the view's) and the drawn counts, here
+            var covered = {minX: c.min.x, minY: c.min.y, maxX: c.max.x, maxY: c.max.y};
+            job.layers = job.shown.map(function (entry) {
+                if (!region || fresh) { hazmap.layerPoints(entry.data, entry.xs, entry.ys, view); }
+                entry.drawn = hazmap.countDrawn(entry.xs, entry.ys, view, covered);
+                return {entry: entry, d: entry.data, xs: entry.xs, ys: entry.ys, table: stylesOf(entry).map(
+                    function (style, k) { return spriteOf(style, entry.name + ":" + entry.data.classes[k], s); })};
+            });
             if (worker.ready && !worker.off && job.shown.length) {
                 this._post(job);
                 job.spent = performance.now() - t0; // the page's own time: before the put, and the put
@@ -249,74 +257,64 @@
             this._put(job);
         },
 
-        // The job's points stamped by the page itself, into `target`.
+        // The job's region stamped by the page alone, into `target`, as one band.
         _stampHere: function (job, target) {
-            var pixels = target.pixels, W = target.width, clip = job.clip, s = job.view.s * job.view.m;
-            if (!job.region) {
-                pixels.fill(0);
-            } else { // only the region's pixels are stamped and put (a strip clears its own when it comes)
-                for (var row = clip[1]; row < clip[3]; row++) { pixels.fill(0, row * W + clip[0], row * W + clip[2]); }
-            }
-            job.shown.forEach(function (entry) {
-                var table = stylesOf(entry).map(function (style, c) {
-                    return spriteOf(style, entry.name + ":" + entry.data.classes[c], s);
-                });
-                entry.drawn = hazmap.stampPoints(entry.data, entry.xs, entry.ys, job.view, job.whole, clip,
-                    job.covered, table, target);
-            });
+            hazmap.stampBand(job.layers, job.view, job.clip, target);
         },
 
-        // The job to the worker: its pixels are those of a SharedArrayBuffer as large as the canvas.
+        // The job to the worker, in bands of the region (at most BANDS, none under BAND_ROWS): its
+        // pixels are those of a SharedArrayBuffer as large as the canvas.
         _post: function (job) {
-            var W = this._target.width, H = this._target.height;
+            var W = this._target.width, H = this._target.height, scale = job.view.s * job.view.m;
             if (!this._shared) {
                 var buffer = new SharedArrayBuffer(W * H * 4);
-                this._shared = {buffer: buffer, pixels: new Uint32Array(buffer)};
+                this._shared = {buffer: buffer, target: hazmap.stampTarget({width: W, height: H,
+                    data: new Uint8ClampedArray(buffer)})};
             }
-            job.seq = ++worker.seq;
-            job.drawn = new Int32Array(new SharedArrayBuffer(4 * job.shown.length));
-            var scale = job.view.s * job.view.m, fresh = {}; // the sprites the worker has not had yet
-            var shown = job.shown.map(function (entry) {
-                return {name: entry.name, sprites: stylesOf(entry).map(function (style, c) {
-                    var key = entry.name + ":" + entry.data.classes[c], id = key + "@" + scale;
-                    if (!worker.sprites[id]) { fresh[id] = worker.sprites[id] = spriteOf(style, key, scale); }
+            job.bands = Math.max(1, Math.min(BANDS, Math.floor((job.clip[3] - job.clip[1]) / BAND_ROWS)));
+            job.ctrl = new Int32Array(new SharedArrayBuffer(16)); // next band, bands done, failed, worker µs
+            var fresh = {}; // the sprites the worker has not had yet
+            var layers = job.layers.map(function (layer) {
+                var entry = layer.entry;
+                return {name: entry.name, sprites: entry.data.classes.map(function (key, k) {
+                    var id = entry.name + ":" + key + "@" + scale;
+                    if (!worker.sprites[id]) { fresh[id] = worker.sprites[id] = layer.table[k]; }
                     return id;
                 })};
             });
-            worker.thread.postMessage({
-                type: "draw", seq: job.seq, view: job.view, whole: job.whole, clip: job.clip, covered: job.covered,
-                clearAll: !job.region, width: W, height: H, pixels: this._shared.buffer, drawn: job.drawn,
-                ctrl: worker.ctrl,
-                layers: shown, newSprites: fresh
-            });
+            worker.thread.postMessage({type: "draw", view: job.view, clip: job.clip, bands: job.bands,
+                width: W, height: H, pixels: this._shared.buffer, ctrl: job.ctrl, layers: layers, newSprites: fresh});
             this._job = job;
         },
 
-        // The posted job's pixels put (waiting for the worker if it is not done: a spin on the
-        // shared counter; the page's main thread may not block in Atomics.wait). A worker that fails
-        // or takes longer than WORKER_WAIT_MS is given up and the page stamps the job itself.
+        // The posted job's pixels put: the bands the worker has not taken drawn here, then a wait
+        // for those it is drawing (a spin on the shared count: the page's main thread may not block
+        // in Atomics.wait). A band the worker failed, or a wait over WORKER_WAIT_MS, and the worker
+        // is given up: the page draws the job itself, into its own pixels.
         _finishJob: function () {
             var job = this._job;
             if (!job) { return; }
             this._job = null;
-            var ctrl = worker.ctrl;
+            if (!this._map || !this._target) { return; }
+            var ctrl = job.ctrl, layers = job.layers, view = job.view, target = this._shared.target;
             job.t1 = performance.now();
-            var give = job.t1 + WORKER_WAIT_MS;
-            while (Atomics.load(ctrl, 0) < job.seq && performance.now() < give) { /* spin */ }
-            if (job.later) { keep(state.stats.waitMs, performance.now() - job.t1); }
-            var done = Atomics.load(ctrl, 0) >= job.seq, failed = Atomics.load(ctrl, 1) === job.seq;
-            if (!done || failed || !this._map || !this._target) {
-                if (!done || failed) {
-                    console.warn("hazmap static worker " + (failed ? "failed" : "did not answer") + ": the page stamps");
-                    stopWorker();
-                }
-                if (this._map && this._target) { this._stampHere(job, this._target); this._put(job); }
+            hazmap.takeBands(ctrl, job.bands, function (k) {
+                hazmap.stampBand(layers, view, hazmap.band(job.clip, k, job.bands), target);
+            });
+            var mine = performance.now(), give = mine + WORKER_WAIT_MS;
+            while (Atomics.load(ctrl, 1) < job.bands && performance.now() < give) { /* spin */ }
+            if (job.later) { keep(state.stats.waitMs, performance.now() - mine); }
+            if (Atomics.load(ctrl, 1) < job.bands || Atomics.load(ctrl, 2)) {
+                console.warn("hazmap static worker " + (Atomics.load(ctrl, 2) ? "failed" : "did not answer") +
+                    ": the page stamps");
+                stopWorker();
+                this._stampHere(job, this._target);
+                this._put(job);
                 return;
             }
-            job.shown.forEach(function (entry, k) { entry.drawn = job.drawn[k]; });
-            job.byWorker = true;
-            keep(state.stats.workerMs, Atomics.load(ctrl, 2) / 1000);
-            var from = this._shared.pixels, to = this._target.pixels, W = this._target.width, clip = job.clip;
+            job.byWorker = Atomics.load(ctrl, 3) > 0;
+            keep(state.stats.workerMs, Atomics.load(ctrl, 3) / 1000);
+            var from = target.pixels, to = this._target.pixels, W = this._target.width, clip = job.clip;
             if (!job.region) {
                 to.set(from);
             } else {
@@ -342,7 +340,7 @@
                 }
             }, this);
             if (job.shown.length) { keep(state.stats.paintMs, job.spent + performance.now() - job.t1); }
-            state.stats.worker = !!job.byWorker; // the last paint's points: the worker's, or the page's
+            state.stats.worker = !!job.byWorker; // whether the worker drew any of the last paint's points
         },
 
         // Area outlines in their class colour, one path per class, within the clip rectangle.
