@@ -146,6 +146,13 @@ for script in $(grep -o '/assets/[A-Za-z0-9_.-]*\.\(js\|css\)' "$WORK/page.html"
 done
 grep -q '/assets/hazmap_map.js' "$WORK/page.html" || fail "the page does not load assets/hazmap_map.js"
 say "step 8: the page and its scripts answer through nginx"
+# the static canvas's worker: its script, and the headers that isolate the page (docs/deploy.md step 7)
+curl -fsS -D "$WORK/worker.headers" -o /dev/null "$PROXY/assets/hazmap_static_worker.js" \
+  || fail "GET /assets/hazmap_static_worker.js through nginx"
+for header in "cross-origin-opener-policy: same-origin" "cross-origin-embedder-policy: credentialless"; do
+  tr -d '\r' < "$WORK/worker.headers" | grep -qi "^$header\$" || fail "no '$header' through nginx"
+done
+say "step 8: the worker's script answers through nginx, the page isolated (COOP, COEP)"
 curl -fsS "$PROXY/api/health" -o "$WORK/health.json" || fail "/api/health through nginx"
 grep -q '"alive"' "$WORK/health.json" || fail "/api/health says: $(cat "$WORK/health.json")"
 curl -fsS -D "$WORK/ready.headers" "$PROXY/api/ready" -o "$WORK/ready.json" || { cat "$WORK/ready.json"; fail "/api/ready is not 200"; }

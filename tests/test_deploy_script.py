@@ -30,6 +30,7 @@ def test_the_deploy_guide_runs_here_and_answers_through_nginx(installed_wheel, p
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
     for step in ("step 5: postgresql", "step 6:", "step 7: nginx", "the page and its scripts answer through nginx",
+                 "the worker's script answers through nginx, the page isolated",
                  "/api/ready ready", "/metrics answers through nginx", "carries nginx's request id",
                  "exit 143", "all checks passed"):
         assert step in output, f"{step!r} missing:\n{output}"

@@ -247,10 +247,13 @@ HITS_JS = """(ids) => ids.map(id => {
 })"""
 
 
-@pytest.mark.parametrize("without", ["isolation", "worker"])
+@pytest.mark.parametrize("without", ["isolation", "worker", "a working worker"])
 def test_without_isolation_or_its_worker_the_page_stamps_the_static_canvas(page, live_server, console, without):
     """Where the page is not cross-origin isolated (a proxy that drops the headers; plain http to
-    another machine) or its worker cannot start, the page stamps every point itself, as before."""
+    another machine), its worker cannot start, or the worker fails a band, the page stamps every
+    point itself, as before."""
+    warnings: list[str] = []
+    page.on("console", lambda message: warnings.append(message.text) if message.type == "warning" else None)
     if without == "isolation":
         def plain(route):
             response = route.fetch()
@@ -258,16 +261,37 @@ def test_without_isolation_or_its_worker_the_page_stamps_the_static_canvas(page,
             route.fulfill(response=response, headers=headers)
 
         page.route(live_server.url, plain)
-    else:
+    elif without == "worker":
         page.route("**/hazmap_static_worker.js*", lambda route: route.abort())
+    else:  # the worker as served, but its stamping throws
+        def failing(route):
+            response = route.fetch()
+            body = response.text().replace('var hazmap = self.hazmap;', 'var hazmap = self.hazmap; '
+                                           'hazmap.stampBand = function () { throw new Error("a broken band"); };')
+            assert "a broken band" in body
+            route.fulfill(response=response, body=body)
+
+        page.route("**/hazmap_static_worker.js*", failing)
     open_with_every_layer_drawn(page, live_server)
     assert page.evaluate("window.crossOriginIsolated") is (without != "isolation")
-    page.evaluate("(() => { const m = window.hazmap.leafletMap; m.setZoom(m.getZoom() + 1, {animate: false}); })()")
+    zoom = "(() => { const m = window.hazmap.leafletMap; m.setZoom(m.getZoom() + 1, {animate: false}); })()"
+    if without == "a working worker":  # up, and given a job (a zoom) it fails: the page draws it
+        for _ in range(20):
+            page.evaluate(zoom.replace("+ 1", "- 1") if _ % 2 else zoom)
+            page.wait_for_function("() => window.hazmapStatic.settled()", timeout=10_000)
+            if any("the page stamps" in line for line in warnings):
+                break
+        assert any("hazmap static worker failed: the page stamps" in line for line in warnings), warnings[-10:]
+    page.evaluate(zoom)
     page.wait_for_function("() => window.hazmapStatic.settled()", timeout=10_000)
     assert page.evaluate(STATIC_REDRAW_JS, "page") is False
     assert page.evaluate("window.__static.page.filter(w => w).length") > 1000
-    # the aborted worker script is a console error of its own, and the page says it stamps
-    unexpected = [line for line in console.unexpected() if "net::ERR_FAILED" not in line]
+    assert page.evaluate("window.hazmapStatic.drawn()") == page.evaluate(
+        "(() => { window.hazmapStatic.stampOnWorker(false); window.hazmapStatic.redraw(); "
+        "return window.hazmapStatic.drawn(); })()")
+    # the aborted worker script, or the failed band, is a console error of its own
+    unexpected = [line for line in console.unexpected() if "net::ERR_FAILED" not in line
+                  and "hazmap static worker: Error: a broken band" not in line]
     assert unexpected == [], unexpected
 
 
