@@ -295,7 +295,8 @@
             var job = this._job;
             if (!job) { return; }
             this._job = null;
-            if (!this._map || !this._target) { return; }
+            // every band drawn before anything else: the worker may not still be writing the shared
+            // pixels when the next job starts (also when the layer left the map meanwhile)
             var ctrl = job.ctrl, layers = job.layers, view = job.view, target = this._shared.target;
             job.t1 = performance.now();
             hazmap.takeBands(ctrl, job.bands, function (k) {
@@ -308,10 +309,13 @@
                 console.warn("hazmap static worker " + (Atomics.load(ctrl, 2) ? "failed" : "did not answer") +
                     ": the page stamps");
                 stopWorker();
-                this._stampHere(job, this._target);
-                this._put(job);
+                if (this._map && this._ctx) {
+                    this._stampHere(job, this._target);
+                    this._put(job);
+                }
                 return;
             }
+            if (!this._map || !this._ctx) { return; }
             job.byWorker = Atomics.load(ctrl, 3) > 0;
             keep(state.stats.workerMs, Atomics.load(ctrl, 3) / 1000);
             var from = target.pixels, to = this._target.pixels, W = this._target.width, clip = job.clip;
