@@ -227,15 +227,22 @@ def test_the_static_canvas_is_stamped_on_its_worker_exactly_as_the_page_stamps_i
         assert differing == 0, f"{differing} of the canvas's pixels differ between the worker and the page"
         assert on_worker == on_page
         assert sum(1 for hit in on_page["hits"] if hit) >= 10, on_page["hits"]
-    # A zoom: the worker's drawing of the view is in the canvas at the end of the zoom's task.
+    # Zooms: the view's drawing is in the canvas at the end of each zoom's task, the worker's part
+    # in it (it takes bands while the other canvases draw; the page takes any left when it puts).
     zoomed = page.evaluate("""async () => {
-        const map = window.hazmap.leafletMap, before = window.hazmapStatic.stats().paintMs.length;
-        map.setZoom(map.getZoom() - 1, {animate: false});
-        await Promise.resolve();  // the microtask the zoom queued runs first
-        const stats = window.hazmapStatic.stats();
-        return {paints: stats.paintMs.length - before, worker: stats.worker};
+        const map = window.hazmap.leafletMap, out = [];
+        for (let i = 0; i < 6; i++) {
+            while (!window.hazmapStatic.settled()) { await new Promise(r => setTimeout(r, 5)); }
+            const before = window.hazmapStatic.stats().paintMs.length;
+            map.setZoom(map.getZoom() + (i % 2 ? 1 : -1), {animate: false});
+            await Promise.resolve();  // the microtask the zoom queued runs first
+            const stats = window.hazmapStatic.stats();
+            out.push({paints: stats.paintMs.length - before, worker: stats.worker});
+        }
+        return out;
     }""")
-    assert zoomed == {"paints": 1, "worker": True}
+    assert all(z["paints"] == 1 for z in zoomed), zoomed
+    assert any(z["worker"] for z in zoomed), zoomed
     assert_no_console_errors(console)
 
 
