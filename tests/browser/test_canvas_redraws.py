@@ -8,6 +8,9 @@ layers on it): what the bench's zoom and tick figures rest on (issue 16).
   loaded zoom band: a band's arrival redraws the whole canvas).
 - A poll's redraw of the live canvas runs as several short tasks when the stamping outlasts the
   per-task budget, and the image it puts is the one a redraw at once gives.
+- The static canvas's points, stamped on its worker in shared memory (the page cross-origin
+  isolated), are the page's own stamping pixel for pixel; without isolation, without the worker's
+  script or with a worker that fails, the page stamps.
 """
 
 from __future__ import annotations
