@@ -190,7 +190,7 @@
         // of the move's end (start): the worker's job is posted and its pixels put at the end of the
         // task (a microtask), after the other canvases have drawn meanwhile.
         _update: function (early) {
-            this._putLater = early === true && worker.ready && !worker.off;
+            this._putLater = early === true; // _draw puts later only what it gave the worker
             try {
                 hazmap.CanvasLayer.prototype._update.call(this);
             } finally {
@@ -225,23 +225,21 @@
                 y1 = Math.min(H, Math.ceil((region.max.y - b.min.y) * m));
             }
             var c = this._covered(), s = view.s * m;
-            var job = {
-                t0: t0, t1: t0, spent: 0, view: view, region: region, fresh: fresh, clip: [x0, y0, x1, y1],
-                shown: state.order.map(function (name) { return state.layers[name]; }).filter(function (entry) {
-                    var shown = shownAt(entry, this._map.getZoom());
-                    if (!shown) { entry.drawn = 0; }
-                    return shown;
-                }, this)
-            };
+            var job = {t0: t0, t1: t0, spent: 0, view: view, region: region, fresh: fresh, clip: [x0, y0, x1, y1]};
+            var shown = state.order.map(function (name) { return state.layers[name]; }).filter(function (entry) {
+                var on = shownAt(entry, this._map.getZoom());
+                if (!on) { entry.drawn = 0; }
+                return on;
+            }, this);
             // the layer points (after a move: a strip keeps the view's) and the drawn counts, here
             var covered = {minX: c.min.x, minY: c.min.y, maxX: c.max.x, maxY: c.max.y};
-            job.layers = job.shown.map(function (entry) {
+            job.layers = shown.map(function (entry) {
                 if (!region || fresh) { hazmap.layerPoints(entry.data, entry.xs, entry.ys, view); }
                 entry.drawn = hazmap.countDrawn(entry.xs, entry.ys, view, covered);
                 return {entry: entry, d: entry.data, xs: entry.xs, ys: entry.ys, table: stylesOf(entry).map(
                     function (style, k) { return spriteOf(style, entry.name + ":" + entry.data.classes[k], s); })};
             });
-            if (worker.ready && !worker.off && job.shown.length) {
+            if (worker.ready && !worker.off && job.layers.length) {
                 this._post(job);
                 job.spent = performance.now() - t0; // the page's own time: before the put, and the put
                 if (this._putLater) {
@@ -336,14 +334,15 @@
             if (job.region && job.fresh) { ctx.clearRect(0, 0, W, H); }
             ctx.putImageData(this._target.image, 0, 0, clip[0], clip[1], clip[2] - clip[0], clip[3] - clip[1]);
             // the areas' outlines over the stamped points (putImageData replaces, it does not blend)
-            job.shown.forEach(function (entry) {
+            job.layers.forEach(function (layer) {
+                var entry = layer.entry;
                 if (entry.data.rings && job.view.zoom >= state.config.outlineMinZoom) { this._outlines(entry, job.view, clip); }
                 if (!entry.painted) {
                     entry.painted = true;
                     performance.mark("hazmap:layer:" + entry.name);
                 }
             }, this);
-            if (job.shown.length) { keep(state.stats.paintMs, job.spent + performance.now() - job.t1); }
+            if (job.layers.length) { keep(state.stats.paintMs, job.spent + performance.now() - job.t1); }
             state.stats.worker = !!job.byWorker; // whether the worker drew any of the last paint's points
         },
 

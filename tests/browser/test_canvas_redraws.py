@@ -286,8 +286,8 @@ def test_without_isolation_or_its_worker_the_page_stamps_the_static_canvas(page,
     assert page.evaluate("window.crossOriginIsolated") is (without != "isolation")
     zoom = "(() => { const m = window.hazmap.leafletMap; m.setZoom(m.getZoom() + 1, {animate: false}); })()"
     if without == "a working worker":  # up, and given a job (a zoom) it fails: the page draws it
-        for _ in range(20):
-            page.evaluate(zoom.replace("+ 1", "- 1") if _ % 2 else zoom)
+        for i in range(20):
+            page.evaluate(zoom.replace("+ 1", "- 1") if i % 2 else zoom)
             page.wait_for_function("() => window.hazmapStatic.settled()", timeout=10_000)
             if any("the page stamps" in line for line in warnings):
                 break
@@ -296,9 +296,6 @@ def test_without_isolation_or_its_worker_the_page_stamps_the_static_canvas(page,
     page.wait_for_function("() => window.hazmapStatic.settled()", timeout=10_000)
     assert page.evaluate(STATIC_REDRAW_JS, "page") is False
     assert page.evaluate("window.__static.page.filter(w => w).length") > 1000
-    assert page.evaluate("window.hazmapStatic.drawn()") == page.evaluate(
-        "(() => { window.hazmapStatic.stampOnWorker(false); window.hazmapStatic.redraw(); "
-        "return window.hazmapStatic.drawn(); })()")
     # the aborted worker script, or the failed band, is a console error of its own
     unexpected = [line for line in console.unexpected() if "net::ERR_FAILED" not in line
                   and "hazmap static worker: Error: a broken band" not in line]
